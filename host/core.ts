@@ -1,0 +1,80 @@
+/**
+ * The core family: `print`, `sleep` and `os.exit`.
+ *
+ * @module
+ */
+import type { Engine } from "../runtime/engine.ts";
+import { argError, checkNumber, isNone } from "../runtime/args.ts";
+import type { LuaState } from "../runtime/lua.ts";
+import type { Family } from "../runtime/family.ts";
+
+const TAB = new Uint8Array([9]);
+const NEWLINE = new Uint8Array([10]);
+
+/** `print(...)`: writes its arguments as `tostring` shows them, tab-separated, buffered. */
+function print(engine: Engine, L: LuaState): number {
+  const { vm, stdout } = engine;
+  const n = vm.api.lua_gettop(L);
+  for (let i = 1; i <= n; i++) {
+    if (i > 1) stdout.write(TAB);
+    stdout.write(vm.tostringBytes(L, i));
+  }
+  stdout.write(NEWLINE);
+  return 0;
+}
+
+// One timer per millisecond deadline, shared by every sleeper due then.
+const sleepers = new Map<number, Promise<void>>();
+
+/**
+ * A Promise that resolves after `ms` milliseconds; sleepers due in the same
+ * millisecond share one timer.
+ *
+ * ```ts
+ * import { delay } from "./core.ts";
+ * await delay(1);
+ * ```
+ */
+export function delay(ms: number): Promise<void> {
+  const due = Math.ceil(performance.now() + ms);
+  let timer = sleepers.get(due);
+  if (!timer) {
+    timer = new Promise<void>((resolve) =>
+      setTimeout(() => {
+        sleepers.delete(due);
+        resolve();
+      }, Math.max(0, due - performance.now()))
+    );
+    sleepers.set(due, timer);
+  }
+  return timer;
+}
+
+/** `sleep(seconds)`: parks the calling goroutine; fractions allowed. */
+function sleep(engine: Engine, L: LuaState): Promise<void> {
+  const seconds = checkNumber(engine.vm, L, 1, "sleep");
+  if (!(seconds >= 0) || !Number.isFinite(seconds)) {
+    throw argError(1, "sleep", `non-negative finite number of seconds expected, got ${seconds}`);
+  }
+  return delay(seconds * 1000);
+}
+
+/** `os.exit([code])`: flushes output and ends the run with `code` (true = 0, false = 1). */
+function exit(engine: Engine, L: LuaState): never {
+  const vm = engine.vm;
+  let code = 0;
+  if (!isNone(vm, L, 1)) {
+    const v = vm.toPrimitive(L, 1);
+    if (typeof v === "boolean") code = v ? 0 : 1;
+    else if (typeof v === "number" && Number.isInteger(v)) code = v;
+    else throw argError(1, "exit", "integer or boolean expected");
+  }
+  return engine.exit(code);
+}
+
+/** The core family's registration table. */
+export const core = (engine: Engine): Family => ({
+  print: (L) => print(engine, L),
+  sleep: engine.blocking("sleep", (L) => sleep(engine, L)),
+  "os.exit": (L) => exit(engine, L),
+});

@@ -1,0 +1,50 @@
+/**
+ * The worker that runs one script (or the REPL) for the CLI. Running the
+ * script off the CLI's thread lets the CLI stop it at any moment, even in
+ * the middle of a loop that never yields, at no cost while it runs.
+ *
+ * Protocol: the CLI posts one {@linkcode WorkerRequest}; the worker answers
+ * with `{ exit: code }` when the run is over.
+ *
+ * @module
+ */
+import { Engine } from "../runtime/engine.ts";
+import { sharedOutput } from "./shared_output.ts";
+import { installGlobals, runScriptFile } from "./script.ts";
+import { runRepl } from "./repl.ts";
+
+/** What the CLI asks the worker to run. */
+export interface WorkerRequest {
+  /** Script path, or undefined for the REPL. */
+  script?: string;
+  args: string[];
+  /** Standard output buffer shared with the CLI (see shared_output.ts). */
+  output: SharedArrayBuffer;
+  /** Int32 slot 0: how many resident sources (servers, intervals, ...) are active. */
+  control: SharedArrayBuffer;
+}
+
+/** The worker's answer. */
+export interface WorkerReply {
+  exit: number;
+}
+
+const scope = self as unknown as {
+  onmessage: (e: MessageEvent<WorkerRequest>) => void;
+  postMessage(message: WorkerReply): void;
+};
+
+scope.onmessage = async ({ data }) => {
+  const resident = new Int32Array(data.control);
+  const engine = await Engine.create({
+    stdout: sharedOutput(data.output),
+    onResidentChange: (n) => {
+      Atomics.store(resident, 0, n);
+      Atomics.notify(resident, 0);
+    },
+  });
+  installGlobals(engine);
+  const exit = data.script === undefined ? await runRepl(engine) : await runScriptFile(engine, data.script, data.args);
+  engine.stdout.flush();
+  scope.postMessage({ exit });
+};

@@ -1,0 +1,173 @@
+/**
+ * The `solvm` command line: flags, the time limit and exit codes. The
+ * script itself runs in a worker (host/worker.ts) so that it can be stopped
+ * at any moment.
+ *
+ * @module
+ */
+import { drainSharedOutput, newSharedOutput } from "./host/shared_output.ts";
+import type { WorkerReply, WorkerRequest } from "./host/worker.ts";
+import meta from "./deno.json" with { type: "json" };
+
+const DEFAULT_TIMEOUT = "5s";
+const EXIT_TIMEOUT = 124;
+const EXIT_USAGE = 2;
+
+const USAGE = `SolVM ${meta.version}: a Lua 5.4 runtime with goroutines, channels and more.
+
+Usage:
+  solvm [options] <script.lua> [args...]   run a script; args reach Lua in the arg table
+  solvm [options]                          start the interactive REPL
+
+Options:
+  -timeout, --timeout <duration>   stop the script after this long: 500ms, 10s, 2m, 1h
+                                   (default ${DEFAULT_TIMEOUT}; 0 = no limit). The default limit
+                                   is suspended while a server, listener, interval or cron
+                                   job is active; an explicit limit always applies.
+  -v, --version                    print the version and exit
+  -h, --help                       print this help and exit
+
+Exit codes:
+  0 success, 1 uncaught error, 2 deadlock or bad usage, 124 timeout,
+  n when the script calls os.exit(n).
+`;
+
+/** What the command line asked for. */
+interface Options {
+  script?: string;
+  args: string[];
+  /** Milliseconds, 0 = none. */
+  timeoutMs: number;
+  timeoutText: string;
+  explicitTimeout: boolean;
+}
+
+class UsageError extends Error {}
+
+/** Parses "500ms", "10s", "2m", "1h" or a bare number of seconds into milliseconds. */
+function parseDuration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!m) throw new UsageError(`invalid duration "${text}" (examples: 500ms, 10s, 2m)`);
+  const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? "s"]!;
+  return Number(m[1]) * scale;
+}
+
+function parseArgs(argv: string[]): Options | "help" | "version" {
+  const options: Options = {
+    args: [],
+    timeoutMs: parseDuration(DEFAULT_TIMEOUT),
+    timeoutText: DEFAULT_TIMEOUT,
+    explicitTimeout: false,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (!arg.startsWith("-") || arg === "-") {
+      options.script = arg;
+      options.args = argv.slice(i + 1);
+      break;
+    }
+    const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [
+      arg,
+      undefined,
+    ];
+    switch (flag) {
+      case "-h":
+      case "--help":
+        return "help";
+      case "-v":
+      case "--version":
+        return "version";
+      case "-timeout":
+      case "--timeout": {
+        const value = inline ?? argv[++i];
+        if (value === undefined) throw new UsageError(`${flag} needs a duration (examples: 500ms, 10s, 2m)`);
+        options.timeoutMs = parseDuration(value);
+        options.timeoutText = value;
+        options.explicitTimeout = true;
+        break;
+      }
+      case "--":
+        options.script = argv[i + 1];
+        options.args = argv.slice(i + 2);
+        i = argv.length;
+        break;
+      default:
+        throw new UsageError(`unknown option ${flag} (see solvm --help)`);
+    }
+  }
+  return options;
+}
+
+function fail(message: string, code: number): never {
+  Deno.stderr.writeSync(new TextEncoder().encode(`solvm: ${message}\n`));
+  Deno.exit(code);
+}
+
+/**
+ * Arms the time limit. An explicit limit runs from the start; the default
+ * one runs only while no resident source is active, restarting when the
+ * last one ends.
+ */
+function armTimeout(options: Options, resident: Int32Array, stop: () => void): void {
+  if (options.timeoutMs <= 0) return;
+  let timer: number | undefined;
+  const arm = () => {
+    timer = setTimeout(stop, options.timeoutMs);
+  };
+  arm();
+  if (options.explicitTimeout) return;
+  (async () => {
+    let last = 0;
+    while (true) {
+      const waiting = Atomics.waitAsync(resident, 0, last);
+      if (waiting.async) await waiting.value;
+      const now = Atomics.load(resident, 0);
+      if (now > 0 && last === 0) clearTimeout(timer);
+      if (now === 0 && last > 0) arm();
+      last = now;
+    }
+  })();
+}
+
+function main(argv: string[]): void {
+  let parsed;
+  try {
+    parsed = parseArgs(argv);
+  } catch (e) {
+    if (e instanceof UsageError) fail(e.message, EXIT_USAGE);
+    throw e;
+  }
+  if (parsed === "help") {
+    Deno.stdout.writeSync(new TextEncoder().encode(USAGE));
+    return;
+  }
+  if (parsed === "version") {
+    Deno.stdout.writeSync(new TextEncoder().encode(`solvm ${meta.version} (Lua 5.4, Deno ${Deno.version.deno})\n`));
+    return;
+  }
+  const options = parsed;
+  const output = newSharedOutput();
+  const control = new SharedArrayBuffer(4);
+  const worker = new Worker(new URL("./host/worker.ts", import.meta.url), { type: "module" });
+  worker.onmessage = ({ data }: MessageEvent<WorkerReply>) => {
+    drainSharedOutput(output);
+    Deno.exit(data.exit);
+  };
+  worker.onerror = (e) => {
+    e.preventDefault();
+    drainSharedOutput(output);
+    fail(`internal error: ${e.message}`, 1);
+  };
+  if (options.script !== undefined || options.explicitTimeout) {
+    armTimeout(options, new Int32Array(control), () => {
+      worker.terminate();
+      drainSharedOutput(output);
+      Deno.stderr.writeSync(new TextEncoder().encode(`timeout: script ran longer than ${options.timeoutText}\n`));
+      Deno.exit(EXIT_TIMEOUT);
+    });
+  }
+  const request: WorkerRequest = { script: options.script, args: options.args, output, control };
+  worker.postMessage(request);
+}
+
+if (import.meta.main) main(Deno.args);

@@ -1,0 +1,69 @@
+/**
+ * Argument checks for host functions, with Lua's own wording:
+ * `bad argument #1 to 'sleep' (number expected, got string)`.
+ *
+ * @module
+ */
+import { LUA_TFUNCTION, LUA_TNIL, LUA_TNONE, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, type LuaState } from "./lua.ts";
+import type { LuaVM } from "./state.ts";
+
+/**
+ * Raises Lua's "bad argument" error for argument `i` of `fname`.
+ *
+ * ```ts
+ * import { argError } from "./args.ts";
+ * console.assert(argError(1, "sleep", "number expected, got nil").message ===
+ *   "bad argument #1 to 'sleep' (number expected, got nil)");
+ * ```
+ */
+export function argError(i: number, fname: string, detail: string): Error {
+  return new Error(`bad argument #${i} to '${fname}' (${detail})`);
+}
+
+function typeError(vm: LuaVM, L: LuaState, i: number, fname: string, expected: string): Error {
+  const got = vm.api.lua_type(L, i) === LUA_TNONE ? "no value" : vm.typeName(L, i);
+  return argError(i, fname, `${expected} expected, got ${got}`);
+}
+
+/** Argument `i` as a number (integers and floats alike). */
+export function checkNumber(vm: LuaVM, L: LuaState, i: number, fname: string): number {
+  if (vm.api.lua_type(L, i) !== LUA_TNUMBER) throw typeError(vm, L, i, fname, "number");
+  return vm.api.lua_tonumberx(L, i, 0);
+}
+
+/** Argument `i` as an integer; floats with an integral value are accepted. */
+export function checkInteger(vm: LuaVM, L: LuaState, i: number, fname: string): number {
+  const n = checkNumber(vm, L, i, fname);
+  if (!Number.isInteger(n)) throw argError(i, fname, "number has no integer representation");
+  return n;
+}
+
+/** Argument `i` as the raw bytes of a string (numbers are converted, as Lua does). */
+export function checkBytes(vm: LuaVM, L: LuaState, i: number, fname: string): Uint8Array {
+  const t = vm.api.lua_type(L, i);
+  if (t !== LUA_TSTRING && t !== LUA_TNUMBER) throw typeError(vm, L, i, fname, "string");
+  return vm.toBytes(L, i);
+}
+
+/** Argument `i` as text (UTF-8 decoded). */
+export function checkString(vm: LuaVM, L: LuaState, i: number, fname: string): string {
+  const t = vm.api.lua_type(L, i);
+  if (t !== LUA_TSTRING && t !== LUA_TNUMBER) throw typeError(vm, L, i, fname, "string");
+  return vm.toText(L, i);
+}
+
+/** Checks that argument `i` is a table. */
+export function checkTable(vm: LuaVM, L: LuaState, i: number, fname: string): void {
+  if (vm.api.lua_type(L, i) !== LUA_TTABLE) throw typeError(vm, L, i, fname, "table");
+}
+
+/** Checks that argument `i` is a function. */
+export function checkFunction(vm: LuaVM, L: LuaState, i: number, fname: string): void {
+  if (vm.api.lua_type(L, i) !== LUA_TFUNCTION) throw typeError(vm, L, i, fname, "function");
+}
+
+/** True when argument `i` is absent or nil. */
+export function isNone(vm: LuaVM, L: LuaState, i: number): boolean {
+  const t = vm.api.lua_type(L, i);
+  return t === LUA_TNONE || t === LUA_TNIL;
+}

@@ -1,0 +1,411 @@
+/**
+ * The engine: one Lua state, its goroutine scheduler and the one mechanism
+ * that turns an async TypeScript function into a blocking Lua call.
+ *
+ * A blocking host function starts a Promise and yields its goroutine with
+ * `lua_yieldk`; when the Promise settles the goroutine is queued again and
+ * its continuation pushes the results (or raises the error) at the call
+ * site. Nothing polls: the Deno event loop wakes the engine.
+ *
+ * @module
+ */
+import { loadLuaModule, LUA_OK, LUA_TFUNCTION, type LuaState } from "./lua.ts";
+import { type HostFunction, LuaUnwind, LuaVM } from "./state.ts";
+import { SCHEDULER_LUA } from "./scheduler_lua.ts";
+
+/** Pushes the results of a finished blocking call and returns their count. */
+export type Pusher = (L: LuaState) => number;
+
+/** Where `print` output goes: buffered writes, flushed before the engine waits. */
+export interface OutputSink {
+  write(bytes: Uint8Array): void;
+  flush(): void;
+}
+
+/** How a watched goroutine (the main chunk, a REPL line) ended. */
+export type Outcome =
+  | { status: "ok" }
+  | { status: "error"; message: string; traceback: string }
+  | { status: "deadlock"; report: string }
+  | { status: "exit"; code: number };
+
+/** Options of {@linkcode Engine.create}. */
+export interface EngineOptions {
+  /** Receives `print` output. Default: standard output. */
+  stdout?: OutputSink;
+  /** Receives error reports. Default: standard error. */
+  stderr?: (text: string) => void;
+  /** Told each time the number of resident sources (servers, intervals, ...) changes. */
+  onResidentChange?: (count: number) => void;
+}
+
+/** Thrown through Lua to stop the engine at once (`os.exit`). */
+export class ExitRequest extends LuaUnwind {
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+  }
+}
+
+const NO_RESULTS: Pusher = () => 0;
+const WAKE_BATCH = 64;
+
+/** Standard output through a small buffer. */
+export function stdoutSink(): OutputSink {
+  const buffer = new Uint8Array(1 << 16);
+  let used = 0;
+  const flush = () => {
+    let off = 0;
+    while (off < used) off += Deno.stdout.writeSync(buffer.subarray(off, used));
+    used = 0;
+  };
+  return {
+    write(bytes) {
+      if (used + bytes.length > buffer.length) flush();
+      if (bytes.length > buffer.length) {
+        let off = 0;
+        while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
+      } else {
+        buffer.set(bytes, used);
+        used += bytes.length;
+      }
+    },
+    flush,
+  };
+}
+
+/**
+ * A Lua engine with goroutines.
+ *
+ * ```ts
+ * import { Engine } from "./engine.ts";
+ * const engine = await Engine.create();
+ * const outcome = await engine.execute("x = 1 + 1", "=example");
+ * console.assert(outcome.status === "ok");
+ * engine.close();
+ * ```
+ */
+export class Engine {
+  readonly vm: LuaVM;
+  readonly stdout: OutputSink;
+  readonly stderr: (text: string) => void;
+  #sched = 0;
+  #parkRef = 0;
+  #continuation = 0;
+  #nextOp = 0;
+  #results = new Map<number, { ok: true; push: Pusher } | { ok: false; message: string }>();
+  #woken: number[] = [];
+  #pending = 0;
+  #resident = 0;
+  #scheduled = false;
+  #closed = false;
+  #watchers = new Map<number, (o: Outcome) => void>();
+  #idleWaiters: (() => void)[] = [];
+  #exit: ExitRequest | undefined;
+  #onResidentChange?: (count: number) => void;
+
+  private constructor(vm: LuaVM, options: EngineOptions) {
+    this.vm = vm;
+    this.stdout = options.stdout ?? stdoutSink();
+    this.stderr = options.stderr ?? ((text) => Deno.stderr.writeSync(new TextEncoder().encode(text)));
+    this.#onResidentChange = options.onResidentChange;
+  }
+
+  /** Loads Lua and the scheduler. */
+  static async create(options: EngineOptions = {}): Promise<Engine> {
+    const engine = new Engine(new LuaVM(await loadLuaModule()), options);
+    engine.#boot();
+    return engine;
+  }
+
+  /** The main thread's state. */
+  get L(): LuaState {
+    return this.vm.L;
+  }
+
+  #boot(): void {
+    const { vm, L } = this;
+    const api = vm.api;
+    this.#continuation = vm.lua.addFunction(
+      (L: LuaState, _status: number, ctx: number) => this.#resumeHostCall(L, ctx),
+      "iiii",
+    );
+    const failure = vm.load(L, SCHEDULER_LUA, "=scheduler");
+    if (failure) throw new Error(failure);
+    api.lua_createtable(L, 0, 0); // the PARK sentinel
+    api.lua_pushvalue(L, -1);
+    this.#parkRef = vm.ref(L);
+    api.lua_createtable(L, 0, 2);
+    api.lua_pushcclosure(L, vm.hostFunction((L) => this.#finished(L)), 0);
+    api.lua_setfield(L, -2, vm.cstr("finished"));
+    api.lua_pushcclosure(
+      L,
+      vm.hostFunction((L) => {
+        this.reportError(vm.toText(L, 1));
+        return 0;
+      }),
+      0,
+    );
+    api.lua_setfield(L, -2, vm.cstr("report"));
+    this.#call(2, 1);
+    this.#sched = vm.ref(L);
+  }
+
+  /** Calls the function below `nargs` arguments on the main stack; internal failures are bugs. */
+  #call(nargs: number, nresults: number): void {
+    const { vm, L } = this;
+    if (vm.api.lua_pcallk(L, nargs, nresults, 0, 0, 0) !== LUA_OK) {
+      const message = vm.toText(L, -1);
+      vm.api.lua_settop(L, -2);
+      throw new Error(`SolVM scheduler failure: ${message}`);
+    }
+  }
+
+  /** Pushes field `name` of the scheduler's table. */
+  pushSchedulerField(L: LuaState, name: string): void {
+    this.vm.pushRef(L, this.#sched);
+    this.vm.api.lua_getfield(L, -1, this.vm.cstr(name));
+    this.vm.api.lua_rotate(L, -2, 1);
+    this.vm.api.lua_settop(L, -2);
+  }
+
+  /** Writes an error report to stderr, after flushing pending output so the order holds. */
+  reportError(text: string): void {
+    this.stdout.flush();
+    this.stderr(text.endsWith("\n") ? text : text + "\n");
+  }
+
+  #finished(L: LuaState): number {
+    const vm = this.vm;
+    const id = Number(vm.api.lua_tointegerx(L, 1, 0));
+    const watcher = this.#watchers.get(id);
+    if (!watcher) return 0;
+    this.#watchers.delete(id);
+    if (vm.api.lua_toboolean(L, 2)) watcher({ status: "ok" });
+    else watcher({ status: "error", message: vm.toText(L, 3), traceback: vm.toText(L, 4) });
+    return 0;
+  }
+
+  // ---- the one mechanism -------------------------------------------------
+
+  /**
+   * Wraps `impl` as a Lua function that may wait. `impl` reads its
+   * arguments and either pushes results at once (returning their count,
+   * the fast path: no yield) or returns a Promise of a {@linkcode Pusher};
+   * then only the calling goroutine waits.
+   */
+  blocking(what: string, impl: (L: LuaState) => number | Promise<Pusher | void>): HostFunction {
+    return (L) => {
+      const result = impl(L);
+      return typeof result === "number" ? result : this.park(L, result, what);
+    };
+  }
+
+  /** Parks the calling goroutine until `promise` settles; returns through `lua_yieldk`. */
+  park(L: LuaState, promise: Promise<Pusher | void>, what: string): number {
+    const api = this.vm.api;
+    if (!api.lua_isyieldable(L)) {
+      // Attach a no-op handler so a later rejection is not unhandled.
+      promise.catch(() => {});
+      throw new Error(`${what} cannot wait here (not in a goroutine, or across a C call)`);
+    }
+    const id = ++this.#nextOp;
+    this.#pending++;
+    promise.then(
+      (push) => this.#settle(id, { ok: true, push: push ?? NO_RESULTS }),
+      (e) => this.#settle(id, { ok: false, message: e instanceof Error ? e.message : String(e) }),
+    );
+    api.lua_settop(L, 0);
+    this.vm.pushRef(L, this.#parkRef);
+    api.lua_pushinteger(L, BigInt(id));
+    this.vm.pushString(L, what);
+    return api.lua_yieldk(L, 3, id, this.#continuation);
+  }
+
+  #settle(id: number, result: { ok: true; push: Pusher } | { ok: false; message: string }): void {
+    this.#pending--;
+    if (this.#closed) return;
+    this.#results.set(id, result);
+    this.#woken.push(id);
+    this.#kick();
+  }
+
+  #resumeHostCall(L: LuaState, id: number): number {
+    const result = this.#results.get(id)!;
+    this.#results.delete(id);
+    this.vm.api.lua_settop(L, 0);
+    let message: string;
+    if (result.ok) {
+      try {
+        return result.push(L);
+      } catch (e) {
+        if (typeof e === "number" || e instanceof LuaUnwind) throw e;
+        message = e instanceof Error ? e.message : String(e);
+      }
+    } else message = result.message;
+    return this.vm.raise(L, message);
+  }
+
+  /** Counts a resident source (server, interval, ...) that keeps the process alive; call the result to release it. */
+  hold(): () => void {
+    let held = true;
+    this.#setResident(this.#resident + 1);
+    return () => {
+      if (!held) return;
+      held = false;
+      this.#setResident(this.#resident - 1);
+      this.#kick();
+    };
+  }
+
+  /** How many resident sources are active. */
+  get resident(): number {
+    return this.#resident;
+  }
+
+  #setResident(n: number): void {
+    this.#resident = n;
+    this.#onResidentChange?.(n);
+  }
+
+  /** Stops the engine from inside a host function: unwinds Lua and ends with `code`. */
+  exit(code: number): never {
+    this.stdout.flush();
+    throw new ExitRequest(code);
+  }
+
+  // ---- driving -----------------------------------------------------------
+
+  #kick(): void {
+    if (this.#scheduled || this.#closed) return;
+    this.#scheduled = true;
+    queueMicrotask(() => this.#pump());
+  }
+
+  #pump(): void {
+    this.#scheduled = false;
+    if (this.#closed || this.#exit) return;
+    const { vm, L } = this;
+    try {
+      while (this.#woken.length > 0) {
+        const batch = this.#woken.splice(0, WAKE_BATCH);
+        this.pushSchedulerField(L, "wake");
+        for (const id of batch) vm.api.lua_pushinteger(L, BigInt(id));
+        this.#call(batch.length, 0);
+      }
+      this.pushSchedulerField(L, "run");
+      this.#call(0, 0);
+    } catch (e) {
+      if (!(e instanceof ExitRequest)) throw e;
+      this.#exit = e;
+      for (const watcher of this.#watchers.values()) watcher({ status: "exit", code: e.code });
+      this.#watchers.clear();
+      this.#releaseIdle();
+      return;
+    }
+    this.stdout.flush();
+    if (this.#woken.length === 0 && this.#pending === 0 && this.#resident === 0) this.#quiescent();
+  }
+
+  #quiescent(): void {
+    if (this.#watchers.size > 0) {
+      const report = this.parkedReport();
+      for (const watcher of this.#watchers.values()) watcher({ status: "deadlock", report });
+      this.#watchers.clear();
+    }
+    this.#releaseIdle();
+  }
+
+  #releaseIdle(): void {
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  /** The goroutines parked right now, one line each with what they wait on. */
+  parkedReport(): string {
+    this.pushSchedulerField(this.L, "parked_report");
+    this.#call(0, 1);
+    const text = this.vm.toText(this.L, -1);
+    this.vm.api.lua_settop(this.L, -2);
+    return text;
+  }
+
+  /**
+   * Runs the function on top of the main stack as a watched goroutine
+   * named `name`, with `nargs` arguments above it; resolves when it ends.
+   */
+  spawnWatched(name: string, nargs: number): Promise<Outcome> {
+    const { vm, L } = this;
+    if (this.#exit) return Promise.resolve({ status: "exit", code: this.#exit.code });
+    const api = vm.api;
+    this.pushSchedulerField(L, "spawn");
+    api.lua_rotate(L, -(nargs + 2), 1); // spawn, fn, args...
+    vm.pushString(L, name);
+    api.lua_pushboolean(L, 1);
+    api.lua_rotate(L, -(nargs + 2), 2); // spawn, fn, name, true, args...
+    this.#call(nargs + 3, 1);
+    const id = Number(api.lua_tointegerx(L, -1, 0));
+    api.lua_settop(L, -2);
+    const done = new Promise<Outcome>((resolve) => this.#watchers.set(id, resolve));
+    this.#kick();
+    return done;
+  }
+
+  /**
+   * Compiles `source` and runs it as the goroutine "main" with `args` as `...`.
+   * A syntax error comes back as an error outcome with an empty traceback.
+   */
+  execute(source: Uint8Array | string, chunkname: string, args: string[] = []): Promise<Outcome> {
+    const failure = this.vm.load(this.L, source, chunkname);
+    if (failure) return Promise.resolve({ status: "error", message: failure, traceback: "" });
+    for (const a of args) this.vm.pushString(this.L, a);
+    return this.spawnWatched("main", args.length);
+  }
+
+  /** Resolves once nothing can make progress: no pending call, timer, server or ready goroutine. */
+  idle(): Promise<void> {
+    if (this.#exit) return Promise.resolve();
+    const done = new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+    this.#kick();
+    return done;
+  }
+
+  /** The exit code requested by `os.exit`, if any. */
+  get exitCode(): number | undefined {
+    return this.#exit?.code;
+  }
+
+  /** Sets a global (dotted names reach into tables: "os.exit") to a host function. */
+  setGlobal(name: string, impl: HostFunction): void {
+    const { vm, L } = this;
+    vm.api.lua_pushcclosure(L, vm.hostFunction(impl), 0);
+    this.#assign(name);
+  }
+
+  /** Sets a global to a field of the scheduler's table (a function written in Lua). */
+  setGlobalFromScheduler(name: string, field: string): void {
+    this.pushSchedulerField(this.L, field);
+    if (this.vm.api.lua_type(this.L, -1) !== LUA_TFUNCTION) throw new Error(`scheduler has no ${field}`);
+    this.#assign(name);
+  }
+
+  // Pops the top value into global `name` (one dot allowed: "os.exit").
+  #assign(name: string): void {
+    const { vm, L } = this;
+    const dot = name.indexOf(".");
+    if (dot < 0) return vm.api.lua_setglobal(L, vm.cstr(name));
+    vm.api.lua_getglobal(L, vm.cstr(name.slice(0, dot)));
+    vm.api.lua_rotate(L, -2, 1);
+    vm.api.lua_setfield(L, -2, vm.cstr(name.slice(dot + 1)));
+    vm.api.lua_settop(L, -2);
+  }
+
+  /** Frees the Lua state; pending calls are dropped. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.stdout.flush();
+    this.vm.close();
+    this.vm.lua.removeFunction(this.#continuation);
+  }
+}

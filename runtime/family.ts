@@ -1,0 +1,50 @@
+/**
+ * How a family of Lua globals is registered: each host file ends with one
+ * table mapping Lua names to implementations (as Lua's C libraries end with
+ * a `luaL_Reg` array), and {@linkcode installFamily} registers it.
+ *
+ * @module
+ */
+import type { Engine } from "./engine.ts";
+import type { HostFunction } from "./state.ts";
+
+/** An implementation written in the scheduler's Lua (see scheduler_lua.ts). */
+export interface SchedulerFunction {
+  readonly scheduler: string;
+}
+
+/** Lua name (dots reach into tables: "os.exit") -> implementation. */
+export type Family = Record<string, HostFunction | SchedulerFunction>;
+
+/** A family's registration table, built for one engine. */
+export type FamilyTable = (engine: Engine) => Family;
+
+/**
+ * Names a function of the Lua scheduler as a family member.
+ *
+ * ```ts
+ * import { inScheduler } from "./family.ts";
+ * console.assert(inScheduler("go").scheduler === "go");
+ * ```
+ */
+export function inScheduler(field: string): SchedulerFunction {
+  return { scheduler: field };
+}
+
+/**
+ * Registers every member of `family` as a Lua global of `engine`.
+ *
+ * ```ts
+ * import { Engine } from "./engine.ts";
+ * import { installFamily } from "./family.ts";
+ * const engine = await Engine.create();
+ * installFamily(engine, () => ({ answer: (L) => (engine.vm.pushPrimitive(L, 42), 1) }));
+ * engine.close();
+ * ```
+ */
+export function installFamily(engine: Engine, table: FamilyTable): void {
+  for (const [name, impl] of Object.entries(table(engine))) {
+    if (typeof impl === "function") engine.setGlobal(name, impl);
+    else engine.setGlobalFromScheduler(name, impl.scheduler);
+  }
+}

@@ -1,0 +1,398 @@
+/**
+ * The goroutine scheduler and channels, written in Lua so that a buffered
+ * send or a ready receive costs a Lua function call and no yield. A
+ * goroutine yields only when it really has to wait (GUIDE: a coroutine
+ * switch is the expensive operation in this stack).
+ *
+ * The chunk is called with `(PARK, host)` where `PARK` is the sentinel every
+ * waiting goroutine yields and `host` holds the JavaScript callbacks
+ * `finished(id, ok, message, traceback)` and `report(text)`. It returns the
+ * scheduler's table: `run`, `wake`, `spawn`, `parked_report` and the Lua
+ * globals of the concurrency family.
+ *
+ * @module
+ */
+export const SCHEDULER_LUA = String.raw`
+local PARK, host = ...
+local co_create, co_resume, co_yield, co_status =
+  coroutine.create, coroutine.resume, coroutine.yield, coroutine.status
+local lua_select, traceback, pack, unpack = select, debug.traceback, table.pack, table.unpack
+local type, tostring, error, setmetatable, getmetatable, rawget, math_type =
+  type, tostring, error, setmetatable, getmetatable, rawget, math.type
+
+local ready, rhead, rtail = {}, 1, 0       -- run queue
+local goroutines = {}                       -- id -> goroutine
+local host_waiting = {}                     -- host operation id -> goroutine
+local live, next_id = 0, 0
+local current                               -- the running goroutine
+local waiters, nwaiting = {}, 0             -- goroutines inside wait()
+local error_handler
+
+local function make_ready(g, a, b)
+  g.state, g.wait, g.a, g.b = "ready", nil, a, b
+  rtail = rtail + 1
+  ready[rtail] = g
+end
+
+local function outside()
+  error("cannot block outside a goroutine (this call would wait)", 3)
+end
+
+-- Parks the running goroutine; the caller has queued it where a waker finds it.
+local function park(what)
+  local g = current
+  g.state, g.wait, g.seq = "parked", what, g.seq + 1
+  return co_yield(PARK)
+end
+
+local function spawn(fn, name, watched, ...)
+  next_id = next_id + 1
+  live = live + 1
+  local g = { id = next_id, name = name or ("goroutine " .. next_id), co = co_create(fn),
+              seq = 0, state = "ready", watched = watched }
+  if lua_select("#", ...) > 0 then g.args = pack(...) end
+  goroutines[next_id] = g
+  rtail = rtail + 1
+  ready[rtail] = g
+  return next_id
+end
+
+local function message_of(err)
+  if type(err) == "string" then return err end
+  local mt = getmetatable(err)
+  if mt and rawget(mt, "__tostring") then return tostring(err) end
+  return "(error object is a " .. type(err) .. " value)"
+end
+
+local function dispatch_error(g, message, trace)
+  if error_handler and not g.handler then
+    local id = spawn(error_handler, "on_error handler", false, message, trace)
+    goroutines[id].handler = true
+  else
+    local label = g.handler and "error in on_error handler" or ("error in " .. g.name)
+    host.report(label .. ": " .. trace)
+  end
+end
+
+local function finish(g, ok, err)
+  live = live - 1
+  goroutines[g.id] = nil
+  g.state = "dead"
+  if ok then
+    if g.watched then host.finished(g.id, true) end
+  else
+    local message = message_of(err)
+    local trace = traceback(g.co, message)
+    if g.watched then host.finished(g.id, false, message, trace)
+    else dispatch_error(g, message, trace) end
+  end
+  if nwaiting > 0 and live == nwaiting then
+    local list = waiters
+    waiters, nwaiting = {}, 0
+    for i = 1, #list do make_ready(list[i]) end
+  end
+end
+
+local function run()
+  while rhead <= rtail do
+    local g = ready[rhead]
+    ready[rhead] = nil
+    rhead = rhead + 1
+    current = g
+    g.state = "running"
+    local ok, r1, r2, r3
+    local args = g.args
+    if args then
+      g.args = nil
+      ok, r1, r2, r3 = co_resume(g.co, unpack(args, 1, args.n))
+    else
+      local a, b = g.a, g.b
+      g.a, g.b = nil, nil
+      ok, r1, r2, r3 = co_resume(g.co, a, b)
+    end
+    current = nil
+    if co_status(g.co) == "dead" then
+      finish(g, ok, r1)
+    elseif r1 == PARK then
+      if r2 ~= nil then                     -- a host operation: JavaScript wakes it
+        g.state, g.wait, g.seq = "parked", r3, g.seq + 1
+        host_waiting[r2] = g
+      end
+    else                                    -- a bare coroutine.yield(): let others run
+      make_ready(g)
+    end
+  end
+  rhead, rtail = 1, 0
+end
+
+local function wake(...)
+  for i = 1, lua_select("#", ...) do
+    local id = lua_select(i, ...)
+    local g = host_waiting[id]
+    host_waiting[id] = nil
+    if g then make_ready(g) end
+  end
+end
+
+-- Channels ----------------------------------------------------------------
+
+local channels = {}                         -- name or channel object -> channel
+local Channel = {}
+local anonymous = 0
+
+-- Waiter queues hold (goroutine, park sequence[, value]) in flat slots; an
+-- entry is stale once its goroutine has been woken by another channel.
+local function queue() return { h = 1, t = 0 } end
+
+local function pop_receiver(q)
+  local h, t = q.h, q.t
+  while h <= t do
+    local g, seq = q[h], q[h + 1]
+    q[h], q[h + 1] = nil, nil
+    h = h + 2
+    if g.seq == seq and g.state == "parked" then
+      if h > t then q.h, q.t = 1, 0 else q.h = h end
+      return g
+    end
+  end
+  q.h, q.t = 1, 0
+end
+
+local function pop_sender(q)
+  local h, t = q.h, q.t
+  while h <= t do
+    local g, seq, v = q[h], q[h + 1], q[h + 2]
+    q[h], q[h + 1], q[h + 2] = nil, nil, nil
+    h = h + 3
+    if g.seq == seq and g.state == "parked" then
+      if h > t then q.h, q.t = 1, 0 else q.h = h end
+      return g, v
+    end
+  end
+  q.h, q.t = 1, 0
+end
+
+local function lookup(c, fname)
+  local ch = channels[c]
+  if ch then return ch end
+  local tc = type(c)
+  if tc == "string" then
+    error(fname .. ": no channel named '" .. c .. "' (create it with chan)", 3)
+  end
+  error("bad argument #1 to '" .. fname .. "' (channel or channel name expected, got " .. tc .. ")", 3)
+end
+
+local function wake_receiver(ch, g, v, ok)
+  if g.selecting then make_ready(g, v, ch.name) else make_ready(g, v, ok) end
+end
+
+local function send(c, v)
+  local ch = channels[c] or lookup(c, "send")
+  if ch.closed then error("send on closed channel '" .. ch.name .. "'", 2) end
+  local rq = ch.rq
+  if rq.h <= rq.t then
+    local g = pop_receiver(rq)
+    if g then wake_receiver(ch, g, v, true) return end
+  end
+  local n, cap = ch.n, ch.cap
+  if n < cap then
+    ch.buf[(ch.bh + n) % cap + 1] = v
+    ch.n = n + 1
+    return
+  end
+  local g, sq = current or outside(), ch.sq
+  local t = sq.t
+  sq[t + 1], sq[t + 2], sq[t + 3] = g, g.seq + 1, v
+  sq.t = t + 3
+  if not park("send on channel '" .. ch.name .. "'") then
+    error("send on closed channel '" .. ch.name .. "'", 2)
+  end
+end
+
+-- Takes a value if one is ready: returns true, value, ok.
+local function try_receive(ch)
+  local n = ch.n
+  if n > 0 then
+    local i = ch.bh + 1
+    local buf = ch.buf
+    local v = buf[i]
+    buf[i] = nil
+    ch.bh = i % ch.cap
+    ch.n = n - 1
+    local sq = ch.sq
+    if sq.h <= sq.t then
+      local g, sv = pop_sender(sq)
+      if g then
+        buf[(ch.bh + n - 1) % ch.cap + 1] = sv
+        ch.n = n
+        make_ready(g, true)
+      end
+    end
+    return true, v, true
+  end
+  local sq = ch.sq
+  if sq.h <= sq.t then
+    local g, sv = pop_sender(sq)
+    if g then make_ready(g, true) return true, sv, true end
+  end
+  if ch.closed then return true, nil, false end
+  return false
+end
+
+local function receive(c)
+  local ch = channels[c] or lookup(c, "receive")
+  local got, v, ok = try_receive(ch)
+  if got then return v, ok end
+  local g, rq = current or outside(), ch.rq
+  local t = rq.t
+  rq[t + 1], rq[t + 2] = g, g.seq + 1
+  rq.t = t + 2
+  return park("receive on channel '" .. ch.name .. "'")
+end
+
+local function close_channel(c)
+  local ch = channels[c] or lookup(c, "close_channel")
+  if ch.closed then error("close of closed channel '" .. ch.name .. "'", 2) end
+  ch.closed = true
+  while true do
+    local g = pop_receiver(ch.rq)
+    if not g then break end
+    wake_receiver(ch, g, nil, false)
+  end
+  while true do
+    local g = pop_sender(ch.sq)
+    if not g then break end
+    make_ready(g, false)
+  end
+end
+
+local select_start = 0
+
+local function select(first, ...)
+  if first == "#" or type(first) == "number" then return lua_select(first, ...) end
+  local list = { first, ... }
+  local n = #list
+  if n == 0 then error("bad argument #1 to 'select' (channel expected, got no value)", 2) end
+  for i = 1, n do list[i] = channels[list[i]] or lookup(list[i], "select") end
+  select_start = select_start % n + 1       -- rotate so no channel starves
+  for k = 0, n - 1 do
+    local ch = list[(select_start + k - 1) % n + 1]
+    local got, v = try_receive(ch)
+    if got then return v, ch.name end
+  end
+  local g = current or outside()
+  local seq = g.seq + 1
+  local names = {}
+  for i = 1, n do
+    local rq = list[i].rq
+    local t = rq.t
+    rq[t + 1], rq[t + 2] = g, seq
+    rq.t = t + 2
+    names[i] = "'" .. list[i].name .. "'"
+  end
+  g.selecting = true
+  local v, name = park("select on channels " .. table.concat(names, ", "))
+  g.selecting = nil
+  return v, name
+end
+
+local function chan(name, size)
+  if name == nil then
+    anonymous = anonymous + 1
+    name = "chan-" .. anonymous
+  elseif type(name) ~= "string" then
+    error("bad argument #1 to 'chan' (string expected, got " .. type(name) .. ")", 2)
+  end
+  if size == nil then size = 0
+  elseif math_type(size) ~= "integer" or size < 0 then
+    error("bad argument #2 to 'chan' (non-negative integer buffer size expected, got " .. tostring(size) .. ")", 2)
+  end
+  local ch = channels[name]
+  if ch and not ch.closed then return ch end
+  ch = setmetatable({ name = name, cap = size, buf = {}, bh = 0, n = 0, closed = false,
+                      rq = queue(), sq = queue() }, Channel)
+  channels[name], channels[ch] = ch, ch
+  return ch
+end
+
+Channel.__index = { send = send, receive = receive, close = close_channel }
+Channel.__name = "channel"
+Channel.__len = function(ch) return ch.n end
+Channel.__tostring = function(ch)
+  return "channel '" .. ch.name .. "' (" .. ch.n .. "/" .. ch.cap .. " buffered" ..
+    (ch.closed and ", closed)" or ")")
+end
+
+-- Goroutines --------------------------------------------------------------
+
+local function go(fn, ...)
+  if type(fn) ~= "function" then
+    error("bad argument #1 to 'go' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  local name = ...
+  return spawn(fn, type(name) == "string" and name or nil, false, ...)
+end
+
+local function wait()
+  local g = current or outside()
+  if live - nwaiting - 1 <= 0 then return end
+  nwaiting = nwaiting + 1
+  waiters[nwaiting] = g
+  park("wait for goroutines")
+end
+
+local function on_error(fn)
+  if fn ~= nil and type(fn) ~= "function" then
+    error("bad argument #1 to 'on_error' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  error_handler = fn
+end
+
+local function parked_report()
+  local ids = {}
+  for id, g in pairs(goroutines) do
+    if g.state == "parked" then ids[#ids + 1] = id end
+  end
+  table.sort(ids)
+  local lines = {}
+  for _, id in ipairs(ids) do
+    local g = goroutines[id]
+    lines[#lines + 1] = "goroutine " .. id .. " [" .. g.name .. "]: " .. (g.wait or "waiting")
+  end
+  return table.concat(lines, "\n")
+end
+
+-- Blocking calls made inside a plain coroutine pass their park up to the
+-- goroutine's scheduler and resume the inner coroutine once woken.
+local function relay(co, ok, first, ...)
+  if ok and first == PARK and co_status(co) == "suspended" then
+    return relay(co, co_resume(co, co_yield(PARK, ...)))
+  end
+  return ok, first, ...
+end
+
+coroutine.resume = function(co, ...)
+  return relay(co, co_resume(co, ...))
+end
+
+local function unwrap(ok, ...)
+  if ok then return ... end
+  local err = ...
+  if type(err) == "string" then error(err, 2) end
+  error(err, 0)
+end
+
+coroutine.wrap = function(fn)
+  local co = co_create(fn)
+  return function(...)
+    return unwrap(relay(co, co_resume(co, ...)))
+  end
+end
+
+return {
+  run = run, wake = wake, spawn = spawn, parked_report = parked_report,
+  goroutines = goroutines,
+  go = go, chan = chan, send = send, receive = receive, close_channel = close_channel,
+  select = select, wait = wait, on_error = on_error,
+}
+`;

@@ -1,0 +1,253 @@
+/**
+ * One Lua state and the byte-level helpers every host function needs:
+ * strings in and out (binary-safe), registry references, chunk loading and
+ * host functions whose JavaScript errors become Lua errors.
+ *
+ * @module
+ */
+import {
+  LUA_OK,
+  LUA_REGISTRYINDEX,
+  LUA_TBOOLEAN,
+  LUA_TNIL,
+  LUA_TNUMBER,
+  LUA_TSTRING,
+  type LuaExports,
+  type LuaModule,
+  type LuaState,
+} from "./lua.ts";
+
+/** A host function: reads its arguments from `L`, pushes results, returns their count. */
+export type HostFunction = (L: LuaState) => number;
+
+/**
+ * A JavaScript error that becomes a Lua error at the caller's line.
+ *
+ * ```ts
+ * import { LuaRaise } from "./state.ts";
+ * const e = new LuaRaise("bad thing");
+ * console.assert(e.message === "bad thing");
+ * ```
+ */
+export class LuaRaise extends Error {}
+
+/**
+ * Thrown by a host function to stop the whole state at once (os.exit, a
+ * hard limit): it unwinds through Lua without becoming a catchable error.
+ */
+export class LuaUnwind extends Error {}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * A Lua state with SolVM's helpers.
+ *
+ * ```ts
+ * import { loadLuaModule } from "./lua.ts";
+ * import { LuaVM } from "./state.ts";
+ * const vm = new LuaVM(await loadLuaModule());
+ * vm.pushString(vm.L, "héllo");
+ * console.assert(vm.toText(vm.L, -1) === "héllo");
+ * vm.close();
+ * ```
+ */
+export class LuaVM {
+  readonly api: LuaExports;
+  readonly L: LuaState;
+  #scratch = 0;
+  #scratchSize = 0;
+  readonly #lenPtr: number;
+  readonly #cstrings = new Map<string, number>();
+  readonly #functions: number[] = [];
+
+  constructor(readonly lua: LuaModule) {
+    this.api = lua.raw;
+    this.L = this.api.luaL_newstate();
+    this.api.luaL_openlibs(this.L);
+    this.#lenPtr = this.api.malloc(8);
+  }
+
+  /** A NUL-terminated copy of `s` in WebAssembly memory, kept for the state's life. */
+  cstr(s: string): number {
+    let p = this.#cstrings.get(s);
+    if (p === undefined) {
+      const bytes = encoder.encode(s);
+      p = this.api.malloc(bytes.length + 1);
+      const heap = this.lua.heap();
+      heap.set(bytes, p);
+      heap[p + bytes.length] = 0;
+      this.#cstrings.set(s, p);
+    }
+    return p;
+  }
+
+  #reserve(size: number): number {
+    if (size > this.#scratchSize) {
+      if (this.#scratch) this.api.free(this.#scratch);
+      this.#scratchSize = Math.max(size, 2 * this.#scratchSize, 4096);
+      this.#scratch = this.api.malloc(this.#scratchSize);
+      if (!this.#scratch) throw new LuaRaise("not enough memory");
+    }
+    return this.#scratch;
+  }
+
+  /** Pushes a JavaScript string as UTF-8 bytes. */
+  pushString(L: LuaState, s: string): void {
+    const max = s.length * 3;
+    const p = this.#reserve(max + 1);
+    const { written } = encoder.encodeInto(s, this.lua.heap().subarray(p, p + max));
+    this.api.lua_pushlstring(L, p, written);
+  }
+
+  /** Pushes raw bytes as a Lua string. */
+  pushBytes(L: LuaState, bytes: Uint8Array): void {
+    const p = this.#reserve(bytes.length + 1);
+    this.lua.heap().set(bytes, p);
+    this.api.lua_pushlstring(L, p, bytes.length);
+  }
+
+  /** A view (not a copy) of the string or number at `idx`; valid until Lua runs again. */
+  viewBytes(L: LuaState, idx: number): Uint8Array {
+    const p = this.api.lua_tolstring(L, idx, this.#lenPtr);
+    const heap = this.lua.heap();
+    return heap.subarray(p, p + this.#length(heap));
+  }
+
+  #length(heap: Uint8Array): number {
+    const at = this.#lenPtr;
+    return (heap[at] | heap[at + 1] << 8 | heap[at + 2] << 16 | heap[at + 3] << 24) >>> 0;
+  }
+
+  /** A copy of the bytes of the string at `idx`. */
+  toBytes(L: LuaState, idx: number): Uint8Array {
+    return this.viewBytes(L, idx).slice();
+  }
+
+  /** The string at `idx` decoded as UTF-8 (invalid bytes become U+FFFD). */
+  toText(L: LuaState, idx: number): string {
+    return decoder.decode(this.viewBytes(L, idx));
+  }
+
+  /** Any value as Lua's `tostring` shows it (honours `__tostring`), as bytes. */
+  tostringBytes(L: LuaState, idx: number): Uint8Array {
+    const p = this.api.luaL_tolstring(L, idx, this.#lenPtr);
+    const heap = this.lua.heap();
+    const bytes = heap.slice(p, p + this.#length(heap));
+    this.api.lua_settop(L, -2);
+    return bytes;
+  }
+
+  /** The name of the type of the value at `idx` ("nil", "table", ...). */
+  typeName(L: LuaState, idx: number): string {
+    const p = this.api.lua_typename(L, this.api.lua_type(L, idx));
+    const heap = this.lua.heap();
+    let end = p;
+    while (heap[end]) end++;
+    return decoder.decode(heap.subarray(p, end));
+  }
+
+  /** Pushes a JavaScript primitive: nil, boolean, integer or float, string, bytes. */
+  pushPrimitive(L: LuaState, v: unknown): void {
+    const api = this.api;
+    if (v === null || v === undefined) api.lua_pushnil(L);
+    else if (typeof v === "boolean") api.lua_pushboolean(L, v ? 1 : 0);
+    else if (typeof v === "number") {
+      if (Number.isInteger(v) && Math.abs(v) <= Number.MAX_SAFE_INTEGER) api.lua_pushinteger(L, BigInt(v));
+      else api.lua_pushnumber(L, v);
+    } else if (typeof v === "bigint") api.lua_pushinteger(L, BigInt.asIntN(64, v));
+    else if (typeof v === "string") this.pushString(L, v);
+    else if (v instanceof Uint8Array) this.pushBytes(L, v);
+    else throw new TypeError(`cannot pass a ${typeof v} to Lua`);
+  }
+
+  /** Reads a nil, boolean, number or string; other types come back as undefined. */
+  toPrimitive(L: LuaState, idx: number): null | boolean | number | string | undefined {
+    const api = this.api;
+    switch (api.lua_type(L, idx)) {
+      case LUA_TNIL:
+        return null;
+      case LUA_TBOOLEAN:
+        return api.lua_toboolean(L, idx) !== 0;
+      case LUA_TNUMBER:
+        return api.lua_isinteger(L, idx) ? Number(api.lua_tointegerx(L, idx, 0)) : api.lua_tonumberx(L, idx, 0);
+      case LUA_TSTRING:
+        return this.toText(L, idx);
+    }
+    return undefined;
+  }
+
+  /**
+   * Compiles `source` under `chunkname` ("@file.lua" or "=name"); on failure
+   * returns the message. `mode` "t" refuses precompiled bytecode.
+   */
+  load(L: LuaState, source: Uint8Array | string, chunkname: string, mode: "t" | "bt" = "t"): string | null {
+    const bytes = typeof source === "string" ? encoder.encode(source) : source;
+    const p = this.#reserve(bytes.length + 1);
+    this.lua.heap().set(bytes, p);
+    const status = this.api.luaL_loadbufferx(L, p, bytes.length, this.cstr(chunkname), this.cstr(mode));
+    if (status === LUA_OK) return null;
+    const message = this.toText(L, -1);
+    this.api.lua_settop(L, -2);
+    return message;
+  }
+
+  /** Pops the top value into the registry and returns its reference. */
+  ref(L: LuaState): number {
+    return this.api.luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+
+  /** Pushes the value held by a registry reference. */
+  pushRef(L: LuaState, ref: number): void {
+    this.api.lua_rawgeti(L, LUA_REGISTRYINDEX, BigInt(ref));
+  }
+
+  /** Releases a registry reference. */
+  unref(ref: number): void {
+    this.api.luaL_unref(this.L, LUA_REGISTRYINDEX, ref);
+  }
+
+  /**
+   * Makes `impl` callable from Lua. A JavaScript exception thrown by it
+   * becomes a Lua error prefixed with the caller's position.
+   */
+  hostFunction(impl: HostFunction): number {
+    const ptr = this.lua.addFunction((L: LuaState) => {
+      let message: string;
+      try {
+        return impl(L);
+      } catch (e) {
+        // A number is Emscripten's longjmp (a Lua error or yield in flight).
+        if (typeof e === "number" || e instanceof LuaUnwind) throw e;
+        message = e instanceof Error ? e.message : String(e);
+      }
+      return this.raise(L, message);
+    }, "ii");
+    this.#functions.push(ptr);
+    return ptr;
+  }
+
+  /** Raises a Lua error `message` prefixed with the calling Lua code's position. */
+  raise(L: LuaState, message: string): number {
+    this.api.luaL_where(L, 1);
+    const where = this.toText(L, -1);
+    this.api.lua_settop(L, -2);
+    this.pushString(L, where + message);
+    return this.api.lua_error(L);
+  }
+
+  /** Sets global `name` to a host function. */
+  setGlobalFunction(name: string, impl: HostFunction): void {
+    this.api.lua_pushcclosure(this.L, this.hostFunction(impl), 0);
+    this.api.lua_setglobal(this.L, this.cstr(name));
+  }
+
+  /** Frees the Lua state. */
+  close(): void {
+    this.api.lua_close(this.L);
+    for (const ptr of this.#functions) this.lua.removeFunction(ptr);
+    for (const ptr of this.#cstrings.values()) this.api.free(ptr);
+    if (this.#scratch) this.api.free(this.#scratch);
+    this.api.free(this.#lenPtr);
+  }
+}

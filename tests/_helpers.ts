@@ -1,0 +1,74 @@
+/**
+ * Test helpers: run Lua in a real engine with captured output, or run the
+ * real CLI as a child process.
+ *
+ * @module
+ */
+import { Engine, type Outcome } from "../runtime/engine.ts";
+import { installGlobals } from "../host/script.ts";
+
+/** Output captured from one engine. */
+export interface LuaRun {
+  outcome: Outcome;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `source` to completion (main chunk, then until idle) in a fresh engine with every global. */
+export async function runLua(source: string, chunkname = "=test"): Promise<LuaRun> {
+  let stdout = "";
+  let stderr = "";
+  const decoder = new TextDecoder();
+  const engine = await Engine.create({
+    stdout: { write: (b) => void (stdout += decoder.decode(b)), flush: () => {} },
+    stderr: (text) => void (stderr += text),
+  });
+  try {
+    installGlobals(engine);
+    const outcome = await engine.execute(source, chunkname);
+    if (outcome.status === "ok") await engine.idle();
+    return { outcome, stdout, stderr };
+  } finally {
+    engine.close();
+  }
+}
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/** Result of one CLI run. */
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `solvm args...` as `deno run -A main.ts args...`, feeding `stdin` if given. */
+export async function solvm(args: string[], options: { stdin?: string; cwd?: string } = {}): Promise<CliRun> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+    cwd: options.cwd,
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  if (options.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(options.stdin));
+    await writer.close();
+  }
+  const { code, stdout, stderr } = await child.output();
+  const decoder = new TextDecoder();
+  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+}
+
+/** Writes `files` (name -> content) into a new temporary folder and returns its path. */
+export async function tempFiles(files: Record<string, string | Uint8Array>): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "solvm-test-" });
+  for (const [name, content] of Object.entries(files)) {
+    const path = `${dir}/${name}`;
+    if (typeof content === "string") await Deno.writeTextFile(path, content);
+    else await Deno.writeFile(path, content);
+  }
+  return dir;
+}

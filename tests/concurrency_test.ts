@@ -1,0 +1,265 @@
+import { deepStrictEqual, match, strictEqual } from "node:assert";
+import { runLua } from "./_helpers.ts";
+
+Deno.test("goroutines share globals and upvalues, get their arguments, and wait() joins them", async () => {
+  const { outcome, stdout } = await runLua(`
+    local total = 0
+    shared = {}
+    for i = 1, 5 do
+      go(function(n, label) sleep(0.01 * (6 - n)) total = total + n shared[#shared + 1] = label end, i, "g" .. i)
+    end
+    wait()
+    table.sort(shared)
+    print(total, table.concat(shared, ","))`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(stdout, "15\tg1,g2,g3,g4,g5\n");
+});
+
+Deno.test("go returns an id and rejects a non-function", async () => {
+  const { stdout } = await runLua(`
+    local id = go(function() end)
+    print(math.type(id))
+    print(pcall(go, 42))`);
+  match(stdout, /^integer\nfalse\t.*bad argument #1 to 'go' \(function expected, got number\)\n$/);
+});
+
+Deno.test("buffered channel: send blocks only when full, values keep order, any Lua value travels", async () => {
+  const { stdout } = await runLua(`
+    local ch = chan("jobs", 2)
+    local t = { name = "table" }
+    go(function()
+      send(ch, 1) send("jobs", "two") send(ch, t) send(ch, 3.5) send(ch, false)
+      print("sender done")
+      close_channel(ch)
+    end)
+    sleep(0.02)
+    print("buffered", #ch)
+    local got = {}
+    while true do
+      local v, ok = receive("jobs")
+      if not ok then break end
+      got[#got + 1] = tostring(v == t and "same table" or v)
+    end
+    print(table.concat(got, " "))
+    print(receive(ch))`);
+  strictEqual(stdout, "buffered\t2\nsender done\n1 two same table 3.5 false\nnil\tfalse\n");
+});
+
+Deno.test("unbuffered channel: send waits for a receiver", async () => {
+  const { stdout } = await runLua(`
+    chan("u")
+    go(function() send("u", "x") print("sent") end)
+    sleep(0.02)
+    print("before receive")
+    print(receive("u"))
+    sleep(0.01)`);
+  strictEqual(stdout, "before receive\nx\ttrue\nsent\n");
+});
+
+Deno.test("a nil value travels and is told apart from a closed channel", async () => {
+  const { stdout } = await runLua(`
+    chan("n", 1)
+    send("n", nil)
+    print(receive("n"))
+    close_channel("n")
+    print(receive("n"))`);
+  strictEqual(stdout, "nil\ttrue\nnil\tfalse\n");
+});
+
+Deno.test("select returns the value and the channel's name; closed channels are ready", async () => {
+  const { stdout } = await runLua(`
+    local a, b = chan("a"), chan("b", 1)
+    go(function() sleep(0.02) send(b, "from b") end)
+    print(select(a, "b"))
+    send("b", "ready")
+    print(select("a", "b"))
+    close_channel("a")
+    print(select("a", "b"))
+    print(select("#", 1, 2, 3), select(2, "x", "y"))`);
+  strictEqual(stdout, "from b\tb\nready\tb\nnil\ta\n3\ty\n");
+});
+
+Deno.test("select wakes once even when several channels become ready", async () => {
+  const { stdout } = await runLua(`
+    chan("p", 1) chan("q", 1)
+    go(function() sleep(0.01) send("p", 1) send("q", 2) end)
+    local v, name = select("p", "q")
+    sleep(0.02)
+    print(v, name, receive(name == "p" and "q" or "p"))`);
+  strictEqual(stdout, "1\tp\t2\ttrue\n");
+});
+
+Deno.test("channel errors: unknown names, wrong types, closed channels, bad sizes", async () => {
+  const { stdout } = await runLua(`
+    print(pcall(send, "nope", 1))
+    print(pcall(receive, 42))
+    chan("c", 1)
+    close_channel("c")
+    print(pcall(send, "c", 1))
+    print(pcall(close_channel, "c"))
+    print(pcall(chan, "d", -1))
+    print(pcall(chan, "d", 1.5))
+    print(pcall(chan, {}))
+    print(pcall(select))`);
+  const lines = stdout.trim().split("\n");
+  match(lines[0], /false\t.*send: no channel named 'nope' \(create it with chan\)/);
+  match(lines[1], /false\t.*bad argument #1 to 'receive' \(channel or channel name expected, got number\)/);
+  match(lines[2], /false\t.*send on closed channel 'c'/);
+  match(lines[3], /false\t.*close of closed channel 'c'/);
+  match(lines[4], /false\t.*bad argument #2 to 'chan'/);
+  match(lines[5], /false\t.*bad argument #2 to 'chan'/);
+  match(lines[6], /false\t.*bad argument #1 to 'chan' \(string expected, got table\)/);
+  match(lines[7], /false\t.*bad argument #1 to 'select'/);
+});
+
+Deno.test("a sender blocked on a channel that gets closed raises an error in its goroutine", async () => {
+  const { stdout, stderr } = await runLua(`
+    chan("full")
+    go(function() send("full", 1) end)
+    sleep(0.01)
+    close_channel("full")
+    sleep(0.01)
+    print("main goes on")`);
+  strictEqual(stdout, "main goes on\n");
+  match(stderr, /error in goroutine 2: test:3: send on closed channel 'full'/);
+});
+
+Deno.test("chan objects: methods, tostring, anonymous channels, re-creating a closed name", async () => {
+  const { stdout } = await runLua(`
+    local c = chan(nil, 3)
+    c:send("m")
+    print(c.name, #c, tostring(c), c:receive())
+    local d = chan("x")
+    print(chan("x") == d)
+    d:close()
+    print(chan("x") ~= d)`);
+  strictEqual(stdout, "chan-1\t1\tchannel 'chan-1' (1/3 buffered)\tm\ttrue\ntrue\ntrue\n");
+});
+
+Deno.test("a failing goroutine never stops the others; errors go to on_error with a traceback", async () => {
+  const { stdout, stderr } = await runLua(`
+    on_error(function(err, trace) print("handled:", err) print(trace:match("stack traceback") ~= nil) end)
+    go(function() error("boom") end)
+    go(function() local t = nil; return t.x end)
+    go(function() sleep(0.02) print("survivor") end)
+    wait()`);
+  strictEqual(stderr, "");
+  const lines = stdout.split("\n");
+  strictEqual(lines.filter((l) => l.startsWith("handled:")).length, 2);
+  match(stdout, /handled:\ttest:3: boom\ntrue\n/);
+  match(stdout, /handled:\ttest:4: attempt to index a nil value \(local 't'\)/);
+  match(stdout, /survivor\n$/);
+});
+
+Deno.test("without a handler goroutine errors go to stderr; a failing handler is reported, not looped", async () => {
+  const plain = await runLua(`go(function() error("oops") end) sleep(0.01) print("still here")`);
+  strictEqual(plain.stdout, "still here\n");
+  match(plain.stderr, /^error in goroutine 2: test:1: oops\nstack traceback:\n/);
+  const failing = await runLua(`
+    on_error(function(err) error("handler broke") end)
+    go(function() error("first") end)
+    sleep(0.02)
+    print("alive")`);
+  strictEqual(failing.stdout, "alive\n");
+  match(failing.stderr, /error in on_error handler: test:2: handler broke/);
+  const { stdout } = await runLua(`print(pcall(on_error, 5))`);
+  match(stdout, /bad argument #1 to 'on_error' \(function expected, got number\)/);
+});
+
+Deno.test("an error handler may block", async () => {
+  const { stdout } = await runLua(`
+    chan("errs", 1)
+    on_error(function(err) sleep(0.01) send("errs", err) end)
+    go(function() error("late") end)
+    print(receive("errs"))`);
+  match(stdout, /^test:4: late\ttrue\n$/);
+});
+
+Deno.test("main blocked on a channel with nothing else able to run is a deadlock", async () => {
+  const { outcome } = await runLua(`chan("c") go(function() receive("c") end) receive("c")`);
+  strictEqual(outcome.status, "deadlock");
+  if (outcome.status === "deadlock") {
+    strictEqual(
+      outcome.report,
+      "goroutine 1 [main]: receive on channel 'c'\ngoroutine 2 [goroutine 2]: receive on channel 'c'",
+    );
+  }
+});
+
+Deno.test("goroutines blocked only on channels do not keep a finished main alive", async () => {
+  const started = performance.now();
+  const { outcome, stdout } = await runLua(`chan("never") go(function() receive("never") end) print("main done")`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(stdout, "main done\n");
+  strictEqual(performance.now() - started < 2000, true);
+});
+
+Deno.test("a sleeping goroutine keeps the run alive after main returns", async () => {
+  const { stdout } = await runLua(`go(function() sleep(0.05) print("late goroutine") end) print("main done")`);
+  strictEqual(stdout, "main done\nlate goroutine\n");
+});
+
+Deno.test("sleep: fractions, zero, and bad arguments", async () => {
+  const { stdout } = await runLua(`
+    local t = os.clock()
+    sleep(0.05) sleep(0)
+    print(pcall(sleep, -1))
+    print(pcall(sleep, "x"))
+    print(pcall(sleep, 0/0))`);
+  const lines = stdout.trim().split("\n");
+  match(lines[0], /bad argument #1 to 'sleep' \(non-negative finite number of seconds expected, got -1\)/);
+  match(lines[1], /bad argument #1 to 'sleep' \(number expected, got string\)/);
+  match(lines[2], /bad argument #1 to 'sleep'/);
+});
+
+Deno.test("sleep lasts about as long as asked and parks only its goroutine", async () => {
+  const { stdout } = await runLua(`
+    local clock = os.time
+    local ticks = 0
+    go(function() for i = 1, 5 do ticks = ticks + 1 sleep(0.01) end end)
+    sleep(0.2)
+    print(ticks)`);
+  strictEqual(stdout, "5\n");
+});
+
+Deno.test("blocking calls work inside plain coroutines, pcall and nested functions", async () => {
+  const { stdout } = await runLua(`
+    local gen = coroutine.wrap(function() for i = 1, 3 do sleep(0.001) coroutine.yield(i) end end)
+    print(gen(), gen(), gen())
+    print(pcall(function() sleep(0.001) return "inside pcall" end))
+    local co = coroutine.create(function(a) chan("k", 1) send("k", a) local v = receive("k") coroutine.yield(v * 2) return "end" end)
+    print(coroutine.resume(co, 21))
+    print(coroutine.resume(co))
+    print(pcall(coroutine.wrap(function() error("in wrap") end)))`);
+  strictEqual(
+    stdout,
+    "1\t2\t3\ntrue\tinside pcall\ntrue\t42\ntrue\tend\nfalse\ttest:8: in wrap\n",
+  );
+});
+
+Deno.test("a bare coroutine.yield() in a goroutine lets the others run", async () => {
+  const { stdout } = await runLua(`
+    local order = {}
+    go(function() for i = 1, 3 do order[#order + 1] = "a" .. i coroutine.yield() end end)
+    go(function() for i = 1, 3 do order[#order + 1] = "b" .. i coroutine.yield() end end)
+    wait()
+    print(table.concat(order, " "))`);
+  strictEqual(stdout, "a1 b1 a2 b2 a3 b3\n");
+});
+
+Deno.test("blocking where no goroutine can wait gives a clear error", async () => {
+  const { stdout } = await runLua(`
+    chan("c")
+    print(pcall(table.sort, {3, 2, 1}, function(a, b) sleep(0) return a < b end))`);
+  match(stdout, /false\t.*sleep cannot wait here/);
+});
+
+Deno.test("many goroutines through one unbuffered channel lose nothing", async () => {
+  const { stdout } = await runLua(`
+    chan("sum")
+    for i = 1, 1000 do go(function() send("sum", i) end) end
+    local total = 0
+    for i = 1, 1000 do total = total + receive("sum") end
+    print(total)`);
+  strictEqual(stdout, "500500\n");
+});
