@@ -110,7 +110,7 @@ function fail(message: string, code: number): never {
  */
 function armTimeout(options: Options, resident: Int32Array, stop: () => void): void {
   if (options.timeoutMs <= 0) return;
-  let timer: number | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const arm = () => {
     timer = setTimeout(stop, options.timeoutMs);
   };

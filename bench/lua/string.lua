@@ -1,0 +1,47 @@
+-- CPU benchmark: string work (table.concat of 1e6 pieces, string.format, gsub/find over a big string). Prints ROUND/COLD/BENCH lines.
+local ROUNDS = tonumber(arg and arg[1]) or 3
+
+local function bench(name, work)
+  local best, first
+  for r = 1, ROUNDS do
+    local t0 = os.clock()
+    local check = work()
+    local dt = os.clock() - t0
+    if r == 1 then first = dt end
+    if not best or dt < best then best = dt end
+    print(string.format("ROUND %s %d %.6f %s", name, r, dt, tostring(check)))
+  end
+  print(string.format("COLD %s %.6f", name, first))
+  print(string.format("BENCH %s %.6f", name, best))
+end
+
+bench("string_concat", function()
+  local parts = {}
+  for i = 1, 1000000 do parts[i] = tostring(i) end
+  return #table.concat(parts, ",")
+end)
+
+bench("string_format", function()
+  local n, fmt = 0, string.format
+  for i = 1, 300000 do
+    n = n + #fmt("%d:%s:%.3f|%5x", i, "item", i / 7, i)
+  end
+  return n
+end)
+
+local words = {}
+for i = 1, 200000 do words[i] = "word" .. (i % 97) .. " " .. i end
+local big = table.concat(words, ";")   -- about 2.4 MB
+bench("string_gsub_find", function()
+  local replaced, count = big:gsub("%d+", "#")
+  local found, pos = 0, 1
+  while true do
+    local s, e = big:find("word1", pos, true)
+    if not s then break end
+    found = found + 1
+    pos = e + 1
+  end
+  local matched = 0
+  for w in big:gmatch("word(%d+)") do matched = matched + #w end
+  return #replaced + count + found + matched
+end)

@@ -1,0 +1,51 @@
+-- CPU benchmark: table work on 1e6 elements (build + sort, insert + remove, ipairs sum). Prints ROUND/COLD/BENCH lines.
+local ROUNDS = tonumber(arg and arg[1]) or 3
+local N = 1000000
+
+local function bench(name, work)
+  local best, first
+  for r = 1, ROUNDS do
+    local t0 = os.clock()
+    local check = work()
+    local dt = os.clock() - t0
+    if r == 1 then first = dt end
+    if not best or dt < best then best = dt end
+    print(string.format("ROUND %s %d %.6f %s", name, r, dt, tostring(check)))
+  end
+  print(string.format("COLD %s %.6f", name, first))
+  print(string.format("BENCH %s %.6f", name, best))
+end
+
+-- Deterministic pseudo-random integers (an LCG), so both runtimes sort the same data.
+local function build()
+  local t, x = {}, 12345
+  for i = 1, N do
+    x = (x * 1103515245 + 12345) % 2147483648
+    t[i] = x
+  end
+  return t
+end
+
+bench("table_build_sort", function()
+  local t = build()
+  table.sort(t)
+  return t[1] + t[N // 2] + t[N]
+end)
+
+bench("table_insert_remove", function()
+  local t, insert, remove = {}, table.insert, table.remove
+  for i = 1, N do insert(t, i) end
+  for _ = 1, 1000 do insert(t, 1, 0); remove(t, 1) end  -- shifts: 1000 front inserts/removes of a 1e6 table
+  local s = 0
+  for _ = 1, N do s = s + remove(t) end
+  return s
+end)
+
+local data = build()
+bench("table_ipairs_sum", function()
+  local s = 0
+  for _ = 1, 10 do
+    for _, v in ipairs(data) do s = s + v end
+  end
+  return s
+end)

@@ -1,0 +1,196 @@
+import { match, ok, strictEqual } from "node:assert";
+import { solvm, tempFiles } from "./_helpers.ts";
+
+Deno.test("runs a script: arguments reach Lua in arg and ..., a #! line is allowed", async () => {
+  const dir = await tempFiles({
+    "args.lua":
+      `#!/usr/bin/env solvm\nprint(arg[0]:match("args.lua$") ~= nil, #arg, arg[1], arg[2], select("#", ...), ...)\n`,
+  });
+  const r = await solvm([`${dir}/args.lua`, "one", "two words"]);
+  strictEqual(r.stderr, "");
+  strictEqual(r.code, 0);
+  strictEqual(r.stdout, "true\t2\tone\ttwo words\t2\tone\ttwo words\n");
+});
+
+Deno.test("an uncaught error: exit 1, file:line: message and a traceback on stderr", async () => {
+  const dir = await tempFiles({ "fail.lua": `print("before")\nlocal function f()\n  error("boom")\nend\nf()\n` });
+  const r = await solvm([`${dir}/fail.lua`]);
+  strictEqual(r.code, 1);
+  strictEqual(r.stdout, "before\n");
+  match(r.stderr, new RegExp(`^${dir}/fail.lua:3: boom\\nstack traceback:\\n`));
+  match(r.stderr, /fail\.lua:5: in main chunk/);
+});
+
+Deno.test("a missing script, a folder and a syntax error give one clear line and exit 1", async () => {
+  const dir = await tempFiles({ "syntax.lua": "local x = = 1\n" });
+  const missing = await solvm([`${dir}/nope.lua`]);
+  strictEqual(missing.code, 1);
+  strictEqual(missing.stderr, `solvm: cannot open ${dir}/nope.lua (no such file)\n`);
+  const folder = await solvm([dir]);
+  strictEqual(folder.code, 1);
+  strictEqual(folder.stderr, `solvm: cannot read ${dir} (it is a directory)\n`);
+  const syntax = await solvm([`${dir}/syntax.lua`]);
+  strictEqual(syntax.code, 1);
+  strictEqual(syntax.stderr, `${dir}/syntax.lua:1: unexpected symbol near '='\n`);
+});
+
+Deno.test("os.exit(n) exits with n after flushing output; booleans as in Lua", async () => {
+  const dir = await tempFiles({
+    "exit.lua": `for i = 1, 3 do print("line", i) end\nos.exit(7)\nprint("not reached")\n`,
+    "exit_true.lua": `os.exit(true)`,
+    "exit_false.lua": `os.exit(false)`,
+    "exit_goroutine.lua": `go(function() sleep(0.01) print("bye") os.exit(3) end) sleep(10)`,
+  });
+  const r = await solvm([`${dir}/exit.lua`]);
+  strictEqual(r.code, 7);
+  strictEqual(r.stdout, "line\t1\nline\t2\nline\t3\n");
+  strictEqual(r.stderr, "");
+  strictEqual((await solvm([`${dir}/exit_true.lua`])).code, 0);
+  strictEqual((await solvm([`${dir}/exit_false.lua`])).code, 1);
+  const fromGoroutine = await solvm([`${dir}/exit_goroutine.lua`]);
+  strictEqual(fromGoroutine.code, 3);
+  strictEqual(fromGoroutine.stdout, "bye\n");
+});
+
+Deno.test("--timeout stops a loop that never yields and keeps the output printed so far", async () => {
+  const dir = await tempFiles({ "spin.lua": `print("started")\nwhile true do end\n` });
+  const started = performance.now();
+  const r = await solvm(["--timeout", "300ms", `${dir}/spin.lua`]);
+  const elapsed = performance.now() - started;
+  strictEqual(r.code, 124);
+  strictEqual(r.stdout, "started\n");
+  strictEqual(r.stderr, "timeout: script ran longer than 300ms\n");
+  ok(elapsed < 5000, `took ${elapsed} ms`);
+});
+
+Deno.test("-timeout (single dash) and --timeout=value forms; 0 means no limit", async () => {
+  const dir = await tempFiles({ "slow.lua": `sleep(0.6) print("done")` });
+  const single = await solvm(["-timeout", "200ms", `${dir}/slow.lua`]);
+  strictEqual(single.code, 124);
+  strictEqual(single.stderr, "timeout: script ran longer than 200ms\n");
+  const inline = await solvm(["--timeout=1s", `${dir}/slow.lua`]);
+  strictEqual(inline.code, 0);
+  strictEqual(inline.stdout, "done\n");
+  const none = await solvm(["--timeout", "0", `${dir}/slow.lua`]);
+  strictEqual(none.code, 0);
+});
+
+Deno.test("the default limit is 5s", async () => {
+  const dir = await tempFiles({ "long.lua": `print("waiting") sleep(30)` });
+  const started = performance.now();
+  const r = await solvm([`${dir}/long.lua`]);
+  const elapsed = performance.now() - started;
+  strictEqual(r.code, 124);
+  strictEqual(r.stdout, "waiting\n");
+  strictEqual(r.stderr, "timeout: script ran longer than 5s\n");
+  ok(elapsed > 4500 && elapsed < 15000, `took ${elapsed} ms`);
+});
+
+Deno.test("bad flags and durations are usage errors", async () => {
+  const unknown = await solvm(["--frobnicate", "x.lua"]);
+  strictEqual(unknown.code, 2);
+  strictEqual(unknown.stderr, "solvm: unknown option --frobnicate (see solvm --help)\n");
+  const badDuration = await solvm(["--timeout", "soon", "x.lua"]);
+  strictEqual(badDuration.code, 2);
+  match(badDuration.stderr, /invalid duration "soon"/);
+  const missing = await solvm(["--timeout"]);
+  strictEqual(missing.code, 2);
+});
+
+Deno.test("--version and --help", async () => {
+  const version = await solvm(["--version"]);
+  strictEqual(version.code, 0);
+  match(version.stdout, /^solvm \d+\.\d+\.\d+ \(Lua 5\.4, Deno [\d.]+\)\n$/);
+  const help = await solvm(["--help"]);
+  strictEqual(help.code, 0);
+  for (const option of ["--timeout", "--version", "--help", "REPL", "Exit codes"]) {
+    ok(help.stdout.includes(option), option);
+  }
+});
+
+Deno.test("deadlock: message, parked goroutines, exit 2", async () => {
+  const dir = await tempFiles({
+    "dead.lua": `chan("jobs")\ngo(function() receive("jobs") end, "worker")\nreceive("jobs")\n`,
+  });
+  const r = await solvm([`${dir}/dead.lua`]);
+  strictEqual(r.code, 2);
+  strictEqual(
+    r.stderr,
+    "all goroutines are asleep - deadlock!\n\ngoroutine 1 [main]: receive on channel 'jobs'\n" +
+      "goroutine 2 [worker]: receive on channel 'jobs'\n",
+  );
+});
+
+Deno.test("the process lives on while a goroutine sleeps after main returns, then exits 0", async () => {
+  const dir = await tempFiles({
+    "tail.lua":
+      `go(function() sleep(0.2) print("late") end)\nchan("idle")\ngo(function() receive("idle") end)\nprint("main done")\n`,
+  });
+  const r = await solvm([`${dir}/tail.lua`]);
+  strictEqual(r.code, 0);
+  strictEqual(r.stdout, "main done\nlate\n");
+});
+
+Deno.test("goroutine errors are printed with a traceback and do not change the exit code", async () => {
+  const dir = await tempFiles({ "g.lua": `go(function() error("in goroutine") end)\nsleep(0.05)\nprint("ok")\n` });
+  const r = await solvm([`${dir}/g.lua`]);
+  strictEqual(r.code, 0);
+  strictEqual(r.stdout, "ok\n");
+  match(r.stderr, /^error in goroutine 2: .*g\.lua:1: in goroutine\nstack traceback:/);
+});
+
+Deno.test("print output and error output keep their order", async () => {
+  const dir = await tempFiles({
+    "order.lua": `print("one")\ngo(function() error("two") end)\nsleep(0.01)\nprint("three")\nerror("four")\n`,
+  });
+  const r = await solvm([`${dir}/order.lua`]);
+  strictEqual(r.code, 1);
+  strictEqual(r.stdout, "one\nthree\n");
+  match(r.stderr, /two[\s\S]*four/);
+});
+
+Deno.test("print is binary-safe and large outputs arrive whole", async () => {
+  const dir = await tempFiles({
+    "big.lua": `local s = string.rep("x", 100000)\nfor i = 1, 20 do print(s) end\nprint("\\0\\255\\1")\n`,
+  });
+  const r = await solvm([`${dir}/big.lua`]);
+  strictEqual(r.code, 0);
+  const lines = r.stdout.split("\n");
+  strictEqual(lines.length, 22);
+  strictEqual(lines[19].length, 100000);
+  strictEqual(lines[20], "\0\uFFFD\u0001");
+});
+
+Deno.test("REPL: expressions print values, incomplete chunks continue, state persists, exit ends it", async () => {
+  const input = [
+    "1 + 1",
+    "x = 20",
+    "function double(n)",
+    "  return n * 2",
+    "end",
+    "double(x) + 2",
+    "print('hello', x)",
+    "go(function() sleep(0.01) print('from goroutine') end) sleep(0.05)",
+    "error('oops')",
+    "x",
+    "exit",
+    "print('never')",
+  ].join("\n") + "\n";
+  const r = await solvm([], { stdin: input });
+  strictEqual(r.code, 0);
+  strictEqual(r.stdout, "2\n42\nhello\t20\nfrom goroutine\n20\n");
+  match(r.stderr, /^stdin:1: oops\n/);
+});
+
+Deno.test("REPL: end of input ends it; syntax errors are reported and the session goes on", async () => {
+  const r = await solvm([], { stdin: "local = 1\nprint('after')\n" });
+  strictEqual(r.code, 0);
+  strictEqual(r.stdout, "after\n");
+  match(r.stderr, /^stdin:1: .*near '='\n$/);
+});
+
+Deno.test("REPL: os.exit ends the session with its code", async () => {
+  const r = await solvm([], { stdin: "print('a')\nos.exit(5)\nprint('b')\n" });
+  strictEqual(r.code, 5);
+  strictEqual(r.stdout, "a\n");
+});

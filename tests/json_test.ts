@@ -1,0 +1,433 @@
+/**
+ * json_encode / json_decode / json_null through the real engine.
+ *
+ * @module
+ */
+import { deepStrictEqual, match, strictEqual } from "node:assert";
+import { Engine, type Outcome } from "../runtime/engine.ts";
+import { installFamily } from "../runtime/family.ts";
+import { core } from "../host/core.ts";
+import { json } from "../host/json.ts";
+
+interface Run {
+  outcome: Outcome;
+  output: string;
+}
+
+/** Runs `src` as chunk "=test" with the core and json families; returns the outcome and printed text. */
+async function run(src: string): Promise<Run> {
+  let output = "";
+  const decoder = new TextDecoder();
+  const engine = await Engine.create({
+    stdout: {
+      write(bytes) {
+        output += decoder.decode(bytes, { stream: true });
+      },
+      flush() {},
+    },
+    stderr: () => {},
+  });
+  try {
+    installFamily(engine, core);
+    installFamily(engine, json);
+    const outcome = await engine.execute(src, "=test");
+    return { outcome, output };
+  } finally {
+    engine.close();
+  }
+}
+
+/** Runs `src`, expects it to finish without error, returns its printed lines. */
+async function lines(src: string): Promise<string[]> {
+  const { outcome, output } = await run(src);
+  deepStrictEqual(outcome.status === "error" ? { status: "error", message: outcome.message } : outcome, {
+    status: "ok",
+  });
+  return output.split("\n").slice(0, -1);
+}
+
+/** Runs `src`, expects an uncaught error, returns its message. */
+async function failure(src: string): Promise<string> {
+  const { outcome } = await run(src);
+  strictEqual(outcome.status, "error");
+  return (outcome as { message: string }).message;
+}
+
+/** Lua helper: `err(f, ...)` prints the error message of calling f(...) (or "NO ERROR"). */
+const ERR = `
+local function err(f, ...)
+  local ok, e = pcall(f, ...)
+  print(ok and "NO ERROR" or e)
+end
+`;
+
+Deno.test("round trip of nested structures keeps every value and sorts keys", async () => {
+  const text = '{"a":[1,2,{"b":null,"c":[true,false]}],"d":{"e":"x","f":-1.5,"g":{}},"h":[[],[[]]],"i":"y"}';
+  const out = await lines(`
+    local t = json_decode(${JSON.stringify(text)})
+    print(json_encode(t))
+    print(t.a[1], t.a[2], t.a[3].b == json_null, t.a[3].c[1], t.a[3].c[2], #t.a)
+    print(t.d.e, t.d.f, math.type(t.d.f), next(t.d.g), #t.h, #t.h[2], t.i)
+    print(json_encode(json_decode(json_encode(t))) == json_encode(t))
+  `);
+  deepStrictEqual(out, [
+    text,
+    "1\t2\ttrue\ttrue\tfalse\t3",
+    "x\t-1.5\tfloat\tnil\t2\t1\ty",
+    "true",
+  ]);
+});
+
+Deno.test("Lua tables: sequences are arrays, everything else objects with sorted keys", async () => {
+  const out = await lines(`
+    print(json_encode({1, 2, 3}))
+    print(json_encode({"a", {"b", "c"}}))
+    print(json_encode({[1] = 1, [2] = 2, [4] = 4}))
+    print(json_encode({1, nil, 3}))
+    print(json_encode({1, 2, x = 1}))
+    print(json_encode({[0] = "z", "a"}))
+    print(json_encode({[-1] = 1}))
+    print(json_encode({zeta = 1, alpha = 2, Beta = 3, ["10"] = 4, ["9"] = 5, [""] = 6}))
+    print(json_encode({[1.5] = "f", [2] = "i"}))
+    print(json_encode({[2^70] = 1}))
+    print(json_encode({[math.maxinteger] = true}))
+    print(json_encode(setmetatable({}, {__index = function() return 1 end, __len = function() return 5 end})))
+    print(json_encode(setmetatable({x = 1}, {__pairs = function() error("must not be called") end})))
+    local shared = {1}
+    print(json_encode({shared, shared, {k = shared}}))
+    print(json_encode("plain"), json_encode(42), json_encode(true), json_encode(false), json_encode(nil))
+  `);
+  deepStrictEqual(out, [
+    "[1,2,3]",
+    '["a",["b","c"]]',
+    '{"1":1,"2":2,"4":4}',
+    '{"1":1,"3":3}',
+    '{"1":1,"2":2,"x":1}',
+    '{"0":"z","1":"a"}',
+    '{"-1":1}',
+    '{"":6,"10":4,"9":5,"Beta":3,"alpha":2,"zeta":1}',
+    '{"1.5":"f","2":"i"}',
+    '{"1.1805916207174113e+21":1}',
+    '{"9223372036854775807":true}',
+    "{}",
+    '{"x":1}',
+    '[[1],[1],{"k":[1]}]',
+    '"plain"\t42\ttrue\tfalse\tnull',
+  ]);
+});
+
+Deno.test("empty arrays and objects survive a round trip", async () => {
+  const out = await lines(`
+    print(json_encode({}))
+    print(json_encode(json_decode("[]")))
+    print(json_encode(json_decode("{}")))
+    print(json_encode(json_decode('{"a":[],"b":{},"c":[[],{}]}')))
+    local a = json_decode("[]")
+    print(type(a), #a, next(a))
+    -- filled in, the decoded empty array is an ordinary array
+    a[1] = "x"
+    print(json_encode(a))
+    -- the marker can be reused to build an empty array by hand
+    print(json_encode({list = setmetatable({}, getmetatable(json_decode("[]")))}))
+  `);
+  deepStrictEqual(out, [
+    "{}",
+    "[]",
+    "{}",
+    '{"a":[],"b":{},"c":[[],{}]}',
+    "table\t0\tnil",
+    '["x"]',
+    '{"list":[]}',
+  ]);
+});
+
+Deno.test("unicode text and escapes", async () => {
+  const out = await lines(`
+    local s = "héllo ✓ 😀"
+    print(json_encode(s))
+    print(json_decode(json_encode(s)) == s, #json_decode(json_encode(s)))
+    local d = json_decode('"\\\\u00e9\\\\u2713\\\\ud83d\\\\ude00"')
+    print(d, #d, d == "é✓😀")
+    print(json_encode("q\\"b\\\\n\\nt\\tc\\1z\\0e"))
+    local t = json_decode('{"a\\\\u0000b": 1, "ключ": "значение"}')
+    print(t["a\\0b"], t["ключ"], t.a)
+    print(json_encode(t))
+    print(json_encode({["é"] = 1, ["e"] = 2, ["z"] = 3}))
+    print(json_encode(string.rep("x", 100) .. "\\"" .. string.rep("é", 100)) == '"' .. string.rep("x", 100) .. '\\\\"' .. string.rep("é", 100) .. '"')
+  `);
+  deepStrictEqual(out, [
+    '"héllo ✓ 😀"',
+    `true\t${new TextEncoder().encode("héllo ✓ 😀").length}`,
+    "é✓😀\t9\ttrue",
+    JSON.stringify('q"b\\n\nt\tc\x01z\0e'),
+    "1\tзначение\tnil",
+    '{"a\\u0000b":1,"ключ":"значение"}',
+    '{"e":2,"z":3,"é":1}',
+    "true",
+  ]);
+});
+
+Deno.test("integers and floats stay distinct", async () => {
+  const out = await lines(`
+    local function show(text)
+      local v = json_decode(text)
+      print(text, math.type(v), v)
+    end
+    show("1") show("-0") show("0") show("1.0") show("1e2") show("1E2") show("-2.5") show("1.5e-3")
+    print(json_encode(1), json_encode(1.0), json_encode(-0.0), json_encode(0.0), json_encode(0.1))
+    print(json_encode(1e300), json_encode(2^53), json_encode(-3.0), json_encode(1e-7), json_encode(1/3))
+    print(math.type(json_decode(json_encode(1.0))), math.type(json_decode(json_encode(1))))
+    print(math.type(json_decode(json_encode(2^53))), math.type(json_decode(json_encode(1e300))))
+    local f = json_decode(json_encode(0.1 + 0.2))
+    print(f == 0.1 + 0.2, math.type(f))
+    -- an integer list with a float elsewhere: the exact path keeps both kinds
+    local t = json_decode("[1, 1.0, 2.5, -7, 10000000000]")
+    local kinds = {}
+    for i = 1, #t do kinds[i] = math.type(t[i]) end
+    print(table.concat(kinds, " "))
+    -- digits followed by '.' or 'e' inside strings only: integers still integers
+    local u = json_decode('{"v": "1.2", "w": "3e4", "n": 5, "name": "hello"}')
+    print(math.type(u.n), u.v, u.w)
+  `);
+  deepStrictEqual(out, [
+    "1\tinteger\t1",
+    "-0\tinteger\t0",
+    "0\tinteger\t0",
+    "1.0\tfloat\t1.0",
+    "1e2\tfloat\t100.0",
+    "1E2\tfloat\t100.0",
+    "-2.5\tfloat\t-2.5",
+    "1.5e-3\tfloat\t0.0015",
+    "1\t1.0\t-0.0\t0.0\t0.1",
+    "1e+300\t9007199254740992.0\t-3.0\t1e-7\t0.3333333333333333",
+    "float\tinteger",
+    "float\tfloat",
+    "true\tfloat",
+    "integer float float integer integer",
+    "integer\t1.2\t3e4",
+  ]);
+});
+
+Deno.test("integers beyond 2^53 are exact both ways", async () => {
+  const out = await lines(`
+    local big = (1 << 53) + 1
+    print(json_encode(big), json_encode(-big), json_encode({big}))
+    local d = json_decode("9007199254740993")
+    print(d == big, math.type(d), d)
+    print(json_encode(math.maxinteger), json_encode(math.mininteger))
+    local m = json_decode('{"max": 9223372036854775807, "min": -9223372036854775808, "x": 1234567890123456789}')
+    print(m.max == math.maxinteger, m.min == math.mininteger, math.type(m.max), math.type(m.min), m.x)
+    print(json_encode(m))
+    -- beyond int64 the value becomes a float, as Lua's own lexer does
+    local over = json_decode("[9223372036854775808, -9223372036854775809, 100000000000000000000000]")
+    print(math.type(over[1]), over[1] == 2^63, math.type(over[2]), math.type(over[3]), over[3] == 1e23)
+    -- 16-digit integers that are safe still decode exactly
+    print(json_decode("1234567890123456"), json_decode("[9007199254740991]")[1])
+  `);
+  deepStrictEqual(out, [
+    "9007199254740993\t-9007199254740993\t[9007199254740993]",
+    "true\tinteger\t9007199254740993",
+    "9223372036854775807\t-9223372036854775808",
+    "true\ttrue\tinteger\tinteger\t1234567890123456789",
+    '{"max":9223372036854775807,"min":-9223372036854775808,"x":1234567890123456789}',
+    "float\ttrue\tfloat\tfloat\ttrue",
+    "1234567890123456\t9007199254740991",
+  ]);
+});
+
+Deno.test("json_null both ways", async () => {
+  const out = await lines(`
+    print(type(json_null), json_decode("null") == json_null, json_null ~= nil)
+    print(json_encode(json_null), json_encode({a = json_null, b = 1}), json_encode({json_null, 2}))
+    local t = json_decode("[1, null, 3]")
+    print(#t, t[2] == json_null, json_encode(t))
+    local o = json_decode('{"k": null}')
+    print(o.k == json_null, json_encode(o))
+  `);
+  deepStrictEqual(out, [
+    "userdata\ttrue\ttrue",
+    'null\t{"a":null,"b":1}\t[null,2]',
+    "3\ttrue\t[1,null,3]",
+    'true\t{"k":null}',
+  ]);
+});
+
+Deno.test("pretty printing matches JSON.stringify", async () => {
+  const value = { b: [1, 2, { c: "x", d: [] }], a: {}, e: [], f: { g: null, h: [true] } };
+  const text = JSON.stringify(value);
+  const out = await lines(`
+    local t = json_decode(${JSON.stringify(text)})
+    print(json_encode(t, 2))
+    print(json_encode(t, "\\t"))
+    print(json_encode(t, 0) == json_encode(t), json_encode(t, "") == json_encode(t), json_encode(t, nil) == json_encode(t))
+    print(json_encode(t, 40) == json_encode(t, 10), json_encode({1}, 1.9), json_encode(5, 4))
+  `);
+  // JSON.stringify keeps insertion order; ours sorts: compare against the sorted object
+  const sorted = { a: {}, b: [1, 2, { c: "x", d: [] }], e: [], f: { g: null, h: [true] } };
+  deepStrictEqual(
+    out,
+    [
+      ...JSON.stringify(sorted, null, 2).split("\n"),
+      ...JSON.stringify(sorted, null, "\t").split("\n"),
+      "true\ttrue\ttrue",
+      "true\t[\n 1\n]\t5".split("\n"),
+    ].flat(),
+  );
+});
+
+Deno.test("encoding errors", async () => {
+  const out = await lines(
+    ERR + `
+    err(json_encode, print)
+    err(json_encode, {f = function() end})
+    err(json_encode, coroutine.create(function() end))
+    err(json_encode, io.stdout)
+    local t = {} t.self = t
+    err(json_encode, t)
+    local a = {1, {2, {}}} a[2][2][1] = a
+    err(json_encode, a)
+    err(json_encode, 0/0)
+    err(json_encode, {x = math.huge})
+    err(json_encode, -math.huge)
+    err(json_encode, {[true] = 1})
+    err(json_encode, {[{}] = 1})
+    err(json_encode, {[print] = 1})
+    err(json_encode, "\\xff")
+    err(json_encode, {["ok"] = "a\\xc3"})
+    err(json_encode, {["\\xed\\xa0\\x80"] = 1})
+    err(json_encode, {[1] = "a", ["1"] = "b"})
+    err(json_encode, {[math.huge] = 1})
+    err(json_encode)
+    err(json_encode, {}, true)
+    -- errors leave nothing behind: the next call works
+    print(json_encode({1, {a = 2}}))
+  `,
+  );
+  deepStrictEqual(out, [
+    "json_encode: cannot encode a value of type function",
+    "json_encode: cannot encode a value of type function",
+    "json_encode: cannot encode a value of type thread",
+    "json_encode: cannot encode a value of type userdata",
+    "json_encode: cannot encode a cyclic table",
+    "json_encode: cannot encode a cyclic table",
+    "json_encode: cannot encode NaN",
+    "json_encode: cannot encode inf",
+    "json_encode: cannot encode -inf",
+    "json_encode: cannot encode a table key of type boolean",
+    "json_encode: cannot encode a table key of type table",
+    "json_encode: cannot encode a table key of type function",
+    "json_encode: invalid UTF-8 in string",
+    "json_encode: invalid UTF-8 in string",
+    "json_encode: invalid UTF-8 in string",
+    'json_encode: table has two keys that both encode as "1"',
+    "json_encode: cannot encode inf",
+    "bad argument #1 to 'json_encode' (value expected)",
+    "bad argument #2 to 'json_encode' (number or string expected, got boolean)",
+    '[1,{"a":2}]',
+  ]);
+});
+
+Deno.test("decoding errors", async () => {
+  const out = await lines(
+    ERR + `
+    err(json_decode, "{bad")
+    err(json_decode, "")
+    err(json_decode, "[1, 2")
+    err(json_decode, "[1,]")
+    err(json_decode, "1.5.5")
+    err(json_decode, "nul")
+    err(json_decode, '"\\xff"')
+    err(json_decode, '{"a": "\\xc3("}')
+    err(json_decode, nil)
+    err(json_decode)
+    err(json_decode, {})
+    err(json_decode, true)
+    print(json_decode(12), math.type(json_decode(12)))
+  `,
+  );
+  strictEqual(out.length, 13);
+  for (const line of out.slice(0, 6)) match(line, /^json_decode: \S/);
+  const expected = (text: string) => {
+    try {
+      JSON.parse(text);
+    } catch (e) {
+      return `json_decode: ${(e as Error).message}`;
+    }
+    throw new Error("expected a parse error");
+  };
+  deepStrictEqual(out.slice(0, 6), ["{bad", "", "[1, 2", "[1,]", "1.5.5", "nul"].map(expected));
+  deepStrictEqual(out.slice(6), [
+    "json_decode: invalid UTF-8",
+    "json_decode: invalid UTF-8",
+    "bad argument #1 to 'json_decode' (string expected, got nil)",
+    "bad argument #1 to 'json_decode' (string expected, got no value)",
+    "bad argument #1 to 'json_decode' (string expected, got table)",
+    "bad argument #1 to 'json_decode' (string expected, got boolean)",
+    "12\tinteger",
+  ]);
+});
+
+Deno.test("uncaught errors carry the caller's position", async () => {
+  match(await failure('local x = 1\nlocal t = json_decode("{")'), /^test:2: json_decode: /);
+  strictEqual(
+    await failure("\n\njson_encode({f = print})"),
+    "test:3: json_encode: cannot encode a value of type function",
+  );
+});
+
+Deno.test("nesting limit: 1000 levels pass, deeper input fails cleanly", async () => {
+  const out = await lines(
+    ERR + `
+    local function nest(n)
+      local t = {}
+      for _ = 2, n do t = {t} end
+      return t
+    end
+    local ok = json_encode(nest(1000))
+    print(#ok, ok:sub(1, 3), ok:sub(-3))
+    err(json_encode, nest(1001))
+    err(json_encode, nest(100000))
+    local text = string.rep("[", 1000) .. string.rep("]", 1000)
+    local d = json_decode(text)
+    print(json_encode(d) == text)
+    err(json_decode, string.rep("[", 1001) .. string.rep("]", 1001))
+    err(json_decode, string.rep("[", 10000) .. string.rep("]", 10000))
+    err(json_decode, string.rep('{"a":', 100000) .. "1.5" .. string.rep("}", 100000))
+    err(json_decode, string.rep("[", 1000000) .. string.rep("]", 1000000))
+    print(json_encode(json_decode("[[1.5]]")))
+  `,
+  );
+  deepStrictEqual(out.slice(0, 5), [
+    "2000\t[[[\t]]]",
+    "json_encode: nesting deeper than 1000 levels",
+    "json_encode: nesting deeper than 1000 levels",
+    "true",
+    "json_decode: nesting deeper than 1000 levels",
+  ]);
+  // JSON.parse itself may refuse such depth (with the reviver); either way a json_decode error
+  for (const line of out.slice(5, 8)) match(line, /^json_decode: /);
+  strictEqual(out[8], "[[1.5]]");
+});
+
+Deno.test("large values round trip intact", async () => {
+  const out = await lines(`
+    local rows = {}
+    for i = 1, 20000 do
+      rows[i] = {id = i, name = "row " .. i, score = i / 4, tags = {"a", "b", i}, extra = json_null}
+    end
+    local text = json_encode(rows)
+    local back = json_decode(text)
+    print(#back, back[20000].id, back[20000].name, back[3].score, math.type(back[4].score), back[7].tags[3])
+    print(json_encode(back) == text, select("#", json_encode(rows)), select("#", json_decode(text)))
+    local wide = {}
+    for i = 1, 5000 do wide["k" .. i] = {i} end
+    local w = json_decode(json_encode(wide))
+    local n = 0 for _ in pairs(w) do n = n + 1 end
+    print(n, w.k4999[1])
+  `);
+  deepStrictEqual(out, [
+    "20000\t20000\trow 20000\t0.75\tfloat\t7",
+    "true\t1\t1",
+    "5000\t4999",
+  ]);
+});
