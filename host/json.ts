@@ -17,6 +17,7 @@ import {
   LUA_TNUMBER,
   LUA_TSTRING,
   LUA_TTABLE,
+  type LuaModule,
   type LuaState,
 } from "../runtime/lua.ts";
 import type { Family } from "../runtime/family.ts";
@@ -30,29 +31,49 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 
-/**
- * JSON text that may hold a float (a digit before '.', 'e' or 'E') or an
- * integer JSON.parse cannot keep exact (16+ digits). Without either, every
- * number JSON.parse returns is a safe integer. Matches inside strings only
- * cost the slower exact path, never correctness.
- */
-const NEEDS_SOURCE = /\d[.eE]|\d{16}/;
-const FLOAT_SOURCE = /[.eE]/;
+// ---- small shared helpers ---------------------------------------------------
 
-/**
- * JSON.parse reviver for the exact path (uses V8's source text access):
- * integers become BigInt (or a float when beyond int64, as Lua's lexer
- * does), floats stay numbers.
- */
-function reviveNumber(_key: string, value: unknown, context?: { source?: string }): unknown {
-  if (typeof value !== "number") return value;
-  const source = context!.source!;
-  if (FLOAT_SOURCE.test(source)) return value;
-  const n = BigInt(source);
-  return n >= INT64_MIN && n <= INT64_MAX ? n : value;
+/** BigInts of small integers, made once (lua_Integer arguments are BigInts). */
+const SMALL_INTS: bigint[] = [];
+for (let i = 0; i < 4096; i++) SMALL_INTS.push(BigInt(i));
+const bigint = (n: number): bigint => n >= 0 && n < 4096 ? SMALL_INTS[n] : BigInt(n);
+
+/** Bytes of WebAssembly memory per loaded Lua module for short ASCII strings (one per realm, never freed). */
+const SCRATCH_SIZE = 256;
+const scratches = new WeakMap<LuaModule, number>();
+
+function scratchOf(vm: LuaVM): number {
+  let p = scratches.get(vm.lua);
+  if (p === undefined) {
+    p = vm.api.malloc(SCRATCH_SIZE);
+    if (!p) throw new Error("not enough memory");
+    scratches.set(vm.lua, p);
+  }
+  return p;
 }
 
-/** `"text"` for bytes that are plain printable ASCII; undefined when escaping or decoding is needed. */
+/** Pushes a JS string; short ASCII strings skip TextEncoder (the common case for keys and values). */
+function pushText(vm: LuaVM, L: LuaState, s: string, scratch: number): void {
+  const n = s.length;
+  if (n <= SCRATCH_SIZE) {
+    const heap = vm.lua.heap(); // fetched each time: memory growth replaces it
+    let i = 0;
+    for (; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) break;
+      heap[scratch + i] = c;
+    }
+    if (i === n) {
+      vm.api.lua_pushlstring(L, scratch, n);
+      return;
+    }
+  }
+  vm.pushString(L, s);
+}
+
+// ---- encoding -----------------------------------------------------------------
+
+/** The text of bytes that are all printable ASCII other than '"' and '\'; undefined otherwise. */
 function plainAscii(bytes: Uint8Array): string | undefined {
   const n = bytes.length;
   if (n > 64) return undefined;
@@ -71,12 +92,7 @@ function decodeUtf8(bytes: Uint8Array): string {
   }
 }
 
-/** A Lua string's bytes as text; invalid UTF-8 is an error. */
-function utf8Text(bytes: Uint8Array): string {
-  return plainAscii(bytes) ?? decodeUtf8(bytes);
-}
-
-/** A Lua string's bytes as a JSON string literal. */
+/** A Lua string's bytes as a JSON string literal; invalid UTF-8 is an error. */
 function quoteBytes(bytes: Uint8Array): string {
   const ascii = plainAscii(bytes);
   return ascii !== undefined ? `"${ascii}"` : JSON.stringify(decodeUtf8(bytes));
@@ -92,9 +108,10 @@ function formatFloat(d: number): string {
   return s.includes(".") || s.includes("e") ? s : s + ".0";
 }
 
-/** An object key of a table being encoded: its JSON text and how to fetch its value again. */
+/** An object key of a table being encoded: its text and how to fetch its value again. */
 interface Key {
   text: string;
+  quoted: string; // the JSON string literal
   kind: number; // KEY_STRING, KEY_INTEGER or KEY_FLOAT
   integer: bigint;
   float: number;
@@ -103,13 +120,16 @@ const KEY_STRING = 0, KEY_INTEGER = 1, KEY_FLOAT = 2;
 
 const byText = (a: Key, b: Key) => (a.text < b.text ? -1 : a.text > b.text ? 1 : 0);
 
-/** State of one `json_encode` call (kept per call: a `__gc` may re-enter). */
+/** One `json_encode` call (state kept per call: a `__gc` metamethod may re-enter). */
 class Encoder {
   readonly out: string[] = [];
   readonly #path = new Set<number>();
   readonly #newlines: string[] = [];
+  readonly #scratch: number;
 
-  constructor(readonly vm: LuaVM, readonly L: LuaState, readonly gap: string, readonly emptyArray: number) {}
+  constructor(readonly vm: LuaVM, readonly L: LuaState, readonly gap: string, readonly emptyArray: number) {
+    this.#scratch = scratchOf(vm);
+  }
 
   /** "\n" plus `depth` indents (pretty printing only). */
   #newline(depth: number): string {
@@ -192,7 +212,7 @@ class Encoder {
     for (let i = 1; i <= n; i++) {
       if (i > 1) out.push(",");
       if (gap) out.push(this.#newline(depth));
-      api.lua_rawgeti(L, idx, BigInt(i));
+      api.lua_rawgeti(L, idx, bigint(i));
       this.value(api.lua_gettop(L), depth);
       api.lua_settop(L, -2);
     }
@@ -222,8 +242,9 @@ class Encoder {
       const key = keys[i];
       if (i > 0) out.push(",");
       if (gap) out.push(this.#newline(depth));
-      out.push(JSON.stringify(key.text), colon);
-      if (key.kind === KEY_STRING) vm.pushString(L, key.text); // valid UTF-8: the same bytes
+      out.push(key.quoted, colon);
+      // Fetch the value again by its key (valid UTF-8 text gives back the same bytes).
+      if (key.kind === KEY_STRING) pushText(vm, L, key.text, this.#scratch);
       else if (key.kind === KEY_INTEGER) api.lua_pushinteger(L, key.integer);
       else api.lua_pushnumber(L, key.float);
       api.lua_rawget(L, idx);
@@ -236,8 +257,8 @@ class Encoder {
 
   /**
    * The keys of the table at `idx`. Number keys are formatted in JS from
-   * their value: never lua_tolstring on a key, which would convert it in
-   * place and break lua_next.
+   * their value: lua_tolstring on a key would convert it in place and break
+   * lua_next.
    */
   #keys(idx: number): Key[] {
     const { vm, L } = this;
@@ -247,13 +268,19 @@ class Encoder {
     while (api.lua_next(L, idx)) {
       const type = api.lua_type(L, -2);
       if (type === LUA_TSTRING) {
-        keys.push({ text: utf8Text(vm.viewBytes(L, -2)), kind: KEY_STRING, integer: 0n, float: 0 });
+        const bytes = vm.viewBytes(L, -2);
+        const ascii = plainAscii(bytes);
+        const text = ascii ?? decodeUtf8(bytes);
+        const quoted = ascii !== undefined ? `"${ascii}"` : JSON.stringify(text);
+        keys.push({ text, quoted, kind: KEY_STRING, integer: 0n, float: 0 });
       } else if (type === LUA_TNUMBER && api.lua_isinteger(L, -2)) {
         const integer = api.lua_tointegerx(L, -2, 0);
-        keys.push({ text: String(integer), kind: KEY_INTEGER, integer, float: 0 });
+        const text = String(integer);
+        keys.push({ text, quoted: `"${text}"`, kind: KEY_INTEGER, integer, float: 0 });
       } else if (type === LUA_TNUMBER) {
         const float = api.lua_tonumberx(L, -2, 0);
-        keys.push({ text: formatFloat(float), kind: KEY_FLOAT, integer: 0n, float });
+        const text = formatFloat(float);
+        keys.push({ text, quoted: `"${text}"`, kind: KEY_FLOAT, integer: 0n, float });
       } else {
         throw new Error(`json_encode: cannot encode a table key of type ${vm.typeName(L, -2)}`);
       }
@@ -272,9 +299,116 @@ class Encoder {
   }
 }
 
+// ---- decoding -----------------------------------------------------------------
+
+/*
+ * JSON.parse alone loses two things: float syntax with an integral value
+ * ("1.0", "1e2" come back as 1 and 100, which would become Lua integers)
+ * and integers beyond 2^53. A scan finds such number tokens (rare); without
+ * them plain JSON.parse is exact: every integral number it returns was an
+ * integer token of at most 2^53. With them, the tokens are rewritten as
+ * strings "\u0000<token>" that the pusher turns back into numbers, unless
+ * the text already holds "\u0000": then a reviver reads each number's
+ * source text (V8's JSON.parse source text access), about 10 times slower.
+ */
+
+/** Index just past the string literal starting at `i`, or the text's length if unterminated. */
+function stringEnd(text: string, i: number): number {
+  let j = text.indexOf('"', i + 1);
+  while (j > 0) {
+    let k = j - 1;
+    while (text.charCodeAt(k) === 0x5c) k--; // a quote after an odd run of backslashes is escaped
+    if ((j - 1 - k) % 2 === 0) return j + 1;
+    j = text.indexOf('"', j + 1);
+  }
+  return text.length;
+}
+
+const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
+
+/**
+ * Start and end offsets (flat pairs) of the number tokens JSON.parse would
+ * misread: float syntax with an integral value, integers beyond 2^53.
+ * Exact for valid JSON; on invalid JSON the result does not matter.
+ */
+function ambiguousNumbers(text: string): number[] {
+  const spans: number[] = [];
+  const n = text.length;
+  let i = 0;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      i = stringEnd(text, i);
+    } else if (c === 0x2d || isDigit(c)) {
+      const start = i++;
+      while (i < n && isDigit(text.charCodeAt(i))) i++;
+      let float = false;
+      if (text.charCodeAt(i) === 0x2e) {
+        float = true;
+        for (i++; i < n && isDigit(text.charCodeAt(i)); i++);
+      }
+      const e = text.charCodeAt(i);
+      if (e === 0x65 || e === 0x45) {
+        float = true;
+        i++;
+        if (text.charCodeAt(i) === 0x2b || text.charCodeAt(i) === 0x2d) i++;
+        while (i < n && isDigit(text.charCodeAt(i))) i++;
+      }
+      // Up to 15 digits is always safe; only longer integer tokens need a look.
+      if (float ? Number.isInteger(Number(text.slice(start, i))) : i - start > 15) {
+        if (float || !Number.isSafeInteger(Number(text.slice(start, i)))) spans.push(start, i);
+      }
+    } else {
+      i++;
+    }
+  }
+  return spans;
+}
+
+/** `text` with each span replaced by the string "\u0000<token>". */
+function markNumbers(text: string, spans: number[]): string {
+  const parts: string[] = [];
+  let at = 0;
+  for (let s = 0; s < spans.length; s += 2) {
+    parts.push(text.slice(at, spans[s]), '"\\u0000', text.slice(spans[s], spans[s + 1]), '"');
+    at = spans[s + 1];
+  }
+  parts.push(text.slice(at));
+  return parts.join("");
+}
+
+/** A float whose value is integral, as the reviver returns it. */
+class Float {
+  constructor(readonly value: number) {}
+}
+
+/** JSON.parse reviver: integral floats become Float, unsafe integers BigInt (or a float beyond int64). */
+function reviveNumber(_key: string, value: unknown, context?: { source?: string }): unknown {
+  if (typeof value !== "number" || !Number.isInteger(value)) return value;
+  const source = context!.source!;
+  return /[.eE]/.test(source) ? new Float(value) : Number.isSafeInteger(value) ? value : integerOf(source, value);
+}
+
+/** An integer token beyond 2^53: exact as BigInt within int64, else the float (as Lua's lexer does). */
+function integerOf(source: string, value: number): bigint | Float {
+  const n = BigInt(source);
+  return n >= INT64_MIN && n <= INT64_MAX ? n : new Float(value);
+}
+
+/** JSON.parse's message for invalid `text`. */
+function parseError(text: string, e: unknown): Error {
+  try {
+    JSON.parse(text);
+  } catch (original) {
+    e = original;
+  }
+  return new Error(`json_decode: ${e instanceof Error ? e.message : e}`);
+}
+
 /** JSON for both directions, bound to one engine. */
 class Json {
   readonly #vm: LuaVM;
+  readonly #scratch: number;
   /** Registry reference and address of the metatable marking decoded empty arrays. */
   readonly #emptyArrayRef: number;
   readonly #emptyArray: number;
@@ -282,6 +416,7 @@ class Json {
   constructor(engine: Engine) {
     const { vm, L } = engine;
     this.#vm = vm;
+    this.#scratch = scratchOf(vm);
     vm.api.lua_createtable(L, 0, 0);
     this.#emptyArray = vm.api.lua_topointer(L, -1); // tables never move; the ref keeps it alive
     this.#emptyArrayRef = vm.ref(L);
@@ -319,32 +454,35 @@ class Json {
     } catch {
       throw new Error("json_decode: invalid UTF-8");
     }
-    const exact = NEEDS_SOURCE.test(text);
+    const spans = ambiguousNumbers(text);
+    const marked = spans.length > 0 && !text.includes("\\u0000");
     let value: unknown;
     try {
-      value = exact ? JSON.parse(text, reviveNumber) : JSON.parse(text);
+      if (spans.length === 0) value = JSON.parse(text);
+      else if (marked) value = JSON.parse(markNumbers(text, spans));
+      else value = JSON.parse(text, reviveNumber);
     } catch (e) {
-      throw new Error(`json_decode: ${e instanceof Error ? e.message : e}`);
+      throw parseError(text, e);
     }
-    this.#push(L, value, exact, 0);
+    this.#push(L, value, marked, 0);
     return 1;
   }
 
   /**
-   * Pushes a parsed value. `exact`: numbers came through reviveNumber, so
-   * BigInts are integers and numbers floats; otherwise every number is a
-   * safe integer.
+   * Pushes a parsed value. An integral number is an integer (integral
+   * floats arrive as Float, or as "\u0000<token>" strings when `marked`).
    */
-  #push(L: LuaState, v: unknown, exact: boolean, depth: number): void {
+  #push(L: LuaState, v: unknown, marked: boolean, depth: number): void {
     const vm = this.#vm;
     const api = vm.api;
     switch (typeof v) {
       case "string":
-        vm.pushString(L, v);
+        if (marked && v.charCodeAt(0) === 0) this.#pushToken(L, v.slice(1));
+        else pushText(vm, L, v, this.#scratch);
         return;
       case "number":
-        if (exact) api.lua_pushnumber(L, v);
-        else api.lua_pushinteger(L, BigInt(v));
+        if (Number.isInteger(v)) api.lua_pushinteger(L, bigint(v));
+        else api.lua_pushnumber(L, v);
         return;
       case "bigint":
         api.lua_pushinteger(L, v);
@@ -355,6 +493,10 @@ class Json {
     }
     if (v === null) {
       api.lua_pushlightuserdata(L, 0); // json_null
+      return;
+    }
+    if (v instanceof Float) {
+      api.lua_pushnumber(L, v.value);
       return;
     }
     if (++depth > MAX_DEPTH) throw new Error(`json_decode: nesting deeper than ${MAX_DEPTH} levels`);
@@ -368,8 +510,8 @@ class Json {
         return;
       }
       for (let i = 0; i < n; i++) {
-        this.#push(L, v[i], exact, depth);
-        api.lua_rawseti(L, -2, BigInt(i + 1));
+        this.#push(L, v[i], marked, depth);
+        api.lua_rawseti(L, -2, bigint(i + 1));
       }
       return;
     }
@@ -377,9 +519,21 @@ class Json {
     const keys = Object.keys(object);
     api.lua_createtable(L, 0, keys.length);
     for (const key of keys) {
-      vm.pushString(L, key); // binary-safe: keys may hold NUL
-      this.#push(L, object[key], exact, depth);
+      pushText(vm, L, key, this.#scratch); // binary-safe: keys may hold NUL
+      this.#push(L, object[key], marked, depth);
       api.lua_rawset(L, -3);
+    }
+  }
+
+  /** Pushes a number token found by ambiguousNumbers. */
+  #pushToken(L: LuaState, token: string): void {
+    const api = this.#vm.api;
+    const value = Number(token);
+    if (/[.eE]/.test(token)) api.lua_pushnumber(L, value);
+    else {
+      const n = integerOf(token, value);
+      if (n instanceof Float) api.lua_pushnumber(L, n.value);
+      else api.lua_pushinteger(L, n);
     }
   }
 }

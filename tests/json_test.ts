@@ -431,3 +431,89 @@ Deno.test("large values round trip intact", async () => {
     "5000\t4999",
   ]);
 });
+
+Deno.test("number kinds are kept whichever way the text is parsed", async () => {
+  // 2.5 alone: plain JSON.parse. 1.0 or a big integer: number tokens rewritten.
+  // The same with a "\u0000" string in the text: the reviver path.
+  const cases = [
+    '[1, 2.5, "x"]',
+    '[1.0, "\\u0001", 9007199254740993, 2.5, 7, -0.0, 1e2, 12345678901234567, "1.0"]',
+    '["\\u0000z", 1.0, 9007199254740993, 2.5, 7, -0.0, 1e2, 12345678901234567, "1.0"]',
+  ];
+  const out = await lines(`
+    for _, text in ipairs(${"{" + cases.map((c) => JSON.stringify(c)).join(", ") + "}"}) do
+      local t = json_decode(text)
+      local kinds = {}
+      for i = 1, #t do kinds[i] = math.type(t[i]) or (#t[i] .. ":" .. t[i]:gsub("%z", "NUL")) end
+      print(table.concat(kinds, " "), json_encode(t))
+    end
+    -- quotes and backslashes inside strings do not confuse the number scan
+    local o = json_decode('{"a": "say \\\\"1.0\\\\"", "b": 3, "c": "\\\\\\\\", "d": 1.0, "e": "\\\\\\\\\\\\"2.0"}')
+    print(o.a, math.type(o.b), o.c, math.type(o.d), o.e)
+  `);
+  deepStrictEqual(out, [
+    'integer float 1:x\t[1,2.5,"x"]',
+    "float 1:\x01 integer float integer float float integer 3:1.0\t" +
+    '[1.0,"\\u0001",9007199254740993,2.5,7,-0.0,100.0,12345678901234567,"1.0"]',
+    "2:NULz float integer float integer float float integer 3:1.0\t" +
+    '["\\u0000z",1.0,9007199254740993,2.5,7,-0.0,100.0,12345678901234567,"1.0"]',
+    'say "1.0"\tinteger\t\\\tfloat\t\\"2.0',
+  ]);
+});
+
+Deno.test("parse errors report JSON.parse's message on the original text, whatever the path", async () => {
+  const texts = ["[1.0,]", '["\\u0000", 1.0,]', "[9007199254740993 1]", '{"a": 1e5 "b"}', "01"];
+  const out = await lines(ERR + `
+    for _, text in ipairs(${"{" + texts.map((c) => JSON.stringify(c)).join(", ") + "}"}) do
+      err(json_decode, text)
+    end
+  `);
+  deepStrictEqual(
+    out,
+    texts.map((text) => {
+      try {
+        JSON.parse(text);
+        return "NO ERROR";
+      } catch (e) {
+        return `json_decode: ${(e as Error).message}`;
+      }
+    }),
+  );
+});
+
+Deno.test("randomized numbers decode to the right kind and value", async () => {
+  let seed = 12345;
+  const random = () => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed / 2147483648;
+  };
+  const digits = (n: number) => Array.from({ length: n }, () => Math.floor(random() * 10)).join("");
+  const tokens: string[] = [];
+  for (let i = 0; i < 600; i++) {
+    const sign = random() < 0.3 ? "-" : "";
+    const int = random() < 0.2 ? "0" : String(1 + Math.floor(random() * 9)) + digits(Math.floor(random() * 21));
+    const r = random();
+    let token = sign + int;
+    if (r < 0.25) token += "." + (random() < 0.5 ? "0".repeat(1 + Math.floor(random() * 3)) : digits(1 + Math.floor(random() * 5)));
+    else if (r < 0.4) token += (random() < 0.5 ? "e" : "E") + (random() < 0.5 ? "-" : "+") + digits(1 + Math.floor(random() * 2));
+    tokens.push(token);
+  }
+  const expected = tokens.map((token) => {
+    if (/[.eE]/.test(token) || BigInt(token) > 2n ** 63n - 1n || BigInt(token) < -(2n ** 63n)) {
+      const d = Number(token);
+      if (!Number.isFinite(d)) return "float inf";
+      const s = Object.is(d, -0) ? "-0.0" : String(d);
+      return "float " + (/[.e]/.test(s) ? s : s + ".0");
+    }
+    return "integer " + BigInt(token);
+  });
+  const text = "[" + tokens.map((t, i) => (i % 7 === 0 ? `{"k${i}": ${t}, "s": "${t}"}` : t)).join(",") + "]";
+  const out = await lines(`
+    local t = json_decode(${JSON.stringify(text)})
+    for i = 1, #t do
+      local v = type(t[i]) == "table" and t[i]["k" .. (i - 1)] or t[i]
+      print(math.type(v) .. " " .. ((v == math.huge or v == -math.huge) and "inf" or json_encode(v)))
+    end
+  `);
+  deepStrictEqual(out, expected);
+});
