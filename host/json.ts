@@ -181,7 +181,7 @@ class Encoder {
     if (depth > MAX_DEPTH) throw new Error(`json_encode: nesting deeper than ${MAX_DEPTH} levels`);
     if (!api.lua_checkstack(L, 4)) throw new Error("json_encode: Lua stack overflow");
     this.#path.add(pointer);
-    const n = Number(api.lua_rawlen(L, idx)); // lua_Unsigned: a BigInt at run time
+    const n = Number(api.lua_rawlen(L, idx));
     if (n > 0 && this.#isArray(idx, n)) this.#array(idx, n, depth);
     else this.#object(idx, depth);
     this.#path.delete(pointer);

@@ -15,7 +15,7 @@ interface Run {
 }
 
 /** Runs `src` as chunk "=test" with the core and json families; returns the outcome and printed text. */
-async function run(src: string): Promise<Run> {
+async function run(src: string, setup?: (engine: Engine) => void): Promise<Run> {
   let output = "";
   const decoder = new TextDecoder();
   const engine = await Engine.create({
@@ -30,6 +30,7 @@ async function run(src: string): Promise<Run> {
   try {
     installFamily(engine, core);
     installFamily(engine, json);
+    setup?.(engine);
     const outcome = await engine.execute(src, "=test");
     return { outcome, output };
   } finally {
@@ -327,6 +328,22 @@ Deno.test("encoding errors", async () => {
   ]);
 });
 
+Deno.test("only the NULL light userdata is json_null", async () => {
+  const { outcome, output } = await run(
+    ERR + `
+    err(json_encode, {other})
+    print(json_encode({json_null}))
+  `,
+    (engine) => {
+      const { vm, L } = engine;
+      vm.api.lua_pushlightuserdata(L, 16);
+      vm.api.lua_setglobal(L, vm.cstr("other"));
+    },
+  );
+  strictEqual(outcome.status, "ok");
+  strictEqual(output, "json_encode: cannot encode a value of type userdata\n[null]\n");
+});
+
 Deno.test("decoding errors", async () => {
   const out = await lines(
     ERR + `
@@ -463,11 +480,13 @@ Deno.test("number kinds are kept whichever way the text is parsed", async () => 
 
 Deno.test("parse errors report JSON.parse's message on the original text, whatever the path", async () => {
   const texts = ["[1.0,]", '["\\u0000", 1.0,]', "[9007199254740993 1]", '{"a": 1e5 "b"}', "01"];
-  const out = await lines(ERR + `
+  const out = await lines(
+    ERR + `
     for _, text in ipairs(${"{" + texts.map((c) => JSON.stringify(c)).join(", ") + "}"}) do
       err(json_decode, text)
     end
-  `);
+  `,
+  );
   deepStrictEqual(
     out,
     texts.map((text) => {
@@ -494,8 +513,11 @@ Deno.test("randomized numbers decode to the right kind and value", async () => {
     const int = random() < 0.2 ? "0" : String(1 + Math.floor(random() * 9)) + digits(Math.floor(random() * 21));
     const r = random();
     let token = sign + int;
-    if (r < 0.25) token += "." + (random() < 0.5 ? "0".repeat(1 + Math.floor(random() * 3)) : digits(1 + Math.floor(random() * 5)));
-    else if (r < 0.4) token += (random() < 0.5 ? "e" : "E") + (random() < 0.5 ? "-" : "+") + digits(1 + Math.floor(random() * 2));
+    if (r < 0.25) {
+      token += "." + (random() < 0.5 ? "0".repeat(1 + Math.floor(random() * 3)) : digits(1 + Math.floor(random() * 5)));
+    } else if (r < 0.4) {
+      token += (random() < 0.5 ? "e" : "E") + (random() < 0.5 ? "-" : "+") + digits(1 + Math.floor(random() * 2));
+    }
     tokens.push(token);
   }
   const expected = tokens.map((token) => {
