@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { loadLuaModule, LUA_OK, LUA_TFUNCTION, type LuaState } from "./lua.ts";
+import { loadLuaModule, LUA_MASKCOUNT, LUA_OK, LUA_TFUNCTION, type LuaState } from "./lua.ts";
 import { type HostFunction, LuaUnwind, LuaVM } from "./state.ts";
 import { SCHEDULER_LUA } from "./scheduler_lua.ts";
 
@@ -47,6 +47,13 @@ export class ExitRequest extends LuaUnwind {
 }
 
 const NO_RESULTS: Pusher = () => 0;
+
+// V8 runs WebAssembly first in its baseline tier and cannot swap a running
+// call to optimized code, so a long loop entered early stays ~2.5x slower
+// for its whole life. For the first moments a rare count hook lets each
+// goroutine yield once, so it re-enters the interpreter in optimized code.
+const TIER_UP_MS = 300;
+const TIER_UP_INSTRUCTIONS = 100_000;
 const WAKE_BATCH = 64;
 
 /** Standard output through a small buffer. */
@@ -102,6 +109,8 @@ export class Engine {
   #idleWaiters: (() => void)[] = [];
   #exit: ExitRequest | undefined;
   #onResidentChange?: (count: number) => void;
+  #tierUpUntil = 0;
+  #tierUpHook = 0;
 
   private constructor(vm: LuaVM, options: EngineOptions) {
     this.vm = vm;
@@ -148,6 +157,36 @@ export class Engine {
     api.lua_setfield(L, -2, vm.cstr("report"));
     this.#call(2, 1);
     this.#sched = vm.ref(L);
+    this.#armTierUp();
+  }
+
+  #armTierUp(): void {
+    const { vm, L } = this;
+    const api = vm.api;
+    this.pushSchedulerField(L, "threads");
+    const threads = vm.ref(L);
+    this.#tierUpUntil = performance.now() + TIER_UP_MS;
+    this.#tierUpHook = vm.lua.addFunction((T: LuaState) => {
+      if (performance.now() < this.#tierUpUntil) return;
+      api.lua_sethook(T, 0, 0, 0);
+      if (!api.lua_isyieldable(T)) return;
+      // Only a goroutine's own coroutine may yield here: a user coroutine would see a spurious yield.
+      vm.pushRef(T, threads);
+      api.lua_pushthread(T);
+      api.lua_rawget(T, -2);
+      const own = api.lua_toboolean(T, -1);
+      api.lua_settop(T, -3);
+      if (own) api.lua_yieldk(T, 0, 0, 0);
+    }, "vii");
+    api.lua_sethook(L, this.#tierUpHook, LUA_MASKCOUNT, TIER_UP_INSTRUCTIONS);
+  }
+
+  // New goroutines inherit the hook from the main state until the window closes.
+  #closeTierUp(): void {
+    if (this.#tierUpHook === 0 || performance.now() < this.#tierUpUntil) return;
+    this.vm.api.lua_sethook(this.L, 0, 0, 0);
+    this.vm.lua.removeFunction(this.#tierUpHook);
+    this.#tierUpHook = 0;
   }
 
   /** Calls the function below `nargs` arguments on the main stack; internal failures are bugs. */
@@ -292,6 +331,7 @@ export class Engine {
         for (const id of batch) vm.api.lua_pushinteger(L, BigInt(id));
         this.#call(batch.length, 0);
       }
+      this.#closeTierUp();
       this.pushSchedulerField(L, "run");
       this.#call(0, 0);
     } catch (e) {

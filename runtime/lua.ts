@@ -25,6 +25,9 @@ export const LUA_TNONE = -1,
   LUA_TTHREAD = 8;
 
 /** Status codes of `lua_pcallk`, `lua_resume` and the loaders. */
+/** `lua_sethook` mask for count events. */
+export const LUA_MASKCOUNT = 8;
+
 export const LUA_OK = 0, LUA_YIELD = 1, LUA_ERRRUN = 2, LUA_ERRSYNTAX = 3, LUA_ERRMEM = 4;
 
 /** The registry's pseudo-index (LUAI_MAXSTACK = 1000000). */
@@ -83,6 +86,8 @@ export interface LuaExports {
   lua_next(L: LuaState, idx: number): number;
   lua_pcallk(L: LuaState, nargs: number, nresults: number, errfunc: number, ctx: number, k: number): number;
   lua_isyieldable(L: LuaState): number;
+  lua_sethook(L: LuaState, fn: number, mask: number, count: number): void;
+  lua_pushthread(L: LuaState): number;
   lua_yieldk(L: LuaState, nresults: number, ctx: number, k: number): number;
   lua_error(L: LuaState): number;
 }

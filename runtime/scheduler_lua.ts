@@ -22,6 +22,7 @@ local type, tostring, error, setmetatable, getmetatable, rawget, math_type =
 
 local ready, rhead, rtail = {}, 1, 0       -- run queue
 local goroutines = {}                       -- id -> goroutine
+local threads = setmetatable({}, { __mode = "k" }) -- each goroutine's own coroutine -> true
 local host_waiting = {}                     -- host operation id -> goroutine
 local live, next_id = 0, 0
 local current                               -- the running goroutine
@@ -52,6 +53,7 @@ local function spawn(fn, name, watched, ...)
               seq = 0, state = "ready", watched = watched }
   if lua_select("#", ...) > 0 then g.args = pack(...) end
   goroutines[next_id] = g
+  threads[g.co] = true
   rtail = rtail + 1
   ready[rtail] = g
   return next_id
@@ -391,7 +393,7 @@ end
 
 return {
   run = run, wake = wake, spawn = spawn, parked_report = parked_report,
-  goroutines = goroutines,
+  goroutines = goroutines, threads = threads,
   go = go, chan = chan, send = send, receive = receive, close_channel = close_channel,
   select = select, wait = wait, on_error = on_error,
 }

@@ -263,3 +263,21 @@ Deno.test("many goroutines through one unbuffered channel lose nothing", async (
     print(total)`);
   strictEqual(stdout, "500500\n");
 });
+
+Deno.test("the tier-up yield never shows up as a yield of a user coroutine", async () => {
+  // The engine's tier-up hook yields a goroutine once after its first 300 ms;
+  // a plain coroutine running busy code at that moment must not notice.
+  const { stdout } = await runLua(`
+    local gen = coroutine.wrap(function()
+      for round = 1, 3 do
+        local s = 0
+        for i = 1, 3000000 do s = s + i % 3 end
+        coroutine.yield(s)
+      end
+    end)
+    local results = {}
+    local started = os.clock()
+    repeat results[#results + 1] = gen() until #results == 3
+    print(#results, results[1], results[2] == results[1], results[3] == results[1])`);
+  strictEqual(stdout, "3\t3000000\ttrue\ttrue\n");
+});
