@@ -1,0 +1,49 @@
+import { deepStrictEqual, match, strictEqual } from "node:assert";
+import { runLua } from "./_helpers.ts";
+
+Deno.test("print shows every type as tostring does, tab-separated", async () => {
+  const { stdout } = await runLua(`
+    print(1, 2.0, -0.0, 1e100, 2^63, math.mininteger, 0/0 ~= 0/0, "s", nil, true, false)
+    print()
+    print(setmetatable({}, { __tostring = function() return "custom" end }))
+    print(setmetatable({}, { __name = "MyType" }) ~= nil)
+    print(type(tostring(print)), tostring({}):match("^table: ") ~= nil)`);
+  strictEqual(
+    stdout,
+    "1\t2.0\t-0.0\t1e+100\t9.2233720368548e+18\t-9223372036854775808\ttrue\ts\tnil\ttrue\tfalse\n\ncustom\ntrue\nstring\ttrue\n",
+  );
+});
+
+Deno.test("print: a __tostring that fails or returns a non-string is a Lua error", async () => {
+  const { stdout } = await runLua(`
+    print(pcall(print, setmetatable({}, { __tostring = function() error("no text") end })))
+    print(pcall(print, setmetatable({}, { __tostring = function() return {} end })))`);
+  const lines = stdout.trim().split("\n");
+  match(lines[0], /^false\ttest:2: no text$/);
+  match(lines[1], /^false\t.*'__tostring' must return a string$/);
+});
+
+Deno.test("print keeps bytes as they are", async () => {
+  const { stdout } = await runLua(`print("héllo ✓", "a\\0b")`);
+  strictEqual(stdout, "héllo ✓\ta\0b\n");
+});
+
+Deno.test("os.exit ends the run with its code; a bad code is an error", async () => {
+  const exited = await runLua(`print("a") os.exit(3) print("b")`);
+  deepStrictEqual(exited.outcome, { status: "exit", code: 3 });
+  strictEqual(exited.stdout, "a\n");
+  const inPcall = await runLua(`pcall(os.exit, 4) print("not reached")`);
+  deepStrictEqual(inPcall.outcome, { status: "exit", code: 4 });
+  strictEqual(inPcall.stdout, "");
+  const bad = await runLua(`print(pcall(os.exit, "x"))`);
+  match(bad.stdout, /^false\t.*bad argument #1 to 'exit' \(integer or boolean expected\)\n$/);
+});
+
+Deno.test("uncaught error values: tables, tables with __tostring, nil", async () => {
+  const table = await runLua(`error({ code = 1 })`);
+  strictEqual(table.outcome.status === "error" && table.outcome.message, "(error object is a table value)");
+  const custom = await runLua(`error(setmetatable({}, { __tostring = function() return "custom failure" end }))`);
+  strictEqual(custom.outcome.status === "error" && custom.outcome.message, "custom failure");
+  const none = await runLua(`error()`);
+  strictEqual(none.outcome.status === "error" && none.outcome.message, "(error object is a nil value)");
+});
