@@ -163,19 +163,17 @@ export class Engine {
   #armTierUp(): void {
     const { vm, L } = this;
     const api = vm.api;
-    this.pushSchedulerField(L, "threads");
-    const threads = vm.ref(L);
     this.#tierUpUntil = performance.now() + TIER_UP_MS;
     this.#tierUpHook = vm.lua.addFunction((T: LuaState) => {
       if (performance.now() < this.#tierUpUntil) return;
       api.lua_sethook(T, 0, 0, 0);
       if (!api.lua_isyieldable(T)) return;
       // Only a goroutine's own coroutine may yield here: a user coroutine would see a spurious yield.
-      vm.pushRef(T, threads);
+      this.pushSchedulerField(T, "owns");
       api.lua_pushthread(T);
-      api.lua_rawget(T, -2);
+      if (api.lua_pcallk(T, 1, 1, 0, 0, 0) !== LUA_OK) throw new Error(`SolVM scheduler failure: ${vm.toText(T, -1)}`);
       const own = api.lua_toboolean(T, -1);
-      api.lua_settop(T, -3);
+      api.lua_settop(T, -2);
       if (own) api.lua_yieldk(T, 0, 0, 0);
     }, "vii");
     api.lua_sethook(L, this.#tierUpHook, LUA_MASKCOUNT, TIER_UP_INSTRUCTIONS);

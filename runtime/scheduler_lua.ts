@@ -22,7 +22,6 @@ local type, tostring, error, setmetatable, getmetatable, rawget, math_type =
 
 local ready, rhead, rtail = {}, 1, 0       -- run queue
 local goroutines = {}                       -- id -> goroutine
-local threads = setmetatable({}, { __mode = "k" }) -- each goroutine's own coroutine -> true
 local host_waiting = {}                     -- host operation id -> goroutine
 local live, next_id = 0, 0
 local current                               -- the running goroutine
@@ -49,14 +48,18 @@ end
 local function spawn(fn, name, watched, ...)
   next_id = next_id + 1
   live = live + 1
-  local g = { id = next_id, name = name or ("goroutine " .. next_id), co = co_create(fn),
-              seq = 0, state = "ready", watched = watched }
+  local g = { id = next_id, co = co_create(fn), seq = 0, state = "ready" }
+  if name then g.name = name end
+  if watched then g.watched = true end
   if lua_select("#", ...) > 0 then g.args = pack(...) end
   goroutines[next_id] = g
-  threads[g.co] = true
   rtail = rtail + 1
   ready[rtail] = g
   return next_id
+end
+
+local function name_of(g)
+  return g.name or ("goroutine " .. g.id)
 end
 
 local function message_of(err)
@@ -71,7 +74,7 @@ local function dispatch_error(g, message, trace)
     local id = spawn(error_handler, "on_error handler", false, message, trace)
     goroutines[id].handler = true
   else
-    local label = g.handler and "error in on_error handler" or ("error in " .. g.name)
+    local label = g.handler and "error in on_error handler" or ("error in " .. name_of(g))
     host.report(label .. ": " .. trace)
   end
 end
@@ -128,12 +131,18 @@ local function run()
 end
 
 local function wake(...)
-  for i = 1, lua_select("#", ...) do
-    local id = lua_select(i, ...)
+  local ids = { ... }
+  for i = 1, #ids do
+    local id = ids[i]
     local g = host_waiting[id]
     host_waiting[id] = nil
     if g then make_ready(g) end
   end
+end
+
+-- Whether thread is the running goroutine's own coroutine (not a coroutine inside it).
+local function owns(thread)
+  return current ~= nil and current.co == thread
 end
 
 -- Channels ----------------------------------------------------------------
@@ -359,7 +368,7 @@ local function parked_report()
   local lines = {}
   for _, id in ipairs(ids) do
     local g = goroutines[id]
-    lines[#lines + 1] = "goroutine " .. id .. " [" .. g.name .. "]: " .. (g.wait or "waiting")
+    lines[#lines + 1] = "goroutine " .. id .. " [" .. name_of(g) .. "]: " .. (g.wait or "waiting")
   end
   return table.concat(lines, "\n")
 end
@@ -393,7 +402,7 @@ end
 
 return {
   run = run, wake = wake, spawn = spawn, parked_report = parked_report,
-  goroutines = goroutines, threads = threads,
+  goroutines = goroutines, owns = owns,
   go = go, chan = chan, send = send, receive = receive, close_channel = close_channel,
   select = select, wait = wait, on_error = on_error,
 }
