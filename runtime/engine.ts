@@ -111,6 +111,7 @@ export class Engine {
   #onResidentChange?: (count: number) => void;
   #tierUpUntil = 0;
   #tierUpHook = 0;
+  #tierUpOpen = false;
 
   private constructor(vm: LuaVM, options: EngineOptions) {
     this.vm = vm;
@@ -177,14 +178,16 @@ export class Engine {
       if (own) api.lua_yieldk(T, 0, 0, 0);
     }, "vii");
     api.lua_sethook(L, this.#tierUpHook, LUA_MASKCOUNT, TIER_UP_INSTRUCTIONS);
+    this.#tierUpOpen = true;
   }
 
-  // New goroutines inherit the hook from the main state until the window closes.
+  // New goroutines inherit the hook from the main state until the window
+  // closes. Threads that still carry it unhook themselves when it next
+  // fires, so the function itself lives until close().
   #closeTierUp(): void {
-    if (this.#tierUpHook === 0 || performance.now() < this.#tierUpUntil) return;
+    if (!this.#tierUpOpen || performance.now() < this.#tierUpUntil) return;
     this.vm.api.lua_sethook(this.L, 0, 0, 0);
-    this.vm.lua.removeFunction(this.#tierUpHook);
-    this.#tierUpHook = 0;
+    this.#tierUpOpen = false;
   }
 
   /** Calls the function below `nargs` arguments on the main stack; internal failures are bugs. */
@@ -445,5 +448,6 @@ export class Engine {
     this.stdout.flush();
     this.vm.close();
     this.vm.lua.removeFunction(this.#continuation);
+    this.vm.lua.removeFunction(this.#tierUpHook);
   }
 }

@@ -35,7 +35,7 @@ end)
 bench("table_insert_remove", function()
   local t, insert, remove = {}, table.insert, table.remove
   for i = 1, N do insert(t, i) end
-  for _ = 1, 1000 do insert(t, 1, 0); remove(t, 1) end  -- shifts: 1000 front inserts/removes of a 1e6 table
+  for _ = 1, 10 do insert(t, 1, 0); remove(t, 1) end  -- 10 front insert/remove pairs: each shifts 1e6 slots
   local s = 0
   for _ = 1, N do s = s + remove(t) end
   return s
