@@ -54,6 +54,9 @@ const NO_RESULTS: Pusher = () => 0;
 // goroutine yield once, so it re-enters the interpreter in optimized code.
 const TIER_UP_MS = 300;
 const TIER_UP_INSTRUCTIONS = 100_000;
+// lua_Debug on wasm32: int event; char *name, *namewhat, *what, *source; ...
+const LUA_DEBUG_SOURCE = 16;
+const SCHEDULER_CHUNKNAME = "=scheduler";
 const WAKE_BATCH = 64;
 
 /** Standard output through a small buffer. */
@@ -139,7 +142,7 @@ export class Engine {
       (L: LuaState, _status: number, ctx: number) => this.#resumeHostCall(L, ctx),
       "iiii",
     );
-    const failure = vm.load(L, SCHEDULER_LUA, "=scheduler");
+    const failure = vm.load(L, SCHEDULER_LUA, SCHEDULER_CHUNKNAME);
     if (failure) throw new Error(failure);
     api.lua_createtable(L, 0, 0); // the PARK sentinel
     api.lua_pushvalue(L, -1);
@@ -165,11 +168,15 @@ export class Engine {
     const { vm, L } = this;
     const api = vm.api;
     this.#tierUpUntil = performance.now() + TIER_UP_MS;
-    this.#tierUpHook = vm.lua.addFunction((T: LuaState) => {
-      if (performance.now() < this.#tierUpUntil) return;
+    const what = vm.cstr("S");
+    this.#tierUpHook = vm.lua.addFunction((T: LuaState, ar: number) => {
+      if (performance.now() < this.#tierUpUntil || !api.lua_isyieldable(T)) return;
+      // Never inside the scheduler's own code (a channel operation half
+      // done), and only on a goroutine's own coroutine: a user coroutine
+      // would see a spurious yield. Otherwise the hook fires again later.
+      api.lua_getinfo(T, what, ar);
+      if (this.#isSchedulerSource(new DataView(vm.lua.heap().buffer).getUint32(ar + LUA_DEBUG_SOURCE, true))) return;
       api.lua_sethook(T, 0, 0, 0);
-      if (!api.lua_isyieldable(T)) return;
-      // Only a goroutine's own coroutine may yield here: a user coroutine would see a spurious yield.
       this.pushSchedulerField(T, "owns");
       api.lua_pushthread(T);
       if (api.lua_pcallk(T, 1, 1, 0, 0, 0) !== LUA_OK) throw new Error(`SolVM scheduler failure: ${vm.toText(T, -1)}`);
@@ -179,6 +186,14 @@ export class Engine {
     }, "vii");
     api.lua_sethook(L, this.#tierUpHook, LUA_MASKCOUNT, TIER_UP_INSTRUCTIONS);
     this.#tierUpOpen = true;
+  }
+
+  #isSchedulerSource(source: number): boolean {
+    const heap = this.vm.lua.heap();
+    for (let i = 0; i < SCHEDULER_CHUNKNAME.length; i++) {
+      if (heap[source + i] !== SCHEDULER_CHUNKNAME.charCodeAt(i)) return false;
+    }
+    return heap[source + SCHEDULER_CHUNKNAME.length] === 0;
   }
 
   // New goroutines inherit the hook from the main state until the window

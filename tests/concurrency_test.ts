@@ -281,3 +281,19 @@ Deno.test("the tier-up yield never shows up as a yield of a user coroutine", asy
     print(#results, results[1], results[2] == results[1], results[3] == results[1])`);
   strictEqual(stdout, "3\t3000000\ttrue\ttrue\n");
 });
+
+Deno.test("channels lose and duplicate nothing while the tier-up hook is active", async () => {
+  // The hook must never yield inside the scheduler's own code (a send half done).
+  const { stdout, outcome } = await runLua(`
+    local ch = chan("b", 64)
+    go(function() for i = 1, 1000000 do send(ch, i) end close_channel(ch) end)
+    local n, sum = 0, 0
+    while true do local v, ok = receive(ch) if not ok then break end n = n + 1 sum = sum + v end
+    chan("u")
+    go(function() for i = 1, 200000 do send("u", i) end close_channel("u") end)
+    local m = 0
+    while true do local v, ok = receive("u") if not ok then break end m = m + 1 end
+    print(n, sum == 1000000 * 1000001 // 2, m)`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(stdout, "1000000\ttrue\t200000\n");
+});
