@@ -12,6 +12,7 @@ import { Engine } from "../runtime/engine.ts";
 import { sharedOutput } from "./shared_output.ts";
 import { installGlobals, runScriptFile } from "./script.ts";
 import { runRepl } from "./repl.ts";
+import { denoFileSystem } from "./filesystem.ts";
 
 /** What the CLI asks the worker to run. */
 export interface WorkerRequest {
@@ -38,6 +39,7 @@ scope.onmessage = async ({ data }) => {
   const resident = new Int32Array(data.control);
   const engine = await Engine.create({
     stdout: sharedOutput(data.output),
+    files: denoFileSystem(),
     onResidentChange: (n) => {
       Atomics.store(resident, 0, n);
       Atomics.notify(resident, 0);

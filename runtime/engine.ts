@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { loadLuaModule, LUA_MASKCOUNT, LUA_OK, LUA_TFUNCTION, type LuaState } from "./lua.ts";
+import { loadLuaModule, LUA_MASKCOUNT, LUA_OK, LUA_TFUNCTION, type LuaState, type LuaSystem, NO_FILES } from "./lua.ts";
 import { type HostFunction, LuaUnwind, LuaVM } from "./state.ts";
 import { SCHEDULER_LUA } from "./scheduler_lua.ts";
 
@@ -37,6 +37,10 @@ export interface EngineOptions {
   stderr?: (text: string) => void;
   /** Told each time the number of resident sources (servers, intervals, ...) changes. */
   onResidentChange?: (count: number) => void;
+  /** Reads standard input for `io.read` (returns 0 at end). Default: Deno.stdin. */
+  stdin?: (into: Uint8Array) => number;
+  /** Files for Lua's `io`/`os` libraries, descriptors 3 and up. Default: none. */
+  files?: LuaSystem;
 }
 
 /** Thrown through Lua to stop the engine at once (`os.exit`). */
@@ -124,10 +128,25 @@ export class Engine {
   }
 
   /** Loads Lua and the scheduler. */
-  static async create(options: EngineOptions = {}): Promise<Engine> {
-    const engine = new Engine(new LuaVM(await loadLuaModule()), options);
+  static create(options: EngineOptions = {}): Promise<Engine> {
+    const files = options.files ?? NO_FILES;
+    const stdin = options.stdin ?? ((into: Uint8Array) => Deno.stdin.readSync(into) ?? 0);
+    const decoder = new TextDecoder();
+    let engine: Engine | undefined = undefined;
+    // Descriptors 0-2 are the engine's streams, so io.write and print share one buffer.
+    const system: LuaSystem = {
+      ...files,
+      read: (fd, into) => fd === 0 ? stdin(into) : files.read(fd, into),
+      write: (fd, bytes) => {
+        if (fd === 1) engine!.stdout.write(bytes);
+        else if (fd === 2) engine!.reportError(decoder.decode(bytes), false);
+        else return files.write(fd, bytes);
+        return bytes.length;
+      },
+    };
+    engine = new Engine(new LuaVM(loadLuaModule(system)), options);
     engine.#boot();
-    return engine;
+    return Promise.resolve(engine);
   }
 
   /** The main thread's state. */
@@ -161,6 +180,9 @@ export class Engine {
     api.lua_setfield(L, -2, vm.cstr("report"));
     this.#call(2, 1);
     this.#sched = vm.ref(L);
+    // C stdio would hold io.write output apart from print's buffer; ours buffers both.
+    if (vm.load(L, `io.stdout:setvbuf("no")`, "=boot")) throw new Error("boot failed");
+    this.#call(0, 0);
     this.#armTierUp();
   }
 
@@ -224,9 +246,9 @@ export class Engine {
   }
 
   /** Writes an error report to stderr, after flushing pending output so the order holds. */
-  reportError(text: string): void {
+  reportError(text: string, endLine = true): void {
     this.stdout.flush();
-    this.stderr(text.endsWith("\n") ? text : text + "\n");
+    this.stderr(endLine && !text.endsWith("\n") ? text + "\n" : text);
   }
 
   #finished(L: LuaState): number {

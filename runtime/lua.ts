@@ -6,8 +6,9 @@
  *
  * @module
  */
-import { LuaFactory } from "wasmoon";
-import { createRequire } from "node:module";
+import GLUE_WASM from "wasmoon/dist/glue.wasm" with { type: "bytes" };
+import { FunctionTable, type Signature } from "./_wasm_functions.ts";
+import { timeImports } from "./_libc_time.ts";
 
 /** A `lua_State*`: a pointer into the WebAssembly memory. */
 export type LuaState = number;
@@ -36,6 +37,7 @@ export const LUA_REGISTRYINDEX = -1000000 - 1000;
 /** The raw C functions SolVM uses, as exported by the WebAssembly module. */
 export interface LuaExports {
   malloc(size: number): number;
+  fflush(stream: number): number;
   free(ptr: number): void;
   luaL_newstate(): LuaState;
   luaL_openlibs(L: LuaState): void;
@@ -93,63 +95,226 @@ export interface LuaExports {
   lua_error(L: LuaState): number;
 }
 
-/** The loaded WebAssembly module: raw exports plus the memory views. */
+/**
+ * What the C library inside the module asks of the operating system, at the
+ * level of file descriptors and paths. Results are as from a Linux system
+ * call: a count, an offset or a descriptor, or a negative errno (see
+ * {@linkcode ERRNO}). Lua's own `io` and `os` libraries, `dofile`,
+ * `loadfile` and `require` reach the disk only through this.
+ */
+export interface LuaSystem {
+  read(fd: number, into: Uint8Array): number;
+  write(fd: number, bytes: Uint8Array): number;
+  open(path: string, flags: number, mode: number): number;
+  close(fd: number): number;
+  seek(fd: number, offset: number, whence: number): number;
+  remove(path: string, directory: boolean): number;
+  rename(from: string, to: string): number;
+  /** Writes a symbolic link's target into `into`; -ENOENT when `path` does not exist (tmpnam relies on it). */
+  readlink(path: string, into: Uint8Array): number;
+  /** `NAME=value` lines for `os.getenv`. */
+  environment(): string[];
+}
+
+/** Errno values of this WebAssembly build's C library (WASI numbering). */
+export const ERRNO = {
+  EACCES: 2,
+  EBADF: 8,
+  EEXIST: 20,
+  EINVAL: 28,
+  EIO: 29,
+  EISDIR: 31,
+  ENOENT: 44,
+  ENOSYS: 52,
+  ENOTDIR: 54,
+  ENOTEMPTY: 55,
+  ENOTTY: 59,
+  EPERM: 63,
+  EXDEV: 75,
+} as const;
+
+/** open(2) flags as the C library passes them. */
+export const O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0o100, O_EXCL = 0o200, O_TRUNC = 0o1000, O_APPEND = 0o2000;
+
+/** A system with no files: every path is refused. */
+export const NO_FILES: LuaSystem = {
+  read: () => -ERRNO.EBADF,
+  write: () => -ERRNO.EBADF,
+  open: () => -ERRNO.ENOSYS,
+  close: () => -ERRNO.EBADF,
+  seek: () => -ERRNO.EBADF,
+  remove: () => -ERRNO.ENOSYS,
+  rename: () => -ERRNO.ENOSYS,
+  readlink: () => -ERRNO.ENOSYS,
+  environment: () => [],
+};
+
+/** One instance of the Lua WebAssembly module: raw exports plus memory and function-table access. */
 export interface LuaModule {
   readonly raw: LuaExports;
   /** Current byte view of the WebAssembly memory (replaced when memory grows). */
   heap(): Uint8Array;
   /** Makes a JavaScript function callable from C (`sig` as in Emscripten, e.g. "ii"). */
-  addFunction(fn: (...args: number[]) => number | void, sig: string): number;
+  addFunction(fn: (...args: number[]) => number | void, sig: Signature): number;
   /** Frees a slot made by `addFunction`. */
   removeFunction(ptr: number): void;
 }
 
-let loading: Promise<LuaModule> | undefined;
+let compiled: WebAssembly.Module | undefined;
 
 /**
- * Loads the WebAssembly module once per JavaScript realm.
+ * Instantiates Lua (wasmoon's WebAssembly build) with `system` as its
+ * operating system. The module is compiled once per JavaScript realm; each
+ * call makes a new instance with its own memory.
+ *
+ * wasmoon's JavaScript glue is not used: the build needs only a few dozen
+ * imports, and skipping its 150 KB loader halves start-up.
  *
  * ```ts
- * import { loadLuaModule } from "./lua.ts";
- * const lua = await loadLuaModule();
+ * import { loadLuaModule, NO_FILES } from "./lua.ts";
+ * const lua = loadLuaModule(NO_FILES);
  * const L = lua.raw.luaL_newstate();
  * lua.raw.lua_close(L);
  * ```
  */
-export function loadLuaModule(): Promise<LuaModule> {
-  loading ??= instantiate();
-  return loading;
+export function loadLuaModule(system: LuaSystem): LuaModule {
+  compiled ??= new WebAssembly.Module(GLUE_WASM);
+  let exports: LuaExports & WasmSupport;
+  let u8: Uint8Array = new Uint8Array(0);
+  let i32: Int32Array = new Int32Array(0);
+  const heap = () => {
+    if (u8.byteLength === 0) {
+      u8 = new Uint8Array(exports.memory.buffer);
+      i32 = new Int32Array(exports.memory.buffer);
+    }
+    return u8;
+  };
+  const mem = { u8: heap, i32: () => (heap(), i32) };
+  const decoder = new TextDecoder();
+  const cString = (p: number) => {
+    const bytes = heap();
+    let end = p;
+    while (bytes[end]) end++;
+    return decoder.decode(bytes.subarray(p, end));
+  };
+  // Gathers or scatters a WASI iovec array.
+  const vectors = (iovs: number, count: number, each: (view: Uint8Array) => number) => {
+    let total = 0;
+    for (let i = 0; i < count; i++) {
+      const words = mem.i32();
+      const base = words[(iovs >> 2) + 2 * i], len = words[(iovs >> 2) + 2 * i + 1];
+      const n = each(heap().subarray(base, base + len));
+      if (n < 0) return n;
+      total += n;
+      if (n < len) break;
+    }
+    return total;
+  };
+  const env = {
+    abort: () => {
+      throw new Error("Lua's C code aborted");
+    },
+    invoke_vii: (index: number, a: number, b: number) => {
+      const sp = exports.stackSave();
+      try {
+        (exports.__indirect_function_table.get(index) as (a: number, b: number) => void)(a, b);
+      } catch (e) {
+        exports.stackRestore(sp);
+        if (e !== Infinity) throw e;
+        exports.setThrew(1, 0);
+      }
+    },
+    _emscripten_throw_longjmp: () => {
+      throw Infinity;
+    },
+    emscripten_date_now: () => Date.now(),
+    _emscripten_get_now_is_monotonic: () => 1,
+    emscripten_resize_heap: (requested: number) => {
+      const memory = exports.memory;
+      const current = memory.buffer.byteLength;
+      const target = Math.min(2 ** 31, Math.max(requested >>> 0, current + (current >> 2)));
+      try {
+        memory.grow(Math.ceil((target - current) / 65536));
+        return 1;
+      } catch {
+        return 0;
+      }
+    },
+    system: () => -1,
+    exit: (code: number) => {
+      throw new Error(`Lua's C code called exit(${code})`);
+    },
+    __syscall_openat: (_dirfd: number, path: number, flags: number, varargs: number) =>
+      system.open(cString(path), flags, flags & O_CREAT ? mem.i32()[varargs >> 2] : 0),
+    __syscall_fcntl64: () => 0,
+    __syscall_ioctl: () => -ERRNO.ENOTTY,
+    __syscall_dup3: () => -ERRNO.ENOSYS,
+    __syscall_unlinkat: (_dirfd: number, path: number, flags: number) =>
+      system.remove(cString(path), (flags & 0x200) !== 0),
+    __syscall_rmdir: (path: number) => system.remove(cString(path), true),
+    __syscall_renameat: (_olddir: number, from: number, _newdir: number, to: number) =>
+      system.rename(cString(from), cString(to)),
+    __syscall_readlinkat: (_dirfd: number, path: number, buffer: number, size: number) =>
+      system.readlink(cString(path), heap().subarray(buffer, buffer + size)),
+    ...timeImports(mem, (size) => exports.malloc(size)),
+  };
+  const wasi = {
+    fd_write: (fd: number, iovs: number, count: number, written: number) => {
+      const n = vectors(iovs, count, (view) => system.write(fd, view));
+      if (n < 0) return -n;
+      mem.i32()[written >> 2] = n;
+      return 0;
+    },
+    fd_read: (fd: number, iovs: number, count: number, read: number) => {
+      const n = vectors(iovs, count, (view) => system.read(fd, view));
+      if (n < 0) return -n;
+      mem.i32()[read >> 2] = n;
+      return 0;
+    },
+    fd_seek: (fd: number, offset: bigint, whence: number, result: number) => {
+      const position = system.seek(fd, Number(offset), whence);
+      if (position < 0) return -position;
+      new BigInt64Array(heap().buffer, result, 1)[0] = BigInt(position);
+      return 0;
+    },
+    fd_close: (fd: number) => -Math.min(0, system.close(fd)),
+    environ_sizes_get: (count: number, size: number) => {
+      const vars = system.environment();
+      mem.i32()[count >> 2] = vars.length;
+      mem.i32()[size >> 2] = vars.reduce((n, v) => n + new TextEncoder().encode(v).length + 1, 0);
+      return 0;
+    },
+    environ_get: (pointers: number, buffer: number) => {
+      let at = buffer;
+      system.environment().forEach((v, i) => {
+        const bytes = new TextEncoder().encode(v + "\0");
+        mem.i32()[(pointers >> 2) + i] = at;
+        heap().set(bytes, at);
+        at += bytes.length;
+      });
+      return 0;
+    },
+  };
+  const instance = new WebAssembly.Instance(compiled, { env, wasi_snapshot_preview1: wasi });
+  exports = instance.exports as unknown as LuaExports & WasmSupport;
+  exports.emscripten_stack_init();
+  exports.__wasm_call_ctors();
+  const table = new FunctionTable(exports.__indirect_function_table);
+  return {
+    raw: exports,
+    heap,
+    addFunction: (fn, sig) => table.add(fn, sig),
+    removeFunction: (ptr) => table.remove(ptr),
+  };
 }
 
-async function instantiate(): Promise<LuaModule> {
-  // Name glue.wasm's path ourselves: under a Worker wasmoon would otherwise
-  // guess a remote URL. Node resolution finds it in Deno's npm cache.
-  const wasmPath = createRequire(import.meta.url).resolve("wasmoon/dist/glue.wasm");
-  // wasmoon wraps every export in an assertion shim; keep the bare exports.
-  const original = WebAssembly.instantiate;
-  let exports: WebAssembly.Exports | undefined;
-  const capture = async (bytes: BufferSource, imports: WebAssembly.Imports) => {
-    const result = await original(bytes, imports);
-    exports = result.instance.exports;
-    return result;
-  };
-  (WebAssembly as { instantiate: unknown }).instantiate = capture;
-  let wasm;
-  try {
-    wasm = await new LuaFactory(wasmPath).getLuaModule();
-  } finally {
-    WebAssembly.instantiate = original;
-  }
-  if (!exports) throw new Error("SolVM: could not load the Lua WebAssembly module");
-  const emscripten = wasm.module as unknown as {
-    HEAPU8: Uint8Array;
-    addFunction(fn: unknown, sig: string): number;
-    removeFunction(ptr: number): void;
-  };
-  return {
-    raw: exports as unknown as LuaExports,
-    heap: () => emscripten.HEAPU8,
-    addFunction: (fn, sig) => emscripten.addFunction(fn, sig),
-    removeFunction: (ptr) => emscripten.removeFunction(ptr),
-  };
+/** Exports of the Emscripten runtime inside the module. */
+interface WasmSupport {
+  memory: WebAssembly.Memory;
+  __indirect_function_table: WebAssembly.Table;
+  __wasm_call_ctors(): void;
+  emscripten_stack_init(): void;
+  stackSave(): number;
+  stackRestore(sp: number): void;
+  setThrew(threw: number, value: number): void;
 }

@@ -44,9 +44,9 @@ const decoder = new TextDecoder();
  * A Lua state with SolVM's helpers.
  *
  * ```ts
- * import { loadLuaModule } from "./lua.ts";
+ * import { loadLuaModule, NO_FILES } from "./lua.ts";
  * import { LuaVM } from "./state.ts";
- * const vm = new LuaVM(await loadLuaModule());
+ * const vm = new LuaVM(loadLuaModule(NO_FILES));
  * vm.pushString(vm.L, "héllo");
  * console.assert(vm.toText(vm.L, -1) === "héllo");
  * vm.close();

@@ -6,6 +6,7 @@
  */
 import { Engine, type Outcome } from "../runtime/engine.ts";
 import { installGlobals } from "../host/script.ts";
+import { denoFileSystem } from "../host/filesystem.ts";
 
 /** Output captured from one engine. */
 export interface LuaRun {
@@ -22,6 +23,7 @@ export async function runLua(source: string, chunkname = "=test"): Promise<LuaRu
   const engine = await Engine.create({
     stdout: { write: (b) => void (stdout += decoder.decode(b)), flush: () => {} },
     stderr: (text) => void (stderr += text),
+    files: denoFileSystem(),
   });
   try {
     installGlobals(engine);

@@ -1,0 +1,103 @@
+/**
+ * The disk as Lua's own C library sees it: `io.open`, `io.lines`,
+ * `os.remove`, `os.rename`, `os.tmpname`, `dofile`, `loadfile` and
+ * `require` all reach files through these calls, so Deno's permission
+ * flags apply to them exactly as to SolVM's own file functions.
+ *
+ * @module
+ */
+import { ERRNO, type LuaSystem, O_APPEND, O_CREAT, O_EXCL, O_RDWR, O_TRUNC, O_WRONLY } from "../runtime/lua.ts";
+
+/** The errno for a failed Deno file call. */
+export function errnoOf(e: unknown): number {
+  if (e instanceof Deno.errors.NotFound) return ERRNO.ENOENT;
+  if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable) return ERRNO.EACCES;
+  if (e instanceof Deno.errors.AlreadyExists) return ERRNO.EEXIST;
+  if (e instanceof Deno.errors.IsADirectory) return ERRNO.EISDIR;
+  if (e instanceof Deno.errors.NotADirectory) return ERRNO.ENOTDIR;
+  if (e instanceof Deno.errors.BadResource) return ERRNO.EBADF;
+  if (e instanceof Error && /not empty/i.test(e.message)) return ERRNO.ENOTEMPTY;
+  return ERRNO.EIO;
+}
+
+const SEEK_MODES = [Deno.SeekMode.Start, Deno.SeekMode.Current, Deno.SeekMode.End];
+
+/**
+ * Files on the real disk through Deno's synchronous file API. Descriptors
+ * 0-2 are the engine's; this serves 3 and up.
+ *
+ * ```ts
+ * import { denoFileSystem } from "./filesystem.ts";
+ * const files = denoFileSystem();
+ * console.assert(files.open("/nonexistent/file", 0, 0) < 0);
+ * ```
+ */
+export function denoFileSystem(): LuaSystem {
+  const open = new Map<number, Deno.FsFile>();
+  let next = 3;
+  const attempt = (action: () => number) => {
+    try {
+      return action();
+    } catch (e) {
+      return -errnoOf(e);
+    }
+  };
+  const file = (fd: number) => {
+    const f = open.get(fd);
+    if (!f) throw new Deno.errors.BadResource(`bad file descriptor ${fd}`);
+    return f;
+  };
+  return {
+    open: (path, flags, mode) =>
+      attempt(() => {
+        const access = flags & 3;
+        const f = Deno.openSync(path, {
+          read: access !== O_WRONLY,
+          write: access === O_WRONLY || access === O_RDWR,
+          append: (flags & O_APPEND) !== 0,
+          create: (flags & O_CREAT) !== 0,
+          createNew: (flags & O_CREAT) !== 0 && (flags & O_EXCL) !== 0,
+          truncate: (flags & O_TRUNC) !== 0,
+          mode: mode || undefined,
+        });
+        while (open.has(next)) next++;
+        open.set(next, f);
+        return next++;
+      }),
+    read: (fd, into) => attempt(() => file(fd).readSync(into) ?? 0),
+    write: (fd, bytes) => attempt(() => file(fd).writeSync(bytes)),
+    seek: (fd, offset, whence) => attempt(() => file(fd).seekSync(offset, SEEK_MODES[whence] ?? Deno.SeekMode.Start)),
+    close: (fd) =>
+      attempt(() => {
+        file(fd).close();
+        open.delete(fd);
+        if (fd < next) next = fd;
+        return 0;
+      }),
+    remove: (path, directory) =>
+      attempt(() => {
+        if (!directory && Deno.statSync(path).isDirectory) return -ERRNO.EISDIR;
+        Deno.removeSync(path);
+        return 0;
+      }),
+    rename: (from, to) =>
+      attempt(() => {
+        Deno.renameSync(from, to);
+        return 0;
+      }),
+    readlink: (path, into) =>
+      attempt(() => {
+        if (!Deno.lstatSync(path).isSymlink) return -ERRNO.EINVAL;
+        const target = new TextEncoder().encode(Deno.readLinkSync(path));
+        into.set(target.subarray(0, into.length));
+        return Math.min(target.length, into.length);
+      }),
+    environment: () => {
+      try {
+        return Object.entries(Deno.env.toObject()).map(([k, v]) => `${k}=${v}`);
+      } catch {
+        return [];
+      }
+    },
+  };
+}

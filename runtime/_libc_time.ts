@@ -1,0 +1,163 @@
+/**
+ * The C library's time imports (localtime, gmtime, mktime, tzset,
+ * strftime) that Lua's `os.date` and `os.time` need, on JavaScript's Date.
+ *
+ * @module
+ */
+
+/** Reads and writes 32-bit ints in WebAssembly memory. */
+export interface Memory32 {
+  i32(): Int32Array;
+  u8(): Uint8Array;
+}
+
+// struct tm: ten 32-bit fields, then the zone name pointer.
+const SEC = 0, MIN = 1, HOUR = 2, MDAY = 3, MON = 4, YEAR = 5, WDAY = 6, YDAY = 7, ISDST = 8, GMTOFF = 9;
+
+function dayOfYear(d: Date, utc: boolean): number {
+  const start = utc ? Date.UTC(d.getUTCFullYear(), 0, 1) : new Date(d.getFullYear(), 0, 1).getTime();
+  const today = utc
+    ? Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate())
+    : new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
+  return Math.round((today - start) / 86_400_000);
+}
+
+function isDst(d: Date): boolean {
+  const jan = new Date(d.getFullYear(), 0, 1).getTimezoneOffset();
+  const jul = new Date(d.getFullYear(), 6, 1).getTimezoneOffset();
+  return jan !== jul && d.getTimezoneOffset() === Math.min(jan, jul);
+}
+
+function writeTm(mem: Memory32, ptr: number, d: Date, utc: boolean): void {
+  const t = mem.i32();
+  const at = ptr >> 2;
+  t[at + SEC] = utc ? d.getUTCSeconds() : d.getSeconds();
+  t[at + MIN] = utc ? d.getUTCMinutes() : d.getMinutes();
+  t[at + HOUR] = utc ? d.getUTCHours() : d.getHours();
+  t[at + MDAY] = utc ? d.getUTCDate() : d.getDate();
+  t[at + MON] = utc ? d.getUTCMonth() : d.getMonth();
+  t[at + YEAR] = (utc ? d.getUTCFullYear() : d.getFullYear()) - 1900;
+  t[at + WDAY] = utc ? d.getUTCDay() : d.getDay();
+  t[at + YDAY] = dayOfYear(d, utc);
+  t[at + ISDST] = utc ? 0 : Number(isDst(d));
+  t[at + GMTOFF] = utc ? 0 : -60 * d.getTimezoneOffset();
+}
+
+function readTm(mem: Memory32, ptr: number): Date {
+  const t = mem.i32();
+  const at = ptr >> 2;
+  return new Date(t[at + YEAR] + 1900, t[at + MON], t[at + MDAY], t[at + HOUR], t[at + MIN], t[at + SEC]);
+}
+
+const DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+const MONTHS = [
+  "January",
+  "February",
+  "March",
+  "April",
+  "May",
+  "June",
+  "July",
+  "August",
+  "September",
+  "October",
+  "November",
+  "December",
+];
+
+const pad = (n: number, width = 2, fill = "0") => String(n).padStart(width, fill);
+
+function zoneName(d: Date): string {
+  return /\(([^)]+)\)$/.exec(d.toTimeString())?.[1] ?? "UTC";
+}
+
+function zoneOffset(d: Date): string {
+  const off = -d.getTimezoneOffset();
+  return (off >= 0 ? "+" : "-") + pad(Math.floor(Math.abs(off) / 60)) + pad(Math.abs(off) % 60);
+}
+
+/** Formats like C's strftime for the conversions Lua scripts use. */
+export function formatTime(format: string, tm: Int32Array): string {
+  const [sec, min, hour, mday, mon, year, wday, yday] = tm;
+  const fullYear = year + 1900;
+  const d = new Date(fullYear, mon, mday, hour, min, sec);
+  const hour12 = hour % 12 === 0 ? 12 : hour % 12;
+  const conversions: Record<string, () => string> = {
+    a: () => DAYS[wday].slice(0, 3),
+    A: () => DAYS[wday],
+    b: () => MONTHS[mon].slice(0, 3),
+    h: () => MONTHS[mon].slice(0, 3),
+    B: () => MONTHS[mon],
+    c: () => `${DAYS[wday].slice(0, 3)} ${MONTHS[mon].slice(0, 3)} ${pad(mday, 2, " ")} ${conversions.T()} ${fullYear}`,
+    C: () => pad(Math.floor(fullYear / 100)),
+    d: () => pad(mday),
+    D: () => `${pad(mon + 1)}/${pad(mday)}/${pad(fullYear % 100)}`,
+    e: () => pad(mday, 2, " "),
+    F: () => `${fullYear}-${pad(mon + 1)}-${pad(mday)}`,
+    H: () => pad(hour),
+    I: () => pad(hour12),
+    j: () => pad(yday + 1, 3),
+    m: () => pad(mon + 1),
+    M: () => pad(min),
+    n: () => "\n",
+    p: () => (hour < 12 ? "AM" : "PM"),
+    r: () => `${pad(hour12)}:${pad(min)}:${pad(sec)} ${hour < 12 ? "AM" : "PM"}`,
+    R: () => `${pad(hour)}:${pad(min)}`,
+    s: () => String(Math.floor(d.getTime() / 1000)),
+    S: () => pad(sec),
+    t: () => "\t",
+    T: () => `${pad(hour)}:${pad(min)}:${pad(sec)}`,
+    u: () => String(wday === 0 ? 7 : wday),
+    w: () => String(wday),
+    x: () => `${pad(mon + 1)}/${pad(mday)}/${pad(fullYear % 100)}`,
+    X: () => conversions.T(),
+    y: () => pad(fullYear % 100),
+    Y: () => String(fullYear),
+    z: () => zoneOffset(d),
+    Z: () => zoneName(d),
+    "%": () => "%",
+  };
+  return format.replace(/%([EO]?)(.)/g, (whole, _modifier, c) => conversions[c]?.() ?? whole);
+}
+
+/**
+ * The time imports for a module whose memory `mem` exposes; `malloc`
+ * allocates the zone names tzset hands to C.
+ */
+export function timeImports(mem: Memory32, malloc: (size: number) => number) {
+  const cString = (s: string) => {
+    const bytes = new TextEncoder().encode(s + "\0");
+    const p = malloc(bytes.length);
+    mem.u8().set(bytes, p);
+    return p;
+  };
+  return {
+    _localtime_js: (time: bigint, tm: number) => writeTm(mem, tm, new Date(Number(time) * 1000), false),
+    _gmtime_js: (time: bigint, tm: number) => writeTm(mem, tm, new Date(Number(time) * 1000), true),
+    _mktime_js: (tm: number) => {
+      const d = readTm(mem, tm);
+      writeTm(mem, tm, d, false);
+      return BigInt(Math.floor(d.getTime() / 1000));
+    },
+    _tzset_js: (timezone: number, daylight: number, stdName: number, dstName: number) => {
+      const year = new Date().getFullYear();
+      const winter = new Date(year, 0, 1), summer = new Date(year, 6, 1);
+      const i32 = mem.i32();
+      i32[timezone >> 2] = 60 * Math.max(winter.getTimezoneOffset(), summer.getTimezoneOffset());
+      i32[daylight >> 2] = Number(winter.getTimezoneOffset() !== summer.getTimezoneOffset());
+      i32[stdName >> 2] = cString(zoneName(winter));
+      i32[dstName >> 2] = cString(zoneName(summer));
+    },
+    strftime: (s: number, max: number, format: number, tm: number) => {
+      const u8 = mem.u8();
+      let end = format;
+      while (u8[end]) end++;
+      const text = formatTime(new TextDecoder().decode(u8.subarray(format, end)), mem.i32().subarray(tm >> 2));
+      const bytes = new TextEncoder().encode(text);
+      if (bytes.length + 1 > max) return 0;
+      mem.u8().set(bytes, s);
+      mem.u8()[s + bytes.length] = 0;
+      return bytes.length;
+    },
+  };
+}
