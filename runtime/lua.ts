@@ -179,6 +179,8 @@ let compiled: WebAssembly.Module | undefined;
  */
 export function loadLuaModule(system: LuaSystem): LuaModule {
   compiled ??= new WebAssembly.Module(GLUE_WASM);
+  // Assigned once the instance exists; the imports below close over it.
+  // deno-lint-ignore prefer-const
   let exports: LuaExports & WasmSupport;
   let u8: Uint8Array = new Uint8Array(0);
   let i32: Int32Array = new Int32Array(0);
