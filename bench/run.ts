@@ -30,7 +30,7 @@
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const LUA_DIR = "bench/lua";
-const SOLVM = ["deno", "run", "-A", "main.ts", "--timeout", "0"];
+const SOLVM = [Deno.execPath(), "run", "-A", "main.ts", "--timeout", "0"];
 const NATIVE_LUA = "lua5.4";
 /** Added to every child's environment: plain error text, no ANSI colours. */
 const CHILD_ENV = { NO_COLOR: "1" };
@@ -297,7 +297,7 @@ async function benchStartup(hasHyperfine: boolean, hasLua: boolean): Promise<voi
   log(`== Start-up: solvm hi.lua vs plain wasmoon printing "hi"`);
   const commands = [
     solvmCmd("hi").filter((a) => a !== "--timeout" && a !== "0"),
-    ["deno", "run", "-A", "bench/peers/plain_wasmoon_hi.ts"],
+    [Deno.execPath(), "run", "-A", "bench/peers/plain_wasmoon_hi.ts"],
   ];
   if (hasLua) commands.push(nativeCmd("hi"));
   for (const cmd of commands) await runOk(cmd); // a broken command fails here, with its output
