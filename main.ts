@@ -24,6 +24,8 @@ Options:
                                    (default ${DEFAULT_TIMEOUT}; 0 = no limit). The default limit
                                    is suspended while a server, listener, interval or cron
                                    job is active; an explicit limit always applies.
+  --watch                          run again when the script or a module it imported changes
+                                   (no default time limit)
   -v, --version                    print the version and exit
   -h, --help                       print this help and exit
 
@@ -40,6 +42,7 @@ interface Options {
   timeoutMs: number;
   timeoutText: string;
   explicitTimeout: boolean;
+  watch: boolean;
 }
 
 class UsageError extends Error {}
@@ -58,6 +61,7 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
     timeoutMs: parseDuration(DEFAULT_TIMEOUT),
     timeoutText: DEFAULT_TIMEOUT,
     explicitTimeout: false,
+    watch: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -86,6 +90,9 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
         options.explicitTimeout = true;
         break;
       }
+      case "--watch":
+        options.watch = true;
+        break;
       case "--":
         options.script = argv[i + 1];
         options.args = argv.slice(i + 2);
@@ -158,7 +165,7 @@ function main(argv: string[]): void {
     drainSharedOutput(output);
     fail(`internal error: ${e.message}`, 1);
   };
-  if (options.script !== undefined || options.explicitTimeout) {
+  if (options.explicitTimeout || (options.script !== undefined && !options.watch)) {
     armTimeout(options, new Int32Array(control), () => {
       worker.terminate();
       drainSharedOutput(output);
@@ -166,7 +173,13 @@ function main(argv: string[]): void {
       Deno.exit(EXIT_TIMEOUT);
     });
   }
-  const request: WorkerRequest = { script: options.script, args: options.args, output, control };
+  const request: WorkerRequest = {
+    script: options.script,
+    args: options.args,
+    watch: options.watch,
+    output,
+    control,
+  };
   worker.postMessage(request);
 }
 

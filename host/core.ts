@@ -69,7 +69,7 @@ function exit(engine: Engine, L: LuaState): never {
     else if (typeof v === "number" && Number.isInteger(v)) code = v;
     else throw argError(1, "exit", "integer or boolean expected");
   }
-  return engine.exit(code);
+  return engine.abort({ status: "exit", code });
 }
 
 /** The core family's registration table. */

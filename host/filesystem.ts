@@ -20,6 +20,26 @@ export function errnoOf(e: unknown): number {
   return ERRNO.EIO;
 }
 
+/**
+ * A clear reason for a failed file operation on `path`, with the flag that
+ * grants access when permission was denied.
+ *
+ * ```ts
+ * import { fileErrorReason } from "./filesystem.ts";
+ * console.assert(fileErrorReason(new Deno.errors.NotFound("x"), "read", "a.txt") === "no such file or directory");
+ * ```
+ */
+export function fileErrorReason(e: unknown, access: "read" | "write", path: string): string {
+  if (e instanceof Deno.errors.NotFound) return "no such file or directory";
+  if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable) {
+    return `permission denied: ${access} access to "${path}" (run with --allow-${access}=${path})`;
+  }
+  if (e instanceof Deno.errors.IsADirectory) return "is a directory";
+  if (e instanceof Deno.errors.NotADirectory) return "not a directory";
+  if (e instanceof Deno.errors.AlreadyExists) return "already exists";
+  return e instanceof Error ? e.message : String(e);
+}
+
 const SEEK_MODES = [Deno.SeekMode.Start, Deno.SeekMode.Current, Deno.SeekMode.End];
 
 /**

@@ -5,10 +5,15 @@
  * @module
  */
 import type { Engine, Outcome } from "../runtime/engine.ts";
+import { installFamily, type RunContext } from "../runtime/family.ts";
 import { core } from "./core.ts";
 import { concurrency } from "./concurrency.ts";
 import { json } from "./json.ts";
-import { installFamily } from "../runtime/family.ts";
+import { timers } from "./timers.ts";
+import { files } from "./files.ts";
+import { modules } from "./modules.ts";
+import { debugging, watchPath } from "./debug.ts";
+import { monitor } from "./monitor.ts";
 
 /** Exit code of a deadlock (as Go's runtime uses for fatal errors). */
 export const EXIT_DEADLOCK = 2;
@@ -24,8 +29,10 @@ export const EXIT_DEADLOCK = 2;
  * engine.close();
  * ```
  */
-export function installGlobals(engine: Engine): void {
-  for (const family of [core, concurrency, json]) installFamily(engine, family);
+export function installGlobals(engine: Engine, context: RunContext = { loaded: new Set() }): void {
+  for (const family of [core, concurrency, json, timers, files, modules, debugging, monitor]) {
+    installFamily(engine, family, context);
+  }
 }
 
 /** Blanks a `#!` first line, keeping the line count so error lines stay right. */
@@ -74,25 +81,95 @@ export function reportOutcome(engine: Engine, outcome: Outcome): number {
     case "deadlock":
       engine.reportError(`all goroutines are asleep - deadlock!\n\n${outcome.report}`);
       return EXIT_DEADLOCK;
+    case "reload":
+      return 0;
+  }
+}
+
+/** How {@linkcode runScriptFile} runs. */
+export interface ScriptOptions {
+  /** Makes a fresh engine: the first run and every reload get a new Lua state. */
+  newEngine: () => Promise<Engine>;
+  /** Reload when the script or a module it imported changes (`solvm --watch`). */
+  watch?: boolean;
+}
+
+/** Runs the main script once in `engine`: the main chunk, then whatever it left running. */
+async function runOnce(engine: Engine, path: string, source: Uint8Array, args: string[]): Promise<Outcome> {
+  setArgTable(engine, path, args);
+  const outcome = await engine.execute(stripShebang(source), "@" + path, args);
+  if (outcome.status !== "ok") return outcome;
+  await engine.idle();
+  return engine.stopped ?? outcome;
+}
+
+/**
+ * The files of a run, watched as they are added (`--watch`): `changed`
+ * resolves with the first one that changes.
+ */
+class WatchedFiles extends Set<string> {
+  readonly #stops: (() => void)[] = [];
+  #notify: (path: string) => void = () => {};
+  readonly changed = new Promise<string>((resolve) => this.#notify = resolve);
+
+  override add(path: string): this {
+    if (!this.has(path)) {
+      try {
+        this.#stops.push(watchPath(path, () => this.#notify(path)));
+      } catch {
+        // A file that vanished cannot be watched; the others still are.
+      }
+    }
+    return super.add(path);
+  }
+
+  stop(): void {
+    for (const stop of this.#stops.splice(0)) stop();
   }
 }
 
 /**
  * Runs the script at `path` to the end: the main chunk, then whatever it
- * left running (goroutines with pending calls, timers, servers).
- * Returns the process exit code.
+ * left running (goroutines with pending calls, timers, servers). A
+ * `reload_script()` call, or with `watch` a change to the script or an
+ * imported module, starts it again in a fresh Lua state. Returns the
+ * process exit code.
  */
-export async function runScriptFile(engine: Engine, path: string, args: string[]): Promise<number> {
-  let source: Uint8Array;
-  try {
-    source = await Deno.readFile(path);
-  } catch (e) {
-    engine.reportError(`solvm: ${describeReadError(path, e)}`);
-    return 1;
+export async function runScriptFile(path: string, args: string[], options: ScriptOptions): Promise<number> {
+  while (true) {
+    const engine = await options.newEngine();
+    let source: Uint8Array;
+    try {
+      source = Deno.readFileSync(path);
+    } catch (e) {
+      engine.reportError(`solvm: ${describeReadError(path, e)}`);
+      engine.close();
+      return 1;
+    }
+    const files = options.watch ? new WatchedFiles() : new Set<string>();
+    files.add(Deno.realPathSync(path));
+    installGlobals(engine, { mainScript: path, loaded: files });
+    if (files instanceof WatchedFiles) {
+      const reason = await Promise.race([files.changed, runOnce(engine, path, source, args)]);
+      if (typeof reason !== "string" && reason.status === "exit") {
+        files.stop();
+        engine.close();
+        return reason.code;
+      }
+      if (typeof reason !== "string" && reason.status !== "reload") {
+        reportOutcome(engine, reason);
+        engine.reportError(`solvm: ${path} finished; watching for changes`);
+        await files.changed;
+      }
+      files.stop();
+      engine.halt({ status: "reload" });
+      engine.reportError(`solvm: reloading ${path}`);
+      engine.close();
+      continue;
+    }
+    const outcome = await runOnce(engine, path, source, args);
+    engine.close();
+    if (outcome.status === "reload") continue;
+    return reportOutcome(engine, outcome);
   }
-  setArgTable(engine, path, args);
-  const outcome = await engine.execute(stripShebang(source), "@" + path, args);
-  if (outcome.status !== "ok") return reportOutcome(engine, outcome);
-  await engine.idle();
-  return engine.exitCode ?? 0;
 }

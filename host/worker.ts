@@ -19,6 +19,8 @@ export interface WorkerRequest {
   /** Script path, or undefined for the REPL. */
   script?: string;
   args: string[];
+  /** Reload when the script or an imported module changes. */
+  watch: boolean;
   /** Standard output buffer shared with the CLI (see shared_output.ts). */
   output: SharedArrayBuffer;
   /** Int32 slot 0: how many resident sources (servers, intervals, ...) are active. */
@@ -37,16 +39,22 @@ const scope = self as unknown as {
 
 scope.onmessage = async ({ data }) => {
   const resident = new Int32Array(data.control);
-  const engine = await Engine.create({
-    stdout: sharedOutput(data.output),
-    files: denoFileSystem(),
-    onResidentChange: (n) => {
-      Atomics.store(resident, 0, n);
-      Atomics.notify(resident, 0);
-    },
-  });
-  installGlobals(engine);
-  const exit = data.script === undefined ? await runRepl(engine) : await runScriptFile(engine, data.script, data.args);
-  engine.stdout.flush();
+  const stdout = sharedOutput(data.output);
+  const newEngine = () =>
+    Engine.create({
+      stdout,
+      files: denoFileSystem(),
+      onResidentChange: (n) => {
+        Atomics.store(resident, 0, n);
+        Atomics.notify(resident, 0);
+      },
+    });
+  let exit: number;
+  if (data.script === undefined) {
+    const engine = await newEngine();
+    installGlobals(engine);
+    exit = await runRepl(engine);
+  } else exit = await runScriptFile(data.script, data.args, { newEngine, watch: data.watch });
+  stdout.flush();
   scope.postMessage({ exit });
 };

@@ -27,7 +27,8 @@ export type Outcome =
   | { status: "ok" }
   | { status: "error"; message: string; traceback: string }
   | { status: "deadlock"; report: string }
-  | { status: "exit"; code: number };
+  | { status: "exit"; code: number }
+  | { status: "reload" };
 
 /** Options of {@linkcode Engine.create}. */
 export interface EngineOptions {
@@ -43,10 +44,10 @@ export interface EngineOptions {
   files?: LuaSystem;
 }
 
-/** Thrown through Lua to stop the engine at once (`os.exit`). */
-export class ExitRequest extends LuaUnwind {
-  constructor(readonly code: number) {
-    super(`exit ${code}`);
+/** Thrown through Lua to stop the engine at once (`os.exit`, `reload_script`). */
+class StopRequest extends LuaUnwind {
+  constructor(readonly outcome: Outcome) {
+    super(`stop: ${outcome.status}`);
   }
 }
 
@@ -113,8 +114,10 @@ export class Engine {
   #scheduled = false;
   #closed = false;
   #watchers = new Map<number, (o: Outcome) => void>();
+  #trackers = new Map<number, () => void>();
+  #closers: (() => void)[] = [];
   #idleWaiters: (() => void)[] = [];
-  #exit: ExitRequest | undefined;
+  #stopped: Outcome | undefined;
   #onResidentChange?: (count: number) => void;
   #tierUpUntil = 0;
   #tierUpHook = 0;
@@ -254,6 +257,12 @@ export class Engine {
   #finished(L: LuaState): number {
     const vm = this.vm;
     const id = Number(vm.api.lua_tointegerx(L, 1, 0));
+    const tracker = this.#trackers.get(id);
+    if (tracker) {
+      this.#trackers.delete(id);
+      tracker();
+      return 0;
+    }
     const watcher = this.#watchers.get(id);
     if (!watcher) return 0;
     this.#watchers.delete(id);
@@ -344,10 +353,23 @@ export class Engine {
     this.#onResidentChange?.(n);
   }
 
-  /** Stops the engine from inside a host function: unwinds Lua and ends with `code`. */
-  exit(code: number): never {
+  /** Stops the engine from inside a host function: unwinds Lua and ends the run with `outcome`. */
+  abort(outcome: Outcome): never {
     this.stdout.flush();
-    throw new ExitRequest(code);
+    throw new StopRequest(outcome);
+  }
+
+  /** Stops the engine from outside Lua (a file watcher, say): the run ends with `outcome`. */
+  halt(outcome: Outcome): void {
+    if (!this.#stopped) this.#finish(outcome);
+  }
+
+  #finish(outcome: Outcome): void {
+    this.#stopped = outcome;
+    this.stdout.flush();
+    for (const watcher of this.#watchers.values()) watcher(outcome);
+    this.#watchers.clear();
+    this.#releaseIdle();
   }
 
   // ---- driving -----------------------------------------------------------
@@ -360,7 +382,7 @@ export class Engine {
 
   #pump(): void {
     this.#scheduled = false;
-    if (this.#closed || this.#exit) return;
+    if (this.#closed || this.#stopped) return;
     const { vm, L } = this;
     try {
       while (this.#woken.length > 0) {
@@ -373,11 +395,8 @@ export class Engine {
       this.pushSchedulerField(L, "run");
       this.#call(0, 0);
     } catch (e) {
-      if (!(e instanceof ExitRequest)) throw e;
-      this.#exit = e;
-      for (const watcher of this.#watchers.values()) watcher({ status: "exit", code: e.code });
-      this.#watchers.clear();
-      this.#releaseIdle();
+      if (!(e instanceof StopRequest)) throw e;
+      this.#finish(e.outcome);
       return;
     }
     this.stdout.flush();
@@ -414,19 +433,56 @@ export class Engine {
    */
   spawnWatched(name: string, nargs: number): Promise<Outcome> {
     const { vm, L } = this;
-    if (this.#exit) return Promise.resolve({ status: "exit", code: this.#exit.code });
+    if (this.#stopped) return Promise.resolve(this.#stopped);
     const api = vm.api;
     this.pushSchedulerField(L, "spawn");
     api.lua_rotate(L, -(nargs + 2), 1); // spawn, fn, args...
     vm.pushString(L, name);
-    api.lua_pushboolean(L, 1);
-    api.lua_rotate(L, -(nargs + 2), 2); // spawn, fn, name, true, args...
+    vm.pushString(L, "watched");
+    api.lua_rotate(L, -(nargs + 2), 2); // spawn, fn, name, "watched", args...
     this.#call(nargs + 3, 1);
     const id = Number(api.lua_tointegerx(L, -1, 0));
     api.lua_settop(L, -2);
     const done = new Promise<Outcome>((resolve) => this.#watchers.set(id, resolve));
     this.#kick();
     return done;
+  }
+
+  /**
+   * Runs the Lua function held by registry reference `ref` as a goroutine
+   * named `name`. Its errors go to on_error; `done` is told when it ends.
+   * Call it from the event loop (a timer, a socket), never from inside Lua.
+   */
+  spawnFunction(ref: number, name: string, done?: () => void): void {
+    const { vm, L } = this;
+    if (this.#closed || this.#stopped) return;
+    this.pushSchedulerField(L, "spawn");
+    vm.pushRef(L, ref);
+    vm.pushString(L, name);
+    if (done) vm.pushString(L, "tracked");
+    else vm.api.lua_pushnil(L);
+    this.#call(3, 1);
+    const id = Number(vm.api.lua_tointegerx(L, -1, 0));
+    vm.api.lua_settop(L, -2);
+    if (done) this.#trackers.set(id, done);
+    this.#kick();
+  }
+
+  /** Keeps the run alive (a pending timer, say) until the returned function is called. */
+  keepAlive(): () => void {
+    let held = true;
+    this.#pending++;
+    return () => {
+      if (!held) return;
+      held = false;
+      this.#pending--;
+      this.#kick();
+    };
+  }
+
+  /** Registers cleanup for when the engine closes (timers, watchers, servers). */
+  onClose(cleanup: () => void): void {
+    this.#closers.push(cleanup);
   }
 
   /**
@@ -442,15 +498,15 @@ export class Engine {
 
   /** Resolves once nothing can make progress: no pending call, timer, server or ready goroutine. */
   idle(): Promise<void> {
-    if (this.#exit) return Promise.resolve();
+    if (this.#stopped) return Promise.resolve();
     const done = new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
     this.#kick();
     return done;
   }
 
-  /** The exit code requested by `os.exit`, if any. */
-  get exitCode(): number | undefined {
-    return this.#exit?.code;
+  /** How the run was stopped (`os.exit`, `reload_script`, a halt), if it was. */
+  get stopped(): Outcome | undefined {
+    return this.#stopped;
   }
 
   /** Sets a global (dotted names reach into tables: "os.exit") to a host function. */
@@ -464,6 +520,20 @@ export class Engine {
   setGlobalFromScheduler(name: string, field: string): void {
     this.pushSchedulerField(this.L, field);
     if (this.vm.api.lua_type(this.L, -1) !== LUA_TFUNCTION) throw new Error(`scheduler has no ${field}`);
+    this.#assign(name);
+  }
+
+  /** Sets a global to the function returned by Lua chunk `source`, which gets `helpers` as `...`. */
+  setGlobalFromLua(name: string, source: string, helpers: Record<string, HostFunction>): void {
+    const { vm, L } = this;
+    const failure = vm.load(L, source, `=${name}`);
+    if (failure) throw new Error(failure);
+    vm.api.lua_createtable(L, 0, Object.keys(helpers).length);
+    for (const [helper, impl] of Object.entries(helpers)) {
+      vm.api.lua_pushcclosure(L, vm.hostFunction(impl), 0);
+      vm.api.lua_setfield(L, -2, vm.cstr(helper));
+    }
+    this.#call(1, 1);
     this.#assign(name);
   }
 
@@ -482,6 +552,7 @@ export class Engine {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    for (const cleanup of this.#closers.splice(0)) cleanup();
     this.stdout.flush();
     this.vm.close();
     this.vm.lua.removeFunction(this.#continuation);

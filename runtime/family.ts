@@ -8,16 +8,33 @@
 import type { Engine } from "./engine.ts";
 import type { HostFunction } from "./state.ts";
 
+/** What families know of the run they serve. */
+export interface RunContext {
+  /** Path of the main script, when the run has one (not in the REPL). */
+  mainScript?: string;
+  /** Files the run has loaded (the main script, imported modules); `--watch` reloads when one changes. */
+  readonly loaded: Set<string>;
+}
+
+/**
+ * A function written in Lua: `source` is a chunk that receives `helpers`
+ * (host functions) as `...` and returns the function.
+ */
+export interface LuaDefinedFunction {
+  readonly lua: string;
+  readonly helpers: Record<string, HostFunction>;
+}
+
 /** An implementation written in the scheduler's Lua (see scheduler_lua.ts). */
 export interface SchedulerFunction {
   readonly scheduler: string;
 }
 
 /** Lua name (dots reach into tables: "os.exit") -> implementation. */
-export type Family = Record<string, HostFunction | SchedulerFunction>;
+export type Family = Record<string, HostFunction | SchedulerFunction | LuaDefinedFunction>;
 
-/** A family's registration table, built for one engine. */
-export type FamilyTable = (engine: Engine) => Family;
+/** A family's registration table, built for one engine and run. */
+export type FamilyTable = (engine: Engine, context: RunContext) => Family;
 
 /**
  * Names a function of the Lua scheduler as a family member.
@@ -42,9 +59,10 @@ export function inScheduler(field: string): SchedulerFunction {
  * engine.close();
  * ```
  */
-export function installFamily(engine: Engine, table: FamilyTable): void {
-  for (const [name, impl] of Object.entries(table(engine))) {
+export function installFamily(engine: Engine, table: FamilyTable, context: RunContext = { loaded: new Set() }): void {
+  for (const [name, impl] of Object.entries(table(engine, context))) {
     if (typeof impl === "function") engine.setGlobal(name, impl);
-    else engine.setGlobalFromScheduler(name, impl.scheduler);
+    else if ("scheduler" in impl) engine.setGlobalFromScheduler(name, impl.scheduler);
+    else engine.setGlobalFromLua(name, impl.lua, impl.helpers);
   }
 }

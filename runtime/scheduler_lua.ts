@@ -45,12 +45,14 @@ local function park(what)
   return co_yield(PARK)
 end
 
-local function spawn(fn, name, watched, ...)
+-- mode: nil, "watched" (JavaScript gets the outcome instead of on_error) or
+-- "tracked" (errors go to on_error as usual, and JavaScript hears of the end).
+local function spawn(fn, name, mode, ...)
   next_id = next_id + 1
   live = live + 1
   local g = { id = next_id, co = co_create(fn), seq = 0, state = "ready" }
   if name then g.name = name end
-  if watched then g.watched = true end
+  if mode then g.mode = mode end
   if lua_select("#", ...) > 0 then g.args = pack(...) end
   goroutines[next_id] = g
   rtail = rtail + 1
@@ -71,7 +73,7 @@ end
 
 local function dispatch_error(g, message, trace)
   if error_handler and not g.handler then
-    local id = spawn(error_handler, "on_error handler", false, message, trace)
+    local id = spawn(error_handler, "on_error handler", nil, message, trace)
     goroutines[id].handler = true
   else
     local label = g.handler and "error in on_error handler" or ("error in " .. name_of(g))
@@ -84,12 +86,12 @@ local function finish(g, ok, err)
   goroutines[g.id] = nil
   g.state = "dead"
   if ok then
-    if g.watched then host.finished(g.id, true) end
+    if g.mode then host.finished(g.id, true) end
   else
     local message = message_of(err)
     local trace = traceback(g.co, message)
-    if g.watched then host.finished(g.id, false, message, trace)
-    else dispatch_error(g, message, trace) end
+    if g.mode ~= "watched" then dispatch_error(g, message, trace) end
+    if g.mode then host.finished(g.id, false, message, trace) end
   end
   if nwaiting > 0 and live == nwaiting then
     local list = waiters
@@ -341,7 +343,7 @@ local function go(fn, ...)
     error("bad argument #1 to 'go' (function expected, got " .. type(fn) .. ")", 2)
   end
   local name = ...
-  return spawn(fn, type(name) == "string" and name or nil, false, ...)
+  return spawn(fn, type(name) == "string" and name or nil, nil, ...)
 end
 
 local function wait()
@@ -371,6 +373,20 @@ local function parked_report()
     lines[#lines + 1] = "goroutine " .. id .. " [" .. name_of(g) .. "]: " .. (g.wait or "waiting")
   end
   return table.concat(lines, "\n")
+end
+
+-- id -> name, or with detail id -> { name, state, waiting }, and the count.
+local function list_goroutines(detail)
+  local list, count = {}, 0
+  for id, g in pairs(goroutines) do
+    count = count + 1
+    if detail then
+      list[id] = { name = name_of(g), state = g.state, waiting = g.wait }
+    else
+      list[id] = name_of(g)
+    end
+  end
+  return list, count
 end
 
 -- Blocking calls made inside a plain coroutine pass their park up to the
@@ -403,6 +419,7 @@ end
 return {
   run = run, wake = wake, spawn = spawn, parked_report = parked_report,
   goroutines = goroutines, owns = owns,
+  list_goroutines = list_goroutines,
   go = go, chan = chan, send = send, receive = receive, close_channel = close_channel,
   select = select, wait = wait, on_error = on_error,
 }

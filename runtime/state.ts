@@ -161,6 +161,32 @@ export class LuaVM {
     else throw new TypeError(`cannot pass a ${typeof v} to Lua`);
   }
 
+  /**
+   * Pushes a JavaScript value: primitives as {@linkcode pushPrimitive} does,
+   * arrays as sequences, plain objects as tables (nested), `undefined`
+   * fields skipped.
+   */
+  pushValue(L: LuaState, v: unknown): void {
+    const api = this.api;
+    if (Array.isArray(v)) {
+      api.lua_checkstack(L, 3);
+      api.lua_createtable(L, v.length, 0);
+      v.forEach((item, i) => {
+        this.pushValue(L, item);
+        api.lua_rawseti(L, -2, BigInt(i + 1));
+      });
+    } else if (v !== null && typeof v === "object" && !(v instanceof Uint8Array)) {
+      const entries = Object.entries(v).filter(([, item]) => item !== undefined);
+      api.lua_checkstack(L, 3);
+      api.lua_createtable(L, 0, entries.length);
+      for (const [key, item] of entries) {
+        this.pushString(L, key);
+        this.pushValue(L, item);
+        api.lua_rawset(L, -3);
+      }
+    } else this.pushPrimitive(L, v);
+  }
+
   /** Reads a nil, boolean, number or string; other types come back as undefined. */
   toPrimitive(L: LuaState, idx: number): null | boolean | number | string | undefined {
     const api = this.api;

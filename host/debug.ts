@@ -1,0 +1,107 @@
+/**
+ * The debugging and hot-reload family: `trace`, `watch_file`,
+ * `unwatch_file` and `reload_script`.
+ *
+ * @module
+ */
+import type { Engine } from "../runtime/engine.ts";
+import type { Family } from "../runtime/family.ts";
+import { checkFunction, checkInteger, checkString } from "../runtime/args.ts";
+import type { LuaState } from "../runtime/lua.ts";
+import { fileErrorReason } from "./filesystem.ts";
+
+/** Changes closer together than this are one save (editors write in several steps). */
+export const DEBOUNCE_MS = 100;
+
+// trace([message]): the current stack on stderr, from the caller down.
+const TRACE_LUA = `
+return function(message)
+  io.stderr:write(debug.traceback(message ~= nil and tostring(message) or "trace", 2), "\\n")
+end`;
+
+/**
+ * Calls `onChange` once per burst of changes to the file `path`. Watches
+ * the folder, since editors often replace a file rather than write to it.
+ */
+export function watchPath(path: string, onChange: () => void): () => void {
+  const absolute = Deno.realPathSync(path);
+  const folder = absolute.slice(0, absolute.lastIndexOf("/")) || "/";
+  const isFolder = Deno.statSync(absolute).isDirectory;
+  const watcher = Deno.watchFs(isFolder ? absolute : folder, { recursive: false });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  (async () => {
+    try {
+      for await (const event of watcher) {
+        if (event.kind === "access" || (!isFolder && !event.paths.includes(absolute))) continue;
+        clearTimeout(timer);
+        timer = setTimeout(onChange, DEBOUNCE_MS);
+      }
+    } catch {
+      // The watcher was closed.
+    }
+  })();
+  return () => {
+    clearTimeout(timer);
+    watcher.close();
+  };
+}
+
+/** The watchers of one engine. */
+class WatchTable {
+  #next = 0;
+  readonly #live = new Map<number, () => void>();
+
+  constructor(readonly engine: Engine) {
+    engine.onClose(() => {
+      for (const stop of this.#live.values()) stop();
+      this.#live.clear();
+    });
+  }
+
+  /** `watch_file(path, fn)`: fn runs as a goroutine after each change; returns an id for unwatch_file. */
+  watch(L: LuaState): number {
+    const { engine } = this;
+    const vm = engine.vm;
+    const path = checkString(vm, L, 1, "watch_file");
+    checkFunction(vm, L, 2, "watch_file");
+    let stopWatching: () => void;
+    const id = ++this.#next;
+    vm.api.lua_pushvalue(L, 2);
+    const ref = vm.ref(L);
+    try {
+      stopWatching = watchPath(path, () => engine.spawnFunction(ref, `watch ${path}`));
+    } catch (e) {
+      vm.unref(ref);
+      throw new Error(`watch_file: cannot watch "${path}": ${fileErrorReason(e, "read", path)}`);
+    }
+    const release = engine.hold();
+    this.#live.set(id, () => {
+      stopWatching();
+      release();
+      vm.unref(ref);
+    });
+    vm.api.lua_pushinteger(L, BigInt(id));
+    return 1;
+  }
+
+  /** `unwatch_file(id)`: stops a watcher; true when there was one. */
+  unwatch(L: LuaState): number {
+    const id = checkInteger(this.engine.vm, L, 1, "unwatch_file");
+    const stop = this.#live.get(id);
+    this.#live.delete(id);
+    stop?.();
+    this.engine.vm.api.lua_pushboolean(L, stop ? 1 : 0);
+    return 1;
+  }
+}
+
+/** The debug family's registration table. */
+export const debugging = (engine: Engine): Family => {
+  const watches = new WatchTable(engine);
+  return {
+    trace: { lua: TRACE_LUA, helpers: {} },
+    watch_file: (L) => watches.watch(L),
+    unwatch_file: (L) => watches.unwatch(L),
+    reload_script: () => engine.abort({ status: "reload" }),
+  };
+};

@@ -1,0 +1,87 @@
+/**
+ * The files family: `read_file`, `write_file` and `list_dir`, on Deno's
+ * asynchronous file API (a call parks only its goroutine). Lua's own `io`
+ * and `os` libraries reach the disk too, through host/filesystem.ts.
+ *
+ * @module
+ */
+import type { Engine } from "../runtime/engine.ts";
+import type { Family } from "../runtime/family.ts";
+import { argError, checkBytes, checkString, isNone } from "../runtime/args.ts";
+import type { LuaState } from "../runtime/lua.ts";
+import { fileErrorReason } from "./filesystem.ts";
+
+/** Rejects with `fname: cannot <verb> "<path>": <reason>`. */
+async function explain<T>(
+  work: Promise<T>,
+  fname: string,
+  verb: string,
+  access: "read" | "write",
+  path: string,
+): Promise<T> {
+  try {
+    return await work;
+  } catch (e) {
+    throw new Error(`${fname}: cannot ${verb} "${path}": ${fileErrorReason(e, access, path)}`);
+  }
+}
+
+/** `read_file(path)`: the file's bytes as a Lua string. */
+function readFile(engine: Engine, L: LuaState) {
+  const path = checkString(engine.vm, L, 1, "read_file");
+  return explain(Deno.readFile(path), "read_file", "read", "read", path).then((bytes) => (L: LuaState) => {
+    engine.vm.pushBytes(L, bytes);
+    return 1;
+  });
+}
+
+/** `write_file(path, content [, "a"])`: writes (or appends) the bytes of content; returns true. */
+function writeFile(engine: Engine, L: LuaState) {
+  const vm = engine.vm;
+  const path = checkString(vm, L, 1, "write_file");
+  const content = checkBytes(vm, L, 2, "write_file");
+  const mode = isNone(vm, L, 3) ? "w" : checkString(vm, L, 3, "write_file");
+  if (mode !== "w" && mode !== "a") throw argError(3, "write_file", `mode "w" or "a" expected, got "${mode}"`);
+  const work = Deno.writeFile(path, content, { append: mode === "a" });
+  return explain(work, "write_file", "write", "write", path).then(() => (L: LuaState) => {
+    vm.api.lua_pushboolean(L, 1);
+    return 1;
+  });
+}
+
+/** Go's FileMode.String() form: "drwxr-xr-x", "-rw-r--r--". */
+function modeString(info: Deno.FileInfo): string {
+  const bits = info.mode ?? 0;
+  const type = info.isDirectory ? "d" : info.isSymlink ? "L" : "-";
+  return type + [...Array(9)].map((_, i) => (bits & (1 << (8 - i)) ? "rwx"[i % 3] : "-")).join("");
+}
+
+/** `list_dir(path)`: entries `{name, is_dir, size, mode, mod_time}` sorted by name. */
+function listDir(engine: Engine, L: LuaState) {
+  const path = checkString(engine.vm, L, 1, "list_dir");
+  const work = (async () => {
+    const entries = [];
+    for await (const entry of Deno.readDir(path)) {
+      const info = await Deno.lstat(`${path}/${entry.name}`);
+      entries.push({
+        name: entry.name,
+        is_dir: entry.isDirectory,
+        size: info.size,
+        mode: modeString(info),
+        mod_time: info.mtime ? Math.floor(info.mtime.getTime() / 1000) : undefined,
+      });
+    }
+    return entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  })();
+  return explain(work, "list_dir", "list", "read", path).then((entries) => (L: LuaState) => {
+    engine.vm.pushValue(L, entries);
+    return 1;
+  });
+}
+
+/** The files family's registration table. */
+export const files = (engine: Engine): Family => ({
+  read_file: engine.blocking("read_file", (L) => readFile(engine, L)),
+  write_file: engine.blocking("write_file", (L) => writeFile(engine, L)),
+  list_dir: engine.blocking("list_dir", (L) => listDir(engine, L)),
+});

@@ -1,0 +1,154 @@
+/**
+ * The modules family: `import(name)` (SolVM's module loader: the importing
+ * script's folder, then `modules/` in the working directory and beside the
+ * main script, then http(s) URLs) and the settings that make Lua's own
+ * `require` search the script's folder and `modules/` on the real disk.
+ *
+ * @module
+ */
+import type { Engine } from "../runtime/engine.ts";
+import type { Family, RunContext } from "../runtime/family.ts";
+import { checkString } from "../runtime/args.ts";
+import type { LuaState } from "../runtime/lua.ts";
+import { fileErrorReason } from "./filesystem.ts";
+
+/** How long a remote module may take to arrive. */
+const FETCH_TIMEOUT_MS = 30_000;
+
+// import itself: locate (sync), load (may wait: a file or a URL), run once, cache.
+const IMPORT_LUA = `
+local helpers = ...
+local locate, load = helpers.locate, helpers.load
+local cache = {}
+return function(name)
+  if type(name) ~= "string" then
+    error("bad argument #1 to 'import' (string expected, got " .. type(name) .. ")", 2)
+  end
+  local caller = debug.getinfo(2, "S")
+  local found, key, global, shown = pcall(locate, name, caller and caller.source or "")
+  if not found then error(key, 2) end
+  local value = cache[key]
+  if value == nil then
+    local ok, chunk = pcall(load, key, shown)
+    if not ok then error(chunk, 0) end
+    value = chunk()
+    if value == nil then value = true end
+    cache[key] = value
+  end
+  _G[global] = value
+  return value
+end`;
+
+const dirname = (path: string) => path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".";
+const join = (dir: string, file: string) => dir === "." ? file : `${dir.replace(/\/$/, "")}/${file}`;
+
+/** The global a module sets: its file name without folders and `.lua`. */
+function globalName(name: string): string {
+  const base = name.replace(/[?#].*$/, "").split("/").pop() ?? name;
+  return base.replace(/\.lua$/, "");
+}
+
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) return false;
+    throw new Error(`import: cannot read "${path}": ${fileErrorReason(e, "read", path)}`);
+  }
+}
+
+/** `locate(name, caller_source)` -> cache key, global name, name shown in messages. */
+function locate(engine: Engine, context: RunContext, L: LuaState): number {
+  const vm = engine.vm;
+  const name = checkString(vm, L, 1, "import");
+  const source = vm.toText(L, 2);
+  const push = (key: string, shown: string) => {
+    vm.pushString(L, key);
+    vm.pushString(L, globalName(name));
+    vm.pushString(L, shown);
+    return 3;
+  };
+  if (/^https?:\/\//i.test(name)) return push(name, name);
+  const file = name.endsWith(".lua") ? name : `${name}.lua`;
+  const folders = [
+    source.startsWith("@") ? dirname(source.slice(1)) : ".",
+    "modules",
+    ...(context.mainScript ? [join(dirname(context.mainScript), "modules")] : []),
+  ];
+  const searched = [...new Set(folders.map((folder) => join(folder, file)))];
+  for (const path of searched) {
+    if (isFile(path)) return push(Deno.realPathSync(path), path);
+  }
+  throw new Error(`import: module '${name}' not found; searched:\n\t${searched.join("\n\t")}`);
+}
+
+/** `load(key, shown)` -> the compiled chunk of a file or URL. */
+function load(engine: Engine, context: RunContext, L: LuaState) {
+  const vm = engine.vm;
+  const key = vm.toText(L, 1);
+  const shown = vm.toText(L, 2);
+  const source = /^https?:\/\//i.test(key) ? fetchModule(key) : readModule(key, shown, context);
+  return source.then((bytes) => (L: LuaState) => {
+    const failure = vm.load(L, bytes, `@${shown}`);
+    if (failure) throw new Error(failure);
+    return 1;
+  });
+}
+
+async function readModule(path: string, shown: string, context: RunContext): Promise<Uint8Array> {
+  try {
+    const bytes = await Deno.readFile(path);
+    context.loaded.add(path);
+    return bytes;
+  } catch (e) {
+    throw new Error(`import: cannot read "${shown}": ${fileErrorReason(e, "read", shown)}`);
+  }
+}
+
+async function fetchModule(url: string): Promise<Uint8Array> {
+  let response: Response;
+  try {
+    response = await fetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
+  } catch (e) {
+    const reason = e instanceof Error ? e.message : String(e);
+    const hint = e instanceof Deno.errors.NotCapable ? ` (run with --allow-net=${new URL(url).host})` : "";
+    throw new Error(`import: cannot fetch ${url}: ${reason}${hint}`);
+  }
+  if (!response.ok) {
+    await response.body?.cancel();
+    throw new Error(`import: cannot fetch ${url}: HTTP ${response.status}`);
+  }
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+/** Points Lua's `require` at the script's folder and `modules/`, then the usual places. */
+function configureRequire(engine: Engine, context: RunContext): void {
+  const here = context.mainScript ? dirname(context.mainScript) : ".";
+  const folders = [...new Set([here, "modules", join(here, "modules")])];
+  const patterns = folders.flatMap((folder) => [join(folder, "?.lua"), join(folder, "?/init.lua")]);
+  const { vm, L } = engine;
+  vm.api.lua_getglobal(L, vm.cstr("package"));
+  vm.api.lua_getfield(L, -1, vm.cstr("path"));
+  const standard = vm.toText(L, -1);
+  vm.api.lua_settop(L, -2);
+  vm.pushString(L, [...patterns, standard].join(";"));
+  vm.api.lua_setfield(L, -2, vm.cstr("path"));
+  // WebAssembly cannot load C modules; an empty cpath keeps "not found" messages to what can exist.
+  vm.pushString(L, "");
+  vm.api.lua_setfield(L, -2, vm.cstr("cpath"));
+  vm.api.lua_settop(L, -2);
+}
+
+/** The modules family's registration table. */
+export const modules = (engine: Engine, context: RunContext): Family => {
+  configureRequire(engine, context);
+  return {
+    import: {
+      lua: IMPORT_LUA,
+      helpers: {
+        locate: (L) => locate(engine, context, L),
+        load: engine.blocking("import", (L) => load(engine, context, L)),
+      },
+    },
+  };
+};

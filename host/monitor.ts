@@ -1,0 +1,43 @@
+/**
+ * The monitoring family: `check_memory` and `get_goroutines`.
+ *
+ * @module
+ */
+import type { Engine } from "../runtime/engine.ts";
+import { type Family, inScheduler } from "../runtime/family.ts";
+
+// check_memory(): sizes now and their change since the previous call.
+const CHECK_MEMORY_LUA = `
+local helpers = ...
+local sizes = helpers.sizes
+local list_goroutines = get_goroutines -- registered just before, see the table below
+local last_heap, last_wasm, last_rss = 0, 0, 0
+return function()
+  local heap = math.floor(collectgarbage("count") * 1024)
+  local wasm, rss = sizes()
+  local _, goroutines = list_goroutines()
+  local stats = {
+    alloc_diff = heap - last_heap,        -- Lua heap in use
+    total_alloc_diff = wasm - last_wasm,  -- memory reserved for the Lua state
+    sys_diff = rss - last_rss,            -- the process's resident memory
+    goroutines = goroutines,
+    lua_heap = heap, lua_reserved = wasm, rss = rss,
+  }
+  last_heap, last_wasm, last_rss = heap, wasm, rss
+  return stats
+end`;
+
+/** The monitoring family's registration table. */
+export const monitor = (engine: Engine): Family => ({
+  get_goroutines: inScheduler("list_goroutines"),
+  check_memory: {
+    lua: CHECK_MEMORY_LUA,
+    helpers: {
+      sizes: (L) => {
+        engine.vm.api.lua_pushinteger(L, BigInt(engine.vm.lua.heap().byteLength));
+        engine.vm.api.lua_pushinteger(L, BigInt(Deno.memoryUsage().rss));
+        return 2;
+      },
+    },
+  },
+});
