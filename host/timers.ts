@@ -36,10 +36,13 @@ class TimerTable {
     });
   }
 
-  add(kind: Kind, cancel: () => void): number {
-    const id = ++this.#next;
+  /** A fresh id for a timer about to be added. */
+  nextId(): number {
+    return ++this.#next;
+  }
+
+  add(id: number, kind: Kind, cancel: () => void): void {
     this.#live.set(id, { kind, cancel });
-    return id;
   }
 
   forget(id: number): void {
@@ -100,18 +103,18 @@ function setTimeoutLua(table: TimerTable, L: LuaState): number {
   const ref = table.refCallback(L);
   const { engine } = table;
   const release = engine.keepAlive();
-  let handle: ReturnType<typeof setTimeout> | undefined;
+  const id = table.nextId();
+  const handle = setTimeout(() => {
+    table.forget(id);
+    engine.spawnFunction(ref, `timeout ${id}`);
+    done();
+  }, ms);
   const done = () => {
     clearTimeout(handle);
     release();
     engine.vm.unref(ref);
   };
-  const id = table.add("timeout", done);
-  handle = setTimeout(() => {
-    table.forget(id);
-    engine.spawnFunction(ref, `timeout ${id}`);
-    done();
-  }, ms);
+  table.add(id, "timeout", done);
   return pushId(table, L, id);
 }
 
@@ -122,13 +125,13 @@ function setIntervalLua(table: TimerTable, L: LuaState): number {
   const ref = table.refCallback(L);
   const { engine } = table;
   const release = engine.hold();
-  let handle: ReturnType<typeof setInterval> | undefined;
-  const id = table.add("interval", () => {
+  const id = table.nextId();
+  const handle = setInterval(table.repeating(ref, `interval ${id}`), ms);
+  table.add(id, "interval", () => {
     clearInterval(handle);
     release();
     engine.vm.unref(ref);
   });
-  handle = setInterval(table.repeating(ref, `interval ${id}`), ms);
   return pushId(table, L, id);
 }
 
@@ -150,7 +153,8 @@ function cronLua(table: TimerTable, L: LuaState): number {
     throw new Error(`cron: invalid expression "${expr}": ${reason}`);
   }
   const release = engine.hold();
-  const id = table.add("cron", () => {
+  const id = table.nextId();
+  table.add(id, "cron", () => {
     job.stop();
     release();
     vm.unref(ref);
