@@ -1,0 +1,159 @@
+import { deepStrictEqual, match, ok, strictEqual } from "node:assert";
+import { runLua, solvm, tempFiles } from "./_helpers.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+Deno.test("trace() prints the current stack to stderr, from the caller down", async () => {
+  const dir = await tempFiles({
+    "t.lua": `local function inner()\n  trace("checkpoint")\nend\nlocal function outer() inner() end\nouter()\nprint("after")\n`,
+  });
+  const r = await solvm([`${dir}/t.lua`]);
+  strictEqual(r.code, 0);
+  strictEqual(r.stdout, "after\n");
+  match(r.stderr, /^checkpoint\nstack traceback:\n\t.*t\.lua:2: in (local|upvalue) 'inner'\n\t.*t\.lua:4: in local 'outer'/);
+  const plain = await runLua(`trace()`);
+  match(plain.stderr, /^trace\nstack traceback:\n/);
+});
+
+Deno.test("watch_file calls its function once per change, as a goroutine; unwatch_file stops it", async () => {
+  const dir = await tempFiles({ "watched.txt": "v1" });
+  const { stdout, stderr } = await runLua(`
+    local path = "${dir}/watched.txt"
+    chan("changed", 10)
+    local calls = 0
+    local id = watch_file(path, function() calls = calls + 1 sleep(0.01) send("changed", read_file(path)) end)
+    go(function()
+      sleep(0.2)
+      write_file(path, "v2")        -- several writes close together are one change
+      write_file(path, "v3")
+      write_file(path, "v4")
+    end)
+    print(receive("changed"))
+    sleep(0.4)
+    print("calls", calls)
+    print(unwatch_file(id), unwatch_file(id))
+    write_file(path, "v5")
+    sleep(0.3)
+    print("calls", calls)`);
+  strictEqual(stderr, "");
+  strictEqual(stdout, "v4\ttrue\ncalls\t1\ntrue\tfalse\ncalls\t1\n");
+});
+
+Deno.test("watch_file follows a file that an editor replaces", async () => {
+  const dir = await tempFiles({ "config.lua": "return 1" });
+  const { stdout } = await runLua(`
+    chan("changed", 1)
+    watch_file("${dir}/config.lua", function() send("changed", true) end)
+    go(function() sleep(0.2) write_file("${dir}/config.tmp", "return 2") os.rename("${dir}/config.tmp", "${dir}/config.lua") end)
+    print(receive("changed"), read_file("${dir}/config.lua"))
+    os.exit(0)`);
+  strictEqual(stdout, "true\treturn 2\n");
+});
+
+Deno.test("watch_file: bad arguments and missing paths are clear errors", async () => {
+  const { stdout } = await runLua(`
+    print(pcall(watch_file, "/nonexistent/file.txt", function() end))
+    print(pcall(watch_file, "x"))
+    print(pcall(unwatch_file, "x"))`);
+  const lines = stdout.trim().split("\n");
+  match(lines[0], /^false\twatch_file: cannot watch "\/nonexistent\/file.txt": no such file or directory$/);
+  match(lines[1], /bad argument #2 to 'watch_file' \(function expected, got no value\)/);
+  match(lines[2], /bad argument #1 to 'unwatch_file' \(number expected, got string\)/);
+});
+
+Deno.test("reload_script re-runs the main script in a fresh Lua state and stops the old run", async () => {
+  const dir = await tempFiles({ "runs.txt": "" });
+  await Deno.writeTextFile(
+    `${dir}/main.lua`,
+    `
+    local runs = #read_file("${dir}/runs.txt") + 1
+    write_file("${dir}/runs.txt", "x", "a")
+    print("run " .. runs, leftover)
+    leftover = "from run " .. runs
+    if runs < 3 then
+      set_interval(function() print("old interval still running") end, 0.05)
+      go(function() sleep(0.3) print("old goroutine still running") end)
+      sleep(0.02)
+      reload_script()
+      print("not reached")
+    end
+    sleep(0.4)
+    print("done")`,
+  );
+  const r = await solvm([`${dir}/main.lua`]);
+  strictEqual(r.stderr, "");
+  strictEqual(r.code, 0);
+  strictEqual(r.stdout, "run 1\tnil\nrun 2\tnil\nrun 3\tnil\ndone\n");
+});
+
+Deno.test("--watch reloads when the script or a module it imported changes", async () => {
+  const dir = await tempFiles({
+    "app.lua": `import("greeting")\nprint("app v1", greeting.text)\n`,
+    "greeting.lua": `return { text = "hello" }\n`,
+  });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, "--watch", `${dir}/app.lua`],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const decoder = new TextDecoder();
+  let stdout = "";
+  const reader = child.stdout.getReader();
+  const waitFor = async (text: string) => {
+    const deadline = Date.now() + 10_000;
+    while (!stdout.includes(text)) {
+      ok(Date.now() < deadline, `timed out waiting for ${JSON.stringify(text)}; got ${JSON.stringify(stdout)}`);
+      const { value, done } = await reader.read();
+      if (done) break;
+      stdout += decoder.decode(value);
+    }
+  };
+  try {
+    await waitFor("app v1\thello\n");
+    await new Promise((r) => setTimeout(r, 300));
+    await Deno.writeTextFile(`${dir}/app.lua`, `import("greeting")\nprint("app v2", greeting.text)\n`);
+    await waitFor("app v2\thello\n");
+    await new Promise((r) => setTimeout(r, 300));
+    await Deno.writeTextFile(`${dir}/greeting.lua`, `return { text = "bonjour" }\n`);
+    await waitFor("app v2\tbonjour\n");
+  } finally {
+    child.kill();
+    await reader.cancel();
+    await child.stderr.cancel();
+    await child.status;
+  }
+  deepStrictEqual(stdout.trim().split("\n"), ["app v1\thello", "app v2\thello", "app v2\tbonjour"]);
+});
+
+Deno.test("check_memory reports sizes and their change since the previous call", async () => {
+  const { stdout } = await runLua(`
+    local first = check_memory()
+    for _, k in ipairs({"alloc_diff", "total_alloc_diff", "sys_diff", "goroutines", "lua_heap", "lua_reserved", "rss"}) do
+      assert(math.type(first[k]) == "integer", k .. " is " .. tostring(first[k]))
+    end
+    big = {}
+    for i = 1, 200000 do big[i] = { i } end
+    local second = check_memory()
+    print(second.alloc_diff > 4 * 1024 * 1024, second.lua_heap > first.lua_heap, second.rss > 0)
+    big = nil
+    collectgarbage()
+    print(check_memory().alloc_diff < 0)
+    go(function() sleep(0.05) end, "sleeper")
+    print(check_memory().goroutines)`);
+  strictEqual(stdout, "true\ttrue\ttrue\ntrue\n2\n");
+});
+
+Deno.test("get_goroutines lists id -> name, and with true what each one waits on", async () => {
+  const { stdout } = await runLua(`
+    chan("jobs")
+    go(function() receive("jobs") end, "worker")
+    go(function() sleep(0.2) end)
+    sleep(0.01)
+    local names = get_goroutines()
+    print(names[1], names[2], names[3])
+    local detail = get_goroutines(true)
+    print(detail[1].name, detail[1].state, detail[2].state, detail[2].waiting, detail[3].waiting)
+    send("jobs", 1)`);
+  strictEqual(stdout, "main\tworker\tgoroutine 3\nmain\trunning\tparked\treceive on channel 'jobs'\tsleep\n");
+});
