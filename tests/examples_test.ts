@@ -5,6 +5,9 @@ const dir = new URL("../examples/", import.meta.url).pathname;
 
 /** What each example must print; every .lua file in examples/ needs an entry. */
 const expected: Record<string, string> = {
+  "monitoring.lua": "1\tmain\trunning\t\n2\tworker\tparked\treceive on channel 'jobs'\n3\tgoroutine 3\tparked\tsleep\n" +
+    "goroutines:\t3\nheap grew by more than 1 MB:\ttrue\nprocess resident memory known:\ttrue\n",
+  "reload.lua": "run 1\nconfig changed: version = 2\nrun 2\nfresh state after reload\n",
   "hello.lua": "Hello, world!\nJSON round trip:\thi\t3\na goroutine says hello too\n",
   "channels.lua": "sum of squares 1..9 =\t285\nfirst:\tfast\tfrom\tfast\n",
   "errors.lua": "caught: examples/errors.lua:6: worker 1 failed\nworker 2 finished\npcall caught:\tfalse\ttrue\n",
