@@ -14,6 +14,7 @@ import { files } from "./files.ts";
 import { modules } from "./modules.ts";
 import { debugging, watchPath } from "./debug.ts";
 import { monitor } from "./monitor.ts";
+import { httpServer } from "./http_server.ts";
 
 /** Exit code of a deadlock (as Go's runtime uses for fatal errors). */
 export const EXIT_DEADLOCK = 2;
@@ -30,7 +31,7 @@ export const EXIT_DEADLOCK = 2;
  * ```
  */
 export function installGlobals(engine: Engine, context: RunContext = { loaded: new Set() }): void {
-  for (const family of [core, concurrency, json, timers, files, modules, debugging, monitor]) {
+  for (const family of [core, concurrency, json, timers, files, modules, debugging, monitor, httpServer]) {
     installFamily(engine, family, context);
   }
 }

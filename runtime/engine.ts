@@ -53,6 +53,13 @@ class StopRequest extends LuaUnwind {
 
 const NO_RESULTS: Pusher = () => 0;
 
+/**
+ * Told when a goroutine started by {@linkcode Engine.spawnFunction} ends:
+ * on success its first result is at stack index 3 of `L`, on failure the
+ * message (its error already went to on_error). Read it before returning.
+ */
+export type Tracker = (ok: boolean, L: LuaState) => void;
+
 // V8 runs WebAssembly first in its baseline tier and cannot swap a running
 // call to optimized code, so a long loop entered early stays ~2.5x slower
 // for its whole life. For the first moments a rare count hook lets each
@@ -63,6 +70,8 @@ const TIER_UP_INSTRUCTIONS = 100_000;
 const LUA_DEBUG_SOURCE = 16;
 const SCHEDULER_CHUNKNAME = "=scheduler";
 const WAKE_BATCH = 64;
+// Channels fed by JavaScript never make the event loop wait.
+const HOST_CHANNEL_BUFFER = 2 ** 31 - 1;
 
 /** Standard output through a small buffer. */
 export function stdoutSink(): OutputSink {
@@ -114,7 +123,7 @@ export class Engine {
   #scheduled = false;
   #closed = false;
   #watchers = new Map<number, (o: Outcome) => void>();
-  #trackers = new Map<number, () => void>();
+  #trackers = new Map<number, Tracker>();
   #closers: (() => void)[] = [];
   #idleWaiters: (() => void)[] = [];
   #stopped: Outcome | undefined;
@@ -260,7 +269,7 @@ export class Engine {
     const tracker = this.#trackers.get(id);
     if (tracker) {
       this.#trackers.delete(id);
-      tracker();
+      tracker(vm.api.lua_toboolean(L, 2) !== 0, L);
       return 0;
     }
     const watcher = this.#watchers.get(id);
@@ -450,10 +459,11 @@ export class Engine {
 
   /**
    * Runs the Lua function held by registry reference `ref` as a goroutine
-   * named `name`. Its errors go to on_error; `done` is told when it ends.
-   * Call it from the event loop (a timer, a socket), never from inside Lua.
+   * named `name`, with the arguments `pushArgs` pushes. Its errors go to
+   * on_error; `done` is told when it ends. Call it from the event loop (a
+   * timer, a socket), never from inside Lua.
    */
-  spawnFunction(ref: number, name: string, done?: () => void): void {
+  spawnFunction(ref: number, name: string, done?: Tracker, pushArgs?: (L: LuaState) => number): void {
     const { vm, L } = this;
     if (this.#closed || this.#stopped) return;
     this.pushSchedulerField(L, "spawn");
@@ -461,10 +471,49 @@ export class Engine {
     vm.pushString(L, name);
     if (done) vm.pushString(L, "tracked");
     else vm.api.lua_pushnil(L);
-    this.#call(3, 1);
+    const nargs = pushArgs ? pushArgs(L) : 0;
+    this.#call(3 + nargs, 1);
     const id = Number(vm.api.lua_tointegerx(L, -1, 0));
     vm.api.lua_settop(L, -2);
     if (done) this.#trackers.set(id, done);
+    this.#kick();
+  }
+
+  /**
+   * A channel fed from JavaScript (accepted connections, datagrams), named
+   * `name`; returns a registry reference to its channel object. Its buffer
+   * is unbounded, so feeding it never waits.
+   */
+  newChannel(name: string): number {
+    const { vm, L } = this;
+    this.pushSchedulerField(L, "chan");
+    vm.pushString(L, name);
+    vm.api.lua_pushinteger(L, BigInt(HOST_CHANNEL_BUFFER));
+    this.#call(2, 1);
+    return vm.ref(L);
+  }
+
+  /**
+   * Sends the value `push` pushes on the channel `ref` (from the event
+   * loop, never from inside Lua). False when Lua has closed the channel.
+   */
+  feedChannel(ref: number, push: (L: LuaState) => void): boolean {
+    if (this.#closed || this.#stopped) return false;
+    const { vm, L } = this;
+    this.pushSchedulerField(L, "send");
+    vm.pushRef(L, ref);
+    push(L);
+    this.#kick();
+    return vm.api.lua_pcallk(L, 2, 0, 0, 0, 0) === LUA_OK || (vm.api.lua_settop(L, -2), false);
+  }
+
+  /** Closes the channel `ref` (from the event loop) unless Lua already did: receivers drain it, then get nil. */
+  closeChannel(ref: number): void {
+    if (this.#closed || this.#stopped) return;
+    const { vm, L } = this;
+    this.pushSchedulerField(L, "close_channel");
+    vm.pushRef(L, ref);
+    if (vm.api.lua_pcallk(L, 1, 0, 0, 0, 0) !== LUA_OK) vm.api.lua_settop(L, -2);
     this.#kick();
   }
 
@@ -525,6 +574,15 @@ export class Engine {
 
   /** Sets a global to the function returned by Lua chunk `source`, which gets `helpers` as `...`. */
   setGlobalFromLua(name: string, source: string, helpers: Record<string, HostFunction>): void {
+    this.vm.pushRef(this.L, this.compileLua(name, source, helpers));
+    this.#assign(name);
+  }
+
+  /**
+   * Runs Lua chunk `source` (named `name` in messages) with `helpers` (host
+   * functions) as `...` and keeps what it returns; returns its registry reference.
+   */
+  compileLua(name: string, source: string, helpers: Record<string, HostFunction> = {}): number {
     const { vm, L } = this;
     const failure = vm.load(L, source, `=${name}`);
     if (failure) throw new Error(failure);
@@ -534,7 +592,7 @@ export class Engine {
       vm.api.lua_setfield(L, -2, vm.cstr(helper));
     }
     this.#call(1, 1);
-    this.#assign(name);
+    return vm.ref(L);
   }
 
   // Pops the top value into global `name` (one dot allowed: "os.exit").

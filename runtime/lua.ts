@@ -86,6 +86,7 @@ export interface LuaExports {
   lua_setmetatable(L: LuaState, idx: number): number;
   lua_getmetatable(L: LuaState, idx: number): number;
   lua_next(L: LuaState, idx: number): number;
+  lua_callk(L: LuaState, nargs: number, nresults: number, ctx: number, k: number): void;
   lua_pcallk(L: LuaState, nargs: number, nresults: number, errfunc: number, ctx: number, k: number): number;
   lua_isyieldable(L: LuaState): number;
   lua_sethook(L: LuaState, fn: number, mask: number, count: number): void;

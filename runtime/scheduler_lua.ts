@@ -86,7 +86,7 @@ local function finish(g, ok, err)
   goroutines[g.id] = nil
   g.state = "dead"
   if ok then
-    if g.mode then host.finished(g.id, true) end
+    if g.mode then host.finished(g.id, true, err) end  -- err is the first result here
   else
     local message = message_of(err)
     local trace = traceback(g.co, message)

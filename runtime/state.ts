@@ -120,7 +120,7 @@ export class LuaVM {
   }
 
   /** A copy of the bytes of the string at `idx`. */
-  toBytes(L: LuaState, idx: number): Uint8Array {
+  toBytes(L: LuaState, idx: number): Uint8Array<ArrayBuffer> {
     return this.viewBytes(L, idx).slice();
   }
 

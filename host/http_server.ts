@@ -1,0 +1,480 @@
+/**
+ * The HTTP server family: `create_server`, `handle_http`, `handle_ws`,
+ * `start_server`, `stop_server`, on `Deno.serve` and
+ * `Deno.upgradeWebSocket`.
+ *
+ * Each request runs its handler as a goroutine, so handlers may block
+ * without holding up other requests; each WebSocket connection is a
+ * goroutine too. A running server is resident: it keeps the script alive
+ * and suspends the default time limit.
+ *
+ * @module
+ */
+import type { Engine } from "../runtime/engine.ts";
+import type { Family } from "../runtime/family.ts";
+import { argError, checkFunction, checkInteger, checkString, checkTable, isNone } from "../runtime/args.ts";
+import { LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, type LuaState } from "../runtime/lua.ts";
+import { fileErrorReason } from "./filesystem.ts";
+
+/** Request bodies above this many bytes get 413 unless `max_body` says otherwise. */
+export const DEFAULT_MAX_BODY = 10 * 1024 * 1024;
+
+interface Route {
+  pattern: string;
+  kind: "http" | "ws";
+  ref: number;
+  /** Segments of a `:param` pattern, or undefined for exact and prefix routes. */
+  segments?: string[];
+  /** The prefix of a pattern ending in `*`. */
+  prefix?: string;
+}
+
+interface Server {
+  name: string;
+  port: number;
+  hostname: string;
+  maxBody: number;
+  tls?: { cert: string; key: string };
+  routes: Route[];
+  http?: Deno.HttpServer;
+  sockets: Set<WebSocket>;
+  release?: () => void;
+}
+
+// Lua helpers: a case-insensitive metatable for request headers, and the
+// WebSocket object (callable as ws.send(x) and ws:send(x)).
+const SUPPORT_LUA = `
+local helpers = ...
+local send, receive, close = helpers.send, helpers.receive, helpers.close
+local lower, rawget = string.lower, rawget
+local headers_mt = { __index = function(t, k) if type(k) == "string" then return rawget(t, lower(k)) end end }
+local function make_ws(id)
+  local ws = {}
+  ws.send = function(a, b) if a == ws then a = b end return send(id, a) end
+  ws.receive = function() return receive(id) end
+  ws.close = function() return close(id) end
+  return ws
+end
+return { headers_mt = headers_mt, make_ws = make_ws }`;
+
+/** Messages of one WebSocket, waiting for `ws.receive()`. */
+class Inbox {
+  readonly queue: (string | Uint8Array)[] = [];
+  closed = false;
+  #wake?: () => void;
+
+  constructor(readonly socket: WebSocket) {
+    socket.binaryType = "arraybuffer";
+    socket.onmessage = (e) => {
+      this.queue.push(typeof e.data === "string" ? e.data : new Uint8Array(e.data));
+      this.#notify();
+    };
+    socket.onclose = () => {
+      this.closed = true;
+      this.#notify();
+    };
+    socket.onerror = () => {};
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  /** Resolves when a message or the close arrives. */
+  next(): Promise<void> {
+    return new Promise((resolve) => this.#wake = resolve);
+  }
+}
+
+function routeOf(pattern: string, kind: "http" | "ws", ref: number): Route {
+  if (pattern.endsWith("*")) return { pattern, kind, ref, prefix: pattern.slice(0, -1) };
+  if (pattern.includes("/:")) return { pattern, kind, ref, segments: pattern.split("/") };
+  return { pattern, kind, ref };
+}
+
+/** The route for `path`: an exact match, else the first `:param` match, else the longest `*` prefix. */
+function match(routes: Route[], path: string): { route: Route; params: Record<string, string> } | undefined {
+  const exact = routes.find((r) => !r.segments && r.prefix === undefined && r.pattern === path);
+  if (exact) return { route: exact, params: {} };
+  const parts = path.split("/");
+  for (const route of routes) {
+    if (!route.segments || route.segments.length !== parts.length) continue;
+    const params: Record<string, string> = {};
+    if (
+      route.segments.every((seg, i) => {
+        if (seg.startsWith(":")) {
+          params[seg.slice(1)] = decodeURIComponent(parts[i]);
+          return parts[i] !== "";
+        }
+        return seg === parts[i];
+      })
+    ) return { route, params };
+  }
+  let best: Route | undefined;
+  for (const route of routes) {
+    if (route.prefix !== undefined && path.startsWith(route.prefix)) {
+      if (!best || route.prefix.length > best.prefix!.length) best = route;
+    }
+  }
+  return best ? { route: best, params: { "*": path.slice(best.prefix!.length) } } : undefined;
+}
+
+/** Reads a request body, or undefined when it exceeds `max` bytes. */
+async function readBody(request: Request, max: number): Promise<Uint8Array | undefined> {
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > max) return undefined;
+  if (!request.body) return new Uint8Array();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of request.body) {
+    size += chunk.length;
+    if (size > max) return undefined;
+    chunks.push(chunk);
+  }
+  if (chunks.length === 1) return chunks[0];
+  const body = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, at);
+    at += chunk.length;
+  }
+  return body;
+}
+
+const plain = (status: number, text: string) =>
+  new Response(text, { status, headers: { "content-type": "text/plain; charset=utf-8" } });
+
+/** The servers of one engine. */
+class ServerTable {
+  readonly #servers = new Map<string, Server>();
+  readonly #inboxes = new Map<number, Inbox>();
+  #nextSocket = 0;
+  #support = 0;
+  #headersMeta = 0;
+  #makeWs = 0;
+
+  constructor(readonly engine: Engine) {
+    engine.onClose(() => {
+      for (const server of this.#servers.values()) this.#shutdown(server);
+    });
+  }
+
+  /** Compiles the Lua helpers on first use (after the families are installed). */
+  #ensureSupport(): void {
+    if (this.#support) return;
+    const { engine } = this;
+    const vm = engine.vm;
+    this.#support = engine.compileLua("http support", SUPPORT_LUA, {
+      send: (L) => this.#wsSend(L),
+      receive: engine.blocking("ws.receive", (L) => this.#wsReceive(L)),
+      close: (L) => this.#wsClose(L),
+    });
+    for (const field of ["headers_mt", "make_ws"]) {
+      vm.pushRef(engine.L, this.#support);
+      vm.api.lua_getfield(engine.L, -1, vm.cstr(field));
+      const ref = vm.ref(engine.L);
+      vm.api.lua_settop(engine.L, -2);
+      if (field === "headers_mt") this.#headersMeta = ref;
+      else this.#makeWs = ref;
+    }
+  }
+
+  #server(L: LuaState, fname: string): Server {
+    const name = checkString(this.engine.vm, L, 1, fname);
+    const server = this.#servers.get(name);
+    if (!server) throw new Error(`${fname}: no server named '${name}' (create it with create_server)`);
+    return server;
+  }
+
+  /** `create_server(name, port, [https, cert, key], [options])`. */
+  create(L: LuaState): number {
+    const vm = this.engine.vm;
+    const name = checkString(vm, L, 1, "create_server");
+    const port = checkInteger(vm, L, 2, "create_server");
+    if (port < 0 || port > 65535) throw argError(2, "create_server", `port 0-65535 expected, got ${port}`);
+    if (this.#servers.has(name)) throw new Error(`create_server: a server named '${name}' already exists`);
+    const server: Server = {
+      name,
+      port,
+      hostname: "0.0.0.0",
+      maxBody: DEFAULT_MAX_BODY,
+      routes: [],
+      sockets: new Set(),
+    };
+    if (vm.api.lua_toboolean(L, 3)) {
+      const certPath = checkString(vm, L, 4, "create_server");
+      const keyPath = checkString(vm, L, 5, "create_server");
+      const read = (path: string, what: string) => {
+        try {
+          return Deno.readTextFileSync(path);
+        } catch (e) {
+          throw new Error(`create_server: cannot read TLS ${what} "${path}": ${fileErrorReason(e, "read", path)}`);
+        }
+      };
+      server.tls = { cert: read(certPath, "certificate"), key: read(keyPath, "key") };
+    }
+    const optionsAt = vm.api.lua_type(L, 3) === LUA_TTABLE ? 3 : 6;
+    if (!isNone(vm, L, optionsAt)) {
+      checkTable(vm, L, optionsAt, "create_server");
+      vm.api.lua_getfield(L, optionsAt, vm.cstr("max_body"));
+      if (vm.api.lua_type(L, -1) === LUA_TNUMBER) server.maxBody = Number(vm.api.lua_tonumberx(L, -1, 0));
+      vm.api.lua_getfield(L, optionsAt, vm.cstr("host"));
+      if (vm.api.lua_type(L, -1) === LUA_TSTRING) server.hostname = vm.toText(L, -1);
+      vm.api.lua_settop(L, -3);
+    }
+    this.#servers.set(name, server);
+    vm.api.lua_pushboolean(L, 1);
+    return 1;
+  }
+
+  /** `handle_http(name, path, fn)` and `handle_ws(name, path, fn)`. */
+  handle(L: LuaState, kind: "http" | "ws"): number {
+    const fname = kind === "http" ? "handle_http" : "handle_ws";
+    const vm = this.engine.vm;
+    const server = this.#server(L, fname);
+    const path = checkString(vm, L, 2, fname);
+    if (!path.startsWith("/")) throw argError(2, fname, `path starting with "/" expected, got "${path}"`);
+    checkFunction(vm, L, 3, fname);
+    vm.api.lua_pushvalue(L, 3);
+    const existing = server.routes.findIndex((r) => r.pattern === path && r.kind === kind);
+    if (existing >= 0) vm.unref(server.routes.splice(existing, 1)[0].ref);
+    server.routes.push(routeOf(path, kind, vm.ref(L)));
+    return 0;
+  }
+
+  /** `start_server(name)`: returns the port once the server listens. */
+  start(L: LuaState): Promise<(L: LuaState) => number> {
+    const server = this.#server(L, "start_server");
+    if (server.http) throw new Error(`start_server: server '${server.name}' is already running`);
+    this.#ensureSupport();
+    return new Promise((resolve, reject) => {
+      try {
+        server.http = Deno.serve({
+          port: server.port,
+          hostname: server.hostname,
+          ...server.tls,
+          onListen: ({ port }) => {
+            server.port = port;
+            server.release = this.engine.hold();
+            resolve((L) => (this.engine.vm.api.lua_pushinteger(L, BigInt(port)), 1));
+          },
+          onError: (e) => {
+            this.engine.reportError(`server '${server.name}': ${e instanceof Error ? e.message : e}`);
+            return plain(500, "Internal Server Error");
+          },
+        }, (request, info) => this.#serve(server, request, info));
+      } catch (e) {
+        server.http = undefined;
+        reject(
+          new Error(`start_server: cannot start '${server.name}' on port ${server.port}: ${listenReason(e, server)}`),
+        );
+      }
+    });
+  }
+
+  /** `stop_server(name)`: stops listening, closes WebSockets, waits for requests in flight. */
+  stop(L: LuaState): Promise<(L: LuaState) => number> {
+    const server = this.#server(L, "stop_server");
+    return this.#shutdown(server).then(() => (L) => (this.engine.vm.api.lua_pushboolean(L, 1), 1));
+  }
+
+  async #shutdown(server: Server): Promise<void> {
+    const http = server.http;
+    server.http = undefined;
+    for (const socket of server.sockets) socket.close(1001, "server stopping");
+    server.sockets.clear();
+    server.release?.();
+    server.release = undefined;
+    await http?.shutdown();
+  }
+
+  async #serve(server: Server, request: Request, info: Deno.ServeHandlerInfo): Promise<Response> {
+    const url = new URL(request.url);
+    const found = match(server.routes.filter((r) => r.kind === "ws"), url.pathname);
+    if (found && request.headers.get("upgrade")?.toLowerCase() === "websocket") {
+      return this.#upgrade(server, request, found.route);
+    }
+    const http = match(server.routes.filter((r) => r.kind === "http"), url.pathname);
+    if (!http) return plain(404, "Not Found");
+    const body = await readBody(request, server.maxBody);
+    if (body === undefined) return plain(413, "Payload Too Large");
+    const engine = this.engine;
+    return new Promise<Response>((resolve) => {
+      engine.spawnFunction(
+        http.route.ref,
+        `http ${server.name} ${url.pathname}`,
+        (ok, L) => resolve(ok ? this.#response(L, 3) : plain(500, "Internal Server Error")),
+        (L) => this.#pushRequest(L, request, url, body, http.params, info),
+      );
+    });
+  }
+
+  #pushRequest(
+    L: LuaState,
+    request: Request,
+    url: URL,
+    body: Uint8Array,
+    params: Record<string, string>,
+    info: Deno.ServeHandlerInfo,
+  ): number {
+    const vm = this.engine.vm;
+    const api = vm.api;
+    const field = (name: string) => api.lua_setfield(L, -2, vm.cstr(name));
+    api.lua_createtable(L, 0, 9);
+    vm.pushString(L, request.method);
+    field("method");
+    vm.pushString(L, url.pathname);
+    field("path");
+    vm.pushString(L, url.search.slice(1));
+    field("query");
+    vm.pushValue(L, Object.fromEntries(url.searchParams));
+    field("query_params");
+    api.lua_createtable(L, 0, 8);
+    for (const [name, value] of request.headers) {
+      vm.pushString(L, value);
+      api.lua_setfield(L, -2, vm.cstr(name));
+    }
+    vm.pushRef(L, this.#headersMeta);
+    api.lua_setmetatable(L, -2);
+    field("headers");
+    vm.pushBytes(L, body);
+    field("body");
+    vm.pushValue(L, params);
+    field("params");
+    const addr = info.remoteAddr as Deno.NetAddr;
+    vm.pushString(L, addr.hostname ?? "");
+    field("remote_addr");
+    return 1;
+  }
+
+  /** The handler's result at `index`: a string (200, text/plain) or `{ status, headers, body }`. */
+  #response(L: LuaState, index: number): Response {
+    const vm = this.engine.vm;
+    const api = vm.api;
+    const type = api.lua_type(L, index);
+    if (type === LUA_TSTRING || type === LUA_TNUMBER) {
+      return new Response(vm.toBytes(L, index), { headers: { "content-type": "text/plain; charset=utf-8" } });
+    }
+    if (type === LUA_TNIL) return new Response(null, { status: 200 });
+    if (type !== LUA_TTABLE) {
+      this.engine.reportError(`http handler returned a ${vm.typeName(L, index)}; expected a string or a table`);
+      return plain(500, "Internal Server Error");
+    }
+    api.lua_getfield(L, index, vm.cstr("status"));
+    const status = api.lua_type(L, -1) === LUA_TNUMBER ? Number(api.lua_tonumberx(L, -1, 0)) : 200;
+    api.lua_getfield(L, index, vm.cstr("body"));
+    const bodyType = api.lua_type(L, -1);
+    const body = bodyType === LUA_TSTRING || bodyType === LUA_TNUMBER ? vm.toBytes(L, -1) : null;
+    api.lua_settop(L, -3);
+    const headers = new Headers();
+    api.lua_getfield(L, index, vm.cstr("headers"));
+    if (api.lua_type(L, -1) === LUA_TTABLE) {
+      api.lua_pushnil(L);
+      while (api.lua_next(L, -2)) {
+        if (api.lua_type(L, -2) === LUA_TSTRING) {
+          api.lua_pushvalue(L, -1); // tostring on a copy: the original may be a number
+          headers.set(vm.toText(L, -3), vm.toText(L, -1));
+          api.lua_settop(L, -2);
+        }
+        api.lua_settop(L, -2);
+      }
+    }
+    api.lua_settop(L, -2);
+    if (!Number.isInteger(status) || status < 200 || status > 599) {
+      this.engine.reportError(`http handler returned status ${status}; expected 200-599`);
+      return plain(500, "Internal Server Error");
+    }
+    if (body && !headers.has("content-type")) headers.set("content-type", "text/plain; charset=utf-8");
+    return new Response(status === 204 || status === 304 ? null : body, { status, headers });
+  }
+
+  #upgrade(server: Server, request: Request, route: Route): Response {
+    const { socket, response } = Deno.upgradeWebSocket(request);
+    const id = ++this.#nextSocket;
+    const inbox = new Inbox(socket);
+    this.#inboxes.set(id, inbox);
+    server.sockets.add(socket);
+    socket.addEventListener("open", () => {
+      this.engine.spawnFunction(route.ref, `ws ${server.name} ${route.pattern}`, () => {
+        this.#inboxes.delete(id);
+        server.sockets.delete(socket);
+        if (socket.readyState === WebSocket.OPEN) socket.close(1000, "handler finished");
+      }, (L) => {
+        const vm = this.engine.vm;
+        vm.pushRef(L, this.#makeWs);
+        vm.api.lua_pushinteger(L, BigInt(id));
+        vm.api.lua_callk(L, 1, 1, 0, 0);
+        return 1;
+      });
+    });
+    return response;
+  }
+
+  #inbox(L: LuaState): Inbox | undefined {
+    return this.#inboxes.get(Number(this.engine.vm.api.lua_tointegerx(L, 1, 0)));
+  }
+
+  #wsSend(L: LuaState): number {
+    const vm = this.engine.vm;
+    const inbox = this.#inbox(L);
+    const type = vm.api.lua_type(L, 2);
+    if (type !== LUA_TSTRING && type !== LUA_TNUMBER) {
+      throw argError(1, "send", `string expected, got ${vm.typeName(L, 2)}`);
+    }
+    if (!inbox || inbox.closed || inbox.socket.readyState !== WebSocket.OPEN) {
+      vm.api.lua_pushnil(L);
+      vm.pushString(L, "connection closed");
+      return 2;
+    }
+    const bytes = vm.viewBytes(L, 2);
+    const text = new TextDecoder("utf-8", { fatal: true });
+    try {
+      inbox.socket.send(text.decode(bytes));
+    } catch {
+      inbox.socket.send(bytes.slice()); // not UTF-8: a binary frame
+    }
+    vm.api.lua_pushboolean(L, 1);
+    return 1;
+  }
+
+  #wsReceive(L: LuaState): number | Promise<(L: LuaState) => number> {
+    const inbox = this.#inbox(L);
+    const deliver = (L: LuaState) => {
+      const message = inbox?.queue.shift();
+      if (message === undefined) this.engine.vm.api.lua_pushnil(L);
+      else this.engine.vm.pushPrimitive(L, message);
+      return 1;
+    };
+    if (!inbox || inbox.queue.length > 0 || inbox.closed) return deliver(L);
+    return inbox.next().then(() => deliver);
+  }
+
+  #wsClose(L: LuaState): number {
+    const inbox = this.#inbox(L);
+    if (inbox && inbox.socket.readyState === WebSocket.OPEN) inbox.socket.close(1000, "closed by server");
+    return 0;
+  }
+}
+
+function listenReason(e: unknown, server: Server): string {
+  if (e instanceof Deno.errors.AddrInUse) return "address already in use";
+  if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable) {
+    return `permission denied (run with --allow-net=${server.hostname}:${server.port})`;
+  }
+  if (server.tls) return `bad TLS certificate or key (${e instanceof Error ? e.message : e})`;
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** The HTTP server family's registration table. */
+export const httpServer = (engine: Engine): Family => {
+  const servers = new ServerTable(engine);
+  return {
+    create_server: (L) => servers.create(L),
+    handle_http: (L) => servers.handle(L, "http"),
+    handle_ws: (L) => servers.handle(L, "ws"),
+    start_server: engine.blocking("start_server", (L) => servers.start(L)),
+    stop_server: engine.blocking("stop_server", (L) => servers.stop(L)),
+  };
+};
