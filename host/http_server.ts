@@ -35,7 +35,7 @@ interface Server {
   hostname: string;
   maxBody: number;
   tls?: { cert: string; key: string };
-  routes: Route[];
+  routes: { http: Route[]; ws: Route[] };
   http?: Deno.HttpServer;
   sockets: Set<WebSocket>;
   release?: () => void;
@@ -200,7 +200,7 @@ class ServerTable {
       port,
       hostname: "0.0.0.0",
       maxBody: DEFAULT_MAX_BODY,
-      routes: [],
+      routes: { http: [], ws: [] },
       sockets: new Set(),
     };
     if (vm.api.lua_toboolean(L, 3)) {
@@ -238,9 +238,10 @@ class ServerTable {
     if (!path.startsWith("/")) throw argError(2, fname, `path starting with "/" expected, got "${path}"`);
     checkFunction(vm, L, 3, fname);
     vm.api.lua_pushvalue(L, 3);
-    const existing = server.routes.findIndex((r) => r.pattern === path && r.kind === kind);
-    if (existing >= 0) vm.unref(server.routes.splice(existing, 1)[0].ref);
-    server.routes.push(routeOf(path, kind, vm.ref(L)));
+    const routes = server.routes[kind];
+    const existing = routes.findIndex((r) => r.pattern === path);
+    if (existing >= 0) vm.unref(routes.splice(existing, 1)[0].ref);
+    routes.push(routeOf(path, kind, vm.ref(L)));
     return 0;
   }
 
@@ -292,11 +293,11 @@ class ServerTable {
 
   async #serve(server: Server, request: Request, info: Deno.ServeHandlerInfo): Promise<Response> {
     const url = new URL(request.url);
-    const found = match(server.routes.filter((r) => r.kind === "ws"), url.pathname);
-    if (found && request.headers.get("upgrade")?.toLowerCase() === "websocket") {
-      return this.#upgrade(server, request, found.route);
+    if (request.headers.get("upgrade")?.toLowerCase() === "websocket") {
+      const found = match(server.routes.ws, url.pathname);
+      if (found) return this.#upgrade(server, request, found.route);
     }
-    const http = match(server.routes.filter((r) => r.kind === "http"), url.pathname);
+    const http = match(server.routes.http, url.pathname);
     if (!http) return plain(404, "Not Found");
     const body = await readBody(request, server.maxBody);
     if (body === undefined) return plain(413, "Payload Too Large");
