@@ -19,18 +19,48 @@ const FETCH_TIMEOUT_MS = 30_000;
 const IMPORT_LUA = `
 local helpers = ...
 local locate, load = helpers.locate, helpers.load
-local cache = {}
+local cache, LOADING = {}, {}
+local loading = {}  -- modules being loaded, innermost last: { key =, shown = }
+
+-- The importing file and the error level that points at its line. Skips C
+-- frames (pcall); a frame of import itself means a module tail-called us.
+local function importer()
+  for level = 2, 100 do
+    local info = debug.getinfo(level + 1, "S")
+    if not info then break end
+    if info.source == "=import" then
+      local top = loading[#loading]
+      return top and ("@" .. top.shown) or "", 0
+    end
+    if info.source:sub(1, 1) == "@" then return info.source, level end
+  end
+  return "", 0
+end
+
 return function(name)
   if type(name) ~= "string" then
     error("bad argument #1 to 'import' (string expected, got " .. type(name) .. ")", 2)
   end
-  local caller = debug.getinfo(2, "S")
-  local found, key, global, shown = pcall(locate, name, caller and caller.source or "")
-  if not found then error(key, 2) end
+  local source, level = importer()
+  local found, key, global, shown = pcall(locate, name, source)
+  if not found then error(key, level) end
   local value = cache[key]
+  if value == LOADING then
+    local chain = {}
+    for i = 1, #loading do chain[i] = loading[i].shown end
+    chain[#chain + 1] = shown
+    error("import: circular import: " .. table.concat(chain, " -> "), level)
+  end
   if value == nil then
     local ok, chunk = pcall(load, key, shown)
-    if not ok then error(chunk, 0) end
+    if not ok then error(chunk, chunk:sub(1, 8) == "import: " and level or 0) end
+    cache[key] = LOADING
+    loading[#loading + 1] = { key = key, shown = shown }
+    -- Closed however the module ends: an error keeps its own traceback.
+    local _ <close> = setmetatable({}, { __close = function()
+      loading[#loading] = nil
+      if cache[key] == LOADING then cache[key] = nil end
+    end })
     value = chunk()
     if value == nil then value = true end
     cache[key] = value

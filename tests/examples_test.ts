@@ -5,14 +5,24 @@ const dir = new URL("../examples/", import.meta.url).pathname;
 
 /** What each example must print; every .lua file in examples/ needs an entry. */
 const expected: Record<string, string> = {
-  "monitoring.lua": "1\tmain\trunning\t\n2\tworker\tparked\treceive on channel 'jobs'\n3\tgoroutine 3\tparked\tsleep\n" +
+  "monitoring.lua":
+    "1\tmain\trunning\t\n2\tworker\tparked\treceive on channel 'jobs'\n3\tgoroutine 3\tparked\tsleep\n" +
     "goroutines:\t3\nheap grew by more than 1 MB:\ttrue\nprocess resident memory known:\ttrue\n",
   "reload.lua": "run 1\nconfig changed: version = 2\nrun 2\nfresh state after reload\n",
   "hello.lua": "Hello, world!\nJSON round trip:\thi\t3\na goroutine says hello too\n",
   "channels.lua": "sum of squares 1..9 =\t285\nfirst:\tfast\tfrom\tfast\n",
   "errors.lua": "caught: examples/errors.lua:6: worker 1 failed\nworker 2 finished\npcall caught:\tfalse\ttrue\n",
+  "files.lua": "first line\nsecond line\nbytes:\t0\t1\t2\t255\ntotal score:\t175\n" +
+    "bytes.bin\tfalse\t4 bytes\t-rw\tinteger\nnotes.txt\tfalse\t23 bytes\t-rw\tinteger\n" +
+    "scores.csv\tfalse\t27 bytes\t-rw\tinteger\n" +
+    'false\tread_file: cannot read "examples/no-such-file.txt": no such file or directory\n' +
+    "nil\texamples/no-such-file.txt: No such file or directory\n",
+  "modules.lua": "import:\t10\t5.0\nrequire:\tHello Modules\texamples/modules/strings/init.lua\ncached:\ttrue\ttrue\n",
   "json.lua": 'SolVM\t2\tinteger\tfloat\ttrue\n{"empty":{},"greeting":"héllo ✓","list":[1,2.5,true]}\n' +
     '{\n  "nested": {\n    "a": {\n      "b": {\n        "c": 1\n      }\n    }\n  }\n}\n',
+  "timers.lua": "timeout cancelled:\ttrue\ncron jobs cleared:\ttrue\ttrue\tagain:\tfalse\n" +
+    'false\tcron: invalid expression "every day"\ntimeout: fired after 0.1 s\n' +
+    "interval: tick 1\ninterval: tick 2\ninterval: tick 3\ninterval cleared:\ttrue\n",
 };
 
 for (const entry of Deno.readDirSync(dir)) {
