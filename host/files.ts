@@ -49,10 +49,21 @@ function writeFile(engine: Engine, L: LuaState) {
   });
 }
 
-/** Go's FileMode.String() form: "drwxr-xr-x", "-rw-r--r--". */
+/** Go's FileMode.String() form: "drwxr-xr-x", "-rw-r--r--", "dtrwxrwxrwx", "urwxr-xr-x". */
 function modeString(info: Deno.FileInfo): string {
   const bits = info.mode ?? 0;
-  const type = info.isDirectory ? "d" : info.isSymlink ? "L" : "-";
+  const kinds: [boolean, string][] = [
+    [info.isDirectory, "d"],
+    [info.isSymlink, "L"],
+    [info.isBlockDevice === true || info.isCharDevice === true, "D"],
+    [info.isFifo === true, "p"],
+    [info.isSocket === true, "S"],
+    [(bits & 0o4000) !== 0, "u"],
+    [(bits & 0o2000) !== 0, "g"],
+    [info.isCharDevice === true, "c"],
+    [(bits & 0o1000) !== 0, "t"],
+  ];
+  const type = kinds.filter(([on]) => on).map(([, letter]) => letter).join("") || "-";
   return type + [...Array(9)].map((_, i) => (bits & (1 << (8 - i)) ? "rwx"[i % 3] : "-")).join("");
 }
 
@@ -62,7 +73,13 @@ function listDir(engine: Engine, L: LuaState) {
   const work = (async () => {
     const entries = [];
     for await (const entry of Deno.readDir(path)) {
-      const info = await Deno.lstat(`${path}/${entry.name}`);
+      let info: Deno.FileInfo;
+      try {
+        info = await Deno.lstat(`${path}/${entry.name}`);
+      } catch (e) {
+        if (e instanceof Deno.errors.NotFound) continue; // removed while we listed
+        throw e;
+      }
       entries.push({
         name: entry.name,
         is_dir: entry.isDirectory,

@@ -10,6 +10,8 @@ import { ERRNO, type LuaSystem, O_APPEND, O_CREAT, O_EXCL, O_RDWR, O_TRUNC, O_WR
 
 /** The errno for a failed Deno file call. */
 export function errnoOf(e: unknown): number {
+  const code = (e as { code?: unknown })?.code;
+  if (typeof code === "string" && code in ERRNO) return ERRNO[code as keyof typeof ERRNO];
   if (e instanceof Deno.errors.NotFound) return ERRNO.ENOENT;
   if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable) return ERRNO.EACCES;
   if (e instanceof Deno.errors.AlreadyExists) return ERRNO.EEXIST;
@@ -53,7 +55,8 @@ const SEEK_MODES = [Deno.SeekMode.Start, Deno.SeekMode.Current, Deno.SeekMode.En
  * ```
  */
 export function denoFileSystem(): LuaSystem {
-  const open = new Map<number, Deno.FsFile>();
+  // Descriptors share an open file after dup3, so each file counts its descriptors.
+  const open = new Map<number, { file: Deno.FsFile; users: number }>();
   let next = 3;
   const attempt = (action: () => number) => {
     try {
@@ -63,9 +66,15 @@ export function denoFileSystem(): LuaSystem {
     }
   };
   const file = (fd: number) => {
-    const f = open.get(fd);
-    if (!f) throw new Deno.errors.BadResource(`bad file descriptor ${fd}`);
-    return f;
+    const entry = open.get(fd);
+    if (!entry) throw new Deno.errors.BadResource(`bad file descriptor ${fd}`);
+    return entry.file;
+  };
+  const release = (fd: number) => {
+    const entry = open.get(fd);
+    if (!entry) throw new Deno.errors.BadResource(`bad file descriptor ${fd}`);
+    open.delete(fd);
+    if (--entry.users === 0) entry.file.close();
   };
   return {
     open: (path, flags, mode) =>
@@ -81,7 +90,7 @@ export function denoFileSystem(): LuaSystem {
           mode: mode || undefined,
         });
         while (open.has(next)) next++;
-        open.set(next, f);
+        open.set(next, { file: f, users: 1 });
         return next++;
       }),
     read: (fd, into) => attempt(() => file(fd).readSync(into) ?? 0),
@@ -89,10 +98,19 @@ export function denoFileSystem(): LuaSystem {
     seek: (fd, offset, whence) => attempt(() => file(fd).seekSync(offset, SEEK_MODES[whence] ?? Deno.SeekMode.Start)),
     close: (fd) =>
       attempt(() => {
-        file(fd).close();
-        open.delete(fd);
+        release(fd);
         if (fd < next) next = fd;
         return 0;
+      }),
+    duplicate: (oldFd, newFd) =>
+      attempt(() => {
+        const entry = open.get(oldFd);
+        if (!entry || newFd < 3) throw new Deno.errors.BadResource(`bad file descriptor ${oldFd}`);
+        if (oldFd === newFd) return newFd;
+        if (open.has(newFd)) release(newFd);
+        entry.users++;
+        open.set(newFd, entry);
+        return newFd;
       }),
     remove: (path, directory) =>
       attempt(() => {

@@ -15,6 +15,7 @@ import { modules } from "./modules.ts";
 import { debugging, watchPath } from "./debug.ts";
 import { monitor } from "./monitor.ts";
 import { httpServer } from "./http_server.ts";
+import { httpClient } from "./http_client.ts";
 
 /** Exit code of a deadlock (as Go's runtime uses for fatal errors). */
 export const EXIT_DEADLOCK = 2;
@@ -31,8 +32,17 @@ export const EXIT_DEADLOCK = 2;
  * ```
  */
 export function installGlobals(engine: Engine, context: RunContext = { loaded: new Set() }): void {
-  for (const family of [core, concurrency, json, timers, files, modules, debugging, monitor, httpServer]) {
+  for (const family of [core, concurrency, json, timers, files, modules, debugging, monitor, httpServer, httpClient]) {
     installFamily(engine, family, context);
+  }
+}
+
+/** The canonical path, or `path` itself for what has none (a pipe like /dev/fd/63). */
+function realPathOr(path: string): string {
+  try {
+    return Deno.realPathSync(path);
+  } catch {
+    return path;
   }
 }
 
@@ -148,7 +158,7 @@ export async function runScriptFile(path: string, args: string[], options: Scrip
       return 1;
     }
     const files = options.watch ? new WatchedFiles() : new Set<string>();
-    files.add(Deno.realPathSync(path));
+    files.add(realPathOr(path));
     installGlobals(engine, { mainScript: path, loaded: files });
     if (files instanceof WatchedFiles) {
       const reason = await Promise.race([files.changed, runOnce(engine, path, source, args)]);

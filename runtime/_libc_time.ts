@@ -67,8 +67,11 @@ const MONTHS = [
 
 const pad = (n: number, width = 2, fill = "0") => String(n).padStart(width, fill);
 
+// C's short zone name ("UTC", "EST"), as strftime's %Z and tzname give it.
 function zoneName(d: Date): string {
-  return /\(([^)]+)\)$/.exec(d.toTimeString())?.[1] ?? "UTC";
+  const part = new Intl.DateTimeFormat("en-US", { timeZoneName: "short" }).formatToParts(d)
+    .find((p) => p.type === "timeZoneName");
+  return part?.value ?? "UTC";
 }
 
 function zoneOffset(d: Date): string {

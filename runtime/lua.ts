@@ -108,6 +108,8 @@ export interface LuaSystem {
   write(fd: number, bytes: Uint8Array): number;
   open(path: string, flags: number, mode: number): number;
   close(fd: number): number;
+  /** Makes `newFd` refer to what `oldFd` does (freopen uses it). */
+  duplicate(oldFd: number, newFd: number): number;
   seek(fd: number, offset: number, whence: number): number;
   remove(path: string, directory: boolean): number;
   rename(from: string, to: string): number;
@@ -143,6 +145,7 @@ export const NO_FILES: LuaSystem = {
   write: () => -ERRNO.EBADF,
   open: () => -ERRNO.ENOSYS,
   close: () => -ERRNO.EBADF,
+  duplicate: () => -ERRNO.EBADF,
   seek: () => -ERRNO.EBADF,
   remove: () => -ERRNO.ENOSYS,
   rename: () => -ERRNO.ENOSYS,
@@ -251,7 +254,7 @@ export function loadLuaModule(system: LuaSystem): LuaModule {
       system.open(cString(path), flags, flags & O_CREAT ? mem.i32()[varargs >> 2] : 0),
     __syscall_fcntl64: () => 0,
     __syscall_ioctl: () => -ERRNO.ENOTTY,
-    __syscall_dup3: () => -ERRNO.ENOSYS,
+    __syscall_dup3: (oldFd: number, newFd: number) => system.duplicate(oldFd, newFd),
     __syscall_unlinkat: (_dirfd: number, path: number, flags: number) =>
       system.remove(cString(path), (flags & 0x200) !== 0),
     __syscall_rmdir: (path: number) => system.remove(cString(path), true),

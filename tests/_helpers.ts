@@ -64,9 +64,15 @@ export async function solvm(args: string[], options: { stdin?: string; cwd?: str
   return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
 }
 
-/** Writes `files` (name -> content) into a new temporary folder and returns its path. */
+const madeFolders: string[] = [];
+globalThis.addEventListener("unload", () => {
+  for (const folder of madeFolders) Deno.removeSync(folder, { recursive: true });
+});
+
+/** Writes `files` (name -> content) into a new temporary folder, removed when the test process ends. */
 export async function tempFiles(files: Record<string, string | Uint8Array>): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "solvm-test-" });
+  madeFolders.push(dir);
   for (const [name, content] of Object.entries(files)) {
     const path = `${dir}/${name}`;
     if (typeof content === "string") await Deno.writeTextFile(path, content);
