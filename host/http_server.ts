@@ -334,8 +334,9 @@ class ServerTable {
     field("query_params");
     api.lua_createtable(L, 0, 8);
     for (const [name, value] of request.headers) {
-      vm.pushString(L, value);
-      api.lua_setfield(L, -2, vm.cstr(name));
+      vm.pushString(L, name);
+      vm.pushByteString(L, value);
+      api.lua_rawset(L, -3);
     }
     vm.pushRef(L, this.#headersMeta);
     api.lua_setmetatable(L, -2);
@@ -370,19 +371,28 @@ class ServerTable {
     const body = bodyType === LUA_TSTRING || bodyType === LUA_TNUMBER ? vm.toBytes(L, -1) : null;
     api.lua_settop(L, -3);
     const headers = new Headers();
+    let bad = "";
     api.lua_getfield(L, index, vm.cstr("headers"));
     if (api.lua_type(L, -1) === LUA_TTABLE) {
       api.lua_pushnil(L);
       while (api.lua_next(L, -2)) {
         if (api.lua_type(L, -2) === LUA_TSTRING) {
           api.lua_pushvalue(L, -1); // tostring on a copy: the original may be a number
-          headers.set(vm.toText(L, -3), vm.toText(L, -1));
+          try {
+            headers.set(vm.toByteString(L, -3), vm.toByteString(L, -1));
+          } catch {
+            bad = `invalid response header '${vm.toText(L, -3)}: ${vm.toText(L, -1)}'`;
+          }
           api.lua_settop(L, -2);
         }
         api.lua_settop(L, -2);
       }
     }
     api.lua_settop(L, -2);
+    if (bad) {
+      this.engine.reportError(`http handler returned an ${bad}`);
+      return plain(500, "Internal Server Error");
+    }
     if (!Number.isInteger(status) || status < 200 || status > 599) {
       this.engine.reportError(`http handler returned status ${status}; expected 200-599`);
       return plain(500, "Internal Server Error");

@@ -18,6 +18,31 @@ import type { LuaState } from "../runtime/lua.ts";
 
 type Kind = "timeout" | "interval" | "cron";
 
+// Deno's timers take at most 2^31-1 ms (about 24.8 days); longer delays are chained.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Calls `fn` after `ms` milliseconds, however long; returns the cancel function. */
+function after(ms: number, fn: () => void): () => void {
+  let handle = setTimeout(step, Math.min(ms, MAX_TIMER_MS));
+  let left = ms - Math.min(ms, MAX_TIMER_MS);
+  function step() {
+    if (left <= 0) return fn();
+    handle = setTimeout(step, Math.min(left, MAX_TIMER_MS));
+    left -= Math.min(left, MAX_TIMER_MS);
+  }
+  return () => clearTimeout(handle);
+}
+
+/** Calls `fn` every `ms` milliseconds, however long; returns the cancel function. */
+function every(ms: number, fn: () => void): () => void {
+  let cancel = after(ms, tick);
+  function tick() {
+    cancel = after(ms, tick);
+    fn();
+  }
+  return () => cancel();
+}
+
 /** A scheduled callback: how to cancel it. */
 interface Scheduled {
   kind: Kind;
@@ -104,13 +129,13 @@ function setTimeoutLua(table: TimerTable, L: LuaState): number {
   const { engine } = table;
   const release = engine.keepAlive();
   const id = table.nextId();
-  const handle = setTimeout(() => {
+  const cancel = after(ms, () => {
     table.forget(id);
     engine.spawnFunction(ref, `timeout ${id}`);
     done();
-  }, ms);
+  });
   const done = () => {
-    clearTimeout(handle);
+    cancel();
     release();
     engine.vm.unref(ref);
   };
@@ -126,9 +151,9 @@ function setIntervalLua(table: TimerTable, L: LuaState): number {
   const { engine } = table;
   const release = engine.hold();
   const id = table.nextId();
-  const handle = setInterval(table.repeating(ref, `interval ${id}`), ms);
+  const cancel = every(ms, table.repeating(ref, `interval ${id}`));
   table.add(id, "interval", () => {
-    clearInterval(handle);
+    cancel();
     release();
     engine.vm.unref(ref);
   });
@@ -151,6 +176,11 @@ function cronLua(table: TimerTable, L: LuaState): number {
     vm.unref(ref);
     const reason = e instanceof Error ? e.message.replace(/^CronPattern: /, "") : String(e);
     throw new Error(`cron: invalid expression "${expr}": ${reason}`);
+  }
+  if (job.nextRun() === null) {
+    job.stop();
+    vm.unref(ref);
+    throw new Error(`cron: invalid expression "${expr}": it never fires`);
   }
   const release = engine.hold();
   const id = table.nextId();

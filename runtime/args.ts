@@ -25,9 +25,9 @@ function typeError(vm: LuaVM, L: LuaState, i: number, fname: string, expected: s
   return argError(i, fname, `${expected} expected, got ${got}`);
 }
 
-/** Argument `i` as a number (integers and floats alike). */
+/** Argument `i` as a number (integers and floats alike; numeric strings convert, as in Lua). */
 export function checkNumber(vm: LuaVM, L: LuaState, i: number, fname: string): number {
-  if (vm.api.lua_type(L, i) !== LUA_TNUMBER) throw typeError(vm, L, i, fname, "number");
+  if (!vm.api.lua_isnumber(L, i)) throw typeError(vm, L, i, fname, "number");
   return vm.api.lua_tonumberx(L, i, 0);
 }
 

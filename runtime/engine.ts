@@ -396,6 +396,7 @@ export class Engine {
     try {
       while (this.#woken.length > 0) {
         const batch = this.#woken.splice(0, WAKE_BATCH);
+        vm.api.lua_checkstack(L, batch.length + 2);
         this.pushSchedulerField(L, "wake");
         for (const id of batch) vm.api.lua_pushinteger(L, BigInt(id));
         this.#call(batch.length, 0);

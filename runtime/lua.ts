@@ -61,6 +61,7 @@ export interface LuaExports {
   lua_type(L: LuaState, idx: number): number;
   lua_typename(L: LuaState, tp: number): number;
   lua_isinteger(L: LuaState, idx: number): number;
+  lua_isnumber(L: LuaState, idx: number): number;
   lua_tonumberx(L: LuaState, idx: number, isnum: number): number;
   lua_tointegerx(L: LuaState, idx: number, isnum: number): bigint;
   lua_toboolean(L: LuaState, idx: number): number;

@@ -129,6 +129,26 @@ export class LuaVM {
     return decoder.decode(this.viewBytes(L, idx));
   }
 
+  /**
+   * Pushes a byte string (one character per byte, as HTTP header values
+   * are held by fetch's Headers) as those bytes.
+   */
+  pushByteString(L: LuaState, text: string): void {
+    const bytes = new Uint8Array(text.length);
+    for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+    this.pushBytes(L, bytes);
+  }
+
+  /** The string at `idx` as a byte string: one character per byte. */
+  toByteString(L: LuaState, idx: number): string {
+    const bytes = this.viewBytes(L, idx);
+    let text = "";
+    for (let at = 0; at < bytes.length; at += 4096) {
+      text += String.fromCharCode(...bytes.subarray(at, at + 4096));
+    }
+    return text;
+  }
+
   /** Any value as Lua's `tostring` shows it (honours `__tostring`), as bytes. */
   tostringBytes(L: LuaState, idx: number): Uint8Array {
     const p = this.api.luaL_tolstring(L, idx, this.#lenPtr);

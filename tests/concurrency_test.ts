@@ -297,3 +297,14 @@ Deno.test("channels lose and duplicate nothing while the tier-up hook is active"
   deepStrictEqual(outcome, { status: "ok" });
   strictEqual(stdout, "1000000\ttrue\t200000\n");
 });
+
+Deno.test("many blocking calls finishing in the same tick wake every goroutine", async () => {
+  // Wake-ups are delivered in batches pushed on the main Lua stack, which must be grown first.
+  const { stdout, outcome } = await runLua(`
+    local done = 0
+    for i = 1, 500 do go(function() sleep(0.02) done = done + 1 end) end
+    wait()
+    print(done)`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(stdout, "500\n");
+});

@@ -5,12 +5,16 @@ const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 Deno.test("trace() prints the current stack to stderr, from the caller down", async () => {
   const dir = await tempFiles({
-    "t.lua": `local function inner()\n  trace("checkpoint")\nend\nlocal function outer() inner() end\nouter()\nprint("after")\n`,
+    "t.lua":
+      `local function inner()\n  trace("checkpoint")\nend\nlocal function outer() inner() end\nouter()\nprint("after")\n`,
   });
   const r = await solvm([`${dir}/t.lua`]);
   strictEqual(r.code, 0);
   strictEqual(r.stdout, "after\n");
-  match(r.stderr, /^checkpoint\nstack traceback:\n\t.*t\.lua:2: in (local|upvalue) 'inner'\n\t.*t\.lua:4: in local 'outer'/);
+  match(
+    r.stderr,
+    /^checkpoint\nstack traceback:\n\t.*t\.lua:2: in (local|upvalue) 'inner'\n\t.*t\.lua:4: in local 'outer'/,
+  );
   const plain = await runLua(`trace()`);
   match(plain.stderr, /^trace\nstack traceback:\n/);
 });

@@ -5,10 +5,15 @@ const dir = new URL("../examples/", import.meta.url).pathname;
 
 /** What each example must print; every .lua file in examples/ needs an entry. */
 const expected: Record<string, string> = {
+  "http_client.lua": "200\thello, lua\tyes\ttext/plain; charset=utf-8\n201\twidget\tada\n404\tNot Found\n" +
+    "nil\thttp_get: request to BASE/slow timed out after 0.2s\nhello, ann; hello, bob; hello, cy\n",
   "monitoring.lua":
     "1\tmain\trunning\t\n2\tworker\tparked\treceive on channel 'jobs'\n3\tgoroutine 3\tparked\tsleep\n" +
     "goroutines:\t3\nheap grew by more than 1 MB:\ttrue\nprocess resident memory known:\ttrue\n",
   "reload.lua": "run 1\nconfig changed: version = 2\nrun 2\nfresh state after reload\n",
+  "http_server.lua": "listening:\ttrue\n200\tHello, Lua!\n200\tapplication/json\t" + '{"id":42,"method":"GET"}\n' +
+    "200\tfile css/site.css\n201\tPOST 4 bytes: ping\n404\tNot Found\n" +
+    "slow 1, slow 2, slow 3, slow 4, slow 5\nstopped\n",
   "hello.lua": "Hello, world!\nJSON round trip:\thi\t3\na goroutine says hello too\n",
   "channels.lua": "sum of squares 1..9 =\t285\nfirst:\tfast\tfrom\tfast\n",
   "errors.lua": "caught: examples/errors.lua:6: worker 1 failed\nworker 2 finished\npcall caught:\tfalse\ttrue\n",

@@ -313,7 +313,10 @@ Deno.test("import from a URL: HTTP 404 gives 'import: cannot fetch URL: HTTP 404
       "app/main.lua": `local ok, e = pcall(function() local m = import("${base}/missing.lua") return m end)\n` +
         `print(ok)\nprint(e)\nprint(rawget(_G, "missing"))\n`,
     });
-    assertPrinted(await runMain(dir), `false\napp/main.lua:1: import: cannot fetch ${base}/missing.lua: HTTP 404\nnil\n`);
+    assertPrinted(
+      await runMain(dir),
+      `false\napp/main.lua:1: import: cannot fetch ${base}/missing.lua: HTTP 404\nnil\n`,
+    );
     strictEqual(requests.length, 1);
   } finally {
     await server.shutdown();

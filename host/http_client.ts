@@ -1,0 +1,288 @@
+/**
+ * The HTTP client family: `http_get`, `http_post`, `http_put`,
+ * `http_delete` and `http_request`, on `fetch`. A call parks only its
+ * goroutine, so many requests wait in parallel.
+ *
+ * Each returns `{ status, body, headers, url }`: `body` holds the exact
+ * bytes received, `headers` has lower-case names and answers any casing
+ * (`headers["Content-Type"]`), `url` is the final URL after redirects. A
+ * non-2xx status is a response like any other. A request that gets no
+ * response (bad URL, refused connection, DNS failure, no permission,
+ * timeout) returns `nil, message`; only bad argument types raise.
+ *
+ * The optional last argument is an options table: `timeout` in seconds
+ * (default 30) bounds the whole exchange, body included.
+ *
+ * @module
+ */
+import type { Engine } from "../runtime/engine.ts";
+import type { Family } from "../runtime/family.ts";
+import { argError, checkBytes, checkString, checkTable, isNone } from "../runtime/args.ts";
+import { LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, type LuaState } from "../runtime/lua.ts";
+import type { LuaVM } from "../runtime/state.ts";
+
+/** Seconds a request may take when the call gives no `timeout`. */
+export const DEFAULT_TIMEOUT = 30;
+
+// setTimeout fires at once for delays above 2^31 - 1 ms, so longer timeouts are capped there.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const OPTIONS = ["timeout"];
+
+// Response headers answer any casing, as request headers do in http_server.ts.
+const HEADERS_META_LUA = `
+local lower, rawget = string.lower, rawget
+return { __index = function(t, k) if type(k) == "string" then return rawget(t, lower(k)) end end }`;
+
+/** Where each argument of one client function sits (1-based; 0: not taken). */
+interface Shape {
+  method: number;
+  url: number;
+  body: number;
+  headers: number;
+  options: number;
+  /** The body may be nil (http_request) rather than required (http_post, http_put). */
+  optionalBody: boolean;
+}
+
+/** One request, read and checked from the Lua arguments before anything waits. */
+interface Call {
+  fname: string;
+  method: string;
+  url: string;
+  body?: Uint8Array<ArrayBuffer>;
+  headers: Headers;
+  timeout: number;
+}
+
+function readHeaders(vm: LuaVM, L: LuaState, i: number, fname: string): Headers {
+  const headers = new Headers();
+  if (isNone(vm, L, i)) return headers;
+  checkTable(vm, L, i, fname);
+  const api = vm.api;
+  api.lua_pushnil(L);
+  while (api.lua_next(L, i)) {
+    if (api.lua_type(L, -2) !== LUA_TSTRING) {
+      throw argError(i, fname, `header names must be strings, got ${vm.typeName(L, -2)}`);
+    }
+    const type = api.lua_type(L, -1);
+    if (type !== LUA_TSTRING && type !== LUA_TNUMBER) {
+      throw argError(i, fname, `header '${vm.toText(L, -2)}' must be a string or number, got ${vm.typeName(L, -1)}`);
+    }
+    api.lua_pushvalue(L, -1); // tostring on a copy: converting a number in place would disturb lua_next
+    try {
+      headers.append(vm.toByteString(L, -3), vm.toByteString(L, -1));
+    } catch {
+      throw argError(i, fname, `invalid header '${vm.toText(L, -3)}: ${vm.toText(L, -1)}'`);
+    }
+    api.lua_settop(L, -3);
+  }
+  return headers;
+}
+
+function readTimeout(vm: LuaVM, L: LuaState, i: number, fname: string): number {
+  if (isNone(vm, L, i)) return DEFAULT_TIMEOUT;
+  checkTable(vm, L, i, fname);
+  const api = vm.api;
+  api.lua_pushnil(L);
+  while (api.lua_next(L, i)) {
+    const key = api.lua_type(L, -2) === LUA_TSTRING ? vm.toText(L, -2) : undefined;
+    if (key === undefined || !OPTIONS.includes(key)) {
+      const shown = key === undefined ? `a ${vm.typeName(L, -2)} key` : `'${key}'`;
+      throw argError(i, fname, `unknown option ${shown}; options are: ${OPTIONS.join(", ")}`);
+    }
+    api.lua_settop(L, -2);
+  }
+  api.lua_getfield(L, i, vm.cstr("timeout"));
+  const type = api.lua_type(L, -1);
+  if (type !== LUA_TNIL && type !== LUA_TNUMBER) {
+    throw argError(i, fname, `timeout must be a number of seconds, got ${vm.typeName(L, -1)}`);
+  }
+  const timeout = type === LUA_TNIL ? DEFAULT_TIMEOUT : api.lua_tonumberx(L, -1, 0);
+  api.lua_settop(L, -2);
+  if (!(timeout > 0)) throw argError(i, fname, `timeout must be a positive number of seconds, got ${timeout}`);
+  return timeout;
+}
+
+/** Reads the arguments of `fname` laid out as `shape`; raises on bad types. */
+function readCall(vm: LuaVM, L: LuaState, fname: string, fixedMethod: string, shape: Shape): Call {
+  let method = fixedMethod;
+  if (shape.method) {
+    method = checkString(vm, L, shape.method, fname);
+    try {
+      // The Request constructor knows which methods fetch refuses ("CONNECT", "BAD METHOD").
+      new Request("http://localhost/", { method });
+    } catch {
+      throw argError(shape.method, fname, `invalid HTTP method '${method}'`);
+    }
+  }
+  const url = checkString(vm, L, shape.url, fname);
+  let body: Uint8Array<ArrayBuffer> | undefined;
+  if (shape.body && !(shape.optionalBody && isNone(vm, L, shape.body))) {
+    body = checkBytes(vm, L, shape.body, fname) as Uint8Array<ArrayBuffer>;
+  }
+  const upper = method.toUpperCase();
+  if ((upper === "GET" || upper === "HEAD") && body) {
+    if (body.length > 0) throw argError(shape.body, fname, `a ${upper} request cannot have a body`);
+    body = undefined;
+  }
+  const headers = readHeaders(vm, L, shape.headers, fname);
+  const timeout = readTimeout(vm, L, shape.options, fname);
+  return { fname, method, url, body, headers, timeout };
+}
+
+/** Why `url` is no URL this client can fetch, or undefined when it is one. */
+function badUrl(url: string): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return `bad URL "${url}"`;
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    return `bad URL "${url}" (only http:// and https:// are supported)`;
+  }
+  return undefined;
+}
+
+/** The `HOST:PORT` an `--allow-net` hint names for `url`. */
+function netTarget(url: string, e: Error): string {
+  const named = /net access to "([^"]+)"/.exec(e.message);
+  if (named) return named[1];
+  const parsed = new URL(url);
+  return `${parsed.hostname}:${parsed.port || (parsed.protocol === "https:" ? 443 : 80)}`;
+}
+
+/** The innermost reason in a fetch error: "Connection refused", "DNS lookup failed (...)". */
+function failureReason(e: Error): { connect: boolean; reason: string } {
+  const detail = e.cause instanceof Error ? e.cause.message : e.message;
+  const connect = /\(Connect\)|blocked/.test(detail);
+  const dns = /dns error: (?:failed to lookup address information: )?(.*)$/.exec(detail);
+  if (dns) return { connect, reason: `DNS lookup failed (${dns[1]})` };
+  const tcp = /tcp connect error: (.*?)(?: \(os error \d+\))?$/.exec(detail);
+  if (tcp) return { connect, reason: tcp[1] };
+  // "error sending request for url (...): client error (SendRequest): connection closed ..."
+  const cleaned = detail.replace(/^error sending request for url \([^)]*\): /, "").replace(/^Fetch failed: /, "");
+  return { connect, reason: cleaned };
+}
+
+/** The message a failed request returns as `nil, message`. */
+function describeFailure(call: Call, e: unknown, timedOut: boolean): string {
+  const { fname, url } = call;
+  if (timedOut) return `${fname}: request to ${url} timed out after ${call.timeout}s`;
+  if (!(e instanceof Error)) return `${fname}: request to ${url} failed: ${String(e)}`;
+  if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable) {
+    return `${fname}: cannot connect to ${url}: permission denied (run with --allow-net=${netTarget(url, e)})`;
+  }
+  const { connect, reason } = failureReason(e);
+  return connect ? `${fname}: cannot connect to ${url}: ${reason}` : `${fname}: request to ${url} failed: ${reason}`;
+}
+
+/** What a request got back. */
+interface Received {
+  status: number;
+  body: Uint8Array;
+  headers: Headers;
+  url: string;
+}
+
+/** Requests in flight per engine, aborted when it closes so no fetch or timer outlives it. */
+class HttpClient {
+  readonly #inFlight = new Set<AbortController>();
+  readonly #headersMeta: number;
+
+  constructor(readonly engine: Engine) {
+    this.#headersMeta = engine.compileLua("http client headers", HEADERS_META_LUA);
+    engine.onClose(() => {
+      for (const controller of this.#inFlight) controller.abort();
+      this.#inFlight.clear();
+    });
+  }
+
+  /** The implementation of `fname`: reads its arguments per `shape`, then fetches. */
+  request(L: LuaState, fname: string, method: string, shape: Shape): number | Promise<(L: LuaState) => number> {
+    const call = readCall(this.engine.vm, L, fname, method, shape);
+    const invalid = badUrl(call.url);
+    if (invalid) return this.#fail(L, `${fname}: ${invalid}`);
+    return this.#fetch(call).then((got) => (L) =>
+      typeof got === "string" ? this.#fail(L, got) : this.#pushResponse(L, got)
+    );
+  }
+
+  /** The response, or the message of the failure. */
+  async #fetch(call: Call): Promise<Received | string> {
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, Math.min(call.timeout * 1000, MAX_TIMER_MS));
+    this.#inFlight.add(controller);
+    try {
+      const response = await fetch(call.url, {
+        method: call.method,
+        headers: call.headers,
+        body: call.body,
+        signal: controller.signal,
+      });
+      const body = new Uint8Array(await response.arrayBuffer());
+      return { status: response.status, body, headers: response.headers, url: response.url };
+    } catch (e) {
+      return describeFailure(call, e, timedOut);
+    } finally {
+      clearTimeout(timer);
+      this.#inFlight.delete(controller);
+    }
+  }
+
+  #pushResponse(L: LuaState, response: Received): number {
+    const vm = this.engine.vm;
+    const api = vm.api;
+    api.lua_createtable(L, 0, 4);
+    api.lua_pushinteger(L, BigInt(response.status));
+    api.lua_setfield(L, -2, vm.cstr("status"));
+    vm.pushBytes(L, response.body);
+    api.lua_setfield(L, -2, vm.cstr("body"));
+    vm.pushString(L, response.url);
+    api.lua_setfield(L, -2, vm.cstr("url"));
+    // Headers iterates lower-case names, combined values, and each set-cookie apart: join those as get() does.
+    const merged = new Map<string, string>();
+    for (const [name, value] of response.headers) {
+      const earlier = merged.get(name);
+      merged.set(name, earlier === undefined ? value : `${earlier}, ${value}`);
+    }
+    api.lua_createtable(L, 0, merged.size);
+    for (const [name, value] of merged) {
+      vm.pushString(L, name); // not cstr: that keeps every distinct name for the state's life
+      vm.pushByteString(L, value);
+      api.lua_rawset(L, -3);
+    }
+    vm.pushRef(L, this.#headersMeta);
+    api.lua_setmetatable(L, -2);
+    api.lua_setfield(L, -2, vm.cstr("headers"));
+    return 1;
+  }
+
+  #fail(L: LuaState, message: string): number {
+    this.engine.vm.api.lua_pushnil(L);
+    this.engine.vm.pushString(L, message);
+    return 2;
+  }
+}
+
+const NO_BODY: Shape = { method: 0, url: 1, body: 0, headers: 2, options: 3, optionalBody: false };
+const WITH_BODY: Shape = { method: 0, url: 1, body: 2, headers: 3, options: 4, optionalBody: false };
+const ANY_METHOD: Shape = { method: 1, url: 2, body: 3, headers: 4, options: 5, optionalBody: true };
+
+/** The HTTP client family's registration table. */
+export const httpClient = (engine: Engine): Family => {
+  const client = new HttpClient(engine);
+  const define = (fname: string, method: string, shape: Shape) =>
+    engine.blocking(fname, (L) => client.request(L, fname, method, shape));
+  return {
+    http_get: define("http_get", "GET", NO_BODY),
+    http_post: define("http_post", "POST", WITH_BODY),
+    http_put: define("http_put", "PUT", WITH_BODY),
+    http_delete: define("http_delete", "DELETE", NO_BODY),
+    http_request: define("http_request", "", ANY_METHOD),
+  };
+};
