@@ -61,7 +61,7 @@ return { headers_mt = headers_mt, make_ws = make_ws }`;
 class Inbox {
   readonly queue: (string | Uint8Array)[] = [];
   closed = false;
-  #wake?: () => void;
+  #waiters: (() => void)[] = [];
 
   constructor(readonly socket: WebSocket) {
     socket.binaryType = "arraybuffer";
@@ -77,14 +77,12 @@ class Inbox {
   }
 
   #notify(): void {
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
+    for (const wake of this.#waiters.splice(0)) wake();
   }
 
-  /** Resolves when a message or the close arrives. */
+  /** Resolves when a message or the close arrives (every waiting receiver is woken to look). */
   next(): Promise<void> {
-    return new Promise((resolve) => this.#wake = resolve);
+    return new Promise((resolve) => this.#waiters.push(resolve));
   }
 }
 
@@ -203,7 +201,7 @@ class ServerTable {
       routes: { http: [], ws: [] },
       sockets: new Set(),
     };
-    if (vm.api.lua_toboolean(L, 3)) {
+    if (vm.api.lua_type(L, 3) !== LUA_TTABLE && vm.api.lua_toboolean(L, 3)) {
       const certPath = checkString(vm, L, 4, "create_server");
       const keyPath = checkString(vm, L, 5, "create_server");
       const read = (path: string, what: string) => {
@@ -275,20 +273,27 @@ class ServerTable {
     });
   }
 
-  /** `stop_server(name)`: stops listening, closes WebSockets, waits for requests in flight. */
-  stop(L: LuaState): Promise<(L: LuaState) => number> {
+  /**
+   * `stop_server(name)`: stops listening and closes WebSockets; requests in
+   * flight still get their answers (the run lives until they have), but
+   * stop_server does not wait for them: a handler may stop its own server.
+   */
+  stop(L: LuaState): number {
     const server = this.#server(L, "stop_server");
-    return this.#shutdown(server).then(() => (L) => (this.engine.vm.api.lua_pushboolean(L, 1), 1));
+    const running = server.http !== undefined;
+    this.#shutdown(server);
+    this.engine.vm.api.lua_pushboolean(L, running ? 1 : 0);
+    return 1;
   }
 
-  async #shutdown(server: Server): Promise<void> {
+  #shutdown(server: Server): void {
     const http = server.http;
     server.http = undefined;
     for (const socket of server.sockets) socket.close(1001, "server stopping");
     server.sockets.clear();
     server.release?.();
     server.release = undefined;
-    await http?.shutdown();
+    if (http) http.shutdown().finally(this.engine.keepAlive());
   }
 
   async #serve(server: Server, request: Request, info: Deno.ServeHandlerInfo): Promise<Response> {
@@ -297,9 +302,19 @@ class ServerTable {
       const found = match(server.routes.ws, url.pathname);
       if (found) return this.#upgrade(server, request, found.route);
     }
-    const http = match(server.routes.http, url.pathname);
+    let http;
+    try {
+      http = match(server.routes.http, url.pathname);
+    } catch {
+      return plain(400, "Bad Request"); // a malformed percent-escape in a :param segment
+    }
     if (!http) return plain(404, "Not Found");
-    const body = await readBody(request, server.maxBody);
+    let body;
+    try {
+      body = await readBody(request, server.maxBody);
+    } catch {
+      return plain(400, "Bad Request"); // the client went away mid-body
+    }
     if (body === undefined) return plain(413, "Payload Too Large");
     const engine = this.engine;
     return new Promise<Response>((resolve) => {
@@ -452,14 +467,17 @@ class ServerTable {
 
   #wsReceive(L: LuaState): number | Promise<(L: LuaState) => number> {
     const inbox = this.#inbox(L);
-    const deliver = (L: LuaState) => {
-      const message = inbox?.queue.shift();
+    const push = (message: string | Uint8Array | undefined) => (L: LuaState) => {
       if (message === undefined) this.engine.vm.api.lua_pushnil(L);
       else this.engine.vm.pushPrimitive(L, message);
       return 1;
     };
-    if (!inbox || inbox.queue.length > 0 || inbox.closed) return deliver(L);
-    return inbox.next().then(() => deliver);
+    if (!inbox || inbox.queue.length > 0 || inbox.closed) return push(inbox?.queue.shift())(L);
+    // Claim the message here, not when the goroutine resumes: several may wait on one socket.
+    return (async () => {
+      while (inbox.queue.length === 0 && !inbox.closed) await inbox.next();
+      return push(inbox.queue.shift());
+    })();
   }
 
   #wsClose(L: LuaState): number {
@@ -486,6 +504,6 @@ export const httpServer = (engine: Engine): Family => {
     handle_http: (L) => servers.handle(L, "http"),
     handle_ws: (L) => servers.handle(L, "ws"),
     start_server: engine.blocking("start_server", (L) => servers.start(L)),
-    stop_server: engine.blocking("stop_server", (L) => servers.stop(L)),
+    stop_server: (L) => servers.stop(L),
   };
 };

@@ -1,0 +1,1039 @@
+import { deepStrictEqual, match, ok, strictEqual } from "node:assert";
+import { type LuaRun, runLua, tempFiles } from "./_helpers.ts";
+
+// Each test runs a Lua script that starts its server(s) on port 0 and calls
+// ready(port, ...): the ports land in a file the test polls for. The test
+// then talks to the server with fetch / WebSocket while the engine runs, and
+// finally stops the script (usually GET /quit, see serve()) and checks its output.
+
+/** Defines ready() and serve() for every script; kept on one line so script lines start at 2. */
+const PRELUDE = [
+  "function ready(...)",
+  "  local t = table.pack(...) for i = 1, t.n do t[i] = tostring(t[i]) end",
+  '  write_file(DIR .. "/ports", table.concat(t, " ", 1, t.n) .. "\\n")',
+  "end",
+  // serve(name, ...): /quit on the first server; start all, tell the ports, wait for /quit, stop all.
+  "function serve(...)",
+  "  local names = table.pack(...)",
+  '  local quit = chan("quit", 1)',
+  '  handle_http(names[1], "/quit", function() send(quit, true) return "bye" end)',
+  "  local ports = {} for i = 1, names.n do ports[i] = start_server(names[i]) end",
+  "  ready(table.unpack(ports, 1, names.n))",
+  "  receive(quit)",
+  "  for i = 1, names.n do stop_server(names[i]) end",
+  '  print("stopped")',
+  "end",
+].join(" ");
+
+const LOCAL = `{ host = "127.0.0.1" }`;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Resolves as `promise` does, or rejects after `ms` milliseconds. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A script being run, with the ports it reported. */
+interface Running<R> {
+  dir: string;
+  ports: number[];
+  run: Promise<R>;
+  url(path: string, server?: number, scheme?: string): string;
+}
+
+/** Polls `dir`/ports until the script reports its ports; fails if the script ends first. */
+async function waitForPorts(dir: string, run: Promise<unknown>): Promise<number[]> {
+  let ended: unknown;
+  run.then((r) => ended = r, (e) => ended = e);
+  const deadline = performance.now() + 15_000;
+  while (performance.now() < deadline) {
+    if (ended !== undefined) throw new Error(`the script ended before listening: ${Deno.inspect(ended)}`);
+    try {
+      const text = await Deno.readTextFile(`${dir}/ports`);
+      if (text.endsWith("\n")) return text.trim().split(" ").map(Number);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    await sleep(20);
+  }
+  throw new Error("the script did not report its ports within 15 s");
+}
+
+function running<R>(dir: string, ports: number[], run: Promise<R>): Running<R> {
+  return {
+    dir,
+    ports,
+    run,
+    url: (path, server = 0, scheme = "http") => `${scheme}://127.0.0.1:${ports[server]}${path}`,
+  };
+}
+
+/** Runs `script` in an engine of this process (runLua) and waits until it reports its ports. */
+async function start(script: string, files: Record<string, string> = {}): Promise<Running<LuaRun>> {
+  const dir = await tempFiles(files);
+  const run = runLua(`local DIR = ${JSON.stringify(dir)} ${PRELUDE}\n${script}`);
+  return running(dir, await waitForPorts(dir, run), run);
+}
+
+/** A CLI run: exit code and output, and a kill switch for a run that hangs. */
+interface Child {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `script` through the real CLI (a child process), for cases that could take the whole process down. */
+async function startCli(script: string, flags: string[] = []): Promise<Running<Child> & { kill(): void }> {
+  const dir = await tempFiles({});
+  await Deno.writeTextFile(`${dir}/main.lua`, `local DIR = ${JSON.stringify(dir)} ${PRELUDE}\n${script}`);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname, ...flags, `${dir}/main.lua`],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const run = child.output().then(({ code, stdout, stderr }) => {
+    const decoder = new TextDecoder();
+    return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+  });
+  let ports: number[];
+  try {
+    ports = await waitForPorts(dir, run);
+  } catch (e) {
+    killChild(child);
+    await run;
+    throw e;
+  }
+  return { ...running(dir, ports, run), kill: () => killChild(child) };
+}
+
+/** How a CLI run ended; if it has not ended within `ms`, kills it and fails with the output so far. */
+async function ended(s: Running<Child> & { kill(): void }, ms: number, what: string): Promise<Child> {
+  try {
+    return await within(s.run, ms, what);
+  } catch (e) {
+    s.kill();
+    const r = await s.run;
+    throw new Error(`${(e as Error).message}; output so far: ${Deno.inspect({ stdout: r.stdout, stderr: r.stderr })}`);
+  }
+}
+
+function killChild(child: Deno.ChildProcess): void {
+  try {
+    child.kill("SIGKILL");
+  } catch {
+    // already ended
+  }
+}
+
+interface Reply {
+  status: number;
+  headers: Headers;
+  text: string;
+  bytes: Uint8Array;
+}
+
+/** fetch with a time limit; the body is read completely. */
+async function request(url: string, init: RequestInit & { client?: Deno.HttpClient } = {}, ms = 10_000) {
+  return await within(
+    (async (): Promise<Reply> => {
+      const response = await fetch(url, init);
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      return { status: response.status, headers: response.headers, bytes, text: new TextDecoder().decode(bytes) };
+    })(),
+    ms,
+    `${init.method ?? "GET"} ${url}`,
+  );
+}
+
+/** GETs `path` and expects 200 with body `text`. */
+async function expectText(url: string, text: string): Promise<void> {
+  const r = await request(url);
+  strictEqual(r.status, 200, `${url}: ${r.text}`);
+  strictEqual(r.text, text, url);
+}
+
+/** Asks the script to stop (GET /quit on its first server, see serve()) and returns how it ended. */
+async function quit<R>(s: Running<R>, init: RequestInit & { client?: Deno.HttpClient } = {}, scheme = "http") {
+  const r = await request(s.url("/quit", 0, scheme), init);
+  strictEqual(r.text, "bye");
+  return await within(s.run, 10_000, "the script to end after /quit");
+}
+
+/** Runs `body` against a started script, then stops it with /quit even if `body` failed. */
+async function session(s: Running<LuaRun>, body: () => Promise<void>): Promise<LuaRun> {
+  try {
+    await body();
+  } catch (e) {
+    await quit(s).catch(() => {});
+    throw e;
+  }
+  return await quit(s);
+}
+
+const finishedOk = (r: LuaRun) => {
+  deepStrictEqual(r.outcome, { status: "ok" });
+};
+
+// ---- routes ----------------------------------------------------------------
+
+Deno.test("routes: exact beats :param beats *, the longest * prefix wins, unknown paths get 404", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    local function show(label)
+      return function(req)
+        local params = {}
+        for k, v in pairs(req.params) do params[#params + 1] = k .. "=" .. v end
+        table.sort(params)
+        return label .. " " .. req.path .. " [" .. table.concat(params, " ") .. "]"
+      end
+    end
+    handle_http("s", "/", show("root"))
+    handle_http("s", "/users/*", show("users*"))
+    handle_http("s", "/users/:id", show("user"))
+    handle_http("s", "/users/me", show("me"))
+    handle_http("s", "/users/:id/posts/:post", show("post"))
+    handle_http("s", "/static/img/*", show("img*"))
+    handle_http("s", "/static/*", show("static*"))
+    handle_http("s", "/docs/*", show("docs*"))
+    handle_http("s", "/docs/api/*", show("api*"))
+    serve("s")`);
+  const r = await session(s, async () => {
+    const cases: [string, string][] = [
+      ["/", "root / []"],
+      ["/users/me", "me /users/me []"],
+      ["/users/42", "user /users/42 [id=42]"],
+      ["/users/a%20b", "user /users/a%20b [id=a b]"],
+      ["/users/42/posts/7", "post /users/42/posts/7 [id=42 post=7]"],
+      ["/users/42/likes", "users* /users/42/likes [*=42/likes]"],
+      ["/users/", "users* /users/ [*=]"],
+      ["/static/css/site.css", "static* /static/css/site.css [*=css/site.css]"],
+      ["/static/img/logo.png", "img* /static/img/logo.png [*=logo.png]"],
+      ["/docs/intro", "docs* /docs/intro [*=intro]"],
+      ["/docs/api/v1/send", "api* /docs/api/v1/send [*=v1/send]"],
+    ];
+    for (const [path, want] of cases) await expectText(s.url(path), want);
+    for (const path of ["/nothing", "/user", "/usersx", "/Users/me", "/static"]) {
+      const notFound = await request(s.url(path), { method: path === "/nothing" ? "POST" : "GET" });
+      strictEqual(notFound.status, 404, path);
+      strictEqual(notFound.text, "Not Found", path);
+    }
+  });
+  finishedOk(r);
+  strictEqual(r.stdout, "stopped\n");
+  strictEqual(r.stderr, "");
+});
+
+Deno.test("req: method, path, raw query, query_params, case-insensitive headers, body, remote_addr", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_http("s", "/info", function(req)
+      local q = req.query_params
+      return table.concat({
+        req.method, req.path, req.query,
+        tostring(q.a), tostring(q.msg), tostring(q.plus), tostring(q.empty), tostring(q.missing),
+        tostring(req.headers["Content-Type"]), tostring(req.headers["content-type"]),
+        tostring(req.headers["X-Custom-Header"]), tostring(req.headers["x-custom-header"]),
+        tostring(req.headers["X-CUSTOM-HEADER"]), tostring(req.headers["X-Absent"]),
+        req.body, req.remote_addr,
+      }, "|")
+    end)
+    handle_http("s", "/bare", function(req)
+      return req.query .. "|" .. tostring(next(req.query_params)) .. "|" .. tostring(next(req.params)) ..
+        "|" .. type(req.body) .. "|" .. #req.body
+    end)
+    serve("s")`);
+  const r = await session(s, async () => {
+    const info = await request(s.url("/info?a=1&msg=hello%20world&plus=x+y&empty="), {
+      method: "PUT",
+      headers: { "Content-Type": "application/json", "X-Custom-Header": "yes" },
+      body: '{"k":1}',
+    });
+    strictEqual(info.status, 200);
+    strictEqual(
+      info.text,
+      "PUT|/info|a=1&msg=hello%20world&plus=x+y&empty=|1|hello world|x y||nil|" +
+        'application/json|application/json|yes|yes|yes|nil|{"k":1}|127.0.0.1',
+    );
+    await expectText(s.url("/bare"), "|nil|nil|string|0");
+    const deleted = await request(s.url("/info?x"), { method: "DELETE" });
+    match(deleted.text, /^DELETE\|\/info\|x\|/);
+  });
+  finishedOk(r);
+  strictEqual(r.stderr, "");
+});
+
+Deno.test("a POST body arrives byte-exact (all 256 byte values) and a binary response body goes back intact", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    local all = {}
+    for i = 0, 255 do all[#all + 1] = string.char(i) end
+    local expected = table.concat(all):rep(4)
+    handle_http("s", "/upload", function(req)
+      return {
+        status = 200,
+        headers = { ["Content-Type"] = "application/octet-stream", ["X-Length"] = #req.body,
+                    ["X-Same"] = tostring(req.body == expected) },
+        body = req.body:reverse(),
+      }
+    end)
+    serve("s")`);
+  const r = await session(s, async () => {
+    const body = new Uint8Array(1024).map((_, i) => i % 256);
+    const reply = await request(s.url("/upload"), { method: "POST", body });
+    strictEqual(reply.status, 200);
+    strictEqual(reply.headers.get("x-length"), "1024");
+    strictEqual(reply.headers.get("x-same"), "true");
+    strictEqual(reply.headers.get("content-type"), "application/octet-stream");
+    deepStrictEqual(reply.bytes, body.slice().reverse());
+  });
+  finishedOk(r);
+  strictEqual(r.stderr, "");
+});
+
+Deno.test("responses: a string is 200 text/plain; a table gives status, headers and body", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_http("s", "/string", function() return "hello" end)
+    handle_http("s", "/utf8", function() return "héllo ✓" end)
+    handle_http("s", "/table", function()
+      return { status = 201, headers = { ["Content-Type"] = "application/json", ["X-Answer"] = 42 }, body = '{"ok":true}' }
+    end)
+    handle_http("s", "/teapot", function() return { status = 418, body = "short and stout" } end)
+    handle_http("s", "/empty", function() return { status = 204 } end)
+    handle_http("s", "/redirect", function() return { status = 302, headers = { Location = "/string" } } end)
+    serve("s")`);
+  const r = await session(s, async () => {
+    const text = await request(s.url("/string"));
+    strictEqual(text.status, 200);
+    strictEqual(text.headers.get("content-type"), "text/plain; charset=utf-8");
+    strictEqual(text.text, "hello");
+    strictEqual((await request(s.url("/utf8"))).text, "héllo ✓");
+    const table = await request(s.url("/table"));
+    strictEqual(table.status, 201);
+    strictEqual(table.headers.get("content-type"), "application/json");
+    strictEqual(table.headers.get("x-answer"), "42");
+    strictEqual(table.text, '{"ok":true}');
+    const teapot = await request(s.url("/teapot"));
+    strictEqual(teapot.status, 418);
+    strictEqual(teapot.headers.get("content-type"), "text/plain; charset=utf-8");
+    strictEqual(teapot.text, "short and stout");
+    const empty = await request(s.url("/empty"));
+    strictEqual(empty.status, 204);
+    strictEqual(empty.text, "");
+    const redirect = await request(s.url("/redirect"), { redirect: "manual" });
+    strictEqual(redirect.status, 302);
+    strictEqual(redirect.headers.get("location"), "/string");
+  });
+  finishedOk(r);
+  strictEqual(r.stderr, "");
+});
+
+// ---- failures in handlers ------------------------------------------------
+
+Deno.test("a handler that errors answers 500, on_error gets the message, and the server keeps serving", async () => {
+  const s = await start(`
+    on_error(function(message) print("on_error: " .. message) end)
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_http("s", "/boom", function() error("boom") end)
+    handle_http("s", "/fine", function() return "fine" end)
+    serve("s")`);
+  const r = await session(s, async () => {
+    const boom = await request(s.url("/boom"));
+    strictEqual(boom.status, 500);
+    await expectText(s.url("/fine"), "fine");
+    strictEqual((await request(s.url("/boom"), { method: "POST", body: "x" })).status, 500);
+    await expectText(s.url("/fine"), "fine");
+  });
+  finishedOk(r);
+  strictEqual(r.stdout, "on_error: test:5: boom\non_error: test:5: boom\nstopped\n");
+  strictEqual(r.stderr, "");
+});
+
+Deno.test("without on_error a handler's error goes to stderr with a traceback", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_http("s", "/boom", function() local t = nil return t.field end)
+    serve("s")`);
+  const r = await session(s, async () => {
+    strictEqual((await request(s.url("/boom"))).status, 500);
+  });
+  finishedOk(r);
+  match(r.stderr, /^error in .*: test:4: attempt to index a nil value \(local 't'\)\nstack traceback:\n/);
+});
+
+Deno.test("a handler that returns a bad value (a function, a boolean, status 999 or 99) answers 500", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_http("s", "/function", function() return print end)
+    handle_http("s", "/boolean", function() return true end)
+    handle_http("s", "/status999", function() return { status = 999, body = "x" } end)
+    handle_http("s", "/status99", function() return { status = 99 } end)
+    handle_http("s", "/fine", function() return "fine" end)
+    serve("s")`);
+  const r = await session(s, async () => {
+    for (const path of ["/function", "/boolean", "/status999", "/status99"]) {
+      strictEqual((await request(s.url(path))).status, 500, path);
+      await expectText(s.url("/fine"), "fine");
+    }
+  });
+  finishedOk(r);
+  strictEqual(r.stdout, "stopped\n");
+  match(r.stderr, /function/);
+  match(r.stderr, /boolean/);
+  match(r.stderr, /999/);
+  match(r.stderr, /\b99\b/);
+});
+
+Deno.test("a response header with an invalid name or value answers 500 and the process survives", async () => {
+  // Run through the CLI: a failure here must not take the test runner down with it.
+  const s = await startCli(
+    `
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_http("s", "/bad-name", function() return { headers = { ["bad header"] = "x" }, body = "b" } end)
+    handle_http("s", "/bad-value", function() return { headers = { ["X-Split"] = "a\\nb" }, body = "b" } end)
+    handle_http("s", "/fine", function() return "fine" end)
+    serve("s")`,
+    ["--timeout", "0"],
+  );
+  try {
+    for (const path of ["/bad-name", "/bad-value"]) {
+      const reply = await request(s.url(path)).catch((e) => e as Error);
+      strictEqual(reply instanceof Error ? `fetch failed: ${reply.message}` : reply.status, 500, path);
+      await expectText(s.url("/fine"), "fine");
+    }
+    const r = await quit(s);
+    strictEqual(r.code, 0, r.stderr);
+    strictEqual(r.stdout, "stopped\n");
+  } finally {
+    s.kill();
+    await s.run;
+  }
+});
+
+// ---- concurrency -----------------------------------------------------------
+
+Deno.test("20 requests to a handler that sleeps 0.2 s run at the same time", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_http("s", "/slow", function(req) sleep(0.2) return "done " .. req.query_params.i end)
+    serve("s")`);
+  const r = await session(s, async () => {
+    await expectText(s.url("/slow?i=warmup"), "done warmup");
+    const started = performance.now();
+    const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => request(s.url(`/slow?i=${i}`))));
+    const elapsed = performance.now() - started;
+    deepStrictEqual(replies.map((reply) => reply.text), Array.from({ length: 20 }, (_, i) => `done ${i}`));
+    ok(elapsed < 1500, `20 x 0.2 s took ${elapsed.toFixed(0)} ms`);
+  });
+  finishedOk(r);
+  strictEqual(r.stderr, "");
+});
+
+Deno.test("a handler blocked on a channel is released by another request", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    local box = chan("box")
+    handle_http("s", "/wait", function() local v = receive(box) return "got " .. v end)
+    handle_http("s", "/feed", function(req) send(box, req.query_params.v) return "fed" end)
+    handle_http("s", "/ping", function() return "pong" end)
+    serve("s")`);
+  const r = await session(s, async () => {
+    let settled = false;
+    const waiting = request(s.url("/wait")).finally(() => settled = true);
+    await sleep(150);
+    await expectText(s.url("/ping"), "pong");
+    strictEqual(settled, false, "/wait answered before anything was fed");
+    await expectText(s.url("/feed?v=parcel"), "fed");
+    const reply = await waiting;
+    strictEqual(reply.text, "got parcel");
+  });
+  finishedOk(r);
+  strictEqual(r.stderr, "");
+});
+
+Deno.test("a client that hangs up mid-request (waiting for the answer, or mid-body) harms nothing", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_http("s", "/slow", function() sleep(0.3) print("slow handler finished") return "late" end)
+    handle_http("s", "/upload", function(req) print("upload handler ran", #req.body) return "ok" end)
+    handle_http("s", "/fine", function() return "fine" end)
+    serve("s")`);
+  const r = await session(s, async () => {
+    const waiting = new AbortController();
+    const slow = fetch(s.url("/slow"), { signal: waiting.signal });
+    await sleep(50);
+    waiting.abort();
+    await within(slow.then(() => "answered", (e) => (e as Error).name), 5000, "aborted fetch").then((how) =>
+      strictEqual(how, "AbortError")
+    );
+    await expectText(s.url("/fine"), "fine");
+
+    // A body that starts and never finishes, then the client gives up.
+    const uploading = new AbortController();
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode("the first part of a body that never ends"));
+      },
+    });
+    const upload = fetch(s.url("/upload"), { method: "POST", body, signal: uploading.signal });
+    await sleep(150);
+    uploading.abort();
+    await within(upload.then(() => "answered", (e) => (e as Error).name), 5000, "aborted upload").then((how) =>
+      strictEqual(how, "AbortError")
+    );
+    await expectText(s.url("/fine"), "fine");
+    await sleep(400); // the slow handler finishes; its answer goes nowhere
+    await expectText(s.url("/fine"), "fine");
+  });
+  finishedOk(r);
+  strictEqual(r.stdout, "slow handler finished\nstopped\n");
+  strictEqual(r.stderr, "", "a client hanging up is not a server error");
+});
+
+// ---- body limits -----------------------------------------------------------
+
+Deno.test("a body over max_body gets 413 (with and without Content-Length); at the limit it is served", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, { host = "127.0.0.1", max_body = 16 })
+    handle_http("s", "/upload", function(req) return "len=" .. #req.body end)
+    serve("s")`);
+  const r = await session(s, async () => {
+    const post = (n: number) => request(s.url("/upload"), { method: "POST", body: new Uint8Array(n).fill(65) });
+    const stream = (n: number) =>
+      request(s.url("/upload"), {
+        method: "POST",
+        body: new ReadableStream({
+          start(c) {
+            for (let i = 0; i < n; i++) c.enqueue(new Uint8Array([66]));
+            c.close();
+          },
+        }),
+      });
+    strictEqual((await post(16)).text, "len=16");
+    const over = await post(17);
+    strictEqual(over.status, 413);
+    strictEqual(over.text, "Payload Too Large");
+    strictEqual((await stream(16)).text, "len=16");
+    strictEqual((await stream(17)).status, 413);
+    strictEqual((await post(0)).text, "len=0");
+  });
+  finishedOk(r);
+  strictEqual(r.stderr, "");
+});
+
+Deno.test("the default body limit is 10 MB: 10 MB is served, 10 MB + 1 byte gets 413", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_http("s", "/upload", function(req) return "len=" .. #req.body .. " last=" .. req.body:sub(-1) end)
+    serve("s")`);
+  const r = await session(s, async () => {
+    const tenMB = 10 * 1024 * 1024;
+    const body = new Uint8Array(tenMB + 1).fill(120);
+    body[tenMB - 1] = 121;
+    const atLimit = await request(s.url("/upload"), { method: "POST", body: body.subarray(0, tenMB) }, 30_000);
+    strictEqual(atLimit.text, `len=${tenMB} last=y`);
+    const over = await request(s.url("/upload"), { method: "POST", body }, 30_000);
+    strictEqual(over.status, 413);
+  });
+  finishedOk(r);
+  strictEqual(r.stderr, "");
+});
+
+// ---- servers -----------------------------------------------------------------
+
+Deno.test("two servers at once on different ports, each with its own routes; one stops, the other serves on", async () => {
+  const s = await start(`
+    create_server("a", 0, false, nil, nil, ${LOCAL})
+    create_server("b", 0, false, nil, nil, ${LOCAL})
+    handle_http("a", "/who", function() return "server a" end)
+    handle_http("a", "/only-a", function() return "a only" end)
+    handle_http("b", "/who", function() return "server b" end)
+    local quit, stop_a = chan("quit", 1), chan("stop a", 1)
+    handle_http("b", "/stop-a", function() send(stop_a, true) return "stopping a" end)
+    handle_http("b", "/quit", function() send(quit, true) return "bye" end)
+    local pa, pb = start_server("a"), start_server("b")
+    print(pa ~= pb)
+    ready(pa, pb)
+    receive(stop_a)
+    stop_server("a")
+    print("a stopped")
+    receive(quit)
+    stop_server("b")
+    print("stopped")`);
+  try {
+    await expectText(s.url("/who", 0), "server a");
+    await expectText(s.url("/who", 1), "server b");
+    await expectText(s.url("/only-a", 0), "a only");
+    strictEqual((await request(s.url("/only-a", 1))).status, 404);
+    await expectText(s.url("/stop-a", 1), "stopping a");
+    await sleep(200);
+    const gone = await request(s.url("/who", 0), {}, 5000).then(() => "answered", (e) => (e as Error).name);
+    strictEqual(gone, "TypeError", "server a still answers after stop_server");
+    await expectText(s.url("/who", 1), "server b");
+  } finally {
+    await request(s.url("/quit", 1)).catch(() => {});
+  }
+  const r = await within(s.run, 10_000, "the script to end");
+  finishedOk(r);
+  strictEqual(r.stdout, "true\na stopped\nstopped\n");
+  strictEqual(r.stderr, "");
+});
+
+Deno.test("API errors: unknown server, duplicate name, bad port, bad path, start twice, port in use", async () => {
+  const r = await within(
+    runLua(`
+      create_server("s", 0, false, nil, nil, ${LOCAL})
+      print(pcall(create_server, "s", 0))
+      print(pcall(create_server, "t", 70000))
+      print(pcall(create_server, "t", -1))
+      print(pcall(handle_http, "nope", "/", function() end))
+      print(pcall(handle_ws, "nope", "/", function() end))
+      print(pcall(start_server, "nope"))
+      print(pcall(handle_http, "s", "relative", function() end))
+      print(pcall(handle_http, "s", "/", "not a function"))
+      local port = start_server("s")
+      print(math.type(port), port > 0)
+      print(pcall(start_server, "s"))
+      create_server("u", port, false, nil, nil, ${LOCAL})
+      local ok, err = pcall(start_server, "u")
+      print(ok, err == "start_server: cannot start 'u' on port " .. port .. ": address already in use" or err)
+      stop_server("s")
+      print("done")`),
+    10_000,
+    "the script",
+  );
+  finishedOk(r);
+  strictEqual(
+    r.stdout,
+    "false\tcreate_server: a server named 's' already exists\n" +
+      "false\tbad argument #2 to 'create_server' (port 0-65535 expected, got 70000)\n" +
+      "false\tbad argument #2 to 'create_server' (port 0-65535 expected, got -1)\n" +
+      "false\thandle_http: no server named 'nope' (create it with create_server)\n" +
+      "false\thandle_ws: no server named 'nope' (create it with create_server)\n" +
+      "false\tstart_server: no server named 'nope' (create it with create_server)\n" +
+      `false\tbad argument #2 to 'handle_http' (path starting with "/" expected, got "relative")\n` +
+      "false\tbad argument #3 to 'handle_http' (function expected, got string)\n" +
+      "integer\ttrue\n" +
+      "false\tstart_server: server 's' is already running\n" +
+      "false\ttrue\n" +
+      "done\n",
+  );
+  strictEqual(r.stderr, "");
+});
+
+Deno.test("the options table may be the 3rd argument when not https", async () => {
+  const s = await start(`
+    create_server("s", 0, { host = "127.0.0.1", max_body = 8 })
+    handle_http("s", "/upload", function(req) return "len=" .. #req.body end)
+    serve("s")`);
+  const r = await session(s, async () => {
+    strictEqual((await request(s.url("/upload"), { method: "POST", body: "12345678" })).text, "len=8");
+    strictEqual((await request(s.url("/upload"), { method: "POST", body: "123456789" })).status, 413);
+  });
+  finishedOk(r);
+});
+
+Deno.test("a running server keeps the script alive after the main chunk returns, until stop_server", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_http("s", "/hello", function() return "still here" end)
+    handle_http("s", "/stop", function()
+      go(function() stop_server("s") print("stopped") end)
+      return "stopping"
+    end)
+    ready(start_server("s"))
+    print("main chunk done")`);
+  await sleep(300);
+  await expectText(s.url("/hello"), "still here");
+  await expectText(s.url("/stop"), "stopping");
+  const r = await within(s.run, 10_000, "the script to end after stop_server");
+  finishedOk(r);
+  strictEqual(r.stdout, "main chunk done\nstopped\n");
+  strictEqual(r.stderr, "");
+});
+
+Deno.test("CLI: a server (on all interfaces by default) outlives the main chunk; exit 0 after stop_server", async () => {
+  const s = await startCli(`
+    create_server("s", 0) -- all interfaces by default
+    handle_http("s", "/hello", function() return "still here" end)
+    handle_http("s", "/stop", function()
+      go(function() stop_server("s") print("stopped") end)
+      return "stopping"
+    end)
+    ready(start_server("s"))
+    print("main chunk done")`);
+  try {
+    await expectText(s.url("/hello"), "still here");
+    await expectText(s.url("/stop"), "stopping");
+    const r = await ended(s, 10_000, "the process to exit");
+    strictEqual(r.stderr, "");
+    strictEqual(r.code, 0);
+    strictEqual(r.stdout, "main chunk done\nstopped\n");
+  } finally {
+    s.kill();
+    await s.run;
+  }
+});
+
+Deno.test("stop_server called inside a handler of the same server answers that request and stops", async () => {
+  const s = await startCli(
+    `
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_http("s", "/quit", function()
+      stop_server("s")
+      print("stopped")
+      return "bye"
+    end)
+    ready(start_server("s"))`,
+    ["--timeout", "0"],
+  );
+  try {
+    const reply = await request(s.url("/quit"), {}, 3000).then((r) => r.text, (e) => `no answer: ${e.message}`);
+    strictEqual(reply, "bye");
+    const r = await ended(s, 3000, "the process to exit after stop_server");
+    strictEqual(r.code, 0);
+    strictEqual(r.stdout, "stopped\n");
+  } finally {
+    s.kill();
+    await s.run;
+  }
+});
+
+// ---- HTTPS -------------------------------------------------------------------
+
+async function makeCertificate(dir: string): Promise<string> {
+  const { code, stderr } = await new Deno.Command("openssl", {
+    args: [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      `${dir}/key.pem`,
+      "-out",
+      `${dir}/cert.pem`,
+      "-days",
+      "1",
+      "-subj",
+      "/CN=localhost",
+      "-addext",
+      "subjectAltName=DNS:localhost,IP:127.0.0.1",
+      "-addext",
+      "basicConstraints=critical,CA:FALSE",
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  strictEqual(code, 0, new TextDecoder().decode(stderr));
+  return await Deno.readTextFile(`${dir}/cert.pem`);
+}
+
+Deno.test("HTTPS with a PEM certificate and key", async () => {
+  const certDir = await tempFiles({});
+  const certPem = await makeCertificate(certDir);
+  const client = Deno.createHttpClient({ caCerts: [certPem] });
+  try {
+    const [cert, key] = [`${certDir}/cert.pem`, `${certDir}/key.pem`].map((path) => JSON.stringify(path));
+    const s = await start(`
+      create_server("tls", 0, true, ${cert}, ${key}, ${LOCAL})
+      handle_http("tls", "/hello", function(req) return "secure " .. req.method .. " " .. req.body end)
+      serve("tls")`);
+    let r: LuaRun;
+    try {
+      const reply = await request(s.url("/hello", 0, "https"), { client, method: "POST", body: "data" });
+      strictEqual(reply.status, 200);
+      strictEqual(reply.text, "secure POST data");
+      const plainHttp = await request(s.url("/hello"), {}, 5000).then(() => "answered", (e) => (e as Error).name);
+      strictEqual(plainHttp, "TypeError", "plain HTTP to the TLS port must fail");
+    } finally {
+      r = await quit(s, { client }, "https");
+    }
+    finishedOk(r);
+    strictEqual(r.stdout, "stopped\n");
+  } finally {
+    client.close();
+  }
+});
+
+Deno.test("a missing certificate or key, or a garbage certificate, is a clear error", async () => {
+  const dir = await tempFiles({ "garbage.pem": "this is not a certificate\n" });
+  await makeCertificate(dir);
+  const r = await within(
+    runLua(`
+      local DIR = ${JSON.stringify(dir)}
+      print(pcall(create_server, "a", 0, true, DIR .. "/missing.pem", DIR .. "/key.pem"))
+      print(pcall(create_server, "b", 0, true, DIR .. "/cert.pem", DIR .. "/missing-key.pem"))
+      print(pcall(create_server, "c", 0, true))
+      local ok, err = pcall(function()
+        create_server("d", 0, true, DIR .. "/garbage.pem", DIR .. "/garbage.pem", { host = "127.0.0.1" })
+        return start_server("d")
+      end)
+      print(ok, err)
+      local ok2, err2 = pcall(function()
+        create_server("e", 0, true, DIR .. "/cert.pem", DIR .. "/garbage.pem", { host = "127.0.0.1" })
+        return start_server("e")
+      end)
+      print(ok2, err2)
+      print("done")`),
+    10_000,
+    "the script",
+  );
+  finishedOk(r);
+  const lines = r.stdout.split("\n");
+  strictEqual(
+    lines[0],
+    `false\tcreate_server: cannot read TLS certificate "${dir}/missing.pem": no such file or directory`,
+  );
+  strictEqual(
+    lines[1],
+    `false\tcreate_server: cannot read TLS key "${dir}/missing-key.pem": no such file or directory`,
+  );
+  strictEqual(lines[2], "false\tbad argument #4 to 'create_server' (string expected, got no value)");
+  match(lines[3], /^false\t.*certificate/i);
+  match(lines[4], /^false\t.*key/i);
+  strictEqual(lines.slice(5).join("\n"), "done\n");
+  strictEqual(r.stderr, "");
+});
+
+// ---- WebSockets --------------------------------------------------------------
+
+/** A WebSocket client whose messages can be awaited one at a time. */
+class WsClient {
+  readonly socket: WebSocket;
+  readonly opened: Promise<void>;
+  readonly closed: Promise<CloseEvent>;
+  readonly #queue: (string | ArrayBuffer)[] = [];
+  readonly #waiters: ((m: string | ArrayBuffer) => void)[] = [];
+
+  constructor(url: string) {
+    this.socket = new WebSocket(url);
+    this.socket.binaryType = "arraybuffer";
+    this.opened = new Promise((resolve, reject) => {
+      this.socket.onopen = () => resolve();
+      this.socket.onerror = () => reject(new Error(`WebSocket ${url} failed`));
+    });
+    this.opened.catch(() => {});
+    this.closed = new Promise((resolve) => this.socket.onclose = resolve);
+    this.socket.onmessage = (e) => {
+      const waiter = this.#waiters.shift();
+      if (waiter) waiter(e.data);
+      else this.#queue.push(e.data);
+    };
+  }
+
+  next(): Promise<string | ArrayBuffer> {
+    const queued = this.#queue.shift();
+    if (queued !== undefined) return Promise.resolve(queued);
+    return within(new Promise((resolve) => this.#waiters.push(resolve)), 10_000, "a WebSocket message");
+  }
+
+  async close(): Promise<CloseEvent> {
+    this.socket.close();
+    return await within(this.closed, 10_000, "the WebSocket to close");
+  }
+}
+
+const wsUrl = (s: Running<unknown>, path: string) => s.url(path).replace("http:", "ws:");
+
+Deno.test("WebSocket: welcome message, text and binary echo, receive() is nil after the client closes", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    local done = chan("done", 1)
+    handle_ws("s", "/ws", function(ws)
+      ws.send("welcome")
+      local n = 0
+      while true do
+        local m = ws.receive()
+        if m == nil then break end
+        n = n + 1
+        print("got", #m)
+        ws:send(m)
+      end
+      print("late send:", ws.send("late"))
+      send(done, "closed after " .. n .. " messages")
+    end)
+    handle_http("s", "/ws", function() return "plain HTTP on a WebSocket path" end)
+    ready(start_server("s"))
+    print((receive(done)))
+    stop_server("s")
+    print("stopped")`);
+  const client = new WsClient(wsUrl(s, "/ws"));
+  try {
+    await within(client.opened, 10_000, "the WebSocket to open");
+    strictEqual(await client.next(), "welcome");
+    client.socket.send("hello");
+    strictEqual(await client.next(), "hello");
+    client.socket.send("héllo ✓");
+    strictEqual(await client.next(), "héllo ✓");
+    const bytes = new Uint8Array(256).map((_, i) => i);
+    client.socket.send(bytes);
+    const back = await client.next();
+    ok(back instanceof ArrayBuffer, `binary came back as ${typeof back}`);
+    deepStrictEqual(new Uint8Array(back), bytes);
+    await expectText(s.url("/ws"), "plain HTTP on a WebSocket path");
+  } finally {
+    await client.close();
+  }
+  const r = await within(s.run, 10_000, "the script to end");
+  finishedOk(r);
+  strictEqual(
+    r.stdout,
+    "got\t5\ngot\t10\ngot\t256\nlate send:\tnil\tconnection closed\nclosed after 3 messages\nstopped\n",
+  );
+  strictEqual(r.stderr, "");
+});
+
+Deno.test("20 WebSocket connections at once, each its own goroutine, each echoing", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    local done = chan("done", 100)
+    handle_ws("s", "/echo", function(ws)
+      ws.send("hi")
+      local m = ws.receive()
+      sleep(0.2)
+      ws.send("echo:" .. m)
+      if ws.receive() == nil then send(done, m) end
+    end)
+    ready(start_server("s"))
+    local seen = {}
+    for i = 1, 20 do seen[#seen + 1] = receive(done) end
+    table.sort(seen, function(a, b) return tonumber(a) < tonumber(b) end)
+    print(table.concat(seen, ","))
+    stop_server("s")
+    print("stopped")`);
+  const clients = Array.from({ length: 20 }, () => new WsClient(wsUrl(s, "/echo")));
+  try {
+    const started = performance.now();
+    await Promise.all(clients.map(async (client, i) => {
+      await within(client.opened, 10_000, "a WebSocket to open");
+      strictEqual(await client.next(), "hi");
+      client.socket.send(String(i + 1));
+      strictEqual(await client.next(), `echo:${i + 1}`);
+    }));
+    const elapsed = performance.now() - started;
+    ok(elapsed < 2000, `20 handlers sleeping 0.2 s took ${elapsed.toFixed(0)} ms`);
+  } finally {
+    await Promise.all(clients.map((client) => client.close()));
+  }
+  const r = await within(s.run, 10_000, "the script to end");
+  finishedOk(r);
+  strictEqual(r.stdout, `${Array.from({ length: 20 }, (_, i) => i + 1).join(",")}\nstopped\n`);
+  strictEqual(r.stderr, "");
+});
+
+Deno.test("stop_server closes open WebSockets; their handlers see nil and the script ends", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_ws("s", "/ws", function(ws)
+      ws.send("welcome")
+      while ws.receive() ~= nil do end
+      print("handler saw the close")
+    end)
+    serve("s")`);
+  const clients = [new WsClient(wsUrl(s, "/ws")), new WsClient(wsUrl(s, "/ws"))];
+  let r: LuaRun;
+  try {
+    for (const client of clients) {
+      await within(client.opened, 10_000, "the WebSocket to open");
+      strictEqual(await client.next(), "welcome");
+    }
+  } finally {
+    r = await quit(s);
+  }
+  for (const client of clients) {
+    const event = await within(client.closed, 10_000, "the server to close the WebSocket");
+    strictEqual(event.code, 1001);
+  }
+  finishedOk(r);
+  deepStrictEqual(r.stdout.split("\n").sort(), ["", "handler saw the close", "handler saw the close", "stopped"]);
+  strictEqual(r.stderr, "");
+});
+
+Deno.test("a WebSocket handler that errors reports to on_error and closes its connection; others go on", async () => {
+  const s = await start(`
+    on_error(function(message) print("on_error: " .. message) end)
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_ws("s", "/fail", function(ws) ws.send("about to fail") ws.receive() error("ws boom") end)
+    handle_ws("s", "/echo", function(ws) local m = ws.receive() ws.send("echo:" .. m) ws.close() end)
+    serve("s")`);
+  const r = await session(s, async () => {
+    const failing = new WsClient(wsUrl(s, "/fail"));
+    strictEqual(await failing.next(), "about to fail");
+    failing.socket.send("go");
+    await within(failing.closed, 10_000, "the failed handler's WebSocket to close");
+    const echo = new WsClient(wsUrl(s, "/echo"));
+    await within(echo.opened, 10_000, "the WebSocket to open");
+    echo.socket.send("still works");
+    strictEqual(await echo.next(), "echo:still works");
+    const closed = await within(echo.closed, 10_000, "ws.close() to close the WebSocket");
+    strictEqual(closed.code, 1000);
+  });
+  finishedOk(r);
+  strictEqual(r.stdout, "on_error: test:5: ws boom\nstopped\n");
+  strictEqual(r.stderr, "");
+});
+
+Deno.test("a malformed percent-escape in a :param segment is a client error, not a server error", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_http("s", "/users/:id", function(req) return "id=" .. req.params.id end)
+    serve("s")`);
+  const r = await session(s, async () => {
+    const bad = await request(s.url("/users/%E0%A4%A"));
+    ok(bad.status >= 400 && bad.status < 500, `status ${bad.status} for a malformed escape`);
+    await expectText(s.url("/users/%C3%A9"), "id=é");
+  });
+  finishedOk(r);
+  strictEqual(r.stderr, "");
+});
+
+Deno.test("two goroutines in ws.receive() on one connection both return (a message or nil) and the script ends", async () => {
+  // Run through the CLI so that a goroutine parked for ever cannot hang the test runner.
+  const s = await startCli(
+    `
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    local got = chan("got", 2)
+    handle_ws("s", "/ws", function(ws)
+      -- The connection closes when the handler returns, so it waits for its helper goroutine.
+      local helper_done = chan(nil, 1)
+      go(function() send(got, "A " .. tostring(ws.receive())) send(helper_done, true) end)
+      send(got, "B " .. tostring(ws.receive()))
+      receive(helper_done)
+    end)
+    ready(start_server("s"))
+    local lines = { (receive(got)), (receive(got)) }
+    table.sort(lines)
+    print(table.concat(lines, ", "))
+    stop_server("s")
+    print("stopped")`,
+    ["--timeout", "0"],
+  );
+  try {
+    const client = new WsClient(wsUrl(s, "/ws"));
+    await within(client.opened, 10_000, "the WebSocket to open");
+    await sleep(100); // both goroutines are in ws.receive() now
+    client.socket.send("one");
+    client.socket.send("two");
+    await sleep(100);
+    await client.close();
+    const r = await ended(s, 5000, "the script to end");
+    strictEqual(r.code, 0);
+    match(r.stdout, /^A (one|two), B (one|two)\nstopped\n$/);
+    ok(r.stdout.includes("one") && r.stdout.includes("two"), r.stdout);
+  } finally {
+    s.kill();
+    await s.run;
+  }
+});
