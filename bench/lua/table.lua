@@ -1,20 +1,7 @@
 -- CPU benchmark: table work on 1e6 elements (build + sort, insert + remove, ipairs sum). Prints ROUND/COLD/BENCH lines.
-local ROUNDS = tonumber(arg and arg[1]) or 3
 local N = 1000000
 
-local function bench(name, work)
-  local best, first
-  for r = 1, ROUNDS do
-    local t0 = os.clock()
-    local check = work()
-    local dt = os.clock() - t0
-    if r == 1 then first = dt end
-    if not best or dt < best then best = dt end
-    print(string.format("ROUND %s %d %.6f %s", name, r, dt, tostring(check)))
-  end
-  print(string.format("COLD %s %.6f", name, first))
-  print(string.format("BENCH %s %.6f", name, best))
-end
+local bench = dofile(arg[0]:match("^(.*/)") .. "rounds.lua")
 
 -- Deterministic pseudo-random integers (an LCG), so both runtimes sort the same data.
 local function build()
