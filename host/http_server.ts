@@ -50,7 +50,14 @@ local lower, rawget = string.lower, rawget
 local headers_mt = { __index = function(t, k) if type(k) == "string" then return rawget(t, lower(k)) end end }
 local function make_ws(id)
   local ws = {}
-  ws.send = function(a, b) if a == ws then a = b end return send(id, a) end
+  ws.send = function(a, b)
+    if a == ws then a = b end
+    local t = type(a)
+    if t ~= "string" and t ~= "number" then  -- checked here so the error points at the caller's line
+      error("bad argument #1 to 'send' (string expected, got " .. (a == nil and "no value" or t) .. ")", 2)
+    end
+    return send(id, a)
+  end
   ws.receive = function() return receive(id) end
   ws.close = function() return close(id) end
   return ws

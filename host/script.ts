@@ -15,6 +15,8 @@ import { modules } from "./modules.ts";
 import { debugging, watchPath } from "./debug.ts";
 import { monitor } from "./monitor.ts";
 import { httpServer } from "./http_server.ts";
+import { sockets } from "./sockets.ts";
+import { dns } from "./dns.ts";
 import { httpClient } from "./http_client.ts";
 
 /** Exit code of a deadlock (as Go's runtime uses for fatal errors). */
@@ -32,7 +34,22 @@ export const EXIT_DEADLOCK = 2;
  * ```
  */
 export function installGlobals(engine: Engine, context: RunContext = { loaded: new Set() }): void {
-  for (const family of [core, concurrency, json, timers, files, modules, debugging, monitor, httpServer, httpClient]) {
+  for (
+    const family of [
+      core,
+      concurrency,
+      json,
+      timers,
+      files,
+      modules,
+      debugging,
+      monitor,
+      httpServer,
+      httpClient,
+      sockets,
+      dns,
+    ]
+  ) {
     installFamily(engine, family, context);
   }
 }

@@ -125,6 +125,8 @@ export class Engine {
   #watchers = new Map<number, (o: Outcome) => void>();
   #trackers = new Map<number, Tracker>();
   #closers: (() => void)[] = [];
+  #channelClosers = new Map<number, () => void>();
+  #nextChannel = 0;
   #idleWaiters: (() => void)[] = [];
   #stopped: Outcome | undefined;
   #onResidentChange?: (count: number) => void;
@@ -190,6 +192,18 @@ export class Engine {
       0,
     );
     api.lua_setfield(L, -2, vm.cstr("report"));
+    api.lua_pushcclosure(
+      L,
+      vm.hostFunction((L) => {
+        const id = Number(api.lua_tointegerx(L, 1, 0));
+        const onClose = this.#channelClosers.get(id);
+        this.#channelClosers.delete(id);
+        onClose?.();
+        return 0;
+      }),
+      0,
+    );
+    api.lua_setfield(L, -2, vm.cstr("channel_closed"));
     this.#call(2, 1);
     this.#sched = vm.ref(L);
     // C stdio would hold io.write output apart from print's buffer; ours buffers both.
@@ -483,14 +497,22 @@ export class Engine {
   /**
    * A channel fed from JavaScript (accepted connections, datagrams), named
    * `name`; returns a registry reference to its channel object. Its buffer
-   * is unbounded, so feeding it never waits.
+   * is unbounded, so feeding it never waits. `onClose` is told when the
+   * channel is closed (by Lua's close_channel or by {@linkcode closeChannel}).
+   * May be called from a host function as well as from the event loop.
    */
-  newChannel(name: string): number {
+  newChannel(name: string, onClose?: () => void): number {
     const { vm, L } = this;
     this.pushSchedulerField(L, "chan");
     vm.pushString(L, name);
     vm.api.lua_pushinteger(L, BigInt(HOST_CHANNEL_BUFFER));
     this.#call(2, 1);
+    if (onClose) {
+      const id = ++this.#nextChannel;
+      this.#channelClosers.set(id, onClose);
+      vm.api.lua_pushinteger(L, BigInt(id));
+      vm.api.lua_setfield(L, -2, vm.cstr("host_id"));
+    }
     return vm.ref(L);
   }
 

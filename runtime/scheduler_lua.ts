@@ -267,6 +267,7 @@ local function close_channel(c)
   local ch = channels[c] or lookup(c, "close_channel")
   if ch.closed then error("close of closed channel '" .. ch.name .. "'", 2) end
   ch.closed = true
+  if ch.host_id then host.channel_closed(ch.host_id) end  -- a channel fed from JavaScript
   while true do
     local g = pop_receiver(ch.rq)
     if not g then break end

@@ -5,6 +5,8 @@ const dir = new URL("../examples/", import.meta.url).pathname;
 
 /** What each example must print; every .lua file in examples/ needs an entry. */
 const expected: Record<string, string> = {
+  "tcp_echo.lua": '"echo: hello"\n"echo: binary \\0 safe"\n"echo: bye"\nlistener closed\n',
+  "udp.lua": "got\tping\tfrom\t127.0.0.1\ngot\tpong\nafter close:\tnil\tfalse\n",
   "http_client.lua": "200\thello, lua\tyes\ttext/plain; charset=utf-8\n201\twidget\tada\n404\tNot Found\n" +
     "nil\thttp_get: request to BASE/slow timed out after 0.2s\nhello, ann; hello, bob; hello, cy\n",
   "monitoring.lua":

@@ -1,0 +1,283 @@
+/**
+ * The DNS family: `resolve_dns`, on the operating system's resolver
+ * (`node:dns` `lookup`, which is getaddrinfo: hosts file, then DNS) and on
+ * `Deno.resolveDns` for record types.
+ *
+ * ```lua
+ * local ip = resolve_dns("localhost")                    -- "127.0.0.1"
+ * local ips = resolve_dns("localhost", "all")            -- { "127.0.0.1", ... }
+ * local mx = resolve_dns("example.com", "MX")            -- { { exchange = ..., preference = 10 } }
+ * local txt = resolve_dns("example.com", "TXT", { server = "127.0.0.1:5353", timeout = 2 })
+ * ```
+ *
+ * Record lookups ask `options.server`, else the server named by the
+ * environment variable `SOLVM_DNS_SERVER` (read only when `--allow-env`
+ * grants it), else the system's name servers. The address forms (no type,
+ * or "all") ask the system's resolver, unless `options.server` is given:
+ * then they ask that server for A, then AAAA records. Failures return nil
+ * and a message; bad arguments raise.
+ *
+ * @module
+ */
+import { lookup, type LookupAddress } from "node:dns";
+import { isIP } from "node:net";
+import type { Engine, Pusher } from "../runtime/engine.ts";
+import type { Family } from "../runtime/family.ts";
+import { argError, checkString, isNone } from "../runtime/args.ts";
+import { LUA_TNIL, LUA_TNONE, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, type LuaState } from "../runtime/lua.ts";
+import type { LuaVM } from "../runtime/state.ts";
+
+/** Seconds a record lookup may take unless `options.timeout` says otherwise. */
+export const DEFAULT_DNS_TIMEOUT = 5;
+
+/** The environment variable naming the DNS server for record lookups ("ip" or "ip:port"). */
+export const DNS_SERVER_VARIABLE = "SOLVM_DNS_SERVER";
+
+const RECORD_TYPES = ["A", "AAAA", "ANAME", "CAA", "CNAME", "MX", "NAPTR", "NS", "PTR", "SOA", "SRV", "TXT"] as const;
+type RecordType = typeof RECORD_TYPES[number];
+
+/** A failure that comes back to Lua as nil and a message, not as an error. */
+export class SoftFailure extends Error {}
+
+/** Pushes nil and `message`: how a network call reports a failure. */
+export function pushFailure(vm: LuaVM, L: LuaState, message: string): number {
+  vm.api.lua_pushnil(L);
+  vm.pushString(L, message);
+  return 2;
+}
+
+/**
+ * The `--allow-net` hint for a permission error: the host Deno names in its
+ * message, else `fallback` ("host:port").
+ *
+ * ```ts
+ * import { permissionDenied } from "./dns.ts";
+ * console.assert(permissionDenied(new Error('Requires net access to "1.2.3.4:53"'), "x") ===
+ *   "permission denied (run with --allow-net=1.2.3.4:53)");
+ * ```
+ */
+export function permissionDenied(e: unknown, fallback: string): string {
+  const named = e instanceof Error ? /net access to "([^"]+)"/.exec(e.message)?.[1] : undefined;
+  return `permission denied (run with --allow-net=${named ?? fallback})`;
+}
+
+/** True for Deno's permission errors (and node:dns's EPERM). */
+export function isPermissionError(e: unknown): boolean {
+  return e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied ||
+    (e as { code?: string })?.code === "EPERM";
+}
+
+/**
+ * "host:port" as Deno's permission flags spell it (IPv6 in brackets).
+ *
+ * ```ts
+ * import { hostPort } from "./dns.ts";
+ * console.assert(hostPort("::1", 80) === "[::1]:80" && hostPort("a.b", 80) === "a.b:80");
+ * ```
+ */
+export function hostPort(host: string, port: number): string {
+  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** Every address of `host` from the system's resolver, IPv4 first; fails with a {@linkcode SoftFailure}. */
+export function lookupAll(host: string): Promise<LookupAddress[]> {
+  return new Promise((resolve, reject) => {
+    lookup(host, { all: true }, (err, addresses) => {
+      if (!err) {
+        const seen = new Set<string>();
+        const unique = addresses.filter((a) => !seen.has(a.address) && seen.add(a.address));
+        return resolve(unique.sort((a, b) => a.family - b.family));
+      }
+      // getaddrinfo needs net access to the bare host name.
+      if (err.code === "EPERM") return reject(new SoftFailure(permissionDenied(err, host)));
+      if (err.code === "ENOTFOUND" || err.code === "ENODATA") {
+        return reject(new SoftFailure(`unknown host '${host}'`));
+      }
+      if (err.code === "EAI_AGAIN") return reject(new SoftFailure(`temporary DNS failure looking up '${host}'`));
+      reject(new SoftFailure(`cannot look up '${host}': ${err.message}`));
+    });
+  });
+}
+
+/**
+ * The address to reach `host` at: itself when it is an IP address, else its
+ * first (IPv4 preferred) address; fails with a {@linkcode SoftFailure}.
+ *
+ * ```ts
+ * import { lookupAddress } from "./dns.ts";
+ * console.assert(await lookupAddress("127.0.0.1") === "127.0.0.1");
+ * ```
+ */
+export async function lookupAddress(host: string): Promise<string> {
+  if (isIP(host)) return host;
+  return (await lookupAll(host))[0].address;
+}
+
+/** Parses "ip", "ip:port", "[ipv6]:port" or a bare IPv6 address; undefined when it is none of these. */
+function parseServer(text: string): Deno.ResolveDnsOptions["nameServer"] | undefined {
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
+  let ipAddr = text;
+  let port = "53";
+  if (bracketed) [, ipAddr, port = "53"] = bracketed;
+  else if (isIP(text) !== 6 && text.includes(":")) [ipAddr, port] = text.split(":");
+  const n = Number(port);
+  if (!isIP(ipAddr) || !/^\d+$/.test(port) || n < 1 || n > 65535) return undefined;
+  return { ipAddr, port: n };
+}
+
+/** The server named by SOLVM_DNS_SERVER, when the variable is set and readable without a prompt. */
+function serverFromEnvironment(): Deno.ResolveDnsOptions["nameServer"] | undefined {
+  if (Deno.permissions.querySync({ name: "env", variable: DNS_SERVER_VARIABLE }).state !== "granted") return undefined;
+  const text = Deno.env.get(DNS_SERVER_VARIABLE);
+  if (!text) return undefined;
+  const server = parseServer(text);
+  if (!server) throw new Error(`resolve_dns: ${DNS_SERVER_VARIABLE}="${text}" is not an address ("ip" or "ip:port")`);
+  return server;
+}
+
+interface Query {
+  host: string;
+  /** undefined: the first address; "all": every address; else a record type. */
+  type?: "all" | RecordType;
+  server?: Deno.ResolveDnsOptions["nameServer"];
+  timeoutMs: number;
+}
+
+/** Reads `resolve_dns(host, [type], [options])`; raises on bad arguments. */
+function readQuery(vm: LuaVM, L: LuaState): Query {
+  const api = vm.api;
+  const host = checkString(vm, L, 1, "resolve_dns");
+  if (host === "") throw argError(1, "resolve_dns", "host name expected, got an empty string");
+  const query: Query = { host, timeoutMs: DEFAULT_DNS_TIMEOUT * 1000 };
+  let optionsAt = 3;
+  const typeKind = api.lua_type(L, 2);
+  if (typeKind === LUA_TTABLE) optionsAt = 2;
+  else if (typeKind === LUA_TSTRING) {
+    const name = vm.toText(L, 2);
+    const upper = name.toUpperCase();
+    if (upper === "ALL") query.type = "all";
+    else if ((RECORD_TYPES as readonly string[]).includes(upper)) query.type = upper as RecordType;
+    else {
+      throw argError(2, "resolve_dns", `"all" or a record type (${RECORD_TYPES.join(", ")}) expected, got "${name}"`);
+    }
+  } else if (typeKind !== LUA_TNIL && typeKind !== LUA_TNONE) {
+    throw argError(2, "resolve_dns", `string or table expected, got ${vm.typeName(L, 2)}`);
+  }
+  if (optionsAt === 3 && !isNone(vm, L, 3) && api.lua_type(L, 3) !== LUA_TTABLE) {
+    throw argError(3, "resolve_dns", `table expected, got ${vm.typeName(L, 3)}`);
+  }
+  if (api.lua_type(L, optionsAt) === LUA_TTABLE) {
+    api.lua_getfield(L, optionsAt, vm.cstr("server"));
+    const serverType = api.lua_type(L, -1);
+    if (serverType === LUA_TSTRING) {
+      const text = vm.toText(L, -1);
+      query.server = parseServer(text);
+      if (!query.server) {
+        throw argError(optionsAt, "resolve_dns", `server must be "ip" or "ip:port", got "${text}"`);
+      }
+    } else if (serverType !== LUA_TNIL) {
+      throw argError(optionsAt, "resolve_dns", `server must be a string, got ${vm.typeName(L, -1)}`);
+    }
+    api.lua_getfield(L, optionsAt, vm.cstr("timeout"));
+    const timeoutType = api.lua_type(L, -1);
+    if (timeoutType === LUA_TNUMBER) {
+      const seconds = api.lua_tonumberx(L, -1, 0);
+      if (!(seconds > 0) || !Number.isFinite(seconds)) {
+        throw argError(optionsAt, "resolve_dns", `timeout must be a positive number of seconds, got ${seconds}`);
+      }
+      query.timeoutMs = seconds * 1000;
+    } else if (timeoutType !== LUA_TNIL) {
+      throw argError(optionsAt, "resolve_dns", `timeout must be a number, got ${vm.typeName(L, -1)}`);
+    }
+    api.lua_settop(L, -3);
+  }
+  if (query.type !== undefined && query.type !== "all" && !query.server) query.server = serverFromEnvironment();
+  return query;
+}
+
+type RecordList = unknown[];
+
+/** Drops the root dot of a fully qualified name: "mail.example.com." -> "mail.example.com". */
+const relative = (name: string) => name.length > 1 && name.endsWith(".") ? name.slice(0, -1) : name;
+
+/** One record as Lua gets it: host names without the root dot, TXT chunks joined into one string. */
+function tidyRecord(type: RecordType, item: unknown): unknown {
+  switch (type) {
+    case "TXT":
+      return (item as string[]).join("");
+    case "CNAME":
+    case "ANAME":
+    case "NS":
+    case "PTR":
+      return relative(item as string);
+    case "MX": {
+      const mx = item as Deno.MxRecord;
+      return { ...mx, exchange: relative(mx.exchange) };
+    }
+    case "SRV": {
+      const srv = item as Deno.SrvRecord;
+      return { ...srv, target: relative(srv.target) };
+    }
+    case "SOA": {
+      const soa = item as Deno.SoaRecord;
+      return { ...soa, mname: relative(soa.mname), rname: relative(soa.rname) };
+    }
+  }
+  return item;
+}
+
+/** One record lookup with Deno.resolveDns; an empty list when the name has none of that type. */
+async function records(query: Query, type: RecordType): Promise<RecordList> {
+  const options: Deno.ResolveDnsOptions = { signal: AbortSignal.timeout(query.timeoutMs) };
+  if (query.server) options.nameServer = query.server;
+  try {
+    // One call site per overload keeps the record types apart for the checker.
+    const found: RecordList = await Deno.resolveDns(query.host, type as "A", options);
+    return found.map((item) => tidyRecord(type, item));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    const where = query.server ? ` (server ${hostPort(query.server.ipAddr, query.server.port ?? 53)})` : "";
+    if (isPermissionError(e)) throw new SoftFailure(permissionDenied(e, query.server?.ipAddr ?? "the DNS server"));
+    if (e instanceof Deno.errors.TimedOut || (e instanceof DOMException && e.name === "TimeoutError")) {
+      throw new SoftFailure(`DNS lookup of '${query.host}' timed out after ${query.timeoutMs / 1000} s${where}`);
+    }
+    if (e instanceof Deno.errors.ConnectionRefused) {
+      throw new SoftFailure(`DNS server refused the connection${where}`);
+    }
+    throw new SoftFailure(`DNS lookup of '${query.host}' failed${where}: ${e instanceof Error ? e.message : e}`);
+  }
+}
+
+/** Runs a query; resolves to what Lua gets: an address, a list of addresses, or a list of records. */
+async function answer(query: Query): Promise<string | RecordList> {
+  const { host, type } = query;
+  if (type === undefined || type === "all") {
+    let addresses: string[];
+    if (query.server) {
+      addresses = [...await records(query, "A"), ...await records(query, "AAAA")] as string[];
+      if (addresses.length === 0) throw new SoftFailure(`unknown host '${host}'`);
+    } else addresses = (await lookupAll(host)).map((a) => a.address);
+    return type === "all" ? addresses : addresses[0];
+  }
+  const found = await records(query, type);
+  if (found.length === 0) throw new SoftFailure(`no ${type} records for '${host}'`);
+  return found;
+}
+
+/** `resolve_dns(host, [type], [options])`. */
+function resolveDns(engine: Engine, L: LuaState): Promise<Pusher> {
+  const vm = engine.vm;
+  const query = readQuery(vm, L);
+  return answer(query).then(
+    (result) => (L) => (vm.pushValue(L, result), 1),
+    (e) => {
+      if (!(e instanceof SoftFailure)) throw e;
+      return (L) => pushFailure(vm, L, e.message);
+    },
+  );
+}
+
+/** The DNS family's registration table. */
+export const dns = (engine: Engine): Family => ({
+  resolve_dns: engine.blocking("resolve_dns", (L) => resolveDns(engine, L)),
+});

@@ -1,0 +1,524 @@
+/**
+ * The sockets family: TCP (`tcp_listen`, `tcp_connect`) on `Deno.listen`
+ * and `Deno.connect`, UDP (`udp_sendto`, `udp_recvfrom`) on `node:dgram`
+ * (Deno's own datagram API still needs `--unstable-net`).
+ *
+ * ```lua
+ * local server = assert(tcp_listen(0, "127.0.0.1"))  -- server.port: the real port
+ * go(function()
+ *   local conn = receive(server)                      -- or server.receive()
+ *   conn.write(conn.read() or "")                     -- conn:read() works too
+ *   conn.close()
+ * end)
+ * local conn = assert(tcp_connect("127.0.0.1", server.port))
+ * conn.write("hi")
+ * print(conn.read())                                  -- hi
+ * conn.close()
+ * server.close()
+ * ```
+ *
+ * A listener (`tcp_listen`) and a receiver (`udp_recvfrom`) are channels
+ * fed with connections or datagrams, dressed with `port`, `receive()` and
+ * `close()`, all callable with a dot or a colon. `close()` stops the
+ * socket, closes the channel and returns once the port is free again;
+ * receivers drain what was already queued, then get nil. Closing the
+ * channel with `close_channel` stops the socket too, without waiting for
+ * the port. While open, a listener or receiver is resident: it keeps the
+ * script alive and suspends the default time limit.
+ *
+ * Connections: `conn.read([max])` returns up to `max` bytes (default 64
+ * KiB, at most 4 MiB per call), nil at the end of the stream, or nil and a
+ * message; `conn.write(data)` returns true once all of it is written (one
+ * write never interleaves with another), or nil and a message;
+ * `conn.close()`; `conn.remote_addr`, `conn.remote_port`. UDP datagrams
+ * arrive as `{ data, addr, port }`; `udp_sendto` to a host name sends to
+ * its first address, IPv4 preferred.
+ *
+ * Every waiting call parks only its goroutine; data is binary-safe.
+ * Failures return nil and a message; bad arguments raise.
+ *
+ * @module
+ */
+import dgram from "node:dgram";
+import { isIP } from "node:net";
+import type { Engine, Pusher } from "../runtime/engine.ts";
+import type { Family } from "../runtime/family.ts";
+import { argError, checkBytes, checkInteger, checkString, isNone } from "../runtime/args.ts";
+import { LUA_TNUMBER, LUA_TSTRING, type LuaState } from "../runtime/lua.ts";
+import { hostPort, isPermissionError, lookupAddress, permissionDenied, pushFailure, SoftFailure } from "./dns.ts";
+
+/** Bytes `conn.read()` returns at most when no limit is given. */
+export const DEFAULT_READ_SIZE = 64 * 1024;
+/** The largest buffer one `conn.read(max)` allocates, whatever `max` says. */
+const MAX_READ_SIZE = 4 * 1024 * 1024;
+
+// Lua helpers: connection objects, and the dressing of listener and
+// receiver channels (methods callable as x.f() and x:f()).
+const SUPPORT_LUA = `
+local helpers = ...
+local read, write, close = helpers.read, helpers.write, helpers.close
+local stop_listener, stop_receiver = helpers.stop_listener, helpers.stop_receiver
+local setmetatable, pcall = setmetatable, pcall
+return function(receive, close_channel)
+  local conn_mt = { __name = "tcp connection" }
+  local function make_conn(id, addr, port)
+    local conn = setmetatable({ remote_addr = addr, remote_port = port }, conn_mt)
+    conn.read = function(a, b) if a == conn then a = b end return read(id, a) end
+    conn.write = function(a, b) if a == conn then a = b end return write(id, a) end
+    conn.close = function() return close(id) end
+    return conn
+  end
+  local function dress(ch, port, stop)
+    ch.port = port
+    ch.receive = function() return receive(ch) end
+    ch.close = function() stop() pcall(close_channel, ch) return true end
+    return ch
+  end
+  return {
+    make_conn = make_conn,
+    dress_listener = function(ch, id, port) return dress(ch, port, function() stop_listener(id) end) end,
+    dress_receiver = function(ch, id, port) return dress(ch, port, function() stop_receiver(id) end) end,
+  }
+end`;
+
+/** An open TCP connection. */
+interface Connection {
+  conn: Deno.TcpConn;
+  /** The last write queued: writes go out whole, one after another. */
+  writing: Promise<unknown>;
+}
+
+/** A listening TCP socket or a bound UDP socket, and its channel. */
+interface Source {
+  channel: number;
+  release: () => void;
+  stopped: boolean;
+  /** Settles once the socket is closed for good (its port is free again). */
+  done: Promise<unknown>;
+}
+
+interface Listener extends Source {
+  listener: Deno.TcpListener;
+}
+
+interface Receiver extends Source {
+  socket: dgram.Socket;
+}
+
+/** Why a read or write failed, as Lua is told. */
+function streamReason(e: unknown): string {
+  if (e instanceof Deno.errors.BrokenPipe) return "connection closed by peer";
+  if (e instanceof Deno.errors.ConnectionReset) return "connection reset by peer";
+  if (e instanceof Deno.errors.BadResource || e instanceof Deno.errors.Interrupted) return "connection closed";
+  return e instanceof Error ? e.message : String(e);
+}
+
+function connectReason(e: unknown, host: string, port: number): string {
+  if (e instanceof Deno.errors.ConnectionRefused) return `connection refused (${hostPort(host, port)})`;
+  if (isPermissionError(e)) return permissionDenied(e, hostPort(host, port));
+  if (e instanceof Deno.errors.TimedOut) return `connection timed out (${hostPort(host, port)})`;
+  const message = e instanceof Error ? e.message : String(e);
+  if (/lookup address|Name or service not known|No address associated/i.test(message)) return `unknown host '${host}'`;
+  return `cannot connect to ${hostPort(host, port)}: ${message}`;
+}
+
+function listenReason(e: unknown, host: string, port: number): string {
+  if (e instanceof Deno.errors.AddrInUse || (e as { code?: string })?.code === "EADDRINUSE") {
+    return `address already in use (${hostPort(host, port)})`;
+  }
+  if (e instanceof Deno.errors.AddrNotAvailable || (e as { code?: string })?.code === "EADDRNOTAVAIL") {
+    return `address not available (${hostPort(host, port)})`;
+  }
+  if (isPermissionError(e)) return permissionDenied(e, hostPort(host, port));
+  return `cannot listen on ${hostPort(host, port)}: ${e instanceof Error ? e.message : e}`;
+}
+
+/** Argument `i` as a port number in `min`..65535. */
+function checkPort(table: SocketTable, L: LuaState, i: number, fname: string, min: number): number {
+  const port = checkInteger(table.engine.vm, L, i, fname);
+  if (port < min || port > 65535) throw argError(i, fname, `port ${min}-65535 expected, got ${port}`);
+  return port;
+}
+
+/** The sockets of one engine, by id. */
+class SocketTable {
+  readonly #connections = new Map<number, Connection>();
+  readonly #listeners = new Map<number, Listener>();
+  readonly #receivers = new Map<number, Receiver>();
+  readonly #senders = new Map<4 | 6, Promise<dgram.Socket>>();
+  #next = 0;
+  #closed = false;
+  #support = 0;
+  readonly #makers = new Map<string, number>();
+  readonly #pushTrue: Pusher;
+
+  constructor(readonly engine: Engine) {
+    this.#pushTrue = (L) => (engine.vm.api.lua_pushboolean(L, 1), 1);
+    engine.onClose(() => {
+      this.#closed = true;
+      for (const id of this.#listeners.keys()) this.#stopListener(id);
+      for (const id of this.#receivers.keys()) this.#stopReceiver(id);
+      for (const id of this.#connections.keys()) this.#closeConnection(id);
+      for (const sender of this.#senders.values()) sender.then((socket) => socket.close(), () => {});
+      this.#senders.clear();
+    });
+  }
+
+  /** Pushes one of the Lua helpers ("make_conn", "dress_listener", "dress_receiver"), compiling them on first use. */
+  #pushMaker(L: LuaState, name: string): void {
+    const { engine } = this;
+    const vm = engine.vm;
+    if (!this.#support) {
+      this.#support = engine.compileLua("sockets support", SUPPORT_LUA, {
+        read: engine.blocking("conn.read", (L) => this.#read(L)),
+        write: engine.blocking("conn.write", (L) => this.#write(L)),
+        close: (L) => this.#close(L),
+        stop_listener: engine.blocking(
+          "listener close",
+          (L) => this.#stop(L, this.#listeners, (id) => this.#stopListener(id)),
+        ),
+        stop_receiver: engine.blocking(
+          "receiver close",
+          (L) => this.#stop(L, this.#receivers, (id) => this.#stopReceiver(id)),
+        ),
+      });
+      const main = engine.L;
+      vm.pushRef(main, this.#support);
+      engine.pushSchedulerField(main, "receive");
+      engine.pushSchedulerField(main, "close_channel");
+      vm.api.lua_callk(main, 2, 1, 0, 0);
+      for (const maker of ["make_conn", "dress_listener", "dress_receiver"]) {
+        vm.api.lua_getfield(main, -1, vm.cstr(maker));
+        this.#makers.set(maker, vm.ref(main));
+      }
+      vm.api.lua_settop(main, -2);
+    }
+    vm.pushRef(L, this.#makers.get(name)!);
+  }
+
+  /** Closes the listener or receiver whose id is at 1; its close() returns once the port is free. */
+  #stop(L: LuaState, sources: Map<number, Source>, stop: (id: number) => void): number | Promise<void> {
+    const id = Number(this.engine.vm.api.lua_tointegerx(L, 1, 0));
+    const source = sources.get(id);
+    if (!source) return 0;
+    stop(id);
+    return source.done.then(() => {});
+  }
+
+  /**
+   * Raises an argument error at the line that called a connection method:
+   * two levels up, past the Lua wrapper that makes dot and colon calls alike.
+   */
+  #raiseAtCaller(L: LuaState, error: Error): number {
+    const vm = this.engine.vm;
+    vm.api.luaL_where(L, 2);
+    const where = vm.toText(L, -1);
+    vm.api.lua_settop(L, -2);
+    vm.pushString(L, where + error.message);
+    return vm.api.lua_error(L);
+  }
+
+  /** Pushes a new connection object for `conn`; returns its id. */
+  #pushConnection(L: LuaState, conn: Deno.TcpConn): number {
+    const vm = this.engine.vm;
+    const id = ++this.#next;
+    this.#connections.set(id, { conn, writing: Promise.resolve() });
+    const remote = conn.remoteAddr;
+    this.#pushMaker(L, "make_conn");
+    vm.api.lua_pushinteger(L, BigInt(id));
+    vm.pushString(L, remote.hostname);
+    vm.api.lua_pushinteger(L, BigInt(remote.port));
+    vm.api.lua_callk(L, 3, 1, 0, 0);
+    return id;
+  }
+
+  /** Pushes the channel `channel` dressed by the maker `name` with `id` and `port`. */
+  #pushDressed(L: LuaState, name: string, channel: number, id: number, port: number): number {
+    const vm = this.engine.vm;
+    this.#pushMaker(L, name);
+    vm.pushRef(L, channel);
+    vm.api.lua_pushinteger(L, BigInt(id));
+    vm.api.lua_pushinteger(L, BigInt(port));
+    vm.api.lua_callk(L, 3, 1, 0, 0);
+    return 1;
+  }
+
+  // ---- TCP ----------------------------------------------------------------
+
+  /** `tcp_listen(port, [host])`: a channel of connections, or nil and a message. */
+  listen(L: LuaState): number {
+    const { engine } = this;
+    const vm = engine.vm;
+    const port = checkPort(this, L, 1, "tcp_listen", 0);
+    const host = isNone(vm, L, 2) ? "0.0.0.0" : checkString(vm, L, 2, "tcp_listen");
+    let listener: Deno.TcpListener;
+    try {
+      listener = Deno.listen({ port, hostname: host, transport: "tcp" });
+    } catch (e) {
+      return pushFailure(vm, L, listenReason(e, host, port));
+    }
+    const id = ++this.#next;
+    const real = listener.addr.port;
+    const channel = engine.newChannel(`tcp_listen ${hostPort(host, real)}`, () => this.#stopListener(id));
+    const entry: Listener = { listener, channel, release: engine.hold(), stopped: false, done: Promise.resolve() };
+    this.#listeners.set(id, entry);
+    entry.done = this.#accept(id, entry);
+    return this.#pushDressed(L, "dress_listener", channel, id, real);
+  }
+
+  async #accept(id: number, entry: Listener): Promise<void> {
+    try {
+      while (true) {
+        const conn = await entry.listener.accept();
+        let connId = 0;
+        if (!this.engine.feedChannel(entry.channel, (L) => connId = this.#pushConnection(L, conn))) {
+          // Lua closed the channel (or the run ended): nobody will take this connection or the next.
+          if (connId) this.#closeConnection(connId);
+          else conn.close();
+          break;
+        }
+      }
+    } catch (e) {
+      if (!entry.stopped) this.engine.reportError(`tcp_listen: ${e instanceof Error ? e.message : e}`);
+    }
+    this.#stopListener(id);
+    this.engine.closeChannel(entry.channel);
+    if (!this.#closed) this.engine.vm.unref(entry.channel);
+  }
+
+  #stopListener(id: number): void {
+    const entry = this.#listeners.get(id);
+    if (!entry) return;
+    this.#listeners.delete(id);
+    entry.stopped = true;
+    entry.release();
+    try {
+      entry.listener.close();
+    } catch {
+      // Already closed.
+    }
+  }
+
+  /** `tcp_connect(host, port)`: a connection, or nil and a message. */
+  connect(L: LuaState): Promise<Pusher> {
+    const vm = this.engine.vm;
+    const host = checkString(vm, L, 1, "tcp_connect");
+    const port = checkPort(this, L, 2, "tcp_connect", 1);
+    return Deno.connect({ hostname: host, port, transport: "tcp" }).then(
+      (conn) => {
+        if (this.#closed) {
+          conn.close();
+          return () => 0;
+        }
+        return (L: LuaState) => (this.#pushConnection(L, conn), 1);
+      },
+      (e) => (L: LuaState) => pushFailure(vm, L, connectReason(e, host, port)),
+    );
+  }
+
+  #connection(L: LuaState): [number, Connection | undefined] {
+    const id = Number(this.engine.vm.api.lua_tointegerx(L, 1, 0));
+    return [id, this.#connections.get(id)];
+  }
+
+  /** `conn.read([max])`: up to `max` bytes, nil at the end of the stream, or nil and a message. */
+  #read(L: LuaState): number | Promise<Pusher> {
+    const vm = this.engine.vm;
+    let max = DEFAULT_READ_SIZE;
+    if (!isNone(vm, L, 2)) {
+      if (vm.api.lua_type(L, 2) !== LUA_TNUMBER) {
+        return this.#raiseAtCaller(L, argError(1, "read", `number expected, got ${vm.typeName(L, 2)}`));
+      }
+      max = vm.api.lua_tonumberx(L, 2, 0);
+      if (!Number.isInteger(max) || max < 1) {
+        return this.#raiseAtCaller(L, argError(1, "read", `positive integer expected, got ${max}`));
+      }
+    }
+    const [, connection] = this.#connection(L);
+    if (!connection) return pushFailure(vm, L, "connection closed");
+    const buffer = new Uint8Array(Math.min(max, MAX_READ_SIZE));
+    return connection.conn.read(buffer).then(
+      (n) => (L: LuaState) => {
+        if (n === null) vm.api.lua_pushnil(L);
+        else vm.pushBytes(L, buffer.subarray(0, n));
+        return 1;
+      },
+      (e) => (L: LuaState) => pushFailure(vm, L, streamReason(e)),
+    );
+  }
+
+  /** `conn.write(data)`: true once all of it is written, or nil and a message. */
+  #write(L: LuaState): number | Promise<Pusher> {
+    const vm = this.engine.vm;
+    const type = vm.api.lua_type(L, 2);
+    if (type !== LUA_TSTRING && type !== LUA_TNUMBER) {
+      return this.#raiseAtCaller(L, argError(1, "write", `string expected, got ${vm.typeName(L, 2)}`));
+    }
+    const [, connection] = this.#connection(L);
+    if (!connection) return pushFailure(vm, L, "connection closed");
+    const bytes = vm.toBytes(L, 2);
+    if (bytes.length === 0) return this.#pushTrue(L);
+    const conn = connection.conn;
+    const done = connection.writing.then(async () => {
+      for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
+    });
+    connection.writing = done.catch(() => {});
+    return done.then(() => this.#pushTrue, (e) => (L: LuaState) => pushFailure(vm, L, streamReason(e)));
+  }
+
+  /** `conn.close()`: closes the connection; pending reads get nil. */
+  #close(L: LuaState): number {
+    const [id] = this.#connection(L);
+    this.#closeConnection(id);
+    this.engine.vm.api.lua_pushboolean(L, 1);
+    return 1;
+  }
+
+  #closeConnection(id: number): void {
+    const connection = this.#connections.get(id);
+    if (!connection) return;
+    this.#connections.delete(id);
+    try {
+      connection.conn.close();
+    } catch {
+      // Already closed.
+    }
+  }
+
+  // ---- UDP ----------------------------------------------------------------
+
+  /** Fails unless `--allow-net` grants every one of `hosts` (node:dgram would throw out of reach of a catch). */
+  #checkNet(hosts: string[]): void {
+    const missing = hosts.filter((host) => Deno.permissions.querySync({ name: "net", host }).state !== "granted");
+    if (missing.length > 0) throw new SoftFailure(permissionDenied(undefined, missing.join(",")));
+  }
+
+  /** A bound socket of `family` for sending, made once per engine. */
+  #sender(family: 4 | 6): Promise<dgram.Socket> {
+    let sender = this.#senders.get(family);
+    if (!sender) {
+      sender = this.#bind(family === 6 ? "udp6" : "udp4", 0, family === 6 ? "::" : "0.0.0.0").then((socket) => {
+        socket.on("error", () => {}); // send failures come back through the send callback
+        return socket;
+      });
+      sender.catch(() => this.#senders.delete(family));
+      this.#senders.set(family, sender);
+    }
+    return sender;
+  }
+
+  /** A socket bound to `host`:`port`; fails with a {@linkcode SoftFailure}. */
+  #bind(type: "udp4" | "udp6", port: number, host: string): Promise<dgram.Socket> {
+    this.#checkNet([hostPort(host, port)]);
+    return new Promise((resolve, reject) => {
+      const socket = dgram.createSocket(type);
+      const failed = (e: Error) => {
+        socket.close();
+        reject(new SoftFailure(listenReason(e, host, port)));
+      };
+      socket.once("error", failed);
+      socket.bind(port, host, () => {
+        socket.off("error", failed);
+        resolve(socket);
+      });
+    });
+  }
+
+  /** `udp_sendto(host, port, data)`: true once sent, or nil and a message. */
+  sendto(L: LuaState): Promise<Pusher> {
+    const vm = this.engine.vm;
+    const host = checkString(vm, L, 1, "udp_sendto");
+    const port = checkPort(this, L, 2, "udp_sendto", 1);
+    const bytes = checkBytes(vm, L, 3, "udp_sendto");
+    const send = async () => {
+      const address = await lookupAddress(host);
+      const family = isIP(address) === 6 ? 6 : 4;
+      this.#checkNet([hostPort(family === 6 ? "::" : "0.0.0.0", 0), hostPort(address, port)]);
+      const socket = await this.#sender(family);
+      await new Promise<void>((resolve, reject) => {
+        socket.send(bytes, port, address, (e) => {
+          if (!e) return resolve();
+          const code = (e as { code?: string }).code;
+          if (code === "EMSGSIZE") reject(new SoftFailure(`datagram too large (${bytes.length} bytes)`));
+          else reject(new SoftFailure(`cannot send to ${hostPort(address, port)}: ${e.message}`));
+        });
+      });
+    };
+    return send().then(() => this.#pushTrue, (e) => {
+      if (!(e instanceof SoftFailure)) throw e;
+      return (L: LuaState) => pushFailure(vm, L, e.message);
+    });
+  }
+
+  /** `udp_recvfrom(port, [host])`: a channel of `{ data, addr, port }` datagrams, or nil and a message. */
+  recvfrom(L: LuaState): Promise<Pusher> {
+    const { engine } = this;
+    const vm = engine.vm;
+    const port = checkPort(this, L, 1, "udp_recvfrom", 0);
+    const host = isNone(vm, L, 2) ? "0.0.0.0" : checkString(vm, L, 2, "udp_recvfrom");
+    const open = async (): Promise<Pusher> => {
+      const address = await lookupAddress(host);
+      const socket = await this.#bind(isIP(address) === 6 ? "udp6" : "udp4", port, address);
+      if (this.#closed) {
+        socket.close();
+        return () => 0;
+      }
+      const id = ++this.#next;
+      const real = socket.address().port;
+      const channel = engine.newChannel(`udp_recvfrom ${hostPort(address, real)}`, () => this.#stopReceiver(id));
+      const done = new Promise((resolve) => socket.once("close", resolve));
+      const entry: Receiver = { socket, channel, release: engine.hold(), stopped: false, done };
+      this.#receivers.set(id, entry);
+      socket.on("message", (data, from) => {
+        const fed = engine.feedChannel(channel, (L) => {
+          vm.api.lua_createtable(L, 0, 3);
+          vm.pushBytes(L, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+          vm.api.lua_setfield(L, -2, vm.cstr("data"));
+          vm.pushString(L, from.address);
+          vm.api.lua_setfield(L, -2, vm.cstr("addr"));
+          vm.api.lua_pushinteger(L, BigInt(from.port));
+          vm.api.lua_setfield(L, -2, vm.cstr("port"));
+        });
+        if (!fed) this.#stopReceiver(id);
+      });
+      socket.on("error", (e) => {
+        if (!entry.stopped) engine.reportError(`udp_recvfrom: ${e.message}`);
+        this.#stopReceiver(id);
+      });
+      socket.on("close", () => {
+        this.#stopReceiver(id);
+        engine.closeChannel(channel);
+        if (!this.#closed) vm.unref(channel);
+      });
+      return (L) => this.#pushDressed(L, "dress_receiver", channel, id, real);
+    };
+    return open().catch((e) => {
+      if (!(e instanceof SoftFailure)) throw e;
+      return (L: LuaState) => pushFailure(vm, L, e.message);
+    });
+  }
+
+  #stopReceiver(id: number): void {
+    const entry = this.#receivers.get(id);
+    if (!entry) return;
+    this.#receivers.delete(id);
+    entry.stopped = true;
+    entry.release();
+    try {
+      entry.socket.close();
+    } catch {
+      // Already closed.
+    }
+  }
+}
+
+/** The sockets family's registration table. */
+export const sockets = (engine: Engine): Family => {
+  const table = new SocketTable(engine);
+  return {
+    tcp_listen: (L) => table.listen(L),
+    tcp_connect: engine.blocking("tcp_connect", (L) => table.connect(L)),
+    udp_sendto: engine.blocking("udp_sendto", (L) => table.sendto(L)),
+    udp_recvfrom: engine.blocking("udp_recvfrom", (L) => table.recvfrom(L)),
+  };
+};

@@ -1,0 +1,424 @@
+import { deepStrictEqual, match, strictEqual } from "node:assert";
+import dgram from "node:dgram";
+import { type LuaRun, runLua } from "./_helpers.ts";
+
+/** Every byte value once, in Lua: the binary-safety payload. */
+const ALL_BYTES_LUA =
+  `(function() local t = {} for i = 0, 255 do t[#t + 1] = string.char(i) end return table.concat(t) end)()`;
+const ALL_BYTES = Uint8Array.from({ length: 256 }, (_, i) => i);
+
+/** A TCP port nobody listens on (just freed by the system). */
+function freeTcpPort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr;
+  listener.close();
+  return port;
+}
+
+/** A UDP socket bound on 127.0.0.1, with the datagrams it receives. */
+async function udpSocket(): Promise<
+  { socket: dgram.Socket; port: number; got: dgram.RemoteInfo[]; data: Uint8Array[] }
+> {
+  const socket = dgram.createSocket("udp4");
+  const got: dgram.RemoteInfo[] = [];
+  const data: Uint8Array[] = [];
+  socket.on("message", (msg, from) => {
+    got.push(from);
+    data.push(new Uint8Array(msg));
+  });
+  await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
+  return { socket, port: socket.address().port, got, data };
+}
+
+function closeUdp(socket: dgram.Socket): Promise<void> {
+  return new Promise((resolve) => socket.close(() => resolve()));
+}
+
+/** Runs Lua, failing the test instead of hanging when the script does not end within `ms`. */
+async function runLuaWithin(source: string, ms = 10_000): Promise<LuaRun> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the script did not end within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([runLua(source), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Connects to 127.0.0.1:port, retrying while the Lua listener is not up yet. */
+async function connectWhenListening(port: number): Promise<Deno.TcpConn> {
+  for (let attempt = 0;; attempt++) {
+    try {
+      return await Deno.connect({ hostname: "127.0.0.1", port });
+    } catch (e) {
+      if (!(e instanceof Deno.errors.ConnectionRefused) || attempt > 200) throw e;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+}
+
+async function readExactly(conn: Deno.Conn, n: number): Promise<Uint8Array> {
+  const out = new Uint8Array(n);
+  for (let at = 0; at < n;) {
+    const got = await conn.read(out.subarray(at));
+    if (got === null) throw new Error(`end of stream after ${at} of ${n} bytes`);
+    at += got;
+  }
+  return out;
+}
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
+}
+
+// ---- TCP --------------------------------------------------------------------
+
+Deno.test("a Lua echo server serves a Deno client, binary-safe, and keeps the script alive while listening", async () => {
+  const port = freeTcpPort();
+  const lua = runLuaWithin(`
+    local server = assert(tcp_listen(${port}, "127.0.0.1"))
+    print(server.port == ${port})
+    go(function()
+      local conn = receive(server)
+      print("client from", conn.remote_addr, math.type(conn.remote_port))
+      while true do
+        local data = conn.read()
+        if not data then break end
+        print(conn.write(data))
+      end
+      print("client hung up")
+      conn.close()
+      server.close()
+    end)`);
+  // The main chunk has ended by now: only the listener keeps the script running.
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const conn = await connectWhenListening(port);
+  await writeAll(conn, ALL_BYTES);
+  deepStrictEqual(await readExactly(conn, 256), ALL_BYTES);
+  await writeAll(conn, new TextEncoder().encode("hello"));
+  strictEqual(new TextDecoder().decode(await readExactly(conn, 5)), "hello");
+  conn.close();
+  const { outcome, stdout } = await lua;
+  deepStrictEqual(outcome, { status: "ok" });
+  match(stdout, /^true\nclient from\t127\.0\.0\.1\tinteger\n(true\n)+client hung up\n$/);
+});
+
+Deno.test("a Lua client talks to a Deno server: binary both ways, nil at the end, write to a closed peer", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const served = (async () => {
+    const conn = await listener.accept();
+    const got = await readExactly(conn, 256);
+    await writeAll(conn, got.slice().reverse());
+    conn.close();
+    return got;
+  })();
+  const { outcome, stdout } = await runLuaWithin(`
+    local bytes = ${ALL_BYTES_LUA}
+    local conn = assert(tcp_connect("127.0.0.1", ${listener.addr.port}))
+    print(conn.remote_addr, conn.remote_port == ${listener.addr.port})
+    print(conn.write(bytes))
+    local got = {}
+    while true do
+      local data = conn.read()
+      if data == nil then break end
+      got[#got + 1] = data
+    end
+    print(table.concat(got) == bytes:reverse())
+    print(conn.read())
+    local ok, message
+    for _ = 1, 200 do
+      ok, message = conn.write("more")
+      if not ok then break end
+      sleep(0.01)
+    end
+    print(ok, message)
+    conn.close()`);
+  listener.close();
+  deepStrictEqual(outcome, { status: "ok" });
+  deepStrictEqual(await served, ALL_BYTES);
+  match(stdout, /^127\.0\.0\.1\ttrue\ntrue\ntrue\nnil\nnil\tconnection (closed|reset) by peer\n$/);
+});
+
+Deno.test("Lua server and client in one script: read(max) limits, nil after the peer closes", async () => {
+  const { outcome, stdout } = await runLuaWithin(`
+    local server = assert(tcp_listen(0, "127.0.0.1"))
+    go(function()
+      local conn = receive(server)
+      conn.write(string.rep("x", 100))
+      print("server read", conn.read())
+      conn.close()
+    end)
+    local c = assert(tcp_connect("127.0.0.1", server.port))
+    sleep(0.05)
+    print(#c:read(10))
+    print(#c.read(1000))
+    c.write("bye")
+    print(c.read())
+    c.close()
+    server.close()`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(stdout, "10\n90\nserver read\tbye\nnil\n");
+});
+
+Deno.test("a large write goes out whole, and a Deno server sees every byte", async () => {
+  const size = 3 * 1024 * 1024;
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const served = (async () => {
+    const conn = await listener.accept();
+    const got = await readExactly(conn, size);
+    await writeAll(conn, new TextEncoder().encode(String(got.reduce((sum, b) => sum + b, 0))));
+    conn.close();
+  })();
+  const { outcome, stdout } = await runLuaWithin(`
+    local chunk = ${ALL_BYTES_LUA}
+    local conn = assert(tcp_connect("127.0.0.1", ${listener.addr.port}))
+    print(conn.write(string.rep(chunk, ${size / 256})))
+    print(conn.read())
+    conn.close()`);
+  await served;
+  listener.close();
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(stdout, `true\n${(255 * 256 / 2) * (size / 256)}\n`);
+});
+
+Deno.test("twenty goroutines echo binary data through one Lua server at once", async () => {
+  const { outcome, stdout } = await runLuaWithin(`
+    local server = assert(tcp_listen(0, "127.0.0.1"))
+    local bytes = ${ALL_BYTES_LUA}
+    local active, most = 0, 0
+    go(function()
+      while true do
+        local conn = receive(server)
+        if not conn then break end
+        go(function()
+          active = active + 1
+          most = math.max(most, active)
+          while true do
+            local data = conn.read(100)
+            if not data then break end
+            conn.write(data)
+          end
+          active = active - 1
+          conn.close()
+        end)
+      end
+    end)
+    local good, done = 0, chan("done", 20)
+    for i = 1, 20 do
+      go(function()
+        local conn = assert(tcp_connect("127.0.0.1", server.port))
+        local payload = string.rep(string.char(i), i) .. bytes
+        assert(conn.write(payload))
+        local got = ""
+        while #got < #payload do got = got .. assert(conn.read()) end
+        sleep(0.02)
+        if got == payload then good = good + 1 end
+        conn.close()
+        send(done, i)
+      end)
+    end
+    for _ = 1, 20 do receive(done) end
+    print(good, most > 1)
+    server.close()`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(stdout, "20\ttrue\n");
+});
+
+Deno.test("closing a connection wakes a pending read; later reads and writes say it is closed", async () => {
+  const { outcome, stdout } = await runLuaWithin(`
+    local server = assert(tcp_listen(0, "127.0.0.1"))
+    go(function() local conn = receive(server) sleep(0.1) conn.close() end)
+    local c = assert(tcp_connect("127.0.0.1", server.port))
+    go(function() print("pending read:", c.read()) end)
+    sleep(0.05)
+    print(c.close(), c:close())
+    sleep(0.01)
+    print(c.read())
+    print(c.write("x"))
+    print(c:write(""))
+    server.close()`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(
+    stdout,
+    "true\ttrue\npending read:\tnil\tconnection closed\nnil\tconnection closed\nnil\tconnection closed\n" +
+      "nil\tconnection closed\n",
+  );
+});
+
+Deno.test("tcp_connect and tcp_listen failures give nil and a message; bad arguments raise", async () => {
+  const refused = freeTcpPort();
+  const { outcome, stdout } = await runLuaWithin(`
+    print(tcp_connect("127.0.0.1", ${refused}))
+    print(tcp_connect("no-such-host.invalid", 80))
+    local server = assert(tcp_listen(0, "127.0.0.1"))
+    print(select("#", tcp_listen(server.port, "127.0.0.1")), select(2, tcp_listen(server.port, "127.0.0.1")) ==
+      "address already in use (127.0.0.1:" .. server.port .. ")")
+    go(function() local conn = receive(server) sleep(0.05) conn.close() end)
+    local c = assert(tcp_connect("127.0.0.1", server.port))
+    local function try(f, ...) print((select(2, pcall(f, ...)):gsub("^test:%d+: ", ""))) end
+    try(tcp_connect, "127.0.0.1")
+    try(tcp_connect, "127.0.0.1", 0)
+    try(tcp_connect, {}, 80)
+    try(tcp_connect, "127.0.0.1", 1.5)
+    try(tcp_listen)
+    try(tcp_listen, 70000)
+    try(tcp_listen, 0, {})
+    try(c.read, "many")
+    try(c.read, 0)
+    try(c.write, {})
+    try(c.write)
+    c.close()
+    server.close()`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(
+    stdout,
+    `nil\tconnection refused (127.0.0.1:${refused})\n` +
+      "nil\tunknown host 'no-such-host.invalid'\n" +
+      "2\ttrue\n" +
+      "bad argument #2 to 'tcp_connect' (number expected, got no value)\n" +
+      "bad argument #2 to 'tcp_connect' (port 1-65535 expected, got 0)\n" +
+      "bad argument #1 to 'tcp_connect' (string expected, got table)\n" +
+      "bad argument #2 to 'tcp_connect' (number has no integer representation)\n" +
+      "bad argument #1 to 'tcp_listen' (number expected, got no value)\n" +
+      "bad argument #1 to 'tcp_listen' (port 0-65535 expected, got 70000)\n" +
+      "bad argument #2 to 'tcp_listen' (string expected, got table)\n" +
+      "bad argument #1 to 'read' (number expected, got string)\n" +
+      "bad argument #1 to 'read' (positive integer expected, got 0)\n" +
+      "bad argument #1 to 'write' (string expected, got table)\n" +
+      "bad argument #1 to 'write' (string expected, got nil)\n",
+  );
+});
+
+Deno.test("a listener stops at close() and at close_channel", async () => {
+  const { outcome, stdout } = await runLuaWithin(`
+    local server = assert(tcp_listen(0, "127.0.0.1"))
+    local port = server.port
+    go(function() print("accept loop got", receive(server)) end)
+    sleep(0.01)
+    print(server:close())
+    print(tcp_connect("127.0.0.1", port) == nil)
+    local again = assert(tcp_listen(port, "127.0.0.1"))
+    print(again.close())
+    local other = assert(tcp_listen(0, "127.0.0.1"))
+    close_channel(other)
+    sleep(0.05)
+    print(tcp_connect("127.0.0.1", other.port) == nil)`);
+  deepStrictEqual(outcome, { status: "ok" });
+  // close() returns once the accept loop has ended and the port is free.
+  strictEqual(stdout, "accept loop got\tnil\tfalse\ntrue\ntrue\ntrue\ntrue\n");
+});
+
+Deno.test("without --allow-net, socket calls say which flag is missing and the script goes on", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "solvm-sockets-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/net.lua`,
+      `print(tcp_connect("127.0.0.1", 9))
+print(tcp_listen(0, "127.0.0.1"))
+print(udp_sendto("127.0.0.1", 9, "x"))
+print(udp_recvfrom(0, "127.0.0.1"))
+print("still running")
+`,
+    );
+    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-read", "--no-prompt", new URL("../main.ts", import.meta.url).pathname, `${dir}/net.lua`],
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).output();
+    strictEqual(new TextDecoder().decode(stderr), "");
+    strictEqual(code, 0);
+    strictEqual(
+      new TextDecoder().decode(stdout),
+      "nil\tpermission denied (run with --allow-net=127.0.0.1:9)\n" +
+        "nil\tpermission denied (run with --allow-net=127.0.0.1:0)\n" +
+        "nil\tpermission denied (run with --allow-net=0.0.0.0:0,127.0.0.1:9)\n" +
+        "nil\tpermission denied (run with --allow-net=127.0.0.1:0)\n" +
+        "still running\n",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+// ---- UDP --------------------------------------------------------------------
+
+Deno.test("udp_sendto reaches a node:dgram socket, binary-safe, by address and by name", async () => {
+  const peer = await udpSocket();
+  try {
+    const { outcome, stdout } = await runLuaWithin(`
+      print(udp_sendto("127.0.0.1", ${peer.port}, ${ALL_BYTES_LUA}))
+      print(udp_sendto("localhost", ${peer.port}, "by name"))
+      print(udp_sendto("127.0.0.1", ${peer.port}, ""))`);
+    deepStrictEqual(outcome, { status: "ok" });
+    strictEqual(stdout, "true\ntrue\ntrue\n");
+    for (let i = 0; i < 100 && peer.data.length < 3; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    deepStrictEqual(peer.data, [ALL_BYTES, new TextEncoder().encode("by name"), new Uint8Array()]);
+    strictEqual(peer.got[0].address, "127.0.0.1");
+  } finally {
+    await closeUdp(peer.socket);
+  }
+});
+
+Deno.test("udp_recvfrom gets datagrams from a node:dgram sender through obj.receive() and receive(obj)", async () => {
+  const sender = await udpSocket();
+  const probe = await udpSocket();
+  const port = probe.port;
+  await closeUdp(probe.socket);
+  // Send until Lua has bound its socket and taken three datagrams.
+  const ticker = setInterval(() => sender.socket.send(ALL_BYTES, port, "127.0.0.1"), 10);
+  try {
+    const { outcome, stdout } = await runLuaWithin(`
+      local bytes = ${ALL_BYTES_LUA}
+      local inbox = assert(udp_recvfrom(${port}, "127.0.0.1"))
+      print(inbox.port == ${port})
+      local a = inbox.receive()
+      local b = receive(inbox)
+      local c = inbox:receive()
+      print(a.data == bytes, a.addr, a.port == ${sender.port}, b.data == bytes, c.data == bytes)
+      print(inbox.close())
+      sleep(0.05)
+      while true do
+        local msg, ok = inbox.receive()
+        if not ok then print("drained, then", msg, ok) break end
+      end`);
+    deepStrictEqual(outcome, { status: "ok" });
+    strictEqual(stdout, "true\ntrue\t127.0.0.1\ttrue\ttrue\ttrue\ntrue\ndrained, then\tnil\tfalse\n");
+  } finally {
+    clearInterval(ticker);
+    await closeUdp(sender.socket);
+  }
+});
+
+Deno.test("udp: a closed receiver frees its port; failures give nil and a message; bad arguments raise", async () => {
+  const { outcome, stdout } = await runLuaWithin(`
+    local inbox = assert(udp_recvfrom(0, "127.0.0.1"))
+    local port = inbox.port
+    print(select(2, udp_recvfrom(port, "127.0.0.1")) == "address already in use (127.0.0.1:" .. port .. ")")
+    inbox.close()
+    local again = assert(udp_recvfrom(port, "127.0.0.1"))
+    print(udp_sendto("127.0.0.1", port, string.rep("x", 70000)))
+    print(udp_sendto("no-such-host.invalid", 9, "x"))
+    local function try(f, ...) print((select(2, pcall(f, ...)):gsub("^test:%d+: ", ""))) end
+    try(udp_sendto, "127.0.0.1", 0, "x")
+    try(udp_sendto, "127.0.0.1", 9)
+    try(udp_sendto, "127.0.0.1", 9, {})
+    try(udp_recvfrom, "x")
+    try(udp_recvfrom, 70000)
+    -- close_channel stops the receiver (the script can end); a datagram sent to its port goes nowhere.
+    close_channel(again)
+    print(udp_sendto("127.0.0.1", port, "wake"))`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(
+    stdout,
+    "true\nnil\tdatagram too large (70000 bytes)\nnil\tunknown host 'no-such-host.invalid'\n" +
+      "bad argument #2 to 'udp_sendto' (port 1-65535 expected, got 0)\n" +
+      "bad argument #3 to 'udp_sendto' (string expected, got no value)\n" +
+      "bad argument #3 to 'udp_sendto' (string expected, got table)\n" +
+      "bad argument #1 to 'udp_recvfrom' (number expected, got string)\n" +
+      "bad argument #1 to 'udp_recvfrom' (port 0-65535 expected, got 70000)\n" +
+      "true\n",
+  );
+});
