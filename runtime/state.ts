@@ -142,6 +142,11 @@ export class LuaVM {
   /** The string at `idx` as a byte string: one character per byte. */
   toByteString(L: LuaState, idx: number): string {
     const bytes = this.viewBytes(L, idx);
+    if (bytes.length <= 64) {
+      let text = "";
+      for (let i = 0; i < bytes.length; i++) text += String.fromCharCode(bytes[i]);
+      return text;
+    }
     let text = "";
     for (let at = 0; at < bytes.length; at += 4096) {
       text += String.fromCharCode(...bytes.subarray(at, at + 4096));
