@@ -10,6 +10,7 @@
  * @module
  */
 import { deepStrictEqual, match, strictEqual } from "node:assert";
+import { sleep, within } from "./_helpers.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -24,21 +25,6 @@ const haveChromium = (() => {
   }
 })();
 const inCi = Deno.env.get("CI") === "true";
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Resolves as `promise` does, or rejects after `ms` milliseconds naming `what`. */
-async function within<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Calls `check` until it returns a value other than undefined; fails after `ms` with `what` and the last value seen. */
 async function until<T>(what: string, check: () => Promise<T | undefined>, ms = WAIT_MS): Promise<T> {
@@ -133,7 +119,7 @@ class Child {
     };
     signal("SIGTERM");
     try {
-      await within(this.process.status, "process exit", graceMs);
+      await within(this.process.status, graceMs, "process exit");
     } catch {
       signal("SIGKILL");
       await this.process.status;
@@ -177,6 +163,7 @@ class Cdp {
           socket.onopen = resolve;
           socket.onerror = () => reject(new Error(`cannot connect to ${url}`));
         }),
+        WAIT_MS,
         `connecting to DevTools at ${url}`,
       );
     } catch (e) {
@@ -191,12 +178,12 @@ class Cdp {
     const id = ++this.#next;
     const result = new Promise<Json>((resolve, reject) => this.#pending.set(id, { resolve, reject }));
     this.#socket.send(JSON.stringify({ id, method, params, sessionId }));
-    return within(result, `CDP ${method}`);
+    return within(result, WAIT_MS, `CDP ${method}`);
   }
 
   async close(): Promise<void> {
     if (this.#socket.readyState !== WebSocket.CLOSED) this.#socket.close();
-    await within(this.#closed, "closing the DevTools connection", 5_000);
+    await within(this.#closed, 5_000, "closing the DevTools connection");
   }
 }
 
@@ -268,7 +255,7 @@ Deno.test({ name, ignore: !haveChromium && !inCi }, async () => {
     const [, base] = await server.stdout.match(/^chat listening on (http:\/\/127\.0\.0\.1:\d+\/)\n/, "the chat server");
     strictEqual(server.stdout.text, `chat listening on ${base}\n`, "exactly one line when listening");
 
-    const page = await within(fetch(base), `GET ${base}`);
+    const page = await within(fetch(base), WAIT_MS, `GET ${base}`);
     strictEqual(page.status, 200);
     match(page.headers.get("content-type") ?? "", /^text\/html/);
     match(await page.text(), /id="messages"/);

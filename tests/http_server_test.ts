@@ -1,5 +1,5 @@
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert";
-import { type LuaRun, runLua, tempFiles } from "./_helpers.ts";
+import { type LuaRun, runLua, sleep, tempFiles, within } from "./_helpers.ts";
 
 // Each test runs a Lua script that starts its server(s) on port 0 and calls
 // ready(port, ...): the ports land in a file the test polls for. The test
@@ -26,21 +26,6 @@ const PRELUDE = [
 ].join(" ");
 
 const LOCAL = `{ host = "127.0.0.1" }`;
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Resolves as `promise` does, or rejects after `ms` milliseconds. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** A script being run, with the ports it reported. */
 interface Running<R> {
