@@ -1,6 +1,6 @@
 /**
  * SolVM benchmark report: `deno task bench [group]`, group one of
- * `cpu`, `startup`, `channels`, `scale` (default: all of them).
+ * `cpu`, `startup`, `channels`, `scale`, `net` (default: all of them).
  *
  * Every benchmark runs next to its peer in the same invocation (interleaved
  * where practical) because absolute times drift on a shared machine; the
@@ -24,6 +24,16 @@
  * - scale: 100,000 goroutines that sleep 0.5 s and send on one channel;
  *   wall time of the whole process and its peak RSS. Targets: <= 2 s and
  *   <= 300 MiB.
+ * - net: HTTP requests/s of bench/lua/http_json.lua against a bare
+ *   `Deno.serve` (bench/peers/deno_hello.ts), both loaded with
+ *   `wrk -t1 -c64 -d10s`, interleaved peer/SolVM x 2, best of each (target
+ *   >= 0.85x); WebSocket echoes/s of bench/lua/ws_echo.lua against
+ *   bench/peers/deno_ws_echo.ts, driven by a client in this process (16
+ *   connections x 8 messages in flight, 5 s counted; target >= 0.8x);
+ *   sustained load: `wrk -t1 -c64` for SOLVM_BENCH_SUSTAIN seconds (default
+ *   60) against a fresh http_json.lua server, zero socket errors and its
+ *   VmRSS (sampled every second) within 10% over the second half.
+ *   Every server listens on 127.0.0.1 only and is stopped by its pid.
  *
  * @module
  */
@@ -54,7 +64,19 @@ const SCALE_RUNS = 5;
 const SCALE_TARGET_MS = 2000;
 const SCALE_TARGET_MIB = 300;
 
-const GROUPS = ["cpu", "startup", "channels", "scale"] as const;
+const NET_WRK_SECONDS = 10;
+const NET_ROUNDS = 2;
+const NET_CONNECTIONS = 64;
+const HTTP_TARGET = 0.85;
+const WS_CONNECTIONS = 16;
+const WS_WINDOW = 8; // messages in flight per connection
+const WS_WARMUP_MS = 1000;
+const WS_SECONDS = 5;
+const WS_TARGET = 0.8;
+const SUSTAIN_SECONDS = Number(Deno.env.get("SOLVM_BENCH_SUSTAIN") ?? "60");
+const SUSTAIN_RSS_TOLERANCE = 0.1;
+
+const GROUPS = ["cpu", "startup", "channels", "scale", "net"] as const;
 type Group = typeof GROUPS[number];
 
 /** One line of the summary table. */
@@ -625,6 +647,546 @@ function printSummary(): void {
   }
 }
 
+// Group 5: network ------------------------------------------------------------
+
+/** A server child process that printed `LISTENING <port>`. */
+interface ServerProcess {
+  label: string;
+  child: Deno.ChildProcess;
+  pid: number;
+  port: number;
+  /** Whatever the process wrote to stderr so far (capped). */
+  stderr(): string;
+  /** Set once the process has exited, with its exit code. */
+  exited(): number | null;
+}
+
+/** Servers started and not yet stopped, so a failure or Ctrl-C can stop them. */
+const liveServers = new Set<ServerProcess>();
+/** Running wrk processes, stopped by pid on Ctrl-C. */
+const liveLoads = new Set<number>();
+const OUTPUT_CAP = 64 * 1024;
+const LISTEN_TIMEOUT_MS = 20_000;
+
+/**
+ * Starts `cmd`, a server that prints `LISTENING <port>` on stdout, and waits
+ * for that line. Both pipes are drained for the process's whole life so a
+ * chatty server never blocks on a full pipe.
+ */
+async function startServer(label: string, cmd: string[]): Promise<ServerProcess> {
+  const child = new Deno.Command(cmd[0], {
+    args: cmd.slice(1),
+    cwd: ROOT,
+    env: CHILD_ENV,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let out = "";
+  let err = "";
+  let code: number | null = null;
+  const keep = (text: string, add: string) => (text.length < OUTPUT_CAP ? text + add : text);
+  let onOutput = () => {};
+  const drain = async (stream: ReadableStream<Uint8Array>, into: (text: string) => void) => {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) {
+      into(decoder.decode(chunk, { stream: true }));
+      onOutput();
+    }
+  };
+  const drained = Promise.all([
+    drain(child.stdout, (t) => out = keep(out, t)),
+    drain(child.stderr, (t) => err = keep(err, t)),
+  ]);
+  void child.status.then(async (s) => {
+    await drained.catch(() => {});
+    code = s.code;
+    onOutput();
+  });
+  const server: ServerProcess = {
+    label,
+    child,
+    pid: child.pid,
+    port: 0,
+    stderr: () => err,
+    exited: () => code,
+  };
+  liveServers.add(server);
+  try {
+    server.port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`${label}: no LISTENING line within ${LISTEN_TIMEOUT_MS} ms\n${out}\n${err}`)),
+        LISTEN_TIMEOUT_MS,
+      );
+      onOutput = () => {
+        const m = /^LISTENING (\d+)\s*$/m.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          resolve(Number(m[1]));
+        } else if (code !== null) {
+          clearTimeout(timer);
+          reject(new Error(`${label} exited ${code} before listening\n${out}\n${err}`));
+        }
+      };
+      onOutput();
+    });
+  } catch (e) {
+    await stopServer(server);
+    throw e;
+  } finally {
+    onOutput = () => {};
+  }
+  return server;
+}
+
+/** Stops a server by its pid: SIGTERM, then SIGKILL if it is still there after 3 s. */
+async function stopServer(server: ServerProcess): Promise<void> {
+  if (!liveServers.delete(server)) return;
+  const { child } = server;
+  const gone = child.status.then(() => true);
+  if (server.exited() === null) {
+    try {
+      Deno.kill(server.pid, "SIGTERM");
+    } catch { /* already gone */ }
+    const inTime = await Promise.race([gone, new Promise<false>((r) => setTimeout(() => r(false), 3000))]);
+    if (!inTime) {
+      try {
+        Deno.kill(server.pid, "SIGKILL");
+      } catch { /* already gone */ }
+    }
+  }
+  await gone;
+}
+
+async function stopAllServers(): Promise<void> {
+  for (const server of [...liveServers]) await stopServer(server);
+}
+
+/** Anything a SolVM server wrote to stderr is a bug report (the scripts print nothing there). */
+function stderrWarning(server: ServerProcess): void {
+  const text = server.stderr().trim();
+  if (text === "") return;
+  const lines = text.split("\n");
+  log(`  WARNING: ${server.label} (pid ${server.pid}) wrote ${lines.length} line(s) to stderr; first ones:`);
+  for (const line of lines.slice(0, 10)) log(`    ${line}`);
+  failures.push(`${server.label}: stderr: ${failureSummary(lines.slice(0, 10).join("\n"))}`);
+}
+
+/** What one wrk run printed. */
+interface WrkResult {
+  rps: number;
+  requests: number;
+  latencyMs: number;
+  socketErrors: number;
+  socketDetail: string;
+  non2xx: number;
+}
+
+function parseWrk(stdout: string): WrkResult {
+  const num = (re: RegExp) => {
+    const m = re.exec(stdout);
+    return m ? Number(m[1]) : NaN;
+  };
+  const lat = /Latency\s+([\d.]+)(us|ms|s)\b/.exec(stdout);
+  const latencyMs = lat ? Number(lat[1]) * { us: 1e-3, ms: 1, s: 1000 }[lat[2] as "us" | "ms" | "s"] : NaN;
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);
+  const socketErrors = sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0; // wrk omits the line when 0
+  const socketDetail = sock ? sock[0] : "Socket errors: none";
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(stdout);
+  return {
+    rps: num(/Requests\/sec:\s+([\d.]+)/),
+    requests: num(/(\d+) requests in/),
+    latencyMs,
+    socketErrors,
+    socketDetail,
+    non2xx: non2xx ? Number(non2xx[1]) : 0,
+  };
+}
+
+async function wrk(port: number, seconds: number): Promise<WrkResult> {
+  const args = ["-t1", `-c${NET_CONNECTIONS}`, `-d${seconds}s`, `http://127.0.0.1:${port}/`];
+  const child = new Deno.Command("wrk", { args, env: CHILD_ENV, stdin: "null", stdout: "piped", stderr: "piped" })
+    .spawn();
+  liveLoads.add(child.pid);
+  let out;
+  try {
+    out = await child.output();
+  } finally {
+    liveLoads.delete(child.pid);
+  }
+  const decoder = new TextDecoder();
+  const [stdout, stderr] = [decoder.decode(out.stdout), decoder.decode(out.stderr)];
+  const parsed = parseWrk(stdout);
+  if (out.code !== 0 || !Number.isFinite(parsed.rps)) {
+    throw new Error(`wrk ${args.join(" ")} exited ${out.code}:\n${stdout}\n${stderr}`);
+  }
+  return parsed;
+}
+
+/** One GET, to check the body before loading a server. */
+async function checkBody(port: number, expected: string, label: string): Promise<void> {
+  const response = await fetch(`http://127.0.0.1:${port}/`);
+  const body = await response.text();
+  const type = response.headers.get("content-type");
+  if (response.status !== 200 || body !== expected || type !== "application/json") {
+    throw new Error(`${label}: GET / answered ${response.status} ${type} ${JSON.stringify(body)}`);
+  }
+}
+
+function fmtReq(rps: number): string {
+  return `${(rps / 1000).toFixed(1)}k req/s`;
+}
+
+function fmtMsgs(rate: number): string {
+  return `${(rate / 1000).toFixed(1)}k msg/s`;
+}
+
+function fmtLatency(ms: number): string {
+  return ms >= 1 ? `${ms.toFixed(2)} ms` : `${(ms * 1000).toFixed(0)} us`;
+}
+
+const HTTP_BODY = JSON.stringify({ message: "hello", n: 1 });
+
+async function benchNet(hasWrk: boolean): Promise<void> {
+  const onSigint = () => {
+    for (const pid of liveLoads) {
+      try {
+        Deno.kill(pid, "SIGTERM");
+      } catch { /* already gone */ }
+    }
+    stopAllServers().finally(() => Deno.exit(130));
+  };
+  Deno.addSignalListener("SIGINT", onSigint);
+  try {
+    if (!hasWrk) log("== HTTP: wrk not found (apt-get install wrk): HTTP and sustained benchmarks skipped");
+    const parts: [string, () => Promise<void>][] = [["HTTP", benchHttp], ["WebSocket", benchWs], [
+      "sustained",
+      benchSustained,
+    ]];
+    for (const [name, bench] of parts) {
+      if (!hasWrk && name !== "WebSocket") continue;
+      try {
+        await bench();
+      } catch (e) {
+        const message = failureSummary(e instanceof Error ? e.message : String(e));
+        log(`  ERROR in ${name}: ${message}`);
+        failures.push(`net ${name}: ${message}`);
+        rows.push({
+          group: "net",
+          name: `${name} (failed, see log)`,
+          solvm: "ERROR",
+          peer: "-",
+          ratio: "-",
+          target: "-",
+          pass: false,
+        });
+      }
+    }
+  } finally {
+    await stopAllServers();
+    Deno.removeSignalListener("SIGINT", onSigint);
+  }
+}
+
+async function benchHttp(): Promise<void> {
+  log(
+    `== HTTP: wrk -t1 -c${NET_CONNECTIONS} -d${NET_WRK_SECONDS}s, Lua JSON handler vs bare Deno.serve, ` +
+      `interleaved peer/SolVM x ${NET_ROUNDS}, best of each`,
+  );
+  const peer = await startServer("deno_hello.ts", [Deno.execPath(), "run", "-A", "bench/peers/deno_hello.ts", "0"]);
+  const solvm = await startServer("http_json.lua", solvmCmd("http_json", 0));
+  try {
+    await checkBody(peer.port, HTTP_BODY, peer.label);
+    await checkBody(solvm.port, HTTP_BODY, solvm.label);
+    const results = { peer: [] as WrkResult[], solvm: [] as WrkResult[] };
+    for (let round = 1; round <= NET_ROUNDS; round++) {
+      for (const [who, server] of [["peer", peer], ["solvm", solvm]] as const) {
+        const [r, cpu] = await withCpu(server.pid, () => wrk(server.port, NET_WRK_SECONDS));
+        results[who].push(r);
+        log(
+          `  round ${round} ${server.label}: ${fmtReq(r.rps)}, ${r.requests} requests, latency avg ` +
+            `${fmtLatency(r.latencyMs)}, ${r.socketDetail}, non-2xx ${r.non2xx}; server CPU ${pct(cpu)}`,
+        );
+      }
+    }
+    for (const server of [peer, solvm]) {
+      if (server.exited() !== null) throw new Error(`${server.label} exited ${server.exited()} during the load`);
+    }
+    stderrWarning(solvm);
+    const best = (list: WrkResult[]) => list.reduce((a, b) => (b.rps > a.rps ? b : a));
+    const s = best(results.solvm);
+    const p = best(results.peer);
+    const errors = [...results.solvm].reduce((a, r) => a + r.socketErrors + r.non2xx, 0);
+    const ratio = s.rps / p.rps;
+    const pass = ratio >= HTTP_TARGET && errors === 0;
+    log(
+      `  best: SolVM ${fmtReq(s.rps)} vs Deno.serve ${fmtReq(p.rps)} -> ${ratio.toFixed(2)}x ` +
+        `(target >= ${HTTP_TARGET}x) ${verdict(pass)}${errors ? ` [${errors} SolVM errors]` : ""}`,
+    );
+    log(`  latency avg (info), best runs: SolVM ${fmtLatency(s.latencyMs)}, Deno.serve ${fmtLatency(p.latencyMs)}`);
+    rows.push({
+      group: "net",
+      name: "HTTP JSON, wrk -c64 (best of 2)",
+      solvm: fmtReq(s.rps) + (errors ? ` [${errors} errors]` : ""),
+      peer: `${fmtReq(p.rps)} (Deno.serve)`,
+      ratio: `${ratio.toFixed(2)}x`,
+      target: `>= ${HTTP_TARGET}x`,
+      pass,
+    });
+    rows.push({
+      group: "net",
+      name: "HTTP latency avg (info)",
+      solvm: fmtLatency(s.latencyMs),
+      peer: fmtLatency(p.latencyMs),
+      ratio: `${(s.latencyMs / p.latencyMs).toFixed(2)}x`,
+      target: "-",
+      pass: null,
+    });
+  } finally {
+    await stopServer(peer);
+    await stopServer(solvm);
+  }
+}
+
+/** What one WebSocket load run counted. */
+interface WsResult {
+  messages: number;
+  seconds: number;
+  rate: number;
+  /** Echoes that were not the message expected next on their connection. */
+  mismatches: number;
+  /** Connections that failed or closed before the end. */
+  errors: number;
+}
+
+/**
+ * Opens {@linkcode WS_CONNECTIONS} connections to `url`, keeps
+ * {@linkcode WS_WINDOW} messages in flight on each (every echo sends the
+ * next), and counts echoes for {@linkcode WS_SECONDS} after a warm-up.
+ * Messages are sequence numbers so each echo is checked against the next
+ * expected one.
+ */
+async function wsLoad(url: string): Promise<WsResult> {
+  let counting = false;
+  let stopping = false;
+  let received = 0;
+  let mismatches = 0;
+  let errors = 0;
+  const sockets: WebSocket[] = [];
+  const closed: Promise<void>[] = [];
+  try {
+    for (let c = 0; c < WS_CONNECTIONS; c++) {
+      const socket = new WebSocket(url);
+      sockets.push(socket);
+      let next = 0;
+      let expect = 0;
+      closed.push(new Promise((resolve) => socket.addEventListener("close", () => resolve())));
+      socket.onmessage = (e) => {
+        if (e.data !== String(expect)) mismatches++;
+        expect++;
+        if (counting) received++;
+        if (!stopping) socket.send(String(next++));
+      };
+      socket.onclose = () => {
+        if (!stopping) errors++;
+      };
+      socket.onerror = () => {
+        if (!stopping) errors++;
+      };
+      await new Promise<void>((resolve, reject) => {
+        socket.addEventListener("open", () => resolve(), { once: true });
+        socket.addEventListener("error", () => reject(new Error(`cannot open ${url}`)), { once: true });
+      });
+      for (let i = 0; i < WS_WINDOW; i++) socket.send(String(next++));
+    }
+    await new Promise((r) => setTimeout(r, WS_WARMUP_MS));
+    counting = true;
+    const start = performance.now();
+    await new Promise((r) => setTimeout(r, WS_SECONDS * 1000));
+    counting = false;
+    const seconds = (performance.now() - start) / 1000;
+    return { messages: received, seconds, rate: received / seconds, mismatches, errors };
+  } finally {
+    stopping = true;
+    for (const socket of sockets) {
+      if (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING) socket.close(1000);
+    }
+    await Promise.race([Promise.all(closed), new Promise((r) => setTimeout(r, 3000))]);
+  }
+}
+
+async function benchWs(): Promise<void> {
+  log(
+    `== WebSocket echo: ${WS_CONNECTIONS} connections x ${WS_WINDOW} messages in flight, ${WS_SECONDS} s counted ` +
+      `after ${WS_WARMUP_MS} ms warm-up; Lua handler vs bare Deno.upgradeWebSocket, interleaved x ${NET_ROUNDS}`,
+  );
+  const peer = await startServer("deno_ws_echo.ts", [Deno.execPath(), "run", "-A", "bench/peers/deno_ws_echo.ts", "0"]);
+  const solvm = await startServer("ws_echo.lua", solvmCmd("ws_echo", 0));
+  try {
+    const results = { peer: [] as WsResult[], solvm: [] as WsResult[] };
+    for (let round = 1; round <= NET_ROUNDS; round++) {
+      for (const [who, server, path] of [["peer", peer, "/"], ["solvm", solvm, "/ws"]] as const) {
+        const cpu0 = [cpuSeconds(server.pid), cpuSeconds("self")];
+        const t0 = performance.now();
+        const r = await wsLoad(`ws://127.0.0.1:${server.port}${path}`);
+        const wall = (performance.now() - t0) / 1000;
+        const [serverCpu, clientCpu] = [cpuSeconds(server.pid), cpuSeconds("self")].map((c, i) => (c - cpu0[i]) / wall);
+        results[who].push(r);
+        log(
+          `  round ${round} ${server.label}: ${fmtMsgs(r.rate)} (${r.messages} echoes in ${r.seconds.toFixed(2)} s), ` +
+            `${r.mismatches} out-of-order/wrong, ${r.errors} connection errors; CPU server ${pct(serverCpu)}, ` +
+            `client ${pct(clientCpu)}`,
+        );
+      }
+    }
+    for (const server of [peer, solvm]) {
+      if (server.exited() !== null) throw new Error(`${server.label} exited ${server.exited()} during the load`);
+    }
+    stderrWarning(solvm);
+    const best = (list: WsResult[]) => list.reduce((a, b) => (b.rate > a.rate ? b : a));
+    const s = best(results.solvm);
+    const p = best(results.peer);
+    const bad = results.solvm.reduce((a, r) => a + r.mismatches + r.errors, 0);
+    const ratio = s.rate / p.rate;
+    const pass = ratio >= WS_TARGET && bad === 0;
+    log(
+      `  best: SolVM ${fmtMsgs(s.rate)} vs Deno ${fmtMsgs(p.rate)} -> ${ratio.toFixed(2)}x ` +
+        `(target >= ${WS_TARGET}x) ${verdict(pass)}${bad ? ` [${bad} SolVM errors]` : ""}`,
+    );
+    rows.push({
+      group: "net",
+      name: `WebSocket echo, ${WS_CONNECTIONS}x${WS_WINDOW} in flight`,
+      solvm: fmtMsgs(s.rate) + (bad ? ` [${bad} errors]` : ""),
+      peer: `${fmtMsgs(p.rate)} (Deno)`,
+      ratio: `${ratio.toFixed(2)}x`,
+      target: `>= ${WS_TARGET}x`,
+      pass,
+    });
+  } finally {
+    await stopServer(peer);
+    await stopServer(solvm);
+  }
+}
+
+/** VmRSS of `pid` in KiB, or NaN once it has gone. */
+function rssKiB(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
+    return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+
+/** CPU seconds (user + system) used so far by `pid` ("self" = this process), from /proc/<pid>/stat. */
+function cpuSeconds(pid: number | "self"): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Runs `load` and returns its result with the CPU share `pid` used meanwhile (1 = one core). */
+async function withCpu<T>(pid: number | "self", load: () => Promise<T>): Promise<[T, number]> {
+  const cpu0 = cpuSeconds(pid);
+  const t0 = performance.now();
+  const result = await load();
+  return [result, (cpuSeconds(pid) - cpu0) / ((performance.now() - t0) / 1000)];
+}
+
+const pct = (share: number) => `${(share * 100).toFixed(0)}%`;
+
+const mib = (kib: number) => `${(kib / 1024).toFixed(1)} MiB`;
+
+async function benchSustained(): Promise<void> {
+  const total = SUSTAIN_SECONDS;
+  log(
+    `== Sustained: wrk -t1 -c${NET_CONNECTIONS} -d${total}s on a fresh http_json.lua server ` +
+      `(SOLVM_BENCH_SUSTAIN=${total}); VmRSS of the deno process every second`,
+  );
+  if (!(total >= 2)) throw new Error(`SOLVM_BENCH_SUSTAIN must be a number of seconds >= 2, got ${total}`);
+  const server = await startServer("http_json.lua (sustained)", solvmCmd("http_json", 0));
+  const samples: { t: number; kib: number }[] = [];
+  let sampler: ReturnType<typeof setInterval> | undefined;
+  try {
+    await checkBody(server.port, HTTP_BODY, server.label);
+    const idle = rssKiB(server.pid);
+    const start = performance.now();
+    const sample = () => samples.push({ t: (performance.now() - start) / 1000, kib: rssKiB(server.pid) });
+    sample();
+    sampler = setInterval(sample, 1000);
+    const [r, cpu] = await withCpu(server.pid, () => wrk(server.port, total));
+    clearInterval(sampler);
+    sampler = undefined;
+    const alive = server.exited() === null;
+    const after = rssKiB(server.pid);
+    stderrWarning(server);
+    const half = total / 2;
+    const second = samples.filter((s) => s.t >= half - 0.5 && s.t <= total + 0.5 && Number.isFinite(s.kib));
+    const trace = samples.filter((_, i) => i % 5 === 0).map((s) => `${s.t.toFixed(0)}s ${(s.kib / 1024).toFixed(0)}`);
+    log(`  VmRSS MiB every 5 s: ${trace.join(", ")}`);
+    const errors = r.socketErrors + r.non2xx;
+    const passErrors = errors === 0 && alive;
+    log(
+      `  ${fmtReq(r.rps)}, ${r.requests} requests, latency avg ${fmtLatency(r.latencyMs)}, ${r.socketDetail}, ` +
+        `non-2xx ${r.non2xx}, server CPU ${pct(cpu)}${alive ? "" : `, SERVER EXITED ${server.exited()}`} ` +
+        `-> zero errors ${verdict(passErrors)}`,
+    );
+    rows.push({
+      group: "net",
+      name: `sustained ${total} s: socket errors`,
+      solvm: `${errors} (${fmtReq(r.rps)})`,
+      peer: "-",
+      ratio: "-",
+      target: "0",
+      pass: passErrors,
+    });
+    if (second.length < 2) {
+      log("  too few RSS samples in the second half MISS");
+      rows.push({
+        group: "net",
+        name: `sustained ${total} s: RSS 2nd half`,
+        solvm: "no samples",
+        peer: "-",
+        ratio: "-",
+        target: "within 10%",
+        pass: false,
+      });
+      return;
+    }
+    const first = second[0].kib;
+    const last = second.at(-1)!.kib;
+    const min = Math.min(...second.map((s) => s.kib));
+    const max = Math.max(...second.map((s) => s.kib));
+    const drift = (last - first) / first;
+    const spread = Math.max(max - first, first - min) / first;
+    const passRss = Math.abs(drift) <= SUSTAIN_RSS_TOLERANCE && spread <= SUSTAIN_RSS_TOLERANCE;
+    log(
+      `  VmRSS idle ${mib(idle)}; second half (t=${second[0].t.toFixed(0)}-${second.at(-1)!.t.toFixed(0)} s): ` +
+        `start ${mib(first)}, end ${mib(last)} (${drift >= 0 ? "+" : ""}${(drift * 100).toFixed(1)}%), ` +
+        `min ${mib(min)}, max ${mib(max)}; after the load ${mib(after)} ` +
+        `(target: every sample within ${SUSTAIN_RSS_TOLERANCE * 100}% of the start) ${verdict(passRss)}`,
+    );
+    rows.push({
+      group: "net",
+      name: `sustained ${total} s: RSS 2nd half`,
+      solvm: `${mib(first)} -> ${mib(last)} (max ${mib(max)})`,
+      peer: `idle ${mib(idle)}`,
+      ratio: `${drift >= 0 ? "+" : ""}${(drift * 100).toFixed(1)}%`,
+      target: "within 10%",
+      pass: passRss,
+    });
+  } finally {
+    if (sampler !== undefined) clearInterval(sampler);
+    await stopServer(server);
+  }
+}
+
 async function main(args: string[]): Promise<void> {
   const filter = args[0];
   if (filter !== undefined && !GROUPS.includes(filter as Group)) {
@@ -635,8 +1197,10 @@ async function main(args: string[]): Promise<void> {
   const hasLua = await available(NATIVE_LUA, ["-v"]);
   const hasHyperfine = await available("hyperfine", ["--version"]);
   const hasTime = await available("/usr/bin/time", ["-v", "true"]);
+  const hasWrk = await available("wrk", ["--version"]);
   if (!hasLua) log(`NOTE: ${NATIVE_LUA} not found: native comparisons are skipped.`);
   if (!hasHyperfine) log("NOTE: hyperfine not found: start-up is timed from Deno instead.");
+  if (!hasWrk && wanted("net")) log("NOTE: wrk not found: the HTTP and sustained network benchmarks are skipped.");
   log(
     `SolVM benchmarks, ${new Date().toISOString()}, Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} CPUs`,
   );
@@ -648,6 +1212,7 @@ async function main(args: string[]): Promise<void> {
     ["startup", () => benchStartup(hasHyperfine, hasLua)],
     ["channels", () => benchChannels(hasLua)],
     ["scale", () => benchScale(hasTime)],
+    ["net", () => benchNet(hasWrk)],
   ];
   for (const [group, bench] of groups) {
     if (!wanted(group)) continue;
