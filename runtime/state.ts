@@ -21,17 +21,6 @@ import {
 export type HostFunction = (L: LuaState) => number;
 
 /**
- * A JavaScript error that becomes a Lua error at the caller's line.
- *
- * ```ts
- * import { LuaRaise } from "./state.ts";
- * const e = new LuaRaise("bad thing");
- * console.assert(e.message === "bad thing");
- * ```
- */
-export class LuaRaise extends Error {}
-
-/**
  * Thrown by a host function to stop the whole state at once (os.exit, a
  * hard limit): it unwinds through Lua without becoming a catchable error.
  */
@@ -87,7 +76,7 @@ export class LuaVM {
       if (this.#scratch) this.api.free(this.#scratch);
       this.#scratchSize = Math.max(size, 2 * this.#scratchSize, 4096);
       this.#scratch = this.api.malloc(this.#scratchSize);
-      if (!this.#scratch) throw new LuaRaise("not enough memory");
+      if (!this.#scratch) throw new Error("not enough memory");
     }
     return this.#scratch;
   }
@@ -285,12 +274,6 @@ export class LuaVM {
     this.api.lua_settop(L, -2);
     this.pushString(L, where + message);
     return this.api.lua_error(L);
-  }
-
-  /** Sets global `name` to a host function. */
-  setGlobalFunction(name: string, impl: HostFunction): void {
-    this.api.lua_pushcclosure(this.L, this.hostFunction(impl), 0);
-    this.api.lua_setglobal(this.L, this.cstr(name));
   }
 
   /** Frees the Lua state. */
