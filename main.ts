@@ -12,6 +12,7 @@ import meta from "./deno.json" with { type: "json" };
 const DEFAULT_TIMEOUT = "5s";
 const EXIT_TIMEOUT = 124;
 const EXIT_USAGE = 2;
+const DEFAULT_MEMORY_LIMIT_MB = 1024;
 
 const USAGE = `SolVM ${meta.version}: a Lua 5.4 runtime with goroutines, channels and more.
 
@@ -24,6 +25,8 @@ Options:
                                    (default ${DEFAULT_TIMEOUT}; 0 = no limit). The default limit
                                    is suspended while a server, listener, interval or cron
                                    job is active; an explicit limit always applies.
+  --memory-limit <MB>              memory the Lua state may use (default 1024); past it an allocation
+                                   raises a catchable "not enough memory" error
   --watch                          run again when the script or a module it imported changes
                                    (no default time limit)
   -v, --version                    print the version and exit
@@ -43,6 +46,8 @@ interface Options {
   timeoutText: string;
   explicitTimeout: boolean;
   watch: boolean;
+  /** Megabytes. */
+  memoryLimit: number;
 }
 
 class UsageError extends Error {}
@@ -62,6 +67,7 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
     timeoutText: DEFAULT_TIMEOUT,
     explicitTimeout: false,
     watch: false,
+    memoryLimit: DEFAULT_MEMORY_LIMIT_MB,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -93,6 +99,15 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
       case "--watch":
         options.watch = true;
         break;
+      case "--memory-limit": {
+        const value = inline ?? argv[++i];
+        const mb = Number(value);
+        if (value === undefined || !Number.isFinite(mb) || mb <= 0 || mb > 2048) {
+          throw new UsageError(`${flag} needs a size in megabytes between 1 and 2048, got ${value ?? "nothing"}`);
+        }
+        options.memoryLimit = mb;
+        break;
+      }
       case "--":
         options.script = argv[i + 1];
         options.args = argv.slice(i + 2);
@@ -177,6 +192,7 @@ function main(argv: string[]): void {
     script: options.script,
     args: options.args,
     watch: options.watch,
+    maxMemory: options.memoryLimit * 1024 * 1024,
     output,
     control,
   };

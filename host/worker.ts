@@ -21,6 +21,8 @@ export interface WorkerRequest {
   args: string[];
   /** Reload when the script or an imported module changes. */
   watch: boolean;
+  /** Bytes of memory each Lua state may use. */
+  maxMemory: number;
   /** Standard output buffer shared with the CLI (see shared_output.ts). */
   output: SharedArrayBuffer;
   /** Int32 slot 0: how many resident sources (servers, intervals, ...) are active. */
@@ -44,6 +46,7 @@ scope.onmessage = async ({ data }) => {
     Engine.create({
       stdout,
       files: denoFileSystem(),
+      maxMemory: data.maxMemory,
       onResidentChange: (n) => {
         Atomics.store(resident, 0, n);
         Atomics.notify(resident, 0);

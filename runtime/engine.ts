@@ -42,6 +42,11 @@ export interface EngineOptions {
   stdin?: (into: Uint8Array) => number;
   /** Files for Lua's `io`/`os` libraries, descriptors 3 and up. Default: none. */
   files?: LuaSystem;
+  /**
+   * Bytes of memory the Lua state may use (default and most: 2 GiB). Past
+   * it an allocation fails with Lua's catchable "not enough memory" error.
+   */
+  maxMemory?: number;
 }
 
 /** Thrown through Lua to stop the engine at once (`os.exit`, `reload_script`). */
@@ -158,7 +163,7 @@ export class Engine {
         return bytes.length;
       },
     };
-    engine = new Engine(new LuaVM(loadLuaModule(system)), options);
+    engine = new Engine(new LuaVM(loadLuaModule(system, options.maxMemory)), options);
     engine.#boot();
     return Promise.resolve(engine);
   }

@@ -167,9 +167,12 @@ export interface LuaModule {
 
 let compiled: WebAssembly.Module | undefined;
 
+/** The most memory this 32-bit build can address through its allocator. */
+export const MAX_WASM_MEMORY = 2 ** 31;
+
 /**
  * Instantiates Lua (wasmoon's WebAssembly build) with `system` as its
- * operating system. The module is compiled once per JavaScript realm; each
+ * operating system and at most `maxMemory` bytes of memory. The module is compiled once per JavaScript realm; each
  * call makes a new instance with its own memory.
  *
  * wasmoon's JavaScript glue is not used: the build needs only a few dozen
@@ -182,7 +185,7 @@ let compiled: WebAssembly.Module | undefined;
  * lua.raw.lua_close(L);
  * ```
  */
-export function loadLuaModule(system: LuaSystem): LuaModule {
+export function loadLuaModule(system: LuaSystem, maxMemory = MAX_WASM_MEMORY): LuaModule {
   compiled ??= new WebAssembly.Module(GLUE_WASM);
   // Assigned once the instance exists; the imports below close over it.
   // deno-lint-ignore prefer-const
@@ -236,10 +239,14 @@ export function loadLuaModule(system: LuaSystem): LuaModule {
     },
     emscripten_date_now: () => Date.now(),
     _emscripten_get_now_is_monotonic: () => 1,
+    // Refusing to grow makes malloc fail, which Lua turns into a catchable "not enough memory".
     emscripten_resize_heap: (requested: number) => {
       const memory = exports.memory;
       const current = memory.buffer.byteLength;
-      const target = Math.min(2 ** 31, Math.max(requested >>> 0, current + (current >> 2)));
+      const needed = requested >>> 0;
+      const limit = Math.min(maxMemory, MAX_WASM_MEMORY);
+      if (needed > limit) return 0;
+      const target = Math.min(limit, Math.max(needed, current + (current >> 2)));
       try {
         memory.grow(Math.ceil((target - current) / 65536));
         return 1;

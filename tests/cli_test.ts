@@ -194,3 +194,21 @@ Deno.test("REPL: os.exit ends the session with its code", async () => {
   strictEqual(r.code, 5);
   strictEqual(r.stdout, "a\n");
 });
+
+Deno.test("--memory-limit: running out raises a catchable error; the script and its goroutines go on", async () => {
+  const dir = await tempFiles({
+    "hog.lua": `go(function() sleep(0.2) print("other goroutine still running") end)
+local ok, err = pcall(function() local t = {} for i = 1, 1e9 do t[i] = string.rep("x", 4096) .. i end end)
+print(ok, err)
+collectgarbage()
+print(#string.rep("y", 1000))
+`,
+  });
+  const r = await solvm(["--memory-limit", "32", `${dir}/hog.lua`]);
+  strictEqual(r.stderr, "");
+  strictEqual(r.code, 0);
+  strictEqual(r.stdout, "false\tnot enough memory\n1000\nother goroutine still running\n");
+  const bad = await solvm(["--memory-limit", "lots", `${dir}/hog.lua`]);
+  strictEqual(bad.code, 2);
+  match(bad.stderr, /--memory-limit needs a size in megabytes between 1 and 2048, got lots/);
+});
