@@ -13,6 +13,7 @@ const DEFAULT_TIMEOUT = "5s";
 const EXIT_TIMEOUT = 124;
 const EXIT_USAGE = 2;
 const DEFAULT_MEMORY_LIMIT_MB = 1024;
+const DEFAULT_MAX_GOROUTINES = 100_000;
 
 const USAGE = `SolVM ${meta.version}: a Lua 5.4 runtime with goroutines, channels and more.
 
@@ -27,6 +28,8 @@ Options:
                                    job is active; an explicit limit always applies.
   --memory-limit <MB>              memory the Lua state may use (default 1024); past it an allocation
                                    raises a catchable "not enough memory" error
+  --max-goroutines <n>             goroutines started by go() that may be alive at once (default 100000);
+                                   go() beyond it raises an error
   --watch                          run again when the script or a module it imported changes
                                    (no default time limit)
   -v, --version                    print the version and exit
@@ -48,6 +51,7 @@ interface Options {
   watch: boolean;
   /** Megabytes. */
   memoryLimit: number;
+  maxGoroutines: number;
 }
 
 class UsageError extends Error {}
@@ -68,6 +72,7 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
     explicitTimeout: false,
     watch: false,
     memoryLimit: DEFAULT_MEMORY_LIMIT_MB,
+    maxGoroutines: DEFAULT_MAX_GOROUTINES,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -106,6 +111,15 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
           throw new UsageError(`${flag} needs a size in megabytes between 1 and 2048, got ${value ?? "nothing"}`);
         }
         options.memoryLimit = mb;
+        break;
+      }
+      case "--max-goroutines": {
+        const value = inline ?? argv[++i];
+        const n = Number(value);
+        if (value === undefined || !Number.isInteger(n) || n < 1) {
+          throw new UsageError(`${flag} needs a positive whole number, got ${value ?? "nothing"}`);
+        }
+        options.maxGoroutines = n;
         break;
       }
       case "--":
@@ -193,6 +207,7 @@ function main(argv: string[]): void {
     args: options.args,
     watch: options.watch,
     maxMemory: options.memoryLimit * 1024 * 1024,
+    maxGoroutines: options.maxGoroutines,
     output,
     control,
   };

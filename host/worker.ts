@@ -23,6 +23,8 @@ export interface WorkerRequest {
   watch: boolean;
   /** Bytes of memory each Lua state may use. */
   maxMemory: number;
+  /** Goroutines started by `go` that may be alive at once. */
+  maxGoroutines: number;
   /** Standard output buffer shared with the CLI (see shared_output.ts). */
   output: SharedArrayBuffer;
   /** Int32 slot 0: how many resident sources (servers, intervals, ...) are active. */
@@ -47,6 +49,7 @@ scope.onmessage = async ({ data }) => {
       stdout,
       files: denoFileSystem(),
       maxMemory: data.maxMemory,
+      maxGoroutines: data.maxGoroutines,
       onResidentChange: (n) => {
         Atomics.store(resident, 0, n);
         Atomics.notify(resident, 0);

@@ -47,6 +47,8 @@ export interface EngineOptions {
    * it an allocation fails with Lua's catchable "not enough memory" error.
    */
   maxMemory?: number;
+  /** How many goroutines started by `go` may be alive at once (default: no limit). */
+  maxGoroutines?: number;
 }
 
 /** Thrown through Lua to stop the engine at once (`os.exit`, `reload_script`). */
@@ -165,6 +167,11 @@ export class Engine {
     };
     engine = new Engine(new LuaVM(loadLuaModule(system, options.maxMemory)), options);
     engine.#boot();
+    if (options.maxGoroutines !== undefined) {
+      engine.pushSchedulerField(engine.L, "limit_goroutines");
+      engine.vm.api.lua_pushinteger(engine.L, BigInt(options.maxGoroutines));
+      engine.#call(1, 0);
+    }
     return Promise.resolve(engine);
   }
 

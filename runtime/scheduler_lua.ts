@@ -26,6 +26,7 @@ local host_waiting = {}                     -- host operation id -> goroutine
 local live, next_id = 0, 0
 local current                               -- the running goroutine
 local waiters, nwaiting = {}, 0             -- goroutines inside wait()
+local max_goroutines, started_by_go = math.huge, 0  -- the --max-goroutines limit on go()
 local error_handler
 
 local function make_ready(g, a, b)
@@ -83,6 +84,7 @@ end
 
 local function finish(g, ok, err)
   live = live - 1
+  if g.by_go then started_by_go = started_by_go - 1 end
   goroutines[g.id] = nil
   g.state = "dead"
   if ok then
@@ -343,9 +345,17 @@ local function go(fn, ...)
   if type(fn) ~= "function" then
     error("bad argument #1 to 'go' (function expected, got " .. type(fn) .. ")", 2)
   end
+  if started_by_go >= max_goroutines then
+    error("go: too many goroutines (limit " .. max_goroutines .. "; raise it with --max-goroutines)", 2)
+  end
   local name = ...
-  return spawn(fn, type(name) == "string" and name or nil, nil, ...)
+  local id = spawn(fn, type(name) == "string" and name or nil, nil, ...)
+  goroutines[id].by_go = true
+  started_by_go = started_by_go + 1
+  return id
 end
+
+local function limit_goroutines(n) max_goroutines = n end
 
 local function wait()
   local g = current or outside()
@@ -420,7 +430,7 @@ end
 return {
   run = run, wake = wake, spawn = spawn, parked_report = parked_report,
   goroutines = goroutines, owns = owns,
-  list_goroutines = list_goroutines,
+  list_goroutines = list_goroutines, limit_goroutines = limit_goroutines,
   go = go, chan = chan, send = send, receive = receive, close_channel = close_channel,
   select = select, wait = wait, on_error = on_error,
 }

@@ -212,3 +212,23 @@ print(#string.rep("y", 1000))
   strictEqual(bad.code, 2);
   match(bad.stderr, /--memory-limit needs a size in megabytes between 1 and 2048, got lots/);
 });
+
+Deno.test("--max-goroutines: go() beyond the limit raises an error; finished goroutines free their place", async () => {
+  const dir = await tempFiles({
+    "many.lua": `chan("hold")
+for i = 1, 3 do go(function() receive("hold") end) end
+print(pcall(go, function() end))
+send("hold", 1)
+sleep(0.01)
+print(type(go(function() end)))
+for i = 1, 2 do send("hold", 1) end
+`,
+  });
+  const r = await solvm(["--max-goroutines", "3", `${dir}/many.lua`]);
+  strictEqual(r.stderr, "");
+  strictEqual(r.code, 0);
+  strictEqual(r.stdout, "false\tgo: too many goroutines (limit 3; raise it with --max-goroutines)\nnumber\n");
+  const bad = await solvm(["--max-goroutines", "0", `${dir}/many.lua`]);
+  strictEqual(bad.code, 2);
+  match(bad.stderr, /--max-goroutines needs a positive whole number, got 0/);
+});
