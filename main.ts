@@ -30,6 +30,8 @@ Options:
                                    raises a catchable "not enough memory" error
   --max-goroutines <n>             goroutines started by go() that may be alive at once (default 100000);
                                    go() beyond it raises an error
+  --max-instructions <n>           stop the script after n Lua VM instructions (counted per run, in steps
+                                   of 1000; counting makes Lua about 2x slower)
   --watch                          run again when the script or a module it imported changes
                                    (no default time limit)
   -v, --version                    print the version and exit
@@ -52,6 +54,7 @@ interface Options {
   /** Megabytes. */
   memoryLimit: number;
   maxGoroutines: number;
+  maxInstructions?: number;
 }
 
 class UsageError extends Error {}
@@ -120,6 +123,15 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
           throw new UsageError(`${flag} needs a positive whole number, got ${value ?? "nothing"}`);
         }
         options.maxGoroutines = n;
+        break;
+      }
+      case "--max-instructions": {
+        const value = inline ?? argv[++i];
+        const n = Number(value);
+        if (value === undefined || !Number.isInteger(n) || n < 1) {
+          throw new UsageError(`${flag} needs a positive whole number, got ${value ?? "nothing"}`);
+        }
+        options.maxInstructions = n;
         break;
       }
       case "--":
@@ -208,6 +220,7 @@ function main(argv: string[]): void {
     watch: options.watch,
     maxMemory: options.memoryLimit * 1024 * 1024,
     maxGoroutines: options.maxGoroutines,
+    maxInstructions: options.maxInstructions,
     output,
     control,
   };

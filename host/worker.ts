@@ -25,6 +25,8 @@ export interface WorkerRequest {
   maxMemory: number;
   /** Goroutines started by `go` that may be alive at once. */
   maxGoroutines: number;
+  /** Lua VM instructions a run may execute, or undefined for no limit. */
+  maxInstructions?: number;
   /** Standard output buffer shared with the CLI (see shared_output.ts). */
   output: SharedArrayBuffer;
   /** Int32 slot 0: how many resident sources (servers, intervals, ...) are active. */
@@ -50,6 +52,7 @@ scope.onmessage = async ({ data }) => {
       files: denoFileSystem(),
       maxMemory: data.maxMemory,
       maxGoroutines: data.maxGoroutines,
+      maxInstructions: data.maxInstructions,
       onResidentChange: (n) => {
         Atomics.store(resident, 0, n);
         Atomics.notify(resident, 0);

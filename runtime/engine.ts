@@ -49,6 +49,11 @@ export interface EngineOptions {
   maxMemory?: number;
   /** How many goroutines started by `go` may be alive at once (default: no limit). */
   maxGoroutines?: number;
+  /**
+   * Lua VM instructions the run may execute (default: no limit), counted in
+   * steps of 1000. Counting keeps a hook on every instruction: about 2x slower.
+   */
+  maxInstructions?: number;
 }
 
 /** Thrown through Lua to stop the engine at once (`os.exit`, `reload_script`). */
@@ -73,6 +78,8 @@ export type Tracker = (ok: boolean, L: LuaState) => void;
 // goroutine yield once, so it re-enters the interpreter in optimized code.
 const TIER_UP_MS = 300;
 const TIER_UP_INSTRUCTIONS = 100_000;
+// With an instruction limit the hook fires this often: the limit's precision.
+const LIMIT_STEP = 1000;
 // lua_Debug on wasm32: int event; char *name, *namewhat, *what, *source; ...
 const LUA_DEBUG_SOURCE = 16;
 const SCHEDULER_CHUNKNAME = "=scheduler";
@@ -140,6 +147,11 @@ export class Engine {
   #tierUpUntil = 0;
   #tierUpHook = 0;
   #tierUpOpen = false;
+  #instructionLimit = 0;
+  #instructionsUsed = 0;
+  #inPump = false;
+  // Threads that already made their tier-up yield (only tracked while a limit keeps hooks on).
+  readonly #tieredUp = new Set<number>();
 
   private constructor(vm: LuaVM, options: EngineOptions) {
     this.vm = vm;
@@ -166,6 +178,7 @@ export class Engine {
       },
     };
     engine = new Engine(new LuaVM(loadLuaModule(system, options.maxMemory)), options);
+    engine.#instructionLimit = options.maxInstructions ?? 0;
     engine.#boot();
     if (options.maxGoroutines !== undefined) {
       engine.pushSchedulerField(engine.L, "limit_goroutines");
@@ -229,14 +242,26 @@ export class Engine {
     const api = vm.api;
     this.#tierUpUntil = performance.now() + TIER_UP_MS;
     const what = vm.cstr("S");
+    const limited = this.#instructionLimit > 0;
     this.#tierUpHook = vm.lua.addFunction((T: LuaState, ar: number) => {
+      if (limited) {
+        this.#instructionsUsed += LIMIT_STEP;
+        // Thrown only inside the pump, so it unwinds to the pump and nowhere else.
+        if (this.#instructionsUsed > this.#instructionLimit && this.#inPump) {
+          const message =
+            `instruction limit exceeded: the script ran more than ${this.#instructionLimit} Lua instructions`;
+          throw new StopRequest({ status: "error", message, traceback: "" });
+        }
+        if (this.#tieredUp.has(T)) return;
+      }
       if (performance.now() < this.#tierUpUntil || !api.lua_isyieldable(T)) return;
       // Never inside the scheduler's own code (a channel operation half
       // done), and only on a goroutine's own coroutine: a user coroutine
       // would see a spurious yield. Otherwise the hook fires again later.
       api.lua_getinfo(T, what, ar);
       if (this.#isSchedulerSource(new DataView(vm.lua.heap().buffer).getUint32(ar + LUA_DEBUG_SOURCE, true))) return;
-      api.lua_sethook(T, 0, 0, 0);
+      if (limited) this.#tieredUp.add(T);
+      else api.lua_sethook(T, 0, 0, 0);
       this.pushSchedulerField(T, "owns");
       api.lua_pushthread(T);
       if (api.lua_pcallk(T, 1, 1, 0, 0, 0) !== LUA_OK) throw new Error(`SolVM scheduler failure: ${vm.toText(T, -1)}`);
@@ -244,8 +269,8 @@ export class Engine {
       api.lua_settop(T, -2);
       if (own) api.lua_yieldk(T, 0, 0, 0);
     }, "vii");
-    api.lua_sethook(L, this.#tierUpHook, LUA_MASKCOUNT, TIER_UP_INSTRUCTIONS);
-    this.#tierUpOpen = true;
+    api.lua_sethook(L, this.#tierUpHook, LUA_MASKCOUNT, limited ? LIMIT_STEP : TIER_UP_INSTRUCTIONS);
+    this.#tierUpOpen = !limited;
   }
 
   #isSchedulerSource(source: number): boolean {
@@ -419,6 +444,7 @@ export class Engine {
     this.#scheduled = false;
     if (this.#closed || this.#stopped) return;
     const { vm, L } = this;
+    this.#inPump = true;
     try {
       while (this.#woken.length > 0) {
         const batch = this.#woken.splice(0, WAKE_BATCH);
@@ -434,6 +460,8 @@ export class Engine {
       if (!(e instanceof StopRequest)) throw e;
       this.#finish(e.outcome);
       return;
+    } finally {
+      this.#inPump = false;
     }
     this.stdout.flush();
     if (this.#woken.length === 0 && this.#pending === 0 && this.#resident === 0) this.#quiescent();

@@ -232,3 +232,25 @@ for i = 1, 2 do send("hold", 1) end
   strictEqual(bad.code, 2);
   match(bad.stderr, /--max-goroutines needs a positive whole number, got 0/);
 });
+
+Deno.test("--max-instructions stops a run that goes past it, in the main chunk or a goroutine", async () => {
+  const dir = await tempFiles({
+    "spin.lua": `print("start")\nlocal n = 0\nwhile true do n = n + 1 end\n`,
+    "spin_goroutine.lua": `go(function() while true do end end)\nsleep(5)\n`,
+    "small.lua": `local s = 0\nfor i = 1, 1000 do s = s + i end\nprint(s)\n`,
+  });
+  const message = "instruction limit exceeded: the script ran more than 1000000 Lua instructions\n";
+  const main = await solvm(["--max-instructions", "1000000", `${dir}/spin.lua`]);
+  strictEqual(main.code, 1);
+  strictEqual(main.stdout, "start\n");
+  strictEqual(main.stderr, message);
+  const goroutine = await solvm(["--max-instructions", "1000000", `${dir}/spin_goroutine.lua`]);
+  strictEqual(goroutine.code, 1);
+  strictEqual(goroutine.stderr, message);
+  const small = await solvm(["--max-instructions", "100000", `${dir}/small.lua`]);
+  strictEqual(small.code, 0);
+  strictEqual(small.stdout, "500500\n");
+  const bad = await solvm(["--max-instructions", "-5", `${dir}/small.lua`]);
+  strictEqual(bad.code, 2);
+  match(bad.stderr, /--max-instructions needs a positive whole number, got -5/);
+});
