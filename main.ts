@@ -67,6 +67,14 @@ function parseDuration(text: string): number {
   return Number(m[1]) * scale;
 }
 
+function positiveInteger(flag: string, value: string | undefined): number {
+  const n = Number(value);
+  if (value === undefined || !Number.isInteger(n) || n < 1) {
+    throw new UsageError(`${flag} needs a positive whole number, got ${value ?? "nothing"}`);
+  }
+  return n;
+}
+
 function parseArgs(argv: string[]): Options | "help" | "version" {
   const options: Options = {
     args: [],
@@ -116,24 +124,12 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
         options.memoryLimit = mb;
         break;
       }
-      case "--max-goroutines": {
-        const value = inline ?? argv[++i];
-        const n = Number(value);
-        if (value === undefined || !Number.isInteger(n) || n < 1) {
-          throw new UsageError(`${flag} needs a positive whole number, got ${value ?? "nothing"}`);
-        }
-        options.maxGoroutines = n;
+      case "--max-goroutines":
+        options.maxGoroutines = positiveInteger(flag, inline ?? argv[++i]);
         break;
-      }
-      case "--max-instructions": {
-        const value = inline ?? argv[++i];
-        const n = Number(value);
-        if (value === undefined || !Number.isInteger(n) || n < 1) {
-          throw new UsageError(`${flag} needs a positive whole number, got ${value ?? "nothing"}`);
-        }
-        options.maxInstructions = n;
+      case "--max-instructions":
+        options.maxInstructions = positiveInteger(flag, inline ?? argv[++i]);
         break;
-      }
       case "--":
         options.script = argv[i + 1];
         options.args = argv.slice(i + 2);
