@@ -32,6 +32,12 @@ Options:
                                    go() beyond it raises an error
   --max-instructions <n>           stop the script after n Lua VM instructions (counted per run, in steps
                                    of 1000; counting makes Lua about 2x slower)
+  --allow-read[=paths]             confine the script: allow reading (all, or these comma-separated paths);
+  --allow-write[=paths]            likewise --allow-net[=hosts], --allow-env[=names], --allow-run[=programs],
+  --allow-net[=hosts] ...          --allow-sys[=names]. With any of these, or --sandbox, the script gets only what
+                                   is listed plus reading its own folder; without, it gets Deno's own permissions
+  --sandbox                        allow nothing beyond reading the script's folder
+  -A, --allow-all                  allow everything
   --watch                          run again when the script or a module it imported changes
                                    (no default time limit)
   -v, --version                    print the version and exit
@@ -55,9 +61,46 @@ interface Options {
   memoryLimit: number;
   maxGoroutines: number;
   maxInstructions?: number;
+  /** Permissions given on the command line; undefined = the script gets Deno's own. */
+  permissions?: Permissions;
 }
 
+/** What a confined script may touch: true for all, a list, or nothing. */
+type Grant = boolean | string[];
+
+/** The script's permissions when the command line confines it. */
+interface Permissions {
+  read: Grant;
+  write: Grant;
+  net: Grant;
+  env: Grant;
+  run: Grant;
+  sys: Grant;
+}
+
+const PERMISSION_KINDS = ["read", "write", "net", "env", "run", "sys"] as const;
+
 class UsageError extends Error {}
+
+/** Adds `--allow-<kind>[=a,b]` to `permissions`. */
+function allow(permissions: Permissions, kind: keyof Permissions, list: string | undefined): void {
+  if (list === undefined || list === "") permissions[kind] = true;
+  else if (permissions[kind] !== true) {
+    permissions[kind] = [...(permissions[kind] || []) as string[], ...list.split(",").filter(Boolean)];
+  }
+}
+
+/**
+ * The Worker permissions for a confined script: what was granted, plus
+ * reading the script's own folder (its modules and assets).
+ */
+function workerPermissions(permissions: Permissions, script: string | undefined): Deno.PermissionOptionsObject {
+  const folder = script ? (script.includes("/") ? script.slice(0, script.lastIndexOf("/")) || "/" : ".") : undefined;
+  const read = permissions.read === true
+    ? true
+    : [...(permissions.read || []) as string[], ...(folder ? [folder] : [])];
+  return { ...permissions, read, ffi: false, import: false };
+}
 
 /** Parses "500ms", "10s", "2m", "1h" or a bare number of seconds into milliseconds. */
 function parseDuration(text: string): number {
@@ -65,6 +108,10 @@ function parseDuration(text: string): number {
   if (!m) throw new UsageError(`invalid duration "${text}" (examples: 500ms, 10s, 2m)`);
   const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? "s"]!;
   return Number(m[1]) * scale;
+}
+
+function noPermissions(): Permissions {
+  return { read: false, write: false, net: false, env: false, run: false, sys: false };
 }
 
 function positiveInteger(flag: string, value: string | undefined): number {
@@ -115,6 +162,13 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
       case "--watch":
         options.watch = true;
         break;
+      case "--sandbox":
+        options.permissions ??= noPermissions();
+        break;
+      case "-A":
+      case "--allow-all":
+        options.permissions = { read: true, write: true, net: true, env: true, run: true, sys: true };
+        break;
       case "--memory-limit": {
         const value = inline ?? argv[++i];
         const mb = Number(value);
@@ -135,8 +189,12 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
         options.args = argv.slice(i + 2);
         i = argv.length;
         break;
-      default:
-        throw new UsageError(`unknown option ${flag} (see solvm --help)`);
+      default: {
+        const kind = PERMISSION_KINDS.find((k) => flag === `--allow-${k}`);
+        if (!kind) throw new UsageError(`unknown option ${flag} (see solvm --help)`);
+        options.permissions ??= noPermissions();
+        allow(options.permissions, kind, inline);
+      }
     }
   }
   return options;
@@ -192,7 +250,10 @@ function main(argv: string[]): void {
   const options = parsed;
   const output = newSharedOutput();
   const control = new SharedArrayBuffer(4);
-  const worker = new Worker(new URL("./host/worker.ts", import.meta.url), { type: "module" });
+  const worker = new Worker(new URL("./host/worker.ts", import.meta.url), {
+    type: "module",
+    ...(options.permissions ? { deno: { permissions: workerPermissions(options.permissions, options.script) } } : {}),
+  });
   worker.onmessage = ({ data }: MessageEvent<WorkerReply>) => {
     drainSharedOutput(output);
     Deno.exit(data.exit);

@@ -1,10 +1,11 @@
 /**
- * The core family: `print`, `sleep` and `os.exit`.
+ * The core family: `print`, `sleep`, `os.exit` and `os.getenv` (through
+ * Deno, so a denied variable is an error naming the flag, not a silent nil).
  *
  * @module
  */
 import type { Engine } from "../runtime/engine.ts";
-import { argError, checkNumber, isNone } from "../runtime/args.ts";
+import { argError, checkNumber, checkString, isNone } from "../runtime/args.ts";
 import type { LuaState } from "../runtime/lua.ts";
 import type { Family } from "../runtime/family.ts";
 
@@ -72,9 +73,26 @@ function exit(engine: Engine, L: LuaState): never {
   return engine.abort({ status: "exit", code });
 }
 
+/** `os.getenv(name)`: the variable's value or nil; a denied variable is an error naming the flag. */
+function getenv(engine: Engine, L: LuaState): number {
+  const name = checkString(engine.vm, L, 1, "os.getenv");
+  let value: string | undefined;
+  try {
+    value = Deno.env.get(name);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
+      throw new Error(`permission denied: env access to "${name}" (run with --allow-env=${name})`);
+    }
+    throw e;
+  }
+  engine.vm.pushPrimitive(L, value);
+  return 1;
+}
+
 /** The core family's registration table. */
 export const core = (engine: Engine): Family => ({
   print: (L) => print(engine, L),
   sleep: engine.blocking("sleep", (L) => sleep(engine, L)),
   "os.exit": (L) => exit(engine, L),
+  "os.getenv": (L) => getenv(engine, L),
 });
