@@ -20,6 +20,7 @@ import type { Family } from "../runtime/family.ts";
 import { argError, checkBytes, checkString, checkTable, isNone } from "../runtime/args.ts";
 import { LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, type LuaState } from "../runtime/lua.ts";
 import type { LuaVM } from "../runtime/state.ts";
+import { headersMetatable } from "./_headers.ts";
 
 /** Seconds a request may take when the call gives no `timeout`. */
 export const DEFAULT_TIMEOUT = 30;
@@ -27,11 +28,6 @@ export const DEFAULT_TIMEOUT = 30;
 // setTimeout fires at once for delays above 2^31 - 1 ms, so longer timeouts are capped there.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const OPTIONS = ["timeout"];
-
-// Response headers answer any casing, as request headers do in http_server.ts.
-const HEADERS_META_LUA = `
-local lower, rawget = string.lower, rawget
-return { __index = function(t, k) if type(k) == "string" then return rawget(t, lower(k)) end end }`;
 
 /** Where each argument of one client function sits (1-based; 0: not taken). */
 interface Shape {
@@ -191,7 +187,7 @@ class HttpClient {
   readonly #headersMeta: number;
 
   constructor(readonly engine: Engine) {
-    this.#headersMeta = engine.compileLua("http client headers", HEADERS_META_LUA);
+    this.#headersMeta = headersMetatable(engine);
     engine.onClose(() => {
       for (const controller of this.#inFlight) controller.abort();
       this.#inFlight.clear();

@@ -15,6 +15,7 @@ import type { Family } from "../runtime/family.ts";
 import { argError, checkFunction, checkInteger, checkString, checkTable, isNone } from "../runtime/args.ts";
 import { LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, type LuaState } from "../runtime/lua.ts";
 import { fileErrorReason } from "./filesystem.ts";
+import { headersMetatable } from "./_headers.ts";
 
 /** Request bodies above this many bytes get 413 unless `max_body` says otherwise. */
 export const DEFAULT_MAX_BODY = 10 * 1024 * 1024;
@@ -41,13 +42,10 @@ interface Server {
   release?: () => void;
 }
 
-// Lua helpers: a case-insensitive metatable for request headers, and the
-// WebSocket object (callable as ws.send(x) and ws:send(x)).
+// Lua helper: the WebSocket object (callable as ws.send(x) and ws:send(x)).
 const SUPPORT_LUA = `
 local helpers = ...
 local send, receive, close = helpers.send, helpers.receive, helpers.close
-local lower, rawget = string.lower, rawget
-local headers_mt = { __index = function(t, k) if type(k) == "string" then return rawget(t, lower(k)) end end }
 local function make_ws(id)
   local ws = {}
   ws.send = function(a, b)
@@ -62,7 +60,7 @@ local function make_ws(id)
   ws.close = function() return close(id) end
   return ws
 end
-return { headers_mt = headers_mt, make_ws = make_ws }`;
+return { make_ws = make_ws }`;
 
 /** Messages of one WebSocket, waiting for `ws.receive()`. */
 class Inbox {
@@ -191,14 +189,11 @@ class ServerTable {
       receive: engine.blocking("ws.receive", (L) => this.#wsReceive(L)),
       close: (L) => this.#wsClose(L),
     });
-    for (const field of ["headers_mt", "make_ws"]) {
-      vm.pushRef(engine.L, this.#support);
-      vm.api.lua_getfield(engine.L, -1, vm.cstr(field));
-      const ref = vm.ref(engine.L);
-      vm.api.lua_settop(engine.L, -2);
-      if (field === "headers_mt") this.#headersMeta = ref;
-      else this.#makeWs = ref;
-    }
+    vm.pushRef(engine.L, this.#support);
+    vm.api.lua_getfield(engine.L, -1, vm.cstr("make_ws"));
+    this.#makeWs = vm.ref(engine.L);
+    vm.api.lua_settop(engine.L, -2);
+    this.#headersMeta = headersMetatable(engine);
   }
 
   #server(L: LuaState, fname: string): Server {
