@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { drainSharedOutput, newSharedOutput } from "./host/shared_output.ts";
+import { drainSharedOutput, newSharedOutput } from "./runtime/output.ts";
 import type { WorkerReply, WorkerRequest } from "./host/worker.ts";
 import meta from "./deno.json" with { type: "json" };
 

@@ -13,6 +13,7 @@ import { timers } from "./timers.ts";
 import { files } from "./files.ts";
 import { modules } from "./modules.ts";
 import { debugging, watchPath } from "./debug.ts";
+import { fileErrorReason } from "./filesystem.ts";
 import { monitor } from "./monitor.ts";
 import { httpServer } from "./http_server.ts";
 import { sockets } from "./sockets.ts";
@@ -68,15 +69,6 @@ function stripShebang(source: Uint8Array): Uint8Array {
   if (source[0] !== 0x23) return source; // '#'
   const end = source.indexOf(0x0a);
   return end < 0 ? new Uint8Array() : source.subarray(end);
-}
-
-function describeReadError(path: string, e: unknown): string {
-  if (e instanceof Deno.errors.NotFound) return `cannot open ${path} (no such file)`;
-  if (e instanceof Deno.errors.IsADirectory) return `cannot read ${path} (it is a directory)`;
-  if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable) {
-    return `cannot read ${path} (permission denied: run with --allow-read=${path})`;
-  }
-  return `cannot read ${path} (${e instanceof Error ? e.message : e})`;
 }
 
 /** Sets the global `arg` table as the standalone Lua interpreter does. */
@@ -170,7 +162,7 @@ export async function runScriptFile(path: string, args: string[], options: Scrip
     try {
       source = Deno.readFileSync(path);
     } catch (e) {
-      engine.reportError(`solvm: ${describeReadError(path, e)}`);
+      engine.reportError(`solvm: cannot read script "${path}": ${fileErrorReason(e, "read", path)}`);
       engine.close();
       return 1;
     }

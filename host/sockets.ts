@@ -57,7 +57,7 @@ const MAX_READ_SIZE = 4 * 1024 * 1024;
 const SUPPORT_LUA = `
 local helpers = ...
 local read, write, close = helpers.read, helpers.write, helpers.close
-local stop_listener, stop_receiver = helpers.stop_listener, helpers.stop_receiver
+local stop_source = helpers.stop_source
 local setmetatable, pcall = setmetatable, pcall
 return function(receive, close_channel)
   local conn_mt = { __name = "tcp connection" }
@@ -68,17 +68,14 @@ return function(receive, close_channel)
     conn.close = function() return close(id) end
     return conn
   end
-  local function dress(ch, port, stop)
+  -- A listener or receiver channel gets port, receive() and close().
+  local function dress(ch, id, port)
     ch.port = port
     ch.receive = function() return receive(ch) end
-    ch.close = function() stop() pcall(close_channel, ch) return true end
+    ch.close = function() stop_source(id) pcall(close_channel, ch) return true end
     return ch
   end
-  return {
-    make_conn = make_conn,
-    dress_listener = function(ch, id, port) return dress(ch, port, function() stop_listener(id) end) end,
-    dress_receiver = function(ch, id, port) return dress(ch, port, function() stop_receiver(id) end) end,
-  }
+  return { make_conn = make_conn, dress = dress }
 end`;
 
 /** An open TCP connection. */
@@ -95,14 +92,8 @@ interface Source {
   stopped: boolean;
   /** Settles once the socket is closed for good (its port is free again). */
   done: Promise<unknown>;
-}
-
-interface Listener extends Source {
-  listener: Deno.TcpListener;
-}
-
-interface Receiver extends Source {
-  socket: dgram.Socket;
+  /** Closes the socket itself. */
+  close: () => void;
 }
 
 /** Why a read or write failed, as Lua is told. */
@@ -143,8 +134,8 @@ function checkPort(table: SocketTable, L: LuaState, i: number, fname: string, mi
 /** The sockets of one engine, by id. */
 class SocketTable {
   readonly #connections = new Map<number, Connection>();
-  readonly #listeners = new Map<number, Listener>();
-  readonly #receivers = new Map<number, Receiver>();
+  /** Listening TCP sockets and bound UDP sockets. */
+  readonly #sources = new Map<number, Source>();
   readonly #senders = new Map<4 | 6, Promise<dgram.Socket>>();
   #next = 0;
   #closed = false;
@@ -156,15 +147,14 @@ class SocketTable {
     this.#pushTrue = (L) => (engine.vm.api.lua_pushboolean(L, 1), 1);
     engine.onClose(() => {
       this.#closed = true;
-      for (const id of this.#listeners.keys()) this.#stopListener(id);
-      for (const id of this.#receivers.keys()) this.#stopReceiver(id);
+      for (const id of this.#sources.keys()) this.#stopSource(id);
       for (const id of this.#connections.keys()) this.#closeConnection(id);
       for (const sender of this.#senders.values()) sender.then((socket) => socket.close(), () => {});
       this.#senders.clear();
     });
   }
 
-  /** Pushes one of the Lua helpers ("make_conn", "dress_listener", "dress_receiver"), compiling them on first use. */
+  /** Pushes one of the Lua helpers ("make_conn", "dress"), compiling them on first use. */
   #pushMaker(L: LuaState, name: string): void {
     const { engine } = this;
     const vm = engine.vm;
@@ -173,21 +163,14 @@ class SocketTable {
         read: engine.blocking("conn.read", (L) => this.#read(L)),
         write: engine.blocking("conn.write", (L) => this.#write(L)),
         close: (L) => this.#close(L),
-        stop_listener: engine.blocking(
-          "listener close",
-          (L) => this.#stop(L, this.#listeners, (id) => this.#stopListener(id)),
-        ),
-        stop_receiver: engine.blocking(
-          "receiver close",
-          (L) => this.#stop(L, this.#receivers, (id) => this.#stopReceiver(id)),
-        ),
+        stop_source: engine.blocking("close", (L) => this.#stop(L)),
       });
       const main = engine.L;
       vm.pushRef(main, this.#support);
       engine.pushSchedulerField(main, "receive");
       engine.pushSchedulerField(main, "close_channel");
       vm.api.lua_callk(main, 2, 1, 0, 0);
-      for (const maker of ["make_conn", "dress_listener", "dress_receiver"]) {
+      for (const maker of ["make_conn", "dress"]) {
         vm.api.lua_getfield(main, -1, vm.cstr(maker));
         this.#makers.set(maker, vm.ref(main));
       }
@@ -197,12 +180,26 @@ class SocketTable {
   }
 
   /** Closes the listener or receiver whose id is at 1; its close() returns once the port is free. */
-  #stop(L: LuaState, sources: Map<number, Source>, stop: (id: number) => void): number | Promise<void> {
+  #stop(L: LuaState): number | Promise<void> {
     const id = Number(this.engine.vm.api.lua_tointegerx(L, 1, 0));
-    const source = sources.get(id);
+    const source = this.#sources.get(id);
     if (!source) return 0;
-    stop(id);
+    this.#stopSource(id);
     return source.done.then(() => {});
+  }
+
+  /** Stops listening or receiving: releases the run, closes the socket. */
+  #stopSource(id: number): void {
+    const entry = this.#sources.get(id);
+    if (!entry) return;
+    this.#sources.delete(id);
+    entry.stopped = true;
+    entry.release();
+    try {
+      entry.close();
+    } catch {
+      // Already closed.
+    }
   }
 
   /**
@@ -233,9 +230,9 @@ class SocketTable {
   }
 
   /** Pushes the channel `channel` dressed by the maker `name` with `id` and `port`. */
-  #pushDressed(L: LuaState, name: string, channel: number, id: number, port: number): number {
+  #pushDressed(L: LuaState, channel: number, id: number, port: number): number {
     const vm = this.engine.vm;
-    this.#pushMaker(L, name);
+    this.#pushMaker(L, "dress");
     vm.pushRef(L, channel);
     vm.api.lua_pushinteger(L, BigInt(id));
     vm.api.lua_pushinteger(L, BigInt(port));
@@ -259,17 +256,23 @@ class SocketTable {
     }
     const id = ++this.#next;
     const real = listener.addr.port;
-    const channel = engine.newChannel(`tcp_listen ${hostPort(host, real)}`, () => this.#stopListener(id));
-    const entry: Listener = { listener, channel, release: engine.hold(), stopped: false, done: Promise.resolve() };
-    this.#listeners.set(id, entry);
-    entry.done = this.#accept(id, entry);
-    return this.#pushDressed(L, "dress_listener", channel, id, real);
+    const channel = engine.newChannel(`tcp_listen ${hostPort(host, real)}`, () => this.#stopSource(id));
+    const entry: Source = {
+      channel,
+      release: engine.hold(),
+      stopped: false,
+      done: Promise.resolve(),
+      close: () => listener.close(),
+    };
+    this.#sources.set(id, entry);
+    entry.done = this.#accept(id, listener, entry);
+    return this.#pushDressed(L, channel, id, real);
   }
 
-  async #accept(id: number, entry: Listener): Promise<void> {
+  async #accept(id: number, listener: Deno.TcpListener, entry: Source): Promise<void> {
     try {
       while (true) {
-        const conn = await entry.listener.accept();
+        const conn = await listener.accept();
         let connId = 0;
         if (!this.engine.feedChannel(entry.channel, (L) => connId = this.#pushConnection(L, conn))) {
           // Lua closed the channel (or the run ended): nobody will take this connection or the next.
@@ -281,22 +284,9 @@ class SocketTable {
     } catch (e) {
       if (!entry.stopped) this.engine.reportError(`tcp_listen: ${e instanceof Error ? e.message : e}`);
     }
-    this.#stopListener(id);
+    this.#stopSource(id);
     this.engine.closeChannel(entry.channel);
     if (!this.#closed) this.engine.vm.unref(entry.channel);
-  }
-
-  #stopListener(id: number): void {
-    const entry = this.#listeners.get(id);
-    if (!entry) return;
-    this.#listeners.delete(id);
-    entry.stopped = true;
-    entry.release();
-    try {
-      entry.listener.close();
-    } catch {
-      // Already closed.
-    }
   }
 
   /** `tcp_connect(host, port)`: a connection, or nil and a message. */
@@ -465,10 +455,10 @@ class SocketTable {
       }
       const id = ++this.#next;
       const real = socket.address().port;
-      const channel = engine.newChannel(`udp_recvfrom ${hostPort(address, real)}`, () => this.#stopReceiver(id));
+      const channel = engine.newChannel(`udp_recvfrom ${hostPort(address, real)}`, () => this.#stopSource(id));
       const done = new Promise((resolve) => socket.once("close", resolve));
-      const entry: Receiver = { socket, channel, release: engine.hold(), stopped: false, done };
-      this.#receivers.set(id, entry);
+      const entry: Source = { channel, release: engine.hold(), stopped: false, done, close: () => socket.close() };
+      this.#sources.set(id, entry);
       socket.on("message", (data, from) => {
         const fed = engine.feedChannel(channel, (L) => {
           vm.api.lua_createtable(L, 0, 3);
@@ -479,36 +469,23 @@ class SocketTable {
           vm.api.lua_pushinteger(L, BigInt(from.port));
           vm.api.lua_setfield(L, -2, vm.cstr("port"));
         });
-        if (!fed) this.#stopReceiver(id);
+        if (!fed) this.#stopSource(id);
       });
       socket.on("error", (e) => {
         if (!entry.stopped) engine.reportError(`udp_recvfrom: ${e.message}`);
-        this.#stopReceiver(id);
+        this.#stopSource(id);
       });
       socket.on("close", () => {
-        this.#stopReceiver(id);
+        this.#stopSource(id);
         engine.closeChannel(channel);
         if (!this.#closed) vm.unref(channel);
       });
-      return (L) => this.#pushDressed(L, "dress_receiver", channel, id, real);
+      return (L) => this.#pushDressed(L, channel, id, real);
     };
     return open().catch((e) => {
       if (!(e instanceof SoftFailure)) throw e;
       return (L: LuaState) => pushFailure(vm, L, e.message);
     });
-  }
-
-  #stopReceiver(id: number): void {
-    const entry = this.#receivers.get(id);
-    if (!entry) return;
-    this.#receivers.delete(id);
-    entry.stopped = true;
-    entry.release();
-    try {
-      entry.socket.close();
-    } catch {
-      // Already closed.
-    }
   }
 }
 

@@ -9,7 +9,7 @@
  * @module
  */
 import { Engine } from "../runtime/engine.ts";
-import { sharedOutput } from "./shared_output.ts";
+import { sharedOutput } from "../runtime/output.ts";
 import { installGlobals, runScriptFile } from "./script.ts";
 import { runRepl } from "./repl.ts";
 import { denoFileSystem } from "./filesystem.ts";
@@ -27,7 +27,7 @@ export interface WorkerRequest {
   maxGoroutines: number;
   /** Lua VM instructions a run may execute, or undefined for no limit. */
   maxInstructions?: number;
-  /** Standard output buffer shared with the CLI (see shared_output.ts). */
+  /** Standard output buffer shared with the CLI (see runtime/output.ts). */
   output: SharedArrayBuffer;
   /** Int32 slot 0: how many resident sources (servers, intervals, ...) are active. */
   control: SharedArrayBuffer;

@@ -12,15 +12,12 @@
 import { loadLuaModule, LUA_MASKCOUNT, LUA_OK, LUA_TFUNCTION, type LuaState, type LuaSystem, NO_FILES } from "./lua.ts";
 import { type HostFunction, LuaUnwind, LuaVM } from "./state.ts";
 import { SCHEDULER_LUA } from "./scheduler_lua.ts";
+import { newSharedOutput, type OutputSink, sharedOutput } from "./output.ts";
+
+export type { OutputSink };
 
 /** Pushes the results of a finished blocking call and returns their count. */
 export type Pusher = (L: LuaState) => number;
-
-/** Where `print` output goes: buffered writes, flushed before the engine waits. */
-export interface OutputSink {
-  write(bytes: Uint8Array): void;
-  flush(): void;
-}
 
 /** How a watched goroutine (the main chunk, a REPL line) ended. */
 export type Outcome =
@@ -87,30 +84,6 @@ const WAKE_BATCH = 64;
 // Channels fed by JavaScript never make the event loop wait.
 const HOST_CHANNEL_BUFFER = 2 ** 31 - 1;
 
-/** Standard output through a small buffer. */
-export function stdoutSink(): OutputSink {
-  const buffer = new Uint8Array(1 << 16);
-  let used = 0;
-  const flush = () => {
-    let off = 0;
-    while (off < used) off += Deno.stdout.writeSync(buffer.subarray(off, used));
-    used = 0;
-  };
-  return {
-    write(bytes) {
-      if (used + bytes.length > buffer.length) flush();
-      if (bytes.length > buffer.length) {
-        let off = 0;
-        while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
-      } else {
-        buffer.set(bytes, used);
-        used += bytes.length;
-      }
-    },
-    flush,
-  };
-}
-
 /**
  * A Lua engine with goroutines.
  *
@@ -127,6 +100,7 @@ export class Engine {
   readonly stdout: OutputSink;
   readonly stderr: (text: string) => void;
   #sched = 0;
+  readonly #schedulerFields = new Map<string, number>();
   #parkRef = 0;
   #continuation = 0;
   #nextOp = 0;
@@ -155,7 +129,7 @@ export class Engine {
 
   private constructor(vm: LuaVM, options: EngineOptions) {
     this.vm = vm;
-    this.stdout = options.stdout ?? stdoutSink();
+    this.stdout = options.stdout ?? sharedOutput(newSharedOutput());
     this.stderr = options.stderr ?? ((text) => Deno.stderr.writeSync(new TextEncoder().encode(text)));
     this.#onResidentChange = options.onResidentChange;
   }
@@ -300,12 +274,17 @@ export class Engine {
     }
   }
 
-  /** Pushes field `name` of the scheduler's table. */
+  /** Pushes field `name` of the scheduler's table (a registry reference is kept per field: hot paths use it). */
   pushSchedulerField(L: LuaState, name: string): void {
-    this.vm.pushRef(L, this.#sched);
-    this.vm.api.lua_getfield(L, -1, this.vm.cstr(name));
-    this.vm.api.lua_rotate(L, -2, 1);
-    this.vm.api.lua_settop(L, -2);
+    let ref = this.#schedulerFields.get(name);
+    if (ref === undefined) {
+      this.vm.pushRef(L, this.#sched);
+      this.vm.api.lua_getfield(L, -1, this.vm.cstr(name));
+      ref = this.vm.ref(L);
+      this.vm.api.lua_settop(L, -2);
+      this.#schedulerFields.set(name, ref);
+    }
+    this.vm.pushRef(L, ref);
   }
 
   /** Writes an error report to stderr, after flushing pending output so the order holds. */

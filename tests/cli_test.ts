@@ -25,10 +25,10 @@ Deno.test("a missing script, a folder and a syntax error give one clear line and
   const dir = await tempFiles({ "syntax.lua": "local x = = 1\n" });
   const missing = await solvm([`${dir}/nope.lua`]);
   strictEqual(missing.code, 1);
-  strictEqual(missing.stderr, `solvm: cannot open ${dir}/nope.lua (no such file)\n`);
+  strictEqual(missing.stderr, `solvm: cannot read script "${dir}/nope.lua": no such file or directory\n`);
   const folder = await solvm([dir]);
   strictEqual(folder.code, 1);
-  strictEqual(folder.stderr, `solvm: cannot read ${dir} (it is a directory)\n`);
+  strictEqual(folder.stderr, `solvm: cannot read script "${dir}": is a directory\n`);
   const syntax = await solvm([`${dir}/syntax.lua`]);
   strictEqual(syntax.code, 1);
   strictEqual(syntax.stderr, `${dir}/syntax.lua:1: unexpected symbol near '='\n`);
@@ -253,4 +253,22 @@ Deno.test("--max-instructions stops a run that goes past it, in the main chunk o
   const bad = await solvm(["--max-instructions", "-5", `${dir}/small.lua`]);
   strictEqual(bad.code, 2);
   match(bad.stderr, /--max-instructions needs a positive whole number, got -5/);
+});
+
+Deno.test("a script the process may not read gives one line naming the flag, exit 1", async () => {
+  const dir = await tempFiles({ "hidden.lua": `print("never")` });
+  const repo = new URL("..", import.meta.url).pathname;
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", `--allow-read=${repo}`, "--no-prompt", `${repo}main.ts`, `${dir}/hidden.lua`],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const path = `${dir}/hidden.lua`;
+  strictEqual(new TextDecoder().decode(stdout), "");
+  strictEqual(
+    new TextDecoder().decode(stderr),
+    `solvm: cannot read script "${path}": permission denied: read access to "${path}" (run with --allow-read=${path})\n`,
+  );
+  strictEqual(code, 1);
 });

@@ -201,7 +201,6 @@ Deno.test("a sleeping goroutine keeps the run alive after main returns", async (
 
 Deno.test("sleep: fractions, zero, and bad arguments", async () => {
   const { stdout } = await runLua(`
-    local t = os.clock()
     sleep(0.05) sleep(0)
     print(pcall(sleep, -1))
     print(pcall(sleep, "x"))
@@ -214,7 +213,6 @@ Deno.test("sleep: fractions, zero, and bad arguments", async () => {
 
 Deno.test("sleep lasts about as long as asked and parks only its goroutine", async () => {
   const { stdout } = await runLua(`
-    local clock = os.time
     local ticks = 0
     go(function() for i = 1, 5 do ticks = ticks + 1 sleep(0.01) end end)
     sleep(0.2)

@@ -1,11 +1,16 @@
 /**
- * Standard output shared between the script's worker and the CLI. The
- * worker buffers `print` output in a SharedArrayBuffer; the CLI can still
- * write out what is buffered after it has stopped a runaway worker.
+ * Buffered standard output. The buffer is a SharedArrayBuffer so that the
+ * CLI can still write out what a script's worker left in it after stopping
+ * a runaway worker.
  *
  * @module
  */
-import type { OutputSink } from "../runtime/engine.ts";
+
+/** Where `print` output goes: buffered writes, flushed before the engine waits. */
+export interface OutputSink {
+  write(bytes: Uint8Array): void;
+  flush(): void;
+}
 
 const HEADER = 4;
 
@@ -20,10 +25,11 @@ function writeAll(bytes: Uint8Array): void {
 }
 
 /**
- * The worker's side: an output sink over `buffer`.
+ * An output sink on standard output, buffered in `buffer` (the worker's
+ * side when the CLI shares the buffer).
  *
  * ```ts
- * import { newSharedOutput, sharedOutput } from "./shared_output.ts";
+ * import { newSharedOutput, sharedOutput } from "./output.ts";
  * const out = sharedOutput(newSharedOutput());
  * out.write(new TextEncoder().encode("hi\n"));
  * out.flush();
@@ -58,7 +64,7 @@ export function sharedOutput(buffer: SharedArrayBuffer): OutputSink {
  * The CLI's side: writes out whatever a stopped worker left buffered.
  *
  * ```ts
- * import { drainSharedOutput, newSharedOutput } from "./shared_output.ts";
+ * import { drainSharedOutput, newSharedOutput } from "./output.ts";
  * drainSharedOutput(newSharedOutput());
  * ```
  */
