@@ -19,8 +19,8 @@
  *
  * @module
  */
-import { lookup, type LookupAddress } from "node:dns";
-import { isIP } from "node:net";
+// node: modules cost ~20 ms to load; node:dns is imported when first needed, not at start-up.
+import type { LookupAddress } from "node:dns";
 import type { Engine, Pusher } from "../runtime/engine.ts";
 import type { Family } from "../runtime/family.ts";
 import { argError, checkString, isNone } from "../runtime/args.ts";
@@ -61,6 +61,26 @@ export function permissionDenied(e: unknown, fallback: string): string {
   return `permission denied (run with --allow-net=${named ?? fallback})`;
 }
 
+/**
+ * 4 or 6 for an IP address literal, 0 for anything else (a host name).
+ *
+ * ```ts
+ * import { ipVersion } from "./dns.ts";
+ * console.assert(ipVersion("127.0.0.1") === 4 && ipVersion("::1") === 6 && ipVersion("localhost") === 0);
+ * ```
+ */
+export function ipVersion(text: string): 0 | 4 | 6 {
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
+  if (v4) return v4.slice(1).every((part) => Number(part) <= 255) ? 4 : 0;
+  if (!text.includes(":")) return 0;
+  try {
+    new URL(`http://[${text}]/`);
+    return 6;
+  } catch {
+    return 0;
+  }
+}
+
 /** True for Deno's permission errors (and node:dns's EPERM). */
 export function isPermissionError(e: unknown): boolean {
   return e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied ||
@@ -76,11 +96,12 @@ export function isPermissionError(e: unknown): boolean {
  * ```
  */
 export function hostPort(host: string, port: number): string {
-  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+  return ipVersion(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /** Every address of `host` from the system's resolver, IPv4 first; fails with a {@linkcode SoftFailure}. */
-export function lookupAll(host: string): Promise<LookupAddress[]> {
+export async function lookupAll(host: string): Promise<LookupAddress[]> {
+  const { lookup } = await import("node:dns");
   return new Promise((resolve, reject) => {
     lookup(host, { all: true }, (err, addresses) => {
       if (!err) {
@@ -109,7 +130,7 @@ export function lookupAll(host: string): Promise<LookupAddress[]> {
  * ```
  */
 export async function lookupAddress(host: string): Promise<string> {
-  if (isIP(host)) return host;
+  if (ipVersion(host)) return host;
   return (await lookupAll(host))[0].address;
 }
 
@@ -119,9 +140,9 @@ function parseServer(text: string): Deno.ResolveDnsOptions["nameServer"] | undef
   let ipAddr = text;
   let port = "53";
   if (bracketed) [, ipAddr, port = "53"] = bracketed;
-  else if (isIP(text) !== 6 && text.includes(":")) [ipAddr, port] = text.split(":");
+  else if (ipVersion(text) !== 6 && text.includes(":")) [ipAddr, port] = text.split(":");
   const n = Number(port);
-  if (!isIP(ipAddr) || !/^\d+$/.test(port) || n < 1 || n > 65535) return undefined;
+  if (!ipVersion(ipAddr) || !/^\d+$/.test(port) || n < 1 || n > 65535) return undefined;
   return { ipAddr, port: n };
 }
 

@@ -39,13 +39,21 @@
  *
  * @module
  */
-import dgram from "node:dgram";
-import { isIP } from "node:net";
+// node:dgram costs ~20 ms to load, so it is imported on the first UDP call, not at start-up.
+import type dgram from "node:dgram";
 import type { Engine, Pusher } from "../runtime/engine.ts";
 import type { Family } from "../runtime/family.ts";
 import { argError, checkBytes, checkInteger, checkString, isNone } from "../runtime/args.ts";
 import { LUA_TNUMBER, LUA_TSTRING, type LuaState } from "../runtime/lua.ts";
-import { hostPort, isPermissionError, lookupAddress, permissionDenied, pushFailure, SoftFailure } from "./dns.ts";
+import {
+  hostPort,
+  ipVersion,
+  isPermissionError,
+  lookupAddress,
+  permissionDenied,
+  pushFailure,
+  SoftFailure,
+} from "./dns.ts";
 
 /** Bytes `conn.read()` returns at most when no limit is given. */
 export const DEFAULT_READ_SIZE = 64 * 1024;
@@ -398,10 +406,11 @@ class SocketTable {
   }
 
   /** A socket bound to `host`:`port`; fails with a {@linkcode SoftFailure}. */
-  #bind(type: "udp4" | "udp6", port: number, host: string): Promise<dgram.Socket> {
+  async #bind(type: "udp4" | "udp6", port: number, host: string): Promise<dgram.Socket> {
     this.#checkNet([hostPort(host, port)]);
+    const { createSocket } = await import("node:dgram");
     return new Promise((resolve, reject) => {
-      const socket = dgram.createSocket(type);
+      const socket = createSocket(type);
       const failed = (e: Error) => {
         socket.close();
         reject(new SoftFailure(listenReason(e, host, port)));
@@ -422,7 +431,7 @@ class SocketTable {
     const bytes = checkBytes(vm, L, 3, "udp_sendto");
     const send = async () => {
       const address = await lookupAddress(host);
-      const family = isIP(address) === 6 ? 6 : 4;
+      const family = ipVersion(address) === 6 ? 6 : 4;
       this.#checkNet([hostPort(family === 6 ? "::" : "0.0.0.0", 0), hostPort(address, port)]);
       const socket = await this.#sender(family);
       await new Promise<void>((resolve, reject) => {
@@ -448,7 +457,7 @@ class SocketTable {
     const host = isNone(vm, L, 2) ? "0.0.0.0" : checkString(vm, L, 2, "udp_recvfrom");
     const open = async (): Promise<Pusher> => {
       const address = await lookupAddress(host);
-      const socket = await this.#bind(isIP(address) === 6 ? "udp6" : "udp4", port, address);
+      const socket = await this.#bind(ipVersion(address) === 6 ? "udp6" : "udp4", port, address);
       if (this.#closed) {
         socket.close();
         return () => 0;
