@@ -5,8 +5,10 @@
  *
  * @module
  */
-import { drainSharedOutput, newSharedOutput } from "./runtime/output.ts";
+import { drainSharedOutput, newSharedOutput, sharedOutput } from "./runtime/output.ts";
 import type { WorkerReply, WorkerRequest } from "./host/worker.ts";
+import type { RunRequest } from "./host/run.ts";
+import type { AccessKind, DenyLists } from "./host/_permissions.ts";
 import meta from "./deno.json" with { type: "json" };
 
 const DEFAULT_TIMEOUT = "5s";
@@ -36,6 +38,8 @@ Options:
   --allow-write[=paths]            likewise --allow-net[=hosts], --allow-env[=names], --allow-run[=programs],
   --allow-net[=hosts] ...          --allow-sys[=names]. With any of these, or --sandbox, the script gets only what
                                    is listed plus reading its own folder; without, it gets Deno's own permissions
+  --deny-read[=paths] ...          refuse an access even where an --allow-* flag (or Deno) grants it; likewise
+                                   --deny-write, --deny-net, --deny-env, --deny-run, --deny-sys
   --sandbox                        allow nothing beyond reading the script's folder
   -A, --allow-all                  allow everything
   --watch                          run again when the script or a module it imported changes
@@ -63,6 +67,10 @@ interface Options {
   maxInstructions?: number;
   /** Permissions given on the command line; undefined = the script gets Deno's own. */
   permissions?: Permissions;
+  /** Kinds refused outright by a bare `--deny-<kind>`. */
+  denyAll: Set<AccessKind>;
+  /** What `--deny-<kind>=a,b` refuses. */
+  deny: DenyLists;
 }
 
 /** What a confined script may touch: true for all, a list, or nothing. */
@@ -102,6 +110,16 @@ function workerPermissions(permissions: Permissions, script: string | undefined)
   return { ...permissions, read, ffi: false, import: false };
 }
 
+/** The Worker permissions: what was granted (or Deno's own), less what a bare `--deny-<kind>` refuses. */
+function confinement(options: Options): Deno.PermissionOptionsObject | undefined {
+  if (!options.permissions && options.denyAll.size === 0) return undefined;
+  const granted: Deno.PermissionOptionsObject = options.permissions
+    ? workerPermissions(options.permissions, options.script)
+    : Object.fromEntries(PERMISSION_KINDS.map((kind) => [kind, "inherit"]));
+  for (const kind of options.denyAll) granted[kind] = false;
+  return granted;
+}
+
 /** Parses "500ms", "10s", "2m", "1h" or a bare number of seconds into milliseconds. */
 function parseDuration(text: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
@@ -131,6 +149,8 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
     watch: false,
     memoryLimit: DEFAULT_MEMORY_LIMIT_MB,
     maxGoroutines: DEFAULT_MAX_GOROUTINES,
+    denyAll: new Set(),
+    deny: {},
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -190,8 +210,13 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
         i = argv.length;
         break;
       default: {
-        const kind = PERMISSION_KINDS.find((k) => flag === `--allow-${k}`);
+        const kind = PERMISSION_KINDS.find((k) => flag === `--allow-${k}` || flag === `--deny-${k}`);
         if (!kind) throw new UsageError(`unknown option ${flag} (see solvm --help)`);
+        if (flag.startsWith("--deny-")) {
+          if (inline) options.deny[kind] = [...options.deny[kind] ?? [], ...inline.split(",").filter(Boolean)];
+          else options.denyAll.add(kind);
+          break;
+        }
         options.permissions ??= noPermissions();
         allow(options.permissions, kind, inline);
       }
@@ -231,6 +256,36 @@ function armTimeout(options: Options, resident: Int32Array, stop: () => void): v
   })();
 }
 
+/** True when the time limit applies to this run at all. */
+function timeLimited(options: Options): boolean {
+  return options.timeoutMs > 0 && (options.explicitTimeout || (options.script !== undefined && !options.watch));
+}
+
+/**
+ * Runs the script in this thread, for when Deno was given too little
+ * permission to load the worker module (`deno run --allow-read=DIR main.ts
+ * DIR/script.lua`). The engine then keeps the time limit itself, looking
+ * at the clock every 1000 instructions, and the permissions are Deno's own.
+ */
+async function runInThisThread(options: Options, request: RunRequest): Promise<never> {
+  if (options.permissions || options.denyAll.size > 0) {
+    fail(
+      "--allow-*, --sandbox and bare --deny-* flags confine the script in a worker, which needs read access " +
+        `to SolVM's own files (run Deno with --allow-read=${new URL(".", import.meta.url).pathname})`,
+      EXIT_USAGE,
+    );
+  }
+  const { runRequest } = await import("./host/run.ts");
+  const timeLimit = timeLimited(options)
+    ? { ms: options.timeoutMs, message: timeoutMessage(options), always: options.explicitTimeout }
+    : undefined;
+  Deno.exit(await runRequest(request, { stdout: sharedOutput(newSharedOutput()), timeLimit }));
+}
+
+function timeoutMessage(options: Options): string {
+  return `timeout: script ran longer than ${options.timeoutText}`;
+}
+
 function main(argv: string[]): void {
   let parsed;
   try {
@@ -248,11 +303,29 @@ function main(argv: string[]): void {
     return;
   }
   const options = parsed;
+  const request: RunRequest = {
+    script: options.script,
+    args: options.args,
+    watch: options.watch,
+    maxMemory: options.memoryLimit * 1024 * 1024,
+    maxGoroutines: options.maxGoroutines,
+    maxInstructions: options.maxInstructions,
+    deny: options.deny,
+  };
+  const workerModule = new URL("./host/worker.ts", import.meta.url);
+  if (
+    workerModule.protocol === "file:" &&
+    Deno.permissions.querySync({ name: "read", path: workerModule.pathname }).state !== "granted"
+  ) {
+    runInThisThread(options, request);
+    return;
+  }
   const output = newSharedOutput();
   const control = new SharedArrayBuffer(4);
-  const worker = new Worker(new URL("./host/worker.ts", import.meta.url), {
+  const permissions = confinement(options);
+  const worker = new Worker(workerModule, {
     type: "module",
-    ...(options.permissions ? { deno: { permissions: workerPermissions(options.permissions, options.script) } } : {}),
+    ...(permissions ? { deno: { permissions } } : {}),
   });
   worker.onmessage = ({ data }: MessageEvent<WorkerReply>) => {
     drainSharedOutput(output);
@@ -263,25 +336,15 @@ function main(argv: string[]): void {
     drainSharedOutput(output);
     fail(`internal error: ${e.message}`, 1);
   };
-  if (options.explicitTimeout || (options.script !== undefined && !options.watch)) {
+  if (timeLimited(options)) {
     armTimeout(options, new Int32Array(control), () => {
       worker.terminate();
       drainSharedOutput(output);
-      Deno.stderr.writeSync(new TextEncoder().encode(`timeout: script ran longer than ${options.timeoutText}\n`));
+      Deno.stderr.writeSync(new TextEncoder().encode(`${timeoutMessage(options)}\n`));
       Deno.exit(EXIT_TIMEOUT);
     });
   }
-  const request: WorkerRequest = {
-    script: options.script,
-    args: options.args,
-    watch: options.watch,
-    maxMemory: options.memoryLimit * 1024 * 1024,
-    maxGoroutines: options.maxGoroutines,
-    maxInstructions: options.maxInstructions,
-    output,
-    control,
-  };
-  worker.postMessage(request);
+  worker.postMessage({ ...request, output, control } satisfies WorkerRequest);
 }
 
 if (import.meta.main) main(Deno.args);

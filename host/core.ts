@@ -8,6 +8,7 @@ import type { Engine } from "../runtime/engine.ts";
 import { argError, checkNumber, checkString, isNone } from "../runtime/args.ts";
 import type { LuaState } from "../runtime/lua.ts";
 import type { Family } from "../runtime/family.ts";
+import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
 
 const TAB = new Uint8Array([9]);
 const NEWLINE = new Uint8Array([10]);
@@ -78,11 +79,10 @@ function getenv(engine: Engine, L: LuaState): number {
   const name = checkString(engine.vm, L, 1, "os.getenv");
   let value: string | undefined;
   try {
+    checkAccess("env", name);
     value = Deno.env.get(name);
   } catch (e) {
-    if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
-      throw new Error(`permission denied: env access to "${name}" (run with --allow-env=${name})`);
-    }
+    if (isPermissionError(e)) throw new Error(accessReason(e, "env", name));
     throw e;
   }
   engine.vm.pushPrimitive(L, value);

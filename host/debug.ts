@@ -8,6 +8,7 @@ import type { Engine } from "../runtime/engine.ts";
 import type { Family } from "../runtime/family.ts";
 import { checkFunction, checkInteger, checkString } from "../runtime/args.ts";
 import type { LuaState } from "../runtime/lua.ts";
+import { checkAccess } from "./_permissions.ts";
 import { fileErrorReason } from "./filesystem.ts";
 
 /** Changes closer together than this are one save (editors write in several steps). */
@@ -24,6 +25,7 @@ end`;
  * the folder, since editors often replace a file rather than write to it.
  */
 export function watchPath(path: string, onChange: () => void): () => void {
+  checkAccess("read", path);
   const absolute = Deno.realPathSync(path);
   const folder = absolute.slice(0, absolute.lastIndexOf("/")) || "/";
   const isFolder = Deno.statSync(absolute).isDirectory;

@@ -26,6 +26,7 @@ import type { Family } from "../runtime/family.ts";
 import { argError, checkString, isNone } from "../runtime/args.ts";
 import { LUA_TNIL, LUA_TNONE, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, type LuaState } from "../runtime/lua.ts";
 import type { LuaVM } from "../runtime/state.ts";
+import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
 
 /** Seconds a record lookup may take unless `options.timeout` says otherwise. */
 export const DEFAULT_DNS_TIMEOUT = 5;
@@ -44,21 +45,6 @@ export function pushFailure(vm: LuaVM, L: LuaState, message: string): number {
   vm.api.lua_pushnil(L);
   vm.pushString(L, message);
   return 2;
-}
-
-/**
- * The `--allow-net` hint for a permission error: the host Deno names in its
- * message, else `fallback` ("host:port").
- *
- * ```ts
- * import { permissionDenied } from "./dns.ts";
- * console.assert(permissionDenied(new Error('Requires net access to "1.2.3.4:53"'), "x") ===
- *   "permission denied (run with --allow-net=1.2.3.4:53)");
- * ```
- */
-export function permissionDenied(e: unknown, fallback: string): string {
-  const named = e instanceof Error ? /net access to "([^"]+)"/.exec(e.message)?.[1] : undefined;
-  return `permission denied (run with --allow-net=${named ?? fallback})`;
 }
 
 /**
@@ -81,12 +67,6 @@ export function ipVersion(text: string): 0 | 4 | 6 {
   }
 }
 
-/** True for Deno's permission errors (and node:dns's EPERM). */
-export function isPermissionError(e: unknown): boolean {
-  return e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied ||
-    (e as { code?: string })?.code === "EPERM";
-}
-
 /**
  * "host:port" as Deno's permission flags spell it (IPv6 in brackets).
  *
@@ -101,6 +81,11 @@ export function hostPort(host: string, port: number): string {
 
 /** Every address of `host` from the system's resolver, IPv4 first; fails with a {@linkcode SoftFailure}. */
 export async function lookupAll(host: string): Promise<LookupAddress[]> {
+  try {
+    checkAccess("net", host);
+  } catch (e) {
+    throw new SoftFailure(accessReason(e, "net", host));
+  }
   const { lookup } = await import("node:dns");
   return new Promise((resolve, reject) => {
     lookup(host, { all: true }, (err, addresses) => {
@@ -110,7 +95,7 @@ export async function lookupAll(host: string): Promise<LookupAddress[]> {
         return resolve(unique.sort((a, b) => a.family - b.family));
       }
       // getaddrinfo needs net access to the bare host name.
-      if (err.code === "EPERM") return reject(new SoftFailure(permissionDenied(err, host)));
+      if (err.code === "EPERM") return reject(new SoftFailure(accessReason(err, "net", host)));
       if (err.code === "ENOTFOUND" || err.code === "ENODATA") {
         return reject(new SoftFailure(`unknown host '${host}'`));
       }
@@ -251,14 +236,16 @@ function tidyRecord(type: RecordType, item: unknown): unknown {
 async function records(query: Query, type: RecordType): Promise<RecordList> {
   const options: Deno.ResolveDnsOptions = { signal: AbortSignal.timeout(query.timeoutMs) };
   if (query.server) options.nameServer = query.server;
+  const server = query.server ? hostPort(query.server.ipAddr, query.server.port ?? 53) : undefined;
   try {
+    if (server) checkAccess("net", server);
     // One call site per overload keeps the record types apart for the checker.
     const found: RecordList = await Deno.resolveDns(query.host, type as "A", options);
     return found.map((item) => tidyRecord(type, item));
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return [];
-    const where = query.server ? ` (server ${hostPort(query.server.ipAddr, query.server.port ?? 53)})` : "";
-    if (isPermissionError(e)) throw new SoftFailure(permissionDenied(e, query.server?.ipAddr ?? "the DNS server"));
+    const where = server ? ` (server ${server})` : "";
+    if (isPermissionError(e)) throw new SoftFailure(accessReason(e, "net", server ?? query.host));
     if (e instanceof Deno.errors.TimedOut || (e instanceof DOMException && e.name === "TimeoutError")) {
       throw new SoftFailure(`DNS lookup of '${query.host}' timed out after ${query.timeoutMs / 1000} s${where}`);
     }

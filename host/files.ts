@@ -10,17 +10,19 @@ import type { Family } from "../runtime/family.ts";
 import { argError, checkBytes, checkString, isNone } from "../runtime/args.ts";
 import type { LuaState } from "../runtime/lua.ts";
 import { fileErrorReason } from "./filesystem.ts";
+import { checkAccess } from "./_permissions.ts";
 
-/** Rejects with `fname: cannot <verb> "<path>": <reason>`. */
+/** Runs `work` once `access` to `path` is allowed; rejects with `fname: cannot <verb> "<path>": <reason>`. */
 async function explain<T>(
-  work: Promise<T>,
+  work: () => Promise<T>,
   fname: string,
   verb: string,
   access: "read" | "write",
   path: string,
 ): Promise<T> {
   try {
-    return await work;
+    checkAccess(access, path);
+    return await work();
   } catch (e) {
     throw new Error(`${fname}: cannot ${verb} "${path}": ${fileErrorReason(e, access, path)}`);
   }
@@ -29,7 +31,7 @@ async function explain<T>(
 /** `read_file(path)`: the file's bytes as a Lua string. */
 function readFile(engine: Engine, L: LuaState) {
   const path = checkString(engine.vm, L, 1, "read_file");
-  return explain(Deno.readFile(path), "read_file", "read", "read", path).then((bytes) => (L: LuaState) => {
+  return explain(() => Deno.readFile(path), "read_file", "read", "read", path).then((bytes) => (L: LuaState) => {
     engine.vm.pushBytes(L, bytes);
     return 1;
   });
@@ -42,7 +44,7 @@ function writeFile(engine: Engine, L: LuaState) {
   const content = checkBytes(vm, L, 2, "write_file");
   const mode = isNone(vm, L, 3) ? "w" : checkString(vm, L, 3, "write_file");
   if (mode !== "w" && mode !== "a") throw argError(3, "write_file", `mode "w" or "a" expected, got "${mode}"`);
-  const work = Deno.writeFile(path, content, { append: mode === "a" });
+  const work = () => Deno.writeFile(path, content, { append: mode === "a" });
   return explain(work, "write_file", "write", "write", path).then(() => (L: LuaState) => {
     vm.api.lua_pushboolean(L, 1);
     return 1;
@@ -70,7 +72,7 @@ function modeString(info: Deno.FileInfo): string {
 /** `list_dir(path)`: entries `{name, is_dir, size, mode, mod_time}` sorted by name. */
 function listDir(engine: Engine, L: LuaState) {
   const path = checkString(engine.vm, L, 1, "list_dir");
-  const work = (async () => {
+  const work = async () => {
     const entries = [];
     for await (const entry of Deno.readDir(path)) {
       let info: Deno.FileInfo;
@@ -89,7 +91,7 @@ function listDir(engine: Engine, L: LuaState) {
       });
     }
     return entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-  })();
+  };
   return explain(work, "list_dir", "list", "read", path).then((entries) => (L: LuaState) => {
     engine.vm.pushValue(L, entries);
     return 1;

@@ -7,13 +7,14 @@
  * @module
  */
 import { ERRNO, type LuaSystem, O_APPEND, O_CREAT, O_EXCL, O_RDWR, O_TRUNC, O_WRONLY } from "../runtime/lua.ts";
+import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
 
 /** The errno for a failed Deno file call. */
 export function errnoOf(e: unknown): number {
   const code = (e as { code?: unknown })?.code;
   if (typeof code === "string" && code in ERRNO) return ERRNO[code as keyof typeof ERRNO];
   if (e instanceof Deno.errors.NotFound) return ERRNO.ENOENT;
-  if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable) return ERRNO.EACCES;
+  if (isPermissionError(e)) return ERRNO.EACCES;
   if (e instanceof Deno.errors.AlreadyExists) return ERRNO.EEXIST;
   if (e instanceof Deno.errors.IsADirectory) return ERRNO.EISDIR;
   if (e instanceof Deno.errors.NotADirectory) return ERRNO.ENOTDIR;
@@ -33,9 +34,7 @@ export function errnoOf(e: unknown): number {
  */
 export function fileErrorReason(e: unknown, access: "read" | "write", path: string): string {
   if (e instanceof Deno.errors.NotFound) return "no such file or directory";
-  if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable) {
-    return `permission denied: ${access} access to "${path}" (run with --allow-${access}=${path})`;
-  }
+  if (isPermissionError(e)) return accessReason(e, access, path);
   if (e instanceof Deno.errors.IsADirectory) return "is a directory";
   if (e instanceof Deno.errors.NotADirectory) return "not a directory";
   if (e instanceof Deno.errors.AlreadyExists) return "already exists";
@@ -80,6 +79,8 @@ export function denoFileSystem(): LuaSystem {
     open: (path, flags, mode) =>
       attempt(() => {
         const access = flags & 3;
+        if (access !== O_WRONLY) checkAccess("read", path);
+        if (access !== 0 || (flags & (O_CREAT | O_TRUNC | O_APPEND)) !== 0) checkAccess("write", path);
         const f = Deno.openSync(path, {
           read: access !== O_WRONLY,
           write: access === O_WRONLY || access === O_RDWR,
@@ -114,17 +115,21 @@ export function denoFileSystem(): LuaSystem {
       }),
     remove: (path, directory) =>
       attempt(() => {
+        checkAccess("write", path);
         if (!directory && Deno.statSync(path).isDirectory) return -ERRNO.EISDIR;
         Deno.removeSync(path);
         return 0;
       }),
     rename: (from, to) =>
       attempt(() => {
+        checkAccess("write", from);
+        checkAccess("write", to);
         Deno.renameSync(from, to);
         return 0;
       }),
     readlink: (path, into) =>
       attempt(() => {
+        checkAccess("read", path);
         if (!Deno.lstatSync(path).isSymlink) return -ERRNO.EINVAL;
         const target = new TextEncoder().encode(Deno.readLinkSync(path));
         into.set(target.subarray(0, into.length));

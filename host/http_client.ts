@@ -21,6 +21,7 @@ import { argError, checkBytes, checkString, checkTable, isNone } from "../runtim
 import { LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, type LuaState } from "../runtime/lua.ts";
 import type { LuaVM } from "../runtime/state.ts";
 import { headersMetatable } from "./_headers.ts";
+import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
 
 /** Seconds a request may take when the call gives no `timeout`. */
 export const DEFAULT_TIMEOUT = 30;
@@ -140,10 +141,8 @@ function badUrl(url: string): string | undefined {
   return undefined;
 }
 
-/** The `HOST:PORT` an `--allow-net` hint names for `url`. */
-function netTarget(url: string, e: Error): string {
-  const named = /net access to "([^"]+)"/.exec(e.message);
-  if (named) return named[1];
+/** The `HOST:PORT` Deno's net permission names for `url`. */
+function netTarget(url: string): string {
   const parsed = new URL(url);
   return `${parsed.hostname}:${parsed.port || (parsed.protocol === "https:" ? 443 : 80)}`;
 }
@@ -166,9 +165,7 @@ function describeFailure(call: Call, e: unknown, timedOut: boolean): string {
   const { fname, url } = call;
   if (timedOut) return `${fname}: request to ${url} timed out after ${call.timeout}s`;
   if (!(e instanceof Error)) return `${fname}: request to ${url} failed: ${String(e)}`;
-  if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable) {
-    return `${fname}: cannot connect to ${url}: permission denied (run with --allow-net=${netTarget(url, e)})`;
-  }
+  if (isPermissionError(e)) return `${fname}: cannot connect to ${url}: ${accessReason(e, "net", netTarget(url))}`;
   const { connect, reason } = failureReason(e);
   return connect ? `${fname}: cannot connect to ${url}: ${reason}` : `${fname}: request to ${url} failed: ${reason}`;
 }
@@ -214,6 +211,7 @@ class HttpClient {
     }, Math.min(call.timeout * 1000, MAX_TIMER_MS));
     this.#inFlight.add(controller);
     try {
+      checkAccess("net", netTarget(call.url));
       const response = await fetch(call.url, {
         method: call.method,
         headers: call.headers,

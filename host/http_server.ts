@@ -15,7 +15,9 @@ import type { Family } from "../runtime/family.ts";
 import { argError, checkFunction, checkInteger, checkString, checkTable, isNone } from "../runtime/args.ts";
 import { LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, type LuaState } from "../runtime/lua.ts";
 import { fileErrorReason } from "./filesystem.ts";
+import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
 import { headersMetatable } from "./_headers.ts";
+import { hostPort } from "./dns.ts";
 
 /** Request bodies above this many bytes get 413 unless `max_body` says otherwise. */
 export const DEFAULT_MAX_BODY = 10 * 1024 * 1024;
@@ -223,6 +225,7 @@ class ServerTable {
       const keyPath = checkString(vm, L, 5, "create_server");
       const read = (path: string, what: string) => {
         try {
+          checkAccess("read", path);
           return Deno.readTextFileSync(path);
         } catch (e) {
           throw new Error(`create_server: cannot read TLS ${what} "${path}": ${fileErrorReason(e, "read", path)}`);
@@ -267,6 +270,7 @@ class ServerTable {
     this.#ensureSupport();
     return new Promise((resolve, reject) => {
       try {
+        checkAccess("net", hostPort(server.hostname, server.port));
         server.http = Deno.serve({
           port: server.port,
           hostname: server.hostname,
@@ -506,9 +510,7 @@ class ServerTable {
 
 function listenReason(e: unknown, server: Server): string {
   if (e instanceof Deno.errors.AddrInUse) return "address already in use";
-  if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable) {
-    return `permission denied (run with --allow-net=${server.hostname}:${server.port})`;
-  }
+  if (isPermissionError(e)) return accessReason(e, "net", hostPort(server.hostname, server.port));
   if (server.tls) return `bad TLS certificate or key (${e instanceof Error ? e.message : e})`;
   return e instanceof Error ? e.message : String(e);
 }

@@ -11,6 +11,7 @@ import type { Family, RunContext } from "../runtime/family.ts";
 import { checkString } from "../runtime/args.ts";
 import type { LuaState } from "../runtime/lua.ts";
 import { fileErrorReason } from "./filesystem.ts";
+import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
 
 /** How long a remote module may take to arrive. */
 const FETCH_TIMEOUT_MS = 30_000;
@@ -80,6 +81,7 @@ function globalName(name: string): string {
 
 function isFile(path: string): boolean {
   try {
+    checkAccess("read", path);
     return Deno.statSync(path).isFile;
   } catch (e) {
     if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) return false;
@@ -127,6 +129,7 @@ function load(engine: Engine, context: RunContext, L: LuaState) {
 
 async function readModule(path: string, shown: string, context: RunContext): Promise<Uint8Array> {
   try {
+    checkAccess("read", path);
     const bytes = await Deno.readFile(path);
     context.loaded.add(path);
     return bytes;
@@ -137,12 +140,14 @@ async function readModule(path: string, shown: string, context: RunContext): Pro
 
 async function fetchModule(url: string): Promise<Uint8Array> {
   let response: Response;
+  const parsed = new URL(url);
+  const target = `${parsed.hostname}:${parsed.port || (parsed.protocol === "https:" ? 443 : 80)}`;
   try {
+    checkAccess("net", target);
     response = await fetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
   } catch (e) {
-    const reason = e instanceof Error ? e.message : String(e);
-    const hint = e instanceof Deno.errors.NotCapable ? ` (run with --allow-net=${new URL(url).host})` : "";
-    throw new Error(`import: cannot fetch ${url}: ${reason}${hint}`);
+    const reason = isPermissionError(e) ? accessReason(e, "net", target) : e instanceof Error ? e.message : String(e);
+    throw new Error(`import: cannot fetch ${url}: ${reason}`);
   }
   if (!response.ok) {
     await response.body?.cancel();

@@ -14,6 +14,7 @@ import { files } from "./files.ts";
 import { modules } from "./modules.ts";
 import { debugging, watchPath } from "./debug.ts";
 import { fileErrorReason } from "./filesystem.ts";
+import { checkAccess } from "./_permissions.ts";
 import { monitor } from "./monitor.ts";
 import { httpServer } from "./http_server.ts";
 import { sockets } from "./sockets.ts";
@@ -22,6 +23,8 @@ import { httpClient } from "./http_client.ts";
 
 /** Exit code of a deadlock (as Go's runtime uses for fatal errors). */
 export const EXIT_DEADLOCK = 2;
+/** Exit code of a run past its time limit (as coreutils' timeout uses). */
+export const EXIT_TIMEOUT = 124;
 
 /**
  * Registers every family of Lua globals on `engine`.
@@ -103,6 +106,9 @@ export function reportOutcome(engine: Engine, outcome: Outcome): number {
       return EXIT_DEADLOCK;
     case "reload":
       return 0;
+    case "timeout":
+      engine.reportError(outcome.message);
+      return EXIT_TIMEOUT;
   }
 }
 
@@ -160,6 +166,7 @@ export async function runScriptFile(path: string, args: string[], options: Scrip
     const engine = await options.newEngine();
     let source: Uint8Array;
     try {
+      checkAccess("read", path);
       source = Deno.readFileSync(path);
     } catch (e) {
       engine.reportError(`solvm: cannot read script "${path}": ${fileErrorReason(e, "read", path)}`);

@@ -45,15 +45,8 @@ import type { Engine, Pusher } from "../runtime/engine.ts";
 import type { Family } from "../runtime/family.ts";
 import { argError, checkBytes, checkInteger, checkString, isNone } from "../runtime/args.ts";
 import { LUA_TNUMBER, LUA_TSTRING, type LuaState } from "../runtime/lua.ts";
-import {
-  hostPort,
-  ipVersion,
-  isPermissionError,
-  lookupAddress,
-  permissionDenied,
-  pushFailure,
-  SoftFailure,
-} from "./dns.ts";
+import { hostPort, ipVersion, lookupAddress, pushFailure, SoftFailure } from "./dns.ts";
+import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
 
 /** Bytes `conn.read()` returns at most when no limit is given. */
 export const DEFAULT_READ_SIZE = 64 * 1024;
@@ -114,7 +107,7 @@ function streamReason(e: unknown): string {
 
 function connectReason(e: unknown, host: string, port: number): string {
   if (e instanceof Deno.errors.ConnectionRefused) return `connection refused (${hostPort(host, port)})`;
-  if (isPermissionError(e)) return permissionDenied(e, hostPort(host, port));
+  if (isPermissionError(e)) return accessReason(e, "net", hostPort(host, port));
   if (e instanceof Deno.errors.TimedOut) return `connection timed out (${hostPort(host, port)})`;
   const message = e instanceof Error ? e.message : String(e);
   if (/lookup address|Name or service not known|No address associated/i.test(message)) return `unknown host '${host}'`;
@@ -128,7 +121,7 @@ function listenReason(e: unknown, host: string, port: number): string {
   if (e instanceof Deno.errors.AddrNotAvailable || (e as { code?: string })?.code === "EADDRNOTAVAIL") {
     return `address not available (${hostPort(host, port)})`;
   }
-  if (isPermissionError(e)) return permissionDenied(e, hostPort(host, port));
+  if (isPermissionError(e)) return accessReason(e, "net", hostPort(host, port));
   return `cannot listen on ${hostPort(host, port)}: ${e instanceof Error ? e.message : e}`;
 }
 
@@ -258,6 +251,7 @@ class SocketTable {
     const host = isNone(vm, L, 2) ? "0.0.0.0" : checkString(vm, L, 2, "tcp_listen");
     let listener: Deno.TcpListener;
     try {
+      checkAccess("net", hostPort(host, port));
       listener = Deno.listen({ port, hostname: host, transport: "tcp" });
     } catch (e) {
       return pushFailure(vm, L, listenReason(e, host, port));
@@ -302,7 +296,10 @@ class SocketTable {
     const vm = this.engine.vm;
     const host = checkString(vm, L, 1, "tcp_connect");
     const port = checkPort(this, L, 2, "tcp_connect", 1);
-    return Deno.connect({ hostname: host, port, transport: "tcp" }).then(
+    return Promise.resolve().then(() => {
+      checkAccess("net", hostPort(host, port));
+      return Deno.connect({ hostname: host, port, transport: "tcp" });
+    }).then(
       (conn) => {
         if (this.#closed) {
           conn.close();
@@ -387,8 +384,15 @@ class SocketTable {
 
   /** Fails unless `--allow-net` grants every one of `hosts` (node:dgram would throw out of reach of a catch). */
   #checkNet(hosts: string[]): void {
+    for (const host of hosts) {
+      try {
+        checkAccess("net", host);
+      } catch (e) {
+        throw new SoftFailure(accessReason(e, "net", host));
+      }
+    }
     const missing = hosts.filter((host) => Deno.permissions.querySync({ name: "net", host }).state !== "granted");
-    if (missing.length > 0) throw new SoftFailure(permissionDenied(undefined, missing.join(",")));
+    if (missing.length > 0) throw new SoftFailure(accessReason(undefined, "net", missing.join(",")));
   }
 
   /** A bound socket of `family` for sending, made once per engine. */

@@ -25,7 +25,8 @@ export type Outcome =
   | { status: "error"; message: string; traceback: string }
   | { status: "deadlock"; report: string }
   | { status: "exit"; code: number }
-  | { status: "reload" };
+  | { status: "reload" }
+  | { status: "timeout"; message: string };
 
 /** Options of {@linkcode Engine.create}. */
 export interface EngineOptions {
@@ -51,6 +52,13 @@ export interface EngineOptions {
    * steps of 1000. Counting keeps a hook on every instruction: about 2x slower.
    */
   maxInstructions?: number;
+  /**
+   * Lets {@linkcode Engine.setDeadline} stop even a loop that never yields:
+   * the hook then looks at the clock every 1000 instructions (about 2x
+   * slower Lua, as with `maxInstructions`). Without it a deadline stops
+   * the run only while its goroutines wait.
+   */
+  deadlines?: boolean;
 }
 
 /** Thrown through Lua to stop the engine at once (`os.exit`, `reload_script`). */
@@ -123,6 +131,10 @@ export class Engine {
   #tierUpOpen = false;
   #instructionLimit = 0;
   #instructionsUsed = 0;
+  #counting = false;
+  #deadline = Infinity;
+  #deadlineMessage = "";
+  #deadlineTimer: ReturnType<typeof setTimeout> | undefined;
   #inPump = false;
   // Threads that already made their tier-up yield (only tracked while a limit keeps hooks on).
   readonly #tieredUp = new Set<number>();
@@ -153,6 +165,7 @@ export class Engine {
     };
     engine = new Engine(new LuaVM(loadLuaModule(system, options.maxMemory)), options);
     engine.#instructionLimit = options.maxInstructions ?? 0;
+    engine.#counting = engine.#instructionLimit > 0 || options.deadlines === true;
     engine.#boot();
     if (options.maxGoroutines !== undefined) {
       engine.pushSchedulerField(engine.L, "limit_goroutines");
@@ -216,15 +229,18 @@ export class Engine {
     const api = vm.api;
     this.#tierUpUntil = performance.now() + TIER_UP_MS;
     const what = vm.cstr("S");
-    const limited = this.#instructionLimit > 0;
+    const limited = this.#counting;
     this.#tierUpHook = vm.lua.addFunction((T: LuaState, ar: number) => {
       if (limited) {
         this.#instructionsUsed += LIMIT_STEP;
         // Thrown only inside the pump, so it unwinds to the pump and nowhere else.
-        if (this.#instructionsUsed > this.#instructionLimit && this.#inPump) {
+        if (this.#inPump && this.#instructionLimit > 0 && this.#instructionsUsed > this.#instructionLimit) {
           const message =
             `instruction limit exceeded: the script ran more than ${this.#instructionLimit} Lua instructions`;
           throw new StopRequest({ status: "error", message, traceback: "" });
+        }
+        if (this.#inPump && performance.now() > this.#deadline) {
+          throw new StopRequest({ status: "timeout", message: this.#deadlineMessage });
         }
         if (this.#tieredUp.has(T)) return;
       }
@@ -396,6 +412,23 @@ export class Engine {
   abort(outcome: Outcome): never {
     this.stdout.flush();
     throw new StopRequest(outcome);
+  }
+
+  /**
+   * Ends the run with a "timeout" outcome carrying `message` at `at` (a
+   * `performance.now()` time); undefined clears it. Goroutines that wait
+   * are stopped by a timer; running Lua only when the engine was created
+   * with `deadlines`.
+   */
+  setDeadline(at: number | undefined, message = "timeout"): void {
+    clearTimeout(this.#deadlineTimer);
+    this.#deadline = at ?? Infinity;
+    this.#deadlineMessage = message;
+    if (at === undefined || this.#closed) return;
+    this.#deadlineTimer = setTimeout(
+      () => this.halt({ status: "timeout", message }),
+      Math.min(Math.max(0, at - performance.now()), 2 ** 31 - 1),
+    );
   }
 
   /** Stops the engine from outside Lua (a file watcher, say): the run ends with `outcome`. */
@@ -652,6 +685,7 @@ export class Engine {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#deadlineTimer);
     for (const cleanup of this.#closers.splice(0)) cleanup();
     this.stdout.flush();
     this.vm.close();

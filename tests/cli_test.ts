@@ -272,3 +272,65 @@ Deno.test("a script the process may not read gives one line naming the flag, exi
   );
   strictEqual(code, 1);
 });
+
+/** Wall-clock milliseconds of `run`. */
+async function timed(run: () => Promise<unknown>): Promise<number> {
+  const started = performance.now();
+  await run();
+  return performance.now() - started;
+}
+
+Deno.test("--timeout 1s stops a never-yielding loop within the limit plus 10% and 100 ms (start-up aside)", async () => {
+  const dir = await tempFiles({ "spin.lua": "while true do end", "quick.lua": "" });
+  const startUp = await timed(() => solvm([`${dir}/quick.lua`]));
+  let result: Awaited<ReturnType<typeof solvm>> | undefined;
+  const elapsed = await timed(async () => result = await solvm(["--timeout", "1s", `${dir}/spin.lua`]));
+  strictEqual(result!.code, 124);
+  strictEqual(result!.stderr, "timeout: script ran longer than 1s\n");
+  ok(elapsed - startUp <= 1000 * 1.1 + 100, `stopped ${elapsed - startUp} ms after start-up`);
+});
+
+/** Runs main.ts with Deno's own permission flags `denoFlags` (no -A). */
+async function solvmUnder(denoFlags: string[], args: string[]) {
+  const main = new URL("../main.ts", import.meta.url).pathname;
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...denoFlags, "--no-prompt", main, ...args],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  return { code, stdout: new TextDecoder().decode(stdout), stderr: new TextDecoder().decode(stderr) };
+}
+
+Deno.test("deno run --allow-read=DIR main.ts DIR/script.lua runs a pure computation; SolVM's own files need no grant", async () => {
+  const dir = await tempFiles({
+    "sum.lua": `local s = 0 for i = 1, 100 do s = s + i end print(s, #arg, arg[1])\n` +
+      `chan("c", 1) go(function() send("c", json_encode({ n = s })) end) print(receive("c"))`,
+  });
+  const r = await solvmUnder([`--allow-read=${dir}`], [`${dir}/sum.lua`, "x"]);
+  strictEqual(r.stderr, "");
+  strictEqual(r.stdout, '5050\t1\tx\n{"n":5050}\ttrue\n');
+  strictEqual(r.code, 0);
+});
+
+Deno.test("without read access to SolVM's files the time limit still stops a never-yielding loop", async () => {
+  const dir = await tempFiles({
+    "spin.lua": `print("started") while true do end`,
+    "parked.lua": `print("waiting") go(function() sleep(60) end) wait()`,
+  });
+  for (const script of ["spin.lua", "parked.lua"]) {
+    let r: Awaited<ReturnType<typeof solvmUnder>> | undefined;
+    const elapsed = await timed(async () =>
+      r = await solvmUnder([`--allow-read=${dir}`], ["--timeout", "500ms", `${dir}/${script}`])
+    );
+    strictEqual(r!.code, 124, script);
+    strictEqual(r!.stderr, "timeout: script ran longer than 500ms\n");
+    ok(elapsed < 3000, `${script} took ${elapsed} ms`);
+  }
+  const confined = await solvmUnder([`--allow-read=${dir}`], ["--sandbox", `${dir}/spin.lua`]);
+  strictEqual(confined.code, 2);
+  match(
+    confined.stderr,
+    /^solvm: --allow-\*, --sandbox and bare --deny-\* flags confine the script in a worker, which needs read access to SolVM's own files \(run Deno with --allow-read=.*\)\n$/,
+  );
+});

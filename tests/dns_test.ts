@@ -229,8 +229,8 @@ Deno.test("resolve_dns without --allow-net says which flag is missing", async ()
     strictEqual(code, 0);
     strictEqual(
       out,
-      "nil\tpermission denied (run with --allow-net=localhost)\n" +
-        "nil\tpermission denied (run with --allow-net=127.0.0.1:5353)\n",
+      'nil\tpermission denied: net access to "localhost" (run with --allow-net=localhost)\n' +
+        'nil\tpermission denied: net access to "127.0.0.1:5353" (run with --allow-net=127.0.0.1:5353)\n',
     );
   } finally {
     await Deno.remove(dir, { recursive: true });

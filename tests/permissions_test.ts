@@ -29,7 +29,7 @@ Deno.test("--sandbox: only the script's own folder can be read; every other acce
       "/etc/hostname: Permission denied\n" +
       `false\twrite_file: cannot write "${dir}/out.txt": permission denied: write access to "${dir}/out.txt" ` +
       `(run with --allow-write=${dir}/out.txt)\n` +
-      "http_get: cannot connect to http://127.0.0.1:12345/: permission denied (run with --allow-net=127.0.0.1:12345)\n" +
+      'http_get: cannot connect to http://127.0.0.1:12345/: permission denied: net access to "127.0.0.1:12345" (run with --allow-net=127.0.0.1:12345)\n' +
       'false\tpermission denied: env access to "HOME" (run with --allow-env=HOME)\n',
   );
 });
@@ -52,4 +52,62 @@ Deno.test("without permission flags the script has the permissions Deno was give
   strictEqual(run.code, 0);
   strictEqual(run.stdout.split("\n")[3], "true\ttrue");
   strictEqual(await Deno.readTextFile(`${dir}/out.txt`), "x");
+});
+
+Deno.test("--deny-* lists refuse what Deno or an --allow-* flag grants, in the globals and Lua's own libraries", async () => {
+  const dir = await tempFiles({ "open.txt": "open", "ok.lua": "return 1" });
+  await Deno.mkdir(`${dir}/secret`);
+  await Deno.writeTextFile(`${dir}/secret/key.txt`, "k");
+  await Deno.writeTextFile(`${dir}/secret/mod.lua`, "return 2");
+  await Deno.writeTextFile(
+    `${dir}/deny.lua`,
+    `local dir = "${dir}"
+print(read_file(dir .. "/open.txt"))
+print(pcall(read_file, dir .. "/secret/key.txt"))
+print(io.open(dir .. "/secret/key.txt"))
+print(pcall(dofile, dir .. "/secret/mod.lua"))
+print(pcall(write_file, dir .. "/secret/new.txt", "x"))
+print(pcall(os.getenv, "HOME"))
+print(select(2, http_get("http://127.0.0.1:9/")))
+print(pcall(os.getenv, "PATH") and "path ok")
+`,
+  );
+  const r = await solvm([`--deny-read=${dir}/secret`, "--deny-env=HOME", "--deny-net=127.0.0.1", `${dir}/deny.lua`]);
+  strictEqual(r.stderr, "");
+  strictEqual(r.code, 0);
+  const key = `${dir}/secret/key.txt`;
+  strictEqual(
+    r.stdout,
+    "open\n" +
+      `false\tread_file: cannot read "${key}": permission denied: read access to "${key}" ` +
+      `(denied by --deny-read=${dir}/secret)\n` +
+      `nil\t${key}: Permission denied\t2\n` + // errno as this WebAssembly build numbers EACCES
+      `false\tcannot open ${dir}/secret/mod.lua: Permission denied\n` +
+      "true\ttrue\n" +
+      'false\tpermission denied: env access to "HOME" (denied by --deny-env=HOME)\n' +
+      'http_get: cannot connect to http://127.0.0.1:9/: permission denied: net access to "127.0.0.1:9" ' +
+      "(denied by --deny-net=127.0.0.1)\n" +
+      "path ok\n",
+  );
+  strictEqual(await Deno.readTextFile(`${dir}/secret/new.txt`), "x");
+});
+
+Deno.test("a bare --deny-<kind> refuses the whole kind; --deny-* narrows an --allow-* list", async () => {
+  const dir = await tempFiles({ "a.txt": "a", "b.txt": "b" });
+  await Deno.writeTextFile(
+    `${dir}/bare.lua`,
+    `print(pcall(write_file, "${dir}/c.txt", "c"))
+print(read_file("${dir}/a.txt"))
+print(pcall(read_file, "${dir}/b.txt"))`,
+  );
+  const r = await solvm(["--deny-write", `--allow-read=${dir}`, `--deny-read=${dir}/b.txt`, `${dir}/bare.lua`]);
+  strictEqual(r.code, 0);
+  strictEqual(
+    r.stdout,
+    `false\twrite_file: cannot write "${dir}/c.txt": permission denied: write access to "${dir}/c.txt" ` +
+      `(run with --allow-write=${dir}/c.txt)\n` +
+      "a\n" +
+      `false\tread_file: cannot read "${dir}/b.txt": permission denied: read access to "${dir}/b.txt" ` +
+      `(denied by --deny-read=${dir}/b.txt)\n`,
+  );
 });

@@ -332,10 +332,10 @@ print("still running")
     strictEqual(code, 0);
     strictEqual(
       new TextDecoder().decode(stdout),
-      "nil\tpermission denied (run with --allow-net=127.0.0.1:9)\n" +
-        "nil\tpermission denied (run with --allow-net=127.0.0.1:0)\n" +
-        "nil\tpermission denied (run with --allow-net=0.0.0.0:0,127.0.0.1:9)\n" +
-        "nil\tpermission denied (run with --allow-net=127.0.0.1:0)\n" +
+      'nil\tpermission denied: net access to "127.0.0.1:9" (run with --allow-net=127.0.0.1:9)\n' +
+        'nil\tpermission denied: net access to "127.0.0.1:0" (run with --allow-net=127.0.0.1:0)\n' +
+        'nil\tpermission denied: net access to "0.0.0.0:0,127.0.0.1:9" (run with --allow-net=0.0.0.0:0,127.0.0.1:9)\n' +
+        'nil\tpermission denied: net access to "127.0.0.1:0" (run with --allow-net=127.0.0.1:0)\n' +
         "still running\n",
     );
   } finally {

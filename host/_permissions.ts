@@ -1,0 +1,123 @@
+/**
+ * Permission errors in one wording for every family, and the `--deny-*`
+ * lists. Deno's worker permissions can grant lists but cannot subtract
+ * from them (denoland/deno#20096), so a denied path, host, variable,
+ * program or system value is refused here, at each family's call into
+ * Deno, before Deno is asked.
+ *
+ * @module
+ */
+
+/** The kinds of access Deno's permission flags control for a script. */
+export type AccessKind = "read" | "write" | "net" | "env" | "run" | "sys";
+
+/** What `--deny-<kind>=a,b` listed, per kind. */
+export type DenyLists = Partial<Record<AccessKind, string[]>>;
+
+/** A refusal by a `--deny-*` list. */
+export class AccessDenied extends Error {
+  constructor(readonly kind: AccessKind, readonly target: string, readonly entry: string) {
+    super(`${kind} access to "${target}" denied by --deny-${kind}=${entry}`);
+  }
+}
+
+let denied: DenyLists = {};
+
+/**
+ * Sets the `--deny-*` lists of this thread's script. Paths are made
+ * absolute against the working directory.
+ *
+ * ```ts
+ * import { checkAccess, setDenied } from "./_permissions.ts";
+ * setDenied({ env: ["SECRET"] });
+ * let refused = false;
+ * try { checkAccess("env", "SECRET"); } catch { refused = true; }
+ * console.assert(refused);
+ * setDenied({});
+ * ```
+ */
+export function setDenied(lists: DenyLists): void {
+  denied = {};
+  for (const [kind, entries] of Object.entries(lists) as [AccessKind, string[]][]) {
+    denied[kind] = kind === "read" || kind === "write" ? entries.map(absolute) : entries;
+  }
+}
+
+function absolute(path: string): string {
+  if (path.startsWith("/")) return path.replace(/\/+$/, "") || "/";
+  let cwd = "";
+  try {
+    cwd = Deno.cwd();
+  } catch {
+    // Without read access to it, relative entries stay relative.
+  }
+  return absolute(`${cwd}/${path}`.replace(/\/\.(?=\/|$)/g, ""));
+}
+
+function matches(kind: AccessKind, entry: string, target: string): boolean {
+  switch (kind) {
+    case "read":
+    case "write":
+      return entry === "/" || target === entry || target.startsWith(`${entry}/`);
+    case "net":
+      // "host" denies every port of host; "host:port" that port only.
+      return target === entry || target.replace(/:\d+$/, "") === entry;
+    case "env":
+      return entry.endsWith("*") ? target.startsWith(entry.slice(0, -1)) : target === entry;
+    case "run":
+      return target === entry || target.endsWith(`/${entry}`);
+    case "sys":
+      return target === entry;
+  }
+}
+
+/**
+ * Refuses `kind` access to `target` (a path, `host:port`, variable, program
+ * or system value) when a `--deny-*` list names it.
+ *
+ * ```ts
+ * import { checkAccess } from "./_permissions.ts";
+ * checkAccess("read", "/tmp/anything"); // nothing is denied by default
+ * ```
+ */
+export function checkAccess(kind: AccessKind, target: string): void {
+  const entries = denied[kind];
+  if (!entries) return;
+  const subject = kind === "read" || kind === "write" ? absolute(target) : target;
+  const entry = entries.find((e) => matches(kind, e, subject));
+  if (entry !== undefined) throw new AccessDenied(kind, target, entry);
+}
+
+/**
+ * True for a refused access: Deno's permission errors, node's EPERM and
+ * {@linkcode AccessDenied}.
+ *
+ * ```ts
+ * import { isPermissionError } from "./_permissions.ts";
+ * console.assert(isPermissionError(new Deno.errors.NotCapable("x")) && !isPermissionError(new Error("x")));
+ * ```
+ */
+export function isPermissionError(e: unknown): boolean {
+  return e instanceof AccessDenied || e instanceof Deno.errors.NotCapable ||
+    e instanceof Deno.errors.PermissionDenied || (e as { code?: string })?.code === "EPERM";
+}
+
+/**
+ * The reason a refused access gives the script, naming the flag that
+ * grants it, or the `--deny-*` flag that refused it. For net, the target
+ * Deno names in its own message wins over `target`.
+ *
+ * ```ts
+ * import { accessReason } from "./_permissions.ts";
+ * console.assert(accessReason(new Deno.errors.NotCapable("x"), "env", "HOME") ===
+ *   'permission denied: env access to "HOME" (run with --allow-env=HOME)');
+ * ```
+ */
+export function accessReason(e: unknown, kind: AccessKind, target: string): string {
+  if (e instanceof AccessDenied) {
+    return `permission denied: ${kind} access to "${target}" (denied by --deny-${e.kind}=${e.entry})`;
+  }
+  const named = e instanceof Error ? new RegExp(`${kind} access to "([^"]+)"`).exec(e.message)?.[1] : undefined;
+  const subject = kind === "net" && named ? named : target;
+  return `permission denied: ${kind} access to "${subject}" (run with --allow-${kind}=${subject})`;
+}

@@ -1,0 +1,88 @@
+/**
+ * One CLI run: the script (or the REPL) with the CLI's limits, in whatever
+ * thread the CLI chose (its worker, host/worker.ts, or its own thread when
+ * it cannot start one).
+ *
+ * @module
+ */
+import { Engine } from "../runtime/engine.ts";
+import type { OutputSink } from "../runtime/output.ts";
+import { installGlobals, runScriptFile } from "./script.ts";
+import { runRepl } from "./repl.ts";
+import { denoFileSystem } from "./filesystem.ts";
+import { type DenyLists, setDenied } from "./_permissions.ts";
+
+/** What the CLI asks to run. */
+export interface RunRequest {
+  /** Script path, or undefined for the REPL. */
+  script?: string;
+  args: string[];
+  /** Reload when the script or an imported module changes. */
+  watch: boolean;
+  /** Bytes of memory each Lua state may use. */
+  maxMemory: number;
+  /** Goroutines started by `go` that may be alive at once. */
+  maxGoroutines: number;
+  /** Lua VM instructions a run may execute, or undefined for no limit. */
+  maxInstructions?: number;
+  /** What `--deny-<kind>=...` flags refuse (see host/_permissions.ts). */
+  deny: DenyLists;
+}
+
+/** A time limit the run enforces itself (when no worker can be stopped from outside). */
+export interface TimeLimit {
+  ms: number;
+  /** The message of the timeout outcome. */
+  message: string;
+  /** False for the default limit, suspended while a server, interval or listener is active. */
+  always: boolean;
+}
+
+/** Where a run's output and resident count go, and the limit it keeps itself. */
+export interface RunHooks {
+  stdout: OutputSink;
+  onResidentChange?: (count: number) => void;
+  timeLimit?: TimeLimit;
+}
+
+/**
+ * Runs `request` to its end; returns the exit code.
+ *
+ * ```ts ignore
+ * import { runRequest } from "./run.ts";
+ * const code = await runRequest(
+ *   { script: "examples/hello.lua", args: [], watch: false, maxMemory: 64 << 20, maxGoroutines: 1000, deny: {} },
+ *   { stdout: { write: (b) => void Deno.stdout.writeSync(b), flush: () => {} } },
+ * );
+ * ```
+ */
+export async function runRequest(request: RunRequest, hooks: RunHooks): Promise<number> {
+  setDenied(request.deny);
+  const limit = hooks.timeLimit;
+  const newEngine = async () => {
+    const arm = (engine: Engine) => engine.setDeadline(performance.now() + limit!.ms, limit!.message);
+    // onResidentChange runs only once the script starts a server or interval, after create returns.
+    const engine: Engine = await Engine.create({
+      stdout: hooks.stdout,
+      files: denoFileSystem(),
+      maxMemory: request.maxMemory,
+      maxGoroutines: request.maxGoroutines,
+      maxInstructions: request.maxInstructions,
+      deadlines: limit !== undefined,
+      onResidentChange: (n) => {
+        hooks.onResidentChange?.(n);
+        if (limit && !limit.always) n > 0 ? engine.setDeadline(undefined) : arm(engine);
+      },
+    });
+    if (limit) arm(engine);
+    return engine;
+  };
+  let exit: number;
+  if (request.script === undefined) {
+    const engine = await newEngine();
+    installGlobals(engine);
+    exit = await runRepl(engine);
+  } else exit = await runScriptFile(request.script, request.args, { newEngine, watch: request.watch });
+  hooks.stdout.flush();
+  return exit;
+}
