@@ -1,18 +1,57 @@
 /**
- * SolVM as a library: the same engine the `solvm` command runs.
+ * SolVM as a library: the engine the `solvm` command runs, for TypeScript
+ * programs.
+ *
+ * - {@linkcode Script}: a Lua script whose `main(...)` runs again and again,
+ *   on a pool of engines (or in worker threads), with
+ *   {@linkcode NativeModule}s (TypeScript functions) and
+ *   {@linkcode ScriptModule}s (Lua) for `require`.
+ * - {@linkcode Context}: one Lua state, with limits, selective libraries,
+ *   GC control, bytecode, debug hooks and shared tables.
+ * - {@linkcode Engine} and {@linkcode installGlobals}: the layer below, as
+ *   the CLI uses it.
  *
  * ```ts
- * import { Engine, installGlobals } from "./mod.ts";
- * const engine = await Engine.create();
- * installGlobals(engine);
- * const outcome = await engine.execute('chan("c", 1) send("c", 42) print(receive("c"))', "=example");
- * await engine.idle();
- * console.assert(outcome.status === "ok");
- * engine.close();
+ * import { Script } from "./mod.ts";
+ * const script = Script.fromString("fib.lua", `
+ *   function main(n)
+ *     if n < 2 then return 1 end
+ *     return main(n - 2) + main(n - 1)
+ *   end`);
+ * console.assert(await script.run(10) === 89);
+ * script.close();
  * ```
  *
  * @module
  */
-export { Engine, type EngineOptions, type Outcome, type OutputSink, type Pusher } from "./runtime/engine.ts";
+export {
+  type Module,
+  type ModuleInfo,
+  type NativeFunction,
+  NativeModule,
+  Script,
+  ScriptModule,
+  type ScriptOptions,
+} from "./lib/script.ts";
+export {
+  type CallOptions,
+  Context,
+  type ContextOptions,
+  createSharedTable,
+  type LuaLibrary,
+  SharedTable,
+} from "./lib/context.ts";
+export { LuaError } from "./runtime/errors.ts";
+export { byRef, ByReference } from "./runtime/values.ts";
+export {
+  CallStopped,
+  type DebugEvents,
+  type DebugHook,
+  Engine,
+  type EngineOptions,
+  type Outcome,
+  type OutputSink,
+  type Pusher,
+} from "./runtime/engine.ts";
 export { installGlobals, runScriptFile } from "./host/script.ts";
 export { type Family, installFamily } from "./runtime/family.ts";

@@ -10,7 +10,7 @@
 const I32 = 0x7f;
 
 /** The signatures SolVM uses, in Emscripten's notation: return type, then parameters. */
-export type Signature = "ii" | "iiii" | "vii";
+export type Signature = "ii" | "iiii" | "iiiii" | "vii";
 
 const wrappers = new Map<Signature, WebAssembly.Module>();
 

@@ -61,6 +61,24 @@ export interface EngineOptions {
   deadlines?: boolean;
 }
 
+/** How a {@linkcode Engine.call} ended when the engine stopped first (a time limit, `os.exit`, a deadlock). */
+export class CallStopped extends Error {
+  constructor(readonly outcome: Outcome) {
+    super(
+      outcome.status === "error" || outcome.status === "timeout"
+        ? outcome.message
+        : outcome.status === "deadlock"
+        ? `all goroutines are asleep - deadlock!\n\n${outcome.report}`
+        : outcome.status === "exit"
+        ? `the script called os.exit(${outcome.code})`
+        : "the engine was stopped",
+    );
+  }
+}
+
+/** What {@linkcode Engine.call} reads when a call ends: on success its first result at `at`, else the message at `at` and the traceback at `at + 1`. */
+export type CallReader<T> = (ok: boolean, L: LuaState, at: number) => T;
+
 /** Thrown through Lua to stop the engine at once (`os.exit`, `reload_script`). */
 class StopRequest extends LuaUnwind {
   constructor(readonly outcome: Outcome) {
@@ -87,6 +105,21 @@ const TIER_UP_INSTRUCTIONS = 100_000;
 const LIMIT_STEP = 1000;
 // lua_Debug on wasm32: int event; char *name, *namewhat, *what, *source; ...
 const LUA_DEBUG_SOURCE = 16;
+const LUA_DEBUG_NAME = 4;
+const LUA_DEBUG_CURRENTLINE = 24;
+const LUA_HOOKCOUNT = 3;
+const LUA_MASKCALL = 1, LUA_MASKRET = 2, LUA_MASKLINE = 4;
+
+/** A debug hook: the event ("call", "return", "line", "count"), the current line, the function's name if known. */
+export type DebugHook = (event: string, line: number, name: string) => void;
+
+/** The events a {@linkcode DebugHook} is called for; `count` every that many instructions. */
+export interface DebugEvents {
+  call?: boolean;
+  return?: boolean;
+  line?: boolean;
+  count?: number;
+}
 const SCHEDULER_CHUNKNAME = "=scheduler";
 const WAKE_BATCH = 64;
 // Channels fed by JavaScript never make the event loop wait.
@@ -120,6 +153,12 @@ export class Engine {
   #closed = false;
   #watchers = new Map<number, (o: Outcome) => void>();
   #trackers = new Map<number, Tracker>();
+  // Calls (Engine.call) that had to wait: told when they end or the engine stops.
+  #calls = new Map<number, { ended: Tracker; stopped: (o: Outcome) => void }>();
+  #callThread = 0;
+  #callThreadRef = 0;
+  #callThreadBusy = false;
+  #userHook = 0;
   #closers: (() => void)[] = [];
   #channelClosers = new Map<number, () => void>();
   #nextChannel = 0;
@@ -148,6 +187,11 @@ export class Engine {
 
   /** Loads Lua and the scheduler. */
   static create(options: EngineOptions = {}): Promise<Engine> {
+    return Promise.resolve(Engine.createSync(options));
+  }
+
+  /** {@linkcode create}, returning the engine itself (loading needs no waiting). */
+  static createSync(options: EngineOptions = {}): Engine {
     const files = options.files ?? NO_FILES;
     const stdin = options.stdin ?? ((into: Uint8Array) => Deno.stdin.readSync(into) ?? 0);
     const decoder = new TextDecoder();
@@ -172,7 +216,7 @@ export class Engine {
       engine.vm.api.lua_pushinteger(engine.L, BigInt(options.maxGoroutines));
       engine.#call(1, 0);
     }
-    return Promise.resolve(engine);
+    return engine;
   }
 
   /** The main thread's state. */
@@ -232,16 +276,7 @@ export class Engine {
     const limited = this.#counting;
     this.#tierUpHook = vm.lua.addFunction((T: LuaState, ar: number) => {
       if (limited) {
-        this.#instructionsUsed += LIMIT_STEP;
-        // Thrown only inside the pump, so it unwinds to the pump and nowhere else.
-        if (this.#inPump && this.#instructionLimit > 0 && this.#instructionsUsed > this.#instructionLimit) {
-          const message =
-            `instruction limit exceeded: the script ran more than ${this.#instructionLimit} Lua instructions`;
-          throw new StopRequest({ status: "error", message, traceback: "" });
-        }
-        if (this.#inPump && performance.now() > this.#deadline) {
-          throw new StopRequest({ status: "timeout", message: this.#deadlineMessage });
-        }
+        this.#checkLimits(LIMIT_STEP);
         if (this.#tieredUp.has(T)) return;
       }
       if (performance.now() < this.#tierUpUntil || !api.lua_isyieldable(T)) return;
@@ -261,6 +296,78 @@ export class Engine {
     }, "vii");
     api.lua_sethook(L, this.#tierUpHook, LUA_MASKCOUNT, limited ? LIMIT_STEP : TIER_UP_INSTRUCTIONS);
     this.#tierUpOpen = !limited;
+  }
+
+  // Thrown only inside the pump (or a call), so it unwinds to there and nowhere else.
+  #checkLimits(step: number): void {
+    this.#instructionsUsed += step;
+    if (!this.#inPump) return;
+    if (this.#instructionLimit > 0 && this.#instructionsUsed > this.#instructionLimit) {
+      const message = `instruction limit exceeded: the script ran more than ${this.#instructionLimit} Lua instructions`;
+      throw new StopRequest({ status: "error", message, traceback: "" });
+    }
+    if (performance.now() > this.#deadline) {
+      throw new StopRequest({ status: "timeout", message: this.#deadlineMessage });
+    }
+  }
+
+  /**
+   * Calls `fn(event, line, name)` on the Lua events asked for: "call",
+   * "return", "line", and "count" every `count` instructions. It applies to
+   * the main thread and to goroutines and calls started afterwards; the
+   * limits keep being checked. An error thrown by `fn` becomes a Lua error.
+   */
+  setDebugHook(fn: DebugHook, events: DebugEvents): void {
+    const { vm, L } = this;
+    const api = vm.api;
+    this.removeDebugHook();
+    const step = events.count ?? (this.#counting ? LIMIT_STEP : 0);
+    const names = ["call", "return", "line", "count", "call"];
+    const info = vm.cstr("nSl");
+    this.#userHook = vm.lua.addFunction((T: LuaState, ar: number) => {
+      const view = new DataView(vm.lua.heap().buffer);
+      const event = view.getInt32(ar, true);
+      if (event === LUA_HOOKCOUNT) {
+        if (this.#counting) this.#checkLimits(step);
+        if (!events.count) return;
+      }
+      api.lua_getinfo(T, info, ar);
+      const heap = vm.lua.heap();
+      // The scheduler's own lines are SolVM's, not the script's.
+      if (this.#isSchedulerSource(new DataView(heap.buffer).getUint32(ar + LUA_DEBUG_SOURCE, true))) return;
+      const namePtr = new DataView(heap.buffer).getUint32(ar + LUA_DEBUG_NAME, true);
+      let name = "";
+      if (namePtr) {
+        let end = namePtr;
+        while (heap[end]) end++;
+        name = new TextDecoder().decode(heap.subarray(namePtr, end));
+      }
+      try {
+        fn(names[event], new DataView(heap.buffer).getInt32(ar + LUA_DEBUG_CURRENTLINE, true), name);
+      } catch (e) {
+        vm.raise(T, e instanceof Error ? e.message : String(e));
+      }
+    }, "vii");
+    const mask = (events.call ? LUA_MASKCALL : 0) | (events.return ? LUA_MASKRET : 0) |
+      (events.line ? LUA_MASKLINE : 0) | (step > 0 ? LUA_MASKCOUNT : 0);
+    api.lua_sethook(L, this.#userHook, mask, step);
+    this.#tierUpOpen = false;
+    this.#forgetCallThread(); // the next call gets a thread that inherits the hook
+  }
+
+  #forgetCallThread(): void {
+    if (this.#callThread === 0 || this.#callThreadBusy) return;
+    this.vm.unref(this.#callThreadRef);
+    this.#callThread = 0;
+  }
+
+  /** Removes the hook {@linkcode setDebugHook} set; the limits keep being checked. */
+  removeDebugHook(): void {
+    if (!this.#userHook) return;
+    this.vm.api.lua_sethook(this.L, this.#counting ? this.#tierUpHook : 0, LUA_MASKCOUNT, LIMIT_STEP);
+    this.vm.lua.removeFunction(this.#userHook);
+    this.#userHook = 0;
+    this.#forgetCallThread();
   }
 
   #isSchedulerSource(source: number): boolean {
@@ -312,9 +419,10 @@ export class Engine {
   #finished(L: LuaState): number {
     const vm = this.vm;
     const id = Number(vm.api.lua_tointegerx(L, 1, 0));
-    const tracker = this.#trackers.get(id);
+    const tracker = this.#trackers.get(id) ?? this.#calls.get(id)?.ended;
     if (tracker) {
       this.#trackers.delete(id);
+      this.#calls.delete(id);
       tracker(vm.api.lua_toboolean(L, 2) !== 0, L);
       return 0;
     }
@@ -441,6 +549,8 @@ export class Engine {
     this.stdout.flush();
     for (const watcher of this.#watchers.values()) watcher(outcome);
     this.#watchers.clear();
+    for (const call of this.#calls.values()) call.stopped(outcome);
+    this.#calls.clear();
     this.#releaseIdle();
   }
 
@@ -480,10 +590,12 @@ export class Engine {
   }
 
   #quiescent(): void {
-    if (this.#watchers.size > 0) {
+    if (this.#watchers.size > 0 || this.#calls.size > 0) {
       const report = this.parkedReport();
       for (const watcher of this.#watchers.values()) watcher({ status: "deadlock", report });
       this.#watchers.clear();
+      for (const call of this.#calls.values()) call.stopped({ status: "deadlock", report });
+      this.#calls.clear();
     }
     this.#releaseIdle();
   }
@@ -522,6 +634,96 @@ export class Engine {
     const done = new Promise<Outcome>((resolve) => this.#watchers.set(id, resolve));
     this.#kick();
     return done;
+  }
+
+  /**
+   * Calls a Lua function from JavaScript as a goroutine that runs at once,
+   * the fast path of the embedding library (no coroutine is made while
+   * calls end without waiting). `pushCall` pushes the function and its
+   * arguments on the thread it is given and returns the argument count.
+   * When the call ends without waiting, returns what `read` makes of its
+   * end; when it waits (a blocking call, a channel), a Promise of that.
+   * Throws (or rejects with) {@linkcode CallStopped} when the engine stops first.
+   */
+  call<T>(pushCall: (T: LuaState) => number, read: CallReader<T>): T | Promise<T> {
+    const { vm, L } = this;
+    const api = vm.api;
+    if (this.#stopped) throw new CallStopped(this.#stopped);
+    if (this.#closed) throw new Error("the engine is closed");
+    // One thread serves call after call; a call made while it runs (from
+    // JavaScript that Lua called) gets a thread of its own.
+    let T = this.#callThread;
+    let threadRef = this.#callThreadRef;
+    if (T === 0 || this.#callThreadBusy) {
+      T = api.lua_newthread(L);
+      threadRef = vm.ref(L);
+      if (this.#callThread === 0) [this.#callThread, this.#callThreadRef] = [T, threadRef];
+    }
+    const cached = T === this.#callThread;
+    if (cached) this.#callThreadBusy = true;
+    api.lua_settop(T, 0);
+    const top = api.lua_gettop(L);
+    this.pushSchedulerField(L, "direct");
+    vm.pushRef(L, threadRef);
+    let nargs: number;
+    try {
+      nargs = pushCall(T);
+    } catch (e) {
+      api.lua_settop(L, top);
+      api.lua_settop(T, 0);
+      if (cached) this.#callThreadBusy = false;
+      else vm.unref(threadRef);
+      throw e;
+    }
+    api.lua_xmove(T, L, nargs);
+    const wasInPump = this.#inPump;
+    this.#inPump = true;
+    try {
+      this.#call(nargs + 1, 5);
+    } catch (e) {
+      api.lua_settop(L, top);
+      if (!(e instanceof StopRequest)) throw e;
+      this.#finish(e.outcome);
+      throw new CallStopped(e.outcome);
+    } finally {
+      this.#inPump = wasInPump;
+      if (cached) this.#callThreadBusy = false;
+    }
+    if (api.lua_toboolean(L, -1)) this.#kick();
+    const ended = api.lua_toboolean(L, -5) !== 0;
+    const ok = ended && api.lua_toboolean(L, -4) !== 0;
+    // A thread is reused only after a call that ended well; a failed one
+    // cannot run again, a waiting one belongs to its goroutine now.
+    if (!ok || !cached) {
+      vm.unref(threadRef);
+      if (cached) this.#callThread = 0;
+    }
+    if (ended) {
+      try {
+        return read(ok, L, top + 3);
+      } finally {
+        api.lua_settop(L, top);
+      }
+    }
+    const id = Number(api.lua_tointegerx(L, -4, 0));
+    api.lua_settop(L, top);
+    return new Promise<T>((resolve, reject) => {
+      this.#calls.set(id, {
+        ended: (ok, L) => {
+          try {
+            resolve(read(ok, L, 3));
+          } catch (e) {
+            reject(e);
+          }
+        },
+        stopped: (outcome) => reject(new CallStopped(outcome)),
+      });
+    });
+  }
+
+  /** Starts counting Lua instructions afresh for `maxInstructions` (a new run of a reused engine). */
+  resetInstructionCount(): void {
+    this.#instructionsUsed = 0;
   }
 
   /**
@@ -628,6 +830,11 @@ export class Engine {
     return done;
   }
 
+  /** True once {@linkcode close} ran. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   /** How the run was stopped (`os.exit`, `reload_script`, a halt), if it was. */
   get stopped(): Outcome | undefined {
     return this.#stopped;
@@ -691,5 +898,6 @@ export class Engine {
     this.vm.close();
     this.vm.lua.removeFunction(this.#continuation);
     this.vm.lua.removeFunction(this.#tierUpHook);
+    if (this.#userHook) this.vm.lua.removeFunction(this.#userHook);
   }
 }

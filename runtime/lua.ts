@@ -94,6 +94,12 @@ export interface LuaExports {
   lua_pushthread(L: LuaState): number;
   lua_getinfo(L: LuaState, what: number, ar: number): number;
   lua_yieldk(L: LuaState, nresults: number, ctx: number, k: number): number;
+  lua_newthread(L: LuaState): LuaState;
+  lua_newuserdatauv(L: LuaState, size: number, nuvalue: number): number;
+  lua_touserdata(L: LuaState, idx: number): number;
+  lua_rawequal(L: LuaState, a: number, b: number): number;
+  lua_xmove(from: LuaState, to: LuaState, n: number): void;
+  lua_dump(L: LuaState, writer: number, data: number, strip: number): number;
   lua_error(L: LuaState): number;
 }
 

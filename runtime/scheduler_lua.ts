@@ -134,6 +134,50 @@ local function run()
   rhead, rtail = 1, 0
 end
 
+-- A call from JavaScript that runs at once as goroutine "call" on co, whose
+-- stack already holds the function (JavaScript pushed it). Returns
+-- true, ok, first result (or message, traceback) when it ended without
+-- waiting, else false, its id: it then ends as a "watched" goroutine.
+-- The last result says whether other goroutines are ready to run.
+local function direct_end(g, outer, ok, ...)
+  current = outer
+  local co = g.co
+  if co_status(co) == "dead" then
+    live = live - 1
+    goroutines[g.id] = nil
+    g.state = "dead"
+    if nwaiting > 0 and live == nwaiting then
+      local list = waiters
+      waiters, nwaiting = {}, 0
+      for i = 1, #list do make_ready(list[i]) end
+    end
+    if ok then return true, true, (...), nil, rhead <= rtail end
+    local message = message_of((...))
+    return true, false, message, traceback(co, message), rhead <= rtail
+  end
+  g.mode = "watched"
+  local r1, r2, r3 = ...
+  if r1 == PARK then
+    if r2 ~= nil then
+      g.state, g.wait, g.seq = "parked", r3, g.seq + 1
+      host_waiting[r2] = g
+    end
+  else
+    make_ready(g)
+  end
+  return false, g.id, nil, nil, true
+end
+
+local function direct(co, ...)
+  next_id = next_id + 1
+  live = live + 1
+  local g = { id = next_id, co = co, seq = 0, state = "running", name = "call" }
+  goroutines[next_id] = g
+  local outer = current
+  current = g
+  return direct_end(g, outer, co_resume(co, ...))
+end
+
 local function wake(...)
   local ids = { ... }
   for i = 1, #ids do
@@ -428,7 +472,7 @@ coroutine.wrap = function(fn)
 end
 
 return {
-  run = run, wake = wake, spawn = spawn, parked_report = parked_report,
+  run = run, wake = wake, spawn = spawn, direct = direct, parked_report = parked_report,
   goroutines = goroutines, owns = owns,
   list_goroutines = list_goroutines, limit_goroutines = limit_goroutines,
   go = go, chan = chan, send = send, receive = receive, close_channel = close_channel,

@@ -1,0 +1,106 @@
+/**
+ * The worker threads of a {@linkcode Script} made with `workers`: each
+ * holds the script's own pool of engines; runs go to the least busy one.
+ *
+ * @module
+ */
+import type { CallOptions } from "./context.ts";
+import type { ContextOptions } from "./context.ts";
+import { LuaError } from "../runtime/errors.ts";
+
+/** What a worker needs to build the script's engines. */
+export interface Blueprint {
+  name: string;
+  source: string;
+  modules: { name: string; source: string }[];
+  options: Omit<ContextOptions, "shared" | "stdout">;
+}
+
+/** Parent to worker. */
+export type PoolRequest =
+  | { type: "load"; blueprint: Blueprint }
+  | { type: "run"; id: number; args: unknown[]; timeout?: number }
+  | { type: "abort"; id: number };
+
+/** Worker to parent. */
+export type PoolReply =
+  | { id: number; ok: true; value: unknown }
+  | { id: number; ok: false; error: { name: string; message: string; traceback?: string } };
+
+interface Member {
+  worker: Worker;
+  running: number;
+}
+
+/** Runs a script's `main` in worker threads. */
+export class WorkerPool {
+  readonly #members: Member[] = [];
+  readonly #pending = new Map<
+    number,
+    { resolve: (v: unknown) => void; reject: (e: unknown) => void; member: Member }
+  >();
+  #next = 0;
+
+  constructor(size: number, blueprint: Blueprint) {
+    for (let i = 0; i < size; i++) {
+      const worker = new Worker(new URL("./_script_worker.ts", import.meta.url), { type: "module" });
+      const member = { worker, running: 0 };
+      worker.onmessage = ({ data }: MessageEvent<PoolReply>) => this.#settle(data);
+      worker.onerror = (e) => {
+        e.preventDefault();
+        this.#failAll(member, new Error(`worker failed: ${e.message}`));
+      };
+      worker.postMessage({ type: "load", blueprint } satisfies PoolRequest);
+      this.#members.push(member);
+    }
+  }
+
+  #settle(reply: PoolReply): void {
+    const pending = this.#pending.get(reply.id);
+    if (!pending) return;
+    this.#pending.delete(reply.id);
+    pending.member.running--;
+    if (reply.ok) return pending.resolve(reply.value);
+    const { name, message, traceback } = reply.error;
+    pending.reject(name === "LuaError" ? new LuaError(message, traceback) : new Error(message));
+  }
+
+  #failAll(member: Member, error: Error): void {
+    for (const [id, pending] of this.#pending) {
+      if (pending.member !== member) continue;
+      this.#pending.delete(id);
+      pending.reject(error);
+    }
+  }
+
+  /** Runs `main(...args)` in the least busy worker. */
+  run(args: unknown[], options: CallOptions): Promise<unknown> {
+    if (options.signal?.aborted) return Promise.reject(new Error("the call was aborted"));
+    const member = this.#members.reduce((a, b) => (b.running < a.running ? b : a));
+    const id = ++this.#next;
+    try {
+      member.worker.postMessage({ type: "run", id, args, timeout: options.timeout } satisfies PoolRequest);
+    } catch (e) {
+      return Promise.reject(
+        new TypeError(`arguments for workers must be copyable values: ${e instanceof Error ? e.message : e}`),
+      );
+    }
+    member.running++;
+    const done = new Promise((resolve, reject) => this.#pending.set(id, { resolve, reject, member }));
+    options.signal?.addEventListener("abort", () => member.worker.postMessage({ type: "abort", id }), { once: true });
+    return done;
+  }
+
+  /** Later runs use `blueprint`. */
+  update(blueprint: Blueprint): void {
+    for (const { worker } of this.#members) worker.postMessage({ type: "load", blueprint } satisfies PoolRequest);
+  }
+
+  /** Stops the workers; runs in flight fail. */
+  close(): void {
+    for (const member of this.#members) {
+      member.worker.terminate();
+      this.#failAll(member, new Error("the script was closed"));
+    }
+  }
+}

@@ -1,0 +1,427 @@
+/**
+ * One Lua state for TypeScript programs: run code, call functions, pass
+ * values both ways, with limits, selective libraries, GC control,
+ * bytecode, debug hooks and shared tables (../shared/seeds/embedding-features.md).
+ *
+ * @module
+ */
+import { CallStopped, type DebugEvents, type DebugHook, Engine } from "../runtime/engine.ts";
+import type { OutputSink } from "../runtime/output.ts";
+import { LuaError } from "../runtime/errors.ts";
+import { Values } from "../runtime/values.ts";
+import { installGlobals } from "../host/script.ts";
+import { denoFileSystem } from "../host/filesystem.ts";
+
+/** Lua's standard libraries that can be left out (the base library is always there). */
+export type LuaLibrary = "coroutine" | "table" | "io" | "os" | "string" | "math" | "utf8" | "debug" | "package";
+
+const ALL_LIBRARIES: LuaLibrary[] = ["coroutine", "table", "io", "os", "string", "math", "utf8", "debug", "package"];
+
+/** How a {@linkcode Context} is made. */
+export interface ContextOptions {
+  /** Bytes the Lua state may use (default 256 MiB); past it Lua raises "not enough memory". */
+  maxMemory?: number;
+  /** Lua instructions each `execute` or `call` may run; checking makes Lua about 2x slower. */
+  maxInstructions?: number;
+  /** Milliseconds each `execute` or `call` may take, even inside a loop that never yields. */
+  timeout?: number;
+  /** The standard libraries to open (default: all); the base library is always open. */
+  libraries?: LuaLibrary[];
+  /** Install SolVM's globals (`go`, `chan`, `sleep`, `http_get`, ...). Default true. */
+  solvm?: boolean;
+  /** Allow {@linkcode Context.loadBytecode}; bytecode from untrusted sources can crash the state. */
+  allowBytecode?: boolean;
+  /** Tables shared with other contexts, by global name (see {@linkcode createSharedTable}). */
+  shared?: Record<string, SharedTable>;
+  /** Where `print` goes. Default: standard output. */
+  stdout?: OutputSink;
+}
+
+/** Limits of one `execute` or `call`. */
+export interface CallOptions {
+  /** Stops the call when aborted. */
+  signal?: AbortSignal;
+  /** Milliseconds the call may take (stops a never-yielding loop only when the context has a `timeout` or `maxInstructions`). */
+  timeout?: number;
+}
+
+const DEFAULT_MAX_MEMORY = 256 * 1024 * 1024;
+
+/**
+ * A Lua state with SolVM's engine.
+ *
+ * ```ts
+ * import { Context } from "./context.ts";
+ * const lua = new Context();
+ * console.assert(await lua.execute("return 6 * 7") === 42);
+ * lua.setGlobal("greet", (name: string) => `hi ${name}`);
+ * console.assert(await lua.execute("return greet('ana')") === "hi ana");
+ * lua.close();
+ * ```
+ */
+export class Context {
+  /** The engine underneath (for host families and tests). */
+  readonly engine: Engine;
+  readonly #values: Values;
+  readonly #options: ContextOptions;
+  readonly #shared = new Map<SharedTable, string>();
+  // The base library's collectgarbage, kept before a script can replace the global.
+  readonly #collectRef: number;
+
+  constructor(options: ContextOptions = {}) {
+    this.#options = options;
+    this.engine = Engine.createSync({
+      stdout: options.stdout,
+      files: denoFileSystem(),
+      maxMemory: options.maxMemory ?? DEFAULT_MAX_MEMORY,
+      maxInstructions: options.maxInstructions,
+      deadlines: options.timeout !== undefined,
+    });
+    this.#values = new Values(this.engine);
+    const { vm, L } = this.engine;
+    vm.api.lua_getglobal(L, vm.cstr("collectgarbage"));
+    this.#collectRef = vm.ref(L);
+    if (options.solvm !== false) installGlobals(this.engine);
+    const kept = new Set(options.libraries ?? ALL_LIBRARIES);
+    const dropped = ALL_LIBRARIES.filter((library) => !kept.has(library));
+    if (dropped.length > 0) {
+      this.#run(
+        `local loaded = package.loaded for _, name in ipairs({ "${dropped.join('", "')}" }) do ` +
+          `_G[name] = nil loaded[name] = nil end` + (kept.has("package") ? "" : " require = nil"),
+      );
+    }
+    for (const [name, table] of Object.entries(options.shared ?? {})) table.attach(this, name);
+  }
+
+  #run(source: string): void {
+    const { vm, L } = this.engine;
+    const failure = vm.load(L, source, "=context");
+    if (failure || vm.api.lua_pcallk(L, 0, 0, 0, 0, 0) !== 0) throw new Error(failure ?? vm.toText(L, -1));
+  }
+
+  /**
+   * Runs a chunk of Lua and returns its first result. It may wait
+   * (`sleep`, channels, `http_get`); a CPU-bound chunk holds the caller's
+   * thread while it runs (use a {@linkcode Script} with `workers` to run elsewhere).
+   */
+  execute(source: string | Uint8Array, name = "=chunk", options: CallOptions = {}): Promise<unknown> {
+    return settled(() =>
+      this.#callWith(options, (T) => {
+        const failure = this.engine.vm.load(T, source, name);
+        if (failure) throw new LuaError(failure);
+        return 0;
+      })
+    );
+  }
+
+  /** Calls global function `name` with `args` and returns its first result. */
+  call(name: string, ...args: unknown[]): Promise<unknown> {
+    return this.callWith(name, {}, ...args);
+  }
+
+  /** {@linkcode call} with limits for this call. */
+  callWith(name: string, options: CallOptions, ...args: unknown[]): Promise<unknown> {
+    return settled(() => this.invoke(name, options, args));
+  }
+
+  /**
+   * @internal {@linkcode callWith} without a Promise when the call ends at
+   * once: the result, or a Promise when the call waits. Throws at once.
+   */
+  invoke(name: string, options: CallOptions, args: unknown[]): unknown {
+    return this.#callWith(options, (T) => {
+      const api = this.engine.vm.api;
+      if (api.lua_getglobal(T, this.engine.vm.cstr(name)) !== 6) {
+        api.lua_settop(T, -2);
+        throw new LuaError(`no function '${name}' to call (the script defines no global function ${name})`);
+      }
+      for (const a of args) this.#values.push(T, a);
+      return args.length;
+    });
+  }
+
+  /** The engine call behind `execute` and `call`, with limits armed and cleared. */
+  #callWith(options: CallOptions, pushCall: (T: number) => number): unknown {
+    const engine = this.engine;
+    const timeout = options.timeout ?? this.#options.timeout;
+    engine.resetInstructionCount();
+    if (timeout !== undefined) {
+      engine.setDeadline(performance.now() + timeout, `timeout: the call ran longer than ${timeout} ms`);
+    }
+    const abort = () => engine.setDeadline(performance.now(), "the call was aborted");
+    if (options.signal?.aborted) throw new Error("the call was aborted");
+    options.signal?.addEventListener("abort", abort);
+    const settle = () => {
+      options.signal?.removeEventListener("abort", abort);
+      if (timeout !== undefined) engine.setDeadline(undefined);
+      engine.stdout.flush();
+    };
+    let result: unknown;
+    try {
+      result = engine.call(pushCall, this.#values.reader);
+    } catch (e) {
+      settle();
+      throw explain(e);
+    }
+    if (!(result instanceof Promise)) {
+      settle();
+      return result;
+    }
+    return result.then((v) => (settle(), v), (e) => {
+      settle();
+      throw explain(e);
+    });
+  }
+
+  /** Sets global `name` (functions become callable from Lua; see runtime/values.ts). */
+  setGlobal(name: string, value: unknown): void {
+    const { vm, L } = this.engine;
+    this.#values.push(L, value);
+    vm.api.lua_setglobal(L, vm.cstr(name));
+  }
+
+  /** The value of global `name`. */
+  getGlobal(name: string): unknown {
+    const { vm, L } = this.engine;
+    vm.api.lua_getglobal(L, vm.cstr(name));
+    try {
+      return this.#values.read(L, -1);
+    } finally {
+      vm.api.lua_settop(L, -2);
+    }
+  }
+
+  /** Adds a `package.path` pattern (`"./lua_modules/?.lua"`) that `require` searches. */
+  addSearchPath(pattern: string): void {
+    if (!pattern.includes("?")) throw new TypeError(`a search path needs a '?' for the module name, got "${pattern}"`);
+    this.#withPackage((L, api, vm) => {
+      api.lua_getfield(L, -1, vm.cstr("path"));
+      const current = vm.toText(L, -1);
+      api.lua_settop(L, -2);
+      vm.pushString(L, `${current};${pattern}`);
+      api.lua_setfield(L, -2, vm.cstr("path"));
+    });
+  }
+
+  /** Makes `require(name)` return `table` (its functions callable from Lua). */
+  registerModule(name: string, table: Record<string, unknown>): void {
+    this.#withPackage((L, api, vm) => {
+      api.lua_getfield(L, -1, vm.cstr("loaded"));
+      this.#values.push(L, table);
+      api.lua_setfield(L, -2, vm.cstr(name));
+      api.lua_settop(L, -2);
+    });
+  }
+
+  /** Makes `require(name)` run Lua `source` once and return what it returns. */
+  registerSource(name: string, source: string, chunkname = `@${name}`): void {
+    this.#withPackage((L, api, vm) => {
+      api.lua_getfield(L, -1, vm.cstr("preload"));
+      const failure = vm.load(L, source, chunkname);
+      if (failure) {
+        api.lua_settop(L, -2);
+        throw new LuaError(failure);
+      }
+      api.lua_setfield(L, -2, vm.cstr(name));
+      api.lua_settop(L, -2);
+    });
+  }
+
+  #withPackage(
+    body: (L: number, api: Engine["vm"]["api"], vm: Engine["vm"]) => void,
+  ): void {
+    const { vm, L } = this.engine;
+    const top = vm.api.lua_gettop(L);
+    try {
+      if (vm.api.lua_getglobal(L, vm.cstr("package")) !== 5) {
+        throw new Error("the package library is not open in this context (see the libraries option)");
+      }
+      body(L, vm.api, vm);
+    } finally {
+      vm.api.lua_settop(L, top);
+    }
+  }
+
+  /** Bytes the Lua heap holds now. */
+  getMemoryUsage(): number {
+    return Math.round((this.gc("count") as number) * 1024);
+  }
+
+  /**
+   * Controls the garbage collector: "collect" (a full cycle), "stop",
+   * "restart", "step", or "count" (kilobytes in use, returned).
+   */
+  gc(command: "collect" | "stop" | "restart" | "count" | "step"): number | undefined {
+    if (!["collect", "stop", "restart", "count", "step"].includes(command)) {
+      throw new TypeError(`unknown gc command "${command}" (collect, stop, restart, count, step)`);
+    }
+    const { vm, L } = this.engine;
+    const api = vm.api;
+    vm.pushRef(L, this.#collectRef);
+    vm.pushString(L, command);
+    if (api.lua_pcallk(L, 1, 1, 0, 0, 0) !== 0) {
+      const message = vm.toText(L, -1);
+      api.lua_settop(L, -2);
+      throw new Error(message);
+    }
+    const value = command === "count" ? api.lua_tonumberx(L, -1, 0) : undefined;
+    api.lua_settop(L, -2);
+    return value;
+  }
+
+  /** Compiles `source` to Lua bytecode without running it; a syntax error throws {@linkcode LuaError}. */
+  compile(source: string, name = "=chunk"): Uint8Array {
+    const { vm, L } = this.engine;
+    const api = vm.api;
+    const failure = vm.load(L, source, name);
+    if (failure) throw new LuaError(failure);
+    const chunks: Uint8Array[] = [];
+    const writer = vm.lua.addFunction((_L: number, p: number, size: number) => {
+      chunks.push(vm.lua.heap().slice(p, p + size));
+      return 0;
+    }, "iiiii");
+    try {
+      api.lua_dump(L, writer, 0, 0);
+    } finally {
+      vm.lua.removeFunction(writer);
+      api.lua_settop(L, -2);
+    }
+    const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+    let at = 0;
+    for (const c of chunks) bytes.set(c, (at += c.length) - c.length);
+    return bytes;
+  }
+
+  /**
+   * Runs bytecode made by {@linkcode compile} and returns its first result.
+   * Refused unless the context was made with `allowBytecode: true`.
+   */
+  loadBytecode(bytes: Uint8Array, name = "=bytecode"): Promise<unknown> {
+    if (!this.#options.allowBytecode) {
+      return Promise.reject(
+        new Error("loadBytecode is refused: make the context with allowBytecode: true (only for trusted bytecode)"),
+      );
+    }
+    return settled(() =>
+      this.#callWith({}, (T) => {
+        const failure = this.engine.vm.load(T, bytes, name, "bt");
+        if (failure) throw new LuaError(failure);
+        return 0;
+      })
+    );
+  }
+
+  /** Calls `hook(event, line, name)` on the events asked for (see {@linkcode DebugEvents}). */
+  setHook(hook: DebugHook, events: DebugEvents): void {
+    if (typeof hook !== "function") throw new TypeError("setHook needs a function");
+    if (!events.call && !events.return && !events.line && !events.count) {
+      throw new TypeError("setHook needs at least one of call, return, line or count");
+    }
+    this.engine.setDebugHook(hook, events);
+  }
+
+  /** Stops calling the hook. */
+  removeHook(): void {
+    this.engine.removeDebugHook();
+  }
+
+  /** Frees the Lua state; later calls fail. */
+  close(): void {
+    for (const table of this.#shared.keys()) table.detach(this);
+    this.engine.close();
+  }
+
+  /** @internal Sets a shared table's copy. */
+  attachShared(table: SharedTable, name: string, value: unknown): void {
+    this.#shared.set(table, name);
+    this.setGlobal(name, value);
+  }
+
+  /** @internal Updates one field of a shared table's copy. */
+  updateShared(name: string, key: string, value: unknown): void {
+    const { vm, L } = this.engine;
+    if (vm.api.lua_getglobal(L, vm.cstr(name)) !== 5) {
+      vm.api.lua_settop(L, -2);
+      return this.setGlobal(name, { [key]: value });
+    }
+    this.#values.push(L, value);
+    vm.api.lua_setfield(L, -2, vm.cstr(key));
+    vm.api.lua_settop(L, -2);
+  }
+}
+
+/** What `work` returns or throws, as a Promise. */
+function settled(work: () => unknown): Promise<unknown> {
+  try {
+    return Promise.resolve(work());
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+/** A failure of a call, as the caller sees it. */
+function explain(e: unknown): unknown {
+  if (e instanceof CallStopped) {
+    const { outcome } = e;
+    if (outcome.status === "error") return new LuaError(outcome.message, outcome.traceback);
+    return new Error(e.message);
+  }
+  return e;
+}
+
+/**
+ * A table several contexts see, each as a global holding its own copy:
+ * `set` updates every copy at once; `sync` pushes the whole table again
+ * after changes made to the object {@linkcode get} returns.
+ */
+export class SharedTable {
+  readonly #value: Record<string, unknown>;
+  readonly #contexts = new Map<Context, string>();
+
+  constructor(initial: Record<string, unknown>) {
+    this.#value = structuredClone(initial);
+  }
+
+  /** The current value of `key`. */
+  get(key: string): unknown {
+    return this.#value[key];
+  }
+
+  /** Sets `key` in the table and in every context's copy. */
+  set(key: string, value: unknown): void {
+    this.#value[key] = value;
+    for (const [context, name] of this.#contexts) context.updateShared(name, key, value);
+  }
+
+  /** Pushes the whole table to every context again. */
+  sync(): void {
+    for (const [context, name] of this.#contexts) context.attachShared(this, name, this.#value);
+  }
+
+  /** @internal */
+  attach(context: Context, name: string): void {
+    this.#contexts.set(context, name);
+    context.attachShared(this, name, this.#value);
+  }
+
+  /** @internal */
+  detach(context: Context): void {
+    this.#contexts.delete(context);
+  }
+}
+
+/**
+ * A table to share between contexts (pass it in {@linkcode ContextOptions.shared}).
+ *
+ * ```ts
+ * import { Context, createSharedTable } from "./context.ts";
+ * const settings = createSharedTable({ debug: true });
+ * const a = new Context({ shared: { settings } });
+ * settings.set("debug", false);
+ * console.assert(await a.execute("return settings.debug") === false);
+ * a.close();
+ * ```
+ */
+export function createSharedTable(initial: Record<string, unknown> = {}): SharedTable {
+  return new SharedTable(initial);
+}

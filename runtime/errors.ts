@@ -1,0 +1,35 @@
+/**
+ * The error the embedding library throws for a failed Lua run.
+ *
+ * @module
+ */
+
+/**
+ * A Lua error as seen from TypeScript: the message as Lua has it
+ * (`test.lua:3: boom`), its parts, and the traceback.
+ *
+ * ```ts
+ * import { LuaError } from "./errors.ts";
+ * const e = new LuaError("test.lua:3: boom", "stack traceback: ...");
+ * console.assert(e.file === "test.lua" && e.line === 3 && e.reason === "boom");
+ * ```
+ */
+export class LuaError extends Error {
+  /** The script's file or chunk name, when the message names a position. */
+  readonly file?: string;
+  /** The line, when the message names a position. */
+  readonly line?: number;
+  /** The message without its position. */
+  readonly reason: string;
+
+  constructor(readonly luaMessage: string, readonly traceback = "") {
+    super(luaMessage);
+    this.name = "LuaError";
+    const where = /^([^\n]*?):(\d+): ([\s\S]*)$/.exec(luaMessage);
+    if (where) {
+      this.file = where[1];
+      this.line = Number(where[2]);
+      this.reason = where[3];
+    } else this.reason = luaMessage;
+  }
+}

@@ -1,0 +1,321 @@
+/**
+ * JavaScript values to Lua and back, for the embedding library, on the raw
+ * C API: numbers (integers exact to 64 bits, as BigInt past 2^53), strings,
+ * booleans, nil, arrays and plain objects as tables (nested, cycles kept),
+ * `Uint8Array` as byte strings, functions both ways, and objects passed by
+ * reference (see {@linkcode byRef}).
+ *
+ * @module
+ */
+import {
+  LUA_REGISTRYINDEX,
+  LUA_TBOOLEAN,
+  LUA_TFUNCTION,
+  LUA_TNIL,
+  LUA_TNUMBER,
+  LUA_TSTRING,
+  LUA_TTABLE,
+  LUA_TUSERDATA,
+  type LuaState,
+} from "./lua.ts";
+import type { CallReader, Engine } from "./engine.ts";
+import { LuaError } from "./errors.ts";
+
+/** An object passed to Lua by reference: Lua reads and writes its fields in place. */
+export class ByReference<T extends object = object> {
+  constructor(readonly target: T) {}
+}
+
+/**
+ * Marks `target` to be passed by reference: Lua sees a value whose fields
+ * read and write the object itself, and gets the same object back.
+ *
+ * ```ts
+ * import { byRef } from "./values.ts";
+ * const person = { name: "Roman" };
+ * console.assert(byRef(person).target === person);
+ * ```
+ */
+export function byRef<T extends object>(target: T): ByReference<T> {
+  return new ByReference(target);
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+const UPVALUE_1 = LUA_REGISTRYINDEX - 1;
+
+/** Converts values between JavaScript and one engine's Lua state. */
+export class Values {
+  readonly #engine: Engine;
+  // JavaScript functions Lua may call, by id (the upvalue of one shared C function).
+  readonly #functions = new Map<number, (...args: unknown[]) => unknown>();
+  readonly #functionIds = new Map<(...args: unknown[]) => unknown, number>();
+  #nextFunction = 0;
+  // Objects passed by reference, by id (the payload of a userdata).
+  readonly #objects = new Map<number, object>();
+  #nextObject = 0;
+  readonly #callJs: number;
+  readonly #referenceMeta: number;
+  readonly #release = new FinalizationRegistry<number>((ref) => {
+    if (!this.#engine.closed) this.#engine.vm.unref(ref);
+  });
+
+  constructor(engine: Engine) {
+    this.#engine = engine;
+    const { vm, L } = engine;
+    const api = vm.api;
+    this.#callJs = vm.hostFunction((L) => this.#invoke(L));
+    api.lua_createtable(L, 0, 4);
+    api.lua_pushcclosure(L, vm.hostFunction((L) => this.#index(L)), 0);
+    api.lua_setfield(L, -2, vm.cstr("__index"));
+    api.lua_pushcclosure(L, vm.hostFunction((L) => this.#newIndex(L)), 0);
+    api.lua_setfield(L, -2, vm.cstr("__newindex"));
+    api.lua_pushcclosure(
+      L,
+      vm.hostFunction((L) => {
+        this.#objects.delete(this.#objectId(L, 1));
+        return 0;
+      }),
+      0,
+    );
+    api.lua_setfield(L, -2, vm.cstr("__gc"));
+    vm.pushString(L, "JavaScript object");
+    api.lua_setfield(L, -2, vm.cstr("__name"));
+    this.#referenceMeta = vm.ref(L);
+  }
+
+  /** Pushes `v` on `L`; throws a TypeError for what Lua cannot hold (a symbol, a cycle through arrays is fine). */
+  push(L: LuaState, v: unknown, seen?: Map<object, number>): void {
+    const vm = this.#engine.vm;
+    const api = vm.api;
+    switch (typeof v) {
+      case "undefined":
+        return api.lua_pushnil(L);
+      case "boolean":
+        return api.lua_pushboolean(L, v ? 1 : 0);
+      case "number":
+        if (Number.isInteger(v) && Math.abs(v) <= Number.MAX_SAFE_INTEGER) return api.lua_pushinteger(L, BigInt(v));
+        return api.lua_pushnumber(L, v);
+      case "bigint":
+        if (BigInt.asIntN(64, v) !== v) throw new RangeError(`${v} does not fit a Lua integer (64 bits)`);
+        return api.lua_pushinteger(L, v);
+      case "string":
+        return vm.pushString(L, v);
+      case "function":
+        return this.#pushFunction(L, v as (...args: unknown[]) => unknown);
+      case "object":
+        if (v === null) return api.lua_pushnil(L);
+        if (v instanceof Uint8Array) return vm.pushBytes(L, v);
+        if (v instanceof ByReference) return this.#pushReference(L, v.target);
+        return this.#pushTable(L, v, seen ?? new Map());
+    }
+    throw new TypeError(`cannot pass a ${typeof v} to Lua`);
+  }
+
+  #pushTable(L: LuaState, v: object, seen: Map<object, number>): void {
+    const vm = this.#engine.vm;
+    const api = vm.api;
+    const again = seen.get(v);
+    if (again !== undefined) return api.lua_pushvalue(L, again);
+    api.lua_checkstack(L, 4);
+    if (Array.isArray(v)) {
+      api.lua_createtable(L, v.length, 0);
+      seen.set(v, api.lua_absindex(L, -1));
+      for (let i = 0; i < v.length; i++) {
+        this.push(L, v[i], seen);
+        api.lua_rawseti(L, -2, BigInt(i + 1));
+      }
+    } else {
+      if (v instanceof Map || v instanceof Set || v instanceof Date || v instanceof Promise) {
+        throw new TypeError(`cannot pass a ${v.constructor.name} to Lua (use a plain object, an array or byRef)`);
+      }
+      const keys = Object.keys(v);
+      api.lua_createtable(L, 0, keys.length);
+      seen.set(v, api.lua_absindex(L, -1));
+      for (const key of keys) {
+        const item = (v as Record<string, unknown>)[key];
+        if (item === undefined) continue;
+        vm.pushString(L, key);
+        this.push(L, item, seen);
+        api.lua_rawset(L, -3);
+      }
+    }
+    seen.delete(v);
+  }
+
+  #pushFunction(L: LuaState, fn: (...args: unknown[]) => unknown): void {
+    const api = this.#engine.vm.api;
+    let id = this.#functionIds.get(fn);
+    if (id === undefined) {
+      id = ++this.#nextFunction;
+      this.#functions.set(id, fn);
+      this.#functionIds.set(fn, id);
+    }
+    api.lua_pushinteger(L, BigInt(id));
+    api.lua_pushcclosure(L, this.#callJs, 1);
+  }
+
+  /** A JavaScript function called from Lua: a returned Promise makes it a blocking call. */
+  #invoke(L: LuaState): number {
+    const engine = this.#engine;
+    const api = engine.vm.api;
+    const fn = this.#functions.get(Number(api.lua_tointegerx(L, UPVALUE_1, 0)))!;
+    const n = api.lua_gettop(L);
+    const args = new Array(n);
+    for (let i = 0; i < n; i++) args[i] = this.read(L, i + 1);
+    const result = fn(...args);
+    if (result instanceof Promise) {
+      return engine.park(L, result.then((v) => (L: LuaState) => this.#pushResult(L, v)), fn.name || "function");
+    }
+    return this.#pushResult(L, result);
+  }
+
+  #pushResult(L: LuaState, v: unknown): number {
+    if (v === undefined) return 0;
+    this.push(L, v);
+    return 1;
+  }
+
+  #pushReference(L: LuaState, target: object): void {
+    const { vm } = this.#engine;
+    const api = vm.api;
+    const id = ++this.#nextObject;
+    this.#objects.set(id, target);
+    const p = api.lua_newuserdatauv(L, 4, 0);
+    new DataView(vm.lua.heap().buffer).setUint32(p, id, true);
+    vm.pushRef(L, this.#referenceMeta);
+    api.lua_setmetatable(L, -2);
+  }
+
+  /** The id of the reference at `idx`, or 0 when it is not one of ours. */
+  #objectId(L: LuaState, idx: number): number {
+    const { vm } = this.#engine;
+    const api = vm.api;
+    if (api.lua_type(L, idx) !== LUA_TUSERDATA || !api.lua_getmetatable(L, idx)) return 0;
+    vm.pushRef(L, this.#referenceMeta);
+    const ours = api.lua_rawequal(L, -1, -2);
+    api.lua_settop(L, -3);
+    return ours ? new DataView(vm.lua.heap().buffer).getUint32(api.lua_touserdata(L, idx), true) : 0;
+  }
+
+  #index(L: LuaState): number {
+    const target = this.#objects.get(this.#objectId(L, 1)) as Record<string, unknown>;
+    const key = this.read(L, 2);
+    let v = target[String(key)];
+    if (typeof v === "function") v = (v as (...a: unknown[]) => unknown).bind(target);
+    else if (v !== null && typeof v === "object" && !(v instanceof Uint8Array)) v = new ByReference(v);
+    this.push(L, v);
+    return 1;
+  }
+
+  #newIndex(L: LuaState): number {
+    const target = this.#objects.get(this.#objectId(L, 1)) as Record<string, unknown>;
+    target[String(this.read(L, 2))] = this.read(L, 3);
+    return 0;
+  }
+
+  /**
+   * The value at `idx` as JavaScript: nil is undefined, valid UTF-8 strings
+   * are strings and other strings `Uint8Array`, sequences are arrays, other
+   * tables plain objects, functions callable (see {@linkcode luaFunction}).
+   */
+  read(L: LuaState, idx: number, seen?: Map<number, unknown>): unknown {
+    const { vm } = this.#engine;
+    const api = vm.api;
+    switch (api.lua_type(L, idx)) {
+      case LUA_TNIL:
+        return undefined;
+      case LUA_TBOOLEAN:
+        return api.lua_toboolean(L, idx) !== 0;
+      case LUA_TNUMBER: {
+        if (!api.lua_isinteger(L, idx)) return api.lua_tonumberx(L, idx, 0);
+        const n = api.lua_tointegerx(L, idx, 0);
+        return n >= -9007199254740991n && n <= 9007199254740991n ? Number(n) : n;
+      }
+      case LUA_TSTRING: {
+        const bytes = vm.viewBytes(L, idx);
+        try {
+          return strictUtf8.decode(bytes);
+        } catch {
+          return bytes.slice();
+        }
+      }
+      case LUA_TTABLE:
+        return this.#readTable(L, api.lua_absindex(L, idx), seen ?? new Map());
+      case LUA_TFUNCTION:
+        return this.luaFunction(L, idx);
+      case LUA_TUSERDATA: {
+        const id = this.#objectId(L, idx);
+        if (id) return this.#objects.get(id);
+      }
+    }
+    return new TextDecoder().decode(vm.tostringBytes(L, idx)); // a thread or foreign userdata, as tostring shows it
+  }
+
+  #readTable(L: LuaState, idx: number, seen: Map<number, unknown>): unknown {
+    const api = this.#engine.vm.api;
+    const pointer = api.lua_topointer(L, idx);
+    const again = seen.get(pointer);
+    if (again !== undefined) return again;
+    api.lua_checkstack(L, 4);
+    const n = Number(api.lua_rawlen(L, idx));
+    let count = 0;
+    api.lua_pushnil(L);
+    while (api.lua_next(L, idx)) {
+      count++;
+      api.lua_settop(L, -2);
+      if (count > n) {
+        api.lua_settop(L, -2);
+        break;
+      }
+    }
+    if (n > 0 && count === n) {
+      const list: unknown[] = new Array(n);
+      seen.set(pointer, list);
+      for (let i = 1; i <= n; i++) {
+        api.lua_rawgeti(L, idx, BigInt(i));
+        list[i - 1] = this.read(L, -1, seen);
+        api.lua_settop(L, -2);
+      }
+      return list;
+    }
+    const object: Record<string, unknown> = {};
+    seen.set(pointer, object);
+    api.lua_pushnil(L);
+    while (api.lua_next(L, idx)) {
+      const keyType = api.lua_type(L, -2);
+      if (keyType === LUA_TSTRING || keyType === LUA_TNUMBER) {
+        api.lua_pushvalue(L, -2); // lua_next needs the key unconverted
+        object[String(this.read(L, -1))] = this.read(L, -2, seen);
+        api.lua_settop(L, -2);
+      }
+      api.lua_settop(L, -2);
+    }
+    return object;
+  }
+
+  /**
+   * The Lua function at `idx` as a JavaScript function. Calling it runs the
+   * Lua function at once and returns its first result, or a Promise of it
+   * when the function has to wait; a Lua error is thrown as {@linkcode LuaError}.
+   */
+  luaFunction(L: LuaState, idx: number): (...args: unknown[]) => unknown {
+    const engine = this.#engine;
+    const { vm } = engine;
+    vm.api.lua_pushvalue(L, idx);
+    const ref = vm.ref(L);
+    const fn = (...args: unknown[]) =>
+      engine.call((T) => {
+        vm.pushRef(T, ref);
+        for (const a of args) this.push(T, a);
+        return args.length;
+      }, this.reader);
+    this.#release.register(fn, ref);
+    return fn;
+  }
+
+  /** Reads a call's end for {@linkcode Engine.call}: its first result, or a thrown {@linkcode LuaError}. */
+  readonly reader: CallReader<unknown> = (ok, L, at) => {
+    if (ok) return this.read(L, at);
+    throw new LuaError(this.#engine.vm.toText(L, at), this.#engine.vm.toText(L, at + 1));
+  };
+}
