@@ -93,6 +93,7 @@ export interface ScriptOptions extends Omit<ContextOptions, "shared"> {
 }
 
 const DEFAULT_POOL = 8;
+const NO_OPTIONS: CallOptions = {};
 
 /**
  * A Lua script whose `main(...)` runs on each {@linkcode run}. Each
@@ -118,9 +119,8 @@ export class Script {
   #version = 0;
   #closed = false;
   readonly #idle: { context: Context; version: number }[] = [];
-  readonly #busy = new Map<Context, number>();
+  #busy = 0;
   readonly #queue: ((context: { context: Context; version: number }) => void)[] = [];
-  #starting = 0;
   readonly #workers?: WorkerPool;
 
   private constructor(name: string, source: string, rest: (Module | ScriptOptions)[]) {
@@ -203,11 +203,15 @@ export class Script {
 
   /** Runs `main(...args)` and returns its first result. */
   run(...args: unknown[]): Promise<unknown> {
-    return this.runWith({}, ...args);
+    return this.#start(NO_OPTIONS, args);
   }
 
   /** {@linkcode run} with an `AbortSignal` and a time limit for this run. */
   runWith(options: CallOptions, ...args: unknown[]): Promise<unknown> {
+    return this.#start(options, args);
+  }
+
+  #start(options: CallOptions, args: unknown[]): Promise<unknown> {
     if (this.#closed) return Promise.reject(new Error(`script ${this.name} is closed`));
     if (this.#workers) return this.#workers.run(args, options);
     const entry = this.#idle.pop();
@@ -217,7 +221,7 @@ export class Script {
   }
 
   #runOn(entry: { context: Context; version: number }, options: CallOptions, args: unknown[]): Promise<unknown> {
-    this.#busy.set(entry.context, entry.version);
+    this.#busy++;
     let result: unknown;
     try {
       result = entry.context.invoke("main", options, args);
@@ -239,7 +243,7 @@ export class Script {
   }
 
   #acquire(): Promise<{ context: Context; version: number }> {
-    const size = this.#idle.length + this.#busy.size + this.#starting;
+    const size = this.#idle.length + this.#busy;
     if (size < (this.options.pool ?? DEFAULT_POOL)) {
       try {
         return Promise.resolve({ context: this.#newContext(), version: this.#version });
@@ -251,7 +255,7 @@ export class Script {
   }
 
   #release(entry: { context: Context; version: number }): void {
-    this.#busy.delete(entry.context);
+    this.#busy--;
     const spent = this.#closed || entry.context.engine.stopped !== undefined || entry.version !== this.#version;
     if (spent) {
       entry.context.close();

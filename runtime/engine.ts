@@ -158,6 +158,7 @@ export class Engine {
   #callThread = 0;
   #callThreadRef = 0;
   #callThreadBusy = false;
+  #directRef = 0;
   #userHook = 0;
   #closers: (() => void)[] = [];
   #channelClosers = new Map<number, () => void>();
@@ -384,6 +385,7 @@ export class Engine {
   #closeTierUp(): void {
     if (!this.#tierUpOpen || performance.now() < this.#tierUpUntil) return;
     this.vm.api.lua_sethook(this.L, 0, 0, 0);
+    if (this.#callThread && !this.#callThreadBusy) this.vm.api.lua_sethook(this.#callThread, 0, 0, 0);
     this.#tierUpOpen = false;
   }
 
@@ -650,6 +652,7 @@ export class Engine {
     const api = vm.api;
     if (this.#stopped) throw new CallStopped(this.#stopped);
     if (this.#closed) throw new Error("the engine is closed");
+    this.#closeTierUp();
     // One thread serves call after call; a call made while it runs (from
     // JavaScript that Lua called) gets a thread of its own.
     let T = this.#callThread;
@@ -663,7 +666,11 @@ export class Engine {
     if (cached) this.#callThreadBusy = true;
     api.lua_settop(T, 0);
     const top = api.lua_gettop(L);
-    this.pushSchedulerField(L, "direct");
+    if (this.#directRef === 0) {
+      this.pushSchedulerField(L, "direct");
+      this.#directRef = vm.ref(L);
+    }
+    vm.pushRef(L, this.#directRef);
     vm.pushRef(L, threadRef);
     let nargs: number;
     try {

@@ -139,23 +139,27 @@ end
 -- true, ok, first result (or message, traceback) when it ended without
 -- waiting, else false, its id: it then ends as a "watched" goroutine.
 -- The last result says whether other goroutines are ready to run.
+local spare                                 -- the record of a call that ended at once, reused with its thread
 local function direct_end(g, outer, ok, ...)
   current = outer
   local co = g.co
   if co_status(co) == "dead" then
     live = live - 1
-    goroutines[g.id] = nil
     g.state = "dead"
     if nwaiting > 0 and live == nwaiting then
       local list = waiters
       waiters, nwaiting = {}, 0
       for i = 1, #list do make_ready(list[i]) end
     end
-    if ok then return true, true, (...), nil, rhead <= rtail end
+    if ok then
+      spare = g
+      return true, true, (...), nil, rhead <= rtail
+    end
     local message = message_of((...))
     return true, false, message, traceback(co, message), rhead <= rtail
   end
   g.mode = "watched"
+  goroutines[g.id] = g                      -- listed from now on (a call that ends at once never is)
   local r1, r2, r3 = ...
   if r1 == PARK then
     if r2 ~= nil then
@@ -171,8 +175,13 @@ end
 local function direct(co, ...)
   next_id = next_id + 1
   live = live + 1
-  local g = { id = next_id, co = co, seq = 0, state = "running", name = "call" }
-  goroutines[next_id] = g
+  local g = spare
+  if g ~= nil and g.co == co then
+    spare = nil
+    g.id, g.state = next_id, "running"
+  else
+    g = { id = next_id, co = co, seq = 0, state = "running", name = "call" }
+  end
   local outer = current
   current = g
   return direct_end(g, outer, co_resume(co, ...))
