@@ -134,15 +134,22 @@ local function run()
   rhead, rtail = 1, 0
 end
 
--- A call from JavaScript that runs at once as goroutine "call" on co, whose
+-- A call from JavaScript that runs at once as a goroutine on co, whose
 -- stack already holds the function (JavaScript pushed it). Returns
 -- true, ok, first result (or message, traceback) when it ended without
 -- waiting, else false, its id: it then ends as a "watched" goroutine.
--- The last result says whether other goroutines are ready to run.
-local spare                                 -- the record of a call that ended at once, reused with its thread
-local function direct_end(g, outer, ok, ...)
+-- The last result says whether other goroutines are ready to run. A call
+-- that ends at once is never listed, and its record is reused.
+local spare
+local function direct(co, ...)
+  local g = spare
+  if g == nil or g.co ~= co then g = { co = co, seq = 0, name = "call" } else spare = nil end
+  g.state = "running"
+  live = live + 1
+  local outer = current
+  current = g
+  local ok, r1, r2, r3 = co_resume(co, ...)
   current = outer
-  local co = g.co
   if co_status(co) == "dead" then
     live = live - 1
     g.state = "dead"
@@ -153,38 +160,23 @@ local function direct_end(g, outer, ok, ...)
     end
     if ok then
       spare = g
-      return true, true, (...), nil, rhead <= rtail
+      return true, true, r1, nil, rhead <= rtail
     end
-    local message = message_of((...))
+    local message = message_of(r1)
     return true, false, message, traceback(co, message), rhead <= rtail
   end
-  g.mode = "watched"
-  goroutines[g.id] = g                      -- listed from now on (a call that ends at once never is)
-  local r1, r2, r3 = ...
+  next_id = next_id + 1
+  g.id, g.mode = next_id, "watched"
+  goroutines[next_id] = g
   if r1 == PARK then
-    if r2 ~= nil then
+    if r2 ~= nil then                       -- a host operation: JavaScript wakes it
       g.state, g.wait, g.seq = "parked", r3, g.seq + 1
       host_waiting[r2] = g
     end
-  else
+  else                                      -- a bare coroutine.yield(): let others run
     make_ready(g)
   end
-  return false, g.id, nil, nil, true
-end
-
-local function direct(co, ...)
-  next_id = next_id + 1
-  live = live + 1
-  local g = spare
-  if g ~= nil and g.co == co then
-    spare = nil
-    g.id, g.state = next_id, "running"
-  else
-    g = { id = next_id, co = co, seq = 0, state = "running", name = "call" }
-  end
-  local outer = current
-  current = g
-  return direct_end(g, outer, co_resume(co, ...))
+  return false, next_id, nil, nil, true
 end
 
 local function wake(...)
