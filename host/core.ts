@@ -77,6 +77,11 @@ function exit(engine: Engine, L: LuaState): never {
 /** `os.getenv(name)`: the variable's value or nil; a denied variable is an error naming the flag. */
 function getenv(engine: Engine, L: LuaState): number {
   const name = checkString(engine.vm, L, 1, "os.getenv");
+  // As C's getenv: a name no variable can have is simply not set.
+  if (name === "" || /[=\0]/.test(name)) {
+    engine.vm.api.lua_pushnil(L);
+    return 1;
+  }
   let value: string | undefined;
   try {
     checkAccess("env", name);

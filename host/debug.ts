@@ -6,7 +6,7 @@
  */
 import type { Engine } from "../runtime/engine.ts";
 import type { Family } from "../runtime/family.ts";
-import { checkFunction, checkInteger, checkString } from "../runtime/args.ts";
+import { checkFunction, checkInteger, checkStrictText } from "../runtime/args.ts";
 import type { LuaState } from "../runtime/lua.ts";
 import { checkAccess } from "./_permissions.ts";
 import { fileErrorReason } from "./filesystem.ts";
@@ -64,7 +64,7 @@ class WatchTable {
   watch(L: LuaState): number {
     const { engine } = this;
     const vm = engine.vm;
-    const path = checkString(vm, L, 1, "watch_file");
+    const path = checkStrictText(vm, L, 1, "watch_file", "path");
     checkFunction(vm, L, 2, "watch_file");
     let stopWatching: () => void;
     const id = ++this.#next;

@@ -7,7 +7,7 @@
  */
 import type { Engine } from "../runtime/engine.ts";
 import type { Family } from "../runtime/family.ts";
-import { argError, checkBytes, checkString, isNone } from "../runtime/args.ts";
+import { argError, checkBytes, checkStrictText, checkString, isNone } from "../runtime/args.ts";
 import type { LuaState } from "../runtime/lua.ts";
 import { fileErrorReason } from "./filesystem.ts";
 import { checkAccess } from "./_permissions.ts";
@@ -30,7 +30,7 @@ async function explain<T>(
 
 /** `read_file(path)`: the file's bytes as a Lua string. */
 function readFile(engine: Engine, L: LuaState) {
-  const path = checkString(engine.vm, L, 1, "read_file");
+  const path = checkStrictText(engine.vm, L, 1, "read_file", "path");
   return explain(() => Deno.readFile(path), "read_file", "read", "read", path).then((bytes) => (L: LuaState) => {
     engine.vm.pushBytes(L, bytes);
     return 1;
@@ -40,7 +40,7 @@ function readFile(engine: Engine, L: LuaState) {
 /** `write_file(path, content [, "a"])`: writes (or appends) the bytes of content; returns true. */
 function writeFile(engine: Engine, L: LuaState) {
   const vm = engine.vm;
-  const path = checkString(vm, L, 1, "write_file");
+  const path = checkStrictText(vm, L, 1, "write_file", "path");
   const content = checkBytes(vm, L, 2, "write_file");
   const mode = isNone(vm, L, 3) ? "w" : checkString(vm, L, 3, "write_file");
   if (mode !== "w" && mode !== "a") throw argError(3, "write_file", `mode "w" or "a" expected, got "${mode}"`);
@@ -71,7 +71,7 @@ function modeString(info: Deno.FileInfo): string {
 
 /** `list_dir(path)`: entries `{name, is_dir, size, mode, mod_time}` sorted by name. */
 function listDir(engine: Engine, L: LuaState) {
-  const path = checkString(engine.vm, L, 1, "list_dir");
+  const path = checkStrictText(engine.vm, L, 1, "list_dir", "path");
   const work = async () => {
     const entries = [];
     for await (const entry of Deno.readDir(path)) {

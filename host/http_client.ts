@@ -17,7 +17,7 @@
  */
 import type { Engine } from "../runtime/engine.ts";
 import type { Family } from "../runtime/family.ts";
-import { argError, checkBytes, checkString, checkTable, isNone } from "../runtime/args.ts";
+import { argError, checkBytes, checkStrictText, checkString, checkTable, isNone } from "../runtime/args.ts";
 import { LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, type LuaState } from "../runtime/lua.ts";
 import type { LuaVM } from "../runtime/state.ts";
 import { headersMetatable } from "./_headers.ts";
@@ -46,6 +46,8 @@ interface Call {
   fname: string;
   method: string;
   url: string;
+  /** The URL's bytes are not UTF-8: a lossy decoding would fetch another URL. */
+  urlNotUtf8?: boolean;
   body?: Uint8Array<ArrayBuffer>;
   headers: Headers;
   timeout: number;
@@ -113,6 +115,12 @@ function readCall(vm: LuaVM, L: LuaState, fname: string, fixedMethod: string, sh
     }
   }
   const url = checkString(vm, L, shape.url, fname);
+  let urlNotUtf8 = false;
+  try {
+    checkStrictText(vm, L, shape.url, fname, "URL");
+  } catch {
+    urlNotUtf8 = true;
+  }
   let body: Uint8Array<ArrayBuffer> | undefined;
   if (shape.body && !(shape.optionalBody && isNone(vm, L, shape.body))) {
     body = checkBytes(vm, L, shape.body, fname) as Uint8Array<ArrayBuffer>;
@@ -124,7 +132,7 @@ function readCall(vm: LuaVM, L: LuaState, fname: string, fixedMethod: string, sh
   }
   const headers = readHeaders(vm, L, shape.headers, fname);
   const timeout = readTimeout(vm, L, shape.options, fname);
-  return { fname, method, url, body, headers, timeout };
+  return { fname, method, url, urlNotUtf8, body, headers, timeout };
 }
 
 /** Why `url` is no URL this client can fetch, or undefined when it is one. */
@@ -194,6 +202,7 @@ class HttpClient {
   /** The implementation of `fname`: reads its arguments per `shape`, then fetches. */
   request(L: LuaState, fname: string, method: string, shape: Shape): number | Promise<(L: LuaState) => number> {
     const call = readCall(this.engine.vm, L, fname, method, shape);
+    if (call.urlNotUtf8) return this.#fail(L, `${fname}: the URL is not valid UTF-8`);
     const invalid = badUrl(call.url);
     if (invalid) return this.#fail(L, `${fname}: ${invalid}`);
     return this.#fetch(call).then((got) => (L) =>

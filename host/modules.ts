@@ -8,7 +8,7 @@
  */
 import type { Engine } from "../runtime/engine.ts";
 import type { Family, RunContext } from "../runtime/family.ts";
-import { checkString } from "../runtime/args.ts";
+import { checkStrictText } from "../runtime/args.ts";
 import type { LuaState } from "../runtime/lua.ts";
 import { fileErrorReason } from "./filesystem.ts";
 import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
@@ -92,7 +92,7 @@ function isFile(path: string): boolean {
 /** `locate(name, caller_source)` -> cache key, global name, name shown in messages. */
 function locate(engine: Engine, context: RunContext, L: LuaState): number {
   const vm = engine.vm;
-  const name = checkString(vm, L, 1, "import");
+  const name = checkStrictText(vm, L, 1, "import", "module name");
   const source = vm.toText(L, 2);
   const push = (key: string, shown: string) => {
     vm.pushString(L, key);

@@ -52,6 +52,21 @@ export function checkString(vm: LuaVM, L: LuaState, i: number, fname: string): s
   return vm.toText(L, i);
 }
 
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Argument `i` as text that must be valid UTF-8 (a path, a URL): a lossy
+ * decoding would silently name something else.
+ */
+export function checkStrictText(vm: LuaVM, L: LuaState, i: number, fname: string, what: string): string {
+  const bytes = checkBytes(vm, L, i, fname);
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    throw argError(i, fname, `${what} is not valid UTF-8`);
+  }
+}
+
 /** Checks that argument `i` is a table. */
 export function checkTable(vm: LuaVM, L: LuaState, i: number, fname: string): void {
   if (vm.api.lua_type(L, i) !== LUA_TTABLE) throw typeError(vm, L, i, fname, "table");

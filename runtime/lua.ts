@@ -206,12 +206,21 @@ export function loadLuaModule(system: LuaSystem, maxMemory = MAX_WASM_MEMORY): L
     return u8;
   };
   const mem = { u8: heap, i32: () => (heap(), i32) };
-  const decoder = new TextDecoder();
+  // Paths must be UTF-8: a lossy decoding would name another file.
+  const decoder = new TextDecoder("utf-8", { fatal: true });
   const cString = (p: number) => {
     const bytes = heap();
     let end = p;
     while (bytes[end]) end++;
     return decoder.decode(bytes.subarray(p, end));
+  };
+  const withPath = (run: () => number) => {
+    try {
+      return run();
+    } catch (e) {
+      if (e instanceof TypeError) return -ERRNO.EINVAL;
+      throw e;
+    }
   };
   // Gathers or scatters a WASI iovec array.
   const vectors = (iovs: number, count: number, each: (view: Uint8Array) => number) => {
@@ -265,17 +274,17 @@ export function loadLuaModule(system: LuaSystem, maxMemory = MAX_WASM_MEMORY): L
       throw new Error(`Lua's C code called exit(${code})`);
     },
     __syscall_openat: (_dirfd: number, path: number, flags: number, varargs: number) =>
-      system.open(cString(path), flags, flags & O_CREAT ? mem.i32()[varargs >> 2] : 0),
+      withPath(() => system.open(cString(path), flags, flags & O_CREAT ? mem.i32()[varargs >> 2] : 0)),
     __syscall_fcntl64: () => 0,
     __syscall_ioctl: () => -ERRNO.ENOTTY,
     __syscall_dup3: (oldFd: number, newFd: number) => system.duplicate(oldFd, newFd),
     __syscall_unlinkat: (_dirfd: number, path: number, flags: number) =>
-      system.remove(cString(path), (flags & 0x200) !== 0),
-    __syscall_rmdir: (path: number) => system.remove(cString(path), true),
+      withPath(() => system.remove(cString(path), (flags & 0x200) !== 0)),
+    __syscall_rmdir: (path: number) => withPath(() => system.remove(cString(path), true)),
     __syscall_renameat: (_olddir: number, from: number, _newdir: number, to: number) =>
-      system.rename(cString(from), cString(to)),
+      withPath(() => system.rename(cString(from), cString(to))),
     __syscall_readlinkat: (_dirfd: number, path: number, buffer: number, size: number) =>
-      system.readlink(cString(path), heap().subarray(buffer, buffer + size)),
+      withPath(() => system.readlink(cString(path), heap().subarray(buffer, buffer + size))),
     ...timeImports(mem, (size) => exports.malloc(size)),
   };
   const wasi = {

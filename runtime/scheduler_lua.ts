@@ -17,6 +17,7 @@ local PARK, host = ...
 local co_create, co_resume, co_yield, co_status =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.status
 local lua_select, traceback, pack, unpack = select, debug.traceback, table.pack, table.unpack
+local pcall = pcall
 local type, tostring, error, setmetatable, getmetatable, rawget, math_type =
   type, tostring, error, setmetatable, getmetatable, rawget, math.type
 
@@ -66,10 +67,16 @@ local function name_of(g)
 end
 
 local function message_of(err)
-  if type(err) == "string" then return err end
+  local t = type(err)
+  if t == "string" then return err end
+  if t == "number" then return tostring(err) end  -- as lua.c reports error(12)
   local mt = getmetatable(err)
-  if mt and rawget(mt, "__tostring") then return tostring(err) end
-  return "(error object is a " .. type(err) .. " value)"
+  if mt and rawget(mt, "__tostring") then
+    local ok, text = pcall(tostring, err)
+    if ok and type(text) == "string" then return text end
+    return "(error object is a " .. t .. " value whose __tostring failed)"
+  end
+  return "(error object is a " .. t .. " value)"
 end
 
 local function dispatch_error(g, message, trace)

@@ -74,8 +74,10 @@ export class LuaVM {
   #reserve(size: number): number {
     if (size > this.#scratchSize) {
       if (this.#scratch) this.api.free(this.#scratch);
-      this.#scratchSize = Math.max(size, 2 * this.#scratchSize, 4096);
-      this.#scratch = this.api.malloc(this.#scratchSize);
+      const wanted = Math.max(size, 2 * this.#scratchSize, 4096);
+      this.#scratch = this.api.malloc(wanted);
+      // A failed malloc leaves no scratch at all, never a size without memory behind it.
+      this.#scratchSize = this.#scratch ? wanted : 0;
       if (!this.#scratch) throw new Error("not enough memory");
     }
     return this.#scratch;
@@ -229,6 +231,10 @@ export class LuaVM {
     if (status === LUA_OK) return null;
     const message = this.toText(L, -1);
     this.api.lua_settop(L, -2);
+    // Lua's own wording names neither the chunk nor the cure.
+    if (message.startsWith("attempt to load a binary chunk")) {
+      return `${chunkname.replace(/^[@=]/, "")}: precompiled Lua bytecode is refused; only source text runs`;
+    }
     return message;
   }
 
