@@ -44,10 +44,16 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Runs `solvm args...` as `deno run -A main.ts args...`, feeding `stdin` if given. */
+// SOLVM_BIN=dist/solvm-<target> runs every CLI test against a compiled binary instead.
+const BINARY = Deno.env.get("SOLVM_BIN");
+
+/**
+ * Runs `solvm args...` as `deno run -A main.ts args...` (or as the binary
+ * in SOLVM_BIN), feeding `stdin` if given.
+ */
 export async function solvm(args: string[], options: { stdin?: string; cwd?: string } = {}): Promise<CliRun> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
+  const child = new Deno.Command(BINARY ?? Deno.execPath(), {
+    args: BINARY ? args : ["run", "-A", MAIN, ...args],
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",

@@ -73,6 +73,22 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
 
+    // The binary confines the script itself, as `deno run -A main.ts --sandbox` does (tests/permission*_test.ts
+    // run whole against it with SOLVM_BIN=dist/solvm-<target>).
+    const probe = await tempFiles({
+      "probe.lua": `print(pcall(read_file, "/etc/hostname"))\nprint(pcall(os.getenv, "HOME"))\n`,
+    });
+    const sandboxed = await run(BINARY, ["--sandbox", `${probe}/probe.lua`]);
+    strictEqual(
+      sandboxed.stdout,
+      `false\tread_file: cannot read "/etc/hostname": permission denied: read access to "/etc/hostname" ` +
+        `(run with --allow-read=/etc/hostname)\n` +
+        'false\tpermission denied: env access to "HOME" (run with --allow-env=HOME)\n',
+    );
+    const granted = await run(BINARY, ["--allow-read=/etc/hostname", "--deny-env=HOME", `${probe}/probe.lua`]);
+    match(granted.stdout, /^true\t/);
+    match(granted.stdout, /denied by --deny-env=HOME/);
+
     const version = await run(BINARY, ["--version"]);
     strictEqual(version.code, 0, version.stderr);
     match(version.stdout, /^solvm \d+\.\d+\.\d+ \(Lua 5\.4, Deno \d+\.\d+\.\d+\)\n$/);
