@@ -117,7 +117,8 @@ export function accessReason(e: unknown, kind: AccessKind, target: string): stri
   if (e instanceof AccessDenied) {
     return `permission denied: ${kind} access to "${target}" (denied by --deny-${e.kind}=${e.entry})`;
   }
-  const named = e instanceof Error ? new RegExp(`${kind} access to "([^"]+)"`).exec(e.message)?.[1] : undefined;
-  const subject = kind === "net" && named ? named : target;
-  return `permission denied: ${kind} access to "${subject}" (run with --allow-${kind}=${subject})`;
+  // Deno names the access it refused, which may be another kind than the call's (a rename needs read too).
+  const named = e instanceof Error ? /Requires (\w+) access to "([^"]+)"/.exec(e.message) : null;
+  const [refused, subject] = named && (named[1] !== kind || kind === "net") ? [named[1], named[2]] : [kind, target];
+  return `permission denied: ${refused} access to "${subject}" (run with --allow-${refused}=${subject})`;
 }

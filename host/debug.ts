@@ -8,7 +8,7 @@ import type { Engine } from "../runtime/engine.ts";
 import type { Family } from "../runtime/family.ts";
 import { checkFunction, checkInteger, checkStrictText } from "../runtime/args.ts";
 import type { LuaState } from "../runtime/lua.ts";
-import { checkAccess } from "./_permissions.ts";
+import { checkAccess, isPermissionError } from "./_permissions.ts";
 import { fileErrorReason } from "./filesystem.ts";
 
 /** Changes closer together than this are one save (editors write in several steps). */
@@ -29,7 +29,14 @@ export function watchPath(path: string, onChange: () => void): () => void {
   const absolute = Deno.realPathSync(path);
   const folder = absolute.slice(0, absolute.lastIndexOf("/")) || "/";
   const isFolder = Deno.statSync(absolute).isDirectory;
-  const watcher = Deno.watchFs(isFolder ? absolute : folder, { recursive: false });
+  let watcher: Deno.FsWatcher;
+  try {
+    watcher = Deno.watchFs(isFolder ? absolute : folder, { recursive: false });
+  } catch (e) {
+    // Granted the file but not its folder: watch the file itself (a file replaced by an editor is then missed).
+    if (isFolder || !isPermissionError(e)) throw e;
+    watcher = Deno.watchFs(absolute, { recursive: false });
+  }
   let timer: ReturnType<typeof setTimeout> | undefined;
   (async () => {
     try {

@@ -9,6 +9,25 @@
 import { ERRNO, type LuaSystem, O_APPEND, O_CREAT, O_EXCL, O_RDWR, O_TRUNC, O_WRONLY } from "../runtime/lua.ts";
 import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
 
+// Reasons of the file accesses refused since the last takeDenials(): the C library
+// can only say "Permission denied", so the io/os wrappers (host/files.ts) add them.
+let denials: string[] = [];
+
+/**
+ * The reasons of file accesses refused since the last call, each naming the
+ * flag that grants it.
+ *
+ * ```ts
+ * import { takeDenials } from "./filesystem.ts";
+ * console.assert(Array.isArray(takeDenials()));
+ * ```
+ */
+export function takeDenials(): string[] {
+  const taken = denials;
+  denials = [];
+  return taken;
+}
+
 /** The errno for a failed Deno file call. */
 export function errnoOf(e: unknown): number {
   const code = (e as { code?: unknown })?.code;
@@ -57,10 +76,11 @@ export function denoFileSystem(): LuaSystem {
   // Descriptors share an open file after dup3, so each file counts its descriptors.
   const open = new Map<number, { file: Deno.FsFile; users: number }>();
   let next = 3;
-  const attempt = (action: () => number) => {
+  const attempt = (action: () => number, access?: "read" | "write", path?: string) => {
     try {
       return action();
     } catch (e) {
+      if (access && path && isPermissionError(e)) denials.push(accessReason(e, access, path));
       return -errnoOf(e);
     }
   };
@@ -77,23 +97,27 @@ export function denoFileSystem(): LuaSystem {
   };
   return {
     open: (path, flags, mode) =>
-      attempt(() => {
-        const access = flags & 3;
-        if (access !== O_WRONLY) checkAccess("read", path);
-        if (access !== 0 || (flags & (O_CREAT | O_TRUNC | O_APPEND)) !== 0) checkAccess("write", path);
-        const f = Deno.openSync(path, {
-          read: access !== O_WRONLY,
-          write: access === O_WRONLY || access === O_RDWR,
-          append: (flags & O_APPEND) !== 0,
-          create: (flags & O_CREAT) !== 0,
-          createNew: (flags & O_CREAT) !== 0 && (flags & O_EXCL) !== 0,
-          truncate: (flags & O_TRUNC) !== 0,
-          mode: mode || undefined,
-        });
-        while (open.has(next)) next++;
-        open.set(next, { file: f, users: 1 });
-        return next++;
-      }),
+      attempt(
+        () => {
+          const access = flags & 3;
+          if (access !== O_WRONLY) checkAccess("read", path);
+          if (access !== 0 || (flags & (O_CREAT | O_TRUNC | O_APPEND)) !== 0) checkAccess("write", path);
+          const f = Deno.openSync(path, {
+            read: access !== O_WRONLY,
+            write: access === O_WRONLY || access === O_RDWR,
+            append: (flags & O_APPEND) !== 0,
+            create: (flags & O_CREAT) !== 0,
+            createNew: (flags & O_CREAT) !== 0 && (flags & O_EXCL) !== 0,
+            truncate: (flags & O_TRUNC) !== 0,
+            mode: mode || undefined,
+          });
+          while (open.has(next)) next++;
+          open.set(next, { file: f, users: 1 });
+          return next++;
+        },
+        (flags & 3) === 0 ? "read" : "write",
+        path,
+      ),
     read: (fd, into) => attempt(() => file(fd).readSync(into) ?? 0),
     write: (fd, bytes) => attempt(() => file(fd).writeSync(bytes)),
     seek: (fd, offset, whence) => attempt(() => file(fd).seekSync(offset, SEEK_MODES[whence] ?? Deno.SeekMode.Start)),
@@ -113,20 +137,28 @@ export function denoFileSystem(): LuaSystem {
         open.set(newFd, entry);
         return newFd;
       }),
-    remove: (path, directory) =>
-      attempt(() => {
-        checkAccess("write", path);
-        if (!directory && Deno.statSync(path).isDirectory) return -ERRNO.EISDIR;
-        Deno.removeSync(path);
-        return 0;
-      }),
+    remove: (path, _directory) =>
+      attempt(
+        () => {
+          checkAccess("write", path);
+          // C's remove() unlinks, then removes an empty folder; Deno's removeSync does both (and needs no read).
+          Deno.removeSync(path);
+          return 0;
+        },
+        "write",
+        path,
+      ),
     rename: (from, to) =>
-      attempt(() => {
-        checkAccess("write", from);
-        checkAccess("write", to);
-        Deno.renameSync(from, to);
-        return 0;
-      }),
+      attempt(
+        () => {
+          checkAccess("write", from);
+          checkAccess("write", to);
+          Deno.renameSync(from, to);
+          return 0;
+        },
+        "write",
+        from,
+      ),
     readlink: (path, into) =>
       attempt(() => {
         checkAccess("read", path);

@@ -107,7 +107,7 @@ function locate(engine: Engine, context: RunContext, L: LuaState): number {
     "modules",
     ...(context.mainScript ? [join(dirname(context.mainScript), "modules")] : []),
   ];
-  const searched = [...new Set(folders.map((folder) => join(folder, file)))];
+  const searched = file.startsWith("/") ? [file] : [...new Set(folders.map((folder) => join(folder, file)))];
   for (const path of searched) {
     if (isFile(path)) return push(Deno.realPathSync(path), path);
   }

@@ -20,6 +20,7 @@ import { httpServer } from "./http_server.ts";
 import { sockets } from "./sockets.ts";
 import { dns } from "./dns.ts";
 import { httpClient } from "./http_client.ts";
+import { processes } from "./process.ts";
 
 /** Exit code of a deadlock (as Go's runtime uses for fatal errors). */
 export const EXIT_DEADLOCK = 2;
@@ -52,6 +53,7 @@ export function installGlobals(engine: Engine, context: RunContext = { loaded: n
       httpClient,
       sockets,
       dns,
+      processes,
     ]
   ) {
     installFamily(engine, family, context);

@@ -356,6 +356,9 @@ print(read_file(dir .. "/keep.txt"), #list_dir(dir))
       strictEqual(denied.stderr, "");
       strictEqual(denied.code, 0);
       const eacces = "2"; // this C library's EACCES (WASI numbering)
+      // Lua's own io/os functions put the reason where the C library says "Permission denied".
+      const reason = (kind: string, path: string) =>
+        `permission denied: ${kind} access to "${path}" (run with --allow-${kind}=${path})`;
       strictEqual(
         denied.stdout,
         `false\twrite_file: cannot write "${dir}/out.txt": permission denied: write access to "${dir}/out.txt" ` +
@@ -366,10 +369,10 @@ print(read_file(dir .. "/keep.txt"), #list_dir(dir))
           `"${outside}/secret.txt" (run with --allow-read=${outside}/secret.txt)\n` +
           `false\tlist_dir: cannot list "${outside}": permission denied: read access to "${outside}" ` +
           `(run with --allow-read=${outside})\n` +
-          `nil\t${dir}/out.txt: Permission denied\t${eacces}\n` +
-          `nil\t${outside}/secret.txt: Permission denied\t${eacces}\n` +
-          `nil\t${dir}/keep.txt: Permission denied\t${eacces}\n` +
-          `nil\tPermission denied\t${eacces}\n` +
+          `nil\t${dir}/out.txt: ${reason("write", `${dir}/out.txt`)}\t${eacces}\n` +
+          `nil\t${outside}/secret.txt: ${reason("read", `${outside}/secret.txt`)}\t${eacces}\n` +
+          `nil\t${dir}/keep.txt: ${reason("write", `${dir}/keep.txt`)}\t${eacces}\n` +
+          `nil\t${reason("write", `${dir}/keep.txt`)}\t${eacces}\n` +
           `kept\t2\n`,
       );
       strictEqual(await exists(`${dir}/out.txt`), false);

@@ -26,7 +26,7 @@ Deno.test("--sandbox: only the script's own folder can be read; every other acce
     "mine\n" +
       `false\tread_file: cannot read "/etc/hostname": permission denied: read access to "/etc/hostname" ` +
       `(run with --allow-read=/etc/hostname)\n` +
-      "/etc/hostname: Permission denied\n" +
+      '/etc/hostname: permission denied: read access to "/etc/hostname" (run with --allow-read=/etc/hostname)\n' +
       `false\twrite_file: cannot write "${dir}/out.txt": permission denied: write access to "${dir}/out.txt" ` +
       `(run with --allow-write=${dir}/out.txt)\n` +
       'http_get: cannot connect to http://127.0.0.1:12345/: permission denied: net access to "127.0.0.1:12345" (run with --allow-net=127.0.0.1:12345)\n' +
@@ -81,8 +81,9 @@ print(pcall(os.getenv, "PATH") and "path ok")
     "open\n" +
       `false\tread_file: cannot read "${key}": permission denied: read access to "${key}" ` +
       `(denied by --deny-read=${dir}/secret)\n` +
-      `nil\t${key}: Permission denied\t2\n` + // errno as this WebAssembly build numbers EACCES
-      `false\tcannot open ${dir}/secret/mod.lua: Permission denied\n` +
+      `nil\t${key}: permission denied: read access to "${key}" (denied by --deny-read=${dir}/secret)\t2\n` + // errno: this build's EACCES
+      `false\tcannot open ${dir}/secret/mod.lua: permission denied: read access to "${dir}/secret/mod.lua" ` +
+      `(denied by --deny-read=${dir}/secret)\n` +
       "true\ttrue\n" +
       'false\tpermission denied: env access to "HOME" (denied by --deny-env=HOME)\n' +
       'http_get: cannot connect to http://127.0.0.1:9/: permission denied: net access to "127.0.0.1:9" ' +

@@ -1,0 +1,332 @@
+/**
+ * The processes family (host/process.ts): os.execute, io.popen and
+ * os.hostname, with real child processes through `sh`.
+ */
+import { deepStrictEqual, ok, strictEqual } from "node:assert";
+import { Engine, type Outcome } from "../runtime/engine.ts";
+import { installGlobals } from "../host/script.ts";
+import { denoFileSystem } from "../host/filesystem.ts";
+import { runLua, sleep, tempFiles } from "./_helpers.ts";
+
+/** A Lua string literal for a path (temporary paths are plain ASCII). */
+const lit = (text: string) => JSON.stringify(text);
+
+/** Runs Lua that must end well without stderr output; returns stdout. */
+async function lua(source: string): Promise<string> {
+  const r = await runLua(source);
+  deepStrictEqual(r.outcome, { status: "ok" });
+  strictEqual(r.stderr, "");
+  return r.stdout;
+}
+
+/** A run whose stdout and stderr go to one transcript, each write stamped with when it came. */
+async function transcript(source: string): Promise<{ outcome: Outcome; text: string; writes: [number, string][] }> {
+  const decoder = new TextDecoder();
+  const writes: [number, string][] = [];
+  const start = performance.now();
+  const engine = await Engine.create({
+    stdout: { write: (b) => void writes.push([performance.now() - start, decoder.decode(b)]), flush: () => {} },
+    stderr: (text) => void writes.push([performance.now() - start, text]),
+    files: denoFileSystem(),
+  });
+  try {
+    installGlobals(engine);
+    const outcome = await engine.execute(source, "=test");
+    if (outcome.status === "ok") await engine.idle();
+    return { outcome, text: writes.map(([, t]) => t).join(""), writes };
+  } finally {
+    engine.close();
+  }
+}
+
+/** True while process `pid` exists and is not a zombie. */
+function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(Deno.readTextFileSync(`/proc/${pid}/stat`));
+  } catch {
+    return false;
+  }
+}
+
+/** Waits up to `ms` for process `pid` to be gone. */
+async function gone(pid: number, ms = 3000): Promise<boolean> {
+  const until = performance.now() + ms;
+  while (alive(pid) && performance.now() < until) await sleep(20);
+  return !alive(pid);
+}
+
+Deno.test("os.execute returns Lua 5.4's status triple: success, exit code, signal", async () => {
+  strictEqual(
+    await lua(`
+      print(os.execute("true"))
+      print(os.execute("exit 3"))
+      print(os.execute("false"))
+      print(os.execute("kill -9 $$"))
+      print(os.execute("kill -TERM $$"))
+      print(os.execute("no-such-command-solvm 2>/dev/null"))
+      print(os.execute())
+      print(os.execute(nil))
+      print(pcall(os.execute, {}))`),
+    "true\texit\t0\n" +
+      "nil\texit\t3\n" +
+      "nil\texit\t1\n" +
+      "nil\tsignal\t9\n" +
+      "nil\tsignal\t15\n" +
+      "nil\texit\t127\n" +
+      "true\n" +
+      "true\n" +
+      "false\tbad argument #1 to 'execute' (string expected, got table)\n",
+  );
+});
+
+Deno.test("os.execute: the command's stdout and stderr come in order with print", async () => {
+  const { outcome, text } = await transcript(`
+    print("one")
+    io.write("two\\n")
+    os.execute("echo three; echo four >&2")
+    print("five")
+    os.execute("printf 'six'; sleep 0.05; echo ' seven' >&2")
+    print("eight")`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(text, "one\ntwo\nthree\nfour\nfive\nsix seven\neight\n");
+});
+
+Deno.test("os.execute: output is binary-safe and large output is whole", async () => {
+  const { outcome, text } = await transcript(`os.execute("head -c 300000 /dev/zero | tr '\\\\0' x") print("|end")`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(text, "x".repeat(300000) + "|end\n");
+});
+
+Deno.test("os.execute parks only its goroutine: others keep running", async () => {
+  const { outcome, text } = await transcript(`
+    go(function()
+      for i = 1, 3 do print("tick", i) sleep(0.05) end
+    end)
+    print(os.execute("sleep 0.3"))
+    print("after")`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(text, "tick\t1\ntick\t2\ntick\t3\ntrue\texit\t0\nafter\n");
+});
+
+Deno.test("os.execute returns when the shell exits, even when a background job holds its output", async () => {
+  const started = performance.now();
+  const { outcome, text } = await transcript(`print(os.execute("echo started; sleep 5 &")) print("back")`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(text, "started\ntrue\texit\t0\nback\n");
+  ok(performance.now() - started < 3000, "os.execute waited for the background job");
+});
+
+Deno.test("io.popen 'r': read formats l, L, n, a, counts and 5.3-style *l, *a", async () => {
+  strictEqual(
+    await lua(`
+      local f = io.popen("printf 'first\\\\nsecond\\\\n12 0x1F -3.5e2 1e abc\\\\nrest'")
+      print(f:read("l"))
+      print((f:read("L")))
+      print(f:read("n", "n", "n"))
+      print(f:read("n"))          -- "1e" is no numeral (and is read, as C Lua does)
+      print(f:read(1), f:read(0))
+      print(f:read("*l"))
+      print(f:read(2), f:read("*a"))
+      print(f:read("a"), f:read("l"), f:read(0), f:read(1), f:read("n"))
+      print(f:close())
+      local g = io.popen("printf 'x\\\\ny'")
+      print(g:read("l", "l", "l"))
+      print(g:read())
+      g:close()`),
+    "first\nsecond\n\n12\t31\t-350.0\nnil\n \t\nabc\nre\tst\n\tnil\tnil\tnil\tnil\ntrue\texit\t0\nx\ty\tnil\nnil\n",
+  );
+});
+
+Deno.test("io.popen: lines and big reads across many chunks", async () => {
+  strictEqual(
+    await lua(`
+      local n, total = 0, 0
+      for line in io.popen("seq 1 20000"):lines() do n = n + 1 total = total + tonumber(line) end
+      print(n, total)
+      for a, b in io.popen("printf '1 2\\\\n3 4\\\\n'"):lines("n", "n") do print(a + b) end
+      local f = io.popen("head -c 200000 /dev/zero")
+      local big = f:read(150000)
+      print(#big, #f:read("a"), f:read(1))
+      print(f:close())
+      local seen = {}
+      for line in io.popen("echo a; echo b"):lines("L") do seen[#seen + 1] = line end
+      print(table.concat(seen, "|"))`),
+    "20000\t200010000\n3\n7\n150000\t50000\tnil\ntrue\texit\t0\na\n|b\n\n",
+  );
+});
+
+Deno.test("io.popen streams: a line arrives while the command still runs", async () => {
+  const { outcome, text, writes } = await transcript(`
+    local f = io.popen("echo a; sleep 2; echo b")
+    print(f:read())
+    print(f:read())
+    print(f:close())`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(text, "a\nb\ntrue\texit\t0\n");
+  const at = (text: string) => Math.round(writes.find(([, t]) => t === text)![0]);
+  ok(at("a") < 1500, `the first line came after ${at("a")} ms`);
+  ok(at("b") > 1500, `the second line came after ${at("b")} ms`);
+});
+
+Deno.test("io.popen 'w': writes feed the command's input; close waits and returns its status", async () => {
+  const dir = await tempFiles({});
+  const out = `${dir}/out.txt`;
+  strictEqual(
+    await lua(`
+      local f = io.popen("cat > ${out}", "w")
+      print(f:write("hello ", 42, " ", 1.5, "\\n") == f)
+      print(f:write("second line\\n"):write("third\\n") == f)
+      print(f:flush(), io.type(f))
+      print(f:close())
+      print(io.open(${lit(out)}):read("a"))
+      local g = io.popen("cat >/dev/null; exit 4", "w")
+      for i = 1, 2000 do g:write(string.rep("x", 100)) end
+      print(g:close())
+      print(io.popen("true", "w"):close())`),
+    "true\ntrue\ntrue\tfile\ntrue\texit\t0\nhello 42 1.5\nsecond line\nthird\n\nnil\texit\t4\ntrue\texit\t0\n",
+  );
+});
+
+Deno.test("io.popen 'w': the command's output goes to the script's stdout, in order", async () => {
+  const { outcome, text } = await transcript(`
+    print("before")
+    local f = io.popen("tr a-z A-Z", "w")
+    f:write("shout\\n")
+    print(f:close())
+    print("after")`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(text, "before\nSHOUT\ntrue\texit\t0\nafter\n");
+});
+
+Deno.test("io.popen: a writer to a command that stopped reading gets Broken pipe, not a crash", async () => {
+  strictEqual(
+    await lua(`
+      local f = io.popen("exit 5", "w")
+      sleep(0.1)
+      local results
+      for i = 1, 100 do
+        local ok, err, code = f:write(string.rep("x", 70000))
+        if not ok then results = { err, code } break end
+      end
+      print(results[1], results[2])
+      print(f:close())`),
+    "Broken pipe\t32\nnil\texit\t5\n",
+  );
+});
+
+Deno.test("io.popen: close status; a closed file is Lua's closed-file error; io.type, io.close, tostring", async () => {
+  strictEqual(
+    await lua(`
+      local f = io.popen("exit 2")
+      print(io.type(f), tostring(f):match("^file %(0x") ~= nil)
+      print(f:close())
+      print(io.type(f), tostring(f))
+      print(pcall(f.read, f))
+      print(pcall(f.write, f, "x"))
+      print(pcall(f.lines, f))
+      print(pcall(f.close, f))
+      print(pcall(function() local line = f:read() return line end))
+      local g = io.popen("printf 'one\\\\ntwo\\\\n'")
+      local next_line = g:lines()
+      print(next_line())
+      print(io.close(g))
+      print(pcall(next_line))
+      print(io.popen("kill -9 $$"):close())
+      print(io.type(io.stdout), io.type(42), pcall(io.type))
+      print(pcall(io.close, {}))
+      local h = io.open(os.tmpname(), "w")
+      print(io.close(h), io.type(h))`),
+    "file\ttrue\n" +
+      "nil\texit\t2\n" +
+      "closed file\tfile (closed)\n" +
+      "false\tattempt to use a closed file\n" +
+      "false\tattempt to use a closed file\n" +
+      "false\tattempt to use a closed file\n" +
+      "false\tattempt to use a closed file\n" +
+      "false\ttest:10: attempt to use a closed file\n" +
+      "one\n" +
+      "true\texit\t0\n" +
+      "false\tfile is already closed\n" +
+      "nil\tsignal\t9\n" +
+      "file\tnil\tfalse\tbad argument #1 to 'type' (value expected)\n" +
+      "false\tbad argument #1 to 'close' (FILE* expected, got table)\n" +
+      "true\tclosed file\n",
+  );
+});
+
+Deno.test("io.popen: bad arguments and wrong-direction use give Lua's errors", async () => {
+  strictEqual(
+    await lua(`
+      print(pcall(io.popen, "ls", "x"))
+      print(pcall(io.popen, "ls", "rw"))
+      print(pcall(io.popen, "ls", 1))
+      print(pcall(io.popen))
+      local r = io.popen("true")
+      print(r:write("x"))
+      print(pcall(r.read, r, "x"))
+      print(pcall(r.read, r, {}))
+      print(pcall(r.read, r, 1.5))
+      print(r:seek())
+      print(r:close())
+      local w = io.popen("cat >/dev/null", "w")
+      print(w:read())
+      print(pcall(w.write, w, {}))
+      print(w:close())`),
+    "false\tbad argument #2 to 'popen' (invalid mode)\n" +
+      "false\tbad argument #2 to 'popen' (invalid mode)\n" +
+      "false\tbad argument #2 to 'popen' (invalid mode)\n" +
+      "false\tbad argument #1 to 'popen' (string expected, got no value)\n" +
+      "nil\tBad file descriptor\t9\n" +
+      "false\tbad argument #1 to 'read' (invalid format)\n" +
+      "false\tbad argument #1 to 'read' (string expected, got table)\n" +
+      "false\tbad argument #1 to 'read' (number has no integer representation)\n" +
+      "nil\tIllegal seek\t29\n" +
+      "true\texit\t0\n" +
+      "nil\tBad file descriptor\t9\n" +
+      "false\tbad argument #1 to 'write' (string expected, got table)\n" +
+      "true\texit\t0\n",
+  );
+});
+
+Deno.test("io.popen: the command's stderr goes to the script's stderr", async () => {
+  const { outcome, text } = await transcript(`
+    local f = io.popen("echo out; echo err >&2")
+    print("read:", f:read("a"))
+    f:close()`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(text, "err\nread:\tout\n\n");
+});
+
+Deno.test("io.popen: a file in a to-be-closed variable is closed at the end of its block", async () => {
+  strictEqual(
+    await lua(`
+      local f
+      do
+        local g <close> = io.popen("echo hi")
+        f = g
+        print(g:read())
+      end
+      print(io.type(f))`),
+    "hi\nclosed file\n",
+  );
+});
+
+Deno.test("commands still running when the engine closes are killed, with what they started", async () => {
+  const dir = await tempFiles({});
+  const r = await runLua(`
+    local f = io.popen("sleep 30 & echo $! > ${dir}/popen.pid; wait")
+    go(function() os.execute("echo $$ > ${dir}/execute.pid; sleep 30") end)
+    local w = io.popen("cat > /dev/null", "w")
+    sleep(0.3)
+    os.exit(0)`);
+  deepStrictEqual(r.outcome, { status: "exit", code: 0 });
+  for (const name of ["popen.pid", "execute.pid"]) {
+    const pid = Number((await Deno.readTextFile(`${dir}/${name}`)).trim());
+    ok(pid > 0, name);
+    ok(await gone(pid), `${name}: process ${pid} still runs`);
+  }
+});
+
+Deno.test("os.hostname is the machine's host name", async () => {
+  strictEqual(await lua(`print(os.hostname())`), `${Deno.hostname()}\n`);
+});
