@@ -21,6 +21,10 @@ const USAGE = `SolVM ${meta.version}: a Lua 5.4 runtime with goroutines, channel
 
 Usage:
   solvm [options] <script.lua> [args...]   run a script; args reach Lua in the arg table
+                                           (put -- before arguments that end in .lua)
+  solvm [options] a.lua b.lua ...          run several scripts at once, each in its own thread; output
+                                           lines carry the script's name; the exit code is the first
+                                           non-zero one, in the order given
   solvm [options]                          start the interactive REPL
 
 Options:
@@ -47,6 +51,10 @@ Options:
   -v, --version                    print the version and exit
   -h, --help                       print this help and exit
 
+Environment:
+  SOLVM_LOG=error|warn|info|debug|trace    runtime logging to stderr (actors, restarts, servers);
+                                           default: errors only
+
 Exit codes:
   0 success, 1 uncaught error, 2 deadlock or bad usage, 124 timeout,
   n when the script calls os.exit(n).
@@ -65,6 +73,8 @@ interface Options {
   memoryLimit: number;
   maxGoroutines: number;
   maxInstructions?: number;
+  /** Scripts run together when more than one is given (`solvm a.lua b.lua`); then `script` is the first. */
+  scripts: string[];
   /** Permissions given on the command line; undefined = the script gets Deno's own. */
   permissions?: Permissions;
   /** Kinds refused outright by a bare `--deny-<kind>`. */
@@ -151,12 +161,18 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
     maxGoroutines: DEFAULT_MAX_GOROUTINES,
     denyAll: new Set(),
     deny: {},
+    scripts: [],
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (!arg.startsWith("-") || arg === "-") {
       options.script = arg;
       options.args = argv.slice(i + 1);
+      // solvm a.lua b.lua c.lua runs them together; `--` passes .lua names as arguments instead.
+      if (options.args.length > 0 && options.args.every((a) => a.endsWith(".lua"))) {
+        options.scripts = [arg, ...options.args];
+        options.args = [];
+      } else if (options.args[0] === "--") options.args = options.args.slice(1);
       break;
     }
     const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [
@@ -303,48 +319,99 @@ function main(argv: string[]): void {
     return;
   }
   const options = parsed;
-  const request: RunRequest = {
-    script: options.script,
+  const scripts = options.scripts.length > 0 ? options.scripts : [options.script];
+  const request = (script: string | undefined): RunRequest => ({
+    script,
     args: options.args,
     watch: options.watch,
     maxMemory: options.memoryLimit * 1024 * 1024,
     maxGoroutines: options.maxGoroutines,
     maxInstructions: options.maxInstructions,
     deny: options.deny,
-  };
+    logLevel: logLevelFromEnvironment(),
+    label: scripts.length > 1 ? `[${script!.slice(script!.lastIndexOf("/") + 1)}] ` : undefined,
+  });
   const workerModule = new URL("./host/worker.ts", import.meta.url);
   if (
     workerModule.protocol === "file:" &&
     Deno.permissions.querySync({ name: "read", path: workerModule.pathname }).state !== "granted"
   ) {
-    runInThisThread(options, request);
+    if (scripts.length > 1) fail("several scripts at once need read access to SolVM's own files", EXIT_USAGE);
+    runInThisThread(options, request(options.script));
     return;
   }
-  const output = newSharedOutput();
   const control = new SharedArrayBuffer(4);
   const permissions = confinement(options);
-  const worker = new Worker(workerModule, {
-    type: "module",
-    ...(permissions ? { deno: { permissions } } : {}),
-  });
-  worker.onmessage = ({ data }: MessageEvent<WorkerReply>) => {
-    drainSharedOutput(output);
-    Deno.exit(data.exit);
-  };
-  worker.onerror = (e) => {
-    e.preventDefault();
-    drainSharedOutput(output);
-    fail(`internal error: ${e.message}`, 1);
-  };
+  const runs = scripts.map((script) => startWorker(workerModule, permissions, { ...request(script), control }));
   if (timeLimited(options)) {
     armTimeout(options, new Int32Array(control), () => {
-      worker.terminate();
-      drainSharedOutput(output);
+      for (const run of runs) run.stop();
       Deno.stderr.writeSync(new TextEncoder().encode(`${timeoutMessage(options)}\n`));
       Deno.exit(EXIT_TIMEOUT);
     });
   }
-  worker.postMessage({ ...request, output, control } satisfies WorkerRequest);
+  // The exit code is the first non-zero one, in the order the scripts were given.
+  Promise.all(runs.map((run) => run.exit)).then((codes) => Deno.exit(codes.find((code) => code !== 0) ?? 0));
+}
+
+/** SOLVM_LOG as the CLI can read it (the script's worker may not read the environment). */
+function logLevelFromEnvironment(): string | undefined {
+  try {
+    return Deno.env.get("SOLVM_LOG");
+  } catch {
+    return undefined;
+  }
+}
+
+/** A script running in its worker: its exit code once it ends, and how to stop it at once. */
+interface WorkerRun {
+  exit: Promise<number>;
+  stop(): void;
+}
+
+/**
+ * Starts a worker for one script. Actor threads the script asks for are
+ * made here too, with the same permissions (a confined worker could not
+ * load their module).
+ */
+function startWorker(
+  module: URL,
+  permissions: Deno.PermissionOptionsObject | undefined,
+  request: Omit<WorkerRequest, "output">,
+): WorkerRun {
+  const output = newSharedOutput();
+  const options = { type: "module" as const, ...(permissions ? { deno: { permissions } } : {}) };
+  const worker = new Worker(module, options);
+  const actorThreads = new Map<number, Worker>();
+  const stop = () => {
+    worker.terminate();
+    for (const thread of actorThreads.values()) thread.terminate();
+    drainSharedOutput(output);
+  };
+  const exit = new Promise<number>((resolve) => {
+    worker.onmessage = ({ data }: MessageEvent<WorkerReply>) => {
+      if ("exit" in data) {
+        stop();
+        return resolve(data.exit);
+      }
+      if ("endActorThread" in data) {
+        actorThreads.get(data.endActorThread)?.terminate();
+        actorThreads.delete(data.endActorThread);
+        return;
+      }
+      const thread = new Worker(new URL("./host/actor_worker.ts", import.meta.url), options);
+      thread.postMessage({ port: data.port }, [data.port]);
+      actorThreads.set(data.actorThread, thread);
+    };
+    worker.onerror = (e) => {
+      e.preventDefault();
+      stop();
+      Deno.stderr.writeSync(new TextEncoder().encode(`solvm: internal error: ${e.message}\n`));
+      resolve(1);
+    };
+  });
+  worker.postMessage({ ...request, output } satisfies WorkerRequest);
+  return { exit, stop };
 }
 
 if (import.meta.main) main(Deno.args);

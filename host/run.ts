@@ -6,11 +6,14 @@
  * @module
  */
 import { Engine } from "../runtime/engine.ts";
-import type { OutputSink } from "../runtime/output.ts";
 import { installGlobals, runScriptFile } from "./script.ts";
 import { runRepl } from "./repl.ts";
 import { denoFileSystem } from "./filesystem.ts";
 import { type DenyLists, setDenied } from "./_permissions.ts";
+import { closeActors, setThreadMaker } from "./actors.ts";
+import type { ThreadMaker } from "./_actor_system.ts";
+import { LOG_LEVELS, type LogLevel, setLogLevel } from "../runtime/log.ts";
+import { type OutputSink, prefixedOutput, prefixedText } from "../runtime/output.ts";
 
 /** What the CLI asks to run. */
 export interface RunRequest {
@@ -27,6 +30,10 @@ export interface RunRequest {
   maxInstructions?: number;
   /** What `--deny-<kind>=...` flags refuse (see host/_permissions.ts). */
   deny: DenyLists;
+  /** SOLVM_LOG as the CLI read it. */
+  logLevel?: string;
+  /** Put before each line of output, when several scripts run at once. */
+  label?: string;
 }
 
 /** A time limit the run enforces itself (when no worker can be stopped from outside). */
@@ -43,6 +50,8 @@ export interface RunHooks {
   stdout: OutputSink;
   onResidentChange?: (count: number) => void;
   timeLimit?: TimeLimit;
+  /** How actor threads are made (by the CLI's thread, for a confined worker). */
+  threads?: ThreadMaker;
 }
 
 /**
@@ -58,12 +67,17 @@ export interface RunHooks {
  */
 export async function runRequest(request: RunRequest, hooks: RunHooks): Promise<number> {
   setDenied(request.deny);
+  if (LOG_LEVELS.includes(request.logLevel as LogLevel)) setLogLevel(request.logLevel as LogLevel);
+  if (hooks.threads) setThreadMaker(hooks.threads);
+  const stdout = request.label ? prefixedOutput(hooks.stdout, request.label) : hooks.stdout;
+  const stderr = request.label ? prefixedText(request.label) : undefined;
   const limit = hooks.timeLimit;
   const newEngine = async () => {
     const arm = (engine: Engine) => engine.setDeadline(performance.now() + limit!.ms, limit!.message);
     // onResidentChange runs only once the script starts a server or interval, after create returns.
     const engine: Engine = await Engine.create({
-      stdout: hooks.stdout,
+      stdout,
+      stderr,
       files: denoFileSystem(),
       maxMemory: request.maxMemory,
       maxGoroutines: request.maxGoroutines,
@@ -83,6 +97,7 @@ export async function runRequest(request: RunRequest, hooks: RunHooks): Promise<
     installGlobals(engine);
     exit = await runRepl(engine);
   } else exit = await runScriptFile(request.script, request.args, { newEngine, watch: request.watch });
-  hooks.stdout.flush();
+  closeActors();
+  stdout.flush();
   return exit;
 }

@@ -21,6 +21,7 @@ import { sockets } from "./sockets.ts";
 import { dns } from "./dns.ts";
 import { httpClient } from "./http_client.ts";
 import { processes } from "./process.ts";
+import { actors } from "./actors.ts";
 
 /** Exit code of a deadlock (as Go's runtime uses for fatal errors). */
 export const EXIT_DEADLOCK = 2;
@@ -54,6 +55,7 @@ export function installGlobals(engine: Engine, context: RunContext = { loaded: n
       sockets,
       dns,
       processes,
+      actors,
     ]
   ) {
     installFamily(engine, family, context);

@@ -4,7 +4,9 @@
  * the middle of a loop that never yields, at no cost while it runs.
  *
  * Protocol: the CLI posts one {@linkcode WorkerRequest}; the worker answers
- * with `{ exit: code }` when the run is over.
+ * with `{ exit: code }` when the run is over. Meanwhile it may ask the CLI
+ * for actor threads (`{ actorThread, port }`, `{ endActorThread }`): a
+ * confined worker could not load their module itself.
  *
  * @module
  */
@@ -15,27 +17,35 @@ import { type RunRequest, runRequest } from "./run.ts";
 export interface WorkerRequest extends RunRequest {
   /** Standard output buffer shared with the CLI (see runtime/output.ts). */
   output: SharedArrayBuffer;
-  /** Int32 slot 0: how many resident sources (servers, intervals, ...) are active. */
+  /** Int32 slot 0: how many resident sources (servers, intervals, ...) are active, summed over the CLI's workers. */
   control: SharedArrayBuffer;
 }
 
-/** The worker's answer. */
-export interface WorkerReply {
-  exit: number;
-}
+/** The worker's messages to the CLI. */
+export type WorkerReply =
+  | { exit: number }
+  | { actorThread: number; port: MessagePort }
+  | { endActorThread: number };
 
 const scope = self as unknown as {
   onmessage: (e: MessageEvent<WorkerRequest>) => void;
-  postMessage(message: WorkerReply): void;
+  postMessage(message: WorkerReply, transfer?: Transferable[]): void;
 };
 
 scope.onmessage = async ({ data }) => {
   const resident = new Int32Array(data.control);
+  let mine = 0;
   const exit = await runRequest(data, {
     stdout: sharedOutput(data.output),
     onResidentChange: (n) => {
-      Atomics.store(resident, 0, n);
+      Atomics.add(resident, 0, n - mine);
+      mine = n;
       Atomics.notify(resident, 0);
+    },
+    threads: (id) => {
+      const { port1, port2 } = new MessageChannel();
+      scope.postMessage({ actorThread: id, port: port2 }, [port2]);
+      return { port: port1, terminate: () => scope.postMessage({ endActorThread: id }) };
     },
   });
   scope.postMessage({ exit });

@@ -734,6 +734,22 @@ export class Engine {
   }
 
   /**
+   * Reports a failure that happened outside this engine's goroutines (an
+   * actor's) as a goroutine's is: to the `on_error` handler, else to stderr
+   * as "error in `name`: `trace`". Call it from the event loop.
+   */
+  reportFailure(name: string, message: string, trace: string): void {
+    const { vm, L } = this;
+    if (this.#closed || this.#stopped) return;
+    this.pushSchedulerField(L, "report_failure");
+    vm.pushString(L, name);
+    vm.pushString(L, message);
+    vm.pushString(L, trace);
+    this.#call(3, 0);
+    this.#kick();
+  }
+
+  /**
    * Runs the Lua function held by registry reference `ref` as a goroutine
    * named `name`, with the arguments `pushArgs` pushes. Its errors go to
    * on_error; `done` is told when it ends. Call it from the event loop (a

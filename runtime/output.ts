@@ -61,6 +61,58 @@ export function sharedOutput(buffer: SharedArrayBuffer): OutputSink {
 }
 
 /**
+ * `sink` with `prefix` at the start of every line (several scripts at once).
+ *
+ * ```ts
+ * import { prefixedOutput } from "./output.ts";
+ * let text = "";
+ * const out = prefixedOutput({ write: (b) => void (text += new TextDecoder().decode(b)), flush() {} }, "[a] ");
+ * out.write(new TextEncoder().encode("x\ny\n"));
+ * console.assert(text === "[a] x\n[a] y\n");
+ * ```
+ */
+export function prefixedOutput(sink: OutputSink, prefix: string): OutputSink {
+  const label = new TextEncoder().encode(prefix);
+  let lineStart = true;
+  return {
+    write(bytes) {
+      let from = 0;
+      while (from < bytes.length) {
+        if (lineStart) sink.write(label);
+        const end = bytes.indexOf(10, from);
+        const to = end < 0 ? bytes.length : end + 1;
+        sink.write(bytes.subarray(from, to));
+        lineStart = end >= 0;
+        from = to;
+      }
+    },
+    flush: () => sink.flush(),
+  };
+}
+
+/**
+ * A writer of text to stderr with `prefix` at the start of every line.
+ *
+ * ```ts
+ * import { prefixedText } from "./output.ts";
+ * prefixedText("[a] ")("");
+ * ```
+ */
+export function prefixedText(prefix: string): (text: string) => void {
+  let lineStart = true;
+  const encoder = new TextEncoder();
+  return (text) => {
+    if (text === "") return;
+    const lines = text.split("\n");
+    const out = lines.map((line, i) =>
+      (i === 0 && !lineStart) || (i === lines.length - 1 && line === "") ? line : prefix + line
+    );
+    lineStart = text.endsWith("\n");
+    Deno.stderr.writeSync(encoder.encode(out.join("\n")));
+  };
+}
+
+/**
  * The CLI's side: writes out whatever a stopped worker left buffered.
  *
  * ```ts

@@ -89,6 +89,11 @@ local function dispatch_error(g, message, trace)
   end
 end
 
+-- A failure that happened elsewhere (an actor), reported as a goroutine's would be.
+local function report_failure(name, message, trace)
+  dispatch_error({ name = name }, message, trace)
+end
+
 local function finish(g, ok, err)
   live = live - 1
   if g.by_go then started_by_go = started_by_go - 1 end
@@ -481,6 +486,7 @@ end
 
 return {
   run = run, wake = wake, spawn = spawn, direct = direct, parked_report = parked_report,
+  report_failure = report_failure,
   goroutines = goroutines, owns = owns,
   list_goroutines = list_goroutines, limit_goroutines = limit_goroutines,
   go = go, chan = chan, send = send, receive = receive, close_channel = close_channel,

@@ -255,27 +255,31 @@ export class LuaVM {
 
   /**
    * Makes `impl` callable from Lua. A JavaScript exception thrown by it
-   * becomes a Lua error prefixed with the caller's position.
+   * becomes a Lua error prefixed with the caller's position (or, when it
+   * has a `luaLevel` property, that level's: 2 for a function reached
+   * through a Lua wrapper).
    */
   hostFunction(impl: HostFunction): number {
     const ptr = this.lua.addFunction((L: LuaState) => {
       let message: string;
+      let level = 1;
       try {
         return impl(L);
       } catch (e) {
         // A number is Emscripten's longjmp (a Lua error or yield in flight).
         if (typeof e === "number" || e instanceof LuaUnwind) throw e;
         message = e instanceof Error ? e.message : String(e);
+        level = (e as { luaLevel?: number }).luaLevel ?? 1;
       }
-      return this.raise(L, message);
+      return this.raise(L, message, level);
     }, "ii");
     this.#functions.push(ptr);
     return ptr;
   }
 
   /** Raises a Lua error `message` prefixed with the calling Lua code's position. */
-  raise(L: LuaState, message: string): number {
-    this.api.luaL_where(L, 1);
+  raise(L: LuaState, message: string, level = 1): number {
+    this.api.luaL_where(L, level);
     const where = this.toText(L, -1);
     this.api.lua_settop(L, -2);
     this.pushString(L, where + message);

@@ -93,7 +93,10 @@ export class Values {
       case "boolean":
         return api.lua_pushboolean(L, v ? 1 : 0);
       case "number":
-        if (Number.isInteger(v) && Math.abs(v) <= Number.MAX_SAFE_INTEGER) return api.lua_pushinteger(L, BigInt(v));
+        // -0 stays a float: a Lua integer has no sign of zero.
+        if (Number.isInteger(v) && Math.abs(v) <= Number.MAX_SAFE_INTEGER && !Object.is(v, -0)) {
+          return api.lua_pushinteger(L, BigInt(v));
+        }
         return api.lua_pushnumber(L, v);
       case "bigint":
         if (BigInt.asIntN(64, v) !== v) throw new RangeError(`${v} does not fit a Lua integer (64 bits)`);

@@ -94,9 +94,13 @@ function compileArgs(target: Target): string[] {
     target,
     "--output",
     outputPath(target),
-    // main.ts starts this worker from a URL, which deno compile cannot see.
+    // Workers started from URLs, which deno compile cannot see: the script's, actors', and the library's.
     "--include",
     "host/worker.ts",
+    "--include",
+    "host/actor_worker.ts",
+    "--include",
+    "lib/_script_worker.ts",
     "main.ts",
   ];
 }

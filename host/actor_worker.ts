@@ -1,0 +1,83 @@
+/**
+ * The worker of one actor: its own Lua state with every family, the script
+ * run with its arguments as `...`, then whatever it left running; its first
+ * result (or its error) goes back to the root when it ends.
+ *
+ * Protocol: the first message is `{ port }`, the port to the root (see
+ * host/_actor_system.ts); the root then sends "start".
+ *
+ * @module
+ */
+import { CallStopped, Engine, type Outcome } from "../runtime/engine.ts";
+import { newSharedOutput, sharedOutput } from "../runtime/output.ts";
+import { LuaError } from "../runtime/errors.ts";
+import { type LogLevel, setLogLevel } from "../runtime/log.ts";
+import { ActorThreadLink, type Exit, type ToActor, type Wire } from "./_actor_system.ts";
+import { pushMessage, setActorLink, toMessage } from "./actors.ts";
+import { installGlobals } from "./script.ts";
+import { denoFileSystem } from "./filesystem.ts";
+import { checkAccess } from "./_permissions.ts";
+
+const scope = self as unknown as { onmessage: (e: MessageEvent<{ port: MessagePort }>) => void };
+
+scope.onmessage = ({ data }) => {
+  const { port } = data;
+  let actorLink: ActorThreadLink | undefined;
+  port.onmessage = ({ data: message }: MessageEvent<ToActor>) => {
+    if (message.t !== "start") return actorLink?.receive(message);
+    setLogLevel(message.log as LogLevel);
+    actorLink = new ActorThreadLink(port, message.id, message.parent);
+    setActorLink(actorLink);
+    run(actorLink, message.path, message.args).then((exit) => actorLink!.done(exit));
+  };
+};
+
+async function run(link: ActorThreadLink, path: string, args: Wire[]): Promise<Exit> {
+  const engine = Engine.createSync({ stdout: sharedOutput(newSharedOutput()), files: denoFileSystem() });
+  const { vm } = engine;
+  try {
+    installGlobals(engine, { mainScript: path, loaded: new Set() });
+    checkAccess("read", path);
+    const source = Deno.readFileSync(path);
+    const value = await engine.call((T) => {
+      const failure = vm.load(T, source, `@${path}`);
+      if (failure) throw new LuaError(failure);
+      for (const a of args) pushMessage(engine, T, a);
+      return args.length;
+    }, (ok, L, at) => {
+      if (!ok) throw new LuaError(vm.toText(L, at), vm.toText(L, at + 1));
+      return toMessage(engine, L, at);
+    });
+    await engine.idle();
+    const stopped = engine.stopped;
+    if (stopped && stopped.status !== "ok" && !(stopped.status === "exit" && stopped.code === 0)) {
+      return failure(stopped);
+    }
+    return { ok: true, value, stopped: link.inbox.stopped };
+  } catch (e) {
+    if (e instanceof CallStopped) {
+      return e.outcome.status === "exit" && e.outcome.code === 0 ? { ok: true, value: null } : failure(e.outcome);
+    }
+    if (e instanceof LuaError) return { ok: false, error: e.luaMessage, traceback: e.traceback };
+    return { ok: false, error: e instanceof Error ? e.message : String(e) };
+  } finally {
+    engine.stdout.flush();
+    engine.close();
+  }
+}
+
+/** How an engine that stopped early ended, as an actor's exit. */
+function failure(outcome: Outcome): Exit {
+  switch (outcome.status) {
+    case "error":
+      return { ok: false, error: outcome.message, traceback: outcome.traceback };
+    case "timeout":
+      return { ok: false, error: outcome.message };
+    case "exit":
+      return { ok: false, error: `the actor called os.exit(${outcome.code})` };
+    case "deadlock":
+      return { ok: false, error: `all goroutines are asleep - deadlock!\n\n${outcome.report}` };
+    default:
+      return { ok: false, error: outcome.status };
+  }
+}
