@@ -1,6 +1,6 @@
 /**
  * SolVM benchmark report: `deno task bench [group]`, group one of
- * `cpu`, `startup`, `channels`, `scale`, `net` (default: all of them).
+ * `cpu`, `startup`, `channels`, `scale`, `net`, `library` (default: all of them).
  *
  * Every benchmark runs next to its peer in the same invocation (interleaved
  * where practical) because absolute times drift on a shared machine; the
@@ -34,6 +34,11 @@
  *   60) against a fresh http_json.lua server, zero socket errors and its
  *   VmRSS (sampled every second) within 10% over the second half.
  *   Every server listens on 127.0.0.1 only and is stopped by its pid.
+ * - library: SolVM embedded through mod.ts (bench/library.ts), in this
+ *   process: microseconds per `await script.run(...)` of an empty main,
+ *   fib(1) and an object update, next to plain wasmoon calling the same
+ *   source (targets <= 1, 1.5 and 5 us); throughput of a CPU-bound main
+ *   with `{ workers: 2 }` against `{ workers: 1 }` (target >= 1.7x).
  *
  * @module
  */
@@ -76,7 +81,7 @@ const WS_TARGET = 0.8;
 const SUSTAIN_SECONDS = Number(Deno.env.get("SOLVM_BENCH_SUSTAIN") ?? "60");
 const SUSTAIN_RSS_TOLERANCE = 0.1;
 
-const GROUPS = ["cpu", "startup", "channels", "scale", "net"] as const;
+const GROUPS = ["cpu", "startup", "channels", "scale", "net", "library"] as const;
 type Group = typeof GROUPS[number];
 
 /** One line of the summary table. */
@@ -605,10 +610,23 @@ function reportScale(walls: number[], inner: number[], peaks: number[], startup:
   });
 }
 
+// Group 6: library -----------------------------------------------------------
+
+/** bench/library.ts, loaded only when the group runs (it brings the whole engine into this process). */
+async function benchLibraryGroup(): Promise<void> {
+  const { benchLibrary } = await import("./library.ts");
+  await benchLibrary({
+    log,
+    row: (row) => rows.push({ group: "library", ...row }),
+    failure: (message) => failures.push(message),
+    cpuSeconds: () => cpuSeconds("self"),
+  });
+}
+
 // Report ---------------------------------------------------------------------
 
-const SOURCE_DIRS = ["runtime", "host"];
-const SOURCE_FILES = ["main.ts", "deno.json", "deno.lock"];
+const SOURCE_DIRS = ["runtime", "host", "lib"];
+const SOURCE_FILES = ["main.ts", "mod.ts", "deno.json", "deno.lock"];
 
 /** Modification times of the SolVM sources, to warn when they change mid-run. */
 async function sourceStamp(): Promise<Map<string, number>> {
@@ -1213,6 +1231,7 @@ async function main(args: string[]): Promise<void> {
     ["channels", () => benchChannels(hasLua)],
     ["scale", () => benchScale(hasTime)],
     ["net", () => benchNet(hasWrk)],
+    ["library", benchLibraryGroup],
   ];
   for (const [group, bench] of groups) {
     if (!wanted(group)) continue;
