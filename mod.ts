@@ -12,13 +12,14 @@
  *   the CLI uses it.
  *
  * ```ts
+ * import { strictEqual } from "node:assert";
  * import { Script } from "./mod.ts";
  * const script = Script.fromString("fib.lua", `
  *   function main(n)
  *     if n < 2 then return 1 end
  *     return main(n - 2) + main(n - 1)
  *   end`);
- * console.assert(await script.run(10) === 89);
+ * strictEqual(await script.run(10), 89);
  * script.close();
  * ```
  *

@@ -7,6 +7,7 @@
 import type { CallOptions } from "./context.ts";
 import type { ContextOptions } from "./context.ts";
 import { LuaError } from "../runtime/errors.ts";
+import { ByReference } from "../runtime/values.ts";
 
 /** What a worker needs to build the script's engines. */
 export interface Blueprint {
@@ -30,6 +31,8 @@ export type PoolReply =
 interface Member {
   worker: Worker;
   running: number;
+  /** Why the worker died (it takes no more runs), once it has. */
+  failure?: string;
 }
 
 /** Runs a script's `main` in worker threads. */
@@ -37,18 +40,20 @@ export class WorkerPool {
   readonly #members: Member[] = [];
   readonly #pending = new Map<
     number,
-    { resolve: (v: unknown) => void; reject: (e: unknown) => void; member: Member }
+    { resolve: (v: unknown) => void; reject: (e: unknown) => void; member: Member; forget: () => void }
   >();
   #next = 0;
 
   constructor(size: number, blueprint: Blueprint) {
     for (let i = 0; i < size; i++) {
       const worker = new Worker(new URL("./_script_worker.ts", import.meta.url), { type: "module" });
-      const member = { worker, running: 0 };
+      const member: Member = { worker, running: 0 };
       worker.onmessage = ({ data }: MessageEvent<PoolReply>) => this.#settle(data);
       worker.onerror = (e) => {
         e.preventDefault();
-        this.#failAll(member, new Error(`worker failed: ${e.message}`));
+        member.failure = `worker failed: ${e.message}`;
+        worker.terminate();
+        this.#failAll(member, new Error(member.failure));
       };
       worker.postMessage({ type: "load", blueprint } satisfies PoolRequest);
       this.#members.push(member);
@@ -59,6 +64,7 @@ export class WorkerPool {
     const pending = this.#pending.get(reply.id);
     if (!pending) return;
     this.#pending.delete(reply.id);
+    pending.forget();
     pending.member.running--;
     if (reply.ok) return pending.resolve(reply.value);
     const { name, message, traceback } = reply.error;
@@ -69,6 +75,7 @@ export class WorkerPool {
     for (const [id, pending] of this.#pending) {
       if (pending.member !== member) continue;
       this.#pending.delete(id);
+      pending.forget();
       pending.reject(error);
     }
   }
@@ -76,7 +83,12 @@ export class WorkerPool {
   /** Runs `main(...args)` in the least busy worker. */
   run(args: unknown[], options: CallOptions): Promise<unknown> {
     if (options.signal?.aborted) return Promise.reject(new Error("the call was aborted"));
-    const member = this.#members.reduce((a, b) => (b.running < a.running ? b : a));
+    const live = this.#members.filter((m) => m.failure === undefined);
+    if (live.length === 0) return Promise.reject(new Error(this.#members[0].failure));
+    const member = live.reduce((a, b) => (b.running < a.running ? b : a));
+    if (holdsReference(args, new Set())) {
+      return Promise.reject(new TypeError("byRef objects cannot go to workers: values are copied there"));
+    }
     const id = ++this.#next;
     try {
       member.worker.postMessage({ type: "run", id, args, timeout: options.timeout } satisfies PoolRequest);
@@ -86,9 +98,12 @@ export class WorkerPool {
       );
     }
     member.running++;
-    const done = new Promise((resolve, reject) => this.#pending.set(id, { resolve, reject, member }));
-    options.signal?.addEventListener("abort", () => member.worker.postMessage({ type: "abort", id }), { once: true });
-    return done;
+    const { signal } = options;
+    const abort = () => member.worker.postMessage({ type: "abort", id } satisfies PoolRequest);
+    // A long-lived signal must not collect one listener per finished run.
+    const forget = () => signal?.removeEventListener("abort", abort);
+    signal?.addEventListener("abort", abort, { once: true });
+    return new Promise((resolve, reject) => this.#pending.set(id, { resolve, reject, member, forget }));
   }
 
   /** Later runs use `blueprint`. */
@@ -103,4 +118,12 @@ export class WorkerPool {
       this.#failAll(member, new Error("the script was closed"));
     }
   }
+}
+
+/** Whether `value` holds a {@linkcode ByReference}, which a copy would silently turn into a plain object. */
+function holdsReference(value: unknown, seen: Set<object>): boolean {
+  if (value === null || typeof value !== "object" || seen.has(value) || ArrayBuffer.isView(value)) return false;
+  if (value instanceof ByReference) return true;
+  seen.add(value);
+  return Object.values(value).some((item) => holdsReference(item, seen));
 }

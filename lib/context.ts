@@ -12,12 +12,27 @@ import { Values } from "../runtime/values.ts";
 import { installGlobals } from "../host/script.ts";
 import { denoFileSystem } from "../host/filesystem.ts";
 
-/** Lua's standard libraries that can be left out (the base library is always there). */
+/** Lua's standard libraries that can be left out (the base library is always there); see {@linkcode ContextOptions.libraries}. */
 export type LuaLibrary = "coroutine" | "table" | "io" | "os" | "string" | "math" | "utf8" | "debug" | "package";
 
 const ALL_LIBRARIES: LuaLibrary[] = ["coroutine", "table", "io", "os", "string", "math", "utf8", "debug", "package"];
 
-/** How a {@linkcode Context} is made. */
+/**
+ * How a {@linkcode Context} is made. A call stopped by `maxInstructions`
+ * or `timeout` stops the whole context: later calls fail with the same
+ * message (a {@linkcode Script} replaces such an engine by itself).
+ *
+ * ```ts
+ * import { strictEqual } from "node:assert";
+ * import { Context, type ContextOptions } from "./context.ts";
+ * const options: ContextOptions = { maxMemory: 16 * 1024 * 1024, maxInstructions: 100_000, libraries: ["string"] };
+ * const lua = new Context(options);
+ * strictEqual(await lua.execute("return tostring(io) .. ' ' .. select(2, pcall(string.rep, 'x', 1e8))"), "nil not enough memory");
+ * const e = await lua.execute("while true do end").catch((e: Error) => e);
+ * strictEqual((e as Error).message, "instruction limit exceeded: the script ran more than 100000 Lua instructions");
+ * lua.close();
+ * ```
+ */
 export interface ContextOptions {
   /** Bytes the Lua state may use (default 256 MiB); past it Lua raises "not enough memory". */
   maxMemory?: number;
@@ -37,9 +52,26 @@ export interface ContextOptions {
   stdout?: OutputSink;
 }
 
-/** Limits of one `execute` or `call`. */
+/**
+ * Limits of one `execute` or `call`.
+ *
+ * ```ts
+ * import { strictEqual } from "node:assert";
+ * import { Context } from "./context.ts";
+ * const lua = new Context();
+ * const controller = new AbortController();
+ * setTimeout(() => controller.abort(), 20);
+ * const e = await lua.execute("sleep(10)", "=wait", { signal: controller.signal }).catch((e: Error) => e);
+ * strictEqual((e as Error).message, "the call was aborted");
+ * lua.close();
+ * ```
+ */
 export interface CallOptions {
-  /** Stops the call when aborted. */
+  /**
+   * Stops the call when aborted. The abort is an event: a loop that never
+   * yields holds the thread, so it sees the abort only once it ends (use
+   * `timeout` for such loops).
+   */
   signal?: AbortSignal;
   /** Milliseconds the call may take (stops a never-yielding loop only when the context has a `timeout` or `maxInstructions`). */
   timeout?: number;
@@ -51,11 +83,14 @@ const DEFAULT_MAX_MEMORY = 256 * 1024 * 1024;
  * A Lua state with SolVM's engine.
  *
  * ```ts
+ * import { deepStrictEqual, strictEqual } from "node:assert";
  * import { Context } from "./context.ts";
  * const lua = new Context();
- * console.assert(await lua.execute("return 6 * 7") === 42);
+ * strictEqual(await lua.execute("return 6 * 7"), 42);
  * lua.setGlobal("greet", (name: string) => `hi ${name}`);
- * console.assert(await lua.execute("return greet('ana')") === "hi ana");
+ * strictEqual(await lua.execute("return greet('ana')"), "hi ana");
+ * await lua.execute("function pair(t) return { t.b, t.a } end");
+ * deepStrictEqual(await lua.call("pair", { a: 1, b: [2n ** 60n] }), [[2n ** 60n], 1]);
  * lua.close();
  * ```
  */
@@ -68,7 +103,13 @@ export class Context {
   // The base library's collectgarbage, kept before a script can replace the global.
   readonly #collectRef: number;
 
+  /** A fresh Lua state; throws a TypeError for an unknown library name. */
   constructor(options: ContextOptions = {}) {
+    for (const library of options.libraries ?? []) {
+      if (!ALL_LIBRARIES.includes(library)) {
+        throw new TypeError(`unknown Lua library "${library}" (${ALL_LIBRARIES.join(", ")})`);
+      }
+    }
     this.#options = options;
     this.engine = Engine.createSync({
       stdout: options.stdout,
@@ -91,6 +132,12 @@ export class Context {
       );
     }
     for (const [name, table] of Object.entries(options.shared ?? {})) table.attach(this, name);
+  }
+
+  /** Throws once the context is closed: its Lua state is freed memory. */
+  #open(): Engine {
+    if (this.engine.closed) throw new Error("the context is closed");
+    return this.engine;
   }
 
   #run(source: string): void {
@@ -142,8 +189,10 @@ export class Context {
 
   /** The engine call behind `execute` and `call`, with limits armed and cleared. */
   #callWith(options: CallOptions, pushCall: (T: number) => number): unknown {
-    const engine = this.engine;
+    const engine = this.#open();
     const timeout = options.timeout ?? this.#options.timeout;
+    // Before the deadline is armed: a refused call must leave no timer behind.
+    if (options.signal?.aborted) throw new Error("the call was aborted");
     engine.resetInstructionCount();
     if (timeout === undefined && options.signal === undefined) {
       // The hot path of Script.run: nothing to arm, nothing to clear.
@@ -167,7 +216,6 @@ export class Context {
       engine.setDeadline(performance.now() + timeout, `timeout: the call ran longer than ${timeout} ms`);
     }
     const abort = () => engine.setDeadline(performance.now(), "the call was aborted");
-    if (options.signal?.aborted) throw new Error("the call was aborted");
     options.signal?.addEventListener("abort", abort);
     const settle = () => {
       options.signal?.removeEventListener("abort", abort);
@@ -193,14 +241,14 @@ export class Context {
 
   /** Sets global `name` (functions become callable from Lua; see runtime/values.ts). */
   setGlobal(name: string, value: unknown): void {
-    const { vm, L } = this.engine;
+    const { vm, L } = this.#open();
     this.#values.push(L, value);
     vm.api.lua_setglobal(L, vm.cstr(name));
   }
 
   /** The value of global `name`. */
   getGlobal(name: string): unknown {
-    const { vm, L } = this.engine;
+    const { vm, L } = this.#open();
     vm.api.lua_getglobal(L, vm.cstr(name));
     try {
       return this.#values.read(L, -1);
@@ -248,7 +296,7 @@ export class Context {
   #withPackage(
     body: (L: number, api: Engine["vm"]["api"], vm: Engine["vm"]) => void,
   ): void {
-    const { vm, L } = this.engine;
+    const { vm, L } = this.#open();
     const top = vm.api.lua_gettop(L);
     try {
       if (vm.api.lua_getglobal(L, vm.cstr("package")) !== 5) {
@@ -273,7 +321,7 @@ export class Context {
     if (!["collect", "stop", "restart", "count", "step"].includes(command)) {
       throw new TypeError(`unknown gc command "${command}" (collect, stop, restart, count, step)`);
     }
-    const { vm, L } = this.engine;
+    const { vm, L } = this.#open();
     const api = vm.api;
     vm.pushRef(L, this.#collectRef);
     vm.pushString(L, command);
@@ -289,7 +337,7 @@ export class Context {
 
   /** Compiles `source` to Lua bytecode without running it; a syntax error throws {@linkcode LuaError}. */
   compile(source: string, name = "=chunk"): Uint8Array {
-    const { vm, L } = this.engine;
+    const { vm, L } = this.#open();
     const api = vm.api;
     const failure = vm.load(L, source, name);
     if (failure) throw new LuaError(failure);
@@ -335,12 +383,12 @@ export class Context {
     if (!events.call && !events.return && !events.line && !events.count) {
       throw new TypeError("setHook needs at least one of call, return, line or count");
     }
-    this.engine.setDebugHook(hook, events);
+    this.#open().setDebugHook(hook, events);
   }
 
   /** Stops calling the hook. */
   removeHook(): void {
-    this.engine.removeDebugHook();
+    this.#open().removeDebugHook();
   }
 
   /** Frees the Lua state; later calls fail. */
@@ -390,12 +438,29 @@ function explain(e: unknown): unknown {
 /**
  * A table several contexts see, each as a global holding its own copy:
  * `set` updates every copy at once; `sync` pushes the whole table again
- * after changes made to the object {@linkcode get} returns.
+ * after changes made to the object {@linkcode get} returns. Lua's own
+ * writes to its copy stay in that context.
+ *
+ * ```ts
+ * import { strictEqual } from "node:assert";
+ * import { Context, SharedTable } from "./context.ts";
+ * const config = new SharedTable({ limits: { rate: 10 } });
+ * const a = new Context({ shared: { config } });
+ * const b = new Context({ shared: { cfg: config } });
+ * (config.get("limits") as { rate: number }).rate = 20;
+ * config.sync();
+ * strictEqual(await b.execute("return cfg.limits.rate"), 20);
+ * config.set("mode", "fast");
+ * strictEqual(await a.execute("return config.mode"), "fast");
+ * a.close();
+ * b.close();
+ * ```
  */
 export class SharedTable {
   readonly #value: Record<string, unknown>;
   readonly #contexts = new Map<Context, string>();
 
+  /** A table holding a copy of `initial` (copied with `structuredClone`). */
   constructor(initial: Record<string, unknown>) {
     this.#value = structuredClone(initial);
   }
@@ -432,12 +497,16 @@ export class SharedTable {
  * A table to share between contexts (pass it in {@linkcode ContextOptions.shared}).
  *
  * ```ts
+ * import { strictEqual } from "node:assert";
  * import { Context, createSharedTable } from "./context.ts";
  * const settings = createSharedTable({ debug: true });
  * const a = new Context({ shared: { settings } });
+ * const b = new Context({ shared: { settings } });
  * settings.set("debug", false);
- * console.assert(await a.execute("return settings.debug") === false);
+ * strictEqual(await a.execute("return settings.debug"), false);
+ * strictEqual(await b.execute("return settings.debug"), false);
  * a.close();
+ * b.close();
  * ```
  */
 export function createSharedTable(initial: Record<string, unknown> = {}): SharedTable {

@@ -9,13 +9,15 @@ import { type CallOptions, Context, type ContextOptions } from "./context.ts";
 import { LuaError } from "../runtime/errors.ts";
 import { WorkerPool } from "./_worker_pool.ts";
 
-/** A function a {@linkcode NativeModule} offers Lua. */
+/** A function a {@linkcode NativeModule} offers Lua: it gets Lua's arguments as JavaScript values; a returned Promise makes it a blocking call. */
 // deno-lint-ignore no-explicit-any
 export type NativeFunction = (...args: any[]) => unknown;
 
 /** What names a module for `require`. */
 export interface ModuleInfo {
+  /** The name Lua passes to `require`. */
   name: string;
+  /** The module's version (default "0.0.0"); informative only. */
   version?: string;
 }
 
@@ -25,18 +27,37 @@ export interface ModuleInfo {
  * call (only the calling goroutine waits).
  *
  * ```ts
+ * import { strictEqual } from "node:assert";
  * import { NativeModule, Script } from "./script.ts";
- * const math2 = new NativeModule({ name: "math2", version: "1.0.0" }).register("double", (n: number) => n * 2);
- * const script = Script.fromString("t.lua", `local m = require("math2") function main(n) return m.double(n) end`, math2);
- * console.assert(await script.run(21) === 42);
+ * const math2 = new NativeModule({ name: "math2", version: "1.0.0" })
+ *   .register("double", (n: number) => n * 2)
+ *   .register("later", async (s: string) => {
+ *     await new Promise((resolve) => setTimeout(resolve, 10));
+ *     return s.toUpperCase();
+ *   })
+ *   .register("check", (n: unknown) => {
+ *     if (typeof n !== "number") throw new TypeError("check needs a number");
+ *     return n;
+ *   });
+ * const script = Script.fromString(
+ *   "t.lua",
+ *   `local m = require("math2")
+ *    function main(n) return m.double(n) .. " " .. m.later("done") .. " " .. select(2, pcall(m.check, "x")) end`,
+ *   math2,
+ * );
+ * strictEqual(await script.run(21), "42 DONE check needs a number");
  * script.close();
  * ```
  */
 export class NativeModule {
+  /** The name Lua passes to `require`. */
   readonly name: string;
+  /** The module's version. */
   readonly version: string;
+  /** The functions registered so far, by Lua name. */
   readonly functions: Record<string, NativeFunction> = {};
 
+  /** A module named `info.name`; throws a TypeError without a name. */
   constructor(info: ModuleInfo) {
     if (typeof info?.name !== "string" || info.name === "") throw new TypeError("a module needs a name");
     this.name = info.name;
@@ -56,20 +77,25 @@ export class NativeModule {
  * returns what the source returns.
  *
  * ```ts
+ * import { strictEqual } from "node:assert";
  * import { Script, ScriptModule } from "./script.ts";
  * const code = Script.fromString("mod.lua", "local m = {} function m.mult(a, b) return a * b end return m");
  * const demo = new ScriptModule({ script: code, name: "demo_mod", version: "1.0.0" });
  * const script = Script.fromString("t.lua", `local d = require("demo_mod") function main() return d.mult(5, 5) end`, demo);
- * console.assert(await script.run() === 25);
+ * strictEqual(await script.run(), 25);
  * script.close();
  * code.close();
  * ```
  */
 export class ScriptModule {
+  /** The name Lua passes to `require`. */
   readonly name: string;
+  /** The module's version. */
   readonly version: string;
+  /** The script whose source is the module. */
   readonly script: Script;
 
+  /** A module named `info.name` made of `info.script`'s source; throws a TypeError for a missing script or name. */
   constructor(info: ModuleInfo & { script: Script }) {
     if (!(info?.script instanceof Script)) {
       throw new TypeError("a ScriptModule needs a script made by Script.fromString");
@@ -84,15 +110,37 @@ export class ScriptModule {
 /** A module a script can `require`. */
 export type Module = NativeModule | ScriptModule;
 
-/** How a {@linkcode Script} runs: the context options, plus its pool. */
+/**
+ * How a {@linkcode Script} runs: the context options, plus its pool. It
+ * goes after the modules, last.
+ *
+ * ```ts
+ * import { strictEqual } from "node:assert";
+ * import { Script, type ScriptOptions } from "./script.ts";
+ * const options: ScriptOptions = { pool: 2, maxInstructions: 1_000_000, timeout: 1000, libraries: ["string", "math"] };
+ * const script = Script.fromString("t.lua", "function main(s) return s:rep(2) .. tostring(io) end", options);
+ * strictEqual(await script.run("ab"), "ababnil");
+ * script.close();
+ * ```
+ */
 export interface ScriptOptions extends Omit<ContextOptions, "shared"> {
   /** Engines kept for concurrent runs (default 8); more runs wait for a free one. */
   pool?: number;
-  /** Run in this many worker threads instead (CPU-bound mains in parallel); values are copied. */
+  /**
+   * Run in this many worker threads instead (CPU-bound mains in parallel);
+   * values are copied, so functions, byRef and NativeModules cannot go.
+   * Starting a worker needs read access to this library's files (`--allow-read`).
+   */
   workers?: number;
 }
 
 const DEFAULT_POOL = 8;
+
+/** A pooled engine and the version of the source it loaded. */
+interface PoolEntry {
+  context: Context;
+  version: number;
+}
 const NO_OPTIONS: CallOptions = {};
 
 /**
@@ -101,26 +149,37 @@ const NO_OPTIONS: CallOptions = {};
  * waits does not hold up the others.
  *
  * ```ts
- * import { Script } from "./script.ts";
+ * import { strictEqual } from "node:assert";
+ * import { LuaError, Script } from "../mod.ts";
  * const fib = Script.fromString("fib.lua", `
  *   function main(n)
  *     if n < 2 then return 1 end
  *     return main(n - 2) + main(n - 1)
  *   end`);
- * console.assert(await fib.run(10) === 89);
+ * strictEqual(await fib.run(10), 89);
+ * fib.update(`function main(n) error("no " .. n) end`);
+ * const e = await fib.run(1).catch((e) => e);
+ * strictEqual(e instanceof LuaError && e.line, 1);
  * fib.close();
  * ```
+ *
+ * With `{ workers: n }` among the options the same API runs `main` in
+ * worker threads, CPU-bound runs in parallel.
  */
 export class Script {
+  /** The name errors give the script (the path, for {@linkcode Script.fromFile}). */
   readonly name: string;
+  /** The options it was made with. */
   readonly options: ScriptOptions;
+  /** The modules `require` finds. */
   readonly modules: readonly Module[];
   #source: string;
   #version = 0;
   #closed = false;
-  readonly #idle: { context: Context; version: number }[] = [];
+  readonly #idle: PoolEntry[] = [];
   #busy = 0;
-  readonly #queue: ((context: { context: Context; version: number }) => void)[] = [];
+  // Runs waiting for an engine when the pool is full.
+  readonly #queue: { resolve: (entry: PoolEntry) => void; reject: (e: unknown) => void }[] = [];
   readonly #workers?: WorkerPool;
 
   private constructor(name: string, source: string, rest: (Module | ScriptOptions)[]) {
@@ -137,6 +196,9 @@ export class Script {
     }
     this.modules = modules;
     this.options = options;
+    if (options.pool !== undefined && (!Number.isInteger(options.pool) || options.pool < 1)) {
+      throw new RangeError(`pool must be a whole number of at least 1, got ${options.pool}`);
+    }
     if (options.workers !== undefined) {
       if (!Number.isInteger(options.workers) || options.workers < 1) {
         throw new RangeError(`workers must be a whole number of at least 1, got ${options.workers}`);
@@ -158,7 +220,7 @@ export class Script {
     return new Script(name, source, rest);
   }
 
-  /** A script from a file. */
+  /** A script from a file; `path` names it in error messages. Rejects as `fromString` throws, or when the file cannot be read. */
   static async fromFile(path: string, ...rest: (Module | ScriptOptions)[]): Promise<Script> {
     return new Script(path, await Deno.readTextFile(path), rest);
   }
@@ -201,12 +263,28 @@ export class Script {
     return context;
   }
 
-  /** Runs `main(...args)` and returns its first result. */
+  /**
+   * Runs `main(...args)` and returns its first result. Rejects with
+   * {@linkcode LuaError} for a Lua error, a TypeError or RangeError for an
+   * argument Lua cannot hold, and an Error once the script is closed.
+   */
   run(...args: unknown[]): Promise<unknown> {
     return this.#start(NO_OPTIONS, args);
   }
 
-  /** {@linkcode run} with an `AbortSignal` and a time limit for this run. */
+  /**
+   * {@linkcode run} with an `AbortSignal` and a time limit for this run.
+   *
+   * ```ts
+   * import { strictEqual } from "node:assert";
+   * import { Script } from "./script.ts";
+   * const script = Script.fromString("slow.lua", "function main(s) sleep(s) return 'woke' end");
+   * const e = await script.runWith({ timeout: 50 }, 10).catch((e: Error) => e);
+   * strictEqual((e as Error).message, "timeout: the call ran longer than 50 ms");
+   * strictEqual(await script.runWith({ signal: AbortSignal.timeout(1000) }, 0.01), "woke");
+   * script.close();
+   * ```
+   */
   runWith(options: CallOptions, ...args: unknown[]): Promise<unknown> {
     return this.#start(options, args);
   }
@@ -220,7 +298,7 @@ export class Script {
     return this.#acquire().then((entry) => this.#runOn(entry, options, args));
   }
 
-  #runOn(entry: { context: Context; version: number }, options: CallOptions, args: unknown[]): Promise<unknown> {
+  #runOn(entry: PoolEntry, options: CallOptions, args: unknown[]): Promise<unknown> {
     this.#busy++;
     let result: unknown;
     try {
@@ -242,7 +320,7 @@ export class Script {
     });
   }
 
-  #acquire(): Promise<{ context: Context; version: number }> {
+  #acquire(): Promise<PoolEntry> {
     const size = this.#idle.length + this.#busy;
     if (size < (this.options.pool ?? DEFAULT_POOL)) {
       try {
@@ -251,26 +329,25 @@ export class Script {
         return Promise.reject(e);
       }
     }
-    return new Promise((resolve) => this.#queue.push(resolve));
+    return new Promise((resolve, reject) => this.#queue.push({ resolve, reject }));
   }
 
-  #release(entry: { context: Context; version: number }): void {
+  #release(entry: PoolEntry): void {
     this.#busy--;
     const spent = this.#closed || entry.context.engine.stopped !== undefined || entry.version !== this.#version;
     if (spent) {
       entry.context.close();
       const next = this.#queue.shift();
-      if (next && !this.#closed) {
-        try {
-          next({ context: this.#newContext(), version: this.#version });
-        } catch {
-          // The source failed to load: the waiter gets it at its own run.
-        }
+      if (!next) return;
+      try {
+        next.resolve({ context: this.#newContext(), version: this.#version });
+      } catch (e) {
+        next.reject(e);
       }
       return;
     }
     const next = this.#queue.shift();
-    if (next) next(entry);
+    if (next) next.resolve(entry);
     else this.#idle.push(entry);
   }
 
@@ -305,6 +382,8 @@ export class Script {
     if (this.#closed) return;
     this.#closed = true;
     for (const entry of this.#idle.splice(0)) entry.context.close();
+    // Runs still waiting for an engine never started: they fail as later runs do.
+    for (const waiter of this.#queue.splice(0)) waiter.reject(new Error(`script ${this.name} is closed`));
     this.#workers?.close();
   }
 }

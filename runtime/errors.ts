@@ -9,9 +9,12 @@
  * (`test.lua:3: boom`), its parts, and the traceback.
  *
  * ```ts
+ * import { strictEqual } from "node:assert";
  * import { LuaError } from "./errors.ts";
  * const e = new LuaError("test.lua:3: boom", "stack traceback: ...");
- * console.assert(e.file === "test.lua" && e.line === 3 && e.reason === "boom");
+ * strictEqual(e.file, "test.lua");
+ * strictEqual(e.line, 3);
+ * strictEqual(e.reason, "boom");
  * ```
  */
 export class LuaError extends Error {
@@ -22,6 +25,7 @@ export class LuaError extends Error {
   /** The message without its position. */
   readonly reason: string;
 
+  /** An error for Lua's `luaMessage`, with Lua's `traceback` if there is one. */
   constructor(readonly luaMessage: string, readonly traceback = "") {
     super(luaMessage);
     this.name = "LuaError";

@@ -8,7 +8,9 @@
 
 /** Where `print` output goes: buffered writes, flushed before the engine waits. */
 export interface OutputSink {
+  /** Takes `bytes` of output (they may wait in a buffer). */
   write(bytes: Uint8Array): void;
+  /** Writes out whatever waits in the buffer. */
   flush(): void;
 }
 

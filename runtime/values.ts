@@ -21,8 +21,24 @@ import {
 import type { CallReader, Engine } from "./engine.ts";
 import { LuaError } from "./errors.ts";
 
-/** An object passed to Lua by reference: Lua reads and writes its fields in place. */
+/**
+ * An object passed to Lua by reference: Lua reads and writes its fields in
+ * place (made by {@linkcode byRef}).
+ *
+ * ```ts
+ * import { strictEqual } from "node:assert";
+ * import { ByReference } from "./values.ts";
+ * import { Context } from "../lib/context.ts";
+ * const counter = { hits: 0 };
+ * const lua = new Context();
+ * await lua.execute("function hit(c) c.hits = c.hits + 1 end");
+ * await lua.call("hit", new ByReference(counter));
+ * strictEqual(counter.hits, 1);
+ * lua.close();
+ * ```
+ */
 export class ByReference<T extends object = object> {
+  /** Wraps `target`, the object Lua will see. */
   constructor(readonly target: T) {}
 }
 
@@ -31,9 +47,14 @@ export class ByReference<T extends object = object> {
  * read and write the object itself, and gets the same object back.
  *
  * ```ts
+ * import { strictEqual } from "node:assert";
  * import { byRef } from "./values.ts";
- * const person = { name: "Roman" };
- * console.assert(byRef(person).target === person);
+ * import { Script } from "../lib/script.ts";
+ * const script = Script.fromString("t.lua", `function main(input) input.Name = "Updated" return input.Name end`);
+ * const person = { Name: "Roman" };
+ * strictEqual(await script.run(byRef(person)), "Updated");
+ * strictEqual(person.Name, "Updated");
+ * script.close();
  * ```
  */
 export function byRef<T extends object>(target: T): ByReference<T> {
@@ -46,10 +67,11 @@ const UPVALUE_1 = LUA_REGISTRYINDEX - 1;
 /** Converts values between JavaScript and one engine's Lua state. */
 export class Values {
   readonly #engine: Engine;
-  // JavaScript functions Lua may call, by id (the upvalue of one shared C function).
+  // JavaScript functions Lua may call, by id: the payload of a userdata,
+  // the upvalue of one shared C function; its __gc forgets the function.
   readonly #functions = new Map<number, (...args: unknown[]) => unknown>();
-  readonly #functionIds = new Map<(...args: unknown[]) => unknown, number>();
   #nextFunction = 0;
+  readonly #functionMeta: number;
   // Objects passed by reference, by id (the payload of a userdata).
   readonly #objects = new Map<number, object>();
   #nextObject = 0;
@@ -64,6 +86,17 @@ export class Values {
     const { vm, L } = engine;
     const api = vm.api;
     this.#callJs = vm.hostFunction((L) => this.#invoke(L));
+    api.lua_createtable(L, 0, 1);
+    api.lua_pushcclosure(
+      L,
+      vm.hostFunction((L) => {
+        this.#functions.delete(this.#functionId(L, 1));
+        return 0;
+      }),
+      0,
+    );
+    api.lua_setfield(L, -2, vm.cstr("__gc"));
+    this.#functionMeta = vm.ref(L);
     api.lua_createtable(L, 0, 4);
     api.lua_pushcclosure(L, vm.hostFunction((L) => this.#index(L)), 0);
     api.lua_setfield(L, -2, vm.cstr("__index"));
@@ -146,22 +179,28 @@ export class Values {
   }
 
   #pushFunction(L: LuaState, fn: (...args: unknown[]) => unknown): void {
-    const api = this.#engine.vm.api;
-    let id = this.#functionIds.get(fn);
-    if (id === undefined) {
-      id = ++this.#nextFunction;
-      this.#functions.set(id, fn);
-      this.#functionIds.set(fn, id);
-    }
-    api.lua_pushinteger(L, BigInt(id));
+    const { vm } = this.#engine;
+    const api = vm.api;
+    const id = ++this.#nextFunction;
+    this.#functions.set(id, fn);
+    const p = api.lua_newuserdatauv(L, 8, 0);
+    new DataView(vm.lua.heap().buffer).setFloat64(p, id, true);
+    vm.pushRef(L, this.#functionMeta);
+    api.lua_setmetatable(L, -2);
     api.lua_pushcclosure(L, this.#callJs, 1);
+  }
+
+  /** The id in the function userdata at `idx`. */
+  #functionId(L: LuaState, idx: number): number {
+    const { vm } = this.#engine;
+    return new DataView(vm.lua.heap().buffer).getFloat64(vm.api.lua_touserdata(L, idx), true);
   }
 
   /** A JavaScript function called from Lua: a returned Promise makes it a blocking call. */
   #invoke(L: LuaState): number {
     const engine = this.#engine;
     const api = engine.vm.api;
-    const fn = this.#functions.get(Number(api.lua_tointegerx(L, UPVALUE_1, 0)))!;
+    const fn = this.#functions.get(this.#functionId(L, UPVALUE_1))!;
     const n = api.lua_gettop(L);
     const args = new Array(n);
     for (let i = 0; i < n; i++) args[i] = this.read(L, i + 1);

@@ -1,0 +1,520 @@
+// The embedding library's Context: the features of embedding-features.md
+// (limits, selective libraries, GC control, bytecode, debug hooks, shared
+// tables, modules, async execution) and their bad input.
+import { deepStrictEqual, ok, strictEqual } from "node:assert";
+import { Context, createSharedTable, LuaError, SharedTable } from "../mod.ts";
+import { sleep, tempFiles } from "./_helpers.ts";
+import { failure, thrown, timed } from "./_library.ts";
+
+const LIMIT_MESSAGE = "instruction limit exceeded: the script ran more than 100000 Lua instructions";
+
+Deno.test("maxInstructions stops a loop that never ends; pcall cannot catch it", async () => {
+  for (const source of ["while true do end", "return pcall(function() while true do end end)"]) {
+    const lua = new Context({ maxInstructions: 100_000 });
+    try {
+      const e = await failure(lua.execute(source), LuaError, LIMIT_MESSAGE);
+      strictEqual(e.file, undefined);
+    } finally {
+      lua.close();
+    }
+  }
+});
+
+Deno.test("maxInstructions counts each call afresh", async () => {
+  const lua = new Context({ maxInstructions: 100_000 });
+  try {
+    // About 40k instructions a call: five calls pass the limit together, not one by one.
+    for (let i = 0; i < 5; i++) {
+      strictEqual(await lua.execute("local s = 0 for i = 1, 10000 do s = s + i end return s"), 50005000);
+    }
+    await lua.execute("function spin(n) local s = 0 for i = 1, n do s = s + i end return s end");
+    strictEqual(await lua.call("spin", 1000), 500500);
+    await failure(lua.call("spin", 1_000_000), LuaError, LIMIT_MESSAGE);
+  } finally {
+    lua.close();
+  }
+});
+
+Deno.test({
+  name: "a context stays usable after a call hits its instruction limit or timeout",
+  // BUG: a limit stops the whole engine (Engine.#finish), so every later
+  // call on the context fails with the same message; embedding-features.md
+  // wants one long script not to affect the next. (A Script replaces the
+  // stopped engine, so Script.run is not affected.)
+  ignore: true,
+  fn: async () => {
+    const lua = new Context({ maxInstructions: 100_000 });
+    try {
+      await failure(lua.execute("while true do end"), LuaError, LIMIT_MESSAGE);
+      strictEqual(await lua.execute("return 'next call'"), "next call");
+    } finally {
+      lua.close();
+    }
+    const clocked = new Context({ timeout: 50 });
+    try {
+      await failure(clocked.execute("while true do end"), Error, "timeout: the call ran longer than 50 ms");
+      strictEqual(await clocked.execute("return 'next call'"), "next call");
+    } finally {
+      clocked.close();
+    }
+  },
+});
+
+Deno.test("timeout stops a busy loop and a waiting chunk with a clear message", async () => {
+  const lua = new Context({ timeout: 100 });
+  try {
+    const { ms } = await timed(() =>
+      failure(lua.execute("while true do end"), Error, "timeout: the call ran longer than 100 ms")
+    );
+    ok(ms >= 95 && ms < 1000, `the busy loop stopped after ${ms} ms`);
+  } finally {
+    lua.close();
+  }
+  const waiting = new Context({ timeout: 100 });
+  try {
+    await failure(waiting.execute("sleep(5)"), Error, "timeout: the call ran longer than 100 ms");
+  } finally {
+    waiting.close();
+  }
+});
+
+Deno.test("a timeout per call stops a waiting call; a busy loop only when the context counts", async () => {
+  const plain = new Context();
+  try {
+    strictEqual(await plain.execute("return 'fast'", "=c", { timeout: 1000 }), "fast");
+    await failure(plain.execute("sleep(5)", "=c", { timeout: 50 }), Error, "timeout: the call ran longer than 50 ms");
+  } finally {
+    plain.close();
+  }
+  // Without timeout or maxInstructions on the context, nothing looks at the
+  // clock while Lua runs: the loop ends on its own, with its result.
+  const uncounted = new Context();
+  try {
+    const loop = "local t = os.clock() while os.clock() - t < 0.2 do end return 'finished'";
+    strictEqual(await uncounted.execute(loop, "=c", { timeout: 20 }), "finished");
+  } finally {
+    uncounted.close();
+  }
+  const counted = new Context({ maxInstructions: 1e15 });
+  try {
+    await failure(
+      counted.execute("while true do end", "=c", { timeout: 50 }),
+      Error,
+      "timeout: the call ran longer than 50 ms",
+    );
+  } finally {
+    counted.close();
+  }
+});
+
+Deno.test("an AbortSignal stops a waiting call; an aborted one refuses and leaves no timer", async () => {
+  const lua = new Context({ timeout: 100 });
+  try {
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 30);
+    const { ms } = await timed(() =>
+      failure(lua.execute("sleep(5)", "=c", { signal: controller.signal }), Error, "the call was aborted")
+    );
+    ok(ms < 1000, `aborted after ${ms} ms`);
+  } finally {
+    lua.close();
+  }
+  const refused = new Context({ timeout: 50 });
+  try {
+    await failure(refused.execute("return 1", "=c", { signal: AbortSignal.abort() }), Error, "the call was aborted");
+    await sleep(80);
+    strictEqual(await refused.execute("return 2"), 2);
+  } finally {
+    refused.close();
+  }
+});
+
+Deno.test("an AbortSignal cannot stop a loop that never yields: the loop holds the thread", async () => {
+  // The abort is an event; no event runs while Lua holds the thread, even
+  // on a context that counts instructions. Use timeout or maxInstructions.
+  const lua = new Context({ timeout: 5000 });
+  try {
+    const controller = new AbortController();
+    let abortedAt = 0;
+    setTimeout(() => {
+      abortedAt = performance.now();
+      controller.abort();
+    }, 20);
+    const loop = "local t = os.clock() while os.clock() - t < 0.2 do end return 'finished'";
+    strictEqual(await lua.execute(loop, "=c", { signal: controller.signal }), "finished");
+    const loopEnded = performance.now();
+    await sleep(5);
+    ok(controller.signal.aborted && abortedAt >= loopEnded - 1, "the 20 ms timer could only fire after the loop");
+    strictEqual(await lua.execute("return 'still usable'"), "still usable");
+  } finally {
+    lua.close();
+  }
+});
+
+Deno.test("maxMemory: allocating past it is a catchable 'not enough memory'; usage grows and shrinks", async () => {
+  const lua = new Context({ maxMemory: 8 * 1024 * 1024 });
+  try {
+    const e = await failure(
+      lua.execute("local s = string.rep('x', 20 * 1024 * 1024) return #s"),
+      LuaError,
+      "not enough memory",
+    );
+    ok(e.traceback.includes("in function 'string.rep'"), e.traceback);
+    strictEqual(
+      await lua.execute("local ok, e = pcall(string.rep, 'x', 20 * 1024 * 1024) return e"),
+      "not enough memory",
+    );
+    strictEqual(await lua.execute("return #string.rep('x', 1024 * 1024)"), 1024 * 1024, "within the limit works");
+    lua.gc("collect");
+    const before = lua.getMemoryUsage();
+    ok(Number.isInteger(before) && before > 10_000 && before < 1024 * 1024, `usage at rest: ${before}`);
+    await lua.execute("big = {} for i = 1, 100000 do big[i] = i end");
+    const grown = lua.getMemoryUsage();
+    ok(grown > before + 1024 * 1024, `a 100k-item table grew usage from ${before} to ${grown}`);
+    await lua.execute("big = nil");
+    lua.gc("collect");
+    const shrunk = lua.getMemoryUsage();
+    ok(shrunk < before + 64 * 1024, `collecting gave it back: ${shrunk} (at rest ${before})`);
+  } finally {
+    lua.close();
+  }
+});
+
+Deno.test("libraries: only those asked for are open; package-less contexts refuse modules", async () => {
+  const lua = new Context({ libraries: ["string"] });
+  try {
+    deepStrictEqual(
+      await lua.execute(
+        "return { io = io == nil, os = os == nil, math = math == nil, package = package == nil, " +
+          "require = require == nil, upper = string.upper('x'), print = type(print), pairs = type(pairs) }",
+      ),
+      {
+        io: true,
+        os: true,
+        math: true,
+        package: true,
+        require: true,
+        upper: "X",
+        print: "function",
+        pairs: "function",
+      },
+    );
+    thrown(
+      () => lua.addSearchPath("./?.lua"),
+      Error,
+      "the package library is not open in this context (see the libraries option)",
+    );
+    thrown(
+      () => lua.registerModule("m", {}),
+      Error,
+      "the package library is not open in this context (see the libraries option)",
+    );
+  } finally {
+    lua.close();
+  }
+  const bare = new Context({ libraries: [], solvm: false });
+  try {
+    deepStrictEqual(await bare.execute("return { string == nil, sleep == nil, type(tostring) }"), [
+      true,
+      true,
+      "function",
+    ]);
+  } finally {
+    bare.close();
+  }
+  thrown(
+    () => new Context({ libraries: ["base" as "string"] }),
+    TypeError,
+    `unknown Lua library "base" (coroutine, table, io, os, string, math, utf8, debug, package)`,
+  );
+});
+
+Deno.test("gc: collect, stop, restart, step and count; an unknown command is refused", async () => {
+  const lua = new Context();
+  try {
+    strictEqual(lua.gc("collect"), undefined);
+    const atRest = lua.gc("count")!;
+    ok(typeof atRest === "number" && atRest > 0, `count is kilobytes in use: ${atRest}`);
+    strictEqual(lua.getMemoryUsage(), Math.round(atRest * 1024));
+    strictEqual(lua.gc("stop"), undefined);
+    strictEqual(await lua.execute("return collectgarbage('isrunning')"), false);
+    await lua.execute("for i = 1, 2000 do local garbage = { i, i, i } end");
+    const stopped = lua.gc("count")!;
+    ok(stopped > atRest + 50, `with the collector stopped garbage stays: ${atRest} -> ${stopped} KB`);
+    strictEqual(lua.gc("restart"), undefined);
+    strictEqual(await lua.execute("return collectgarbage('isrunning')"), true);
+    strictEqual(lua.gc("step"), undefined);
+    lua.gc("collect");
+    const collected = lua.gc("count")!;
+    ok(collected < stopped - 50, `restart and collect freed it: ${stopped} -> ${collected} KB`);
+    // A script replacing collectgarbage does not take gc() with it.
+    await lua.execute("collectgarbage = nil");
+    ok(lua.gc("count")! > 0);
+    thrown(
+      () => lua.gc("sweep" as "collect"),
+      TypeError,
+      `unknown gc command "sweep" (collect, stop, restart, count, step)`,
+    );
+  } finally {
+    lua.close();
+  }
+});
+
+Deno.test("compile and loadBytecode: refused without allowBytecode, run with it, garbage rejected", async () => {
+  const source = "local x = ... or 6 return x * 7";
+  const plain = new Context();
+  const trusted = new Context({ allowBytecode: true });
+  try {
+    const bytes = plain.compile(source);
+    deepStrictEqual([...bytes.subarray(0, 4)], [0x1b, 0x4c, 0x75, 0x61], "a Lua binary chunk");
+    await failure(
+      plain.loadBytecode(bytes),
+      Error,
+      "loadBytecode is refused: make the context with allowBytecode: true (only for trusted bytecode)",
+    );
+    await failure(plain.execute(bytes), LuaError, "chunk: precompiled Lua bytecode is refused; only source text runs");
+    await failure(
+      trusted.execute(bytes, "@cached.luac"),
+      LuaError,
+      "cached.luac: precompiled Lua bytecode is refused; only source text runs",
+    );
+    strictEqual(await trusted.loadBytecode(bytes), 42);
+    strictEqual(await trusted.loadBytecode(bytes), 42, "bytecode loads again");
+    strictEqual(await trusted.loadBytecode(new TextEncoder().encode("return 'text too'")), "text too");
+    await failure(
+      trusted.loadBytecode(new Uint8Array([0x1b, 0x4c, 0x75, 0x61, 1, 2, 3])),
+      LuaError,
+      "bytecode: bad binary format (version mismatch)",
+    );
+    await failure(
+      trusted.loadBytecode(bytes.slice(0, bytes.length - 5), "=cut"),
+      LuaError,
+      "cut: bad binary format (truncated chunk)",
+    );
+    const failing = trusted.compile("local t = nil\nreturn t.field", "@compiled.lua");
+    await failure(trusted.loadBytecode(failing), LuaError, "compiled.lua:2: attempt to index a nil value (local 't')");
+    thrown(() => plain.compile("return +"), LuaError, "chunk:1: unexpected symbol near '+'");
+    thrown(() => plain.compile("return +", "@named.lua"), LuaError, "named.lua:1: unexpected symbol near '+'");
+  } finally {
+    plain.close();
+    trusted.close();
+  }
+});
+
+Deno.test("setHook: line events carry the right line numbers", async () => {
+  const lua = new Context();
+  try {
+    const lines: number[] = [];
+    lua.setHook((event, line) => event === "line" && lines.push(line), { line: true });
+    strictEqual(
+      await lua.execute("local function add(a, b)\n  return a + b\nend\nlocal x = add(1, 2)\nreturn x", "@h.lua"),
+      3,
+    );
+    // As native Lua 5.4 reports them: the closure is made on line 3.
+    deepStrictEqual(lines, [3, 4, 2, 5]);
+  } finally {
+    lua.close();
+  }
+});
+
+Deno.test("setHook: call and return events name the functions", async () => {
+  const lua = new Context();
+  try {
+    const events: string[] = [];
+    lua.setHook((event, line, name) => line > 0 && events.push(`${event} ${name}`), { call: true, return: true });
+    await lua.execute("local function add(a, b)\n  return a + b\nend\nlocal x = add(1, 2)\nreturn x", "@h.lua");
+    deepStrictEqual(events, ["call ", "call add", "return add", "return "]);
+  } finally {
+    lua.close();
+  }
+});
+
+Deno.test({
+  name: "setHook: a hook sees only the script's own calls",
+  // BUG: the call goes through the scheduler, whose C helpers show up as
+  // "call -1 co_resume", "return -1 co_resume", "call -1 co_status", ...
+  // (engine.ts filters the scheduler's Lua lines but not these calls).
+  ignore: true,
+  fn: async () => {
+    const lua = new Context();
+    try {
+      const events: string[] = [];
+      lua.setHook((event, line, name) => events.push(`${event} ${line} ${name}`), { call: true, return: true });
+      await lua.execute("local function add(a, b)\n  return a + b\nend\nlocal x = add(1, 2)\nreturn x", "@h.lua");
+      deepStrictEqual(events, ["call 3 ", "call 2 add", "return 2 add", "return 5 "]);
+    } finally {
+      lua.close();
+    }
+  },
+});
+
+Deno.test("setHook: count events, removeHook, and a hook that throws", async () => {
+  const lua = new Context();
+  try {
+    let counts = 0;
+    lua.setHook((event) => event === "count" && counts++, { count: 100 });
+    await lua.execute("local s = 0 for i = 1, 1000 do s = s + i end return s");
+    ok(counts >= 20 && counts <= 60, `a count event every 100 instructions: ${counts}`);
+    lua.removeHook();
+    counts = 0;
+    strictEqual(await lua.execute("local s = 0 for i = 1, 1000 do s = s + i end return s"), 500500);
+    strictEqual(counts, 0, "no events after removeHook");
+    lua.removeHook(); // twice is harmless
+    lua.setHook((event, line) => {
+      if (event === "line" && line === 2) throw new Error("stopped at line 2");
+    }, { line: true });
+    const e = await failure(
+      lua.execute("local a = 1\nlocal b = 2\nreturn a + b", "@h.lua"),
+      LuaError,
+      "stopped at line 2",
+    );
+    strictEqual(e.traceback, "stopped at line 2\nstack traceback:\n\th.lua:2: in main chunk");
+    deepStrictEqual(
+      await lua.execute("return { pcall(function()\n  return 1\nend) }", "@h.lua"),
+      [false, "stopped at line 2"],
+    );
+    lua.removeHook();
+    strictEqual(await lua.execute("local a = 1\nlocal b = 2\nreturn a + b"), 3);
+    thrown(
+      () => lua.setHook(() => {}, {}),
+      TypeError,
+      "setHook needs at least one of call, return, line or count",
+    );
+    thrown(() => lua.setHook("hook" as unknown as () => void, { line: true }), TypeError, "setHook needs a function");
+  } finally {
+    lua.close();
+  }
+});
+
+Deno.test("setHook and maxInstructions work together", async () => {
+  const lua = new Context({ maxInstructions: 100_000 });
+  try {
+    const lines: number[] = [];
+    lua.setHook((event, line) => event === "line" && lines.push(line), { line: true });
+    strictEqual(await lua.execute("local a = 1\nreturn a + 1"), 2);
+    deepStrictEqual(lines, [1, 2]);
+    await failure(lua.execute("while true do end"), LuaError, LIMIT_MESSAGE);
+  } finally {
+    lua.close();
+  }
+});
+
+Deno.test("shared tables: set and sync reach every context; other globals stay apart", async () => {
+  const settings = createSharedTable({ config: { debug: true }, level: 1 });
+  ok(settings instanceof SharedTable);
+  const a = new Context({ shared: { settings } });
+  const b = new Context({ shared: { options: settings } });
+  try {
+    deepStrictEqual(await a.execute("return { settings.config.debug, settings.level }"), [true, 1]);
+    deepStrictEqual(await b.execute("return { options.config.debug, options.level }"), [true, 1]);
+    settings.set("level", 2);
+    strictEqual(settings.get("level"), 2);
+    deepStrictEqual([await a.execute("return settings.level"), await b.execute("return options.level")], [2, 2]);
+    settings.set("added", "new");
+    strictEqual(await b.execute("return options.added"), "new");
+    // Changes to the object get returns reach Lua at sync.
+    (settings.get("config") as { debug: boolean }).debug = false;
+    strictEqual(await a.execute("return settings.config.debug"), true);
+    settings.sync();
+    deepStrictEqual([await a.execute("return settings.config.debug"), await b.execute("return options.config.debug")], [
+      false,
+      false,
+    ]);
+    // Each context holds a copy: Lua's own writes stay in that context.
+    await a.execute("settings.level = 99 mine = 'a only'");
+    deepStrictEqual([await b.execute("return options.level"), settings.get("level")], [2, 2]);
+    strictEqual(await b.execute("return mine"), undefined);
+    // A context that replaced the table gets the field in a fresh one.
+    await b.execute("options = nil");
+    settings.set("level", 3);
+    deepStrictEqual(await b.execute("return options"), { level: 3 });
+    // A closed context is left out.
+    a.close();
+    settings.set("level", 4);
+    strictEqual(await b.execute("return options.level"), 4);
+    // The initial value was copied.
+    const initial = { n: 1 };
+    const copy = createSharedTable(initial);
+    initial.n = 2;
+    strictEqual(copy.get("n"), 1);
+  } finally {
+    a.close();
+    b.close();
+  }
+});
+
+Deno.test("addSearchPath finds a real module file; registerModule offers JavaScript functions", async () => {
+  const dir = await tempFiles({ "greeting.lua": "return { hello = function(n) return 'hello ' .. n end }\n" });
+  const lua = new Context();
+  try {
+    const missing = await lua.execute("local m = require('greeting') return m").then(() => undefined, (e) => e);
+    strictEqual(missing?.constructor, LuaError);
+    ok(missing.message.startsWith("chunk:1: module 'greeting' not found:\n"), missing.message);
+    lua.addSearchPath(`${dir}/?.lua`);
+    strictEqual(await lua.execute("return require('greeting').hello('lua')"), "hello lua");
+    thrown(() => lua.addSearchPath(dir), TypeError, `a search path needs a '?' for the module name, got "${dir}"`);
+    lua.registerModule("utils", {
+      clamp: (x: number, min: number, max: number) => Math.min(Math.max(x, min), max),
+      version: "1.2",
+    });
+    deepStrictEqual(await lua.execute("local u = require('utils') return { u.clamp(15, 0, 10), u.version }"), [
+      10,
+      "1.2",
+    ]);
+    lua.registerSource("twice", "return function(x) return x * 2 end", "@twice.lua");
+    strictEqual(await lua.execute("return require('twice')(21)"), 42);
+    thrown(() => lua.registerSource("broken", "return +"), LuaError, "broken:1: unexpected symbol near '+'");
+  } finally {
+    lua.close();
+  }
+});
+
+Deno.test("a Context whose chunk sleeps leaves the event loop free", async () => {
+  const lua = new Context();
+  let ticks = 0;
+  const interval = setInterval(() => ticks++, 20);
+  try {
+    const { value, ms } = await timed(() => lua.execute("sleep(0.3) return 'slept'"));
+    strictEqual(value, "slept");
+    ok(ms >= 295, `slept ${ms} ms`);
+    ok(ticks >= 10, `the caller's timer ran ${ticks} times meanwhile`);
+  } finally {
+    clearInterval(interval);
+    lua.close();
+  }
+});
+
+Deno.test("call, callWith, setGlobal and getGlobal; a closed context refuses everything", async () => {
+  const lua = new Context();
+  await lua.execute("function greet(name) return 'hi ' .. name end counter = 3");
+  strictEqual(await lua.call("greet", "ana"), "hi ana");
+  strictEqual(await lua.callWith("greet", { timeout: 1000 }, "bo"), "hi bo");
+  strictEqual(lua.getGlobal("counter"), 3);
+  strictEqual(lua.getGlobal("undefined_global"), undefined);
+  lua.setGlobal("counter", 4);
+  strictEqual(await lua.execute("return counter"), 4);
+  await failure(
+    lua.call("counter"),
+    LuaError,
+    "no function 'counter' to call (the script defines no global function counter)",
+  );
+  lua.close();
+  lua.close();
+  const closed = "the context is closed";
+  await failure(lua.execute("return 1"), Error, closed);
+  await failure(lua.call("greet", "x"), Error, closed);
+  await failure(
+    lua.loadBytecode(new Uint8Array()),
+    Error,
+    "loadBytecode is refused: make the context with allowBytecode: true (only for trusted bytecode)",
+  );
+  thrown(() => lua.setGlobal("x", 1), Error, closed);
+  thrown(() => lua.getGlobal("counter"), Error, closed);
+  thrown(() => lua.gc("count"), Error, closed);
+  thrown(() => lua.getMemoryUsage(), Error, closed);
+  thrown(() => lua.compile("return 1"), Error, closed);
+  thrown(() => lua.addSearchPath("./?.lua"), Error, closed);
+  thrown(() => lua.registerModule("m", {}), Error, closed);
+  thrown(() => lua.setHook(() => {}, { line: true }), Error, closed);
+  thrown(() => lua.removeHook(), Error, closed);
+});

@@ -1,0 +1,390 @@
+// The embedding library's values: JavaScript to Lua and back (numbers,
+// strings, bytes, tables, cycles, functions both ways, objects by
+// reference) and the errors of each side as the other sees them.
+import { deepStrictEqual, ok, strictEqual } from "node:assert";
+import { byRef, ByReference, Context, LuaError, Script } from "../mod.ts";
+import { sleep, tempFiles } from "./_helpers.ts";
+import { failure, thrown, timed } from "./_library.ts";
+
+// echo(x) returns x; kind(x) is Lua's type of x; size(x) its length.
+const ECHO = `
+function echo(x) return x end
+function kind(x) return math.type(x) or type(x) end
+function size(x) return #x end`;
+
+// [name, value sent, Lua's type of it, value back]
+const ROUND_TRIPS: [string, unknown, string, unknown][] = [
+  ["a small integer", 42, "integer", 42],
+  ["a negative integer", -7, "integer", -7],
+  ["2^53 + 1 as a BigInt", 9007199254740993n, "integer", 9007199254740993n],
+  ["the largest Lua integer", 9223372036854775807n, "integer", 9223372036854775807n],
+  ["the smallest Lua integer", -9223372036854775808n, "integer", -9223372036854775808n],
+  ["a small BigInt (comes back a number)", 5n, "integer", 5],
+  ["2^53, past the safe integers (a float)", 2 ** 53, "float", 2 ** 53],
+  ["-0.5", -0.5, "float", -0.5],
+  ["-0 (keeps its sign)", -0, "float", -0],
+  ["the largest double", Number.MAX_VALUE, "float", Number.MAX_VALUE],
+  ["the smallest double", Number.MIN_VALUE, "float", Number.MIN_VALUE],
+  ["Infinity", Infinity, "float", Infinity],
+  ["NaN", NaN, "float", NaN],
+  ["a UTF-8 string", "héllo", "string", "héllo"],
+  ["an empty string", "", "string", ""],
+  ["a string with NUL", "a\0b", "string", "a\0b"],
+  ["invalid UTF-8 bytes", new Uint8Array([0xff, 0xfe, 0x00, 0x41]), "string", new Uint8Array([0xff, 0xfe, 0x00, 0x41])],
+  ["valid UTF-8 bytes (come back a string)", new Uint8Array([0x68, 0xc3, 0xa9]), "string", "hé"],
+  ["true", true, "boolean", true],
+  ["false", false, "boolean", false],
+  ["null", null, "nil", undefined],
+  ["undefined", undefined, "nil", undefined],
+  ["an empty array (comes back an empty object)", [], "table", {}],
+  ["an empty object", {}, "table", {}],
+  ["an array", [1, "two", true], "table", [1, "two", true]],
+  ["nested arrays and objects", [1, [2, [3]], { a: { b: ["c", 4.5] } }], "table", [1, [2, [3]], {
+    a: { b: ["c", 4.5] },
+  }]],
+  ["an object", { name: "ana", age: 33, tags: ["x", "y"], big: 2n ** 60n }, "table", {
+    name: "ana",
+    age: 33,
+    tags: ["x", "y"],
+    big: 2n ** 60n,
+  }],
+  ["an object with an undefined field (left out)", { a: 1, gone: undefined }, "table", { a: 1 }],
+  ["an array with a hole (comes back an object)", [1, undefined, 3], "table", { 1: 1, 3: 3 }],
+];
+
+Deno.test("values: round trips through Lua keep type and value", async () => {
+  const lua = new Context();
+  try {
+    await lua.execute(ECHO);
+    for (const [name, sent, luaType, back] of ROUND_TRIPS) {
+      strictEqual(await lua.call("kind", sent), luaType, `${name}: Lua type`);
+      deepStrictEqual(await lua.call("echo", sent), back, `${name}: value back`);
+    }
+    strictEqual(await lua.call("size", "héllo"), 6, "strings go as UTF-8 bytes");
+    strictEqual(await lua.call("size", [1, 2, 3]), 3);
+    strictEqual(Object.is(await lua.call("echo", -0), -0), true);
+  } finally {
+    lua.close();
+  }
+});
+
+Deno.test("values: what Lua makes comes to JavaScript as expected", async () => {
+  const lua = new Context();
+  const cases: [string, unknown][] = [
+    ["return 9007199254740993", 9007199254740993n],
+    ["return 9007199254740991", 9007199254740991],
+    ["return math.maxinteger", 9223372036854775807n],
+    ["return math.mininteger", -9223372036854775808n],
+    ["return 2^53", 9007199254740992],
+    ["return 1e308 * 10", Infinity],
+    ["return -0.0", -0],
+    ["return 3 // 2", 1],
+    ["return 3 / 2", 1.5],
+    ["return 'h\\xc3\\xa9llo'", "héllo"],
+    ["return '\\xff\\xfe'", new Uint8Array([0xff, 0xfe])],
+    ["return nil", undefined],
+    ["return", undefined],
+    ["return {}", {}],
+    ["return { 1, 2, { 3 } }", [1, 2, [3]]],
+    ["return { x = 1, [1] = 'a', [2] = 'b' }", { 1: "a", 2: "b", x: 1 }],
+    ["return { [1.5] = 'f', [true] = 'dropped', [{}] = 'dropped' }", { "1.5": "f" }],
+    ["return 1, 2, 3", 1],
+  ];
+  try {
+    for (const [source, expected] of cases) deepStrictEqual(await lua.execute(source), expected, source);
+    strictEqual(Object.is(await lua.execute("return -0.0"), -0), true);
+    const co = await lua.execute("return coroutine.create(print)");
+    ok(typeof co === "string" && co.startsWith("thread: "), `a thread shows as tostring does: ${co}`);
+  } finally {
+    lua.close();
+  }
+});
+
+Deno.test("values: cycles are kept both ways", async () => {
+  const lua = new Context();
+  try {
+    const table = await lua.execute("local t = { name = 't' } t.self = t return t") as Record<string, unknown>;
+    strictEqual(table.self, table);
+    strictEqual(table.name, "t");
+    const list = await lua.execute("local l = { 1 } l[2] = l return l") as unknown[];
+    strictEqual(list[1], list);
+    const object: Record<string, unknown> = { n: 1 };
+    object.me = object;
+    object.list = [object];
+    await lua.execute("function check(o) return o.me == o and o.list[1] == o and o.me.me.n end");
+    strictEqual(await lua.call("check", object), 1);
+    const back = await lua.execute("return function(o) return o end") as (o: unknown) => Record<string, unknown>;
+    const echoed = back(object);
+    strictEqual(echoed.me, echoed);
+    strictEqual((echoed.list as unknown[])[0], echoed);
+  } finally {
+    lua.close();
+  }
+});
+
+Deno.test("values: a Lua function returned to JavaScript is callable", async () => {
+  const lua = new Context();
+  try {
+    const add = await lua.execute("return function(a, b) return a + b end") as (a: unknown, b: unknown) => unknown;
+    strictEqual(add(2, 3), 5);
+    strictEqual(add(2n ** 62n, 2n ** 62n - 1n), 9223372036854775807n);
+    const counter = await lua.execute("local n = 0 return function() n = n + 1 return n end") as () => number;
+    deepStrictEqual([counter(), counter(), counter()], [1, 2, 3]);
+    // A function that waits returns a Promise.
+    const slow = await lua.execute("return function(x) sleep(0.02) return x * 2 end") as (x: number) => unknown;
+    const pending = slow(21);
+    ok(pending instanceof Promise);
+    strictEqual(await pending, 42);
+    // A Lua error is thrown as LuaError, at once.
+    const bad = await lua.execute("return function(x)\n  error('bad ' .. x)\nend", "@fn.lua") as (x: string) => unknown;
+    const e = thrown(() => bad("call"), LuaError, "fn.lua:2: bad call");
+    strictEqual(e.line, 2);
+    const fromGlobal = (await lua.execute("function twice(x) return x * 2 end"), lua.getGlobal("twice")) as (
+      x: number,
+    ) => number;
+    strictEqual(fromGlobal(8), 16);
+    const fromScript = Script.fromString("f.lua", "function main() return function(s) return s:upper() end end");
+    try {
+      const upper = await fromScript.run() as (s: string) => string;
+      strictEqual(upper("abc"), "ABC");
+    } finally {
+      fromScript.close();
+    }
+    lua.close();
+    thrown(() => add(1, 2), Error, "the engine is closed");
+  } finally {
+    lua.close();
+  }
+});
+
+Deno.test("values: JavaScript functions are callable from Lua, async ones as blocking calls", async () => {
+  const lua = new Context();
+  try {
+    let seen: unknown[] = [];
+    lua.setGlobal("record", (...args: unknown[]) => {
+      seen = args;
+      return args.length;
+    });
+    strictEqual(await lua.execute("return record(1, 'two', { 3 }, nil, { k = true }, 2.5)"), 6);
+    deepStrictEqual(seen, [1, "two", [3], undefined, { k: true }, 2.5]);
+    lua.setGlobal("nothing", () => undefined);
+    strictEqual(await lua.execute("return select('#', nothing())"), 0);
+    lua.setGlobal("pair", () => ({ a: [1, 2] }));
+    strictEqual(await lua.execute("return pair().a[2]"), 2);
+    lua.setGlobal("later", async (x: number) => {
+      await sleep(30);
+      return x * 2;
+    });
+    const { value, ms } = await timed(() => lua.execute("local a = later(10) local b = later(a) return a + b"));
+    strictEqual(value, 60);
+    ok(ms >= 55, `two blocking calls of 30 ms took ${ms} ms`);
+    // A function passed as an argument of main.
+    const s = Script.fromString("cb.lua", "function main(f, x) return f(x) + 1 end");
+    try {
+      strictEqual(await s.run((x: number) => x * 10, 4), 41);
+      strictEqual(await s.run(async (x: number) => (await sleep(5), x * 100), 4), 401);
+    } finally {
+      s.close();
+    }
+  } finally {
+    lua.close();
+  }
+});
+
+Deno.test("values: a JavaScript throw is a Lua error pcall catches, with its message", async () => {
+  const lua = new Context();
+  try {
+    lua.setGlobal("fail", (what: string) => {
+      throw new Error(`js says no to ${what}`);
+    });
+    lua.setGlobal("failText", () => {
+      throw "a bare string";
+    });
+    lua.setGlobal("failLater", async () => {
+      await sleep(5);
+      throw new RangeError("too late");
+    });
+    await lua.execute(
+      `function try(f, ...)
+  local ok, e = pcall(f, ...)
+  return { ok = ok, e = e }
+end
+function wrapped(f, ...) local args = { ... } return try(function() return f(table.unpack(args)) end) end`,
+      "@try.lua",
+    );
+    deepStrictEqual(await lua.execute("return try(fail, 'x')"), { ok: false, e: "js says no to x" });
+    deepStrictEqual(await lua.execute("return wrapped(fail, 'y')"), { ok: false, e: "try.lua:5: js says no to y" });
+    deepStrictEqual(await lua.execute("return try(failText)"), { ok: false, e: "a bare string" });
+    deepStrictEqual(await lua.execute("return try(failLater)"), { ok: false, e: "too late" });
+    const uncaught = await failure(lua.execute("\nfail('z')", "@main.lua"), LuaError, "main.lua:2: js says no to z");
+    strictEqual(uncaught.file, "main.lua");
+    strictEqual(uncaught.line, 2);
+    strictEqual(uncaught.reason, "js says no to z");
+    strictEqual(
+      uncaught.traceback,
+      "main.lua:2: js says no to z\nstack traceback:\n\t[C]: in function 'fail'\n\tmain.lua:2: in main chunk",
+    );
+  } finally {
+    lua.close();
+  }
+});
+
+Deno.test("values: a Lua error is a LuaError with message, file, line, reason and traceback", async () => {
+  const lua = new Context();
+  try {
+    await lua.execute(
+      "local function inner(x)\n  error('boom ' .. x)\nend\nfunction outer(x)\n  inner(x)\nend",
+      "@err.lua",
+    );
+    const e = await failure(lua.call("outer", 7), LuaError, "err.lua:2: boom 7");
+    ok(e instanceof Error);
+    strictEqual(e.name, "LuaError");
+    strictEqual(e.luaMessage, "err.lua:2: boom 7");
+    strictEqual(e.file, "err.lua");
+    strictEqual(e.line, 2);
+    strictEqual(e.reason, "boom 7");
+    strictEqual(
+      e.traceback,
+      "err.lua:2: boom 7\nstack traceback:\n\t[C]: in function 'error'\n\terr.lua:2: in upvalue 'inner'\n\terr.lua:5: in function 'outer'",
+    );
+    const table = await failure(lua.execute("error({ code = 1 })"), LuaError, "(error object is a table value)");
+    strictEqual(table.file, undefined);
+    strictEqual(table.reason, "(error object is a table value)");
+    await failure(lua.execute("error('no position', 0)"), LuaError, "no position");
+    await failure(
+      lua.call("nowhere"),
+      LuaError,
+      "no function 'nowhere' to call (the script defines no global function nowhere)",
+    );
+    await failure(lua.execute("return +", "@syntax.lua"), LuaError, "syntax.lua:1: unexpected symbol near '+'");
+  } finally {
+    lua.close();
+  }
+});
+
+Deno.test("values: byRef passes an object Lua reads and writes in place", async () => {
+  const lua = new Context();
+  try {
+    await lua.execute(`
+function rename(p, name)
+  local old = p.Name
+  p.Name = name
+  p.address.city = "Lisbon"
+  p.added = { 1, 2 }
+  return old, p.greet("hi"), p.missing
+end
+function same(p) return p end`);
+    const person = {
+      Name: "Roman",
+      address: { city: "Oslo" },
+      added: undefined as unknown,
+      greet(word: string) {
+        return `${word}, ${this.Name}`;
+      },
+    };
+    const ref = byRef(person);
+    ok(ref instanceof ByReference);
+    strictEqual(ref.target, person);
+    strictEqual(await lua.call("rename", ref, "Updated"), "Roman");
+    strictEqual(person.Name, "Updated");
+    strictEqual(person.address.city, "Lisbon", "nested objects are by reference too");
+    deepStrictEqual(person.added, [1, 2], "a table written to a field arrives as a copy");
+    strictEqual(await lua.call("same", ref), person, "the same object comes back");
+    strictEqual(
+      await lua.execute("return function(p) return p.greet('hey') end").then((f) =>
+        (f as (p: unknown) => unknown)(ref)
+      ),
+      "hey, Updated",
+    );
+    strictEqual(
+      await lua.execute("return function(p) return tostring(p):match('^JavaScript object') ~= nil end").then((f) =>
+        (f as (p: unknown) => unknown)(ref)
+      ),
+      true,
+    );
+  } finally {
+    lua.close();
+  }
+});
+
+Deno.test("values: what Lua cannot hold is refused with a clear error", async () => {
+  const lua = new Context();
+  try {
+    thrown(() => lua.setGlobal("s", Symbol("s")), TypeError, "cannot pass a symbol to Lua");
+    thrown(
+      () => lua.setGlobal("m", new Map()),
+      TypeError,
+      "cannot pass a Map to Lua (use a plain object, an array or byRef)",
+    );
+    thrown(
+      () => lua.setGlobal("d", new Set()),
+      TypeError,
+      "cannot pass a Set to Lua (use a plain object, an array or byRef)",
+    );
+    thrown(
+      () => lua.setGlobal("d", new Date(0)),
+      TypeError,
+      "cannot pass a Date to Lua (use a plain object, an array or byRef)",
+    );
+    thrown(
+      () => lua.setGlobal("p", { nested: [Promise.resolve()] }),
+      TypeError,
+      "cannot pass a Promise to Lua (use a plain object, an array or byRef)",
+    );
+    thrown(() => lua.setGlobal("b", 2n ** 63n), RangeError, "9223372036854775808 does not fit a Lua integer (64 bits)");
+    thrown(
+      () => lua.setGlobal("b", -(2n ** 63n) - 1n),
+      RangeError,
+      "-9223372036854775809 does not fit a Lua integer (64 bits)",
+    );
+    await lua.execute("function id(x) return x end");
+    await failure(lua.call("id", Symbol("t")), TypeError, "cannot pass a symbol to Lua");
+    // A JavaScript function returning what Lua cannot hold raises in Lua.
+    lua.setGlobal("badResult", () => Symbol("r"));
+    deepStrictEqual(await lua.execute("return { pcall(badResult) }"), [false, "cannot pass a symbol to Lua"]);
+    strictEqual(await lua.call("id", "still usable"), "still usable");
+  } finally {
+    lua.close();
+  }
+});
+
+Deno.test("values: a JavaScript function Lua no longer holds is let go", async () => {
+  // Needs the JavaScript collector on demand: a real child process with --expose-gc.
+  const mod = new URL("../mod.ts", import.meta.url).href;
+  const dir = await tempFiles({
+    "release.ts": `import { Context } from "${mod}";
+const lua = new Context();
+let dropped: WeakRef<object> | undefined;
+(() => {
+  const fn = () => "dropped";
+  dropped = new WeakRef(fn);
+  lua.setGlobal("f", fn);
+})();
+lua.setGlobal("g", () => "kept");
+console.log(await lua.execute("return f()"));
+await lua.execute("f = nil");
+lua.gc("collect");
+await new Promise((resolve) => setTimeout(resolve, 0));
+(globalThis as unknown as { gc(): void }).gc();
+await new Promise((resolve) => setTimeout(resolve, 0));
+console.log(dropped!.deref() === undefined, await lua.execute("collectgarbage() return g()"));
+lua.close();
+`,
+  });
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--v8-flags=--expose-gc",
+      "--config",
+      new URL("../deno.json", import.meta.url).pathname,
+      `${dir}/release.ts`,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  strictEqual(new TextDecoder().decode(stderr), "");
+  strictEqual(new TextDecoder().decode(stdout), "dropped\ntrue kept\n");
+  strictEqual(code, 0);
+});
