@@ -127,6 +127,8 @@ function match(routes: Route[], path: string): { route: Route; params: Record<st
 }
 
 /** Reads a request body, or undefined when it exceeds `max` bytes. */
+const EMPTY = new Uint8Array();
+
 async function readBody(request: Request, max: number): Promise<Uint8Array | undefined> {
   const declared = Number(request.headers.get("content-length") ?? "0");
   if (declared > max) return undefined;
@@ -317,7 +319,7 @@ class ServerTable {
     if (http) http.shutdown().finally(this.engine.keepAlive());
   }
 
-  async #serve(server: Server, request: Request, info: Deno.ServeHandlerInfo): Promise<Response> {
+  #serve(server: Server, request: Request, info: Deno.ServeHandlerInfo): Response | Promise<Response> {
     const url = splitUrl(request.url);
     if (request.headers.get("upgrade")?.toLowerCase() === "websocket") {
       const found = match(server.routes.ws, url.pathname);
@@ -330,22 +332,40 @@ class ServerTable {
       return plain(400, "Bad Request"); // a malformed percent-escape in a :param segment
     }
     if (!http) return plain(404, "Not Found");
-    let body;
-    try {
-      body = await readBody(request, server.maxBody);
-    } catch {
-      return plain(400, "Bad Request"); // the client went away mid-body
-    }
-    if (body === undefined) return plain(413, "Payload Too Large");
-    const engine = this.engine;
-    return new Promise<Response>((resolve) => {
-      engine.spawnFunction(
+    const handle = (body: Uint8Array | undefined) => {
+      if (body === undefined) return plain(413, "Payload Too Large");
+      return this.#handle(
+        server,
         http.route.ref,
-        `http ${server.name} ${url.pathname}`,
-        (ok, L) => resolve(ok ? this.#response(L, 3) : plain(500, "Internal Server Error")),
+        url,
         (L) => this.#pushRequest(L, request, url, body, http.params, info),
       );
-    });
+    };
+    // Most requests have no body: then the handler runs at once, with no await on the way.
+    if (!request.body) return handle(EMPTY);
+    return readBody(request, server.maxBody).then(handle, () => plain(400, "Bad Request")); // the client went away
+  }
+
+  /**
+   * Runs a route's handler as a goroutine that starts at once (Engine.call):
+   * one that never waits answers without a coroutine switch. Its error goes
+   * to on_error (or stderr), and the client gets a 500.
+   */
+  #handle(server: Server, ref: number, url: RequestTarget, pushRequest: (L: LuaState) => number) {
+    const { engine } = this;
+    const name = `http ${server.name} ${url.pathname}`;
+    try {
+      return engine.call((T) => {
+        engine.vm.pushRef(T, ref);
+        return pushRequest(T);
+      }, (ok, L, at) => {
+        if (ok) return this.#response(L, at);
+        engine.reportFailure(name, engine.vm.toText(L, at), engine.vm.toText(L, at + 1));
+        return plain(500, "Internal Server Error");
+      });
+    } catch {
+      return plain(500, "Internal Server Error"); // the engine is stopping
+    }
   }
 
   #pushRequest(
