@@ -61,7 +61,11 @@ export interface EngineOptions {
   deadlines?: boolean;
 }
 
-/** How a {@linkcode Engine.call} ended when the engine stopped first (a time limit, `os.exit`, a deadlock). */
+/**
+ * How a {@linkcode Engine.call} ended when the engine stopped it: a limit
+ * (after which the engine stays usable when the call came from outside
+ * Lua), `os.exit`, a deadlock.
+ */
 export class CallStopped extends Error {
   constructor(readonly outcome: Outcome) {
     super(
@@ -176,6 +180,9 @@ export class Engine {
   #deadlineMessage = "";
   #deadlineTimer: ReturnType<typeof setTimeout> | undefined;
   #inPump = false;
+  // A call made from outside Lua is running: a limit then ends only that call (see #checkLimits).
+  #callFromOutside = false;
+  #limitHit: Outcome | undefined;
   // Threads that already made their tier-up yield (only tracked while a limit keeps hooks on).
   readonly #tieredUp = new Set<number>();
 
@@ -277,7 +284,7 @@ export class Engine {
     const limited = this.#counting;
     this.#tierUpHook = vm.lua.addFunction((T: LuaState, ar: number) => {
       if (limited) {
-        this.#checkLimits(LIMIT_STEP);
+        this.#checkLimits(LIMIT_STEP, T, this.#tierUpHook);
         if (this.#tieredUp.has(T)) return;
       }
       if (performance.now() < this.#tierUpUntil || !api.lua_isyieldable(T)) return;
@@ -299,17 +306,30 @@ export class Engine {
     this.#tierUpOpen = !limited;
   }
 
-  // Thrown only inside the pump (or a call), so it unwinds to there and nowhere else.
-  #checkLimits(step: number): void {
+  /**
+   * Stops what runs past a limit. Inside the pump the whole run stops: a
+   * StopRequest unwinds to the pump and nowhere else. Inside a call from
+   * outside Lua only that call ends, and the engine stays usable: a Lua
+   * error is raised, and raised again before every instruction of the
+   * thread (the hook now fires at each), so no pcall can swallow it.
+   */
+  #checkLimits(step: number, T: LuaState, hook: number): void {
     this.#instructionsUsed += step;
     if (!this.#inPump) return;
+    let outcome: Extract<Outcome, { status: "error" | "timeout" }> | undefined;
     if (this.#instructionLimit > 0 && this.#instructionsUsed > this.#instructionLimit) {
       const message = `instruction limit exceeded: the script ran more than ${this.#instructionLimit} Lua instructions`;
-      throw new StopRequest({ status: "error", message, traceback: "" });
+      outcome = { status: "error", message, traceback: "" };
+    } else if (performance.now() > this.#deadline) {
+      outcome = { status: "timeout", message: this.#deadlineMessage };
     }
-    if (performance.now() > this.#deadline) {
-      throw new StopRequest({ status: "timeout", message: this.#deadlineMessage });
-    }
+    if (!outcome) return;
+    if (!this.#callFromOutside) throw new StopRequest(outcome);
+    this.#limitHit ??= outcome;
+    const api = this.vm.api;
+    api.lua_sethook(T, hook, api.lua_gethookmask(T) | LUA_MASKCOUNT, 1);
+    this.vm.pushString(T, outcome.message);
+    api.lua_error(T);
   }
 
   /**
@@ -329,7 +349,7 @@ export class Engine {
       const view = new DataView(vm.lua.heap().buffer);
       const event = view.getInt32(ar, true);
       if (event === LUA_HOOKCOUNT) {
-        if (this.#counting) this.#checkLimits(step);
+        if (this.#counting) this.#checkLimits(step, T, this.#userHook);
         if (!events.count) return;
       }
       api.lua_getinfo(T, info, ar);
@@ -684,7 +704,9 @@ export class Engine {
     }
     api.lua_xmove(T, L, nargs);
     const wasInPump = this.#inPump;
+    const wasFromOutside = this.#callFromOutside;
     this.#inPump = true;
+    this.#callFromOutside = !wasInPump;
     try {
       this.#call(nargs + 1, 5);
     } catch (e) {
@@ -694,7 +716,17 @@ export class Engine {
       throw new CallStopped(e.outcome);
     } finally {
       this.#inPump = wasInPump;
+      this.#callFromOutside = wasFromOutside;
       if (cached) this.#callThreadBusy = false;
+    }
+    const limitHit = this.#limitHit;
+    if (limitHit && !wasInPump) {
+      this.#limitHit = undefined;
+      api.lua_settop(L, top);
+      vm.unref(threadRef); // its hook now fires at every instruction
+      if (cached) this.#callThread = 0;
+      this.#kick();
+      throw new CallStopped(limitHit);
     }
     if (api.lua_toboolean(L, -1)) this.#kick();
     const ended = api.lua_toboolean(L, -5) !== 0;

@@ -37,11 +37,6 @@ Deno.test("maxInstructions counts each call afresh", async () => {
 
 Deno.test({
   name: "a context stays usable after a call hits its instruction limit or timeout",
-  // BUG: a limit stops the whole engine (Engine.#finish), so every later
-  // call on the context fails with the same message; embedding-features.md
-  // wants one long script not to affect the next. (A Script replaces the
-  // stopped engine, so Script.run is not affected.)
-  ignore: true,
   fn: async () => {
     const lua = new Context({ maxInstructions: 100_000 });
     try {
@@ -517,4 +512,15 @@ Deno.test("call, callWith, setGlobal and getGlobal; a closed context refuses eve
   thrown(() => lua.registerModule("m", {}), Error, closed);
   thrown(() => lua.setHook(() => {}, { line: true }), Error, closed);
   thrown(() => lua.removeHook(), Error, closed);
+});
+
+Deno.test("a limit cannot be swallowed by pcall, and the context stays usable after it", async () => {
+  const lua = new Context({ timeout: 100 });
+  try {
+    const swallow = "while true do pcall(function() while true do end end) end";
+    await failure(lua.execute(swallow), Error, "timeout: the call ran longer than 100 ms");
+    strictEqual(await lua.execute("local ok = pcall(error, 'x') return ok"), false);
+  } finally {
+    lua.close();
+  }
 });
