@@ -164,6 +164,18 @@ class WatchedFiles extends Set<string> {
  * `reload_script()` call, or with `watch` a change to the script or an
  * imported module, starts it again in a fresh Lua state. Returns the
  * process exit code.
+ *
+ * ```ts
+ * import { strictEqual } from "node:assert";
+ * import { Engine } from "../runtime/engine.ts";
+ * import { denoFileSystem } from "./filesystem.ts";
+ * import { runScriptFile } from "./script.ts";
+ * const path = await Deno.makeTempFile({ suffix: ".lua" });
+ * await Deno.writeTextFile(path, "go(function() sleep(0.01) end) wait()");
+ * const code = await runScriptFile(path, [], { newEngine: () => Engine.create({ files: denoFileSystem() }) });
+ * strictEqual(code, 0);
+ * await Deno.remove(path);
+ * ```
  */
 export async function runScriptFile(path: string, args: string[], options: ScriptOptions): Promise<number> {
   while (true) {

@@ -65,6 +65,18 @@ export interface EngineOptions {
  * How a {@linkcode Engine.call} ended when the engine stopped it: a limit
  * (after which the engine stays usable when the call came from outside
  * Lua), `os.exit`, a deadlock.
+ *
+ * ```ts
+ * import { strictEqual } from "node:assert";
+ * import { CallStopped, Engine } from "./engine.ts";
+ * const engine = await Engine.create({ maxInstructions: 10_000 });
+ * try {
+ *   engine.call((T) => (engine.vm.load(T, "while true do end", "=spin"), 0), () => undefined);
+ * } catch (e) {
+ *   strictEqual(e instanceof CallStopped && e.outcome.status, "error");
+ * }
+ * engine.close();
+ * ```
  */
 export class CallStopped extends Error {
   constructor(readonly outcome: Outcome) {
