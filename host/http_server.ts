@@ -13,7 +13,7 @@
 import type { Engine } from "../runtime/engine.ts";
 import type { Family } from "../runtime/family.ts";
 import { argError, checkFunction, checkInteger, checkString, checkTable, isNone } from "../runtime/args.ts";
-import { LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, type LuaState } from "../runtime/lua.ts";
+import { LUA_REGISTRYINDEX, LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, type LuaState } from "../runtime/lua.ts";
 import { fileErrorReason } from "./filesystem.ts";
 import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
 import { headersMetatable } from "./_headers.ts";
@@ -62,7 +62,14 @@ local function make_ws(id)
   ws.close = function() return close(id) end
   return ws
 end
-return { make_ws = make_ws }`;
+-- A request's fields but method and path are made on first use; pairs(req) makes them all first.
+local LAZY = { "query", "query_params", "headers", "body", "params", "remote_addr" }
+local next = next
+local function request_pairs(req)
+  for i = 1, #LAZY do local _ = req[LAZY[i]] end
+  return next, req, nil
+end
+return { make_ws = make_ws, request_pairs = request_pairs }`;
 
 /** Messages of one WebSocket, waiting for `ws.receive()`. */
 class Inbox {
@@ -128,6 +135,17 @@ function match(routes: Route[], path: string): { route: Route; params: Record<st
 
 /** Reads a request body, or undefined when it exceeds `max` bytes. */
 const EMPTY = new Uint8Array();
+const TEXT = "text/plain; charset=utf-8";
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** A response body: as text when it is UTF-8 (Deno sends strings faster than bytes), else a copy of the bytes. */
+function responseBody(bytes: Uint8Array): string | Uint8Array<ArrayBuffer> {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    return bytes.slice();
+  }
+}
 
 async function readBody(request: Request, max: number): Promise<Uint8Array | undefined> {
   const declared = Number(request.headers.get("content-length") ?? "0");
@@ -168,6 +186,15 @@ function splitUrl(url: string): RequestTarget {
 const plain = (status: number, text: string) =>
   new Response(text, { status, headers: { "content-type": "text/plain; charset=utf-8" } });
 
+/** What a handler's request table makes its other fields from. */
+interface PendingRequest {
+  request: Request;
+  url: RequestTarget;
+  body: Uint8Array;
+  params: Record<string, string>;
+  info: Deno.ServeHandlerInfo;
+}
+
 /** The servers of one engine. */
 class ServerTable {
   readonly #servers = new Map<string, Server>();
@@ -176,6 +203,11 @@ class ServerTable {
   #support = 0;
   #headersMeta = 0;
   #makeWs = 0;
+  #requestPairs = 0;
+  #requestField = 0;
+  // Requests whose handler runs, for the fields made on first use.
+  readonly #requests = new Map<number, PendingRequest>();
+  #nextRequest = 0;
 
   constructor(readonly engine: Engine) {
     engine.onClose(() => {
@@ -196,7 +228,10 @@ class ServerTable {
     vm.pushRef(engine.L, this.#support);
     vm.api.lua_getfield(engine.L, -1, vm.cstr("make_ws"));
     this.#makeWs = vm.ref(engine.L);
+    vm.api.lua_getfield(engine.L, -1, vm.cstr("request_pairs"));
+    this.#requestPairs = vm.ref(engine.L);
     vm.api.lua_settop(engine.L, -2);
+    this.#requestField = vm.hostFunction((L) => this.#lazyField(L));
     this.#headersMeta = headersMetatable(engine);
   }
 
@@ -334,12 +369,14 @@ class ServerTable {
     if (!http) return plain(404, "Not Found");
     const handle = (body: Uint8Array | undefined) => {
       if (body === undefined) return plain(413, "Payload Too Large");
-      return this.#handle(
-        server,
-        http.route.ref,
-        url,
-        (L) => this.#pushRequest(L, request, url, body, http.params, info),
-      );
+      const id = ++this.#nextRequest;
+      this.#requests.set(id, { request, url, body, params: http.params, info });
+      const response = this.#handle(server, http.route.ref, url, (L) => this.#pushRequest(L, id));
+      if (!(response instanceof Promise)) {
+        this.#requests.delete(id);
+        return response;
+      }
+      return response.finally(() => this.#requests.delete(id));
     };
     // Most requests have no body: then the handler runs at once, with no await on the way.
     if (!request.body) return handle(EMPTY);
@@ -368,42 +405,69 @@ class ServerTable {
     }
   }
 
-  #pushRequest(
-    L: LuaState,
-    request: Request,
-    url: RequestTarget,
-    body: Uint8Array,
-    params: Record<string, string>,
-    info: Deno.ServeHandlerInfo,
-  ): number {
+  /**
+   * Pushes the request table: method and path at once, the other fields
+   * on first use (most handlers read few of them, and making them all
+   * cost more than the rest of a request).
+   */
+  #pushRequest(L: LuaState, id: number): number {
     const vm = this.engine.vm;
     const api = vm.api;
-    const field = (name: string) => api.lua_setfield(L, -2, vm.cstr(name));
-    api.lua_createtable(L, 0, 9);
+    const { request, url } = this.#requests.get(id)!;
+    api.lua_createtable(L, 0, 3);
     vm.pushString(L, request.method);
-    field("method");
+    api.lua_setfield(L, -2, vm.cstr("method"));
     vm.pushString(L, url.pathname);
-    field("path");
-    vm.pushString(L, url.query);
-    field("query");
-    vm.pushValue(L, Object.fromEntries(new URLSearchParams(url.query)));
-    field("query_params");
-    api.lua_createtable(L, 0, 8);
-    for (const [name, value] of request.headers) {
-      vm.pushString(L, name);
-      vm.pushByteString(L, value);
-      api.lua_rawset(L, -3);
-    }
-    vm.pushRef(L, this.#headersMeta);
+    api.lua_setfield(L, -2, vm.cstr("path"));
+    api.lua_createtable(L, 0, 2);
+    api.lua_pushinteger(L, BigInt(id));
+    api.lua_pushcclosure(L, this.#requestField, 1);
+    api.lua_setfield(L, -2, vm.cstr("__index"));
+    vm.pushRef(L, this.#requestPairs);
+    api.lua_setfield(L, -2, vm.cstr("__pairs"));
     api.lua_setmetatable(L, -2);
-    field("headers");
-    vm.pushBytes(L, body);
-    field("body");
-    vm.pushValue(L, params);
-    field("params");
-    const addr = info.remoteAddr as Deno.NetAddr;
-    vm.pushString(L, addr.hostname ?? "");
-    field("remote_addr");
+    return 1;
+  }
+
+  /** `__index(req, key)`: makes one of the request's other fields, and keeps it in the table. */
+  #lazyField(L: LuaState): number {
+    const vm = this.engine.vm;
+    const api = vm.api;
+    const pending = this.#requests.get(Number(api.lua_tointegerx(L, LUA_REGISTRYINDEX - 1, 0)));
+    if (!pending || api.lua_type(L, 2) !== LUA_TSTRING) return 0; // the handler has ended
+    const { request, url, body, params, info } = pending;
+    switch (vm.toText(L, 2)) {
+      case "query":
+        vm.pushString(L, url.query);
+        break;
+      case "query_params":
+        vm.pushValue(L, Object.fromEntries(new URLSearchParams(url.query)));
+        break;
+      case "headers":
+        api.lua_createtable(L, 0, 8);
+        for (const [name, value] of request.headers) {
+          vm.pushString(L, name);
+          vm.pushByteString(L, value);
+          api.lua_rawset(L, -3);
+        }
+        vm.pushRef(L, this.#headersMeta);
+        api.lua_setmetatable(L, -2);
+        break;
+      case "body":
+        vm.pushBytes(L, body);
+        break;
+      case "params":
+        vm.pushValue(L, params);
+        break;
+      case "remote_addr":
+        vm.pushString(L, (info.remoteAddr as Deno.NetAddr).hostname ?? "");
+        break;
+      default:
+        return 0;
+    }
+    api.lua_pushvalue(L, 2);
+    api.lua_pushvalue(L, -2);
+    api.lua_rawset(L, 1);
     return 1;
   }
 
@@ -413,7 +477,7 @@ class ServerTable {
     const api = vm.api;
     const type = api.lua_type(L, index);
     if (type === LUA_TSTRING || type === LUA_TNUMBER) {
-      return new Response(vm.toBytes(L, index), { headers: { "content-type": "text/plain; charset=utf-8" } });
+      return new Response(responseBody(vm.viewBytes(L, index)), { headers: { "content-type": TEXT } });
     }
     if (type === LUA_TNIL) return new Response(null, { status: 200 });
     if (type !== LUA_TTABLE) {
@@ -424,37 +488,45 @@ class ServerTable {
     const status = api.lua_type(L, -1) === LUA_TNUMBER ? Number(api.lua_tonumberx(L, -1, 0)) : 200;
     api.lua_getfield(L, index, vm.cstr("body"));
     const bodyType = api.lua_type(L, -1);
-    const body = bodyType === LUA_TSTRING || bodyType === LUA_TNUMBER ? vm.toBytes(L, -1) : null;
+    const body = bodyType === LUA_TSTRING || bodyType === LUA_TNUMBER ? responseBody(vm.viewBytes(L, -1)) : null;
     api.lua_settop(L, -3);
-    const headers = new Headers();
-    let bad = "";
+    // A plain record is the cheapest header form for Response; names are matched case-insensitively here.
+    const headers: Record<string, string> = {};
+    let typed = false;
     api.lua_getfield(L, index, vm.cstr("headers"));
     if (api.lua_type(L, -1) === LUA_TTABLE) {
       api.lua_pushnil(L);
       while (api.lua_next(L, -2)) {
         if (api.lua_type(L, -2) === LUA_TSTRING) {
           api.lua_pushvalue(L, -1); // tostring on a copy: the original may be a number
-          try {
-            headers.set(vm.toByteString(L, -3), vm.toByteString(L, -1));
-          } catch {
-            bad = `invalid response header '${vm.toText(L, -3)}: ${vm.toText(L, -1)}'`;
-          }
+          const name = vm.toByteString(L, -3);
+          headers[name] = vm.toByteString(L, -1);
+          typed ||= name.length === 12 && name.toLowerCase() === "content-type";
           api.lua_settop(L, -2);
         }
         api.lua_settop(L, -2);
       }
     }
     api.lua_settop(L, -2);
-    if (bad) {
-      this.engine.reportError(`http handler returned an ${bad}`);
-      return plain(500, "Internal Server Error");
-    }
     if (!Number.isInteger(status) || status < 200 || status > 599) {
       this.engine.reportError(`http handler returned status ${status}; expected 200-599`);
       return plain(500, "Internal Server Error");
     }
-    if (body && !headers.has("content-type")) headers.set("content-type", "text/plain; charset=utf-8");
-    return new Response(status === 204 || status === 304 ? null : body, { status, headers });
+    if (body !== null && !typed) headers["content-type"] = TEXT;
+    try {
+      return new Response(status === 204 || status === 304 ? null : body, { status, headers });
+    } catch {
+      const bad = Object.entries(headers).find(([name, value]) => {
+        try {
+          new Headers([[name, value]]);
+          return false;
+        } catch {
+          return true;
+        }
+      });
+      this.engine.reportError(`http handler returned an invalid response header '${bad?.[0]}: ${bad?.[1]}'`);
+      return plain(500, "Internal Server Error");
+    }
   }
 
   #upgrade(server: Server, request: Request, route: Route): Response {
