@@ -1,6 +1,6 @@
 /**
  * SolVM benchmark report: `deno task bench [group]`, group one of
- * `cpu`, `startup`, `channels`, `scale`, `net`, `library` (default: all of them).
+ * `cpu`, `startup`, `channels`, `scale`, `net`, `library`, `actors` (default: all of them).
  *
  * Every benchmark runs next to its peer in the same invocation (interleaved
  * where practical) because absolute times drift on a shared machine; the
@@ -39,6 +39,10 @@
  *   fib(1) and an object update, next to plain wasmoon calling the same
  *   source (targets <= 1, 1.5 and 5 us); throughput of a CPU-bound main
  *   with `{ workers: 2 }` against `{ workers: 1 }` (target >= 1.7x).
+ * - actors: actors under the CLI (bench/actors.ts): a CPU-bound loop in 2
+ *   actors at once against 1 actor (bench/lua/actor_cpu.lua, throughput
+ *   target >= 1.7x), and 200k small tables from one actor to another
+ *   (bench/lua/actor_msgs.lua, target >= 100k messages/s).
  *
  * @module
  */
@@ -81,7 +85,7 @@ const WS_TARGET = 0.8;
 const SUSTAIN_SECONDS = Number(Deno.env.get("SOLVM_BENCH_SUSTAIN") ?? "60");
 const SUSTAIN_RSS_TOLERANCE = 0.1;
 
-const GROUPS = ["cpu", "startup", "channels", "scale", "net", "library"] as const;
+const GROUPS = ["cpu", "startup", "channels", "scale", "net", "library", "actors"] as const;
 type Group = typeof GROUPS[number];
 
 /** One line of the summary table. */
@@ -620,6 +624,18 @@ async function benchLibraryGroup(): Promise<void> {
     row: (row) => rows.push({ group: "library", ...row }),
     failure: (message) => failures.push(message),
     cpuSeconds: () => cpuSeconds("self"),
+  });
+}
+
+// Group 7: actors ------------------------------------------------------------
+
+/** bench/actors.ts, with SolVM runs retried and their failures listed like every group's. */
+async function benchActorsGroup(): Promise<void> {
+  const { benchActors } = await import("./actors.ts");
+  await benchActors({
+    log,
+    row: (row) => rows.push({ group: "actors", ...row }),
+    timings: async (file, args) => parseLuaTimings((await runRetrying(file, solvmCmd(file, ...args), runOk)).stdout),
   });
 }
 
@@ -1232,6 +1248,7 @@ async function main(args: string[]): Promise<void> {
     ["scale", () => benchScale(hasTime)],
     ["net", () => benchNet(hasWrk)],
     ["library", benchLibraryGroup],
+    ["actors", benchActorsGroup],
   ];
   for (const [group, bench] of groups) {
     if (!wanted(group)) continue;

@@ -2,80 +2,146 @@
  * Actors across threads: each actor is a script in its own Lua state in its
  * own worker. One thread, the root (the thread of the main script), keeps
  * the directory of actors and routes every message; actor threads talk to it
- * over one MessagePort each. Messages travel in batches, one post per
- * destination per turn of the event loop.
+ * over one MessagePort each. Messages travel packed into bytes (host/actors.ts
+ * packs them; nothing here looks inside), batched: each turn of the event
+ * loop a thread fills one buffer per destination and posts it transferred,
+ * not copied, and the root forwards it the same way.
  *
  * @module
  */
 import { log } from "../runtime/log.ts";
+import { drainSharedOutput, newSharedOutput } from "../runtime/output.ts";
 
-/** A message as it travels: plain data only (see host/actors.ts for the Lua side). */
-export type Wire =
-  | null
-  | boolean
-  | number
-  | bigint
-  | string
-  | Uint8Array
-  | { t: [Wire, Wire][] } // a table
-  | { h: number }; // an actor handle
+/** One Lua value packed into bytes (host/actors.ts packs and unpacks; this file only carries them). */
+export type Packed = Uint8Array;
 
-/** How an actor ended. */
+/** How an actor ended (`value` undefined: no result). */
 export type Exit =
-  | { ok: true; value: Wire; stopped?: boolean }
+  | { ok: true; value?: Packed; stopped?: boolean }
   | { ok: false; error: string; traceback?: string };
 
 /** Root to actor thread. */
 type ToActor =
-  | { t: "start"; id: number; parent: number; path: string; args: Wire[]; log: string }
-  | { t: "deliver"; msgs: Wire[] }
+  | { t: "start"; id: number; parent: number; path: string; args: Packed[]; log: string; output: Output }
+  | { t: "deliver"; chunks: Uint8Array[] }
   | { t: "stop" }
   | { t: "spawned"; req: number; id?: number; error?: string }
   | { t: "exit"; id: number; exit: Exit };
 
 /** Actor thread to root. */
 type ToRoot =
-  | { t: "send"; items: [number, Wire][] }
-  | { t: "spawn"; req: number; path: string; args: Wire[] }
+  | { t: "send"; batches: [number, Uint8Array][] }
+  | { t: "spawn"; req: number; path: string; args: Packed[] }
   | { t: "stop"; id: number }
   | { t: "watch"; id: number }
   | { t: "done"; exit: Exit };
 
-/** A thread's view of the actor system. */
-export interface ActorLink {
-  /** This thread's actor id (0 for the root). */
-  readonly selfId: number;
-  /** The spawner's id, or undefined for the root. */
-  readonly parentId: number | undefined;
-  /** Messages for this thread. */
-  readonly inbox: Inbox;
-  /** Starts an actor running `path` with `args`; resolves with its id. */
-  spawn(path: string, args: Wire[]): Promise<number>;
-  /** Sends `msg` to actor `to` (dropped if it has ended). */
-  send(to: number, msg: Wire): void;
-  /** Asks actor `id` to stop (its mailbox() returns nil; past a grace period it is ended by force). */
-  stop(id: number): void;
-  /** Resolves once actor `id` has ended. */
-  exitOf(id: number): Promise<Exit>;
+/** Where an actor's standard output goes: a buffer the root can still drain after ending the actor by force. */
+export interface Output {
+  buffer: SharedArrayBuffer;
+  /** Put before each line when several scripts run at once. */
+  label?: string;
 }
 
-/** Messages waiting for `mailbox()`; `stopped` once the actor was asked to stop. */
+/**
+ * A growing run of bytes: the messages of one turn for one destination,
+ * each framed as `[u32 length][packed value]`, or one packed value.
+ */
+export class ByteWriter {
+  bytes = new Uint8Array(256);
+  view = new DataView(this.bytes.buffer);
+  length = 0;
+
+  /** Makes room for `n` more bytes and returns where they go. */
+  reserve(n: number): number {
+    const at = this.length;
+    if (at + n > this.bytes.length) {
+      const bytes = new Uint8Array(Math.max(2 * this.bytes.length, at + n));
+      bytes.set(this.bytes.subarray(0, at));
+      this.bytes = bytes;
+      this.view = new DataView(bytes.buffer);
+    }
+    this.length = at + n;
+    return at;
+  }
+
+  // Each reserves first: reserve() may replace `bytes` and `view`.
+  u8(v: number): void {
+    const at = this.reserve(1);
+    this.bytes[at] = v;
+  }
+
+  u32(v: number): void {
+    const at = this.reserve(4);
+    this.view.setUint32(at, v, true);
+  }
+
+  f64(v: number): void {
+    const at = this.reserve(8);
+    this.view.setFloat64(at, v, true);
+  }
+
+  i64(v: bigint): void {
+    const at = this.reserve(8);
+    this.view.setBigInt64(at, v, true);
+  }
+
+  raw(src: Uint8Array): void {
+    const at = this.reserve(src.length);
+    this.bytes.set(src, at);
+  }
+
+  /** Appends one framed message that `write` packs; if `write` throws, nothing is appended. */
+  frame(write: (out: ByteWriter) => void): void {
+    const start = this.reserve(4);
+    try {
+      write(this);
+    } catch (e) {
+      this.length = start;
+      throw e;
+    }
+    this.view.setUint32(start, this.length - start - 4, true);
+  }
+
+  /** What was written (a view of this writer's buffer: use the writer no more). */
+  done(): Uint8Array {
+    return this.bytes.subarray(0, this.length);
+  }
+}
+
+/** Messages waiting for `mailbox()`, in chunks of framed messages; `stopped` once the actor was asked to stop. */
 export class Inbox {
-  readonly #queue: Wire[] = [];
+  #chunks: Uint8Array[] = [];
+  /** The chunk being read, and where its next message starts. */
   #head = 0;
+  #at = 0;
+  /** Where messages to oneself are added: the writer behind the last chunk, if any. */
+  #tail?: ByteWriter;
   #waiter?: () => void;
   stopped = false;
 
   /** The next message, or undefined when none is waiting. */
-  take(): Wire | undefined {
-    if (this.#head >= this.#queue.length) return undefined;
-    const msg = this.#queue[this.#head];
-    this.#queue[this.#head++] = null;
-    if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-      this.#queue.splice(0, this.#head);
-      this.#head = 0;
+  take(): Packed | undefined {
+    while (this.#head < this.#chunks.length) {
+      const chunk = this.#chunks[this.#head];
+      const at = this.#at;
+      if (at < chunk.length) {
+        const size = (chunk[at] | chunk[at + 1] << 8 | chunk[at + 2] << 16 | chunk[at + 3] << 24) >>> 0;
+        this.#at = at + 4 + size;
+        return chunk.subarray(at + 4, this.#at);
+      }
+      this.#head++;
+      this.#at = 0;
+      if (this.#head === this.#chunks.length) {
+        this.#chunks = [];
+        this.#head = 0;
+        this.#tail = undefined;
+      } else if (this.#head > 1024) {
+        this.#chunks.splice(0, this.#head);
+        this.#head = 0;
+      }
     }
-    return msg;
+    return undefined;
   }
 
   /** Resolves when a message arrives or the actor is asked to stop. */
@@ -83,8 +149,19 @@ export class Inbox {
     return new Promise((resolve) => this.#waiter = resolve);
   }
 
-  put(msgs: Wire[]): void {
-    for (const m of msgs) this.#queue.push(m);
+  /** Adds chunks of framed messages. */
+  put(chunks: Uint8Array[]): void {
+    for (const c of chunks) if (c.length > 0) this.#chunks.push(c);
+    this.#tail = undefined;
+    this.#wake();
+  }
+
+  /** Adds the message `write` packs (one sent to oneself); if `write` throws, nothing is added. */
+  add(write: (out: ByteWriter) => void): void {
+    const tail = this.#tail ?? new ByteWriter();
+    tail.frame(write);
+    if (this.#tail) this.#chunks[this.#chunks.length - 1] = tail.done();
+    else this.#chunks.push((this.#tail = tail).done());
     this.#wake();
   }
 
@@ -98,6 +175,51 @@ export class Inbox {
     this.#waiter = undefined;
     waiter?.();
   }
+}
+
+/** Messages written this turn, one {@linkcode ByteWriter} per destination. */
+class Batches {
+  #writers = new Map<number, ByteWriter>();
+
+  /** Appends a message for `to` (`write` packs it); true when it is the first of this turn. */
+  add(to: number, write: (out: ByteWriter) => void): boolean {
+    const first = this.#writers.size === 0;
+    let writer = this.#writers.get(to);
+    if (!writer) this.#writers.set(to, writer = new ByteWriter());
+    try {
+      writer.frame(write);
+    } catch (e) {
+      if (writer.length === 0) this.#writers.delete(to);
+      throw e;
+    }
+    return first;
+  }
+
+  /** This turn's messages by destination; the next turn starts empty. */
+  take(): [number, Uint8Array][] {
+    const out: [number, Uint8Array][] = [];
+    for (const [to, writer] of this.#writers) out.push([to, writer.done()]);
+    this.#writers = new Map();
+    return out;
+  }
+}
+
+/** A thread's view of the actor system. */
+export interface ActorLink {
+  /** This thread's actor id (0 for the root). */
+  readonly selfId: number;
+  /** The spawner's id, or undefined for the root. */
+  readonly parentId: number | undefined;
+  /** Messages for this thread. */
+  readonly inbox: Inbox;
+  /** Starts an actor running `path` with `args`; resolves with its id. */
+  spawn(path: string, args: Packed[]): Promise<number>;
+  /** Sends actor `to` the message `write` packs (dropped if the actor has ended; nothing is sent if `write` throws). */
+  send(to: number, write: (out: ByteWriter) => void): void;
+  /** Asks actor `id` to stop (its mailbox() returns nil; past a grace period it is ended by force). */
+  stop(id: number): void;
+  /** Resolves once actor `id` has ended. */
+  exitOf(id: number): Promise<Exit>;
 }
 
 /** Time a stopped actor gets to end by itself before it is ended by force. */
@@ -119,16 +241,21 @@ export const directThreads: ThreadMaker = () => {
   return { port: port1, terminate: () => worker.terminate() };
 };
 
+/** The buffers of `chunks`, to transfer rather than copy them. */
+const buffers = (chunks: Uint8Array[]): ArrayBuffer[] => chunks.map((c) => c.buffer as ArrayBuffer);
+
 interface ActorRecord {
   id: number;
   path: string;
   parent: number;
   port: MessagePort;
   terminate: () => void;
+  output: Output;
   exit?: Exit;
   waiters: ((exit: Exit) => void)[];
   watchers: Set<number>;
-  outbox: Wire[];
+  /** Chunks of framed messages to deliver at the end of this turn. */
+  outbox: Uint8Array[];
   stopTimer?: ReturnType<typeof setTimeout>;
 }
 
@@ -138,17 +265,22 @@ export class RootSystem implements ActorLink {
   readonly parentId = undefined;
   readonly inbox = new Inbox();
   readonly #actors = new Map<number, ActorRecord>();
+  /** What the main script sent this turn. */
+  readonly #batches = new Batches();
   #next = 0;
   #flushing = false;
   readonly #makeThread: ThreadMaker;
   readonly #logLevel: string;
+  readonly #label?: string;
 
-  constructor(makeThread: ThreadMaker, logLevel: string) {
+  /** `label` goes before each line actors print (several scripts at once). */
+  constructor(makeThread: ThreadMaker, logLevel: string, label?: string) {
     this.#makeThread = makeThread;
     this.#logLevel = logLevel;
+    this.#label = label;
   }
 
-  spawn(path: string, args: Wire[], parent = 0): Promise<number> {
+  spawn(path: string, args: Packed[], parent = 0): Promise<number> {
     const id = ++this.#next;
     let thread: ReturnType<ThreadMaker>;
     try {
@@ -162,13 +294,15 @@ export class RootSystem implements ActorLink {
       parent,
       port: thread.port,
       terminate: thread.terminate,
+      output: { buffer: newSharedOutput(), label: this.#label },
       waiters: [],
       watchers: new Set(parent === 0 ? [] : [parent]),
       outbox: [],
     };
     this.#actors.set(id, record);
     thread.port.onmessage = ({ data }: MessageEvent<ToRoot>) => this.#fromActor(record, data);
-    thread.port.postMessage({ t: "start", id, parent, path, args, log: this.#logLevel } satisfies ToActor);
+    const start: ToActor = { t: "start", id, parent, path, args, log: this.#logLevel, output: record.output };
+    thread.port.postMessage(start);
     log("info", `actor ${id} (${path}) started by ${parent === 0 ? "the main script" : `actor ${parent}`}`);
     return Promise.resolve(id);
   }
@@ -176,8 +310,8 @@ export class RootSystem implements ActorLink {
   #fromActor(record: ActorRecord, message: ToRoot): void {
     switch (message.t) {
       case "send":
-        for (const [to, msg] of message.items) this.send(to, msg);
-        return;
+        for (const [to, chunk] of message.batches) this.#route(to, chunk);
+        return this.#flushSoon();
       case "spawn":
         this.spawn(message.path, message.args, record.id).then(
           (id) => record.port.postMessage({ t: "spawned", req: message.req, id } satisfies ToActor),
@@ -203,9 +337,11 @@ export class RootSystem implements ActorLink {
   #ended(record: ActorRecord, exit: Exit): void {
     if (record.exit) return;
     record.exit = exit;
+    record.outbox = [];
     clearTimeout(record.stopTimer);
     record.port.close();
     record.terminate();
+    drainSharedOutput(record.output.buffer); // what an actor ended by force had printed
     if (exit.ok) log("info", `actor ${record.id} (${record.path}) ended${exit.stopped ? " (stopped)" : ""}`);
     else log("warn", `actor ${record.id} (${record.path}) failed: ${exit.error}`);
     for (const waiter of record.waiters.splice(0)) waiter(exit);
@@ -214,34 +350,43 @@ export class RootSystem implements ActorLink {
     }
   }
 
-  send(to: number, msg: Wire): void {
-    if (to === 0) return this.inbox.put([msg]);
+  send(to: number, write: (out: ByteWriter) => void): void {
+    if (to === 0) return this.inbox.add(write);
+    if (this.#batches.add(to, write)) this.#flushSoon();
+  }
+
+  /** Queues a chunk of messages for actor `to` (dropped if it has ended) until the end of this turn. */
+  #route(to: number, chunk: Uint8Array): void {
+    if (to === 0) return this.inbox.put([chunk]);
     const target = this.#actors.get(to);
-    if (!target || target.exit) return;
-    target.outbox.push(msg);
-    if (!this.#flushing) {
-      this.#flushing = true;
-      queueMicrotask(() => this.#flush());
-    }
+    if (target && !target.exit) target.outbox.push(chunk);
+  }
+
+  #flushSoon(): void {
+    if (this.#flushing) return;
+    this.#flushing = true;
+    queueMicrotask(() => this.#flush());
   }
 
   #flush(): void {
     this.#flushing = false;
+    for (const [to, chunk] of this.#batches.take()) this.#route(to, chunk);
     for (const record of this.#actors.values()) {
       if (record.outbox.length === 0) continue;
-      const msgs = record.outbox;
+      const chunks = record.outbox;
       record.outbox = [];
-      if (!record.exit) record.port.postMessage({ t: "deliver", msgs } satisfies ToActor);
+      record.port.postMessage({ t: "deliver", chunks } satisfies ToActor, buffers(chunks));
     }
   }
 
   stop(id: number): void {
     const record = this.#actors.get(id);
     if (!record || record.exit || record.stopTimer) return;
+    this.#flush(); // what was sent before stop() arrives before it
     record.port.postMessage({ t: "stop" } satisfies ToActor);
     record.stopTimer = setTimeout(() => {
       log("warn", `actor ${id} (${record.path}) did not end within ${STOP_GRACE_MS} ms of stop(); ended by force`);
-      this.#ended(record, { ok: true, value: null, stopped: true });
+      this.#ended(record, { ok: true, stopped: true });
     }, STOP_GRACE_MS);
   }
 
@@ -255,7 +400,7 @@ export class RootSystem implements ActorLink {
   /** Ends every actor (the root's run is over). */
   close(): void {
     for (const record of this.#actors.values()) {
-      if (!record.exit) this.#ended(record, { ok: true, value: null, stopped: true });
+      if (!record.exit) this.#ended(record, { ok: true, stopped: true });
     }
   }
 }
@@ -267,7 +412,8 @@ export class ActorThreadLink implements ActorLink {
   readonly #spawns = new Map<number, { resolve: (id: number) => void; reject: (e: Error) => void }>();
   readonly #exits = new Map<number, { exit?: Exit; waiters: ((exit: Exit) => void)[] }>();
   #nextRequest = 0;
-  #outbox: [number, Wire][] = [];
+  /** What this actor sent this turn. */
+  readonly #batches = new Batches();
 
   constructor(port: MessagePort, readonly selfId: number, readonly parentId: number) {
     this.#port = port;
@@ -277,7 +423,7 @@ export class ActorThreadLink implements ActorLink {
   receive(message: ToActor): void {
     switch (message.t) {
       case "deliver":
-        return this.inbox.put(message.msgs);
+        return this.inbox.put(message.chunks);
       case "stop":
         return this.inbox.stop();
       case "spawned": {
@@ -296,7 +442,7 @@ export class ActorThreadLink implements ActorLink {
     }
   }
 
-  spawn(path: string, args: Wire[]): Promise<number> {
+  spawn(path: string, args: Packed[]): Promise<number> {
     const req = ++this.#nextRequest;
     this.#port.postMessage({ t: "spawn", req, path, args } satisfies ToRoot);
     return new Promise((resolve, reject) => this.#spawns.set(req, { resolve, reject })).then((id) => {
@@ -306,19 +452,19 @@ export class ActorThreadLink implements ActorLink {
     });
   }
 
-  send(to: number, msg: Wire): void {
-    if (to === this.selfId) return this.inbox.put([msg]);
-    if (this.#outbox.length === 0) queueMicrotask(() => this.#flush());
-    this.#outbox.push([to, msg]);
+  send(to: number, write: (out: ByteWriter) => void): void {
+    if (to === this.selfId) return this.inbox.add(write);
+    if (this.#batches.add(to, write)) queueMicrotask(() => this.#flush());
   }
 
   #flush(): void {
-    const items = this.#outbox;
-    this.#outbox = [];
-    this.#port.postMessage({ t: "send", items } satisfies ToRoot);
+    const batches = this.#batches.take();
+    if (batches.length === 0) return;
+    this.#port.postMessage({ t: "send", batches } satisfies ToRoot, buffers(batches.map(([, chunk]) => chunk)));
   }
 
   stop(id: number): void {
+    this.#flush(); // what was sent before stop() arrives before it
     this.#port.postMessage({ t: "stop", id } satisfies ToRoot);
   }
 
@@ -335,7 +481,7 @@ export class ActorThreadLink implements ActorLink {
 
   /** Tells the root this actor has ended (pending sends go first). */
   done(exit: Exit): void {
-    if (this.#outbox.length > 0) this.#flush();
+    this.#flush();
     this.#port.postMessage({ t: "done", exit } satisfies ToRoot);
   }
 }

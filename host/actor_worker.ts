@@ -9,10 +9,10 @@
  * @module
  */
 import { CallStopped, Engine, type Outcome } from "../runtime/engine.ts";
-import { newSharedOutput, sharedOutput } from "../runtime/output.ts";
+import { prefixedOutput, prefixedText, sharedOutput } from "../runtime/output.ts";
 import { LuaError } from "../runtime/errors.ts";
 import { type LogLevel, setLogLevel } from "../runtime/log.ts";
-import { ActorThreadLink, type Exit, type ToActor, type Wire } from "./_actor_system.ts";
+import { ActorThreadLink, type Exit, type Output, type Packed, type ToActor } from "./_actor_system.ts";
 import { pushMessage, setActorLink, toMessage } from "./actors.ts";
 import { installGlobals } from "./script.ts";
 import { denoFileSystem } from "./filesystem.ts";
@@ -28,12 +28,17 @@ scope.onmessage = ({ data }) => {
     setLogLevel(message.log as LogLevel);
     actorLink = new ActorThreadLink(port, message.id, message.parent);
     setActorLink(actorLink);
-    run(actorLink, message.path, message.args).then((exit) => actorLink!.done(exit));
+    run(actorLink, message.path, message.args, message.output).then((exit) => actorLink!.done(exit));
   };
 };
 
-async function run(link: ActorThreadLink, path: string, args: Wire[]): Promise<Exit> {
-  const engine = Engine.createSync({ stdout: sharedOutput(newSharedOutput()), files: denoFileSystem() });
+async function run(link: ActorThreadLink, path: string, args: Packed[], output: Output): Promise<Exit> {
+  const stdout = sharedOutput(output.buffer);
+  const engine = Engine.createSync({
+    stdout: output.label ? prefixedOutput(stdout, output.label) : stdout,
+    stderr: output.label ? prefixedText(output.label) : undefined,
+    files: denoFileSystem(),
+  });
   const { vm } = engine;
   try {
     installGlobals(engine, { mainScript: path, loaded: new Set() });
@@ -56,7 +61,7 @@ async function run(link: ActorThreadLink, path: string, args: Wire[]): Promise<E
     return { ok: true, value, stopped: link.inbox.stopped };
   } catch (e) {
     if (e instanceof CallStopped) {
-      return e.outcome.status === "exit" && e.outcome.code === 0 ? { ok: true, value: null } : failure(e.outcome);
+      return e.outcome.status === "exit" && e.outcome.code === 0 ? { ok: true } : failure(e.outcome);
     }
     if (e instanceof LuaError) return { ok: false, error: e.luaMessage, traceback: e.traceback };
     return { ok: false, error: e instanceof Error ? e.message : String(e) };

@@ -11,10 +11,19 @@ import type { Family, RunContext } from "../runtime/family.ts";
 import { argError, checkInteger, checkString, checkTable } from "../runtime/args.ts";
 import { LUA_TBOOLEAN, LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, type LuaState } from "../runtime/lua.ts";
 import { log, logLevel } from "../runtime/log.ts";
-import { type ActorLink, directThreads, type Exit, RootSystem, type ThreadMaker, type Wire } from "./_actor_system.ts";
+import {
+  type ActorLink,
+  ByteWriter,
+  directThreads,
+  type Exit,
+  type Packed,
+  RootSystem,
+  type ThreadMaker,
+} from "./_actor_system.ts";
 
 let link: ActorLink | undefined;
 let makeThread: ThreadMaker = directThreads;
+let outputLabel: string | undefined;
 
 /** Makes this thread an actor's (host/actor_worker.ts calls it before the script runs). */
 export function setActorLink(actorLink: ActorLink): void {
@@ -26,9 +35,14 @@ export function setThreadMaker(maker: ThreadMaker): void {
   makeThread = maker;
 }
 
+/** Sets what goes before each line actors print (several scripts at once: the script's name). */
+export function setActorOutputLabel(label: string | undefined): void {
+  outputLabel = label;
+}
+
 /** This thread's link; the first use in a thread that is no actor makes it the root. */
 function currentLink(): ActorLink {
-  return link ??= new RootSystem(makeThread, logLevel());
+  return link ??= new RootSystem(makeThread, logLevel(), outputLabel);
 }
 
 /** Ends every actor of this thread's root (its run is over). */
@@ -36,50 +50,62 @@ export function closeActors(): void {
   if (link instanceof RootSystem) link.close();
 }
 
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
-
 /** An error for Lua at the position of the caller's caller: the family's functions are reached through Lua wrappers. */
 function atCaller(e: unknown): never {
   throw Object.assign(e instanceof Error ? e : new Error(String(e)), { luaLevel: 2 });
 }
 const MAX_DEPTH = 100;
 
-/** Copies Lua values into messages and back, for one engine. */
+// How a packed value starts. Integers within 2^53 travel as doubles (no BigInt on the way), the rest as int64.
+const NIL = 0, FALSE = 1, TRUE = 2, INTEGER = 3, BIG_INTEGER = 4, FLOAT = 5, STRING = 6, TABLE = 7, HANDLE = 8;
+const SAFE = 2 ** 53;
+
+/** A packed value being read. */
+interface Reader {
+  bytes: Uint8Array;
+  view: DataView;
+  at: number;
+}
+
+/**
+ * Packs Lua values into bytes and back, for one engine: strings travel as
+ * their bytes (binary-safe, no text decoding), integers and floats keep
+ * their subtype, handles travel as their actor id.
+ */
 class Codec {
   constructor(readonly engine: Engine, readonly libRef: number) {}
 
-  /** The value at `idx` as a message; throws for what cannot travel. */
-  encode(L: LuaState, idx: number, seen = new Set<number>(), depth = 0): Wire {
+  /** Appends the value at `idx` to `out`; throws for what cannot travel. */
+  pack(out: ByteWriter, L: LuaState, idx: number, path: number[] = []): void {
     const { vm } = this.engine;
     const api = vm.api;
     const at = api.lua_absindex(L, idx);
     switch (api.lua_type(L, at)) {
       case LUA_TNIL:
-        return null;
+        return out.u8(NIL);
       case LUA_TBOOLEAN:
-        return api.lua_toboolean(L, at) !== 0;
+        return out.u8(api.lua_toboolean(L, at) ? TRUE : FALSE);
       case LUA_TNUMBER: {
-        if (!api.lua_isinteger(L, at)) return api.lua_tonumberx(L, at, 0);
-        const n = api.lua_tointegerx(L, at, 0);
-        return n >= -9007199254740991n && n <= 9007199254740991n ? Number(n) : n;
+        const n = api.lua_tonumberx(L, at, 0);
+        if (!api.lua_isinteger(L, at)) return out.u8(FLOAT), out.f64(n);
+        if (n > -SAFE && n < SAFE) return out.u8(INTEGER), out.f64(n);
+        return out.u8(BIG_INTEGER), out.i64(api.lua_tointegerx(L, at, 0));
       }
       case LUA_TSTRING: {
         const bytes = vm.viewBytes(L, at);
-        try {
-          return strictUtf8.decode(bytes);
-        } catch {
-          return bytes.slice();
-        }
+        out.u8(STRING);
+        out.u32(bytes.length);
+        return out.raw(bytes);
       }
       case LUA_TTABLE:
-        return this.#encodeTable(L, at, seen, depth);
+        return this.#packTable(out, L, at, path);
     }
     throw new Error(
       `cannot send a ${vm.typeName(L, at)}: messages carry strings, numbers, booleans, tables and actor handles`,
     );
   }
 
-  #encodeTable(L: LuaState, at: number, seen: Set<number>, depth: number): Wire {
+  #packTable(out: ByteWriter, L: LuaState, at: number, path: number[]): void {
     const { vm } = this.engine;
     const api = vm.api;
     api.lua_checkstack(L, 6);
@@ -90,61 +116,80 @@ class Codec {
       api.lua_settop(L, -4);
       if (isHandle) {
         api.lua_getfield(L, at, vm.cstr("id"));
-        const id = Number(api.lua_tointegerx(L, -1, 0));
-        api.lua_settop(L, -2);
-        return { h: id };
+        out.u8(HANDLE);
+        out.f64(api.lua_tonumberx(L, -1, 0));
+        return api.lua_settop(L, -2);
       }
     }
     const pointer = api.lua_topointer(L, at);
-    if (seen.has(pointer)) throw new Error("cannot send a table that contains itself (a cycle)");
-    if (depth >= MAX_DEPTH) throw new Error(`cannot send tables nested more than ${MAX_DEPTH} deep`);
-    seen.add(pointer);
-    const entries: [Wire, Wire][] = [];
+    if (path.includes(pointer)) throw new Error("cannot send a table that contains itself (a cycle)");
+    if (path.length >= MAX_DEPTH) throw new Error(`cannot send tables nested more than ${MAX_DEPTH} deep`);
+    path.push(pointer);
+    out.u8(TABLE);
+    const countAt = out.reserve(4);
+    let count = 0;
+    const top = api.lua_gettop(L);
     api.lua_pushnil(L);
-    while (api.lua_next(L, at)) {
-      const keyType = api.lua_type(L, -2);
-      if (keyType === LUA_TTABLE) {
-        api.lua_settop(L, -3);
-        throw new Error("cannot send a table with tables as keys");
+    try {
+      while (api.lua_next(L, at)) {
+        if (api.lua_type(L, -2) === LUA_TTABLE) throw new Error("cannot send a table with tables as keys");
+        this.pack(out, L, -2, path);
+        this.pack(out, L, -1, path);
+        api.lua_settop(L, -2);
+        count++;
       }
-      entries.push([this.encode(L, -2, seen, depth + 1), this.encode(L, -1, seen, depth + 1)]);
-      api.lua_settop(L, -2);
+    } catch (e) {
+      api.lua_settop(L, top);
+      throw e;
     }
-    seen.delete(pointer);
-    return { t: entries };
+    path.pop();
+    out.view.setUint32(countAt, count, true);
   }
 
-  /** Pushes the Lua value of message `w`. */
-  decode(L: LuaState, w: Wire): void {
+  /** Pushes the Lua value of `packed` (nil for undefined). */
+  unpack(L: LuaState, packed: Packed | undefined): void {
+    if (packed === undefined) return this.engine.vm.api.lua_pushnil(L);
+    this.#read(L, { bytes: packed, view: new DataView(packed.buffer, packed.byteOffset, packed.byteLength), at: 0 });
+  }
+
+  #read(L: LuaState, r: Reader): void {
     const { vm } = this.engine;
     const api = vm.api;
-    if (w === null) return api.lua_pushnil(L);
-    switch (typeof w) {
-      case "boolean":
-        return api.lua_pushboolean(L, w ? 1 : 0);
-      case "number":
-        if (Number.isInteger(w)) return api.lua_pushinteger(L, BigInt(w));
-        return api.lua_pushnumber(L, w);
-      case "bigint":
-        return api.lua_pushinteger(L, w);
-      case "string":
-        return vm.pushString(L, w);
+    const tag = r.bytes[r.at++];
+    switch (tag) {
+      case NIL:
+        return api.lua_pushnil(L);
+      case FALSE:
+      case TRUE:
+        return api.lua_pushboolean(L, tag === TRUE ? 1 : 0);
+      case INTEGER:
+        return api.lua_pushinteger(L, BigInt(r.view.getFloat64((r.at += 8) - 8, true)));
+      case BIG_INTEGER:
+        return api.lua_pushinteger(L, r.view.getBigInt64((r.at += 8) - 8, true));
+      case FLOAT:
+        return api.lua_pushnumber(L, r.view.getFloat64((r.at += 8) - 8, true));
+      case STRING: {
+        const len = r.view.getUint32(r.at, true);
+        r.at += 4 + len;
+        return vm.pushBytes(L, r.bytes.subarray(r.at - len, r.at));
+      }
+      case HANDLE: {
+        api.lua_checkstack(L, 3);
+        vm.pushRef(L, this.libRef);
+        api.lua_getfield(L, -1, vm.cstr("handle"));
+        api.lua_pushinteger(L, BigInt(r.view.getFloat64((r.at += 8) - 8, true)));
+        api.lua_callk(L, 1, 1, 0, 0);
+        api.lua_rotate(L, -2, 1);
+        return api.lua_settop(L, -2);
+      }
     }
-    if (w instanceof Uint8Array) return vm.pushBytes(L, w);
+    const count = r.view.getUint32(r.at, true);
+    r.at += 4;
     api.lua_checkstack(L, 4);
-    if ("h" in w) {
-      vm.pushRef(L, this.libRef);
-      api.lua_getfield(L, -1, vm.cstr("handle"));
-      api.lua_pushinteger(L, BigInt(w.h));
-      api.lua_callk(L, 1, 1, 0, 0);
-      api.lua_rotate(L, -2, 1);
-      api.lua_settop(L, -2);
-      return;
-    }
-    api.lua_createtable(L, 0, w.t.length);
-    for (const [k, v] of w.t) {
-      this.decode(L, k);
-      this.decode(L, v);
+    api.lua_createtable(L, 0, count);
+    for (let i = 0; i < count; i++) {
+      this.#read(L, r);
+      this.#read(L, r);
       api.lua_rawset(L, -3);
     }
   }
@@ -152,21 +197,23 @@ class Codec {
 
 const codecs = new WeakMap<Engine, Codec>();
 
-/** The value at `idx` of `engine`'s state as a message (throws for what cannot travel). */
-export function toMessage(engine: Engine, L: LuaState, idx: number): Wire {
-  return codecs.get(engine)!.encode(L, idx);
+/** The value at `idx` of `engine`'s state, packed (throws for what cannot travel). */
+export function toMessage(engine: Engine, L: LuaState, idx: number): Packed {
+  const out = new ByteWriter();
+  codecs.get(engine)!.pack(out, L, idx);
+  return out.done();
 }
 
-/** Pushes message `w` as a Lua value on `engine`'s state. */
-export function pushMessage(engine: Engine, L: LuaState, w: Wire): void {
-  codecs.get(engine)!.decode(L, w);
+/** Pushes the packed value `packed` as a Lua value on `engine`'s state. */
+export function pushMessage(engine: Engine, L: LuaState, packed: Packed): void {
+  codecs.get(engine)!.unpack(L, packed);
 }
 
 /** A supervised child. */
 interface Child {
   name: string;
   script: string;
-  args: Wire[];
+  args: Packed[];
   id?: number;
   state: "running" | "restarting" | "stopped" | "done" | "failed";
   restarts: number;
@@ -186,7 +233,7 @@ class Supervisor {
     readonly strategy: typeof STRATEGIES[number],
     readonly maxRestarts: number,
     readonly withinMs: number,
-    children: { name: string; script: string; args: Wire[] }[],
+    children: { name: string; script: string; args: Packed[] }[],
     readonly engine: Engine,
     readonly label: string,
   ) {
@@ -310,10 +357,10 @@ return lib`;
 
 /** Where a script path given to `spawn` is: as given, else beside the main script. */
 function resolveScript(path: string, context: RunContext): string {
-  const candidates = path.startsWith("/") ? [path] : [
-    path,
-    ...(context.mainScript ? [`${context.mainScript.slice(0, context.mainScript.lastIndexOf("/") + 1)}${path}`] : []),
-  ];
+  const beside = context.mainScript
+    ? `${context.mainScript.slice(0, context.mainScript.lastIndexOf("/") + 1)}${path}`
+    : path;
+  const candidates = path.startsWith("/") || beside === path ? [path] : [path, beside];
   for (const candidate of candidates) {
     try {
       if (Deno.statSync(candidate).isFile) return Deno.realPathSync(candidate);
@@ -332,22 +379,93 @@ export const actors = (engine: Engine, context: RunContext): Family => {
   let nextSupervisor = 0;
   const codec = () => codecs.get(engine)!; // made once the Lua side exists, below
   const readArgs = (L: LuaState, from: number) => {
-    const args: Wire[] = [];
-    for (let i = from; i <= api.lua_gettop(L); i++) args.push(codec().encode(L, i));
+    const args: Packed[] = [];
+    for (let i = from; i <= api.lua_gettop(L); i++) args.push(toMessage(engine, L, i));
     return args;
+  };
+  // t[name] pushed on the stack; its type is returned (the caller pops it).
+  const getField = (L: LuaState, t: number, name: string) => api.lua_getfield(L, t, vm.cstr(name));
+  const numberField = (L: LuaState, t: number, name: string, fallback: number) => {
+    const type = getField(L, t, name);
+    const n = type === LUA_TNIL ? fallback : type === LUA_TNUMBER ? api.lua_tonumberx(L, -1, 0) : NaN;
+    api.lua_settop(L, -2);
+    return n;
+  };
+  // The children of a supervise{} spec: each { name = ..., script = ..., args = {...} }, args packed.
+  const readChildren = (L: LuaState, spec: number) => {
+    const shape = "children must be a list of { name = ..., script = ..., args = {...} }";
+    if (getField(L, spec, "children") !== LUA_TTABLE) throw argError(1, "supervise", shape);
+    const list = api.lua_gettop(L);
+    const count = Number(api.lua_rawlen(L, list));
+    if (count === 0) throw argError(1, "supervise", shape);
+    const children = [];
+    for (let i = 1; i <= count; i++) {
+      api.lua_checkstack(L, 4);
+      if (api.lua_rawgeti(L, list, BigInt(i)) !== LUA_TTABLE) throw argError(1, "supervise", shape);
+      const child = api.lua_gettop(L);
+      const nameType = getField(L, child, "name");
+      const name = nameType === LUA_TSTRING || nameType === LUA_TNUMBER ? vm.toText(L, -1) : `child ${i}`;
+      if (getField(L, child, "script") !== LUA_TSTRING) throw argError(1, "supervise", `child ${i} needs a script`);
+      const script = resolveScript(vm.toText(L, -1), context);
+      const args: Packed[] = [];
+      if (getField(L, child, "args") === LUA_TTABLE) {
+        const n = Number(api.lua_rawlen(L, -1));
+        for (let a = 1; a <= n; a++) {
+          api.lua_rawgeti(L, -1, BigInt(a));
+          args.push(toMessage(engine, L, -1));
+          api.lua_settop(L, -2);
+        }
+      }
+      api.lua_settop(L, child - 1);
+      children.push({ name, script, args });
+    }
+    api.lua_settop(L, list - 1);
+    return children;
   };
   const pushExit = (exit: Exit): Pusher => (L) => {
     if (exit.ok) {
-      codec().decode(L, exit.value);
+      codec().unpack(L, exit.value);
       return 1;
     }
     api.lua_pushnil(L);
     vm.pushString(L, exit.error);
     return 2;
   };
+  // supervise{...}: checks the spec, then starts the children; resolves with the supervisor's id.
+  const startSupervisor = (L: LuaState): Promise<Pusher> => {
+    checkTable(vm, L, 1, "supervise");
+    const strategyType = getField(L, 1, "strategy");
+    const strategy = strategyType === LUA_TNIL
+      ? "one_for_one"
+      : strategyType === LUA_TSTRING
+      ? vm.toText(L, -1)
+      : vm.typeName(L, -1);
+    api.lua_settop(L, -2);
+    if (!STRATEGIES.includes(strategy as typeof STRATEGIES[number])) {
+      throw argError(1, "supervise", `strategy must be one of ${STRATEGIES.join(", ")}, got ${strategy}`);
+    }
+    const maxRestarts = numberField(L, 1, "max_restarts", 3);
+    const within = numberField(L, 1, "within", 5);
+    if (!(maxRestarts >= 0) || !(within > 0)) {
+      throw argError(1, "supervise", "max_restarts must be a number >= 0 and within a number of seconds > 0");
+    }
+    const children = readChildren(L, 1);
+    const id = ++nextSupervisor;
+    const supervisor = new Supervisor(
+      currentLink(),
+      strategy as typeof STRATEGIES[number],
+      maxRestarts,
+      within * 1000,
+      children,
+      engine,
+      `supervisor ${id}`,
+    );
+    supervisors.set(id, supervisor);
+    return supervisor.start().then(() => (L: LuaState) => (api.lua_pushinteger(L, BigInt(id)), 1));
+  };
   const helpers = {
     spawn: engine.blocking("spawn", (L) => {
-      let path: string, args: Wire[];
+      let path: string, args: Packed[];
       try {
         path = resolveScript(checkString(vm, L, 1, "spawn"), context);
         args = readArgs(L, 2);
@@ -370,13 +488,11 @@ export const actors = (engine: Engine, context: RunContext): Family => {
     send: (L: LuaState) => {
       const id = checkInteger(vm, L, 1, "send");
       if (api.lua_gettop(L) < 2) atCaller(argError(1, "send", "message expected"));
-      let msg: Wire;
       try {
-        msg = codec().encode(L, 2);
+        currentLink().send(id, (out) => codec().pack(out, L, 2));
       } catch (e) {
         atCaller(e);
       }
-      currentLink().send(id, msg);
       return 0;
     },
     stop: (L: LuaState) => {
@@ -392,7 +508,7 @@ export const actors = (engine: Engine, context: RunContext): Family => {
       const inbox = currentLink().inbox;
       const next = (): Pusher | undefined => {
         const msg = inbox.take();
-        if (msg !== undefined) return (L) => (codec().decode(L, msg), 1);
+        if (msg !== undefined) return (L) => (codec().unpack(L, msg), 1);
         if (inbox.stopped) return (L) => (api.lua_pushnil(L), 1);
       };
       const now = next();
@@ -408,53 +524,22 @@ export const actors = (engine: Engine, context: RunContext): Family => {
       return 1;
     },
     supervise: engine.blocking("supervise", (L) => {
-      checkTable(vm, L, 1, "supervise");
-      const spec = codec().encode(L, 1) as { t: [Wire, Wire][] };
-      const field = (name: string) => spec.t.find(([k]) => k === name)?.[1];
-      const strategy = field("strategy") ?? "one_for_one";
-      if (!STRATEGIES.includes(strategy as typeof STRATEGIES[number])) {
-        throw argError(1, "supervise", `strategy must be one of ${STRATEGIES.join(", ")}, got ${String(strategy)}`);
+      try {
+        return startSupervisor(L);
+      } catch (e) {
+        atCaller(e);
       }
-      const maxRestarts = field("max_restarts") ?? 3;
-      const within = field("within") ?? 5;
-      if (typeof maxRestarts !== "number" || maxRestarts < 0 || typeof within !== "number" || within <= 0) {
-        throw argError(1, "supervise", "max_restarts must be a number >= 0 and within a number of seconds > 0");
-      }
-      const list = field("children");
-      if (!list || typeof list !== "object" || !("t" in list) || list.t.length === 0) {
-        throw argError(1, "supervise", "children must be a list of { name = ..., script = ..., args = {...} }");
-      }
-      const children = list.t.map(([, child], i) => {
-        const get = (name: string) =>
-          child && typeof child === "object" && "t" in child ? child.t.find(([k]) => k === name)?.[1] : undefined;
-        const name = get("name") ?? `child ${i + 1}`;
-        const script = get("script");
-        if (typeof script !== "string") throw argError(1, "supervise", `child ${i + 1} needs a script`);
-        const args = get("args");
-        return {
-          name: String(name),
-          script: resolveScript(script, context),
-          args: args && typeof args === "object" && "t" in args ? args.t.map(([, v]) => v) : [],
-        };
-      });
-      const id = ++nextSupervisor;
-      const supervisor = new Supervisor(
-        currentLink(),
-        strategy as typeof STRATEGIES[number],
-        maxRestarts,
-        within * 1000,
-        children,
-        engine,
-        `supervisor ${id}`,
-      );
-      supervisors.set(id, supervisor);
-      return supervisor.start().then(() => (L: LuaState) => (api.lua_pushinteger(L, BigInt(id)), 1));
     }),
     sup_children: (L: LuaState) => {
       const supervisor = supervisors.get(checkInteger(vm, L, 1, "children"))!;
       vm.pushValue(
         L,
-        supervisor.children.map((c) => ({ name: c.name, state: c.state, restarts: c.restarts, id: c.id })),
+        supervisor.children.map((c) => ({
+          name: c.name,
+          state: c.state,
+          restarts: c.restarts,
+          id: c.state === "running" ? c.id : undefined, // the handle only while it runs
+        })),
       );
       return 1;
     },

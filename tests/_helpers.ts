@@ -49,16 +49,19 @@ const BINARY = Deno.env.get("SOLVM_BIN");
 
 /**
  * Runs `solvm args...` as `deno run -A main.ts args...` (or as the binary
- * in SOLVM_BIN), feeding `stdin` if given.
+ * in SOLVM_BIN), feeding `stdin` if given, with `env` added to the environment.
  */
-export async function solvm(args: string[], options: { stdin?: string; cwd?: string } = {}): Promise<CliRun> {
+export async function solvm(
+  args: string[],
+  options: { stdin?: string; cwd?: string; env?: Record<string, string> } = {},
+): Promise<CliRun> {
   const child = new Deno.Command(BINARY ?? Deno.execPath(), {
     args: BINARY ? args : ["run", "-A", MAIN, ...args],
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
     cwd: options.cwd,
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...options.env },
   }).spawn();
   if (options.stdin !== undefined) {
     const writer = child.stdin.getWriter();

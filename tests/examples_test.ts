@@ -27,6 +27,10 @@ const expected: Record<string, string> = {
   "modules.lua": "import:\t10\t5.0\nrequire:\tHello Modules\texamples/modules/strings/init.lua\ncached:\ttrue\ttrue\n",
   "json.lua": 'SolVM\t2\tinteger\tfloat\ttrue\n{"empty":{},"greeting":"héllo ✓","list":[1,2.5,true]}\n' +
     '{\n  "nested": {\n    "a": {\n      "b": {\n        "c": 1\n      }\n    }\n  }\n}\n',
+  "supervised_pool.lua": "job 1: fib(20) = 6765\njob 2: fib(21) = 10946\njob 3: fib(22) = 17711\n" +
+    "job 5: fib(23) = 28657\njob 6: fib(24) = 46368\njob 7: fib(25) = 75025\njob 8: fib(26) = 121393\n" +
+    "job 4: lost, its worker failed and was restarted\n" +
+    "restarts:\t1\tstates:\trunning running running\nafter stop:\tstopped stopped stopped\n",
   "timers.lua": "timeout cancelled:\ttrue\ncron jobs cleared:\ttrue\ttrue\tagain:\tfalse\n" +
     'false\tcron: invalid expression "every day"\ntimeout: fired after 0.1 s\n' +
     "interval: tick 1\ninterval: tick 2\ninterval: tick 3\ninterval cleared:\ttrue\n",

@@ -1,0 +1,508 @@
+/**
+ * Actors end to end, through the real CLI: spawn, messages, handles,
+ * crashes, stop, supervision (every strategy, restart limits, trees),
+ * several scripts at once, logging and the sandbox. Each Lua script makes
+ * its actors report back to it, so every expected output is deterministic.
+ */
+import { deepStrictEqual, match, strictEqual } from "node:assert";
+import { solvm, tempFiles } from "./_helpers.ts";
+
+/** A temp folder with `files`, its real path (error messages name actors' scripts by it). */
+async function folder(files: Record<string, string>): Promise<string> {
+  return Deno.realPath(await tempFiles(files));
+}
+
+const NO_TRAVEL = "messages carry strings, numbers, booleans, tables and actor handles";
+
+Deno.test("spawn with arguments, wait() for the result, send with a dot or a colon, self() and parent()", async () => {
+  const dir = await folder({
+    "main.lua": String.raw`
+local echo = spawn("echo.lua", "x", 42, 1.5, true)
+print("main:", tostring(self()), "parent is nil:", parent() == nil)
+echo.send("dot")
+echo:send("colon")
+echo.send("done")
+print("echo:", echo.wait())
+print("again:", echo.wait())
+local nest = spawn("nest.lua")
+print("nest:", nest.wait())
+`,
+    "echo.lua": String.raw`
+local s, n, f, yes = ...
+local seen = { s, n, math.type(n), f, math.type(f), tostring(yes), select("#", ...), tostring(parent()), tostring(self()) }
+local got = {}
+while true do
+  local m = mailbox()
+  if m == "done" then break end
+  got[#got + 1] = m
+end
+return table.concat(seen, " ") .. " | " .. table.concat(got, ",")
+`,
+    "nest.lua": String.raw`
+local child = spawn("nested_child.lua")
+local m = mailbox()
+return string.format("child's parent is me: %s, child's self is its handle: %s, child returned %s",
+  tostring(m.p == self()), tostring(m.me == child), child.wait())
+`,
+    "nested_child.lua": `parent().send({ me = self(), p = parent() })\nreturn "ok"\n`,
+  });
+  const r = await solvm(["main.lua"], { cwd: dir });
+  strictEqual(r.stderr, "");
+  strictEqual(r.code, 0);
+  strictEqual(
+    r.stdout,
+    "main:\tactor 0\tparent is nil:\ttrue\n" +
+      "echo:\tx 42 integer 1.5 float true 4 actor 0 actor 1 | dot,colon\n" +
+      "again:\tx 42 integer 1.5 float true 4 actor 0 actor 1 | dot,colon\n" +
+      "nest:\tchild's parent is me: true, child's self is its handle: true, child returned ok\n",
+  );
+});
+
+Deno.test("handles travel in messages: A gets B's handle from main, messages B directly and waits for it", async () => {
+  const dir = await folder({
+    "main.lua": String.raw`
+local b = spawn("b.lua")
+local a = spawn("a.lua")
+a.send({ peer = b, note = "B's handle" })
+print("a:", a.wait())
+print("b:", b.wait())
+`,
+    "a.lua": String.raw`
+local m = mailbox()
+m.peer.send({ from = self(), text = "hi B" })
+local reply = mailbox()
+local result = m.peer.wait()
+return "A got '" .. reply .. "'; B ended with '" .. result .. "'"
+`,
+    "b.lua": String.raw`
+local m = mailbox()
+m.from:send("hello A")
+return "B got '" .. m.text .. "'"
+`,
+  });
+  const r = await solvm(["main.lua"], { cwd: dir });
+  strictEqual(r.stderr, "");
+  strictEqual(r.code, 0);
+  strictEqual(r.stdout, "a:\tA got 'hello A'; B ended with 'B got 'hi B''\nb:\tB got 'hi B'\n");
+});
+
+Deno.test("values round trip exactly: integers past 2^53, floats, booleans, binary strings, nested tables", async () => {
+  const dir = await folder({
+    "main.lua": String.raw`
+local function same(x, y)
+  if type(x) ~= type(y) then return false end
+  if type(x) == "number" then
+    if math.type(x) ~= math.type(y) then return false end
+    if x ~= x then return y ~= y end
+    return x == y and 1 / x == 1 / y
+  end
+  if type(x) ~= "table" then return x == y end
+  for k, v in pairs(x) do if not same(v, y[k]) then return false end end
+  for k in pairs(y) do if x[k] == nil then return false end end
+  return true
+end
+local values = {
+  (1 << 53) + 1, -(1 << 53) - 1, math.maxinteger, math.mininteger, 0, -7, 3.0, 0.1, -0.0, 1 / 0, -1 / 0, 0 / 0,
+  1e308, 5e-324, true, false, "", "plain", "h\xc3\xa9llo", "a\0b\255\254c\128", ("x\0"):rep(50000),
+  { 1, 2, 3 }, { [1] = "a", [3] = "c" }, { [1.5] = "float key", [true] = "t", [false] = "f", [-2] = "neg", name = "n" },
+  { nested = { deeper = { deepest = { 1, { 2, { 3, { "four" } } } } } } }, {},
+  { list = { 1.0, 2, (1 << 53) + 1 }, bytes = "\0\1\2", flag = false },
+}
+local rt = spawn("echo_back.lua")
+local exact = 0
+for i, v in ipairs(values) do
+  rt.send(v)
+  local back = mailbox()
+  if same(v, back) then exact = exact + 1 else print("differs:", i, v, back) end
+end
+rt.send(values)
+print("whole list:", same(values, mailbox()))
+rt.stop()
+print(exact .. " of " .. #values .. " exact")
+local back = spawn("echo_back.lua", (1 << 53) + 1, "\0\255", { k = 0.5 })
+print("arguments:", back.wait())
+`,
+    "echo_back.lua": String.raw`
+local n, s, t = ...
+if n then return string.format("%d %s %s %s", n, math.type(n), tostring(s == "\0\255"), math.type(t.k)) end
+while true do
+  local m = mailbox()
+  if m == nil then return end
+  parent().send(m)
+end
+`,
+  });
+  const r = await solvm(["main.lua"], { cwd: dir });
+  strictEqual(r.stderr, "");
+  strictEqual(r.code, 0);
+  strictEqual(r.stdout, "whole list:\ttrue\n27 of 27 exact\narguments:\t9007199254740993 integer true float\n");
+});
+
+Deno.test("a message that cannot travel raises a clear error at send; nothing of it is sent and the script goes on", async () => {
+  const dir = await folder({
+    "main.lua": String.raw`
+local sink = spawn("sink.lua")
+local cycle = {} cycle.again = { back = cycle }
+local deep = {} local t = deep for _ = 1, 150 do t.next = {} t = t.next end
+local refused = {
+  { "function", function() end },
+  { "coroutine", coroutine.create(function() end) },
+  { "cycle", cycle },
+  { "table key", { [{}] = 1 } },
+  { "nested function", { list = { 1, print } } },
+  { "file", io.stdout },
+  { "too deep", deep },
+}
+sink.send("first")
+for _, case in ipairs(refused) do
+  local ok, err = pcall(sink.send, case[2])
+  print(case[1] .. ":", ok, err)
+end
+local ok, err = pcall(function() sink:send({ "fine", print }) end)
+print("position:", err)
+print("no message:", pcall(sink.send))
+local shared = { 1 }
+sink.send({ a = shared, b = shared })
+sink.send("last")
+sink.send("end")
+print("sink got:", sink.wait())
+`,
+    "sink.lua": String.raw`
+local got = {}
+while true do
+  local m = mailbox()
+  if m == "end" then return table.concat(got, ",") end
+  got[#got + 1] = type(m) == "table" and ("shared " .. m.a[1] .. m.b[1]) or m
+end
+`,
+  });
+  const r = await solvm(["main.lua"], { cwd: dir });
+  strictEqual(r.stderr, "");
+  strictEqual(r.code, 0);
+  strictEqual(
+    r.stdout,
+    `function:\tfalse\tcannot send a function: ${NO_TRAVEL}\n` +
+      `coroutine:\tfalse\tcannot send a thread: ${NO_TRAVEL}\n` +
+      "cycle:\tfalse\tcannot send a table that contains itself (a cycle)\n" +
+      "table key:\tfalse\tcannot send a table with tables as keys\n" +
+      `nested function:\tfalse\tcannot send a function: ${NO_TRAVEL}\n` +
+      `file:\tfalse\tcannot send a userdata: ${NO_TRAVEL}\n` +
+      "too deep:\tfalse\tcannot send tables nested more than 100 deep\n" +
+      `position:\tmain.lua:19: cannot send a function: ${NO_TRAVEL}\n` +
+      "no message:\tfalse\tbad argument #1 to 'send' (message expected)\n" +
+      "sink got:\tfirst,shared 11,last\n",
+  );
+});
+
+Deno.test("a crash inside an actor: the spawner goes on, wait() gives nil and the message, on_error gets it", async () => {
+  const dir = await folder({
+    "main.lua": String.raw`
+local reported = {}
+on_error(function(message) reported[#reported + 1] = message end)
+local crash = spawn("crash.lua")
+print("wait:", crash.wait())
+local returns_function = spawn("returns_function.lua")
+print("bad result:", returns_function.wait())
+local exits = spawn("exits.lua")
+print("os.exit:", exits.wait())
+sleep(0.1)
+for _, m in ipairs(reported) do print("on_error:", m) end
+print("main goes on")
+`,
+    "crash.lua": `local t = nil\nprint(t.field)\n`,
+    "returns_function.lua": `return print\n`,
+    "exits.lua": `os.exit(4)\n`,
+    "unhandled.lua": `local a = spawn("crash.lua")\nprint("wait:", a.wait())\nprint("still running")\n`,
+  });
+  const crash = `${dir}/crash.lua:2: attempt to index a nil value (local 't')`;
+  const r = await solvm(["main.lua"], { cwd: dir });
+  strictEqual(r.stderr, "");
+  strictEqual(r.code, 0);
+  const lines = r.stdout.split("\n");
+  deepStrictEqual(lines.slice(0, 3), [
+    `wait:\tnil\t${crash}`,
+    `bad result:\tnil\tcannot send a function: ${NO_TRAVEL}`,
+    "os.exit:\tnil\tthe actor called os.exit(4)",
+  ]);
+  deepStrictEqual(
+    lines.slice(3, 6).sort(),
+    [
+      `on_error:\t${crash}`,
+      `on_error:\tcannot send a function: ${NO_TRAVEL}`,
+      "on_error:\tthe actor called os.exit(4)",
+    ].sort(),
+  );
+  deepStrictEqual(lines.slice(6), ["main goes on", ""]);
+  // Without on_error the failure goes to stderr with its traceback; the exit code stays 0.
+  const unhandled = await solvm(["unhandled.lua"], { cwd: dir });
+  strictEqual(unhandled.code, 0);
+  strictEqual(unhandled.stdout, `wait:\tnil\t${crash}\nstill running\n`);
+  match(unhandled.stderr, new RegExp(`^error in actor 1 \\(${dir}/crash\\.lua\\): ${RegExp.escape(crash)}\\n`));
+  match(unhandled.stderr, /stack traceback:\n/);
+});
+
+Deno.test("stop(): mail sent before it is read, then mailbox() returns nil; an actor ignoring it is ended after the grace period", async () => {
+  const dir = await folder({
+    "main.lua": String.raw`
+local counter = spawn("counter.lua")
+counter.send(1) counter.send(2) counter.send(3)
+counter.stop()
+print("counter:", counter.wait())
+counter.stop()
+local spin = spawn("spin.lua")
+local sleeper = spawn("sleeper.lua")
+assert(mailbox() == "ready") assert(mailbox() == "ready")
+local t0 = os.clock()
+spin.stop() sleeper.stop()
+print("spin:", spin.wait())
+print("sleeper:", sleeper.wait())
+local dt = os.clock() - t0
+print("ended after the grace period:", dt >= 0.9 and dt < 5, dt)
+`,
+    "counter.lua": String.raw`
+local got = {}
+while true do
+  local m = mailbox()
+  if m == nil then break end
+  got[#got + 1] = m
+end
+return "got " .. table.concat(got, ",") .. " then nil"
+`,
+    "spin.lua": `print("spin output is kept")\nparent().send("ready")\nwhile true do end\n`,
+    "sleeper.lua": `parent().send("ready")\nwhile true do sleep(0.05) end\n`,
+  });
+  const r = await solvm(["main.lua"], { cwd: dir });
+  strictEqual(r.stderr, "");
+  strictEqual(r.code, 0);
+  match(
+    r.stdout,
+    /^counter:\tgot 1,2,3 then nil\nspin output is kept\nspin:\tnil\nsleeper:\tnil\nended after the grace period:\ttrue\t[\d.]+\n$/,
+  );
+});
+
+const SUPERVISED = String.raw`
+local strategy, restarted = arg[1], tonumber(arg[2])
+local sup = supervise{ strategy = strategy, max_restarts = 5, within = 10, children = {
+  { name = "a", script = "child.lua", args = { "a" } },
+  { name = "b", script = "child.lua", args = { "b" } },
+  { name = "c", script = "child.lua", args = { "c" } },
+} }
+local function show(label)
+  local parts = {}
+  for _, c in ipairs(sup.children()) do
+    parts[#parts + 1] = string.format("%s=%s/%d/%s", c.name, c.state, c.restarts, c.actor and "handle" or "none")
+  end
+  print(label, table.concat(parts, " "))
+end
+local function started(n)
+  local names = {}
+  for i = 1, n do names[i] = mailbox() end
+  table.sort(names)
+  return table.concat(names, ",")
+end
+print("started:", started(3))
+show("running:")
+local before = sup.children()
+before[2].actor.send("crash")
+print("restarted:", started(restarted))
+show("after:")
+local after, changed = sup.children(), {}
+for i, c in ipairs(after) do changed[i] = c.name .. (c.actor == before[i].actor and " same" or " new") end
+print("handles:", table.concat(changed, ", "))
+sup.stop()
+show("stopped:")
+`;
+
+const CHILD = String.raw`
+local name = ...
+parent().send(name)
+while true do
+  local m = mailbox()
+  if m == nil then return end
+  if m == "crash" then error(name .. " crashed") end
+end
+`;
+
+Deno.test("supervise restarts per strategy: one_for_one, one_for_all, rest_for_one; children() and stop()", async () => {
+  const dir = await folder({ "sup.lua": SUPERVISED, "child.lua": CHILD });
+  const cases = [
+    ["one_for_one", 1, "b", "a=running/0/handle b=running/1/handle c=running/0/handle", "a same, b new, c same"],
+    ["one_for_all", 3, "a,b,c", "a=running/1/handle b=running/1/handle c=running/1/handle", "a new, b new, c new"],
+    ["rest_for_one", 2, "b,c", "a=running/0/handle b=running/1/handle c=running/1/handle", "a same, b new, c new"],
+  ] as const;
+  const runs = await Promise.all(
+    cases.map(([strategy, restarted]) => solvm(["sup.lua", strategy, String(restarted)], { cwd: dir })),
+  );
+  for (const [i, [strategy, , names, after, handles]] of cases.entries()) {
+    const r = runs[i];
+    strictEqual(r.stderr, "", strategy);
+    strictEqual(r.code, 0, strategy);
+    strictEqual(
+      r.stdout,
+      "started:\ta,b,c\n" +
+        "running:\ta=running/0/handle b=running/0/handle c=running/0/handle\n" +
+        `restarted:\t${names}\n` +
+        `after:\t${after}\n` +
+        `handles:\t${handles}\n` +
+        `stopped:\t${after.replaceAll("running", "stopped").replaceAll("handle", "none")}\n`,
+      strategy,
+    );
+  }
+});
+
+Deno.test("restart limits: past max_restarts within `within` the supervisor fails and main exits 1; slower failures are restarted", async () => {
+  const dir = await folder({
+    "limit.lua": String.raw`
+supervise{ max_restarts = 2, within = 5, children = { { name = "flaky", script = "flaky.lua" } } }
+print("started")
+mailbox()
+print("not reached")
+`,
+    "flaky.lua": `error("flaky failed")\n`,
+    "window.lua": String.raw`
+local sup = supervise{ max_restarts = 1, within = 0.3, children = { { name = "slow", script = "slow_fail.lua" } } }
+for _ = 1, 3 do assert(mailbox() == "up") end
+local c = sup.children()[1]
+print(c.name, c.state, c.restarts)
+sup.stop()
+`,
+    "slow_fail.lua": `parent().send("up")\nsleep(0.4)\nerror("slow failure")\n`,
+    "bad.lua": String.raw`
+print(pcall(supervise, { strategy = "one_for_none", children = { { script = "flaky.lua" } } }))
+print(pcall(supervise, { children = {} }))
+print(pcall(supervise, { children = { { name = "x" } } }))
+print(pcall(supervise, { max_restarts = -1, children = { { script = "flaky.lua" } } }))
+print(pcall(supervise, { children = { { script = "missing.lua" } } }))
+`,
+  });
+  const [limit, window, bad] = await Promise.all(
+    ["limit.lua", "window.lua", "bad.lua"].map((s) => solvm([s], { cwd: dir })),
+  );
+  strictEqual(limit.code, 1);
+  strictEqual(limit.stdout, "started\n");
+  strictEqual(
+    limit.stderr,
+    `supervisor 1 failed: child 'flaky' failed more than 2 times within 5 s (last error: ${dir}/flaky.lua:1: flaky failed)\n`,
+  );
+  strictEqual(window.stderr, "");
+  strictEqual(window.code, 0);
+  strictEqual(window.stdout, "slow\trunning\t2\n");
+  strictEqual(bad.stderr, "");
+  strictEqual(bad.code, 0);
+  const arg = "false\tbad argument #1 to 'supervise'";
+  strictEqual(
+    bad.stdout,
+    `${arg} (strategy must be one of one_for_one, one_for_all, rest_for_one, got one_for_none)\n` +
+      `${arg} (children must be a list of { name = ..., script = ..., args = {...} })\n` +
+      `${arg} (child 1 needs a script)\n` +
+      `${arg} (max_restarts must be a number >= 0 and within a number of seconds > 0)\n` +
+      "false\tspawn: no script 'missing.lua' (looked in missing.lua)\n",
+  );
+});
+
+Deno.test("supervision tree: a supervisor failing inside a supervised actor is restarted by the outer one, then escalates", async () => {
+  const dir = await folder({
+    "tree.lua": String.raw`
+supervise{ max_restarts = 1, within = 10, children = { { name = "inner", script = "inner.lua" } } }
+while true do print(mailbox()) end
+`,
+    "inner.lua": String.raw`
+parent().send("inner supervisor up")
+supervise{ max_restarts = 0, within = 10, children = { { name = "flaky", script = "flaky.lua" } } }
+`,
+    "flaky.lua": `error("flaky failed")\n`,
+  });
+  const r = await solvm(["tree.lua"], { cwd: dir });
+  strictEqual(r.code, 1);
+  strictEqual(r.stdout, "inner supervisor up\ninner supervisor up\n");
+  strictEqual(
+    r.stderr,
+    "supervisor 1 failed: child 'inner' failed more than 1 times within 10 s (last error: supervisor 1 failed: " +
+      `child 'flaky' failed more than 0 times within 10 s (last error: ${dir}/flaky.lua:1: flaky failed))\n`,
+  );
+});
+
+Deno.test("several scripts at once: prefixed lines, each script's in order, exit code = first non-zero in order", async () => {
+  const dir = await folder({
+    "a.lua": String.raw`
+for i = 1, 3 do print("a " .. i) sleep(0.02) end
+print(spawn("actor.lua").wait())
+`,
+    "actor.lua": `print("a's actor prints")\nreturn "a's actor returned"\n`,
+    "b.lua": String.raw`
+for i = 1, 3 do print("b " .. i) sleep(0.02) end
+io.stderr:write("b warns\n")
+os.exit(3)
+`,
+    "c.lua": `print("c runs")\nerror("c fails")\n`,
+    "args.lua": `print(#arg, arg[1], arg[2])\n`,
+  });
+  const [abc, acb, args] = await Promise.all([
+    solvm(["a.lua", "b.lua", "c.lua"], { cwd: dir }),
+    solvm(["a.lua", "c.lua", "b.lua"], { cwd: dir }),
+    solvm(["args.lua", "--", "x.lua", "y.lua"], { cwd: dir }),
+  ]);
+  strictEqual(abc.code, 3);
+  strictEqual(acb.code, 1);
+  for (const r of [abc, acb]) {
+    const lines = r.stdout.trimEnd().split("\n");
+    const of = (label: string) => lines.filter((l) => l.startsWith(`[${label}] `));
+    strictEqual(of("a.lua").length + of("b.lua").length + of("c.lua").length, lines.length, r.stdout);
+    deepStrictEqual(of("a.lua"), [
+      "[a.lua] a 1",
+      "[a.lua] a 2",
+      "[a.lua] a 3",
+      "[a.lua] a's actor prints",
+      "[a.lua] a's actor returned",
+    ]);
+    deepStrictEqual(of("b.lua"), ["[b.lua] b 1", "[b.lua] b 2", "[b.lua] b 3"]);
+    deepStrictEqual(of("c.lua"), ["[c.lua] c runs"]);
+    match(r.stderr, /^\[b\.lua\] b warns$/m);
+    match(r.stderr, /^\[c\.lua\] c\.lua:2: c fails$/m);
+  }
+  strictEqual(args.stderr, "");
+  strictEqual(args.code, 0);
+  strictEqual(args.stdout, "2\tx.lua\ty.lua\n");
+});
+
+Deno.test("SOLVM_LOG=info logs actor starts and ends on stderr; by default nothing", async () => {
+  const dir = await folder({ "log.lua": `print(spawn("quick.lua").wait())\n`, "quick.lua": `return "quick"\n` });
+  const [info, quiet] = await Promise.all([
+    solvm(["log.lua"], { cwd: dir, env: { SOLVM_LOG: "info" } }),
+    solvm(["log.lua"], { cwd: dir }),
+  ]);
+  for (const r of [info, quiet]) {
+    strictEqual(r.code, 0);
+    strictEqual(r.stdout, "quick\n");
+  }
+  const actor = `actor 1 \\(${RegExp.escape(`${dir}/quick.lua`)}\\)`;
+  match(info.stderr, new RegExp(`^\\[solvm \\S+ info\\] ${actor} started by the main script$`, "m"));
+  match(info.stderr, new RegExp(`^\\[solvm \\S+ info\\] ${actor} ended$`, "m"));
+  strictEqual(quiet.stderr, "");
+});
+
+Deno.test("--sandbox: an actor from the script's folder starts, and it is confined too", async () => {
+  const denied = 'permission denied: read access to "/etc/hostname" (run with --allow-read=/etc/hostname)';
+  const dir = await folder({
+    "main.lua": String.raw`
+print("actor:", spawn("reader.lua", arg[0]:match("^(.*)/") .. "/data.txt").wait())
+print("main:", pcall(read_file, "/etc/hostname"))
+`,
+    "reader.lua": String.raw`
+local data = ...
+local ok, err = pcall(read_file, "/etc/hostname")
+local f, open_err = io.open("/etc/hostname")
+return table.concat({ tostring(ok), err, tostring(f), open_err, read_file(data) }, " | ")
+`,
+    "data.txt": "beside the script",
+  });
+  const r = await solvm(["--sandbox", `${dir}/main.lua`]);
+  strictEqual(r.stderr, "");
+  strictEqual(r.code, 0);
+  strictEqual(
+    r.stdout,
+    `actor:\tfalse | read_file: cannot read "/etc/hostname": ${denied} | nil | /etc/hostname: ${denied}` +
+      " | beside the script\n" +
+      `main:\tfalse\tread_file: cannot read "/etc/hostname": ${denied}\n`,
+  );
+});
