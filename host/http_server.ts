@@ -18,6 +18,7 @@ import { fileErrorReason } from "./filesystem.ts";
 import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
 import { headersMetatable } from "./_headers.ts";
 import { hostPort } from "./dns.ts";
+import { log } from "../runtime/log.ts";
 
 /** Request bodies above this many bytes get 413 unless `max_body` says otherwise. */
 export const DEFAULT_MAX_BODY = 10 * 1024 * 1024;
@@ -315,6 +316,10 @@ class ServerTable {
           onListen: ({ port }) => {
             server.port = port;
             server.release = this.engine.hold();
+            log(
+              "info",
+              `server '${server.name}' listening on ${server.tls ? "https" : "http"}://${server.hostname}:${port}`,
+            );
             resolve((L) => (this.engine.vm.api.lua_pushinteger(L, BigInt(port)), 1));
           },
           onError: (e) => {
@@ -347,6 +352,7 @@ class ServerTable {
   #shutdown(server: Server): void {
     const http = server.http;
     server.http = undefined;
+    if (http) log("info", `server '${server.name}' stopped`);
     for (const socket of server.sockets) socket.close(1001, "server stopping");
     server.sockets.clear();
     server.release?.();

@@ -12,6 +12,7 @@
 import { loadLuaModule, LUA_MASKCOUNT, LUA_OK, LUA_TFUNCTION, type LuaState, type LuaSystem, NO_FILES } from "./lua.ts";
 import { type HostFunction, LuaUnwind, LuaVM } from "./state.ts";
 import { SCHEDULER_LUA } from "./scheduler_lua.ts";
+import { log, logEnabled } from "./log.ts";
 import { newSharedOutput, type OutputSink, sharedOutput } from "./output.ts";
 
 export type { OutputSink };
@@ -268,6 +269,15 @@ export class Engine {
       0,
     );
     api.lua_setfield(L, -2, vm.cstr("report"));
+    api.lua_pushcclosure(
+      L,
+      vm.hostFunction((L) => {
+        if (logEnabled("warn")) log("warn", `${vm.toText(L, 1)} failed: ${vm.toText(L, 2)}`);
+        return 0;
+      }),
+      0,
+    );
+    api.lua_setfield(L, -2, vm.cstr("failed"));
     api.lua_pushcclosure(
       L,
       vm.hostFunction((L) => {

@@ -80,6 +80,7 @@ local function message_of(err)
 end
 
 local function dispatch_error(g, message, trace)
+  host.failed(name_of(g), message)
   if error_handler and not g.handler then
     local id = spawn(error_handler, "on_error handler", nil, message, trace)
     goroutines[id].handler = true

@@ -334,3 +334,22 @@ Deno.test("without read access to SolVM's files the time limit still stops a nev
     /^solvm: --allow-\*, --sandbox and bare --deny-\* flags confine the script in a worker, which needs read access to SolVM's own files \(run Deno with --allow-read=.*\)\n$/,
   );
 });
+
+Deno.test("SOLVM_LOG=info logs server start and stop and goroutine failures; by default nothing is logged", async () => {
+  const dir = await tempFiles({
+    "log.lua": `create_server("s", 0, { host = "127.0.0.1" })
+handle_http("s", "/", function() return "x" end)
+start_server("s")
+go(function() error("g boom") end, "worker")
+sleep(0.05)
+stop_server("s")
+`,
+  });
+  const logged = await solvm([`${dir}/log.lua`], { env: { SOLVM_LOG: "info" } });
+  strictEqual(logged.code, 0);
+  match(logged.stderr, /^\[solvm \S+ info\] server 's' listening on http:\/\/127\.0\.0\.1:\d+\n/);
+  match(logged.stderr, /\[solvm \S+ warn\] worker failed: .*log\.lua:4: g boom\n/);
+  match(logged.stderr, /\[solvm \S+ info\] server 's' stopped\n$/);
+  const quiet = await solvm([`${dir}/log.lua`]);
+  strictEqual(quiet.stderr.includes("[solvm"), false, quiet.stderr);
+});
