@@ -22,7 +22,16 @@ export type Exit =
 
 /** Root to actor thread. */
 type ToActor =
-  | { t: "start"; id: number; parent: number; path: string; args: Packed[]; log: string; output: Output }
+  | {
+    t: "start";
+    id: number;
+    parent: number;
+    path: string;
+    args: Packed[];
+    log: string;
+    output: Output;
+    rules: ActorRules;
+  }
   | { t: "deliver"; chunks: Uint8Array[] }
   | { t: "stop" }
   | { t: "spawned"; req: number; id?: number; error?: string }
@@ -35,6 +44,15 @@ type ToRoot =
   | { t: "stop"; id: number }
   | { t: "watch"; id: number }
   | { t: "done"; exit: Exit };
+
+/** The limits and refusals of the run, which every actor of it keeps too. */
+export interface ActorRules {
+  /** What `--deny-<kind>=...` refuses (see host/_permissions.ts). */
+  deny?: Partial<Record<string, string[]>>;
+  maxMemory?: number;
+  maxGoroutines?: number;
+  maxInstructions?: number;
+}
 
 /** Where an actor's standard output goes: a buffer the root can still drain after ending the actor by force. */
 export interface Output {
@@ -272,12 +290,14 @@ export class RootSystem implements ActorLink {
   readonly #makeThread: ThreadMaker;
   readonly #logLevel: string;
   readonly #label?: string;
+  readonly #rules: ActorRules;
 
-  /** `label` goes before each line actors print (several scripts at once). */
-  constructor(makeThread: ThreadMaker, logLevel: string, label?: string) {
+  /** `label` goes before each line actors print (several scripts at once); `rules` bind every actor. */
+  constructor(makeThread: ThreadMaker, logLevel: string, label: string | undefined, rules: ActorRules) {
     this.#makeThread = makeThread;
     this.#logLevel = logLevel;
     this.#label = label;
+    this.#rules = rules;
   }
 
   spawn(path: string, args: Packed[], parent = 0): Promise<number> {
@@ -301,7 +321,16 @@ export class RootSystem implements ActorLink {
     };
     this.#actors.set(id, record);
     thread.port.onmessage = ({ data }: MessageEvent<ToRoot>) => this.#fromActor(record, data);
-    const start: ToActor = { t: "start", id, parent, path, args, log: this.#logLevel, output: record.output };
+    const start: ToActor = {
+      t: "start",
+      id,
+      parent,
+      path,
+      args,
+      log: this.#logLevel,
+      output: record.output,
+      rules: this.#rules,
+    };
     thread.port.postMessage(start);
     log("info", `actor ${id} (${path}) started by ${parent === 0 ? "the main script" : `actor ${parent}`}`);
     return Promise.resolve(id);

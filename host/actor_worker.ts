@@ -12,11 +12,11 @@ import { CallStopped, Engine, type Outcome } from "../runtime/engine.ts";
 import { prefixedOutput, prefixedText, sharedOutput } from "../runtime/output.ts";
 import { LuaError } from "../runtime/errors.ts";
 import { type LogLevel, setLogLevel } from "../runtime/log.ts";
-import { ActorThreadLink, type Exit, type Output, type Packed, type ToActor } from "./_actor_system.ts";
+import { ActorThreadLink, type Exit, type ToActor } from "./_actor_system.ts";
 import { pushMessage, setActorLink, toMessage } from "./actors.ts";
 import { installGlobals } from "./script.ts";
 import { denoFileSystem } from "./filesystem.ts";
-import { checkAccess } from "./_permissions.ts";
+import { checkAccess, setDenied } from "./_permissions.ts";
 
 const scope = self as unknown as { onmessage: (e: MessageEvent<{ port: MessagePort }>) => void };
 
@@ -28,16 +28,21 @@ scope.onmessage = ({ data }) => {
     setLogLevel(message.log as LogLevel);
     actorLink = new ActorThreadLink(port, message.id, message.parent);
     setActorLink(actorLink);
-    run(actorLink, message.path, message.args, message.output).then((exit) => actorLink!.done(exit));
+    setDenied(message.rules.deny ?? {});
+    run(actorLink, message).then((exit) => actorLink!.done(exit));
   };
 };
 
-async function run(link: ActorThreadLink, path: string, args: Packed[], output: Output): Promise<Exit> {
+async function run(link: ActorThreadLink, start: Extract<ToActor, { t: "start" }>): Promise<Exit> {
+  const { path, args, output, rules } = start;
   const stdout = sharedOutput(output.buffer);
   const engine = Engine.createSync({
     stdout: output.label ? prefixedOutput(stdout, output.label) : stdout,
     stderr: output.label ? prefixedText(output.label) : undefined,
     files: denoFileSystem(),
+    maxMemory: rules.maxMemory,
+    maxGoroutines: rules.maxGoroutines,
+    maxInstructions: rules.maxInstructions,
   });
   const { vm } = engine;
   try {

@@ -13,6 +13,7 @@ import { LUA_TBOOLEAN, LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, type LuaS
 import { log, logLevel } from "../runtime/log.ts";
 import {
   type ActorLink,
+  type ActorRules,
   ByteWriter,
   directThreads,
   type Exit,
@@ -22,27 +23,30 @@ import {
 } from "./_actor_system.ts";
 
 let link: ActorLink | undefined;
-let makeThread: ThreadMaker = directThreads;
-let outputLabel: string | undefined;
+let settings: ActorSettings = {};
+
+/** How a run's actors are made: their threads, their output label, and the run's limits and refusals. */
+export interface ActorSettings {
+  /** How the root makes actor threads (the CLI makes them in its own thread, with the script's permissions). */
+  threads?: ThreadMaker;
+  /** Put before each line actors print (several scripts at once: the script's name). */
+  label?: string;
+  rules?: ActorRules;
+}
+
+/** Sets how this thread's actors are made (before the first spawn). */
+export function configureActors(actorSettings: ActorSettings): void {
+  settings = actorSettings;
+}
 
 /** Makes this thread an actor's (host/actor_worker.ts calls it before the script runs). */
 export function setActorLink(actorLink: ActorLink): void {
   link = actorLink;
 }
 
-/** How the root makes actor threads (the CLI makes them in its own thread, with the script's permissions). */
-export function setThreadMaker(maker: ThreadMaker): void {
-  makeThread = maker;
-}
-
-/** Sets what goes before each line actors print (several scripts at once: the script's name). */
-export function setActorOutputLabel(label: string | undefined): void {
-  outputLabel = label;
-}
-
 /** This thread's link; the first use in a thread that is no actor makes it the root. */
 function currentLink(): ActorLink {
-  return link ??= new RootSystem(makeThread, logLevel(), outputLabel);
+  return link ??= new RootSystem(settings.threads ?? directThreads, logLevel(), settings.label, settings.rules ?? {});
 }
 
 /** Ends every actor of this thread's root (its run is over). */

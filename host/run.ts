@@ -10,7 +10,7 @@ import { installGlobals, runScriptFile } from "./script.ts";
 import { runRepl } from "./repl.ts";
 import { denoFileSystem } from "./filesystem.ts";
 import { type DenyLists, setDenied } from "./_permissions.ts";
-import { closeActors, setActorOutputLabel, setThreadMaker } from "./actors.ts";
+import { closeActors, configureActors } from "./actors.ts";
 import type { ThreadMaker } from "./_actor_system.ts";
 import { LOG_LEVELS, type LogLevel, setLogLevel } from "../runtime/log.ts";
 import { type OutputSink, prefixedOutput, prefixedText } from "../runtime/output.ts";
@@ -68,8 +68,16 @@ export interface RunHooks {
 export async function runRequest(request: RunRequest, hooks: RunHooks): Promise<number> {
   setDenied(request.deny);
   if (LOG_LEVELS.includes(request.logLevel as LogLevel)) setLogLevel(request.logLevel as LogLevel);
-  if (hooks.threads) setThreadMaker(hooks.threads);
-  setActorOutputLabel(request.label);
+  configureActors({
+    threads: hooks.threads,
+    label: request.label,
+    rules: {
+      deny: request.deny,
+      maxMemory: request.maxMemory,
+      maxGoroutines: request.maxGoroutines,
+      maxInstructions: request.maxInstructions,
+    },
+  });
   const stdout = request.label ? prefixedOutput(hooks.stdout, request.label) : hooks.stdout;
   const stderr = request.label ? prefixedText(request.label) : undefined;
   const limit = hooks.timeLimit;

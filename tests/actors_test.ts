@@ -506,3 +506,19 @@ return table.concat({ tostring(ok), err, tostring(f), open_err, read_file(data) 
       `main:\tfalse\tread_file: cannot read "/etc/hostname": ${denied}\n`,
   );
 });
+
+Deno.test("actors keep the run's --deny-* lists and limits", async () => {
+  const dir = await tempFiles({
+    "limited.lua": `local ok, e = pcall(read_file, "/etc/hostname")
+local ok2, e2 = pcall(function() local t = {} for i = 1, 1e9 do t[i] = string.rep("x", 1000) .. i end end)
+return e .. " | " .. tostring(ok2) .. " " .. tostring(e2)`,
+    "main.lua": `print(spawn("limited.lua").wait())`,
+  });
+  const r = await solvm(["--deny-read=/etc", "--memory-limit", "64", `${dir}/main.lua`]);
+  strictEqual(r.stderr, "");
+  strictEqual(
+    r.stdout,
+    'read_file: cannot read "/etc/hostname": permission denied: read access to "/etc/hostname" ' +
+      "(denied by --deny-read=/etc) | false not enough memory\n",
+  );
+});
