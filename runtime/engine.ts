@@ -125,6 +125,9 @@ const LUA_DEBUG_SOURCE = 16;
 const LUA_DEBUG_NAME = 4;
 const LUA_DEBUG_CURRENTLINE = 24;
 const LUA_HOOKCOUNT = 3;
+const LUA_HOOKLINE = 2;
+// sizeof(lua_Debug) in this 32-bit build is 124 bytes; room to spare.
+const LUA_DEBUG_SIZE = 256;
 const LUA_MASKCALL = 1, LUA_MASKRET = 2, LUA_MASKLINE = 4;
 
 /** A debug hook: the event ("call", "return", "line", "count"), the current line, the function's name if known. */
@@ -177,6 +180,7 @@ export class Engine {
   #callThreadBusy = false;
   #directRef = 0;
   #userHook = 0;
+  #callerInfo = 0;
   #closers: (() => void)[] = [];
   #channelClosers = new Map<number, () => void>();
   #nextChannel = 0;
@@ -376,8 +380,9 @@ export class Engine {
       }
       api.lua_getinfo(T, info, ar);
       const heap = vm.lua.heap();
-      // The scheduler's own lines are SolVM's, not the script's.
+      // The scheduler's own lines are SolVM's, not the script's, and so are the C functions it calls.
       if (this.#isSchedulerSource(new DataView(heap.buffer).getUint32(ar + LUA_DEBUG_SOURCE, true))) return;
+      if (event !== LUA_HOOKLINE && this.#calledByScheduler(T)) return;
       const namePtr = new DataView(heap.buffer).getUint32(ar + LUA_DEBUG_NAME, true);
       let name = "";
       if (namePtr) {
@@ -402,6 +407,17 @@ export class Engine {
     if (this.#callThread === 0 || this.#callThreadBusy) return;
     this.vm.unref(this.#callThreadRef);
     this.#callThread = 0;
+  }
+
+  // Whether the function running on T was called by the scheduler's Lua code.
+  #calledByScheduler(T: LuaState): boolean {
+    const { vm } = this;
+    this.#callerInfo ||= vm.api.malloc(LUA_DEBUG_SIZE);
+    if (!vm.api.lua_getstack(T, 1, this.#callerInfo)) return false;
+    vm.api.lua_getinfo(T, vm.cstr("S"), this.#callerInfo);
+    return this.#isSchedulerSource(
+      new DataView(vm.lua.heap().buffer).getUint32(this.#callerInfo + LUA_DEBUG_SOURCE, true),
+    );
   }
 
   /** Removes the hook {@linkcode setDebugHook} set; the limits keep being checked. */
@@ -976,5 +992,6 @@ export class Engine {
     this.vm.lua.removeFunction(this.#continuation);
     this.vm.lua.removeFunction(this.#tierUpHook);
     if (this.#userHook) this.vm.lua.removeFunction(this.#userHook);
+    if (this.#callerInfo) this.vm.api.free(this.#callerInfo);
   }
 }

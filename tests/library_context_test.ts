@@ -326,10 +326,6 @@ Deno.test("setHook: call and return events name the functions", async () => {
 
 Deno.test({
   name: "setHook: a hook sees only the script's own calls",
-  // BUG: the call goes through the scheduler, whose C helpers show up as
-  // "call -1 co_resume", "return -1 co_resume", "call -1 co_status", ...
-  // (engine.ts filters the scheduler's Lua lines but not these calls).
-  ignore: true,
   fn: async () => {
     const lua = new Context();
     try {
