@@ -13,7 +13,7 @@
 import type { Engine } from "../runtime/engine.ts";
 import type { Family } from "../runtime/family.ts";
 import { argError, checkFunction, checkInteger, checkString, checkTable, isNone } from "../runtime/args.ts";
-import { LUA_REGISTRYINDEX, LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, type LuaState } from "../runtime/lua.ts";
+import { LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, type LuaState } from "../runtime/lua.ts";
 import { fileErrorReason } from "./filesystem.ts";
 import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
 import { headersMetatable } from "./_headers.ts";
@@ -137,16 +137,6 @@ function match(routes: Route[], path: string): { route: Route; params: Record<st
 /** Reads a request body, or undefined when it exceeds `max` bytes. */
 const EMPTY = new Uint8Array();
 const TEXT = "text/plain; charset=utf-8";
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
-
-/** A response body: as text when it is UTF-8 (Deno sends strings faster than bytes), else a copy of the bytes. */
-function responseBody(bytes: Uint8Array): string | Uint8Array<ArrayBuffer> {
-  try {
-    return strictUtf8.decode(bytes);
-  } catch {
-    return bytes.slice();
-  }
-}
 
 async function readBody(request: Request, max: number): Promise<Uint8Array | undefined> {
   const declared = Number(request.headers.get("content-length") ?? "0");
@@ -204,11 +194,10 @@ class ServerTable {
   #support = 0;
   #headersMeta = 0;
   #makeWs = 0;
-  #requestPairs = 0;
-  #requestField = 0;
-  // Requests whose handler runs, for the fields made on first use.
+  /** The metatable every request table shares: its `__index` makes the fields made on first use. */
+  #requestMeta = 0;
+  // Requests whose handler runs, by the address of their table, for the fields made on first use.
   readonly #requests = new Map<number, PendingRequest>();
-  #nextRequest = 0;
 
   constructor(readonly engine: Engine) {
     engine.onClose(() => {
@@ -229,10 +218,13 @@ class ServerTable {
     vm.pushRef(engine.L, this.#support);
     vm.api.lua_getfield(engine.L, -1, vm.cstr("make_ws"));
     this.#makeWs = vm.ref(engine.L);
-    vm.api.lua_getfield(engine.L, -1, vm.cstr("request_pairs"));
-    this.#requestPairs = vm.ref(engine.L);
+    vm.api.lua_createtable(engine.L, 0, 2);
+    vm.api.lua_getfield(engine.L, -2, vm.cstr("request_pairs"));
+    vm.api.lua_setfield(engine.L, -2, vm.cstr("__pairs"));
+    vm.api.lua_pushcclosure(engine.L, vm.hostFunction((L) => this.#lazyField(L)), 0);
+    vm.api.lua_setfield(engine.L, -2, vm.cstr("__index"));
+    this.#requestMeta = vm.ref(engine.L);
     vm.api.lua_settop(engine.L, -2);
-    this.#requestField = vm.hostFunction((L) => this.#lazyField(L));
     this.#headersMeta = headersMetatable(engine);
   }
 
@@ -362,9 +354,12 @@ class ServerTable {
 
   #serve(server: Server, request: Request, info: Deno.ServeHandlerInfo): Response | Promise<Response> {
     const url = splitUrl(request.url);
-    if (request.headers.get("upgrade")?.toLowerCase() === "websocket") {
+    // The headers are made only for a path with a WebSocket route: making them costs a tenth of a request.
+    if (server.routes.ws.length > 0) {
       const found = match(server.routes.ws, url.pathname);
-      if (found) return this.#upgrade(server, request, found.route);
+      if (found && request.headers.get("upgrade")?.toLowerCase() === "websocket") {
+        return this.#upgrade(server, request, found.route);
+      }
     }
     let http;
     try {
@@ -375,17 +370,24 @@ class ServerTable {
     if (!http) return plain(404, "Not Found");
     const handle = (body: Uint8Array | undefined) => {
       if (body === undefined) return plain(413, "Payload Too Large");
-      const id = ++this.#nextRequest;
-      this.#requests.set(id, { request, url, body, params: http.params, info });
-      const response = this.#handle(server, http.route.ref, url, (L) => this.#pushRequest(L, id));
+      const pending: PendingRequest = { request, url, body, params: http.params, info };
+      let table = 0;
+      const response = this.#handle(server, http.route.ref, url, (L) => {
+        table = this.#pushRequest(L, pending);
+        return 1;
+      });
+      // A table whose handler dropped it may be collected and its address reused by a newer request.
+      const forget = () => this.#requests.get(table) === pending && this.#requests.delete(table);
       if (!(response instanceof Promise)) {
-        this.#requests.delete(id);
+        forget();
         return response;
       }
-      return response.finally(() => this.#requests.delete(id));
+      return response.finally(forget);
     };
     // Most requests have no body: then the handler runs at once, with no await on the way.
-    if (!request.body) return handle(EMPTY);
+    // Deno gives GET and HEAD requests no body, so their body stream is not even asked for.
+    const method = request.method;
+    if (method === "GET" || method === "HEAD" || !request.body) return handle(EMPTY);
     return readBody(request, server.maxBody).then(handle, () => plain(400, "Bad Request")); // the client went away
   }
 
@@ -412,34 +414,31 @@ class ServerTable {
   }
 
   /**
-   * Pushes the request table: method and path at once, the other fields
+   * Pushes the request table and returns its address: method and path at once, the other fields
    * on first use (most handlers read few of them, and making them all
    * cost more than the rest of a request).
    */
-  #pushRequest(L: LuaState, id: number): number {
+  #pushRequest(L: LuaState, pending: PendingRequest): number {
     const vm = this.engine.vm;
     const api = vm.api;
-    const { request, url } = this.#requests.get(id)!;
+    const { request, url } = pending;
     api.lua_createtable(L, 0, 3);
+    const table = api.lua_topointer(L, -1);
+    this.#requests.set(table, pending);
     vm.pushString(L, request.method);
     api.lua_setfield(L, -2, vm.cstr("method"));
     vm.pushString(L, url.pathname);
     api.lua_setfield(L, -2, vm.cstr("path"));
-    api.lua_createtable(L, 0, 2);
-    api.lua_pushinteger(L, BigInt(id));
-    api.lua_pushcclosure(L, this.#requestField, 1);
-    api.lua_setfield(L, -2, vm.cstr("__index"));
-    vm.pushRef(L, this.#requestPairs);
-    api.lua_setfield(L, -2, vm.cstr("__pairs"));
+    vm.pushRef(L, this.#requestMeta);
     api.lua_setmetatable(L, -2);
-    return 1;
+    return table;
   }
 
   /** `__index(req, key)`: makes one of the request's other fields, and keeps it in the table. */
   #lazyField(L: LuaState): number {
     const vm = this.engine.vm;
     const api = vm.api;
-    const pending = this.#requests.get(Number(api.lua_tointegerx(L, LUA_REGISTRYINDEX - 1, 0)));
+    const pending = this.#requests.get(api.lua_topointer(L, 1));
     if (!pending || api.lua_type(L, 2) !== LUA_TSTRING) return 0; // the handler has ended
     const { request, url, body, params, info } = pending;
     switch (vm.toText(L, 2)) {
@@ -477,13 +476,19 @@ class ServerTable {
     return 1;
   }
 
+  /** A response body: as text when it is UTF-8 (Deno sends strings faster than bytes), else a copy of the bytes. */
+  #responseBody(L: LuaState, index: number): string | Uint8Array<ArrayBuffer> {
+    const vm = this.engine.vm;
+    return vm.toUtf8Text(L, index) ?? vm.toBytes(L, index);
+  }
+
   /** The handler's result at `index`: a string (200, text/plain) or `{ status, headers, body }`. */
   #response(L: LuaState, index: number): Response {
     const vm = this.engine.vm;
     const api = vm.api;
     const type = api.lua_type(L, index);
     if (type === LUA_TSTRING || type === LUA_TNUMBER) {
-      return new Response(responseBody(vm.viewBytes(L, index)), { headers: { "content-type": TEXT } });
+      return new Response(this.#responseBody(L, index), { headers: { "content-type": TEXT } });
     }
     if (type === LUA_TNIL) return new Response(null, { status: 200 });
     if (type !== LUA_TTABLE) {
@@ -494,7 +499,7 @@ class ServerTable {
     const status = api.lua_type(L, -1) === LUA_TNUMBER ? Number(api.lua_tonumberx(L, -1, 0)) : 200;
     api.lua_getfield(L, index, vm.cstr("body"));
     const bodyType = api.lua_type(L, -1);
-    const body = bodyType === LUA_TSTRING || bodyType === LUA_TNUMBER ? responseBody(vm.viewBytes(L, -1)) : null;
+    const body = bodyType === LUA_TSTRING || bodyType === LUA_TNUMBER ? this.#responseBody(L, -1) : null;
     api.lua_settop(L, -3);
     // A plain record is the cheapest header form for Response; names are matched case-insensitively here.
     const headers: Record<string, string> = {};

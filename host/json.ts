@@ -17,7 +17,6 @@ import {
   LUA_TNUMBER,
   LUA_TSTRING,
   LUA_TTABLE,
-  type LuaModule,
   type LuaState,
 } from "../runtime/lua.ts";
 import type { Family } from "../runtime/family.ts";
@@ -37,39 +36,6 @@ const INT64_MAX = 2n ** 63n - 1n;
 const SMALL_INTS: bigint[] = [];
 for (let i = 0; i < 4096; i++) SMALL_INTS.push(BigInt(i));
 const bigint = (n: number): bigint => n >= 0 && n < 4096 ? SMALL_INTS[n] : BigInt(n);
-
-/** Bytes of WebAssembly memory per loaded Lua module for short ASCII strings (one per realm, never freed). */
-const SCRATCH_SIZE = 256;
-const scratches = new WeakMap<LuaModule, number>();
-
-function scratchOf(vm: LuaVM): number {
-  let p = scratches.get(vm.lua);
-  if (p === undefined) {
-    p = vm.api.malloc(SCRATCH_SIZE);
-    if (!p) throw new Error("not enough memory");
-    scratches.set(vm.lua, p);
-  }
-  return p;
-}
-
-/** Pushes a JS string; short ASCII strings skip TextEncoder (the common case for keys and values). */
-function pushText(vm: LuaVM, L: LuaState, s: string, scratch: number): void {
-  const n = s.length;
-  if (n <= SCRATCH_SIZE) {
-    const heap = vm.lua.heap(); // fetched each time: memory growth replaces it
-    let i = 0;
-    for (; i < n; i++) {
-      const c = s.charCodeAt(i);
-      if (c >= 0x80) break;
-      heap[scratch + i] = c;
-    }
-    if (i === n) {
-      vm.api.lua_pushlstring(L, scratch, n);
-      return;
-    }
-  }
-  vm.pushString(L, s);
-}
 
 // ---- encoding -----------------------------------------------------------------
 
@@ -115,6 +81,8 @@ interface Key {
   kind: number; // KEY_STRING, KEY_INTEGER or KEY_FLOAT
   integer: bigint;
   float: number;
+  /** The value's JSON text when it is not a table (read during the key scan, so not fetched again). */
+  json: string | undefined;
 }
 const KEY_STRING = 0, KEY_INTEGER = 1, KEY_FLOAT = 2;
 
@@ -125,10 +93,8 @@ class Encoder {
   readonly out: string[] = [];
   readonly #path = new Set<number>();
   readonly #newlines: string[] = [];
-  readonly #scratch: number;
 
   constructor(readonly vm: LuaVM, readonly L: LuaState, readonly gap: string, readonly emptyArray: number) {
-    this.#scratch = scratchOf(vm);
   }
 
   /** "\n" plus `depth` indents (pretty printing only). */
@@ -138,29 +104,25 @@ class Encoder {
 
   /** Appends the value at absolute index `idx`. */
   value(idx: number, depth: number): void {
-    const { vm, L, out } = this;
+    if (this.vm.api.lua_type(this.L, idx) === LUA_TTABLE) this.#table(idx, depth + 1);
+    else this.out.push(this.#scalar(idx));
+  }
+
+  /** The JSON text of the value at `idx`, which is not a table. */
+  #scalar(idx: number): string {
+    const { vm, L } = this;
     const api = vm.api;
     switch (api.lua_type(L, idx)) {
       case LUA_TNIL:
-        out.push("null");
-        return;
+        return "null";
       case LUA_TBOOLEAN:
-        out.push(api.lua_toboolean(L, idx) ? "true" : "false");
-        return;
+        return api.lua_toboolean(L, idx) ? "true" : "false";
       case LUA_TNUMBER:
-        out.push(this.#number(idx));
-        return;
+        return this.#number(idx);
       case LUA_TSTRING:
-        out.push(quoteBytes(vm.viewBytes(L, idx)));
-        return;
-      case LUA_TTABLE:
-        this.#table(idx, depth + 1);
-        return;
+        return quoteBytes(vm.viewBytes(L, idx));
       case LUA_TLIGHTUSERDATA:
-        if (api.lua_topointer(L, idx) === 0) { // json_null
-          out.push("null");
-          return;
-        }
+        if (api.lua_topointer(L, idx) === 0) return "null"; // json_null
     }
     throw new Error(`json_encode: cannot encode a value of type ${vm.typeName(L, idx)}`);
   }
@@ -243,8 +205,12 @@ class Encoder {
       if (i > 0) out.push(",");
       if (gap) out.push(this.#newline(depth));
       out.push(key.quoted, colon);
-      // Fetch the value again by its key (valid UTF-8 text gives back the same bytes).
-      if (key.kind === KEY_STRING) pushText(vm, L, key.text, this.#scratch);
+      if (key.json !== undefined) {
+        out.push(key.json);
+        continue;
+      }
+      // Fetch a table again by its key (valid UTF-8 text gives back the same bytes).
+      if (key.kind === KEY_STRING) vm.pushString(L, key.text);
       else if (key.kind === KEY_INTEGER) api.lua_pushinteger(L, key.integer);
       else api.lua_pushnumber(L, key.float);
       api.lua_rawget(L, idx);
@@ -266,21 +232,22 @@ class Encoder {
     const keys: Key[] = [];
     api.lua_pushnil(L);
     while (api.lua_next(L, idx)) {
+      const json = api.lua_type(L, -1) === LUA_TTABLE ? undefined : this.#scalar(api.lua_gettop(L));
       const type = api.lua_type(L, -2);
       if (type === LUA_TSTRING) {
         const bytes = vm.viewBytes(L, -2);
         const ascii = plainAscii(bytes);
         const text = ascii ?? decodeUtf8(bytes);
         const quoted = ascii !== undefined ? `"${ascii}"` : JSON.stringify(text);
-        keys.push({ text, quoted, kind: KEY_STRING, integer: 0n, float: 0 });
+        keys.push({ text, quoted, kind: KEY_STRING, integer: 0n, float: 0, json });
       } else if (type === LUA_TNUMBER && api.lua_isinteger(L, -2)) {
         const integer = api.lua_tointegerx(L, -2, 0);
         const text = String(integer);
-        keys.push({ text, quoted: `"${text}"`, kind: KEY_INTEGER, integer, float: 0 });
+        keys.push({ text, quoted: `"${text}"`, kind: KEY_INTEGER, integer, float: 0, json });
       } else if (type === LUA_TNUMBER) {
         const float = api.lua_tonumberx(L, -2, 0);
         const text = formatFloat(float);
-        keys.push({ text, quoted: `"${text}"`, kind: KEY_FLOAT, integer: 0n, float });
+        keys.push({ text, quoted: `"${text}"`, kind: KEY_FLOAT, integer: 0n, float, json });
       } else {
         throw new Error(`json_encode: cannot encode a table key of type ${vm.typeName(L, -2)}`);
       }
@@ -408,7 +375,6 @@ function parseError(text: string, e: unknown): Error {
 /** JSON for both directions, bound to one engine. */
 class Json {
   readonly #vm: LuaVM;
-  readonly #scratch: number;
   /** Registry reference and address of the metatable marking decoded empty arrays. */
   readonly #emptyArrayRef: number;
   readonly #emptyArray: number;
@@ -416,7 +382,6 @@ class Json {
   constructor(engine: Engine) {
     const { vm, L } = engine;
     this.#vm = vm;
-    this.#scratch = scratchOf(vm);
     vm.api.lua_createtable(L, 0, 0);
     this.#emptyArray = vm.api.lua_topointer(L, -1); // tables never move; the ref keeps it alive
     this.#emptyArrayRef = vm.ref(L);
@@ -478,7 +443,7 @@ class Json {
     switch (typeof v) {
       case "string":
         if (marked && v.charCodeAt(0) === 0) this.#pushToken(L, v.slice(1));
-        else pushText(vm, L, v, this.#scratch);
+        else vm.pushString(L, v);
         return;
       case "number":
         if (Number.isInteger(v)) api.lua_pushinteger(L, bigint(v));
@@ -519,7 +484,7 @@ class Json {
     const keys = Object.keys(object);
     api.lua_createtable(L, 0, keys.length);
     for (const key of keys) {
-      pushText(vm, L, key, this.#scratch); // binary-safe: keys may hold NUL
+      vm.pushString(L, key); // binary-safe: keys may hold NUL
       this.#push(L, object[key], marked, depth);
       api.lua_rawset(L, -3);
     }

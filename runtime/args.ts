@@ -52,19 +52,16 @@ export function checkString(vm: LuaVM, L: LuaState, i: number, fname: string): s
   return vm.toText(L, i);
 }
 
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
-
 /**
  * Argument `i` as text that must be valid UTF-8 (a path, a URL): a lossy
  * decoding would silently name something else.
  */
 export function checkStrictText(vm: LuaVM, L: LuaState, i: number, fname: string, what: string): string {
-  const bytes = checkBytes(vm, L, i, fname);
-  try {
-    return strictUtf8.decode(bytes);
-  } catch {
-    throw argError(i, fname, `${what} is not valid UTF-8`);
-  }
+  const t = vm.api.lua_type(L, i);
+  if (t !== LUA_TSTRING && t !== LUA_TNUMBER) throw typeError(vm, L, i, fname, "string");
+  const text = vm.toUtf8Text(L, i);
+  if (text === undefined) throw argError(i, fname, `${what} is not valid UTF-8`);
+  return text;
 }
 
 /** Checks that argument `i` is a table. */

@@ -28,6 +28,12 @@ export class LuaUnwind extends Error {}
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+const strictDecoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Strings up to this many bytes are converted in JavaScript (a TextEncoder or TextDecoder call costs more). */
+const SHORT_STRING = 256;
+/** Reused character codes of a short string (one array, no garbage per string). */
+const shortCodes: number[] = [];
 
 /**
  * A Lua state with SolVM's helpers.
@@ -85,9 +91,23 @@ export class LuaVM {
 
   /** Pushes a JavaScript string as UTF-8 bytes. */
   pushString(L: LuaState, s: string): void {
-    const max = s.length * 3;
+    const n = s.length;
+    const max = n * 3;
     const p = this.#reserve(max + 1);
-    const { written } = encoder.encodeInto(s, this.lua.heap().subarray(p, p + max));
+    const heap = this.lua.heap();
+    if (n <= SHORT_STRING) {
+      let i = 0;
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        heap[p + i] = c;
+      }
+      if (i === n) {
+        this.api.lua_pushlstring(L, p, n);
+        return;
+      }
+    }
+    const { written } = encoder.encodeInto(s, heap.subarray(p, p + max));
     this.api.lua_pushlstring(L, p, written);
   }
 
@@ -110,6 +130,21 @@ export class LuaVM {
     return (heap[at] | heap[at + 1] << 8 | heap[at + 2] << 16 | heap[at + 3] << 24) >>> 0;
   }
 
+  /** The string at `idx` when it is short and every byte is below `limit` (0x80: ASCII), else undefined. */
+  #shortText(L: LuaState, idx: number, limit: number): string | undefined {
+    const p = this.api.lua_tolstring(L, idx, this.#lenPtr);
+    const heap = this.lua.heap();
+    const n = this.#length(heap);
+    if (n > SHORT_STRING) return undefined;
+    shortCodes.length = n;
+    for (let i = 0; i < n; i++) {
+      const c = heap[p + i];
+      if (c >= limit) return undefined;
+      shortCodes[i] = c;
+    }
+    return String.fromCharCode.apply(null, shortCodes);
+  }
+
   /** A copy of the bytes of the string at `idx`. */
   toBytes(L: LuaState, idx: number): Uint8Array<ArrayBuffer> {
     return this.viewBytes(L, idx).slice();
@@ -117,7 +152,18 @@ export class LuaVM {
 
   /** The string at `idx` decoded as UTF-8 (invalid bytes become U+FFFD). */
   toText(L: LuaState, idx: number): string {
-    return decoder.decode(this.viewBytes(L, idx));
+    return this.#shortText(L, idx, 0x80) ?? decoder.decode(this.viewBytes(L, idx));
+  }
+
+  /** The string at `idx` as text when it is valid UTF-8, else undefined. */
+  toUtf8Text(L: LuaState, idx: number): string | undefined {
+    const short = this.#shortText(L, idx, 0x80);
+    if (short !== undefined) return short;
+    try {
+      return strictDecoder.decode(this.viewBytes(L, idx));
+    } catch {
+      return undefined;
+    }
   }
 
   /**
@@ -132,12 +178,9 @@ export class LuaVM {
 
   /** The string at `idx` as a byte string: one character per byte. */
   toByteString(L: LuaState, idx: number): string {
+    const short = this.#shortText(L, idx, 0x100);
+    if (short !== undefined) return short;
     const bytes = this.viewBytes(L, idx);
-    if (bytes.length <= 64) {
-      let text = "";
-      for (let i = 0; i < bytes.length; i++) text += String.fromCharCode(bytes[i]);
-      return text;
-    }
     let text = "";
     for (let at = 0; at < bytes.length; at += 4096) {
       text += String.fromCharCode(...bytes.subarray(at, at + 4096));

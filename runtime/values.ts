@@ -61,7 +61,6 @@ export function byRef<T extends object>(target: T): ByReference<T> {
   return new ByReference(target);
 }
 
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 const UPVALUE_1 = LUA_REGISTRYINDEX - 1;
 
 /** Converts values between JavaScript and one engine's Lua state. */
@@ -273,14 +272,8 @@ export class Values {
         const n = api.lua_tointegerx(L, idx, 0);
         return n >= -9007199254740991n && n <= 9007199254740991n ? Number(n) : n;
       }
-      case LUA_TSTRING: {
-        const bytes = vm.viewBytes(L, idx);
-        try {
-          return strictUtf8.decode(bytes);
-        } catch {
-          return bytes.slice();
-        }
-      }
+      case LUA_TSTRING:
+        return vm.toUtf8Text(L, idx) ?? vm.toBytes(L, idx);
       case LUA_TTABLE:
         return this.#readTable(L, api.lua_absindex(L, idx), seen ?? new Map());
       case LUA_TFUNCTION:

@@ -425,6 +425,67 @@ Deno.test("20 requests to a handler that sleeps 0.2 s run at the same time", asy
   strictEqual(r.stderr, "");
 });
 
+Deno.test("handlers that wait (and collect garbage) still read their own request's query, headers and body", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_http("s", "/echo", function(req)
+      sleep(0.05)
+      collectgarbage()  -- request tables of finished handlers are freed; their addresses may be reused
+      return req.method .. " " .. req.query .. " " .. tostring(req.headers["x-n"]) .. " " .. req.body
+    end)
+    handle_http("s", "/drop", function(req)
+      local method = req.method
+      req = nil
+      collectgarbage()  -- this request's table is freed while its handler still waits
+      sleep(0.03)
+      return method
+    end)
+    serve("s")`);
+  const r = await session(s, async () => {
+    const replies = await Promise.all(Array.from({ length: 30 }, (_, i) => {
+      const init = i % 2 === 0
+        ? { method: "POST", headers: { "x-n": String(i) }, body: `body ${i}` }
+        : { headers: { "x-n": String(i) } };
+      return Promise.all([request(s.url(`/echo?i=${i}`), init), request(s.url("/drop"))]);
+    }));
+    deepStrictEqual(
+      replies.map(([echo, drop]) => `${echo.text}|${drop.text}`),
+      Array.from(
+        { length: 30 },
+        (_, i) => `${i % 2 === 0 ? "POST" : "GET"} i=${i} ${i} ${i % 2 === 0 ? `body ${i}` : ""}|GET`,
+      ),
+    );
+  });
+  finishedOk(r);
+  strictEqual(r.stderr, "");
+});
+
+Deno.test("a GET request's body is dropped (as Deno's server does): req.body is empty", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_http("s", "/len", function(req) return req.method .. " " .. #req.body end)
+    serve("s")`);
+  const r = await session(s, async () => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: s.ports[0] });
+    try {
+      await conn.write(new TextEncoder().encode("GET /len HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"));
+      const buf = new Uint8Array(4096);
+      let text = "";
+      while (!text.includes("GET ")) {
+        const n = await within(conn.read(buf), 10_000, "the answer");
+        if (n === null) break;
+        text += new TextDecoder().decode(buf.subarray(0, n));
+      }
+      match(text, /^HTTP\/1\.1 200 OK/);
+      ok(text.endsWith("\r\n\r\nGET 0"), text);
+    } finally {
+      conn.close();
+    }
+  });
+  finishedOk(r);
+  strictEqual(r.stderr, "");
+});
+
 Deno.test("a handler blocked on a channel is released by another request", async () => {
   const s = await start(`
     create_server("s", 0, false, nil, nil, ${LOCAL})
