@@ -177,13 +177,20 @@ function splitUrl(url: string): RequestTarget {
 const plain = (status: number, text: string) =>
   new Response(text, { status, headers: { "content-type": "text/plain; charset=utf-8" } });
 
-/** What a handler's request table makes its other fields from. */
+/** The fields of a request table made on first use (method and path are made at once). */
+const LAZY_FIELDS = new Set(["query", "query_params", "headers", "body", "params", "remote_addr"]);
+
+/** What a handler's request table makes its other fields from, while the handler runs. */
 interface PendingRequest {
   request: Request;
   url: RequestTarget;
   body: Uint8Array;
   params: Record<string, string>;
   info: Deno.ServeHandlerInfo;
+  /** The registry reference that holds the table (so its address names it) until the handler ends. */
+  ref: number;
+  /** The table's address. */
+  table: number;
 }
 
 /** The servers of one engine. */
@@ -196,7 +203,7 @@ class ServerTable {
   #makeWs = 0;
   /** The metatable every request table shares: its `__index` makes the fields made on first use. */
   #requestMeta = 0;
-  // Requests whose handler runs, by the address of their table, for the fields made on first use.
+  // Requests whose handler runs, by the address of their table.
   readonly #requests = new Map<number, PendingRequest>();
 
   constructor(readonly engine: Engine) {
@@ -370,19 +377,13 @@ class ServerTable {
     if (!http) return plain(404, "Not Found");
     const handle = (body: Uint8Array | undefined) => {
       if (body === undefined) return plain(413, "Payload Too Large");
-      const pending: PendingRequest = { request, url, body, params: http.params, info };
-      let table = 0;
-      const response = this.#handle(server, http.route.ref, url, (L) => {
-        table = this.#pushRequest(L, pending);
-        return 1;
-      });
-      // A table whose handler dropped it may be collected and its address reused by a newer request.
-      const forget = () => this.#requests.get(table) === pending && this.#requests.delete(table);
+      const pending: PendingRequest = { request, url, body, params: http.params, info, ref: 0, table: 0 };
+      const response = this.#handle(server, http.route.ref, url, (L) => this.#pushRequest(L, pending));
       if (!(response instanceof Promise)) {
-        forget();
+        this.#answered(pending, this.engine.runPending);
         return response;
       }
-      return response.finally(forget);
+      return response.finally(() => this.#answered(pending, true));
     };
     // Most requests have no body: then the handler runs at once, with no await on the way.
     // Deno gives GET and HEAD requests no body, so their body stream is not even asked for.
@@ -414,7 +415,7 @@ class ServerTable {
   }
 
   /**
-   * Pushes the request table and returns its address: method and path at once, the other fields
+   * Pushes the request table: method and path at once, the other fields
    * on first use (most handlers read few of them, and making them all
    * cost more than the rest of a request).
    */
@@ -423,25 +424,66 @@ class ServerTable {
     const api = vm.api;
     const { request, url } = pending;
     api.lua_createtable(L, 0, 3);
-    const table = api.lua_topointer(L, -1);
-    this.#requests.set(table, pending);
+    pending.table = api.lua_topointer(L, -1);
+    api.lua_pushvalue(L, -1);
+    pending.ref = vm.ref(L);
+    this.#requests.set(pending.table, pending);
     vm.pushString(L, request.method);
     api.lua_setfield(L, -2, vm.cstr("method"));
     vm.pushString(L, url.pathname);
     api.lua_setfield(L, -2, vm.cstr("path"));
     vm.pushRef(L, this.#requestMeta);
     api.lua_setmetatable(L, -2);
-    return table;
+    return 1;
+  }
+
+  /**
+   * The handler has ended, and Deno closes the request (its headers and
+   * address go). When the handler waited or left goroutines ready to run,
+   * they may read the table later: every field is made now.
+   */
+  #answered(pending: PendingRequest, othersMayRead: boolean): void {
+    this.#requests.delete(pending.table);
+    const { vm, L } = this.engine;
+    if (this.engine.closed) return;
+    if (othersMayRead) {
+      vm.pushRef(L, pending.ref);
+      for (const field of LAZY_FIELDS) {
+        vm.pushString(L, field);
+        if (vm.api.lua_rawget(L, -2) === LUA_TNIL && this.#makeField(L, pending, field)) {
+          vm.pushString(L, field);
+          vm.api.lua_rotate(L, -2, 1);
+          vm.api.lua_rawset(L, -4);
+        }
+        vm.api.lua_settop(L, -2);
+      }
+      vm.api.lua_settop(L, -2);
+    }
+    vm.unref(pending.ref);
   }
 
   /** `__index(req, key)`: makes one of the request's other fields, and keeps it in the table. */
   #lazyField(L: LuaState): number {
     const vm = this.engine.vm;
     const api = vm.api;
+    if (api.lua_type(L, 2) !== LUA_TSTRING) return 0;
+    const field = vm.toText(L, 2);
+    if (!LAZY_FIELDS.has(field)) return 0;
     const pending = this.#requests.get(api.lua_topointer(L, 1));
-    if (!pending || api.lua_type(L, 2) !== LUA_TSTRING) return 0; // the handler has ended
+    if (!pending) throw new Error(`req.${field}: the request has been answered; read it before the handler returns`);
+    this.#makeField(L, pending, field);
+    api.lua_pushvalue(L, 2);
+    api.lua_pushvalue(L, -2);
+    api.lua_rawset(L, 1);
+    return 1;
+  }
+
+  /** Pushes request field `field` (one of LAZY_FIELDS); false (nothing pushed) for another name. */
+  #makeField(L: LuaState, pending: PendingRequest, field: string): boolean {
+    const vm = this.engine.vm;
+    const api = vm.api;
     const { request, url, body, params, info } = pending;
-    switch (vm.toText(L, 2)) {
+    switch (field) {
       case "query":
         vm.pushString(L, url.query);
         break;
@@ -468,12 +510,9 @@ class ServerTable {
         vm.pushString(L, (info.remoteAddr as Deno.NetAddr).hostname ?? "");
         break;
       default:
-        return 0;
+        return false;
     }
-    api.lua_pushvalue(L, 2);
-    api.lua_pushvalue(L, -2);
-    api.lua_rawset(L, 1);
-    return 1;
+    return true;
   }
 
   /** A response body: as text when it is UTF-8 (Deno sends strings faster than bytes), else a copy of the bytes. */

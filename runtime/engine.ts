@@ -566,6 +566,11 @@ export class Engine {
     };
   }
 
+  /** Whether goroutines are ready to run and wait for the next pump (one was started or woken, say). */
+  get runPending(): boolean {
+    return this.#scheduled;
+  }
+
   /** How many resident sources are active. */
   get resident(): number {
     return this.#resident;

@@ -436,7 +436,7 @@ Deno.test("handlers that wait (and collect garbage) still read their own request
     handle_http("s", "/drop", function(req)
       local method = req.method
       req = nil
-      collectgarbage()  -- this request's table is freed while its handler still waits
+      collectgarbage()  -- its table must stay known to the server while the handler waits
       sleep(0.03)
       return method
     end)
@@ -454,6 +454,42 @@ Deno.test("handlers that wait (and collect garbage) still read their own request
         { length: 30 },
         (_, i) => `${i % 2 === 0 ? "POST" : "GET"} i=${i} ${i} ${i % 2 === 0 ? `body ${i}` : ""}|GET`,
       ),
+    );
+  });
+  finishedOk(r);
+  strictEqual(r.stderr, "");
+});
+
+Deno.test("after the handler returns, goroutines it started still read the request; a table kept elsewhere says why not", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    local seen = chan("seen", 10)
+    handle_http("s", "/later", function(req)
+      go(function()
+        sleep(0.05)
+        collectgarbage()
+        send(seen, table.concat({ req.method, req.path, req.query, req.query_params.k, req.headers["x-n"], req.body,
+          req.remote_addr }, " "))
+      end)
+      return "accepted"
+    end)
+    local kept
+    handle_http("s", "/keep", function(req) kept = req return "kept" end)
+    handle_http("s", "/kept", function()
+      local ok, err = pcall(function() return kept.body end)
+      return kept.method .. " " .. kept.path .. " | " .. tostring(ok) .. " " .. tostring(err)
+    end)
+    handle_http("s", "/seen", function() return receive(seen) end)
+    serve("s")`);
+  const r = await session(s, async () => {
+    const accepted = await request(s.url("/later?k=v"), { method: "POST", headers: { "x-n": "7" }, body: "payload" });
+    strictEqual(accepted.text, "accepted");
+    await expectText(s.url("/seen"), "POST /later k=v v 7 payload 127.0.0.1");
+    await expectText(s.url("/keep?q=1"), "kept");
+    const kept = await request(s.url("/kept"));
+    match(
+      kept.text,
+      /^GET \/keep \| false .*req\.body: the request has been answered; read it before the handler returns$/,
     );
   });
   finishedOk(r);
