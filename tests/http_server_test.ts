@@ -464,7 +464,8 @@ Deno.test("after the handler returns, goroutines it started still read the reque
   const s = await start(`
     create_server("s", 0, false, nil, nil, ${LOCAL})
     local seen = chan("seen", 10)
-    handle_http("s", "/later", function(req)
+    local function later(req)
+      if req.path == "/later-wait" then sleep(0.01) end  -- the handler ends after waiting
       go(function()
         sleep(0.05)
         collectgarbage()
@@ -472,7 +473,9 @@ Deno.test("after the handler returns, goroutines it started still read the reque
           req.remote_addr }, " "))
       end)
       return "accepted"
-    end)
+    end
+    handle_http("s", "/later", later)
+    handle_http("s", "/later-wait", later)
     local kept
     handle_http("s", "/keep", function(req) kept = req return "kept" end)
     handle_http("s", "/kept", function()
@@ -485,6 +488,9 @@ Deno.test("after the handler returns, goroutines it started still read the reque
     const accepted = await request(s.url("/later?k=v"), { method: "POST", headers: { "x-n": "7" }, body: "payload" });
     strictEqual(accepted.text, "accepted");
     await expectText(s.url("/seen"), "POST /later k=v v 7 payload 127.0.0.1");
+    const waited = await request(s.url("/later-wait?k=w"), { method: "PUT", headers: { "x-n": "8" }, body: "more" });
+    strictEqual(waited.text, "accepted");
+    await expectText(s.url("/seen"), "PUT /later-wait k=w w 8 more 127.0.0.1");
     await expectText(s.url("/keep?q=1"), "kept");
     const kept = await request(s.url("/kept"));
     match(
