@@ -366,6 +366,7 @@ function logLevelFromEnvironment(): string | undefined {
 /** A script running in its worker: its exit code once it ends, and how to stop it at once. */
 interface WorkerRun {
   exit: Promise<number>;
+  /** Stops the worker at once, and kills the commands its script left running. */
   stop(): void;
 }
 
@@ -383,16 +384,27 @@ function startWorker(
   const options = { type: "module" as const, ...(permissions ? { deno: { permissions } } : {}) };
   const worker = new Worker(module, options);
   const actorThreads = new Map<number, Worker>();
-  const stop = () => {
+  // Process groups of the script's commands still running: a worker stopped at once cannot end them itself.
+  const commands = new Set<number>();
+  const end = () => {
     worker.terminate();
     for (const thread of actorThreads.values()) thread.terminate();
     drainSharedOutput(output);
   };
+  const stop = () => {
+    end();
+    for (const group of commands) killGroup(group);
+  };
   const exit = new Promise<number>((resolve) => {
     worker.onmessage = ({ data }: MessageEvent<WorkerReply>) => {
       if ("exit" in data) {
-        stop();
+        end(); // the engine has closed, and ended its commands
         return resolve(data.exit);
+      }
+      if ("command" in data) {
+        if (data.running) commands.add(data.command);
+        else commands.delete(data.command);
+        return;
       }
       if ("endActorThread" in data) {
         actorThreads.get(data.endActorThread)?.terminate();
@@ -412,6 +424,19 @@ function startWorker(
   });
   worker.postMessage({ ...request, output } satisfies WorkerRequest);
   return { exit, stop };
+}
+
+/** Kills a command's process group (the shell alone when signalling the group is not allowed). */
+function killGroup(group: number): void {
+  try {
+    Deno.kill(-group, "SIGKILL");
+  } catch {
+    try {
+      Deno.kill(group, "SIGKILL");
+    } catch {
+      // It has exited meanwhile.
+    }
+  }
 }
 
 if (import.meta.main) main(Deno.args);

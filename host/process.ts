@@ -27,7 +27,8 @@
  * `--allow-run=sh` (Deno refuses to signal a group then). Not being
  * permitted to run `sh` is an error naming the flag. Being in a group of
  * its own, a command does not get the terminal's Ctrl-C, and outlives a
- * SolVM killed before its engine closes.
+ * SolVM killed before its engine closes, unless the CLI kills it (a time
+ * limit stopping the script's thread: see {@linkcode watchCommands}).
  *
  * @module
  */
@@ -45,6 +46,18 @@ const DRAIN_GRACE_MS = 100;
 const WRITE_HIGH_WATER = 64 * 1024;
 /** Linux's EPIPE, the third result of a write to a command that stopped reading. */
 const EPIPE = 32;
+
+/** Told of each command's process group as it starts and once it has exited (see {@linkcode watchCommands}). */
+let commandWatcher: ((group: number, running: boolean) => void) | undefined;
+
+/**
+ * Sets who is told of the process groups of running commands: the CLI,
+ * which kills what is left when it must stop the script's thread at once
+ * (a time limit) and the engine cannot close.
+ */
+export function watchCommands(watcher: ((group: number, running: boolean) => void) | undefined): void {
+  commandWatcher = watcher;
+}
 
 // The popen file object, written in Lua over the helpers; buffering lives here.
 const POPEN_LUA = `
@@ -448,8 +461,10 @@ class ChildTable {
     });
     process.status.then(() => {
       child.exited = true;
+      commandWatcher?.(process.pid, false);
       this.#forgetIfDone(id, child);
     });
+    commandWatcher?.(process.pid, true);
     this.#live.set(id, child);
     return [id, child];
   }

@@ -11,6 +11,7 @@ import { runRepl } from "./repl.ts";
 import { denoFileSystem } from "./filesystem.ts";
 import { type DenyLists, setDenied } from "./_permissions.ts";
 import { closeActors, configureActors } from "./actors.ts";
+import { watchCommands } from "./process.ts";
 import type { ThreadMaker } from "./_actor_system.ts";
 import { LOG_LEVELS, type LogLevel, setLogLevel } from "../runtime/log.ts";
 import { type OutputSink, prefixedOutput, prefixedText } from "../runtime/output.ts";
@@ -52,6 +53,8 @@ export interface RunHooks {
   timeLimit?: TimeLimit;
   /** How actor threads are made (by the CLI's thread, for a confined worker). */
   threads?: ThreadMaker;
+  /** Told of the process group of each command (os.execute, io.popen) as it starts and once it exited. */
+  onCommand?: (group: number, running: boolean) => void;
 }
 
 /**
@@ -67,6 +70,7 @@ export interface RunHooks {
  */
 export async function runRequest(request: RunRequest, hooks: RunHooks): Promise<number> {
   setDenied(request.deny);
+  watchCommands(hooks.onCommand);
   if (LOG_LEVELS.includes(request.logLevel as LogLevel)) setLogLevel(request.logLevel as LogLevel);
   configureActors({
     threads: hooks.threads,

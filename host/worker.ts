@@ -6,7 +6,9 @@
  * Protocol: the CLI posts one {@linkcode WorkerRequest}; the worker answers
  * with `{ exit: code }` when the run is over. Meanwhile it may ask the CLI
  * for actor threads (`{ actorThread, port }`, `{ endActorThread }`): a
- * confined worker could not load their module itself.
+ * confined worker could not load their module itself. It tells the CLI
+ * of each command's process group (`{ command, running }`), for the CLI to
+ * kill when a time limit stops the worker.
  *
  * @module
  */
@@ -25,7 +27,8 @@ export interface WorkerRequest extends RunRequest {
 export type WorkerReply =
   | { exit: number }
   | { actorThread: number; port: MessagePort }
-  | { endActorThread: number };
+  | { endActorThread: number }
+  | { command: number; running: boolean };
 
 const scope = self as unknown as {
   onmessage: (e: MessageEvent<WorkerRequest>) => void;
@@ -47,6 +50,7 @@ scope.onmessage = async ({ data }) => {
       scope.postMessage({ actorThread: id, port: port2 }, [port2]);
       return { port: port1, terminate: () => scope.postMessage({ endActorThread: id }) };
     },
+    onCommand: (command, running) => scope.postMessage({ command, running }),
   });
   scope.postMessage({ exit });
 };

@@ -6,7 +6,7 @@ import { deepStrictEqual, ok, strictEqual } from "node:assert";
 import { Engine, type Outcome } from "../runtime/engine.ts";
 import { installGlobals } from "../host/script.ts";
 import { denoFileSystem } from "../host/filesystem.ts";
-import { runLua, sleep, tempFiles } from "./_helpers.ts";
+import { runLua, sleep, solvm, tempFiles } from "./_helpers.ts";
 
 /** A Lua string literal for a path (temporary paths are plain ASCII). */
 const lit = (text: string) => JSON.stringify(text);
@@ -320,6 +320,23 @@ Deno.test("commands still running when the engine closes are killed, with what t
     sleep(0.3)
     os.exit(0)`);
   deepStrictEqual(r.outcome, { status: "exit", code: 0 });
+  for (const name of ["popen.pid", "execute.pid"]) {
+    const pid = Number((await Deno.readTextFile(`${dir}/${name}`)).trim());
+    ok(pid > 0, name);
+    ok(await gone(pid), `${name}: process ${pid} still runs`);
+  }
+});
+
+Deno.test("CLI: a time limit that stops a busy script also kills the commands it left running", async () => {
+  const dir = await tempFiles({
+    "runaway.lua": `local dir = ...
+      go(function() os.execute("echo $$ > " .. dir .. "/execute.pid; sleep 30") end)
+      local f = io.popen("sleep 30 & echo $! > " .. dir .. "/popen.pid; wait")
+      sleep(0.3)
+      while true do end  -- never yields: only stopping the script's thread ends it`,
+  });
+  const r = await solvm(["--timeout", "1500ms", `${dir}/runaway.lua`, dir]);
+  strictEqual(r.code, 124, r.stderr);
   for (const name of ["popen.pid", "execute.pid"]) {
     const pid = Number((await Deno.readTextFile(`${dir}/${name}`)).trim());
     ok(pid > 0, name);
