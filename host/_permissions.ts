@@ -88,6 +88,11 @@ export function checkAccess(kind: AccessKind, target: string): void {
   if (entry !== undefined) throw new AccessDenied(kind, target, entry);
 }
 
+/** True when a `--deny-<kind>` list is in force. */
+export function hasDenyList(kind: AccessKind): boolean {
+  return (denied[kind]?.length ?? 0) > 0;
+}
+
 /**
  * True for a refused access: Deno's permission errors, node's EPERM and
  * {@linkcode AccessDenied}.

@@ -21,7 +21,7 @@ import { argError, checkBytes, checkStrictText, checkString, checkTable, isNone 
 import { LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, type LuaState } from "../runtime/lua.ts";
 import type { LuaVM } from "../runtime/state.ts";
 import { headersMetatable } from "./_headers.ts";
-import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
+import { accessReason, checkAccess, hasDenyList, isPermissionError } from "./_permissions.ts";
 
 /** Seconds a request may take when the call gives no `timeout`. */
 export const DEFAULT_TIMEOUT = 30;
@@ -178,6 +178,20 @@ function describeFailure(call: Call, e: unknown, timedOut: boolean): string {
   return connect ? `${fname}: cannot connect to ${url}: ${reason}` : `${fname}: request to ${url} failed: ${reason}`;
 }
 
+/** Statuses whose Location fetch follows. */
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/** Redirects fetch follows before it gives up. */
+const MAX_REDIRECTS = 20;
+
+/** `headers` without those that describe a request body (dropped when a redirect turns a request into a GET). */
+function withoutBodyHeaders(headers: Headers): Headers {
+  const kept = new Headers(headers);
+  for (const name of ["content-type", "content-length", "content-encoding", "content-language", "content-location"]) {
+    kept.delete(name);
+  }
+  return kept;
+}
+
 /** What a request got back. */
 interface Received {
   status: number;
@@ -219,17 +233,50 @@ class HttpClient {
       controller.abort();
     }, Math.min(call.timeout * 1000, MAX_TIMER_MS));
     this.#inFlight.add(controller);
+    // fetch follows redirects without asking: under a --deny-net list each hop is followed here, and checked.
+    const checkHops = hasDenyList("net");
+    let { url, method, body, headers } = call;
     try {
-      checkAccess("net", netTarget(call.url));
-      const response = await fetch(call.url, {
-        method: call.method,
-        headers: call.headers,
-        body: call.body,
-        signal: controller.signal,
-      });
-      const body = new Uint8Array(await response.arrayBuffer());
-      return { status: response.status, body, headers: response.headers, url: response.url };
+      for (let hop = 0;; hop++) {
+        checkAccess("net", netTarget(url));
+        const response = await fetch(url, {
+          method,
+          headers,
+          body,
+          signal: controller.signal,
+          redirect: checkHops ? "manual" : "follow",
+        });
+        const location = checkHops && REDIRECTS.has(response.status) ? response.headers.get("location") : null;
+        if (location === null) {
+          const received = new Uint8Array(await response.arrayBuffer());
+          return {
+            status: response.status,
+            body: received,
+            headers: response.headers,
+            url: checkHops ? url : response.url,
+          };
+        }
+        await response.body?.cancel();
+        if (hop === MAX_REDIRECTS) {
+          return `${call.fname}: request to ${call.url} failed: more than ${MAX_REDIRECTS} redirects`;
+        }
+        const next = new URL(location, url);
+        // As fetch does: 303 (and 301/302 after a POST) turn into a GET without a body.
+        if ((response.status === 303 && method !== "HEAD") || (response.status <= 302 && method === "POST")) {
+          method = "GET";
+          body = undefined;
+          headers = withoutBodyHeaders(headers);
+        }
+        if (next.origin !== new URL(url).origin) {
+          headers = new Headers(headers);
+          headers.delete("authorization");
+        }
+        url = next.href;
+      }
     } catch (e) {
+      if (url !== call.url && isPermissionError(e)) {
+        return `${call.fname}: cannot follow the redirect to ${url}: ${accessReason(e, "net", netTarget(url))}`;
+      }
       return describeFailure(call, e, timedOut);
     } finally {
       clearTimeout(timer);

@@ -112,3 +112,48 @@ print(pcall(read_file, "${dir}/b.txt"))`,
       `(denied by --deny-read=${dir}/b.txt)\n`,
   );
 });
+
+Deno.test("--deny-net applies to every redirect hop; redirects are followed as fetch does", async () => {
+  let deniedHits = 0;
+  const denied = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+    deniedHits++;
+    return new Response("secret");
+  });
+  const allowed = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+    const path = new URL(request.url).pathname;
+    const redirect = (status: number, location: string) => new Response(null, { status, headers: { location } });
+    if (path === "/to-denied") return redirect(302, `http://127.0.0.1:${denied.addr.port}/secret`);
+    if (path === "/see-other") return redirect(303, "/final");
+    if (path === "/temporary") return redirect(307, "/final");
+    if (path === "/loop") return redirect(302, "/loop");
+    const body = await request.text();
+    return new Response(`${request.method} ${body.length} ${request.headers.get("content-type")}`);
+  });
+  try {
+    const dir = await tempFiles({
+      "hops.lua": `local base = "http://127.0.0.1:${allowed.addr.port}"
+print(http_get(base .. "/to-denied"))
+local r = http_post(base .. "/see-other", "data", { ["Content-Type"] = "text/plain" })
+print(r.status, r.body, r.url == base .. "/final")
+r = http_post(base .. "/temporary", "data", { ["Content-Type"] = "text/plain" })
+print(r.status, r.body, r.url == base .. "/final")
+print(http_get(base .. "/loop"))
+`,
+    });
+    const r = await solvm([`--deny-net=127.0.0.1:${denied.addr.port}`, `${dir}/hops.lua`]);
+    strictEqual(r.stderr, "");
+    strictEqual(r.code, 0);
+    const target = `127.0.0.1:${denied.addr.port}`;
+    strictEqual(
+      r.stdout,
+      `nil\thttp_get: cannot follow the redirect to http://${target}/secret: permission denied: net access to ` +
+        `"${target}" (denied by --deny-net=${target})\n` +
+        "200\tGET 0 null\ttrue\n" +
+        "200\tPOST 4 text/plain\ttrue\n" +
+        `nil\thttp_get: request to http://127.0.0.1:${allowed.addr.port}/loop failed: more than 20 redirects\n`,
+    );
+    strictEqual(deniedHits, 0, "the denied server was reached");
+  } finally {
+    await Promise.all([denied.shutdown(), allowed.shutdown()]);
+  }
+});
