@@ -18,9 +18,13 @@ export type LuaLibrary = "coroutine" | "table" | "io" | "os" | "string" | "math"
 const ALL_LIBRARIES: LuaLibrary[] = ["coroutine", "table", "io", "os", "string", "math", "utf8", "debug", "package"];
 
 /**
- * How a {@linkcode Context} is made. A call stopped by `maxInstructions`
- * or `timeout` stops the whole context: later calls fail with the same
- * message (a {@linkcode Script} replaces such an engine by itself).
+ * How a {@linkcode Context} is made. A call stopped by `maxInstructions`,
+ * `timeout` or its `signal` ends alone and the context stays usable: a
+ * call that waits (sleep, a channel, I/O) is ended where it waits, one
+ * that runs gets an error no `pcall` can catch. Only a call that waited
+ * and then runs on past its time inside the scheduler stops the whole
+ * context: later calls fail with the same message (a {@linkcode Script}
+ * replaces such an engine by itself).
  *
  * ```ts
  * import { strictEqual } from "node:assert";
@@ -63,6 +67,7 @@ export interface ContextOptions {
  * setTimeout(() => controller.abort(), 20);
  * const e = await lua.execute("sleep(10)", "=wait", { signal: controller.signal }).catch((e: Error) => e);
  * strictEqual((e as Error).message, "the call was aborted");
+ * strictEqual(await lua.execute("return 'still usable'"), "still usable");
  * lua.close();
  * ```
  */
@@ -212,19 +217,29 @@ export class Context {
         throw explain(e);
       });
     }
+    // The deadline stops Lua that runs; stopWaiting ends the call alone if it waits then.
+    const stopWaiting = new AbortController();
+    const stop = (message: string) => {
+      engine.setDeadline(performance.now(), message, false);
+      stopWaiting.abort(message);
+    };
+    let timer: ReturnType<typeof setTimeout> | undefined;
     if (timeout !== undefined) {
-      engine.setDeadline(performance.now() + timeout, `timeout: the call ran longer than ${timeout} ms`);
+      const message = `timeout: the call ran longer than ${timeout} ms`;
+      engine.setDeadline(performance.now() + timeout, message, false);
+      timer = setTimeout(() => stop(message), timeout);
     }
-    const abort = () => engine.setDeadline(performance.now(), "the call was aborted");
+    const abort = () => stop("the call was aborted");
     options.signal?.addEventListener("abort", abort);
     const settle = () => {
       options.signal?.removeEventListener("abort", abort);
-      if (timeout !== undefined) engine.setDeadline(undefined);
+      clearTimeout(timer);
+      engine.setDeadline(undefined);
       engine.stdout.flush();
     };
     let result: unknown;
     try {
-      result = engine.call(pushCall, this.#values.reader);
+      result = engine.call(pushCall, this.#values.reader, stopWaiting.signal);
     } catch (e) {
       settle();
       throw explain(e);

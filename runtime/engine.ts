@@ -9,7 +9,16 @@
  *
  * @module
  */
-import { loadLuaModule, LUA_MASKCOUNT, LUA_OK, LUA_TFUNCTION, type LuaState, type LuaSystem, NO_FILES } from "./lua.ts";
+import {
+  loadLuaModule,
+  LUA_MASKCOUNT,
+  LUA_OK,
+  LUA_TFUNCTION,
+  LUA_TNUMBER,
+  type LuaState,
+  type LuaSystem,
+  NO_FILES,
+} from "./lua.ts";
 import { type HostFunction, LuaUnwind, LuaVM } from "./state.ts";
 import { SCHEDULER_LUA } from "./scheduler_lua.ts";
 import { log, logEnabled } from "./log.ts";
@@ -166,6 +175,8 @@ export class Engine {
   #continuation = 0;
   #nextOp = 0;
   #results = new Map<number, { ok: true; push: Pusher } | { ok: false; message: string }>();
+  // Host operations whose goroutine was cancelled: their results are dropped when they come.
+  readonly #abandoned = new Set<number>();
   #woken: number[] = [];
   #pending = 0;
   #resident = 0;
@@ -533,6 +544,10 @@ export class Engine {
   #settle(id: number, result: { ok: true; push: Pusher } | { ok: false; message: string }): void {
     this.#pending--;
     if (this.#closed) return;
+    if (this.#abandoned.delete(id)) {
+      this.#kick(); // the pump looks again whether anything can still make progress
+      return;
+    }
     this.#results.set(id, result);
     this.#woken.push(id);
     this.#kick();
@@ -589,15 +604,16 @@ export class Engine {
 
   /**
    * Ends the run with a "timeout" outcome carrying `message` at `at` (a
-   * `performance.now()` time); undefined clears it. Goroutines that wait
-   * are stopped by a timer; running Lua only when the engine was created
-   * with `deadlines`.
+   * `performance.now()` time); undefined clears it. Running Lua is stopped
+   * only when the engine was created with `deadlines`; goroutines that
+   * wait are stopped by a timer unless `haltWaiting` is false (a caller
+   * that stops its waiting calls itself, see {@linkcode call}).
    */
-  setDeadline(at: number | undefined, message = "timeout"): void {
+  setDeadline(at: number | undefined, message = "timeout", haltWaiting = true): void {
     clearTimeout(this.#deadlineTimer);
     this.#deadline = at ?? Infinity;
     this.#deadlineMessage = message;
-    if (at === undefined || this.#closed) return;
+    if (at === undefined || this.#closed || !haltWaiting) return;
     this.#deadlineTimer = setTimeout(
       () => this.halt({ status: "timeout", message }),
       Math.min(Math.max(0, at - performance.now()), 2 ** 31 - 1),
@@ -708,9 +724,13 @@ export class Engine {
    * arguments on the thread it is given and returns the argument count.
    * When the call ends without waiting, returns what `read` makes of its
    * end; when it waits (a blocking call, a channel), a Promise of that.
-   * Throws (or rejects with) {@linkcode CallStopped} when the engine stops first.
+   * Throws (or rejects with) {@linkcode CallStopped} when the engine stops
+   * first. When `stopWaiting` aborts while the call waits, only that call
+   * ends: it rejects with a "timeout" CallStopped whose message is the
+   * signal's reason, and its goroutine is ended where it waits (a host
+   * operation it waited for runs on, its result unused).
    */
-  call<T>(pushCall: (T: LuaState) => number, read: CallReader<T>): T | Promise<T> {
+  call<T>(pushCall: (T: LuaState) => number, read: CallReader<T>, stopWaiting?: AbortSignal): T | Promise<T> {
     const { vm, L } = this;
     const api = vm.api;
     if (this.#stopped) throw new CallStopped(this.#stopped);
@@ -790,17 +810,48 @@ export class Engine {
     const id = Number(api.lua_tointegerx(L, -4, 0));
     api.lua_settop(L, top);
     return new Promise<T>((resolve, reject) => {
+      const cancel = () => this.#cancelCall(id, { status: "timeout", message: String(stopWaiting!.reason) });
+      const forget = () => stopWaiting?.removeEventListener("abort", cancel);
       this.#calls.set(id, {
         ended: (ok, L) => {
+          forget();
           try {
             resolve(read(ok, L, 3));
           } catch (e) {
             reject(e);
           }
         },
-        stopped: (outcome) => reject(new CallStopped(outcome)),
+        stopped: (outcome) => {
+          forget();
+          reject(new CallStopped(outcome));
+        },
       });
+      if (stopWaiting?.aborted) queueMicrotask(cancel);
+      else stopWaiting?.addEventListener("abort", cancel, { once: true });
     });
+  }
+
+  /** Ends waiting call `id` alone (its goroutine ends where it waits) with `outcome`. */
+  #cancelCall(id: number, outcome: Extract<Outcome, { status: "timeout" }>): void {
+    const call = this.#calls.get(id);
+    if (!call || this.#closed) return;
+    if (this.#inPump) { // aborted by JavaScript that Lua called: Lua is busy now
+      queueMicrotask(() => this.#cancelCall(id, outcome));
+      return;
+    }
+    this.#calls.delete(id);
+    const { vm, L } = this;
+    this.pushSchedulerField(L, "cancel");
+    vm.api.lua_pushinteger(L, BigInt(id));
+    vm.pushString(L, outcome.message);
+    this.#call(2, 1);
+    if (vm.api.lua_type(L, -1) === LUA_TNUMBER) {
+      const op = Number(vm.api.lua_tointegerx(L, -1, 0));
+      if (!this.#results.delete(op)) this.#abandoned.add(op);
+    }
+    vm.api.lua_settop(L, -2);
+    call.stopped(outcome);
+    this.#kick(); // its end may release goroutines in wait()
   }
 
   /** Starts counting Lua instructions afresh for `maxInstructions` (a new run of a reused engine). */

@@ -14,8 +14,8 @@
  */
 export const SCHEDULER_LUA = String.raw`
 local PARK, host = ...
-local co_create, co_resume, co_yield, co_status =
-  coroutine.create, coroutine.resume, coroutine.yield, coroutine.status
+local co_create, co_resume, co_yield, co_status, co_close =
+  coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.close
 local lua_select, traceback, pack, unpack = select, debug.traceback, table.pack, table.unpack
 local pcall = pcall
 local type, tostring, error, setmetatable, getmetatable, rawget, math_type =
@@ -138,7 +138,7 @@ local function run()
     elseif r1 == PARK then
       if r2 ~= nil then                     -- a host operation: JavaScript wakes it
         g.state, g.wait, g.seq = "parked", r3, g.seq + 1
-        host_waiting[r2] = g
+        host_waiting[r2], g.host_op = g, r2
       end
     else                                    -- a bare coroutine.yield(): let others run
       make_ready(g)
@@ -184,7 +184,7 @@ local function direct(co, ...)
   if r1 == PARK then
     if r2 ~= nil then                       -- a host operation: JavaScript wakes it
       g.state, g.wait, g.seq = "parked", r3, g.seq + 1
-      host_waiting[r2] = g
+      host_waiting[r2], g.host_op = g, r2
     end
   else                                      -- a bare coroutine.yield(): let others run
     make_ready(g)
@@ -198,7 +198,10 @@ local function wake(...)
     local id = ids[i]
     local g = host_waiting[id]
     host_waiting[id] = nil
-    if g then make_ready(g) end
+    if g and g.state == "parked" then
+      g.host_op = nil
+      make_ready(g)
+    end
   end
 end
 
@@ -423,6 +426,29 @@ local function wait()
   park("wait for goroutines")
 end
 
+-- Ends goroutine id where it is parked, as if it failed with message (a
+-- call from JavaScript that ran out of time): its places in waiter queues
+-- go stale and its to-be-closed variables are closed. Returns the id of the
+-- host operation it waited for, if any (JavaScript drops its result), or
+-- false when the goroutine is not parked.
+local function cancel(id, message)
+  local g = goroutines[id]
+  if g == nil or g.state ~= "parked" then return false end
+  g.seq = g.seq + 1
+  local op = g.host_op
+  if op then host_waiting[op], g.host_op = nil, nil end
+  for i = 1, nwaiting do
+    if waiters[i] == g then
+      table.remove(waiters, i)
+      nwaiting = nwaiting - 1
+      break
+    end
+  end
+  co_close(g.co)
+  finish(g, false, message)
+  return op or true
+end
+
 local function on_error(fn)
   if fn ~= nil and type(fn) ~= "function" then
     error("bad argument #1 to 'on_error' (function expected, got " .. type(fn) .. ")", 2)
@@ -486,7 +512,7 @@ coroutine.wrap = function(fn)
 end
 
 return {
-  run = run, wake = wake, spawn = spawn, direct = direct, parked_report = parked_report,
+  run = run, wake = wake, spawn = spawn, direct = direct, cancel = cancel, parked_report = parked_report,
   report_failure = report_failure,
   goroutines = goroutines, owns = owns,
   list_goroutines = list_goroutines, limit_goroutines = limit_goroutines,

@@ -124,6 +124,43 @@ Deno.test("an AbortSignal stops a waiting call; an aborted one refuses and leave
   }
 });
 
+Deno.test("a waiting call that runs out of time ends alone: its to-be-closed variables close, the context goes on", async () => {
+  const printed: string[] = [];
+  const lua = new Context({
+    stdout: { write: (b) => void printed.push(new TextDecoder().decode(b)), flush: () => {} },
+  });
+  try {
+    // A sleeping goroutine keeps calls parked on the channel from being a deadlock meanwhile.
+    await lua.execute(`go(function() sleep(0.6) end)
+      jobs = chan("jobs")
+      function worker(tag)
+        local guard <close> = setmetatable({}, { __close = function() print("closed " .. tag) end })
+        return receive(jobs)
+      end`);
+    // Parked on a channel, on a host operation (sleep), and in wait() behind a sleeping goroutine.
+    await failure(lua.callWith("worker", { timeout: 50 }, "a"), Error, "timeout: the call ran longer than 50 ms");
+    await failure(lua.execute("sleep(0.3)", "=c", { timeout: 50 }), Error, "timeout: the call ran longer than 50 ms");
+    await failure(
+      lua.execute("go(function() sleep(0.2) end) wait()", "=c", { timeout: 50 }),
+      Error,
+      "timeout: the call ran longer than 50 ms",
+    );
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 30);
+    await failure(lua.callWith("worker", { signal: controller.signal }, "b"), Error, "the call was aborted");
+    deepStrictEqual(printed.join(""), "closed a\nclosed b\n");
+    // The cancelled receivers no longer take values: a live one gets the first send.
+    const live = lua.call("worker", "c");
+    strictEqual(await lua.execute("send(jobs, 'job 1') return 'sent'"), "sent");
+    strictEqual(await live, "job 1");
+    await sleep(400); // the abandoned sleeps end meanwhile; their results are dropped
+    strictEqual(await lua.execute("go(function() sleep(0.01) end) wait() return 'usable'"), "usable");
+    deepStrictEqual(printed.join(""), "closed a\nclosed b\nclosed c\n");
+  } finally {
+    lua.close();
+  }
+});
+
 Deno.test("an AbortSignal cannot stop a loop that never yields: the loop holds the thread", async () => {
   // The abort is an event; no event runs while Lua holds the thread, even
   // on a context that counts instructions. Use timeout or maxInstructions.
