@@ -99,17 +99,16 @@ function listDir(engine: Engine, L: LuaState) {
 }
 
 /**
- * Lua's own `original` (a function of io, os or the base library), with
- * the reason of a refused access in its messages where the C library can
- * only say "Permission denied". `style` is how it fails: "returns" nil and
- * a message, or "raises" an error. Errors of its own (a bad argument) keep
- * Lua's wording and the caller's position.
+ * Makes the wrapper of Lua's own `original` (a function of io, os or the
+ * base library, named `name`) that puts the reason of a refused access in
+ * its messages where the C library can only say "Permission denied".
+ * `returns`: it fails by returning nil and a message (else it raises).
+ * Errors of its own (a bad argument) keep Lua's wording and the caller's
+ * position. One chunk for every wrapped function, compiled once.
  */
-function explained(engine: Engine, original: string, style: "returns" | "raises"): LuaDefinedFunction {
-  return {
-    lua: `
-local helpers = ...
-local denials, original, select, error, pcall, type = helpers.denials, ${original}, select, error, pcall, type
+const EXPLAINED_LUA = `
+local denials = (...).denials
+local select, error, pcall, type = select, error, pcall, type
 local function explain(message)
   local reason = denials()
   if reason == nil or type(message) ~= "string" then return message end
@@ -117,50 +116,57 @@ local function explain(message)
   if at then return message:sub(1, at - 1) .. reason .. message:sub(at + #"Permission denied") end
   return message .. "\\n\\t" .. reason
 end
--- pcall called original, so its own argument errors and require's "not found" lack the caller's position
--- and the function's name: give them back, as a direct call would have. Other errors pass unchanged.
-local function rethrow(e)
-  if type(e) == "string" then
-    if e:find("Permission denied", 1, true) then error(explain(e), 0) end
-    if e:find("^bad argument") or e:find("^module '") then
-      error(explain((e:gsub("to '%?'", "to '${original}'", 1))), 3)
+return function(original, name, returns)
+  -- pcall called original, so its own argument errors and require's "not found" lack the caller's position
+  -- and the function's name: give them back, as a direct call would have. Other errors pass unchanged.
+  local function rethrow(e)
+    if type(e) == "string" then
+      if e:find("Permission denied", 1, true) then error(explain(e), 0) end
+      if e:find("^bad argument") or e:find("^module '") then
+        error(explain((e:gsub("to '%?'", "to '" .. name .. "'", 1))), 3)
+      end
     end
+    error(e, 0)
   end
-  error(e, 0)
-end
-local function check(ok, r1, ...)
-  if not ok then rethrow(r1) end
-  ${
-      style === "returns"
-        ? `if r1 == nil and select("#", ...) > 0 then return nil, explain((...)), select(2, ...) end`
-        : ""
-    }
-  return r1, ...
-end
-return function(...)
-  denials()
-  return check(pcall(original, ...))
-end`,
-    helpers: {
+  local function check(ok, r1, ...)
+    if not ok then rethrow(r1) end
+    if returns and r1 == nil and select("#", ...) > 0 then return nil, explain((...)), select(2, ...) end
+    return r1, ...
+  end
+  return function(...)
+    denials()
+    return check(pcall(original, ...))
+  end
+end`;
+
+/** The files family's registration table. */
+export const files = (engine: Engine): Family => {
+  let factory = 0;
+  const make = (L: LuaState) => {
+    factory ||= engine.compileLua("file access", EXPLAINED_LUA, {
       denials: (L) => {
         const [reason] = takeDenials();
         engine.vm.pushPrimitive(L, reason);
         return 1;
       },
-    },
+    });
+    engine.vm.pushRef(L, factory);
+    return 1;
   };
-}
-
-/** The files family's registration table. */
-export const files = (engine: Engine): Family => ({
-  read_file: engine.blocking("read_file", (L) => readFile(engine, L)),
-  write_file: engine.blocking("write_file", (L) => writeFile(engine, L)),
-  list_dir: engine.blocking("list_dir", (L) => listDir(engine, L)),
-  "io.open": explained(engine, "io.open", "returns"),
-  "io.lines": explained(engine, "io.lines", "raises"),
-  dofile: explained(engine, "dofile", "raises"),
-  loadfile: explained(engine, "loadfile", "returns"),
-  require: explained(engine, "require", "raises"),
-  "os.remove": explained(engine, "os.remove", "returns"),
-  "os.rename": explained(engine, "os.rename", "returns"),
-});
+  const explained = (original: string, style: "returns" | "raises"): LuaDefinedFunction => ({
+    lua: `return (...).make()(${original}, "${original}", ${style === "returns"})`,
+    helpers: { make },
+  });
+  return {
+    read_file: engine.blocking("read_file", (L) => readFile(engine, L)),
+    write_file: engine.blocking("write_file", (L) => writeFile(engine, L)),
+    list_dir: engine.blocking("list_dir", (L) => listDir(engine, L)),
+    "io.open": explained("io.open", "returns"),
+    "io.lines": explained("io.lines", "raises"),
+    dofile: explained("dofile", "raises"),
+    loadfile: explained("loadfile", "returns"),
+    require: explained("require", "raises"),
+    "os.remove": explained("os.remove", "returns"),
+    "os.rename": explained("os.rename", "returns"),
+  };
+};
