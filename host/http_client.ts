@@ -261,6 +261,9 @@ class HttpClient {
           return `${call.fname}: request to ${call.url} failed: more than ${MAX_REDIRECTS} redirects`;
         }
         const next = new URL(location, url);
+        if (next.protocol !== "http:" && next.protocol !== "https:") { // as fetch: a file: or data: target is refused
+          return `${call.fname}: request to ${call.url} failed: redirected to ${next.href}, which is not http or https`;
+        }
         // As fetch does: 303 (and 301/302 after a POST) turn into a GET without a body.
         if ((response.status === 303 && method !== "HEAD") || (response.status <= 302 && method === "POST")) {
           method = "GET";

@@ -126,6 +126,7 @@ Deno.test("--deny-net applies to every redirect hop; redirects are followed as f
     if (path === "/see-other") return redirect(303, "/final");
     if (path === "/temporary") return redirect(307, "/final");
     if (path === "/loop") return redirect(302, "/loop");
+    if (path === "/to-file") return redirect(302, "file:///etc/hostname");
     const body = await request.text();
     return new Response(`${request.method} ${body.length} ${request.headers.get("content-type")}`);
   });
@@ -138,6 +139,7 @@ print(r.status, r.body, r.url == base .. "/final")
 r = http_post(base .. "/temporary", "data", { ["Content-Type"] = "text/plain" })
 print(r.status, r.body, r.url == base .. "/final")
 print(http_get(base .. "/loop"))
+print(http_get(base .. "/to-file"))
 `,
     });
     const r = await solvm([`--deny-net=127.0.0.1:${denied.addr.port}`, `${dir}/hops.lua`]);
@@ -150,7 +152,9 @@ print(http_get(base .. "/loop"))
         `"${target}" (denied by --deny-net=${target})\n` +
         "200\tGET 0 null\ttrue\n" +
         "200\tPOST 4 text/plain\ttrue\n" +
-        `nil\thttp_get: request to http://127.0.0.1:${allowed.addr.port}/loop failed: more than 20 redirects\n`,
+        `nil\thttp_get: request to http://127.0.0.1:${allowed.addr.port}/loop failed: more than 20 redirects\n` +
+        `nil\thttp_get: request to http://127.0.0.1:${allowed.addr.port}/to-file failed: redirected to ` +
+        "file:///etc/hostname, which is not http or https\n",
     );
     strictEqual(deniedHits, 0, "the denied server was reached");
   } finally {
