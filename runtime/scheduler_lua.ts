@@ -120,8 +120,9 @@ local function run()
     local g = ready[rhead]
     ready[rhead] = nil
     rhead = rhead + 1
+    if g.state ~= "ready" then goto next end  -- cancelled while it waited in the queue
     current = g
-    g.state = "running"
+    g.state, g.host_op = "running", nil
     local ok, r1, r2, r3
     local args = g.args
     if args then
@@ -143,6 +144,7 @@ local function run()
     else                                    -- a bare coroutine.yield(): let others run
       make_ready(g)
     end
+    ::next::
   end
   rhead, rtail = 1, 0
 end
@@ -198,10 +200,7 @@ local function wake(...)
     local id = ids[i]
     local g = host_waiting[id]
     host_waiting[id] = nil
-    if g and g.state == "parked" then
-      g.host_op = nil
-      make_ready(g)
-    end
+    if g and g.state == "parked" then make_ready(g) end
   end
 end
 
@@ -426,14 +425,14 @@ local function wait()
   park("wait for goroutines")
 end
 
--- Ends goroutine id where it is parked, as if it failed with message (a
--- call from JavaScript that ran out of time): its places in waiter queues
--- go stale and its to-be-closed variables are closed. Returns the id of the
--- host operation it waited for, if any (JavaScript drops its result), or
--- false when the goroutine is not parked.
+-- Ends goroutine id where it waits (parked, or woken but not yet run), as
+-- if it failed with message (a call from JavaScript that ran out of time):
+-- its places in waiter queues go stale and its to-be-closed variables are
+-- closed. Returns the id of the host operation it waited for, if any
+-- (JavaScript drops its result), or false when it is not waiting.
 local function cancel(id, message)
   local g = goroutines[id]
-  if g == nil or g.state ~= "parked" then return false end
+  if g == nil or (g.state ~= "parked" and g.state ~= "ready") then return false end
   g.seq = g.seq + 1
   local op = g.host_op
   if op then host_waiting[op], g.host_op = nil, nil end
