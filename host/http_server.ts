@@ -45,6 +45,9 @@ interface Server {
   release?: () => void;
 }
 
+/** The fields of a request table made on first use (method and path are made at once). */
+const LAZY_FIELDS = new Set(["query", "query_params", "headers", "body", "params", "remote_addr"]);
+
 // Lua helper: the WebSocket object (callable as ws.send(x) and ws:send(x)).
 const SUPPORT_LUA = `
 local helpers = ...
@@ -64,7 +67,7 @@ local function make_ws(id)
   return ws
 end
 -- A request's fields but method and path are made on first use; pairs(req) makes them all first.
-local LAZY = { "query", "query_params", "headers", "body", "params", "remote_addr" }
+local LAZY = { ${[...LAZY_FIELDS].map((field) => JSON.stringify(field)).join(", ")} }
 local next = next
 local function request_pairs(req)
   for i = 1, #LAZY do local _ = req[LAZY[i]] end
@@ -176,9 +179,6 @@ function splitUrl(url: string): RequestTarget {
 
 const plain = (status: number, text: string) =>
   new Response(text, { status, headers: { "content-type": "text/plain; charset=utf-8" } });
-
-/** The fields of a request table made on first use (method and path are made at once). */
-const LAZY_FIELDS = new Set(["query", "query_params", "headers", "body", "params", "remote_addr"]);
 
 /** What a handler's request table makes its other fields from, while the handler runs. */
 interface PendingRequest {
