@@ -502,6 +502,27 @@ Deno.test("after the handler returns, goroutines it started still read the reque
   strictEqual(r.stderr, "");
 });
 
+Deno.test("pairs(req) lists every field, those made on first use included", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_http("s", "/fields", function(req)
+      local keys = {}
+      for k, v in pairs(req) do keys[#keys + 1] = k .. ":" .. type(v) end
+      table.sort(keys)
+      return table.concat(keys, " ")
+    end)
+    serve("s")`);
+  const r = await session(s, async () => {
+    await expectText(
+      s.url("/fields?a=1"),
+      "body:string headers:table method:string params:table path:string query:string query_params:table " +
+        "remote_addr:string",
+    );
+  });
+  finishedOk(r);
+  strictEqual(r.stderr, "");
+});
+
 Deno.test("a GET request's body is dropped (as Deno's server does): req.body is empty", async () => {
   const s = await start(`
     create_server("s", 0, false, nil, nil, ${LOCAL})
