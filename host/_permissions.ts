@@ -88,7 +88,17 @@ export function checkAccess(kind: AccessKind, target: string): void {
   if (entry !== undefined) throw new AccessDenied(kind, target, entry);
 }
 
-/** True when a `--deny-<kind>` list is in force. */
+/**
+ * True when a `--deny-<kind>` list is in force.
+ *
+ * ```ts
+ * import { strictEqual } from "node:assert";
+ * import { hasDenyList, setDenied } from "./_permissions.ts";
+ * setDenied({ net: ["10.0.0.1"] });
+ * strictEqual(hasDenyList("net") && !hasDenyList("read"), true);
+ * setDenied({});
+ * ```
+ */
 export function hasDenyList(kind: AccessKind): boolean {
   return (denied[kind]?.length ?? 0) > 0;
 }

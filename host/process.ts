@@ -54,6 +54,13 @@ let commandWatcher: ((group: number, running: boolean) => void) | undefined;
  * Sets who is told of the process groups of running commands: the CLI,
  * which kills what is left when it must stop the script's thread at once
  * (a time limit) and the engine cannot close.
+ *
+ * ```ts
+ * import { watchCommands } from "./process.ts";
+ * const running = new Set<number>();
+ * watchCommands((group, started) => started ? running.add(group) : running.delete(group));
+ * watchCommands(undefined); // nobody is told any more
+ * ```
  */
 export function watchCommands(watcher: ((group: number, running: boolean) => void) | undefined): void {
   commandWatcher = watcher;
