@@ -2,6 +2,11 @@
  * The worker threads of a {@linkcode Script} made with `workers`: each
  * holds the script's own pool of engines; runs go to the least busy one.
  *
+ * A run that is aborted, or outlives its timeout, is asked to stop inside
+ * its worker; if it has not ended a moment later (a loop that never yields
+ * holds the worker's thread, so the request is never read), the worker is
+ * terminated and replaced, and the runs it held fail.
+ *
  * @module
  */
 import type { CallOptions } from "./context.ts";
@@ -35,6 +40,9 @@ interface Member {
   failure?: string;
 }
 
+/** How long a run asked to stop may take to end inside its worker before the worker is replaced. */
+const STOP_GRACE_MS = 100;
+
 /** Runs a script's `main` in worker threads. */
 export class WorkerPool {
   readonly #members: Member[] = [];
@@ -43,21 +51,45 @@ export class WorkerPool {
     { resolve: (v: unknown) => void; reject: (e: unknown) => void; member: Member; forget: () => void }
   >();
   #next = 0;
+  #blueprint: Blueprint;
 
   constructor(size: number, blueprint: Blueprint) {
-    for (let i = 0; i < size; i++) {
-      const worker = new Worker(new URL("./_script_worker.ts", import.meta.url), { type: "module" });
-      const member: Member = { worker, running: 0 };
-      worker.onmessage = ({ data }: MessageEvent<PoolReply>) => this.#settle(data);
-      worker.onerror = (e) => {
-        e.preventDefault();
-        member.failure = `worker failed: ${e.message}`;
-        worker.terminate();
-        this.#failAll(member, new Error(member.failure));
-      };
-      worker.postMessage({ type: "load", blueprint } satisfies PoolRequest);
-      this.#members.push(member);
+    this.#blueprint = blueprint;
+    for (let i = 0; i < size; i++) this.#members.push(this.#start());
+  }
+
+  /** A new worker, loaded with the current blueprint. */
+  #start(): Member {
+    const worker = new Worker(new URL("./_script_worker.ts", import.meta.url), { type: "module" });
+    const member: Member = { worker, running: 0 };
+    worker.onmessage = ({ data }: MessageEvent<PoolReply>) => this.#settle(data);
+    worker.onerror = (e) => {
+      e.preventDefault();
+      member.failure = `worker failed: ${e.message}`;
+      worker.terminate();
+      this.#failAll(member, new Error(member.failure));
+    };
+    worker.postMessage({ type: "load", blueprint: this.#blueprint } satisfies PoolRequest);
+    return member;
+  }
+
+  /**
+   * Terminates `member`'s worker, which did not end run `id` when asked,
+   * and puts a fresh one in its place: run `id` fails with `message`, the
+   * other runs it held with an error that says why.
+   */
+  #replace(member: Member, id: number, message: string): void {
+    const at = this.#members.indexOf(member);
+    if (at < 0) return;
+    member.worker.terminate();
+    const stopped = this.#pending.get(id);
+    if (stopped) {
+      this.#pending.delete(id);
+      stopped.forget();
+      stopped.reject(new Error(message));
     }
+    this.#failAll(member, new Error(`stopped with its worker, which another run held (${message})`));
+    this.#members[at] = this.#start();
   }
 
   #settle(reply: PoolReply): void {
@@ -98,16 +130,32 @@ export class WorkerPool {
       );
     }
     member.running++;
-    const { signal } = options;
-    const abort = () => member.worker.postMessage({ type: "abort", id } satisfies PoolRequest);
+    const { signal, timeout } = options;
+    let grace: ReturnType<typeof setTimeout> | undefined;
+    // The worker's own check ends most runs; one that holds the worker's thread ends with the worker.
+    const insist = (message: string) => {
+      grace ??= setTimeout(() => this.#pending.has(id) && this.#replace(member, id, message), STOP_GRACE_MS);
+    };
+    const abort = () => {
+      member.worker.postMessage({ type: "abort", id } satisfies PoolRequest);
+      insist("the call was aborted");
+    };
+    const deadline = timeout === undefined
+      ? undefined
+      : setTimeout(() => insist(`timeout: the call ran longer than ${timeout} ms`), timeout);
     // A long-lived signal must not collect one listener per finished run.
-    const forget = () => signal?.removeEventListener("abort", abort);
+    const forget = () => {
+      signal?.removeEventListener("abort", abort);
+      clearTimeout(deadline);
+      clearTimeout(grace);
+    };
     signal?.addEventListener("abort", abort, { once: true });
     return new Promise((resolve, reject) => this.#pending.set(id, { resolve, reject, member, forget }));
   }
 
   /** Later runs use `blueprint`. */
   update(blueprint: Blueprint): void {
+    this.#blueprint = blueprint;
     for (const { worker } of this.#members) worker.postMessage({ type: "load", blueprint } satisfies PoolRequest);
   }
 

@@ -3,7 +3,7 @@
 // per run, and worker threads.
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert";
 import { byRef, LuaError, NativeModule, Script, ScriptModule } from "../mod.ts";
-import { sleep, tempFiles } from "./_helpers.ts";
+import { sleep, tempFiles, within } from "./_helpers.ts";
 import { failure, fnv32a, thrown, timed } from "./_library.ts";
 
 const FIB = `
@@ -628,20 +628,31 @@ Deno.test("workers: the timeout option stops a main that never yields", async ()
   }
 });
 
-Deno.test({
-  name: "workers: an AbortSignal stops a main that never yields",
-  // BUG: the abort is a message to the worker, whose event loop the loop
-  // holds, so it is never read; runWith({ timeout }) likewise needs the
-  // timeout option. The pool should terminate and replace the worker.
-  ignore: true,
-  fn: async () => {
-    const s = Script.fromString("spin.lua", "function main() while true do end end", { workers: 1 });
-    try {
-      const controller = new AbortController();
-      setTimeout(() => controller.abort(), 50);
-      await failure(s.runWith({ signal: controller.signal }), Error, "the call was aborted");
-    } finally {
-      s.close();
-    }
-  },
+Deno.test("workers: an abort or a per-run timeout ends a main that never yields; the worker is replaced", async () => {
+  const s = Script.fromString(
+    "spin.lua",
+    "function main(spin) if spin then while true do end end return 'fresh' end",
+    { workers: 1 },
+  );
+  try {
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 50);
+    const { ms } = await timed(() =>
+      within(failure(s.runWith({ signal: controller.signal }, true), Error, "the call was aborted"), 5000, "the abort")
+    );
+    ok(ms < 2000, `aborted after ${ms} ms`);
+    strictEqual(await s.run(false), "fresh");
+    // The run stopped with the worker fails too, and says why.
+    const held = s.runWith({ timeout: 100 }, true);
+    const other = s.run(true);
+    await within(failure(held, Error, "timeout: the call ran longer than 100 ms"), 5000, "the timeout");
+    await failure(
+      other,
+      Error,
+      "stopped with its worker, which another run held (timeout: the call ran longer than 100 ms)",
+    );
+    strictEqual(await s.run(false), "fresh");
+  } finally {
+    s.close();
+  }
 });
