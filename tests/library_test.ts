@@ -510,11 +510,17 @@ Deno.test("workers: CPU-bound runs go in parallel and leave the event loop free"
   try {
     await s.run(1); // both workers are up once one answers a run each
     await s.run(1);
-    ticks = 0;
-    const { value, ms } = await timed(() => Promise.all([s.run(400), s.run(400)]));
-    deepStrictEqual(value, [400, 400]);
-    ok(ms < 750, `two 400 ms runs on two workers took ${ms} ms (one after the other: 800)`);
-    ok(ticks >= 10, `the caller's timers ran ${ticks} times meanwhile`);
+    // Other test files share the two cores: a round that found one busy is tried again (one after the other
+    // takes 800 ms every time, so a pool that does not run in parallel still fails).
+    const rounds: number[] = [];
+    for (let round = 0; round < 3 && !(rounds.at(-1)! < 750); round++) {
+      ticks = 0;
+      const { value, ms } = await timed(() => Promise.all([s.run(400), s.run(400)]));
+      deepStrictEqual(value, [400, 400]);
+      ok(ticks >= 10, `the caller's timers ran ${ticks} times meanwhile`);
+      rounds.push(ms);
+    }
+    ok(rounds.at(-1)! < 750, `two 400 ms runs on two workers took ${rounds.join(", ")} ms (one after the other: 800)`);
   } finally {
     clearInterval(interval);
     s.close();
