@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { fmtRate, fmtSec, type GroupReport, type LuaTiming, reportFailed, verdict } from "./_report.ts";
 
 const CPU_LOOP = 100_000_000;
 const CPU_ROUNDS = 3;
@@ -29,46 +30,12 @@ const MESSAGE_ROUNDS = 3;
 const MESSAGE_PROCESS_RUNS = 2;
 const MESSAGE_TARGET = 100_000;
 
-/** One row of the summary table (bench/run.ts adds the group). */
-export interface ActorsRow {
-  name: string;
-  solvm: string;
-  peer: string;
-  ratio: string;
-  target: string;
-  /** true = PASS, false = MISS, null = information only. */
-  pass: boolean | null;
-}
-
-/** Timings one script printed for one name (ROUND/COLD/BENCH lines). */
-export interface ActorsTiming {
-  best: number;
-  cold: number;
-  /** The check column of every ROUND line. */
-  checks: Set<string>;
-}
-
 /** What bench/run.ts lends this group. */
-export interface ActorsReport {
-  log(text?: string): void;
-  row(row: ActorsRow): void;
+export interface ActorsReport extends GroupReport {
   /** Runs bench/lua/`file`.lua under SolVM with `args` (retried on failure) and parses its timings. */
-  timings(file: string, args: (string | number)[]): Promise<Map<string, ActorsTiming>>;
+  timings(file: string, args: (string | number)[]): Promise<Map<string, LuaTiming>>;
 }
 
-function fmtSec(seconds: number): string {
-  return seconds >= 1 ? `${seconds.toFixed(3)} s` : `${(seconds * 1000).toFixed(1)} ms`;
-}
-
-function fmtRate(perSecond: number): string {
-  return perSecond >= 1e6 ? `${(perSecond / 1e6).toFixed(2)}M/s` : `${(perSecond / 1e3).toFixed(0)}k/s`;
-}
-
-function verdict(pass: boolean | null): string {
-  return pass === null ? "-" : pass ? "PASS" : "MISS";
-}
-
-/** Busy and total jiffies of the whole machine so far, from /proc/stat. */
 function machineJiffies(): [number, number] {
   try {
     const fields = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
@@ -92,12 +59,6 @@ async function otherLoad(ms: number): Promise<number> {
 export async function benchActors(report: ActorsReport): Promise<void> {
   await benchCpu(report);
   await benchMessages(report);
-}
-
-function failed(report: ActorsReport, name: string, e: unknown, target: string): void {
-  const message = e instanceof Error ? e.message.split("\n")[0] : String(e);
-  report.log(`  ERROR in ${name}: ${message} MISS`);
-  report.row({ name: `${name} (failed, see log)`, solvm: "ERROR", peer: "-", ratio: "-", target, pass: false });
 }
 
 async function benchCpu(report: ActorsReport): Promise<void> {
@@ -145,7 +106,7 @@ async function benchCpu(report: ActorsReport): Promise<void> {
       pass,
     });
   } catch (e) {
-    failed(report, name, e, `>= ${CPU_TARGET}x`);
+    reportFailed(report, "actors", name, e, `>= ${CPU_TARGET}x`);
   }
 }
 
@@ -182,6 +143,6 @@ async function benchMessages(report: ActorsReport): Promise<void> {
       pass,
     });
   } catch (e) {
-    failed(report, name, e, `>= ${fmtRate(MESSAGE_TARGET)}`);
+    reportFailed(report, "actors", name, e, `>= ${fmtRate(MESSAGE_TARGET)}`);
   }
 }

@@ -24,6 +24,7 @@
  */
 import { Script } from "../mod.ts";
 import { LuaFactory } from "wasmoon";
+import { fmtSec, type GroupReport, reportFailed, verdict } from "./_report.ts";
 
 const WARMUP_CALLS = 50_000;
 const SETTLE_MS = 400;
@@ -40,23 +41,7 @@ const WORKER_CALLS = 8;
 const WORKER_ROUNDS = 5;
 const WORKER_TARGET = 1.7;
 
-/** One row of the summary table (bench/run.ts adds the group). */
-export interface LibraryRow {
-  name: string;
-  solvm: string;
-  peer: string;
-  ratio: string;
-  target: string;
-  /** true = PASS, false = MISS, null = information only. */
-  pass: boolean | null;
-}
-
-/** What bench/run.ts lends this group. */
-export interface LibraryReport {
-  log(text?: string): void;
-  row(row: LibraryRow): void;
-  /** A failed or wrong SolVM run, for the list at the end of the report. */
-  failure(message: string): void;
+export interface LibraryReport extends GroupReport {
   /** CPU seconds this process (all its threads) has used so far. */
   cpuSeconds(): number;
 }
@@ -104,14 +89,6 @@ function fmtUs(us: number): string {
   return `${us.toFixed(2)} us`;
 }
 
-function fmtSec(seconds: number): string {
-  return seconds >= 1 ? `${seconds.toFixed(3)} s` : `${(seconds * 1000).toFixed(1)} ms`;
-}
-
-function verdict(pass: boolean | null): string {
-  return pass === null ? "-" : pass ? "PASS" : "MISS";
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** `work`, or an error naming `what` when it does not settle within {@linkcode PHASE_TIMEOUT_MS}. */
@@ -155,7 +132,7 @@ export async function benchLibrary(report: LibraryReport): Promise<void> {
     try {
       await benchCall(report, c);
     } catch (e) {
-      failed(report, c.name, e, `<= ${c.targetUs} us`);
+      reportFailed(report, "library", c.name, e, `<= ${c.targetUs} us`);
     }
   }
   log(
@@ -166,15 +143,8 @@ export async function benchLibrary(report: LibraryReport): Promise<void> {
   try {
     await benchWorkers(report, name);
   } catch (e) {
-    failed(report, name, e, `>= ${WORKER_TARGET}x`);
+    reportFailed(report, "library", name, e, `>= ${WORKER_TARGET}x`);
   }
-}
-
-function failed(report: LibraryReport, name: string, e: unknown, target: string): void {
-  const message = e instanceof Error ? e.message : String(e);
-  report.log(`  ERROR in ${name}: ${message} MISS`);
-  report.failure(`library ${name}: ${message}`);
-  report.row({ name: `${name} (failed, see log)`, solvm: "ERROR", peer: "-", ratio: "-", target, pass: false });
 }
 
 async function benchCall(report: LibraryReport, c: CallCase): Promise<void> {

@@ -46,6 +46,7 @@
  *
  * @module
  */
+import { fmtRate, fmtSec, type LuaTiming, type SummaryRow, verdict } from "./_report.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const LUA_DIR = "bench/lua";
@@ -89,15 +90,8 @@ const GROUPS = ["cpu", "startup", "channels", "scale", "net", "library", "actors
 type Group = typeof GROUPS[number];
 
 /** One line of the summary table. */
-interface Row {
+interface Row extends SummaryRow {
   group: Group;
-  name: string;
-  solvm: string;
-  peer: string;
-  ratio: string;
-  target: string;
-  /** true = PASS, false = MISS, null = information only or skipped. */
-  pass: boolean | null;
 }
 
 const rows: Row[] = [];
@@ -110,13 +104,6 @@ interface Run {
   wallMs: number;
 }
 
-/** What a Lua benchmark script printed for one name. */
-interface LuaTiming {
-  best: number;
-  cold: number;
-  checks: Set<string>;
-}
-
 // Helpers --------------------------------------------------------------------
 
 function log(text = ""): void {
@@ -127,18 +114,6 @@ function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
-function fmtSec(seconds: number): string {
-  return seconds >= 1 ? `${seconds.toFixed(3)} s` : `${(seconds * 1000).toFixed(1)} ms`;
-}
-
-function fmtRate(perSecond: number): string {
-  return perSecond >= 1e6 ? `${(perSecond / 1e6).toFixed(2)}M/s` : `${(perSecond / 1e3).toFixed(0)}k/s`;
-}
-
-function verdict(pass: boolean | null): string {
-  return pass === null ? "-" : pass ? "PASS" : "MISS";
 }
 
 /** Runs a command from the project root and captures its output and wall time. */
@@ -635,6 +610,7 @@ async function benchActorsGroup(): Promise<void> {
   await benchActors({
     log,
     row: (row) => rows.push({ group: "actors", ...row }),
+    failure: (message) => failures.push(message),
     timings: async (file, args) => parseLuaTimings((await runRetrying(file, solvmCmd(file, ...args), runOk)).stdout),
   });
 }

@@ -95,6 +95,15 @@ local function report_failure(name, message, trace)
   dispatch_error({ name = name }, message, trace)
 end
 
+-- Once every live goroutine is inside wait(), they all return.
+local function release_waiters()
+  if nwaiting > 0 and live == nwaiting then
+    local list = waiters
+    waiters, nwaiting = {}, 0
+    for i = 1, #list do make_ready(list[i]) end
+  end
+end
+
 local function finish(g, ok, err)
   live = live - 1
   if g.by_go then started_by_go = started_by_go - 1 end
@@ -108,10 +117,19 @@ local function finish(g, ok, err)
     if g.mode ~= "watched" then dispatch_error(g, message, trace) end
     if g.mode then host.finished(g.id, false, message, trace) end
   end
-  if nwaiting > 0 and live == nwaiting then
-    local list = waiters
-    waiters, nwaiting = {}, 0
-    for i = 1, #list do make_ready(list[i]) end
+  release_waiters()
+end
+
+-- After a resume that did not end g: parks it for the host operation it
+-- yielded (JavaScript wakes it), or queues it again after a bare yield.
+local function suspended(g, r1, r2, r3)
+  if r1 == PARK then
+    if r2 ~= nil then
+      g.state, g.wait, g.seq = "parked", r3, g.seq + 1
+      host_waiting[r2], g.host_op = g, r2
+    end
+  else                                      -- a bare coroutine.yield(): let others run
+    make_ready(g)
   end
 end
 
@@ -134,16 +152,7 @@ local function run()
       ok, r1, r2, r3 = co_resume(g.co, a, b)
     end
     current = nil
-    if co_status(g.co) == "dead" then
-      finish(g, ok, r1)
-    elseif r1 == PARK then
-      if r2 ~= nil then                     -- a host operation: JavaScript wakes it
-        g.state, g.wait, g.seq = "parked", r3, g.seq + 1
-        host_waiting[r2], g.host_op = g, r2
-      end
-    else                                    -- a bare coroutine.yield(): let others run
-      make_ready(g)
-    end
+    if co_status(g.co) == "dead" then finish(g, ok, r1) else suspended(g, r1, r2, r3) end
     ::next::
   end
   rhead, rtail = 1, 0
@@ -168,11 +177,7 @@ local function direct(co, ...)
   if co_status(co) == "dead" then
     live = live - 1
     g.state = "dead"
-    if nwaiting > 0 and live == nwaiting then
-      local list = waiters
-      waiters, nwaiting = {}, 0
-      for i = 1, #list do make_ready(list[i]) end
-    end
+    release_waiters()
     if ok then
       spare = g
       return true, true, r1, nil, rhead <= rtail
@@ -183,14 +188,7 @@ local function direct(co, ...)
   next_id = next_id + 1
   g.id, g.mode = next_id, "watched"
   goroutines[next_id] = g
-  if r1 == PARK then
-    if r2 ~= nil then                       -- a host operation: JavaScript wakes it
-      g.state, g.wait, g.seq = "parked", r3, g.seq + 1
-      host_waiting[r2], g.host_op = g, r2
-    end
-  else                                      -- a bare coroutine.yield(): let others run
-    make_ready(g)
-  end
+  suspended(g, r1, r2, r3)
   return false, next_id, nil, nil, true
 end
 
