@@ -4,6 +4,7 @@
  * @module
  */
 import { strictEqual } from "node:assert";
+import { tempFiles } from "./_helpers.ts";
 
 /** Awaits `promise`, which must reject with exactly class `type` and message `message`; returns the error. */
 export async function failure<E extends Error>(
@@ -46,4 +47,24 @@ export function fnv32a(text: string): number {
   let hash = 0x811c9dc5;
   for (const byte of new TextEncoder().encode(text)) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
   return hash;
+}
+
+/**
+ * Runs `program` (TypeScript; `MOD` in it stands for mod.ts's URL) in a
+ * child Deno with the project's deno.json and the `flags` given, for what
+ * a test cannot do in its own process (fewer permissions, V8 flags).
+ */
+export async function runProgram(
+  program: string,
+  flags: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const dir = await tempFiles({ "program.ts": program.replaceAll("MOD", new URL("../mod.ts", import.meta.url).href) });
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...flags, "--config", new URL("../deno.json", import.meta.url).pathname, `${dir}/program.ts`],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const decoder = new TextDecoder();
+  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
 }

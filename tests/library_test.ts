@@ -4,7 +4,7 @@
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert";
 import { byRef, LuaError, NativeModule, Script, ScriptModule } from "../mod.ts";
 import { sleep, tempFiles, within } from "./_helpers.ts";
-import { failure, fnv32a, thrown, timed } from "./_library.ts";
+import { failure, fnv32a, runProgram, thrown, timed } from "./_library.ts";
 
 const FIB = `
   function main(n)
@@ -605,23 +605,17 @@ Deno.test("workers: timeouts and aborts of waiting runs, update, and close", asy
 
 Deno.test("workers: a worker that cannot start fails every run clearly instead of hanging", async () => {
   // Without --allow-read a worker cannot load its module: a real child process.
-  const mod = new URL("../mod.ts", import.meta.url).href;
-  const dir = await tempFiles({
-    "no_read.ts": `import { Script } from "${mod}";
+  const { code, stdout } = await runProgram(
+    `import { Script } from "MOD";
 const s = Script.fromString("w.lua", "function main(x) return x end", { workers: 1 });
 for (const n of [1, 2]) console.log(await s.run(n).then(String, (e) => e.message));
 s.close();
 `,
-  });
-  const { code, stdout } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--no-prompt", "--config", new URL("../deno.json", import.meta.url).pathname, `${dir}/no_read.ts`],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
+    ["--no-prompt"],
+  );
   const worker = new URL("../lib/_script_worker.ts", import.meta.url).pathname;
   const message = `worker failed: Requires read access to "${worker}", run again with the --allow-read flag`;
-  strictEqual(new TextDecoder().decode(stdout), `${message}\n${message}\n`);
+  strictEqual(stdout, `${message}\n${message}\n`);
   strictEqual(code, 0);
 });
 

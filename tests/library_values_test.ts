@@ -3,8 +3,8 @@
 // reference) and the errors of each side as the other sees them.
 import { deepStrictEqual, ok, strictEqual } from "node:assert";
 import { byRef, ByReference, Context, LuaError, Script } from "../mod.ts";
-import { sleep, tempFiles } from "./_helpers.ts";
-import { failure, thrown, timed } from "./_library.ts";
+import { sleep } from "./_helpers.ts";
+import { failure, runProgram, thrown, timed } from "./_library.ts";
 
 // echo(x) returns x; kind(x) is Lua's type of x; size(x) its length.
 const ECHO = `
@@ -350,9 +350,8 @@ Deno.test("values: what Lua cannot hold is refused with a clear error", async ()
 
 Deno.test("values: a JavaScript function Lua no longer holds is let go", async () => {
   // Needs the JavaScript collector on demand: a real child process with --expose-gc.
-  const mod = new URL("../mod.ts", import.meta.url).href;
-  const dir = await tempFiles({
-    "release.ts": `import { Context } from "${mod}";
+  const { code, stdout, stderr } = await runProgram(
+    `import { Context } from "MOD";
 const lua = new Context();
 let dropped: WeakRef<object> | undefined;
 (() => {
@@ -370,21 +369,9 @@ await new Promise((resolve) => setTimeout(resolve, 0));
 console.log(dropped!.deref() === undefined, await lua.execute("collectgarbage() return g()"));
 lua.close();
 `,
-  });
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--v8-flags=--expose-gc",
-      "--config",
-      new URL("../deno.json", import.meta.url).pathname,
-      `${dir}/release.ts`,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  strictEqual(new TextDecoder().decode(stderr), "");
-  strictEqual(new TextDecoder().decode(stdout), "dropped\ntrue kept\n");
+    ["-A", "--v8-flags=--expose-gc"],
+  );
+  strictEqual(stderr, "");
+  strictEqual(stdout, "dropped\ntrue kept\n");
   strictEqual(code, 0);
 });
