@@ -320,6 +320,7 @@ function main(argv: string[]): void {
   }
   const options = parsed;
   const scripts = options.scripts.length > 0 ? options.scripts : [options.script];
+  const logLevel = logLevelFromEnvironment();
   const request = (script: string | undefined): RunRequest => ({
     script,
     args: options.args,
@@ -328,7 +329,7 @@ function main(argv: string[]): void {
     maxGoroutines: options.maxGoroutines,
     maxInstructions: options.maxInstructions,
     deny: options.deny,
-    logLevel: logLevelFromEnvironment(),
+    logLevel,
     label: scripts.length > 1 ? `[${script!.slice(script!.lastIndexOf("/") + 1)}] ` : undefined,
   });
   const workerModule = new URL("./host/worker.ts", import.meta.url);

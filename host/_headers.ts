@@ -17,10 +17,11 @@ const compiled = new WeakMap<Engine, number>();
  * The registry reference of the case-insensitive headers metatable of `engine`.
  *
  * ```ts
+ * import { ok } from "node:assert";
  * import { Engine } from "../runtime/engine.ts";
  * import { headersMetatable } from "./_headers.ts";
  * const engine = await Engine.create();
- * console.assert(headersMetatable(engine) === headersMetatable(engine));
+ * ok(headersMetatable(engine) === headersMetatable(engine));
  * engine.close();
  * ```
  */

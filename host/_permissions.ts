@@ -28,11 +28,12 @@ let denied: DenyLists = {};
  * absolute against the working directory.
  *
  * ```ts
+ * import { ok } from "node:assert";
  * import { checkAccess, setDenied } from "./_permissions.ts";
  * setDenied({ env: ["SECRET"] });
  * let refused = false;
  * try { checkAccess("env", "SECRET"); } catch { refused = true; }
- * console.assert(refused);
+ * ok(refused);
  * setDenied({});
  * ```
  */
@@ -108,8 +109,9 @@ export function hasDenyList(kind: AccessKind): boolean {
  * {@linkcode AccessDenied}.
  *
  * ```ts
+ * import { ok } from "node:assert";
  * import { isPermissionError } from "./_permissions.ts";
- * console.assert(isPermissionError(new Deno.errors.NotCapable("x")) && !isPermissionError(new Error("x")));
+ * ok(isPermissionError(new Deno.errors.NotCapable("x")) && !isPermissionError(new Error("x")));
  * ```
  */
 export function isPermissionError(e: unknown): boolean {
@@ -123,8 +125,9 @@ export function isPermissionError(e: unknown): boolean {
  * Deno names in its own message wins over `target`.
  *
  * ```ts
+ * import { ok } from "node:assert";
  * import { accessReason } from "./_permissions.ts";
- * console.assert(accessReason(new Deno.errors.NotCapable("x"), "env", "HOME") ===
+ * ok(accessReason(new Deno.errors.NotCapable("x"), "env", "HOME") ===
  *   'permission denied: env access to "HOME" (run with --allow-env=HOME)');
  * ```
  */

@@ -51,8 +51,9 @@ export function pushFailure(vm: LuaVM, L: LuaState, message: string): number {
  * 4 or 6 for an IP address literal, 0 for anything else (a host name).
  *
  * ```ts
+ * import { ok } from "node:assert";
  * import { ipVersion } from "./dns.ts";
- * console.assert(ipVersion("127.0.0.1") === 4 && ipVersion("::1") === 6 && ipVersion("localhost") === 0);
+ * ok(ipVersion("127.0.0.1") === 4 && ipVersion("::1") === 6 && ipVersion("localhost") === 0);
  * ```
  */
 export function ipVersion(text: string): 0 | 4 | 6 {
@@ -71,8 +72,9 @@ export function ipVersion(text: string): 0 | 4 | 6 {
  * "host:port" as Deno's permission flags spell it (IPv6 in brackets).
  *
  * ```ts
+ * import { ok } from "node:assert";
  * import { hostPort } from "./dns.ts";
- * console.assert(hostPort("::1", 80) === "[::1]:80" && hostPort("a.b", 80) === "a.b:80");
+ * ok(hostPort("::1", 80) === "[::1]:80" && hostPort("a.b", 80) === "a.b:80");
  * ```
  */
 export function hostPort(host: string, port: number): string {
@@ -110,8 +112,9 @@ export async function lookupAll(host: string): Promise<LookupAddress[]> {
  * first (IPv4 preferred) address; fails with a {@linkcode SoftFailure}.
  *
  * ```ts
+ * import { ok } from "node:assert";
  * import { lookupAddress } from "./dns.ts";
- * console.assert(await lookupAddress("127.0.0.1") === "127.0.0.1");
+ * ok(await lookupAddress("127.0.0.1") === "127.0.0.1");
  * ```
  */
 export async function lookupAddress(host: string): Promise<string> {

@@ -18,8 +18,9 @@ let denials: string[] = [];
  * flag that grants it.
  *
  * ```ts
+ * import { ok } from "node:assert";
  * import { takeDenials } from "./filesystem.ts";
- * console.assert(Array.isArray(takeDenials()));
+ * ok(Array.isArray(takeDenials()));
  * ```
  */
 export function takeDenials(): string[] {
@@ -47,8 +48,9 @@ export function errnoOf(e: unknown): number {
  * grants access when permission was denied.
  *
  * ```ts
+ * import { ok } from "node:assert";
  * import { fileErrorReason } from "./filesystem.ts";
- * console.assert(fileErrorReason(new Deno.errors.NotFound("x"), "read", "a.txt") === "no such file or directory");
+ * ok(fileErrorReason(new Deno.errors.NotFound("x"), "read", "a.txt") === "no such file or directory");
  * ```
  */
 export function fileErrorReason(e: unknown, access: "read" | "write", path: string): string {
@@ -67,9 +69,10 @@ const SEEK_MODES = [Deno.SeekMode.Start, Deno.SeekMode.Current, Deno.SeekMode.En
  * 0-2 are the engine's; this serves 3 and up.
  *
  * ```ts
+ * import { ok } from "node:assert";
  * import { denoFileSystem } from "./filesystem.ts";
  * const files = denoFileSystem();
- * console.assert(files.open("/nonexistent/file", 0, 0) < 0);
+ * ok(files.open("/nonexistent/file", 0, 0) < 0);
  * ```
  */
 export function denoFileSystem(): LuaSystem {

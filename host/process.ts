@@ -674,13 +674,14 @@ function hostname(engine: Engine, L: LuaState): number {
  * The processes family's registration table.
  *
  * ```ts
+ * import { ok } from "node:assert";
  * import { Engine } from "../runtime/engine.ts";
  * import { installFamily } from "../runtime/family.ts";
  * import { processes } from "./process.ts";
  * const engine = await Engine.create();
  * installFamily(engine, processes);
  * const outcome = await engine.execute('assert(io.popen("echo hi"):read() == "hi")', "=example");
- * console.assert(outcome.status === "ok");
+ * ok(outcome.status === "ok");
  * engine.close();
  * ```
  */

@@ -11,8 +11,9 @@ import type { LuaVM } from "./state.ts";
  * Raises Lua's "bad argument" error for argument `i` of `fname`.
  *
  * ```ts
+ * import { ok } from "node:assert";
  * import { argError } from "./args.ts";
- * console.assert(argError(1, "sleep", "number expected, got nil").message ===
+ * ok(argError(1, "sleep", "number expected, got nil").message ===
  *   "bad argument #1 to 'sleep' (number expected, got nil)");
  * ```
  */

@@ -158,10 +158,11 @@ const HOST_CHANNEL_BUFFER = 2 ** 31 - 1;
  * A Lua engine with goroutines.
  *
  * ```ts
+ * import { ok } from "node:assert";
  * import { Engine } from "./engine.ts";
  * const engine = await Engine.create();
  * const outcome = await engine.execute("x = 1 + 1", "=example");
- * console.assert(outcome.status === "ok");
+ * ok(outcome.status === "ok");
  * engine.close();
  * ```
  */

@@ -40,8 +40,9 @@ export type FamilyTable = (engine: Engine, context: RunContext) => Family;
  * Names a function of the Lua scheduler as a family member.
  *
  * ```ts
+ * import { ok } from "node:assert";
  * import { inScheduler } from "./family.ts";
- * console.assert(inScheduler("go").scheduler === "go");
+ * ok(inScheduler("go").scheduler === "go");
  * ```
  */
 export function inScheduler(field: string): SchedulerFunction {

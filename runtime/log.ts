@@ -30,9 +30,10 @@ let threshold = levelFromEnvironment();
  * reading the environment may be denied to them).
  *
  * ```ts
+ * import { ok } from "node:assert";
  * import { setLogLevel, logEnabled } from "./log.ts";
  * setLogLevel("info");
- * console.assert(logEnabled("info") && !logEnabled("debug"));
+ * ok(logEnabled("info") && !logEnabled("debug"));
  * setLogLevel("error");
  * ```
  */

@@ -66,11 +66,12 @@ export function sharedOutput(buffer: SharedArrayBuffer): OutputSink {
  * `sink` with `prefix` at the start of every line (several scripts at once).
  *
  * ```ts
+ * import { ok } from "node:assert";
  * import { prefixedOutput } from "./output.ts";
  * let text = "";
  * const out = prefixedOutput({ write: (b) => void (text += new TextDecoder().decode(b)), flush() {} }, "[a] ");
  * out.write(new TextEncoder().encode("x\ny\n"));
- * console.assert(text === "[a] x\n[a] y\n");
+ * ok(text === "[a] x\n[a] y\n");
  * ```
  */
 export function prefixedOutput(sink: OutputSink, prefix: string): OutputSink {

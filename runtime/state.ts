@@ -39,11 +39,12 @@ const shortCodes: number[] = [];
  * A Lua state with SolVM's helpers.
  *
  * ```ts
+ * import { ok } from "node:assert";
  * import { loadLuaModule, NO_FILES } from "./lua.ts";
  * import { LuaVM } from "./state.ts";
  * const vm = new LuaVM(loadLuaModule(NO_FILES));
  * vm.pushString(vm.L, "héllo");
- * console.assert(vm.toText(vm.L, -1) === "héllo");
+ * ok(vm.toText(vm.L, -1) === "héllo");
  * vm.close();
  * ```
  */
