@@ -9,6 +9,7 @@ import { drainSharedOutput, newSharedOutput, sharedOutput } from "./runtime/outp
 import type { WorkerReply, WorkerRequest } from "./host/worker.ts";
 import type { RunRequest } from "./host/run.ts";
 import type { AccessKind, DenyLists } from "./host/_permissions.ts";
+import { killGroup } from "./host/_process_group.ts";
 import meta from "./deno.json" with { type: "json" };
 
 const DEFAULT_TIMEOUT = "5s";
@@ -425,19 +426,6 @@ function startWorker(
   });
   worker.postMessage({ ...request, output } satisfies WorkerRequest);
   return { exit, stop };
-}
-
-/** Kills a command's process group (the shell alone when signalling the group is not allowed). */
-function killGroup(group: number): void {
-  try {
-    Deno.kill(-group, "SIGKILL");
-  } catch {
-    try {
-      Deno.kill(group, "SIGKILL");
-    } catch {
-      // It has exited meanwhile.
-    }
-  }
 }
 
 if (import.meta.main) main(Deno.args);

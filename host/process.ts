@@ -39,6 +39,7 @@ import type { LuaState } from "../runtime/lua.ts";
 import type { HostFunction } from "../runtime/state.ts";
 import { delay } from "./core.ts";
 import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
+import { killGroup } from "./_process_group.ts";
 
 /** How long output may keep arriving after the shell exits (a background job may hold the pipe for ever). */
 const DRAIN_GRACE_MS = 100;
@@ -497,18 +498,7 @@ class ChildTable {
 
   /** Kills a command still running, with the group it started, and lets go of its pipes. */
   #end(child: Child): void {
-    if (!child.exited) {
-      try {
-        Deno.kill(-child.process.pid, "SIGKILL");
-      } catch {
-        // Signalling a group needs --allow-run for every program; the shell itself can always be killed.
-        try {
-          child.process.kill("SIGKILL");
-        } catch {
-          // It exited meanwhile.
-        }
-      }
-    }
+    if (!child.exited) killGroup(child.process.pid);
     for (const reader of [...child.copies, ...child.reader ? [child.reader] : []]) reader.cancel().catch(() => {});
     child.writer?.abort().catch(() => {});
   }
