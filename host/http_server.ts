@@ -137,10 +137,12 @@ function match(routes: Route[], path: string): { route: Route; params: Record<st
   return best ? { route: best, params: { "*": path.slice(best.prefix!.length) } } : undefined;
 }
 
-/** Reads a request body, or undefined when it exceeds `max` bytes. */
+/** The body of a request that has none. */
 const EMPTY = new Uint8Array();
+/** The content type of plain-text answers. */
 const TEXT = "text/plain; charset=utf-8";
 
+/** Reads a request body, or undefined when it exceeds `max` bytes. */
 async function readBody(request: Request, max: number): Promise<Uint8Array | undefined> {
   const declared = Number(request.headers.get("content-length") ?? "0");
   if (declared > max) return undefined;
@@ -177,8 +179,7 @@ function splitUrl(url: string): RequestTarget {
   return { pathname: url.slice(start, question), query: url.slice(question + 1, end) };
 }
 
-const plain = (status: number, text: string) =>
-  new Response(text, { status, headers: { "content-type": "text/plain; charset=utf-8" } });
+const plain = (status: number, text: string) => new Response(text, { status, headers: { "content-type": TEXT } });
 
 /** What a handler's request table makes its other fields from, while the handler runs. */
 interface PendingRequest {
