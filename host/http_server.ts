@@ -618,13 +618,7 @@ class ServerTable {
       vm.pushString(L, "connection closed");
       return 2;
     }
-    const bytes = vm.viewBytes(L, 2);
-    const text = new TextDecoder("utf-8", { fatal: true });
-    try {
-      inbox.socket.send(text.decode(bytes));
-    } catch {
-      inbox.socket.send(bytes.slice()); // not UTF-8: a binary frame
-    }
+    inbox.socket.send(vm.toUtf8Text(L, 2) ?? vm.toBytes(L, 2)); // not UTF-8: a binary frame
     vm.api.lua_pushboolean(L, 1);
     return 1;
   }
