@@ -150,6 +150,8 @@ export interface DebugEvents {
   count?: number;
 }
 const SCHEDULER_CHUNKNAME = "=scheduler";
+/** Decodes the function names a debug hook reports. */
+const hookNames = new TextDecoder();
 const WAKE_BATCH = 64;
 // Channels fed by JavaScript never make the event loop wait.
 const HOST_CHANNEL_BUFFER = 2 ** 31 - 1;
@@ -391,19 +393,20 @@ export class Engine {
         if (!events.count) return;
       }
       api.lua_getinfo(T, info, ar);
-      const heap = vm.lua.heap();
       // The scheduler's own lines are SolVM's, not the script's, and so are the C functions it calls.
-      if (this.#isSchedulerSource(new DataView(heap.buffer).getUint32(ar + LUA_DEBUG_SOURCE, true))) return;
       if (event !== LUA_HOOKLINE && this.#calledByScheduler(T)) return;
-      const namePtr = new DataView(heap.buffer).getUint32(ar + LUA_DEBUG_NAME, true);
+      const heap = vm.lua.heap(); // fetched after the calls into Lua, which may grow memory
+      const record = new DataView(heap.buffer);
+      if (this.#isSchedulerSource(record.getUint32(ar + LUA_DEBUG_SOURCE, true))) return;
+      const namePtr = record.getUint32(ar + LUA_DEBUG_NAME, true);
       let name = "";
       if (namePtr) {
         let end = namePtr;
         while (heap[end]) end++;
-        name = new TextDecoder().decode(heap.subarray(namePtr, end));
+        name = hookNames.decode(heap.subarray(namePtr, end));
       }
       try {
-        fn(names[event], new DataView(heap.buffer).getInt32(ar + LUA_DEBUG_CURRENTLINE, true), name);
+        fn(names[event], record.getInt32(ar + LUA_DEBUG_CURRENTLINE, true), name);
       } catch (e) {
         vm.raise(T, e instanceof Error ? e.message : String(e));
       }
