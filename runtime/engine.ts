@@ -614,7 +614,7 @@ export class Engine {
    * that stops its waiting calls itself, see {@linkcode call}).
    */
   setDeadline(at: number | undefined, message = "timeout", haltWaiting = true): void {
-    clearTimeout(this.#deadlineTimer);
+    this.#clearDeadlineTimer();
     this.#deadline = at ?? Infinity;
     this.#deadlineMessage = message;
     if (at === undefined || this.#closed || !haltWaiting) return;
@@ -622,6 +622,13 @@ export class Engine {
       () => this.halt({ status: "timeout", message }),
       Math.min(Math.max(0, at - performance.now()), 2 ** 31 - 1),
     );
+  }
+
+  // Deno sets up its timers on first use, which costs a few milliseconds: a script that never armed one skips it.
+  #clearDeadlineTimer(): void {
+    if (this.#deadlineTimer === undefined) return;
+    clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = undefined;
   }
 
   /** Stops the engine from outside Lua (a file watcher, say): the run ends with `outcome`. */
@@ -1045,7 +1052,7 @@ export class Engine {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#deadlineTimer);
+    this.#clearDeadlineTimer();
     for (const cleanup of this.#closers.splice(0)) cleanup();
     this.stdout.flush();
     this.vm.close();
