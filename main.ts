@@ -9,7 +9,7 @@ import { drainSharedOutput, newSharedOutput, sharedOutput } from "./runtime/outp
 import type { WorkerReply, WorkerRequest } from "./host/worker.ts";
 import type { RunRequest } from "./host/run.ts";
 import type { AccessKind, DenyLists } from "./host/_permissions.ts";
-import { killGroup } from "./host/_process_group.ts";
+import { type CommandReport, RunningCommands } from "./host/_process_group.ts";
 import meta from "./deno.json" with { type: "json" };
 
 const DEFAULT_TIMEOUT = "5s";
@@ -385,17 +385,23 @@ function startWorker(
   const output = newSharedOutput();
   const options = { type: "module" as const, ...(permissions ? { deno: { permissions } } : {}) };
   const worker = new Worker(module, options);
-  const actorThreads = new Map<number, Worker>();
-  // Process groups of the script's commands still running: a worker stopped at once cannot end them itself.
-  const commands = new Set<number>();
+  // Process groups of commands still running, per thread: a thread ended at once cannot end them itself.
+  const commands = new RunningCommands();
+  const actorThreads = new Map<number, { thread: Worker; commands: RunningCommands }>();
+  const endActorThread = (id: number) => {
+    const actor = actorThreads.get(id);
+    actorThreads.delete(id);
+    actor?.thread.terminate();
+    actor?.commands.killAll();
+  };
   const end = () => {
     worker.terminate();
-    for (const thread of actorThreads.values()) thread.terminate();
+    for (const id of [...actorThreads.keys()]) endActorThread(id);
     drainSharedOutput(output);
   };
   const stop = () => {
     end();
-    for (const group of commands) killGroup(group);
+    commands.killAll();
   };
   const exit = new Promise<number>((resolve) => {
     worker.onmessage = ({ data }: MessageEvent<WorkerReply>) => {
@@ -403,19 +409,15 @@ function startWorker(
         end(); // the engine has closed, and ended its commands
         return resolve(data.exit);
       }
-      if ("command" in data) {
-        if (data.running) commands.add(data.command);
-        else commands.delete(data.command);
-        return;
-      }
-      if ("endActorThread" in data) {
-        actorThreads.get(data.endActorThread)?.terminate();
-        actorThreads.delete(data.endActorThread);
-        return;
-      }
-      const thread = new Worker(new URL("./host/actor_worker.ts", import.meta.url), options);
-      thread.postMessage({ port: data.port }, [data.port]);
-      actorThreads.set(data.actorThread, thread);
+      if ("command" in data) return commands.track(data);
+      if ("endActorThread" in data) return endActorThread(data.endActorThread);
+      const actor = {
+        thread: new Worker(new URL("./host/actor_worker.ts", import.meta.url), options),
+        commands: new RunningCommands(),
+      };
+      actor.thread.onmessage = ({ data }: MessageEvent<CommandReport>) => actor.commands.track(data);
+      actor.thread.postMessage({ port: data.port }, [data.port]);
+      actorThreads.set(data.actorThread, actor);
     };
     worker.onerror = (e) => {
       e.preventDefault();

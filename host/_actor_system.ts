@@ -11,6 +11,7 @@
  */
 import { log } from "../runtime/log.ts";
 import { drainSharedOutput, newSharedOutput } from "../runtime/output.ts";
+import { type CommandReport, RunningCommands } from "./_process_group.ts";
 
 /** One Lua value packed into bytes (host/actors.ts packs and unpacks; this file only carries them). */
 export type Packed = Uint8Array;
@@ -254,10 +255,17 @@ export type ThreadMaker = (id: number) => { port: MessagePort; terminate: () => 
 /** The thread maker of the library: workers made here. */
 export const directThreads: ThreadMaker = () => {
   const worker = new Worker(new URL("./actor_worker.ts", import.meta.url), { type: "module" });
+  const commands = new RunningCommands();
+  worker.onmessage = ({ data }: MessageEvent<CommandReport>) => commands.track(data);
   const { port1, port2 } = new MessageChannel();
   worker.postMessage({ port: port2 }, [port2]);
-  return { port: port1, terminate: () => worker.terminate() };
-};
+  return {
+    port: port1,
+    terminate: () => {
+      worker.terminate();
+      commands.killAll();
+    },
+  };
 
 /** The buffers of `chunks`, to transfer rather than copy them. */
 const buffers = (chunks: Uint8Array[]): ArrayBuffer[] => chunks.map((c) => c.buffer as ArrayBuffer);

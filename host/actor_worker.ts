@@ -4,7 +4,8 @@
  * result (or its error) goes back to the root when it ends.
  *
  * Protocol: the first message is `{ port }`, the port to the root (see
- * host/_actor_system.ts); the root then sends "start".
+ * host/_actor_system.ts); the root then sends "start". The thread tells
+ * its maker of each command's process group (`{ command, running }`).
  *
  * @module
  */
@@ -17,8 +18,16 @@ import { pushMessage, setActorLink, toMessage } from "./actors.ts";
 import { installGlobals } from "./script.ts";
 import { denoFileSystem } from "./filesystem.ts";
 import { checkAccess, setDenied } from "./_permissions.ts";
+import type { CommandReport } from "./_process_group.ts";
+import { watchCommands } from "./process.ts";
 
-const scope = self as unknown as { onmessage: (e: MessageEvent<{ port: MessagePort }>) => void };
+const scope = self as unknown as {
+  onmessage: (e: MessageEvent<{ port: MessagePort }>) => void;
+  postMessage(message: CommandReport): void;
+};
+
+// The thread's maker kills these groups if it has to end the thread by force.
+watchCommands((command, running) => scope.postMessage({ command, running }));
 
 scope.onmessage = ({ data }) => {
   const { port } = data;

@@ -8,12 +8,13 @@
  * for actor threads (`{ actorThread, port }`, `{ endActorThread }`): a
  * confined worker could not load their module itself. It tells the CLI
  * of each command's process group (`{ command, running }`), for the CLI to
- * kill when a time limit stops the worker.
+ * kill when a time limit stops the worker; actor threads do the same.
  *
  * @module
  */
 import { sharedOutput } from "../runtime/output.ts";
 import { type RunRequest, runRequest } from "./run.ts";
+import type { CommandReport } from "./_process_group.ts";
 
 /** What the CLI asks the worker to run. */
 export interface WorkerRequest extends RunRequest {
@@ -28,7 +29,7 @@ export type WorkerReply =
   | { exit: number }
   | { actorThread: number; port: MessagePort }
   | { endActorThread: number }
-  | { command: number; running: boolean };
+  | CommandReport;
 
 const scope = self as unknown as {
   onmessage: (e: MessageEvent<WorkerRequest>) => void;

@@ -344,6 +344,60 @@ Deno.test("CLI: a time limit that stops a busy script also kills the commands it
   }
 });
 
+Deno.test("CLI: a time limit also kills the commands an actor left running", async () => {
+  const dir = await tempFiles({
+    "worker.lua": `local dir = ...
+      local f = io.popen("sleep 30 & echo $! > " .. dir .. "/popen.pid; wait")
+      os.execute("echo $$ > " .. dir .. "/execute.pid; sleep 30")`,
+    "main.lua": `local dir = ...
+      spawn("worker.lua", dir)
+      sleep(0.5)
+      while true do end`,
+  });
+  const r = await solvm(["--timeout", "1500ms", `${dir}/main.lua`, dir]);
+  strictEqual(r.code, 124, r.stderr);
+  for (const name of ["popen.pid", "execute.pid"]) {
+    const pid = Number((await Deno.readTextFile(`${dir}/${name}`)).trim());
+    ok(pid > 0, name);
+    ok(await gone(pid), `${name}: process ${pid} still runs`);
+  }
+});
+
+/** An actor that starts a command and then never yields, stopped by force: its command must go with it. */
+async function stuckActor(): Promise<{ dir: string; main: string }> {
+  const dir = await tempFiles({
+    "stuck.lua": `local dir = ...
+      go(function() os.execute("echo $$ > " .. dir .. "/stuck.pid; sleep 30") end)
+      sleep(0.3)
+      parent().send("started")
+      while true do end`,
+  });
+  const main = `local dir = "${dir}"
+    local stuck = spawn(dir .. "/stuck.lua", dir)
+    assert(mailbox() == "started")
+    stuck.stop()
+    print("stuck:", stuck.wait())
+    local pid = io.open(dir .. "/stuck.pid"):read("l")
+    -- Killed, it stays a zombie until SolVM exits: the thread that would have reaped it is gone.
+    local running = 'test -n "$(ps -o stat= -p ' .. pid .. ' | grep -v Z)"'
+    local deadline = os.time() + 3
+    while os.execute(running) and os.time() < deadline do sleep(0.05) end
+    print("command gone:", not os.execute(running))`;
+  return { dir, main };
+}
+
+Deno.test("an actor ended by force after stop() takes its commands with it (CLI and library threads)", async () => {
+  const cli = await stuckActor();
+  await Deno.writeTextFile(`${cli.dir}/main.lua`, cli.main);
+  const r = await solvm([`${cli.dir}/main.lua`]);
+  strictEqual(r.stderr, "");
+  strictEqual(r.stdout, "stuck:\tnil\ncommand gone:\ttrue\n");
+  const library = await stuckActor();
+  const run = await runLua(library.main);
+  deepStrictEqual(run.outcome, { status: "ok" });
+  strictEqual(run.stdout, "stuck:\tnil\ncommand gone:\ttrue\n");
+});
+
 Deno.test("os.hostname is the machine's host name", async () => {
   strictEqual(await lua(`print(os.hostname())`), `${Deno.hostname()}\n`);
 });
