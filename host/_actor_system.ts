@@ -196,12 +196,21 @@ export class Inbox {
   }
 }
 
+/** How long a link must have sent nothing for a turn's first message to go at once instead of at the turn's end. */
+const QUIET_MS = 1;
+
 /** Messages written this turn, one {@linkcode ByteWriter} per destination. */
 class Batches {
   #writers = new Map<number, ByteWriter>();
+  #lastTaken = -Infinity;
 
-  /** Appends a message for `to` (`write` packs it); true when it is the first of this turn. */
-  add(to: number, write: (out: ByteWriter) => void): boolean {
+  /**
+   * Appends a message for `to` (`write` packs it). Says when to send the
+   * batch: "now" when this first message of the turn finds the link quiet
+   * (the turn may never end: a loop that never waits), "soon" (at the end
+   * of the turn) for another first message, undefined for the rest.
+   */
+  add(to: number, write: (out: ByteWriter) => void): "now" | "soon" | undefined {
     const first = this.#writers.size === 0;
     let writer = this.#writers.get(to);
     if (!writer) this.#writers.set(to, writer = new ByteWriter());
@@ -211,11 +220,13 @@ class Batches {
       if (writer.length === 0) this.#writers.delete(to);
       throw e;
     }
-    return first;
+    if (!first) return undefined;
+    return performance.now() - this.#lastTaken >= QUIET_MS ? "now" : "soon";
   }
 
   /** This turn's messages by destination; the next turn starts empty. */
   take(): [number, Uint8Array][] {
+    this.#lastTaken = performance.now();
     const out: [number, Uint8Array][] = [];
     for (const [to, writer] of this.#writers) out.push([to, writer.done()]);
     this.#writers = new Map();
@@ -266,6 +277,7 @@ export const directThreads: ThreadMaker = () => {
       commands.killAll();
     },
   };
+};
 
 /** The buffers of `chunks`, to transfer rather than copy them. */
 const buffers = (chunks: Uint8Array[]): ArrayBuffer[] => chunks.map((c) => c.buffer as ArrayBuffer);
@@ -389,7 +401,9 @@ export class RootSystem implements ActorLink {
 
   send(to: number, write: (out: ByteWriter) => void): void {
     if (to === 0) return this.inbox.add(write);
-    if (this.#batches.add(to, write)) this.#flushSoon();
+    const when = this.#batches.add(to, write);
+    if (when === "now") this.#flush();
+    else if (when === "soon") this.#flushSoon();
   }
 
   /** Queues a chunk of messages for actor `to` (dropped if it has ended) until the end of this turn. */
@@ -491,7 +505,9 @@ export class ActorThreadLink implements ActorLink {
 
   send(to: number, write: (out: ByteWriter) => void): void {
     if (to === this.selfId) return this.inbox.add(write);
-    if (this.#batches.add(to, write)) queueMicrotask(() => this.#flush());
+    const when = this.#batches.add(to, write);
+    if (when === "now") this.#flush();
+    else if (when === "soon") queueMicrotask(() => this.#flush());
   }
 
   #flush(): void {

@@ -241,6 +241,36 @@ print("main goes on")
   match(unhandled.stderr, /stack traceback:\n/);
 });
 
+Deno.test("a message goes while its sender computes on without waiting, both ways", async () => {
+  // Each side spins (no waiting, so no end of turn) until the other side shows it got the message.
+  const spinUntil = (flag: string) =>
+    `local t0 = os.clock()
+while not io.open("${flag}") do if os.clock() - t0 > 5 then return "not delivered" end end
+return "delivered"`;
+  const dir = await folder({
+    "producer.lua": `parent().send("first")\n${spinUntil("got_first")}`,
+    "consumer.lua": `local m = mailbox()\nio.open("got_second", "w"):close()\nreturn m`,
+    "main.lua": String.raw`
+local producer = spawn("producer.lua")
+print("root got:", mailbox())
+io.open("got_first", "w"):close()
+print("producer:", producer.wait())
+local consumer = spawn("consumer.lua")
+consumer.send("second")
+print("root:", (function()
+${spinUntil("got_second")}
+end)())
+print("consumer:", consumer.wait())
+`,
+  });
+  const r = await solvm(["main.lua"], { cwd: dir });
+  strictEqual(r.stderr, "");
+  strictEqual(
+    r.stdout,
+    "root got:\tfirst\nproducer:\tdelivered\nroot:\tdelivered\nconsumer:\tsecond\n",
+  );
+});
+
 Deno.test("stop(): mail sent before it is read, then mailbox() returns nil; an actor ignoring it is ended after the grace period", async () => {
   const dir = await folder({
     "main.lua": String.raw`
