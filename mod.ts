@@ -46,6 +46,7 @@ export { LuaError } from "./runtime/errors.ts";
 export { byRef, ByReference } from "./runtime/values.ts";
 export {
   CallStopped,
+  type CancellableWait,
   type DebugEvents,
   type DebugHook,
   Engine,

@@ -4,11 +4,12 @@
  *
  * @module
  */
-import type { Engine } from "../runtime/engine.ts";
+import type { CancellableWait, Engine } from "../runtime/engine.ts";
 import { argError, checkNumber, checkString, isNone } from "../runtime/args.ts";
 import type { LuaState } from "../runtime/lua.ts";
 import type { Family } from "../runtime/family.ts";
 import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
+import { after } from "./_timer.ts";
 
 const TAB = new Uint8Array([9]);
 const NEWLINE = new Uint8Array([10]);
@@ -25,12 +26,9 @@ function print(engine: Engine, L: LuaState): number {
   return 0;
 }
 
-// One timer per millisecond deadline, shared by every sleeper due then.
-const sleepers = new Map<number, Promise<void>>();
-
 /**
- * A Promise that resolves after `ms` milliseconds; sleepers due in the same
- * millisecond share one timer.
+ * A Promise that resolves after `ms` milliseconds, for host code that
+ * waits a moment (`sleep` uses {@linkcode SleepTimers}).
  *
  * ```ts
  * import { delay } from "./core.ts";
@@ -38,27 +36,69 @@ const sleepers = new Map<number, Promise<void>>();
  * ```
  */
 export function delay(ms: number): Promise<void> {
-  const due = Math.ceil(performance.now() + ms);
-  let timer = sleepers.get(due);
-  if (!timer) {
-    timer = new Promise<void>((resolve) =>
-      setTimeout(() => {
-        sleepers.delete(due);
+  return new Promise((resolve) => after(ms, resolve));
+}
+
+/** One timer, shared by every goroutine due in the same millisecond; the wait of each of them. */
+class SharedTimer implements CancellableWait {
+  readonly wait: Promise<void>;
+  waiting = 0;
+  #clear = () => {};
+
+  constructor(readonly owner: SleepTimers, readonly due: number) {
+    this.wait = new Promise((resolve) => {
+      this.#clear = after(Math.max(0, due - performance.now()), () => {
+        owner.forget(this);
         resolve();
-      }, Math.max(0, due - performance.now()))
-    );
-    sleepers.set(due, timer);
+      });
+    });
   }
-  return timer;
+
+  /** One goroutine no longer waits (its call was stopped): the last one clears the timer. */
+  cancel(): void {
+    if (--this.waiting > 0) return;
+    this.stop();
+  }
+
+  /** Clears the timer; its goroutines wait for ever (their engine closes). */
+  stop(): void {
+    this.#clear();
+    this.owner.forget(this);
+  }
+}
+
+/** The timers of one engine's sleeping goroutines: 100,000 goroutines that sleep alike share a few. */
+class SleepTimers {
+  readonly #byDue = new Map<number, SharedTimer>();
+
+  constructor(engine: Engine) {
+    // A closed engine's sleepers keep no timer, which would keep the process alive.
+    engine.onClose(() => {
+      for (const timer of [...this.#byDue.values()]) timer.stop();
+    });
+  }
+
+  /** The wait for `ms` milliseconds. */
+  wait(ms: number): SharedTimer {
+    const due = Math.ceil(performance.now() + ms);
+    let timer = this.#byDue.get(due);
+    if (!timer) this.#byDue.set(due, timer = new SharedTimer(this, due));
+    timer.waiting++;
+    return timer;
+  }
+
+  forget(timer: SharedTimer): void {
+    if (this.#byDue.get(timer.due) === timer) this.#byDue.delete(timer.due);
+  }
 }
 
 /** `sleep(seconds)`: parks the calling goroutine; fractions allowed. */
-function sleep(engine: Engine, L: LuaState): Promise<void> {
+function sleep(engine: Engine, timers: SleepTimers, L: LuaState): SharedTimer {
   const seconds = checkNumber(engine.vm, L, 1, "sleep");
   if (!(seconds >= 0) || !Number.isFinite(seconds)) {
     throw argError(1, "sleep", `non-negative finite number of seconds expected, got ${seconds}`);
   }
-  return delay(seconds * 1000);
+  return timers.wait(seconds * 1000);
 }
 
 /** `os.exit([code])`: flushes output and ends the run with `code` (true = 0, false = 1). */
@@ -95,9 +135,12 @@ function getenv(engine: Engine, L: LuaState): number {
 }
 
 /** The core family's registration table. */
-export const core = (engine: Engine): Family => ({
-  print: (L) => print(engine, L),
-  sleep: engine.blocking("sleep", (L) => sleep(engine, L)),
-  "os.exit": (L) => exit(engine, L),
-  "os.getenv": (L) => getenv(engine, L),
-});
+export const core = (engine: Engine): Family => {
+  const timers = new SleepTimers(engine);
+  return {
+    print: (L) => print(engine, L),
+    sleep: engine.blocking("sleep", (L) => sleep(engine, timers, L)),
+    "os.exit": (L) => exit(engine, L),
+    "os.getenv": (L) => getenv(engine, L),
+  };
+};

@@ -15,19 +15,18 @@
  *
  * @module
  */
-import type { Engine } from "../runtime/engine.ts";
+import type { CancellableWait, Engine } from "../runtime/engine.ts";
 import type { Family } from "../runtime/family.ts";
 import { argError, checkBytes, checkStrictText, checkString, checkTable, isNone } from "../runtime/args.ts";
 import { LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, type LuaState } from "../runtime/lua.ts";
 import type { LuaVM } from "../runtime/state.ts";
 import { headersMetatable } from "./_headers.ts";
 import { accessReason, checkAccess, hasDenyList, isPermissionError } from "./_permissions.ts";
+import { after } from "./_timer.ts";
 
 /** Seconds a request may take when the call gives no `timeout`. */
 export const DEFAULT_TIMEOUT = 30;
 
-// setTimeout fires at once for delays above 2^31 - 1 ms, so longer timeouts are capped there.
-const MAX_TIMER_MS = 2 ** 31 - 1;
 const OPTIONS = ["timeout"];
 
 /** Where each argument of one client function sits (1-based; 0: not taken). */
@@ -214,24 +213,28 @@ class HttpClient {
   }
 
   /** The implementation of `fname`: reads its arguments per `shape`, then fetches. */
-  request(L: LuaState, fname: string, method: string, shape: Shape): number | Promise<(L: LuaState) => number> {
+  request(L: LuaState, fname: string, method: string, shape: Shape): number | CancellableWait {
     const call = readCall(this.engine.vm, L, fname, method, shape);
     if (call.urlNotUtf8) return this.#fail(L, `${fname}: the URL is not valid UTF-8`);
     const invalid = badUrl(call.url);
     if (invalid) return this.#fail(L, `${fname}: ${invalid}`);
-    return this.#fetch(call).then((got) => (L) =>
-      typeof got === "string" ? this.#fail(L, got) : this.#pushResponse(L, got)
-    );
+    // Aborted when the call stops waiting too.
+    const controller = new AbortController();
+    return {
+      wait: this.#fetch(call, controller).then((got) => (L) =>
+        typeof got === "string" ? this.#fail(L, got) : this.#pushResponse(L, got)
+      ),
+      cancel: () => controller.abort(),
+    };
   }
 
   /** The response, or the message of the failure. */
-  async #fetch(call: Call): Promise<Received | string> {
-    const controller = new AbortController();
+  async #fetch(call: Call, controller: AbortController): Promise<Received | string> {
     let timedOut = false;
-    const timer = setTimeout(() => {
+    const stopTimer = after(call.timeout * 1000, () => {
       timedOut = true;
       controller.abort();
-    }, Math.min(call.timeout * 1000, MAX_TIMER_MS));
+    });
     this.#inFlight.add(controller);
     // fetch follows redirects without asking: under a --deny-net list each hop is followed here, and checked.
     const checkHops = hasDenyList("net");
@@ -282,7 +285,7 @@ class HttpClient {
       }
       return describeFailure(call, e, timedOut);
     } finally {
-      clearTimeout(timer);
+      stopTimer();
       this.#inFlight.delete(controller);
     }
   }

@@ -15,23 +15,9 @@ import type { Engine } from "../runtime/engine.ts";
 import type { Family } from "../runtime/family.ts";
 import { argError, checkFunction, checkInteger, checkNumber, checkString } from "../runtime/args.ts";
 import type { LuaState } from "../runtime/lua.ts";
+import { after } from "./_timer.ts";
 
 type Kind = "timeout" | "interval" | "cron";
-
-// Deno's timers take at most 2^31-1 ms (about 24.8 days); longer delays are chained.
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/** Calls `fn` after `ms` milliseconds, however long; returns the cancel function. */
-function after(ms: number, fn: () => void): () => void {
-  let handle = setTimeout(step, Math.min(ms, MAX_TIMER_MS));
-  let left = ms - Math.min(ms, MAX_TIMER_MS);
-  function step() {
-    if (left <= 0) return fn();
-    handle = setTimeout(step, Math.min(left, MAX_TIMER_MS));
-    left -= Math.min(left, MAX_TIMER_MS);
-  }
-  return () => clearTimeout(handle);
-}
 
 /** Calls `fn` every `ms` milliseconds, however long; returns the cancel function. */
 function every(ms: number, fn: () => void): () => void {

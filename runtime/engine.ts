@@ -29,6 +29,17 @@ export type { OutputSink };
 /** Pushes the results of a finished blocking call and returns their count. */
 export type Pusher = (L: LuaState) => number;
 
+/**
+ * A wait a blocking function started, and how to call it off: the engine
+ * does when the goroutine no longer waits for it (its call was stopped),
+ * so no timer or request outlives its use. When the engine closes, the
+ * family that made the wait ends it (see {@linkcode Engine.onClose}).
+ */
+export interface CancellableWait {
+  readonly wait: Promise<Pusher | void>;
+  cancel(): void;
+}
+
 /** How a watched goroutine (the main chunk, a REPL line) ended. */
 export type Outcome =
   | { status: "ok" }
@@ -180,6 +191,9 @@ export class Engine {
   #results = new Map<number, { ok: true; push: Pusher } | { ok: false; message: string }>();
   // Host operations whose goroutine was cancelled: their results are dropped when they come.
   readonly #abandoned = new Set<number>();
+  // Waits that can be called off, by host operation id, kept once a call may be stopped while it waits.
+  readonly #cancellable = new Map<number, CancellableWait>();
+  #callsMayStop = false;
   #woken: number[] = [];
   #pending = 0;
   #resident = 0;
@@ -517,15 +531,20 @@ export class Engine {
    * the fast path: no yield) or returns a Promise of a {@linkcode Pusher};
    * then only the calling goroutine waits.
    */
-  blocking(what: string, impl: (L: LuaState) => number | Promise<Pusher | void>): HostFunction {
+  blocking(what: string, impl: (L: LuaState) => number | Promise<Pusher | void> | CancellableWait): HostFunction {
     return (L) => {
       const result = impl(L);
-      return typeof result === "number" ? result : this.park(L, result, what);
+      if (typeof result === "number") return result;
+      return result instanceof Promise ? this.park(L, result, what) : this.park(L, result.wait, what, result);
     };
   }
 
-  /** Parks the calling goroutine until `promise` settles; returns through `lua_yieldk`. */
-  park(L: LuaState, promise: Promise<Pusher | void>, what: string): number {
+  /**
+   * Parks the calling goroutine until `promise` settles; returns through
+   * `lua_yieldk`. `cancellable` is called off if the goroutine stops
+   * waiting first.
+   */
+  park(L: LuaState, promise: Promise<Pusher | void>, what: string, cancellable?: CancellableWait): number {
     const api = this.vm.api;
     if (!api.lua_isyieldable(L)) {
       // Attach a no-op handler so a later rejection is not unhandled.
@@ -534,6 +553,7 @@ export class Engine {
     }
     const id = ++this.#nextOp;
     this.#pending++;
+    if (cancellable && this.#callsMayStop) this.#cancellable.set(id, cancellable);
     promise.then(
       (push) => this.#settle(id, { ok: true, push: push ?? NO_RESULTS }),
       (e) => this.#settle(id, { ok: false, message: e instanceof Error ? e.message : String(e) }),
@@ -547,6 +567,7 @@ export class Engine {
 
   #settle(id: number, result: { ok: true; push: Pusher } | { ok: false; message: string }): void {
     this.#pending--;
+    this.#cancellable.delete(id);
     if (this.#closed) return;
     if (this.#abandoned.delete(id)) {
       this.#kick(); // the pump looks again whether anything can still make progress
@@ -747,6 +768,7 @@ export class Engine {
     if (this.#stopped) throw new CallStopped(this.#stopped);
     if (this.#closed) throw new Error("the engine is closed");
     this.#closeTierUp();
+    this.#callsMayStop ||= stopWaiting !== undefined;
     // One thread serves call after call; a call made while it runs (from
     // JavaScript that Lua called) gets a thread of its own.
     let T = this.#callThread;
@@ -858,7 +880,11 @@ export class Engine {
     this.#call(2, 1);
     if (vm.api.lua_type(L, -1) === LUA_TNUMBER) {
       const op = Number(vm.api.lua_tointegerx(L, -1, 0));
-      if (!this.#results.delete(op)) this.#abandoned.add(op);
+      if (!this.#results.delete(op)) {
+        this.#abandoned.add(op);
+        this.#cancellable.get(op)?.cancel();
+        this.#cancellable.delete(op);
+      }
     }
     vm.api.lua_settop(L, -2);
     call.stopped(outcome);
@@ -1053,6 +1079,7 @@ export class Engine {
     if (this.#closed) return;
     this.#closed = true;
     this.#clearDeadlineTimer();
+    this.#cancellable.clear();
     for (const cleanup of this.#closers.splice(0)) cleanup();
     this.stdout.flush();
     this.vm.close();

@@ -211,6 +211,16 @@ Deno.test("sleep: fractions, zero, and bad arguments", async () => {
   match(lines[2], /bad argument #1 to 'sleep'/);
 });
 
+Deno.test("sleep longer than setTimeout's 24.8 days still sleeps (it used to wake at once)", async () => {
+  const { stdout, outcome } = await runLua(`
+    go(function() sleep(3e6) print("woke too early") end)
+    sleep(0.1)
+    print("main done")
+    os.exit(0)`);
+  deepStrictEqual(outcome, { status: "exit", code: 0 });
+  strictEqual(stdout, "main done\n");
+});
+
 Deno.test("sleep lasts about as long as asked and parks only its goroutine", async () => {
   const { stdout } = await runLua(`
     local ticks = 0

@@ -4,7 +4,7 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert";
 import { Context, createSharedTable, LuaError, SharedTable } from "../mod.ts";
 import { sleep, tempFiles } from "./_helpers.ts";
-import { failure, thrown, timed } from "./_library.ts";
+import { failure, runProgram, thrown, timed } from "./_library.ts";
 
 const LIMIT_MESSAGE = "instruction limit exceeded: the script ran more than 100000 Lua instructions";
 
@@ -99,6 +99,52 @@ Deno.test("a timeout per call stops a waiting call; a busy loop only when the co
     );
   } finally {
     counted.close();
+  }
+});
+
+Deno.test("a call stopped while it sleeps, or an engine closed, leaves no timer: the program ends at once", async () => {
+  // The context is left open on purpose: stopping the call alone must let its timer go.
+  const { value, ms } = await timed(() =>
+    runProgram(
+      `import { Context, Engine, installGlobals } from "MOD";
+const lua = new Context({ timeout: 50 });
+console.log(await lua.execute("sleep(30)").catch((e) => e.message));
+const engine = await Engine.create();
+installGlobals(engine);
+await engine.execute("go(function() sleep(30) end)", "=x");
+engine.close();
+console.log("closed");
+`,
+      ["-A"],
+    )
+  );
+  strictEqual(value.stderr, "");
+  strictEqual(value.stdout, "timeout: the call ran longer than 50 ms\nclosed\n");
+  ok(ms < 15_000, `the program took ${ms} ms: a 30 s sleep kept it alive`);
+});
+
+Deno.test("a call stopped while it waits for an HTTP answer aborts the request", async () => {
+  // A server that takes the request and never answers: the stopped call must hang up on it.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const hungUp = (async () => {
+    const conn = await listener.accept();
+    const buffer = new Uint8Array(4096);
+    try {
+      while ((await conn.read(buffer)) !== null);
+    } catch {
+      // reset by the client: hung up too
+    }
+    conn.close();
+  })();
+  const lua = new Context({ timeout: 100 });
+  try {
+    const url = `http://127.0.0.1:${listener.addr.port}/`;
+    await failure(lua.execute(`return http_get("${url}")`), Error, "timeout: the call ran longer than 100 ms");
+    const { ms } = await timed(() => hungUp);
+    ok(ms < 5000, `the request was still open ${ms} ms after the call stopped`);
+  } finally {
+    lua.close();
+    listener.close();
   }
 });
 
