@@ -228,6 +228,10 @@ export class Engine {
   // A call made from outside Lua is running: a limit then ends only that call (see #checkLimits).
   #callFromOutside = false;
   #limitHit: Outcome | undefined;
+  // The deadline belongs to calls that stop themselves (setDeadline's haltWaiting false): running Lua ends alone.
+  #deadlineEndsCalls = false;
+  // A goroutine the pump runs is being ended by such a deadline; if it is a call's, the call ends with this.
+  #pumpLimitHit: Extract<Outcome, { status: "timeout" }> | undefined;
   // Threads that already made their tier-up yield (only tracked while a limit keeps hooks on).
   readonly #tieredUp = new Set<number>();
 
@@ -365,7 +369,10 @@ export class Engine {
    * StopRequest unwinds to the pump and nowhere else. Inside a call from
    * outside Lua only that call ends, and the engine stays usable: a Lua
    * error is raised, and raised again before every instruction of the
-   * thread (the hook now fires at each), so no pcall can swallow it.
+   * thread (the hook now fires at each), so no pcall can swallow it. So
+   * it is inside the pump past the deadline of a call that stops itself
+   * when it waits (see {@linkcode setDeadline}): the goroutine that runs
+   * ends, and the call with it if it is the call's.
    */
   #checkLimits(step: number, T: LuaState, hook: number): void {
     this.#instructionsUsed += step;
@@ -378,8 +385,9 @@ export class Engine {
       outcome = { status: "timeout", message: this.#deadlineMessage };
     }
     if (!outcome) return;
-    if (!this.#callFromOutside) throw new StopRequest(outcome);
-    this.#limitHit ??= outcome;
+    if (this.#callFromOutside) this.#limitHit ??= outcome;
+    else if (outcome.status === "timeout" && this.#deadlineEndsCalls) this.#pumpLimitHit ??= outcome;
+    else throw new StopRequest(outcome);
     const api = this.vm.api;
     api.lua_sethook(T, hook, api.lua_gethookmask(T) | LUA_MASKCOUNT, 1);
     this.vm.pushString(T, outcome.message);
@@ -508,7 +516,15 @@ export class Engine {
   #finished(L: LuaState): number {
     const vm = this.vm;
     const id = Number(vm.api.lua_tointegerx(L, 1, 0));
-    const tracker = this.#trackers.get(id) ?? this.#calls.get(id)?.ended;
+    const call = this.#calls.get(id);
+    const limit = this.#pumpLimitHit;
+    if (call && limit && !vm.api.lua_toboolean(L, 2)) { // ended by its deadline while the pump ran it
+      this.#pumpLimitHit = undefined;
+      this.#calls.delete(id);
+      call.stopped(limit);
+      return 0;
+    }
+    const tracker = this.#trackers.get(id) ?? call?.ended;
     if (tracker) {
       this.#trackers.delete(id);
       this.#calls.delete(id);
@@ -638,6 +654,7 @@ export class Engine {
     this.#clearDeadlineTimer();
     this.#deadline = at ?? Infinity;
     this.#deadlineMessage = message;
+    this.#deadlineEndsCalls = !haltWaiting;
     if (at === undefined || this.#closed || !haltWaiting) return;
     this.#deadlineTimer = setTimeout(
       () => this.halt({ status: "timeout", message }),
@@ -697,6 +714,7 @@ export class Engine {
       return;
     } finally {
       this.#inPump = false;
+      this.#pumpLimitHit = undefined;
     }
     this.stdout.flush();
     if (this.#woken.length === 0 && this.#pending === 0 && this.#resident === 0) this.#quiescent();

@@ -148,6 +148,18 @@ Deno.test("a call stopped while it waits for an HTTP answer aborts the request",
   }
 });
 
+Deno.test("a call that waits and then runs past its time ends alone; pcall cannot keep it; the context stays usable", async () => {
+  const lua = new Context({ timeout: 100 });
+  try {
+    const message = "timeout: the call ran longer than 100 ms";
+    await failure(lua.execute("sleep(0.01) while true do end"), Error, message);
+    await failure(lua.execute("sleep(0.01) pcall(function() while true do end end) while true do end"), Error, message);
+    strictEqual(await lua.execute("sleep(0.01) return 'still usable'"), "still usable");
+  } finally {
+    lua.close();
+  }
+});
+
 Deno.test("an AbortSignal stops a waiting call; an aborted one refuses and leaves no timer", async () => {
   const lua = new Context({ timeout: 100 });
   try {
