@@ -10,6 +10,7 @@ import type { WorkerReply, WorkerRequest } from "./host/worker.ts";
 import type { RunRequest } from "./host/run.ts";
 import type { AccessKind, DenyLists } from "./host/_permissions.ts";
 import { type CommandReport, RunningCommands } from "./host/_process_group.ts";
+import { after } from "./runtime/_timer.ts";
 import meta from "./deno.json" with { type: "json" };
 
 const DEFAULT_TIMEOUT = "5s";
@@ -254,9 +255,9 @@ function fail(message: string, code: number): never {
  */
 function armTimeout(options: Options, resident: Int32Array, stop: () => void): void {
   if (options.timeoutMs <= 0) return;
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let disarm = () => {};
   const arm = () => {
-    timer = setTimeout(stop, options.timeoutMs);
+    disarm = after(options.timeoutMs, stop);
   };
   arm();
   if (options.explicitTimeout) return;
@@ -266,7 +267,7 @@ function armTimeout(options: Options, resident: Int32Array, stop: () => void): v
       const waiting = Atomics.waitAsync(resident, 0, last);
       if (waiting.async) await waiting.value;
       const now = Atomics.load(resident, 0);
-      if (now > 0 && last === 0) clearTimeout(timer);
+      if (now > 0 && last === 0) disarm();
       if (now === 0 && last > 0) arm();
       last = now;
     }

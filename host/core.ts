@@ -9,7 +9,7 @@ import { argError, checkNumber, checkString, isNone } from "../runtime/args.ts";
 import type { LuaState } from "../runtime/lua.ts";
 import type { Family } from "../runtime/family.ts";
 import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
-import { after } from "./_timer.ts";
+import { after } from "../runtime/_timer.ts";
 
 const TAB = new Uint8Array([9]);
 const NEWLINE = new Uint8Array([10]);

@@ -22,7 +22,7 @@ import { LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, type LuaState } from "../runtime/lu
 import type { LuaVM } from "../runtime/state.ts";
 import { headersMetatable } from "./_headers.ts";
 import { accessReason, checkAccess, hasDenyList, isPermissionError } from "./_permissions.ts";
-import { after } from "./_timer.ts";
+import { after } from "../runtime/_timer.ts";
 
 /** Seconds a request may take when the call gives no `timeout`. */
 export const DEFAULT_TIMEOUT = 30;

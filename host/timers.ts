@@ -15,7 +15,7 @@ import type { Engine } from "../runtime/engine.ts";
 import type { Family } from "../runtime/family.ts";
 import { argError, checkFunction, checkInteger, checkNumber, checkString } from "../runtime/args.ts";
 import type { LuaState } from "../runtime/lua.ts";
-import { after } from "./_timer.ts";
+import { after } from "../runtime/_timer.ts";
 
 type Kind = "timeout" | "interval" | "cron";
 

@@ -13,6 +13,7 @@ import type { CallOptions } from "./context.ts";
 import type { ContextOptions } from "./context.ts";
 import { LuaError } from "../runtime/errors.ts";
 import { ByReference } from "../runtime/values.ts";
+import { after } from "../runtime/_timer.ts";
 
 /** What a worker needs to build the script's engines. */
 export interface Blueprint {
@@ -140,13 +141,13 @@ export class WorkerPool {
       member.worker.postMessage({ type: "abort", id } satisfies PoolRequest);
       insist("the call was aborted");
     };
-    const deadline = timeout === undefined
+    const stopDeadline = timeout === undefined
       ? undefined
-      : setTimeout(() => insist(`timeout: the call ran longer than ${timeout} ms`), timeout);
+      : after(timeout, () => insist(`timeout: the call ran longer than ${timeout} ms`));
     // A long-lived signal must not collect one listener per finished run.
     const forget = () => {
       signal?.removeEventListener("abort", abort);
-      clearTimeout(deadline);
+      stopDeadline?.();
       clearTimeout(grace);
     };
     signal?.addEventListener("abort", abort, { once: true });

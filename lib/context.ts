@@ -11,6 +11,7 @@ import { LuaError } from "../runtime/errors.ts";
 import { Values } from "../runtime/values.ts";
 import { installGlobals } from "../host/script.ts";
 import { denoFileSystem } from "../host/filesystem.ts";
+import { after } from "../runtime/_timer.ts";
 
 /** Lua's standard libraries that can be left out (the base library is always there); see {@linkcode ContextOptions.libraries}. */
 export type LuaLibrary = "coroutine" | "table" | "io" | "os" | "string" | "math" | "utf8" | "debug" | "package";
@@ -223,17 +224,17 @@ export class Context {
       engine.setDeadline(performance.now(), message, false);
       stopWaiting.abort(message);
     };
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let disarm = () => {};
     if (timeout !== undefined) {
       const message = `timeout: the call ran longer than ${timeout} ms`;
       engine.setDeadline(performance.now() + timeout, message, false);
-      timer = setTimeout(() => stop(message), timeout);
+      disarm = after(timeout, () => stop(message));
     }
     const abort = () => stop("the call was aborted");
     options.signal?.addEventListener("abort", abort);
     const settle = () => {
       options.signal?.removeEventListener("abort", abort);
-      clearTimeout(timer);
+      disarm();
       engine.setDeadline(undefined);
       engine.stdout.flush();
     };

@@ -23,6 +23,7 @@ import { type HostFunction, LuaUnwind, LuaVM } from "./state.ts";
 import { SCHEDULER_LUA } from "./scheduler_lua.ts";
 import { log, logEnabled } from "./log.ts";
 import { newSharedOutput, type OutputSink, sharedOutput } from "./output.ts";
+import { after } from "./_timer.ts";
 
 export type { OutputSink };
 
@@ -223,7 +224,7 @@ export class Engine {
   #counting = false;
   #deadline = Infinity;
   #deadlineMessage = "";
-  #deadlineTimer: ReturnType<typeof setTimeout> | undefined;
+  #disarmDeadline: (() => void) | undefined;
   #inPump = false;
   // A call made from outside Lua is running: a limit then ends only that call (see #checkLimits).
   #callFromOutside = false;
@@ -656,17 +657,13 @@ export class Engine {
     this.#deadlineMessage = message;
     this.#deadlineEndsCalls = !haltWaiting;
     if (at === undefined || this.#closed || !haltWaiting) return;
-    this.#deadlineTimer = setTimeout(
-      () => this.halt({ status: "timeout", message }),
-      Math.min(Math.max(0, at - performance.now()), 2 ** 31 - 1),
-    );
+    this.#disarmDeadline = after(Math.max(0, at - performance.now()), () => this.halt({ status: "timeout", message }));
   }
 
   // Deno sets up its timers on first use, which costs a few milliseconds: a script that never armed one skips it.
   #clearDeadlineTimer(): void {
-    if (this.#deadlineTimer === undefined) return;
-    clearTimeout(this.#deadlineTimer);
-    this.#deadlineTimer = undefined;
+    this.#disarmDeadline?.();
+    this.#disarmDeadline = undefined;
   }
 
   /** Stops the engine from outside Lua (a file watcher, say): the run ends with `outcome`. */

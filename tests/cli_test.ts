@@ -73,6 +73,10 @@ Deno.test("-timeout (single dash) and --timeout=value forms; 0 means no limit", 
   strictEqual(inline.stdout, "done\n");
   const none = await solvm(["--timeout", "0", `${dir}/slow.lua`]);
   strictEqual(none.code, 0);
+  // Past setTimeout's 24.8 days (which would fire at once): the limit still lies ahead.
+  const long = await solvm(["--timeout", "1000h", `${dir}/slow.lua`]);
+  strictEqual(long.stderr, "");
+  strictEqual(long.stdout, "done\n");
 });
 
 Deno.test("the default limit is 5s", async () => {

@@ -2,7 +2,7 @@
 // (limits, selective libraries, GC control, bytecode, debug hooks, shared
 // tables, modules, async execution) and their bad input.
 import { deepStrictEqual, ok, strictEqual } from "node:assert";
-import { Context, createSharedTable, LuaError, SharedTable } from "../mod.ts";
+import { Context, createSharedTable, LuaError, Script, SharedTable } from "../mod.ts";
 import { sleep, tempFiles } from "./_helpers.ts";
 import { failure, runProgram, thrown, timed } from "./_library.ts";
 
@@ -145,6 +145,26 @@ Deno.test("a call stopped while it waits for an HTTP answer aborts the request",
   } finally {
     lua.close();
     listener.close();
+  }
+});
+
+Deno.test("a timeout past setTimeout's 24.8 days does not fire at once (context and worker pool)", async () => {
+  const month = 31 * 24 * 3600 * 1000;
+  const lua = new Context({ timeout: month });
+  try {
+    strictEqual(await lua.execute("sleep(0.05) return 'finished'"), "finished");
+    strictEqual(await lua.execute("sleep(0.05) return 'again'", "=c", { timeout: month }), "again");
+  } finally {
+    lua.close();
+  }
+  const pooled = Script.fromString("w.lua", "function main() sleep(0.05) return 'pooled' end", {
+    workers: 1,
+    timeout: month,
+  });
+  try {
+    strictEqual(await pooled.run(), "pooled");
+  } finally {
+    pooled.close();
   }
 });
 

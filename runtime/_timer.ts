@@ -1,7 +1,8 @@
 /**
  * A timer for any delay: Deno's setTimeout fires at once for delays above
- * 2^31 - 1 ms (about 24.8 days), so longer ones are chained. Shared by
- * `sleep`, the timers family and the HTTP client's time limit.
+ * 2^31 - 1 ms (about 24.8 days), so longer ones are chained. Every delay
+ * a user gives goes through it: `sleep`, the timers family, the HTTP
+ * client's and the CLI's and library's time limits.
  *
  * @module
  */
