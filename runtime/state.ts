@@ -62,6 +62,20 @@ export class LuaVM {
     this.L = this.api.luaL_newstate();
     this.api.luaL_openlibs(this.L);
     this.#lenPtr = this.api.malloc(8);
+    this.#seedRandom();
+  }
+
+  // Lua seeds math.random from the time in seconds and the state's address, which WebAssembly makes the same every
+  // run: states made in the same second (processes, actors, a pool's engines) drew the same numbers.
+  #seedRandom(): void {
+    const { api, L } = this;
+    const [a, b] = crypto.getRandomValues(new BigInt64Array(2));
+    api.lua_getglobal(L, this.cstr("math"));
+    api.lua_getfield(L, -1, this.cstr("randomseed"));
+    api.lua_pushinteger(L, a);
+    api.lua_pushinteger(L, b);
+    api.lua_callk(L, 2, 0, 0, 0);
+    api.lua_settop(L, -2);
   }
 
   /** A NUL-terminated copy of `s` in WebAssembly memory, kept for the state's life. */

@@ -1,4 +1,4 @@
-import { deepStrictEqual, match, strictEqual } from "node:assert";
+import { deepStrictEqual, match, notStrictEqual, strictEqual } from "node:assert";
 import { runLua } from "./_helpers.ts";
 
 Deno.test("print shows every type as tostring does, tab-separated", async () => {
@@ -21,6 +21,15 @@ Deno.test("print: a __tostring that fails or returns a non-string is a Lua error
   const lines = stdout.trim().split("\n");
   match(lines[0], /^false\ttest:2: no text$/);
   match(lines[1], /^false\t.*'__tostring' must return a string$/);
+});
+
+Deno.test("math.random differs between states made together; math.randomseed(n) still repeats", async () => {
+  // Lua's own seed is the time in seconds and the state's address, which WebAssembly makes the same each time.
+  const draw = "print(math.random(1, 2^40), math.random(1, 2^40))";
+  const [first, second] = [await runLua(draw), await runLua(draw)];
+  notStrictEqual(first.stdout, second.stdout);
+  const seeded = "math.randomseed(42) print(math.random(1, 2^40))";
+  strictEqual((await runLua(seeded)).stdout, (await runLua(seeded)).stdout);
 });
 
 Deno.test("print keeps bytes as they are", async () => {
