@@ -60,7 +60,8 @@ const CPU_PROCESS_RUNS = 4; // processes per runtime and file, each doing CPU_RO
 const CPU_ROUNDS = 3;
 const CPU_TARGET = 1.5;
 
-const STARTUP_RUNS = 30;
+const STARTUP_RUNS = 60; // per command, in STARTUP_ROUNDS rounds
+const STARTUP_ROUNDS = 6;
 const STARTUP_WARMUP = 3;
 const STARTUP_TARGET = 1.2;
 
@@ -290,17 +291,19 @@ function reportCpu(name: string, s: LuaTiming, n: LuaTiming | undefined): void {
 
 // Group 2: start-up ----------------------------------------------------------
 
-interface HyperfineResult {
+/** One command's start-up times, summarized. */
+interface StartupResult {
   command: string;
   mean: number;
   stddev: number;
   median: number;
   min: number;
-  exit_codes: number[];
 }
 
 async function benchStartup(hasHyperfine: boolean, hasLua: boolean): Promise<void> {
-  log(`== Start-up: solvm hi.lua vs plain wasmoon printing "hi"`);
+  log(
+    `== Start-up: solvm hi.lua vs plain wasmoon printing "hi", ${STARTUP_RUNS} runs each in ${STARTUP_ROUNDS} rounds of alternating order`,
+  );
   const commands = [
     solvmCmd("hi").filter((a) => a !== "--timeout" && a !== "0"),
     [Deno.execPath(), "run", "-A", "bench/peers/plain_wasmoon_hi.ts"],
@@ -339,34 +342,48 @@ async function benchStartup(hasHyperfine: boolean, hasLua: boolean): Promise<voi
   }
 }
 
-async function startupHyperfine(commands: string[][]): Promise<HyperfineResult[]> {
+/**
+ * hyperfine, in rounds that alternate the commands' order: one long block
+ * per command would put a drift of this shared machine into the ratio.
+ */
+async function startupHyperfine(commands: string[][]): Promise<StartupResult[]> {
   const json = await Deno.makeTempFile({ suffix: ".json" });
+  const times = commands.map(() => [] as number[]);
+  const failed = commands.map(() => 0);
   try {
-    await runOk([
-      "hyperfine",
-      "-N",
-      "--ignore-failure",
-      "--warmup",
-      String(STARTUP_WARMUP),
-      "--runs",
-      String(STARTUP_RUNS),
-      "--export-json",
-      json,
-      ...commands.map((c) => c.join(" ")),
-    ]);
-    const data = JSON.parse(await Deno.readTextFile(json)) as { results: HyperfineResult[] };
-    for (const r of data.results) {
-      const failed = r.exit_codes.filter((c) => c !== 0);
-      if (failed.length) log(`  WARNING: ${r.command} failed ${failed.length} of ${r.exit_codes.length} runs`);
+    for (let round = 0; round < STARTUP_ROUNDS; round++) {
+      const order = round % 2 === 0 ? commands.map((_, c) => c) : commands.map((_, c) => commands.length - 1 - c);
+      await runOk([
+        "hyperfine",
+        "-N",
+        "--ignore-failure",
+        "--warmup",
+        String(round === 0 ? STARTUP_WARMUP : 1),
+        "--runs",
+        String(STARTUP_RUNS / STARTUP_ROUNDS),
+        "--export-json",
+        json,
+        ...order.map((c) => commands[c].join(" ")),
+      ]);
+      const data = JSON.parse(await Deno.readTextFile(json)) as {
+        results: { times: number[]; exit_codes: number[] }[];
+      };
+      data.results.forEach((r, i) => {
+        times[order[i]].push(...r.times);
+        failed[order[i]] += r.exit_codes.filter((code) => code !== 0).length;
+      });
     }
-    return data.results;
   } finally {
     await Deno.remove(json);
   }
+  commands.forEach((cmd, c) => {
+    if (failed[c]) log(`  WARNING: ${cmd.join(" ")} failed ${failed[c]} of ${times[c].length} runs`);
+  });
+  return commands.map((cmd, c) => summarize(cmd, times[c]));
 }
 
 /** Without hyperfine: the same commands, interleaved, timed from here. */
-async function startupFallback(commands: string[][]): Promise<HyperfineResult[]> {
+async function startupFallback(commands: string[][]): Promise<StartupResult[]> {
   log(`  NOTE: hyperfine not found; timing ${STARTUP_RUNS} interleaved runs per command from Deno instead.`);
   const times = commands.map(() => [] as number[]);
   for (let i = 0; i < STARTUP_WARMUP + STARTUP_RUNS; i++) {
@@ -375,12 +392,14 @@ async function startupFallback(commands: string[][]): Promise<HyperfineResult[]>
       if (i >= STARTUP_WARMUP) times[c].push(wallMs / 1000);
     }
   }
-  return commands.map((cmd, c) => {
-    const t = times[c];
-    const mean = t.reduce((a, b) => a + b, 0) / t.length;
-    const stddev = Math.sqrt(t.reduce((a, b) => a + (b - mean) ** 2, 0) / t.length);
-    return { command: cmd.join(" "), mean, stddev, median: median(t), min: Math.min(...t), exit_codes: [] };
-  });
+  return commands.map((cmd, c) => summarize(cmd, times[c]));
+}
+
+/** Mean, standard deviation, median and minimum of one command's times (seconds). */
+function summarize(cmd: string[], t: number[]): StartupResult {
+  const mean = t.reduce((a, b) => a + b, 0) / t.length;
+  const stddev = Math.sqrt(t.reduce((a, b) => a + (b - mean) ** 2, 0) / t.length);
+  return { command: cmd.join(" "), mean, stddev, median: median(t), min: Math.min(...t) };
 }
 
 // Group 3: channels ----------------------------------------------------------
