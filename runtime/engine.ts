@@ -545,8 +545,9 @@ export class Engine {
   /**
    * Wraps `impl` as a Lua function that may wait. `impl` reads its
    * arguments and either pushes results at once (returning their count,
-   * the fast path: no yield) or returns a Promise of a {@linkcode Pusher};
-   * then only the calling goroutine waits.
+   * the fast path: no yield) or returns a Promise of a {@linkcode Pusher},
+   * or a {@linkcode CancellableWait} of one; then only the calling
+   * goroutine waits.
    */
   blocking(what: string, impl: (L: LuaState) => number | Promise<Pusher | void> | CancellableWait): HostFunction {
     return (L) => {
@@ -566,6 +567,7 @@ export class Engine {
     if (!api.lua_isyieldable(L)) {
       // Attach a no-op handler so a later rejection is not unhandled.
       promise.catch(() => {});
+      cancellable?.cancel();
       throw new Error(`${what} cannot wait here (not in a goroutine, or across a C call)`);
     }
     const id = ++this.#nextOp;
