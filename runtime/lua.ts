@@ -165,6 +165,8 @@ export const NO_FILES: LuaSystem = {
 /** One instance of the Lua WebAssembly module: raw exports plus memory and function-table access. */
 export interface LuaModule {
   readonly raw: LuaExports;
+  /** `luaL_newstate`, with a string-hash seed no one can guess (see {@linkcode loadLuaModule}). */
+  newState(): LuaState;
   /** Current byte view of the WebAssembly memory (replaced when memory grows). */
   heap(): Uint8Array;
   /** Makes a JavaScript function callable from C (`sig` as in Emscripten, e.g. "ii"). */
@@ -195,6 +197,10 @@ export const MAX_WASM_MEMORY = 2 ** 31;
  */
 export function loadLuaModule(system: LuaSystem, maxMemory = MAX_WASM_MEMORY): LuaModule {
   compiled ??= new WebAssembly.Module(GLUE_WASM);
+  // Lua seeds its string hashes from time(NULL) and a few addresses, which WebAssembly makes the same each run: a
+  // state made in a known second would hash as every other, and crafted keys could make its tables crawl. newState
+  // shows Lua a random clock while it takes the seed.
+  let clockSkew = 0;
   // Assigned once the instance exists; the imports below close over it.
   // deno-lint-ignore prefer-const
   let exports: LuaExports & WasmSupport;
@@ -254,7 +260,7 @@ export function loadLuaModule(system: LuaSystem, maxMemory = MAX_WASM_MEMORY): L
     _emscripten_throw_longjmp: () => {
       throw Infinity;
     },
-    emscripten_date_now: () => Date.now(),
+    emscripten_date_now: () => Date.now() + clockSkew,
     _emscripten_get_now_is_monotonic: () => 1,
     // Refusing to grow makes malloc fail, which Lua turns into a catchable "not enough memory".
     emscripten_resize_heap: (requested: number) => {
@@ -333,6 +339,14 @@ export function loadLuaModule(system: LuaSystem, maxMemory = MAX_WASM_MEMORY): L
   const table = new FunctionTable(exports.__indirect_function_table);
   return {
     raw: exports,
+    newState: () => {
+      clockSkew = crypto.getRandomValues(new Uint32Array(1))[0] * 1000;
+      try {
+        return exports.luaL_newstate();
+      } finally {
+        clockSkew = 0;
+      }
+    },
     heap,
     addFunction: (fn, sig) => table.add(fn, sig),
     removeFunction: (ptr) => table.remove(ptr),

@@ -59,7 +59,7 @@ export class LuaVM {
 
   constructor(readonly lua: LuaModule) {
     this.api = lua.raw;
-    this.L = this.api.luaL_newstate();
+    this.L = lua.newState();
     this.api.luaL_openlibs(this.L);
     this.#lenPtr = this.api.malloc(8);
     this.#seedRandom();
