@@ -345,7 +345,14 @@ function main(argv: string[]): void {
   }
   const control = new SharedArrayBuffer(4);
   const permissions = confinement(options);
-  const runs = scripts.map((script) => startWorker(workerModule, permissions, { ...request(script), control }));
+  let signalsWatched = false;
+  const commandStarted = () => {
+    if (!signalsWatched) stopOnSignals(runs);
+    signalsWatched = true;
+  };
+  const runs: WorkerRun[] = scripts.map((script) =>
+    startWorker(workerModule, permissions, { ...request(script), control }, commandStarted)
+  );
   if (timeLimited(options)) {
     armTimeout(options, new Int32Array(control), () => {
       for (const run of runs) run.stop();
@@ -366,6 +373,24 @@ function logLevelFromEnvironment(): string | undefined {
   }
 }
 
+/** Signals that end SolVM, with the exit code a shell reports for each (128 + its number). */
+const STOP_SIGNALS: [Deno.Signal, number][] = [["SIGINT", 130], ["SIGTERM", 143], ["SIGHUP", 129]];
+
+/**
+ * From a script's first command on, a signal that ends SolVM stops every
+ * run first, and so kills their commands: those run in process groups of
+ * their own, which the terminal's Ctrl-C does not reach.
+ */
+function stopOnSignals(runs: WorkerRun[]): void {
+  const signals = Deno.build.os === "windows" ? STOP_SIGNALS.filter(([name]) => name === "SIGINT") : STOP_SIGNALS;
+  for (const [signal, code] of signals) {
+    Deno.addSignalListener(signal, () => {
+      for (const run of runs) run.stop();
+      Deno.exit(code);
+    });
+  }
+}
+
 /** A script running in its worker: its exit code once it ends, and how to stop it at once. */
 interface WorkerRun {
   exit: Promise<number>;
@@ -382,6 +407,7 @@ function startWorker(
   module: URL,
   permissions: Deno.PermissionOptionsObject | undefined,
   request: Omit<WorkerRequest, "output">,
+  commandStarted: () => void,
 ): WorkerRun {
   const output = newSharedOutput();
   const options = { type: "module" as const, ...(permissions ? { deno: { permissions } } : {}) };
@@ -389,6 +415,10 @@ function startWorker(
   // Process groups of commands still running, per thread: a thread ended at once cannot end them itself.
   const commands = new RunningCommands();
   const actorThreads = new Map<number, { thread: Worker; commands: RunningCommands }>();
+  const track = (running: RunningCommands, report: CommandReport) => {
+    running.track(report);
+    if (report.running) commandStarted();
+  };
   const endActorThread = (id: number) => {
     const actor = actorThreads.get(id);
     actorThreads.delete(id);
@@ -410,13 +440,13 @@ function startWorker(
         end(); // the engine has closed, and ended its commands
         return resolve(data.exit);
       }
-      if ("command" in data) return commands.track(data);
+      if ("command" in data) return track(commands, data);
       if ("endActorThread" in data) return endActorThread(data.endActorThread);
       const actor = {
         thread: new Worker(new URL("./host/actor_worker.ts", import.meta.url), options),
         commands: new RunningCommands(),
       };
-      actor.thread.onmessage = ({ data }: MessageEvent<CommandReport>) => actor.commands.track(data);
+      actor.thread.onmessage = ({ data }: MessageEvent<CommandReport>) => track(actor.commands, data);
       actor.thread.postMessage({ port: data.port }, [data.port]);
       actorThreads.set(data.actorThread, actor);
     };

@@ -49,11 +49,17 @@ const BINARY = Deno.env.get("SOLVM_BIN");
 
 /**
  * Runs `solvm args...` as `deno run -A main.ts args...` (or as the binary
- * in SOLVM_BIN), feeding `stdin` if given, with `env` added to the environment.
+ * in SOLVM_BIN), feeding `stdin` if given, with `env` added to the
+ * environment; `whileRunning` gets the process as soon as it starts.
  */
 export async function solvm(
   args: string[],
-  options: { stdin?: string; cwd?: string; env?: Record<string, string> } = {},
+  options: {
+    stdin?: string;
+    cwd?: string;
+    env?: Record<string, string>;
+    whileRunning?: (child: Deno.ChildProcess) => Promise<void>;
+  } = {},
 ): Promise<CliRun> {
   const child = new Deno.Command(BINARY ?? Deno.execPath(), {
     args: BINARY ? args : ["run", "-A", MAIN, ...args],
@@ -68,7 +74,7 @@ export async function solvm(
     await writer.write(new TextEncoder().encode(options.stdin));
     await writer.close();
   }
-  const { code, stdout, stderr } = await child.output();
+  const [{ code, stdout, stderr }] = await Promise.all([child.output(), options.whileRunning?.(child)]);
   const decoder = new TextDecoder();
   return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
 }

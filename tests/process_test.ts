@@ -344,6 +344,32 @@ Deno.test("CLI: a time limit that stops a busy script also kills the commands it
   }
 });
 
+Deno.test("CLI: Ctrl-C (SIGINT) or SIGTERM ends SolVM with 130 or 143 and kills the commands, which Ctrl-C does not reach", async () => {
+  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+    const dir = await tempFiles({
+      "busy.lua": `local dir = ...
+        go(function() os.execute("echo $$ > " .. dir .. "/execute.pid; sleep 30") end)
+        local f = io.popen("sleep 30 & echo $! > " .. dir .. "/popen.pid; wait")
+        sleep(30)`,
+    });
+    const pidFile = (name: string) => Deno.readTextFile(`${dir}/${name}`).then((t) => Number(t.trim()), () => 0);
+    const r = await solvm([`${dir}/busy.lua`, dir], {
+      whileRunning: async (child) => {
+        for (let i = 0; i < 250 && !((await pidFile("execute.pid")) && (await pidFile("popen.pid"))); i++) {
+          await sleep(20);
+        }
+        child.kill(signal);
+      },
+    });
+    strictEqual(r.code, code, r.stderr);
+    for (const name of ["popen.pid", "execute.pid"]) {
+      const pid = await pidFile(name);
+      ok(pid > 0, name);
+      ok(await gone(pid), `${signal}: ${name}: process ${pid} still runs`);
+    }
+  }
+});
+
 Deno.test("CLI: a time limit also kills the commands an actor left running", async () => {
   const dir = await tempFiles({
     "worker.lua": `local dir = ...
