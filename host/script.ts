@@ -110,6 +110,8 @@ export function reportOutcome(engine: Engine, outcome: Outcome): number {
       return EXIT_DEADLOCK;
     case "reload":
       return 0;
+    case "closed":
+      return 1;
     case "timeout":
       engine.reportError(outcome.message);
       return EXIT_TIMEOUT;

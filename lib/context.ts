@@ -446,6 +446,7 @@ function explain(e: unknown): unknown {
   if (e instanceof CallStopped) {
     const { outcome } = e;
     if (outcome.status === "error") return new LuaError(outcome.message, outcome.traceback);
+    if (outcome.status === "closed") return new Error("the context was closed before the call ended");
     return new Error(e.message);
   }
   return e;

@@ -48,7 +48,8 @@ export type Outcome =
   | { status: "deadlock"; report: string }
   | { status: "exit"; code: number }
   | { status: "reload" }
-  | { status: "timeout"; message: string };
+  | { status: "timeout"; message: string }
+  | { status: "closed" };
 
 /** Options of {@linkcode Engine.create}. */
 export interface EngineOptions {
@@ -109,6 +110,8 @@ export class CallStopped extends Error {
         ? `all goroutines are asleep - deadlock!\n\n${outcome.report}`
         : outcome.status === "exit"
         ? `the script called os.exit(${outcome.code})`
+        : outcome.status === "closed"
+        ? "the engine was closed before the call ended"
         : "the engine was stopped",
     );
   }
@@ -1095,6 +1098,12 @@ export class Engine {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    // What waits for this engine learns it will not end otherwise.
+    for (const watcher of this.#watchers.values()) watcher({ status: "closed" });
+    this.#watchers.clear();
+    for (const call of this.#calls.values()) call.stopped({ status: "closed" });
+    this.#calls.clear();
+    this.#releaseIdle();
     this.#clearDeadlineTimer();
     this.#cancellable.clear();
     for (const cleanup of this.#closers.splice(0)) cleanup();

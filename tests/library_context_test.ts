@@ -2,8 +2,8 @@
 // (limits, selective libraries, GC control, bytecode, debug hooks, shared
 // tables, modules, async execution) and their bad input.
 import { deepStrictEqual, ok, strictEqual } from "node:assert";
-import { Context, createSharedTable, LuaError, Script, SharedTable } from "../mod.ts";
-import { sleep, tempFiles } from "./_helpers.ts";
+import { Context, createSharedTable, Engine, installGlobals, LuaError, Script, SharedTable } from "../mod.ts";
+import { sleep, tempFiles, within } from "./_helpers.ts";
 import { failure, runProgram, thrown, timed } from "./_library.ts";
 
 const LIMIT_MESSAGE = "instruction limit exceeded: the script ran more than 100000 Lua instructions";
@@ -178,6 +178,22 @@ Deno.test("a call that waits and then runs past its time ends alone; pcall canno
   } finally {
     lua.close();
   }
+});
+
+Deno.test("closing while calls wait settles them: a call rejects, execute() says closed, idle() resolves", async () => {
+  const lua = new Context();
+  const waiting = lua.execute("sleep(30) return 1");
+  await sleep(20);
+  lua.close();
+  await failure(waiting, Error, "the context was closed before the call ended");
+  const engine = await Engine.create();
+  installGlobals(engine);
+  const run = engine.execute("sleep(30)", "=x");
+  const idle = engine.idle();
+  await sleep(20);
+  engine.close();
+  deepStrictEqual(await run, { status: "closed" });
+  await within(idle, 1000, "idle() after close");
 });
 
 Deno.test("an AbortSignal stops a waiting call; an aborted one refuses and leaves no timer", async () => {
