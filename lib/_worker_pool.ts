@@ -52,6 +52,7 @@ export class WorkerPool {
     { resolve: (v: unknown) => void; reject: (e: unknown) => void; member: Member; forget: () => void }
   >();
   #next = 0;
+  #closing = false;
   #blueprint: Blueprint;
 
   constructor(size: number, blueprint: Blueprint) {
@@ -90,7 +91,7 @@ export class WorkerPool {
       stopped.reject(new Error(message));
     }
     this.#failAll(member, new Error(`stopped with its worker, which another run held (${message})`));
-    this.#members[at] = this.#start();
+    if (!this.#closing) this.#members[at] = this.#start();
   }
 
   #settle(reply: PoolReply): void {
@@ -99,6 +100,7 @@ export class WorkerPool {
     this.#pending.delete(reply.id);
     pending.forget();
     pending.member.running--;
+    if (this.#closing && pending.member.running === 0) pending.member.worker.terminate();
     if (reply.ok) return pending.resolve(reply.value);
     const { name, message, traceback } = reply.error;
     pending.reject(name === "LuaError" ? new LuaError(message, traceback) : new Error(message));
@@ -160,12 +162,10 @@ export class WorkerPool {
     for (const { worker } of this.#members) worker.postMessage({ type: "load", blueprint } satisfies PoolRequest);
   }
 
-  /** Stops the workers; runs in flight fail. */
+  /** Stops each worker once its runs in flight have finished (as an engine of the in-process pool is). */
   close(): void {
-    for (const member of this.#members) {
-      member.worker.terminate();
-      this.#failAll(member, new Error("the script was closed"));
-    }
+    this.#closing = true;
+    for (const member of this.#members) if (member.running === 0) member.worker.terminate();
   }
 }
 

@@ -593,10 +593,10 @@ Deno.test("workers: timeouts and aborts of waiting runs, update, and close", asy
     strictEqual(await s.run(0.01), "woke");
     s.update("function main(x) return 'updated ' .. x end");
     strictEqual(await s.run(1), "updated 1");
-    s.update("function main(x) sleep(1) return x end");
+    s.update("function main(x) sleep(0.2) return x end");
     const inFlight = s.run(1);
     s.close();
-    await failure(inFlight, Error, "the script was closed");
+    strictEqual(await inFlight, 1); // runs in flight finish, as in the engine pool
     await failure(s.run(1), Error, "script w.lua is closed");
   } finally {
     s.close();
