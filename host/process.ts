@@ -32,7 +32,7 @@
  *
  * @module
  */
-import type { Engine, Pusher } from "../runtime/engine.ts";
+import type { CancellableWait, Engine, Pusher } from "../runtime/engine.ts";
 import type { Family, LuaDefinedFunction } from "../runtime/family.ts";
 import { checkString, isNone } from "../runtime/args.ts";
 import type { LuaState } from "../runtime/lua.ts";
@@ -525,14 +525,17 @@ class ChildTable {
   }
 
   /** `os.execute([command])`. */
-  execute(L: LuaState): number | Promise<Pusher> {
+  execute(L: LuaState): number | CancellableWait {
     const { vm } = this.engine;
     if (isNone(vm, L, 1)) {
       vm.api.lua_pushboolean(L, shellAllowed() ? 1 : 0);
       return 1;
     }
     const [id, child] = this.#spawn(checkString(vm, L, 1, "execute"), "execute");
-    return this.#wait(id, child).then((status) => statusPusher(this.engine, status));
+    return {
+      wait: this.#wait(id, child).then((status) => statusPusher(this.engine, status)),
+      cancel: () => this.#end(child), // its call was stopped: the command goes too
+    };
   }
 
   /** popen helper `spawn(command, mode)`: an id, or nil and the reason. */

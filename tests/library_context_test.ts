@@ -196,6 +196,28 @@ Deno.test("closing while calls wait settles them: a call rejects, execute() says
   await within(idle, 1000, "idle() after close");
 });
 
+Deno.test("a call stopped while os.execute waits kills the command", async () => {
+  const dir = await tempFiles({});
+  const lua = new Context({ timeout: 300 });
+  try {
+    await failure(
+      lua.execute(`os.execute("echo $$ > ${dir}/pid; sleep 30")`),
+      Error,
+      "timeout: the call ran longer than 300 ms",
+    );
+    const pid = Number((await Deno.readTextFile(`${dir}/pid`)).trim());
+    let running = true;
+    for (let i = 0; i < 100 && running; i++) {
+      // A zombie (state Z) has been killed; only its reaping is left.
+      running = await Deno.readTextFile(`/proc/${pid}/stat`).then((stat) => !/^\d+ \(.*\) Z/.test(stat), () => false);
+      if (running) await sleep(20);
+    }
+    ok(!running, `the command ${pid} still runs after its call stopped`);
+  } finally {
+    lua.close();
+  }
+});
+
 Deno.test("an AbortSignal stops a waiting call; an aborted one refuses and leaves no timer", async () => {
   const lua = new Context({ timeout: 100 });
   try {
