@@ -9,7 +9,7 @@ import { drainSharedOutput, newSharedOutput, sharedOutput } from "./runtime/outp
 import type { WorkerReply, WorkerRequest } from "./host/worker.ts";
 import type { RunRequest } from "./host/run.ts";
 import type { AccessKind, DenyLists } from "./host/_permissions.ts";
-import { type CommandReport, RunningCommands } from "./host/_process_group.ts";
+import { RunningCommands } from "./host/_process_group.ts";
 import { after } from "./runtime/_timer.ts";
 import meta from "./deno.json" with { type: "json" };
 
@@ -345,14 +345,10 @@ function main(argv: string[]): void {
   }
   const control = new SharedArrayBuffer(4);
   const permissions = confinement(options);
-  let signalsWatched = false;
-  const commandStarted = () => {
-    if (!signalsWatched) stopOnSignals(runs);
-    signalsWatched = true;
-  };
-  const runs: WorkerRun[] = scripts.map((script) =>
-    startWorker(workerModule, permissions, { ...request(script), control }, commandStarted)
-  );
+  // Watched before any worker starts: under load a worker can start a command before this thread runs on.
+  const runs: WorkerRun[] = [];
+  stopOnSignals(runs);
+  for (const script of scripts) runs.push(startWorker(workerModule, permissions, { ...request(script), control }));
   if (timeLimited(options)) {
     armTimeout(options, new Int32Array(control), () => {
       for (const run of runs) run.stop();
@@ -377,9 +373,9 @@ function logLevelFromEnvironment(): string | undefined {
 const STOP_SIGNALS: [Deno.Signal, number][] = [["SIGINT", 130], ["SIGTERM", 143], ["SIGHUP", 129]];
 
 /**
- * From a script's first command on, a signal that ends SolVM stops every
- * run first, and so kills their commands: those run in process groups of
- * their own, which the terminal's Ctrl-C does not reach.
+ * A signal that ends SolVM stops every run first, and so kills their
+ * commands: those run in process groups of their own, which the
+ * terminal's Ctrl-C does not reach.
  */
 function stopOnSignals(runs: WorkerRun[]): void {
   const signals = Deno.build.os === "windows" ? STOP_SIGNALS.filter(([name]) => name === "SIGINT") : STOP_SIGNALS;
@@ -406,8 +402,7 @@ interface WorkerRun {
 function startWorker(
   module: URL,
   permissions: Deno.PermissionOptionsObject | undefined,
-  request: Omit<WorkerRequest, "output">,
-  commandStarted: () => void,
+  request: Omit<WorkerRequest, "output" | "commands">,
 ): WorkerRun {
   const output = newSharedOutput();
   const options = { type: "module" as const, ...(permissions ? { deno: { permissions } } : {}) };
@@ -415,10 +410,6 @@ function startWorker(
   // Process groups of commands still running, per thread: a thread ended at once cannot end them itself.
   const commands = new RunningCommands();
   const actorThreads = new Map<number, { thread: Worker; commands: RunningCommands }>();
-  const track = (running: RunningCommands, report: CommandReport) => {
-    running.track(report);
-    if (report.running) commandStarted();
-  };
   const endActorThread = (id: number) => {
     const actor = actorThreads.get(id);
     actorThreads.delete(id);
@@ -431,8 +422,8 @@ function startWorker(
     drainSharedOutput(output);
   };
   const stop = () => {
-    end();
     commands.killAll();
+    end();
   };
   const exit = new Promise<number>((resolve) => {
     worker.onmessage = ({ data }: MessageEvent<WorkerReply>) => {
@@ -440,14 +431,12 @@ function startWorker(
         end(); // the engine has closed, and ended its commands
         return resolve(data.exit);
       }
-      if ("command" in data) return track(commands, data);
       if ("endActorThread" in data) return endActorThread(data.endActorThread);
       const actor = {
         thread: new Worker(new URL("./host/actor_worker.ts", import.meta.url), options),
         commands: new RunningCommands(),
       };
-      actor.thread.onmessage = ({ data }: MessageEvent<CommandReport>) => track(actor.commands, data);
-      actor.thread.postMessage({ port: data.port }, [data.port]);
+      actor.thread.postMessage({ port: data.port, commands: actor.commands.buffer }, [data.port]);
       actorThreads.set(data.actorThread, actor);
     };
     worker.onerror = (e) => {
@@ -457,7 +446,7 @@ function startWorker(
       resolve(1);
     };
   });
-  worker.postMessage({ ...request, output } satisfies WorkerRequest);
+  worker.postMessage({ ...request, output, commands: commands.buffer } satisfies WorkerRequest);
   return { exit, stop };
 }
 

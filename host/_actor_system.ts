@@ -11,7 +11,7 @@
  */
 import { log } from "../runtime/log.ts";
 import { drainSharedOutput, newSharedOutput } from "../runtime/output.ts";
-import { type CommandReport, RunningCommands } from "./_process_group.ts";
+import { RunningCommands } from "./_process_group.ts";
 
 /** One Lua value packed into bytes (host/actors.ts packs and unpacks; this file only carries them). */
 export type Packed = Uint8Array;
@@ -267,9 +267,8 @@ export type ThreadMaker = (id: number) => { port: MessagePort; terminate: () => 
 export const directThreads: ThreadMaker = () => {
   const worker = new Worker(new URL("./actor_worker.ts", import.meta.url), { type: "module" });
   const commands = new RunningCommands();
-  worker.onmessage = ({ data }: MessageEvent<CommandReport>) => commands.track(data);
   const { port1, port2 } = new MessageChannel();
-  worker.postMessage({ port: port2 }, [port2]);
+  worker.postMessage({ port: port2, commands: commands.buffer }, [port2]);
   return {
     port: port1,
     terminate: () => {

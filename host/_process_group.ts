@@ -6,12 +6,6 @@
  * @module
  */
 
-/** A thread's report that a command's process group started (`running`) or ended. */
-export interface CommandReport {
-  command: number;
-  running: boolean;
-}
-
 /**
  * Kills process group `group` (a command started with `detached: true`
  * leads its own group), or only its leader when signalling a group is not
@@ -38,32 +32,61 @@ export function killGroup(group: number): void {
   }
 }
 
+/** Commands one thread can have running that its maker knows of (slot 0 says the maker has ended the thread). */
+const SLOTS = 1024;
+
 /**
- * The process groups a thread reported running: what to kill when the
- * thread is ended by force (a time limit, an actor that ignored stop()).
+ * The process groups a thread's commands lead, in memory the thread shares
+ * with whoever made it: that one kills them when it ends the thread by
+ * force (a time limit, a signal, an actor that ignored stop()). Shared
+ * memory, not messages, so that a group is known the moment its command
+ * starts, even to a maker that has not yet run its event loop.
  *
  * ```ts
  * import { ok } from "node:assert";
  * import { RunningCommands } from "./_process_group.ts";
  * const child = new Deno.Command("sleep", { args: ["30"], detached: true }).spawn();
- * const commands = new RunningCommands();
- * commands.track({ command: child.pid, running: true });
- * commands.killAll();
+ * const maker = new RunningCommands();
+ * new RunningCommands(maker.buffer).add(child.pid); // in the thread
+ * maker.killAll();
  * ok((await child.status).signal === "SIGKILL");
  * ```
  */
 export class RunningCommands {
-  readonly #groups = new Set<number>();
+  readonly #groups: Int32Array;
 
-  /** Records one report. */
-  track({ command, running }: CommandReport): void {
-    if (running) this.#groups.add(command);
-    else this.#groups.delete(command);
+  constructor(readonly buffer: SharedArrayBuffer = new SharedArrayBuffer(SLOTS * 4)) {
+    this.#groups = new Int32Array(buffer);
   }
 
-  /** Kills every group still running. */
+  /**
+   * Records a group that started. One that starts after the maker ended
+   * the thread (the thread ran on for a moment) is killed here. A thread
+   * with every slot taken keeps the rest to itself (it kills them on close).
+   */
+  add(group: number): void {
+    for (let i = 1; i < this.#groups.length; i++) {
+      if (Atomics.compareExchange(this.#groups, i, 0, group) === 0) break;
+    }
+    if (Atomics.load(this.#groups, 0) !== 0) {
+      killGroup(group);
+      this.remove(group);
+    }
+  }
+
+  /** Forgets a group that ended. */
+  remove(group: number): void {
+    for (let i = 1; i < this.#groups.length; i++) {
+      if (Atomics.compareExchange(this.#groups, i, group, 0) === group) return;
+    }
+  }
+
+  /** Kills every group recorded, and any the thread records from now on. */
   killAll(): void {
-    for (const group of this.#groups) killGroup(group);
-    this.#groups.clear();
+    Atomics.store(this.#groups, 0, 1);
+    for (let i = 1; i < this.#groups.length; i++) {
+      const group = Atomics.exchange(this.#groups, i, 0);
+      if (group !== 0) killGroup(group);
+    }
   }
 }

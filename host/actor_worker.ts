@@ -4,8 +4,9 @@
  * result (or its error) goes back to the root when it ends.
  *
  * Protocol: the first message is `{ port }`, the port to the root (see
- * host/_actor_system.ts); the root then sends "start". The thread tells
- * its maker of each command's process group (`{ command, running }`).
+ * host/_actor_system.ts), and `{ commands }`, memory shared with the
+ * thread's maker where it records each running command's process group
+ * (see host/_process_group.ts); the root then sends "start".
  *
  * @module
  */
@@ -18,19 +19,18 @@ import { pushMessage, setActorLink, toMessage } from "./actors.ts";
 import { installGlobals } from "./script.ts";
 import { denoFileSystem } from "./filesystem.ts";
 import { checkAccess, setDenied } from "./_permissions.ts";
-import type { CommandReport } from "./_process_group.ts";
+import { RunningCommands } from "./_process_group.ts";
 import { watchCommands } from "./process.ts";
 
 const scope = self as unknown as {
-  onmessage: (e: MessageEvent<{ port: MessagePort }>) => void;
-  postMessage(message: CommandReport): void;
+  onmessage: (e: MessageEvent<{ port: MessagePort; commands: SharedArrayBuffer }>) => void;
 };
-
-// The thread's maker kills these groups if it has to end the thread by force.
-watchCommands((command, running) => scope.postMessage({ command, running }));
 
 scope.onmessage = ({ data }) => {
   const { port } = data;
+  // The thread's maker kills these groups if it has to end the thread by force.
+  const commands = new RunningCommands(data.commands);
+  watchCommands((group, running) => running ? commands.add(group) : commands.remove(group));
   let actorLink: ActorThreadLink | undefined;
   port.onmessage = ({ data: message }: MessageEvent<ToActor>) => {
     if (message.t !== "start") return actorLink?.receive(message);

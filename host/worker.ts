@@ -6,15 +6,16 @@
  * Protocol: the CLI posts one {@linkcode WorkerRequest}; the worker answers
  * with `{ exit: code }` when the run is over. Meanwhile it may ask the CLI
  * for actor threads (`{ actorThread, port }`, `{ endActorThread }`): a
- * confined worker could not load their module itself. It tells the CLI
- * of each command's process group (`{ command, running }`), for the CLI to
- * kill when a time limit stops the worker; actor threads do the same.
+ * confined worker could not load their module itself. It records each
+ * running command's process group in `commands`, memory it shares with
+ * the CLI, which kills them when a time limit or a signal stops the
+ * worker; actor threads do the same.
  *
  * @module
  */
 import { sharedOutput } from "../runtime/output.ts";
 import { type RunRequest, runRequest } from "./run.ts";
-import type { CommandReport } from "./_process_group.ts";
+import { RunningCommands } from "./_process_group.ts";
 
 /** What the CLI asks the worker to run. */
 export interface WorkerRequest extends RunRequest {
@@ -22,14 +23,15 @@ export interface WorkerRequest extends RunRequest {
   output: SharedArrayBuffer;
   /** Int32 slot 0: how many resident sources (servers, intervals, ...) are active, summed over the CLI's workers. */
   control: SharedArrayBuffer;
+  /** The process groups of the script's running commands (see host/_process_group.ts). */
+  commands: SharedArrayBuffer;
 }
 
 /** The worker's messages to the CLI. */
 export type WorkerReply =
   | { exit: number }
   | { actorThread: number; port: MessagePort }
-  | { endActorThread: number }
-  | CommandReport;
+  | { endActorThread: number };
 
 const scope = self as unknown as {
   onmessage: (e: MessageEvent<WorkerRequest>) => void;
@@ -38,6 +40,7 @@ const scope = self as unknown as {
 
 scope.onmessage = async ({ data }) => {
   const resident = new Int32Array(data.control);
+  const commands = new RunningCommands(data.commands);
   let mine = 0;
   const exit = await runRequest(data, {
     stdout: sharedOutput(data.output),
@@ -51,7 +54,7 @@ scope.onmessage = async ({ data }) => {
       scope.postMessage({ actorThread: id, port: port2 }, [port2]);
       return { port: port1, terminate: () => scope.postMessage({ endActorThread: id }) };
     },
-    onCommand: (command, running) => scope.postMessage({ command, running }),
+    onCommand: (group, running) => running ? commands.add(group) : commands.remove(group),
   });
   scope.postMessage({ exit });
 };

@@ -355,7 +355,8 @@ Deno.test("CLI: Ctrl-C (SIGINT) or SIGTERM ends SolVM with 130 or 143 and kills 
     const pidFile = (name: string) => Deno.readTextFile(`${dir}/${name}`).then((t) => Number(t.trim()), () => 0);
     const r = await solvm([`${dir}/busy.lua`, dir], {
       whileRunning: async (child) => {
-        for (let i = 0; i < 250 && !((await pidFile("execute.pid")) && (await pidFile("popen.pid"))); i++) {
+        // Up to 20 s: a signal that came before the commands started would test nothing.
+        for (let i = 0; i < 1000 && !((await pidFile("execute.pid")) && (await pidFile("popen.pid"))); i++) {
           await sleep(20);
         }
         child.kill(signal);
