@@ -47,7 +47,7 @@ const SLOTS = 1024;
  * import { RunningCommands } from "./_process_group.ts";
  * const child = new Deno.Command("sleep", { args: ["30"], detached: true }).spawn();
  * const maker = new RunningCommands();
- * new RunningCommands(maker.buffer).add(child.pid); // in the thread
+ * new RunningCommands(maker.buffer).record(child.pid, true); // in the thread
  * maker.killAll();
  * ok((await child.status).signal === "SIGKILL");
  * ```
@@ -59,23 +59,25 @@ export class RunningCommands {
     this.#groups = new Int32Array(buffer);
   }
 
-  /**
-   * Records a group that started. One that starts after the maker ended
-   * the thread (the thread ran on for a moment) is killed here. A thread
-   * with every slot taken keeps the rest to itself (it kills them on close).
-   */
-  add(group: number): void {
+  /** Records that `group` started (`running`) or ended: what the processes family reports (see watchCommands). */
+  record(group: number, running: boolean): void {
+    if (running) this.#add(group);
+    else this.#remove(group);
+  }
+
+  // One that starts after the maker ended the thread (the thread ran on for a moment) is killed here. A thread with
+  // every slot taken keeps the rest to itself (it kills them when its engine closes).
+  #add(group: number): void {
     for (let i = 1; i < this.#groups.length; i++) {
       if (Atomics.compareExchange(this.#groups, i, 0, group) === 0) break;
     }
     if (Atomics.load(this.#groups, 0) !== 0) {
       killGroup(group);
-      this.remove(group);
+      this.#remove(group);
     }
   }
 
-  /** Forgets a group that ended. */
-  remove(group: number): void {
+  #remove(group: number): void {
     for (let i = 1; i < this.#groups.length; i++) {
       if (Atomics.compareExchange(this.#groups, i, group, 0) === group) return;
     }

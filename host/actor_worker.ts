@@ -3,10 +3,10 @@
  * run with its arguments as `...`, then whatever it left running; its first
  * result (or its error) goes back to the root when it ends.
  *
- * Protocol: the first message is `{ port }`, the port to the root (see
- * host/_actor_system.ts), and `{ commands }`, memory shared with the
- * thread's maker where it records each running command's process group
- * (see host/_process_group.ts); the root then sends "start".
+ * Protocol: the first message is `{ port, commands }`: the port to the
+ * root (see host/_actor_system.ts), and memory shared with the thread's
+ * maker where it records each running command's process group (see
+ * host/_process_group.ts). The root then sends "start".
  *
  * @module
  */
@@ -30,7 +30,7 @@ scope.onmessage = ({ data }) => {
   const { port } = data;
   // The thread's maker kills these groups if it has to end the thread by force.
   const commands = new RunningCommands(data.commands);
-  watchCommands((group, running) => running ? commands.add(group) : commands.remove(group));
+  watchCommands((group, running) => commands.record(group, running));
   let actorLink: ActorThreadLink | undefined;
   port.onmessage = ({ data: message }: MessageEvent<ToActor>) => {
     if (message.t !== "start") return actorLink?.receive(message);

@@ -54,7 +54,7 @@ scope.onmessage = async ({ data }) => {
       scope.postMessage({ actorThread: id, port: port2 }, [port2]);
       return { port: port1, terminate: () => scope.postMessage({ endActorThread: id }) };
     },
-    onCommand: (group, running) => running ? commands.add(group) : commands.remove(group),
+    onCommand: (group, running) => commands.record(group, running),
   });
   scope.postMessage({ exit });
 };
