@@ -87,6 +87,7 @@ class SleepTimers {
     return timer;
   }
 
+  /** Drops `timer` once it has fired or been cleared. */
   forget(timer: SharedTimer): void {
     if (this.#byDue.get(timer.due) === timer) this.#byDue.delete(timer.due);
   }
