@@ -196,19 +196,27 @@ export class Inbox {
   }
 }
 
-/** How long a link must have sent nothing for a turn's first message to go at once instead of at the turn's end. */
+/**
+ * How long a link must have sent nothing for a turn's first message to go
+ * at once instead of at the turn's end; and how old a turn's batch may
+ * grow before it goes (the clock is read every AGE_CHECK messages).
+ */
 const QUIET_MS = 1;
+const AGE_CHECK = 16;
 
 /** Messages written this turn, one {@linkcode ByteWriter} per destination. */
 class Batches {
   #writers = new Map<number, ByteWriter>();
   #lastTaken = -Infinity;
+  #startedAt = 0;
+  #added = 0;
 
   /**
    * Appends a message for `to` (`write` packs it). Says when to send the
-   * batch: "now" when this first message of the turn finds the link quiet
-   * (the turn may never end: a loop that never waits), "soon" (at the end
-   * of the turn) for another first message, undefined for the rest.
+   * batch, since the turn may never end (a loop that never waits): "now"
+   * when this first message of the turn finds the link quiet, or when the
+   * batch has grown old; "soon" (at the end of the turn) for another first
+   * message; undefined for the rest.
    */
   add(to: number, write: (out: ByteWriter) => void): "now" | "soon" | undefined {
     const first = this.#writers.size === 0;
@@ -220,8 +228,12 @@ class Batches {
       if (writer.length === 0) this.#writers.delete(to);
       throw e;
     }
-    if (!first) return undefined;
-    return performance.now() - this.#lastTaken >= QUIET_MS ? "now" : "soon";
+    if (!first) {
+      return ++this.#added % AGE_CHECK === 0 && performance.now() - this.#startedAt >= QUIET_MS ? "now" : undefined;
+    }
+    this.#added = 0;
+    this.#startedAt = performance.now();
+    return this.#startedAt - this.#lastTaken >= QUIET_MS ? "now" : "soon";
   }
 
   /** This turn's messages by destination; the next turn starts empty. */

@@ -271,6 +271,32 @@ print("consumer:", consumer.wait())
   );
 });
 
+Deno.test("a producer that sends as it computes, never waiting, delivers as it goes", async () => {
+  const dir = await folder({
+    // Well under a millisecond of work per message (a lone message after a quiet millisecond goes at once anyway);
+    // then it spins until the root has seen 100 of them, or gives up after 5 s. It starts after the engine's first
+    // 300 ms, whose one tier-up yield would otherwise end the turn.
+    "producer.lua": `sleep(0.4)
+for i = 1, 200 do
+  local x = 0 for j = 1, 3000 do x = x + j end
+  parent().send(i)
+end
+local t0 = os.clock()
+while not io.open("got_100") do if os.clock() - t0 > 5 then return "held back" end end
+return "delivered as it went"`,
+    "main.lua": String.raw`
+local producer = spawn("producer.lua")
+for i = 1, 100 do assert(mailbox() == i) end
+io.open("got_100", "w"):close()
+for i = 101, 200 do assert(mailbox() == i) end
+print("producer:", producer.wait())
+`,
+  });
+  const r = await solvm(["main.lua"], { cwd: dir });
+  strictEqual(r.stderr, "");
+  strictEqual(r.stdout, "producer:\tdelivered as it went\n");
+});
+
 Deno.test("stop(): mail sent before it is read, then mailbox() returns nil; an actor ignoring it is ended after the grace period", async () => {
   const dir = await folder({
     "main.lua": String.raw`
