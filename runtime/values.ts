@@ -89,7 +89,7 @@ export class Values {
     api.lua_pushcclosure(
       L,
       vm.hostFunction((L) => {
-        this.#functions.delete(this.#functionId(L, 1));
+        this.#functions.delete(this.#userdataId(L, 1));
         return 0;
       }),
       0,
@@ -178,19 +178,23 @@ export class Values {
   }
 
   #pushFunction(L: LuaState, fn: (...args: unknown[]) => unknown): void {
-    const { vm } = this.#engine;
-    const api = vm.api;
     const id = ++this.#nextFunction;
     this.#functions.set(id, fn);
-    const p = api.lua_newuserdatauv(L, 8, 0);
-    new DataView(vm.lua.heap().buffer).setFloat64(p, id, true);
-    vm.pushRef(L, this.#functionMeta);
-    api.lua_setmetatable(L, -2);
-    api.lua_pushcclosure(L, this.#callJs, 1);
+    this.#pushIdUserdata(L, id, this.#functionMeta);
+    this.#engine.vm.api.lua_pushcclosure(L, this.#callJs, 1);
   }
 
-  /** The id in the function userdata at `idx`. */
-  #functionId(L: LuaState, idx: number): number {
+  /** Pushes a userdata holding `id` (of a function or an object kept here), with metatable `meta`. */
+  #pushIdUserdata(L: LuaState, id: number, meta: number): void {
+    const { vm } = this.#engine;
+    const p = vm.api.lua_newuserdatauv(L, 8, 0);
+    new DataView(vm.lua.heap().buffer).setFloat64(p, id, true);
+    vm.pushRef(L, meta);
+    vm.api.lua_setmetatable(L, -2);
+  }
+
+  /** The id in the userdata at `idx` (see #pushIdUserdata). */
+  #userdataId(L: LuaState, idx: number): number {
     const { vm } = this.#engine;
     return new DataView(vm.lua.heap().buffer).getFloat64(vm.api.lua_touserdata(L, idx), true);
   }
@@ -199,7 +203,7 @@ export class Values {
   #invoke(L: LuaState): number {
     const engine = this.#engine;
     const api = engine.vm.api;
-    const fn = this.#functions.get(this.#functionId(L, UPVALUE_1))!;
+    const fn = this.#functions.get(this.#userdataId(L, UPVALUE_1))!;
     const n = api.lua_gettop(L);
     const args = new Array(n);
     for (let i = 0; i < n; i++) args[i] = this.read(L, i + 1);
@@ -217,14 +221,9 @@ export class Values {
   }
 
   #pushReference(L: LuaState, target: object): void {
-    const { vm } = this.#engine;
-    const api = vm.api;
     const id = ++this.#nextObject;
     this.#objects.set(id, target);
-    const p = api.lua_newuserdatauv(L, 4, 0);
-    new DataView(vm.lua.heap().buffer).setUint32(p, id, true);
-    vm.pushRef(L, this.#referenceMeta);
-    api.lua_setmetatable(L, -2);
+    this.#pushIdUserdata(L, id, this.#referenceMeta);
   }
 
   /** The id of the reference at `idx`, or 0 when it is not one of ours. */
@@ -235,7 +234,7 @@ export class Values {
     vm.pushRef(L, this.#referenceMeta);
     const ours = api.lua_rawequal(L, -1, -2);
     api.lua_settop(L, -3);
-    return ours ? new DataView(vm.lua.heap().buffer).getUint32(api.lua_touserdata(L, idx), true) : 0;
+    return ours ? this.#userdataId(L, idx) : 0;
   }
 
   #index(L: LuaState): number {
