@@ -79,6 +79,28 @@ export async function solvm(
   return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
 }
 
+/**
+ * Runs `deno args...` as a child process (no standard input, NO_COLOR and
+ * `env` in its environment) and returns its exit code and decoded output.
+ */
+export async function runDeno(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}) {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args,
+    cwd: options.cwd,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", ...options.env },
+  }).output();
+  const decoder = new TextDecoder();
+  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) } satisfies CliRun;
+}
+
+/** Runs main.ts under Deno's own permission flags `denoFlags` instead of -A, as `deno run` users may. */
+export function solvmUnder(denoFlags: string[], args: string[], options: { cwd?: string } = {}): Promise<CliRun> {
+  return runDeno(["run", ...denoFlags, "--no-prompt", MAIN, ...args], options);
+}
+
 const madeFolders: string[] = [];
 globalThis.addEventListener("unload", () => {
   for (const folder of madeFolders) Deno.removeSync(folder, { recursive: true });

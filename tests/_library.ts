@@ -4,7 +4,7 @@
  * @module
  */
 import { strictEqual } from "node:assert";
-import { tempFiles } from "./_helpers.ts";
+import { runDeno, tempFiles } from "./_helpers.ts";
 
 /** Awaits `promise`, which must reject with exactly class `type` and message `message`; returns the error. */
 export async function failure<E extends Error>(
@@ -59,12 +59,5 @@ export async function runProgram(
   flags: string[],
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const dir = await tempFiles({ "program.ts": program.replaceAll("MOD", new URL("../mod.ts", import.meta.url).href) });
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...flags, "--config", new URL("../deno.json", import.meta.url).pathname, `${dir}/program.ts`],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const decoder = new TextDecoder();
-  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+  return runDeno(["run", ...flags, "--config", new URL("../deno.json", import.meta.url).pathname, `${dir}/program.ts`]);
 }

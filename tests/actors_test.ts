@@ -7,6 +7,14 @@
 import { deepStrictEqual, match, strictEqual } from "node:assert";
 import { solvm, tempFiles } from "./_helpers.ts";
 
+/** Runs `main.lua` of `dir`, which must end cleanly (exit 0, nothing on stderr); returns its standard output. */
+async function cleanRun(dir: string): Promise<string> {
+  const r = await solvm(["main.lua"], { cwd: dir });
+  strictEqual(r.stderr, "");
+  strictEqual(r.code, 0);
+  return r.stdout;
+}
+
 /** A temp folder with `files`, its real path (error messages name actors' scripts by it). */
 async function folder(files: Record<string, string>): Promise<string> {
   return Deno.realPath(await tempFiles(files));
@@ -46,11 +54,9 @@ return string.format("child's parent is me: %s, child's self is its handle: %s, 
 `,
     "nested_child.lua": `parent().send({ me = self(), p = parent() })\nreturn "ok"\n`,
   });
-  const r = await solvm(["main.lua"], { cwd: dir });
-  strictEqual(r.stderr, "");
-  strictEqual(r.code, 0);
+  const stdout = await cleanRun(dir);
   strictEqual(
-    r.stdout,
+    stdout,
     "main:\tactor 0\tparent is nil:\ttrue\n" +
       "echo:\tx 42 integer 1.5 float true 4 actor 0 actor 1 | dot,colon\n" +
       "again:\tx 42 integer 1.5 float true 4 actor 0 actor 1 | dot,colon\n" +
@@ -80,10 +86,8 @@ m.from:send("hello A")
 return "B got '" .. m.text .. "'"
 `,
   });
-  const r = await solvm(["main.lua"], { cwd: dir });
-  strictEqual(r.stderr, "");
-  strictEqual(r.code, 0);
-  strictEqual(r.stdout, "a:\tA got 'hello A'; B ended with 'B got 'hi B''\nb:\tB got 'hi B'\n");
+  const stdout = await cleanRun(dir);
+  strictEqual(stdout, "a:\tA got 'hello A'; B ended with 'B got 'hi B''\nb:\tB got 'hi B'\n");
 });
 
 Deno.test("values round trip exactly: integers past 2^53, floats, booleans, binary strings, nested tables", async () => {
@@ -132,10 +136,8 @@ while true do
 end
 `,
   });
-  const r = await solvm(["main.lua"], { cwd: dir });
-  strictEqual(r.stderr, "");
-  strictEqual(r.code, 0);
-  strictEqual(r.stdout, "whole list:\ttrue\n27 of 27 exact\narguments:\t9007199254740993 integer true float\n");
+  const stdout = await cleanRun(dir);
+  strictEqual(stdout, "whole list:\ttrue\n27 of 27 exact\narguments:\t9007199254740993 integer true float\n");
 });
 
 Deno.test("a message that cannot travel raises a clear error at send; nothing of it is sent and the script goes on", async () => {
@@ -176,11 +178,9 @@ while true do
 end
 `,
   });
-  const r = await solvm(["main.lua"], { cwd: dir });
-  strictEqual(r.stderr, "");
-  strictEqual(r.code, 0);
+  const stdout = await cleanRun(dir);
   strictEqual(
-    r.stdout,
+    stdout,
     `function:\tfalse\tcannot send a function: ${NO_TRAVEL}\n` +
       `coroutine:\tfalse\tcannot send a thread: ${NO_TRAVEL}\n` +
       "cycle:\tfalse\tcannot send a table that contains itself (a cycle)\n" +
@@ -215,10 +215,8 @@ print("main goes on")
     "unhandled.lua": `local a = spawn("crash.lua")\nprint("wait:", a.wait())\nprint("still running")\n`,
   });
   const crash = `${dir}/crash.lua:2: attempt to index a nil value (local 't')`;
-  const r = await solvm(["main.lua"], { cwd: dir });
-  strictEqual(r.stderr, "");
-  strictEqual(r.code, 0);
-  const lines = r.stdout.split("\n");
+  const stdout = await cleanRun(dir);
+  const lines = stdout.split("\n");
   deepStrictEqual(lines.slice(0, 3), [
     `wait:\tnil\t${crash}`,
     `bad result:\tnil\tcannot send a function: ${NO_TRAVEL}`,
@@ -263,10 +261,9 @@ end)())
 print("consumer:", consumer.wait())
 `,
   });
-  const r = await solvm(["main.lua"], { cwd: dir });
-  strictEqual(r.stderr, "");
+  const stdout = await cleanRun(dir);
   strictEqual(
-    r.stdout,
+    stdout,
     "root got:\tfirst\nproducer:\tdelivered\nroot:\tdelivered\nconsumer:\tsecond\n",
   );
 });
@@ -292,9 +289,8 @@ for i = 101, 200 do assert(mailbox() == i) end
 print("producer:", producer.wait())
 `,
   });
-  const r = await solvm(["main.lua"], { cwd: dir });
-  strictEqual(r.stderr, "");
-  strictEqual(r.stdout, "producer:\tdelivered as it went\n");
+  const stdout = await cleanRun(dir);
+  strictEqual(stdout, "producer:\tdelivered as it went\n");
 });
 
 Deno.test("stop(): mail sent before it is read, then mailbox() returns nil; an actor ignoring it is ended after the grace period", async () => {
@@ -327,11 +323,9 @@ return "got " .. table.concat(got, ",") .. " then nil"
     "spin.lua": `print("spin output is kept")\nparent().send("ready")\nwhile true do end\n`,
     "sleeper.lua": `parent().send("ready")\nwhile true do sleep(0.05) end\n`,
   });
-  const r = await solvm(["main.lua"], { cwd: dir });
-  strictEqual(r.stderr, "");
-  strictEqual(r.code, 0);
+  const stdout = await cleanRun(dir);
   match(
-    r.stdout,
+    stdout,
     /^counter:\tgot 1,2,3 then nil\nspin output is kept\nspin:\tnil\nsleeper:\tnil\nended after the grace period:\ttrue\t[\d.]+\n$/,
   );
 });

@@ -1,5 +1,5 @@
 import { match, ok, strictEqual } from "node:assert";
-import { solvm, tempFiles } from "./_helpers.ts";
+import { type CliRun, solvm, solvmUnder, tempFiles } from "./_helpers.ts";
 
 Deno.test("runs a script: arguments reach Lua in arg and ..., a #! line is allowed", async () => {
   const dir = await tempFiles({
@@ -262,16 +262,11 @@ Deno.test("--max-instructions stops a run that goes past it, in the main chunk o
 Deno.test("a script the process may not read gives one line naming the flag, exit 1", async () => {
   const dir = await tempFiles({ "hidden.lua": `print("never")` });
   const repo = new URL("..", import.meta.url).pathname;
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", `--allow-read=${repo}`, "--no-prompt", `${repo}main.ts`, `${dir}/hidden.lua`],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
+  const { code, stdout, stderr } = await solvmUnder([`--allow-read=${repo}`], [`${dir}/hidden.lua`]);
   const path = `${dir}/hidden.lua`;
-  strictEqual(new TextDecoder().decode(stdout), "");
+  strictEqual(stdout, "");
   strictEqual(
-    new TextDecoder().decode(stderr),
+    stderr,
     `solvm: cannot read script "${path}": permission denied: read access to "${path}" (run with --allow-read=${path})\n`,
   );
   strictEqual(code, 1);
@@ -294,18 +289,6 @@ Deno.test("--timeout 1s stops a never-yielding loop within the limit plus 10% an
   ok(elapsed - startUp <= 1000 * 1.1 + 100, `stopped ${elapsed - startUp} ms after start-up`);
 });
 
-/** Runs main.ts with Deno's own permission flags `denoFlags` (no -A). */
-async function solvmUnder(denoFlags: string[], args: string[]) {
-  const main = new URL("../main.ts", import.meta.url).pathname;
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...denoFlags, "--no-prompt", main, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  return { code, stdout: new TextDecoder().decode(stdout), stderr: new TextDecoder().decode(stderr) };
-}
-
 Deno.test("deno run --allow-read=DIR main.ts DIR/script.lua runs a pure computation; SolVM's own files need no grant", async () => {
   const dir = await tempFiles({
     "sum.lua": `local s = 0 for i = 1, 100 do s = s + i end print(s, #arg, arg[1])\n` +
@@ -323,7 +306,7 @@ Deno.test("without read access to SolVM's files the time limit still stops a nev
     "parked.lua": `print("waiting") go(function() sleep(60) end) wait()`,
   });
   for (const script of ["spin.lua", "parked.lua"]) {
-    let r: Awaited<ReturnType<typeof solvmUnder>> | undefined;
+    let r: CliRun | undefined;
     const elapsed = await timed(async () =>
       r = await solvmUnder([`--allow-read=${dir}`], ["--timeout", "500ms", `${dir}/${script}`])
     );

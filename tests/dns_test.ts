@@ -1,6 +1,6 @@
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert";
 import dgram from "node:dgram";
-import { runLua } from "./_helpers.ts";
+import { runLua, solvmUnder } from "./_helpers.ts";
 
 // A tiny DNS server on 127.0.0.1 speaking the wire format (RFC 1035) over UDP.
 
@@ -218,14 +218,8 @@ Deno.test("resolve_dns without --allow-net says which flag is missing", async ()
       `${dir}/dns.lua`,
       `print(resolve_dns("localhost"))\nprint(resolve_dns("example.test", "MX", { server = "127.0.0.1:5353" }))\n`,
     );
-    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-read", "--no-prompt", new URL("../main.ts", import.meta.url).pathname, `${dir}/dns.lua`],
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).output();
-    const out = new TextDecoder().decode(stdout);
-    strictEqual(new TextDecoder().decode(stderr), "");
+    const { code, stdout: out, stderr } = await solvmUnder(["--allow-read"], [`${dir}/dns.lua`]);
+    strictEqual(stderr, "");
     strictEqual(code, 0);
     strictEqual(
       out,

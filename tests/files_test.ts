@@ -5,10 +5,9 @@
  * removes it at the end.
  */
 import { deepStrictEqual, ok, strictEqual } from "node:assert";
-import { runLua, solvm } from "./_helpers.ts";
+import { runLua, solvm, solvmUnder } from "./_helpers.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-const MAIN = `${REPO}/main.ts`;
 
 /** A Lua string literal for a path (temporary paths are plain ASCII). */
 const lit = (text: string) => JSON.stringify(text);
@@ -29,20 +28,6 @@ async function lua(source: string): Promise<string> {
   deepStrictEqual(r.outcome, { status: "ok" });
   strictEqual(r.stderr, "");
   return r.stdout;
-}
-
-/** Runs `deno run <flags> main.ts <script> <args>` with cwd = the repository (no -A). */
-async function solvmWith(flags: string[], script: string, args: string[] = []) {
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--no-prompt", ...flags, MAIN, script, ...args],
-    cwd: REPO,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const decoder = new TextDecoder();
-  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
 }
 
 /** Does `path` exist (without following a final symlink)? */
@@ -352,7 +337,9 @@ print(os.rename(dir .. "/keep.txt", dir .. "/moved.txt"))
 print(read_file(dir .. "/keep.txt"), #list_dir(dir))
 `,
       );
-      const denied = await solvmWith([`--allow-read=${REPO},${dir}`], `${dir}/perm.lua`, [dir, outside]);
+      const denied = await solvmUnder([`--allow-read=${REPO},${dir}`], [`${dir}/perm.lua`, dir, outside], {
+        cwd: REPO,
+      });
       strictEqual(denied.stderr, "");
       strictEqual(denied.code, 0);
       const eacces = "2"; // this C library's EACCES (WASI numbering)
@@ -380,11 +367,10 @@ print(read_file(dir .. "/keep.txt"), #list_dir(dir))
 
       // The flag the message suggests is enough.
       await Deno.writeTextFile(`${dir}/granted.lua`, `print(write_file(arg[1] .. "/out.txt", "granted"))\n`);
-      const granted = await solvmWith(
-        [`--allow-read=${REPO},${dir}`, `--allow-write=${dir}/out.txt`],
+      const granted = await solvmUnder([`--allow-read=${REPO},${dir}`, `--allow-write=${dir}/out.txt`], [
         `${dir}/granted.lua`,
-        [dir],
-      );
+        dir,
+      ], { cwd: REPO });
       strictEqual(granted.stderr, "");
       strictEqual(granted.code, 0);
       strictEqual(granted.stdout, "true\n");

@@ -1,6 +1,6 @@
 import { deepStrictEqual, match, strictEqual } from "node:assert";
 import dgram from "node:dgram";
-import { type LuaRun, runLua } from "./_helpers.ts";
+import { type LuaRun, runLua, solvmUnder } from "./_helpers.ts";
 
 /** Every byte value once, in Lua: the binary-safety payload. */
 const ALL_BYTES_LUA =
@@ -336,16 +336,11 @@ print(udp_recvfrom(0, "127.0.0.1"))
 print("still running")
 `,
     );
-    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-read", "--no-prompt", new URL("../main.ts", import.meta.url).pathname, `${dir}/net.lua`],
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).output();
-    strictEqual(new TextDecoder().decode(stderr), "");
+    const { code, stdout, stderr } = await solvmUnder(["--allow-read"], [`${dir}/net.lua`]);
+    strictEqual(stderr, "");
     strictEqual(code, 0);
     strictEqual(
-      new TextDecoder().decode(stdout),
+      stdout,
       'nil\tpermission denied: net access to "127.0.0.1:9" (run with --allow-net=127.0.0.1:9)\n' +
         'nil\tpermission denied: net access to "127.0.0.1:0" (run with --allow-net=127.0.0.1:0)\n' +
         'nil\tpermission denied: net access to "0.0.0.0:0,127.0.0.1:9" (run with --allow-net=0.0.0.0:0,127.0.0.1:9)\n' +
