@@ -1,7 +1,7 @@
 // The embedding library's Context: the features of embedding-features.md
 // (limits, selective libraries, GC control, bytecode, debug hooks, shared
 // tables, modules, async execution) and their bad input.
-import { deepStrictEqual, ok, strictEqual } from "node:assert";
+import { deepStrictEqual, match, ok, strictEqual } from "node:assert";
 import { Context, createSharedTable, Engine, installGlobals, LuaError, Script, SharedTable } from "../mod.ts";
 import { sleep, tempFiles, within } from "./_helpers.ts";
 import { failure, runProgram, thrown, timed } from "./_library.ts";
@@ -121,6 +121,24 @@ console.log("closed");
   strictEqual(value.stderr, "");
   strictEqual(value.stdout, "timeout: the call ran longer than 50 ms\nclosed\n");
   ok(ms < 15_000, `the program took ${ms} ms: a 30 s sleep kept it alive`);
+});
+
+Deno.test("a sleep refused where it cannot wait (a sort comparator) leaves no timer behind", async () => {
+  // The engine is left open on purpose: the refused sleep alone must let its timer go.
+  const { value, ms } = await timed(() =>
+    runProgram(
+      `import { Engine, installGlobals } from "MOD";
+const engine = await Engine.create();
+installGlobals(engine);
+await engine.execute("print(pcall(table.sort, { 2, 1 }, function(a, b) sleep(30) return a < b end))", "=x");
+engine.stdout.flush();
+`,
+      ["-A"],
+    )
+  );
+  strictEqual(value.stderr, "");
+  match(value.stdout, /^false\t.*sleep cannot wait here/);
+  ok(ms < 15_000, `the program took ${ms} ms: the refused 30 s sleep kept it alive`);
 });
 
 Deno.test("a call stopped while it waits for an HTTP answer aborts the request", async () => {
