@@ -1,11 +1,13 @@
 /**
  * Actors across threads: each actor is a script in its own Lua state in its
  * own worker. One thread, the root (the thread of the main script), keeps
- * the directory of actors and routes every message; actor threads talk to it
- * over one MessagePort each. Messages travel packed into bytes (host/actors.ts
- * packs them; nothing here looks inside), batched: each turn of the event
- * loop a thread fills one buffer per destination and posts it transferred,
- * not copied, and the root forwards it the same way.
+ * the directory of actors; actor threads talk to it over one MessagePort
+ * each. Two actors talk over a MessagePort of their own, which the root
+ * makes when one first sends to the other: from then on their messages do
+ * not wait for the root, whose Lua may be busy. Messages travel packed
+ * into bytes (host/actors.ts packs them; nothing here looks inside),
+ * batched: each turn of the event loop a thread fills one buffer per
+ * destination and posts it transferred, not copied.
  *
  * @module
  */
@@ -36,13 +38,28 @@ type ToActor =
   | { t: "deliver"; chunks: Uint8Array[] }
   | { t: "stop" }
   | { t: "spawned"; req: number; id?: number; error?: string }
-  | { t: "exit"; id: number; exit: Exit };
+  | { t: "exit"; id: number; exit: Exit }
+  /** The port to actor `peer` (shared by both ends), or none when `peer` has ended or never was. */
+  | { t: "linked"; peer: number; port?: MessagePort }
+  /** Actor `peer` sends nothing more through the root: what it sent over the port may now be read. */
+  | { t: "cutover"; peer: number }
+  /** Actor `peer` has ended: what is sent to it is dropped. */
+  | { t: "unlinked"; peer: number };
+
+/** Actor to actor, over the port of their link ("bye": the sender has ended, the port may close). */
+type ToPeer = Extract<ToActor, { t: "deliver" | "stop" }> | { t: "bye" };
 
 /** Actor thread to root. */
 type ToRoot =
-  | { t: "send"; batches: [number, Uint8Array][] }
+  /** Messages for actor `to` (0: the main script), until the link to it is made. */
+  | { t: "send"; to: number; chunk: Uint8Array }
   | { t: "spawn"; req: number; path: string; args: Packed[] }
-  | { t: "stop"; id: number }
+  /** `told`: the stop went over the link to `id`; the root only times its grace. */
+  | { t: "stop"; id: number; told?: boolean }
+  /** Asks for a port to actor `id`. */
+  | { t: "link"; id: number }
+  /** Passed on to actor `id`: this actor now sends to it over their port only. */
+  | { t: "cutover"; id: number }
   | { t: "watch"; id: number }
   | { t: "done"; exit: Exit };
 
@@ -303,8 +320,8 @@ interface ActorRecord {
   exit?: Exit;
   waiters: ((exit: Exit) => void)[];
   watchers: Set<number>;
-  /** Chunks of framed messages to deliver at the end of this turn. */
-  outbox: Uint8Array[];
+  /** The actors it has a port to. */
+  links: Set<number>;
   stopTimer?: ReturnType<typeof setTimeout>;
 }
 
@@ -348,7 +365,7 @@ export class RootSystem implements ActorLink {
       output: { buffer: newSharedOutput(), label: this.#label },
       waiters: [],
       watchers: new Set(parent === 0 ? [] : [parent]),
-      outbox: [],
+      links: new Set(),
     };
     this.#actors.set(id, record);
     thread.port.onmessage = ({ data }: MessageEvent<ToRoot>) => this.#fromActor(record, data);
@@ -370,8 +387,7 @@ export class RootSystem implements ActorLink {
   #fromActor(record: ActorRecord, message: ToRoot): void {
     switch (message.t) {
       case "send":
-        for (const [to, chunk] of message.batches) this.#route(to, chunk);
-        return this.#flushSoon();
+        return this.#route(message.to, message.chunk);
       case "spawn":
         this.spawn(message.path, message.args, record.id).then(
           (id) => record.port.postMessage({ t: "spawned", req: message.req, id } satisfies ToActor),
@@ -379,7 +395,11 @@ export class RootSystem implements ActorLink {
         );
         return;
       case "stop":
-        return this.stop(message.id);
+        return this.stop(message.id, message.told);
+      case "link":
+        return this.#link(record, message.id);
+      case "cutover":
+        return this.#alive(message.id)?.port.postMessage({ t: "cutover", peer: record.id } satisfies ToActor);
       case "watch":
         return this.#watch(message.id, record);
       case "done":
@@ -394,10 +414,21 @@ export class RootSystem implements ActorLink {
     target!.watchers.add(by.id);
   }
 
+  /** Gives actors `from` and `id` a port to each other (once per pair; none if `id` has ended). */
+  #link(from: ActorRecord, id: number): void {
+    const to = this.#alive(id);
+    if (!to) return from.port.postMessage({ t: "linked", peer: id } satisfies ToActor);
+    if (from.links.has(id)) return; // both asked at once: the first ask gave both their port
+    from.links.add(id);
+    to.links.add(from.id);
+    const { port1, port2 } = new MessageChannel();
+    to.port.postMessage({ t: "linked", peer: from.id, port: port2 } satisfies ToActor, [port2]);
+    from.port.postMessage({ t: "linked", peer: id, port: port1 } satisfies ToActor, [port1]);
+  }
+
   #ended(record: ActorRecord, exit: Exit): void {
     if (record.exit) return;
     record.exit = exit;
-    record.outbox = [];
     clearTimeout(record.stopTimer);
     record.port.close();
     record.terminate();
@@ -408,6 +439,11 @@ export class RootSystem implements ActorLink {
     for (const watcher of record.watchers) {
       this.#actors.get(watcher)?.port.postMessage({ t: "exit", id: record.id, exit } satisfies ToActor);
     }
+    for (const id of record.links) {
+      const peer = this.#actors.get(id);
+      peer?.links.delete(record.id);
+      if (peer && !peer.exit) peer.port.postMessage({ t: "unlinked", peer: record.id } satisfies ToActor);
+    }
   }
 
   send(to: number, write: (out: ByteWriter) => void): void {
@@ -415,13 +451,6 @@ export class RootSystem implements ActorLink {
     const when = this.#batches.add(to, write);
     if (when === "now") this.#flush();
     else if (when === "soon") this.#flushSoon();
-  }
-
-  /** Queues a chunk of messages for actor `to` (dropped if it has ended) until the end of this turn. */
-  #route(to: number, chunk: Uint8Array): void {
-    if (to === 0) return this.inbox.put([chunk]);
-    const target = this.#actors.get(to);
-    if (target && !target.exit) target.outbox.push(chunk);
   }
 
   #flushSoon(): void {
@@ -433,19 +462,25 @@ export class RootSystem implements ActorLink {
   #flush(): void {
     this.#flushing = false;
     for (const [to, chunk] of this.#batches.take()) this.#route(to, chunk);
-    for (const record of this.#actors.values()) {
-      if (record.outbox.length === 0) continue;
-      const chunks = record.outbox;
-      record.outbox = [];
-      record.port.postMessage({ t: "deliver", chunks } satisfies ToActor, buffers(chunks));
-    }
   }
 
-  stop(id: number): void {
+  /** Delivers a chunk of messages to actor `to` at once (dropped if it has ended), or to the main script. */
+  #route(to: number, chunk: Uint8Array): void {
+    if (to === 0) return this.inbox.put([chunk]);
+    this.#alive(to)?.port.postMessage({ t: "deliver", chunks: [chunk] } satisfies ToActor, buffers([chunk]));
+  }
+
+  #alive(id: number): ActorRecord | undefined {
+    const record = this.#actors.get(id);
+    return record && !record.exit ? record : undefined;
+  }
+
+  /** `told`: an actor has sent the stop over its link to `id`, after its messages. */
+  stop(id: number, told = false): void {
     const record = this.#actors.get(id);
     if (!record || record.exit || record.stopTimer) return;
     this.#flush(); // what was sent before stop() arrives before it
-    record.port.postMessage({ t: "stop" } satisfies ToActor);
+    if (!told) record.port.postMessage({ t: "stop" } satisfies ToActor);
     record.stopTimer = setTimeout(() => {
       log("warn", `actor ${id} (${record.path}) did not end within ${STOP_GRACE_MS} ms of stop(); ended by force`);
       this.#ended(record, { ok: true, stopped: true });
@@ -467,12 +502,27 @@ export class RootSystem implements ActorLink {
   }
 }
 
-/** An actor thread's link: everything goes through the root. */
+/**
+ * Another actor as an actor thread sees it. Until the root has made their
+ * port, messages to it go through the root. Then each end tells the other,
+ * through the root, that it has switched (a "cutover"); what arrives on the
+ * port waits for that, so nothing overtakes what went the longer way.
+ */
+interface Peer {
+  port?: MessagePort;
+  /** What came over the port before the peer's cutover; undefined once it has come. */
+  early?: ToPeer[];
+  /** The actor has ended (or never was): what is sent to it is dropped. */
+  gone?: boolean;
+}
+
+/** An actor thread's link: to the root for the directory, to other actors over ports the root makes. */
 export class ActorThreadLink implements ActorLink {
   readonly inbox = new Inbox();
   readonly #port: MessagePort;
   readonly #spawns = new Map<number, { resolve: (id: number) => void; reject: (e: Error) => void }>();
   readonly #exits = new Map<number, { exit?: Exit; waiters: ((exit: Exit) => void)[] }>();
+  readonly #peers = new Map<number, Peer>();
   #nextRequest = 0;
   /** What this actor sent this turn. */
   readonly #batches = new Batches();
@@ -485,9 +535,8 @@ export class ActorThreadLink implements ActorLink {
   receive(message: ToActor): void {
     switch (message.t) {
       case "deliver":
-        return this.inbox.put(message.chunks);
       case "stop":
-        return this.inbox.stop();
+        return this.#fromPeer(message);
       case "spawned": {
         const pending = this.#spawns.get(message.req);
         this.#spawns.delete(message.req);
@@ -500,8 +549,54 @@ export class ActorThreadLink implements ActorLink {
         entry.exit = message.exit;
         this.#exits.set(message.id, entry);
         for (const waiter of entry.waiters.splice(0)) waiter(message.exit);
+        return;
       }
+      case "linked":
+        return this.#linked(message.peer, message.port);
+      case "cutover": {
+        const peer = this.#peers.get(message.peer);
+        const early = peer?.early ?? [];
+        if (peer) peer.early = undefined;
+        for (const m of early) this.#fromPeer(m, peer);
+        return;
+      }
+      case "unlinked":
+        this.#peer(message.peer).gone = true; // its port stays open for what it sent before it ended
     }
+  }
+
+  /** A message from the root, or from the port of `peer`. */
+  #fromPeer(message: ToPeer, peer?: Peer): void {
+    switch (message.t) {
+      case "deliver":
+        return this.inbox.put(message.chunks);
+      case "stop":
+        return this.inbox.stop();
+      case "bye":
+        peer?.port?.close();
+    }
+  }
+
+  #linked(id: number, port: MessagePort | undefined): void {
+    const peer = this.#peer(id);
+    if (!port) {
+      peer.gone = true;
+      return;
+    }
+    peer.port = port;
+    peer.early = [];
+    port.onmessage = ({ data }: MessageEvent<ToPeer>) => {
+      if (peer.early) peer.early.push(data);
+      else this.#fromPeer(data, peer);
+    };
+    this.#port.postMessage({ t: "cutover", id } satisfies ToRoot);
+  }
+
+  /** The record of actor `id`, made on first use. */
+  #peer(id: number): Peer {
+    let peer = this.#peers.get(id);
+    if (!peer) this.#peers.set(id, peer = {});
+    return peer;
   }
 
   spawn(path: string, args: Packed[]): Promise<number> {
@@ -522,14 +617,30 @@ export class ActorThreadLink implements ActorLink {
   }
 
   #flush(): void {
-    const batches = this.#batches.take();
-    if (batches.length === 0) return;
-    this.#port.postMessage({ t: "send", batches } satisfies ToRoot, buffers(batches.map(([, chunk]) => chunk)));
+    for (const [to, chunk] of this.#batches.take()) {
+      const peer = to === 0 ? undefined : this.#peers.get(to);
+      if (peer?.gone) continue;
+      if (peer?.port) {
+        this.#post(peer.port, { t: "deliver", chunks: [chunk] });
+        continue;
+      }
+      if (to !== 0 && !peer) {
+        this.#peer(to);
+        this.#port.postMessage({ t: "link", id: to } satisfies ToRoot);
+      }
+      this.#port.postMessage({ t: "send", to, chunk } satisfies ToRoot, buffers([chunk]));
+    }
+  }
+
+  #post(port: MessagePort, message: ToPeer): void {
+    port.postMessage(message, message.t === "deliver" ? buffers(message.chunks) : []);
   }
 
   stop(id: number): void {
     this.#flush(); // what was sent before stop() arrives before it
-    this.#port.postMessage({ t: "stop", id } satisfies ToRoot);
+    const port = this.#peers.get(id)?.port;
+    if (port) this.#post(port, { t: "stop" });
+    this.#port.postMessage({ t: "stop", id, told: port !== undefined } satisfies ToRoot);
   }
 
   exitOf(id: number): Promise<Exit> {
@@ -543,9 +654,10 @@ export class ActorThreadLink implements ActorLink {
     return new Promise((resolve) => entry!.waiters.push(resolve));
   }
 
-  /** Tells the root this actor has ended (pending sends go first). */
+  /** Tells the root this actor has ended (pending sends go first), and every peer that its port may close. */
   done(exit: Exit): void {
     this.#flush();
+    for (const peer of this.#peers.values()) if (peer.port) this.#post(peer.port, { t: "bye" });
     this.#port.postMessage({ t: "done", exit } satisfies ToRoot);
   }
 }

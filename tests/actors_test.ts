@@ -293,6 +293,65 @@ print("producer:", producer.wait())
   strictEqual(stdout, "producer:\tdelivered as it went\n");
 });
 
+Deno.test("two actors that have met talk while the main script computes without waiting", async () => {
+  // Their messages used to go through the main script's thread, and so waited until its Lua waited. Their first
+  // exchange still needs that thread: it gives them their own port.
+  const dir = await folder({
+    "echo.lua": `while true do local m = mailbox() if m == nil then return end m.from.send(m.n) end`,
+    "pinger.lua": `local echo = ...
+echo.send({ from = self(), n = 0 })
+assert(mailbox() == 0)
+parent().send("met")
+for i = 1, 100 do
+  echo.send({ from = self(), n = i })
+  assert(mailbox() == i)
+end
+io.open("done", "w"):close()`,
+    "main.lua": String.raw`
+local echo = spawn("echo.lua")
+local pinger = spawn("pinger.lua", echo)
+assert(mailbox() == "met")
+local t0 = os.clock()
+while not io.open("done") and os.clock() - t0 < 3 do end
+print("while main computed:", io.open("done") ~= nil)
+print("pinger:", pinger.wait())
+echo.stop()
+`,
+  });
+  const stdout = await cleanRun(dir);
+  strictEqual(stdout, "while main computed:\ttrue\npinger:\tnil\n");
+});
+
+Deno.test("messages between two actors keep their order while the actors' own port is made, and stop() follows them", async () => {
+  // The sender waits a little between bursts, so its first bursts go through the root and the later ones over the
+  // port the root makes: the receiver must still see 1..n in order, then the stop.
+  const dir = await folder({
+    "sender.lua": `local to = ...
+local n = 0
+for burst = 1, 40 do
+  for i = 1, 250 do n = n + 1 to.send(n) end
+  if burst % 4 == 0 then sleep(0.001) end
+end
+to.stop()
+return n`,
+    "receiver.lua": `local expect = 0
+while true do
+  local m = mailbox()
+  if m == nil then return "in order up to " .. expect end
+  expect = expect + 1
+  if m ~= expect then return "got " .. m .. " where " .. expect .. " was due" end
+end`,
+    "main.lua": String.raw`
+local receiver = spawn("receiver.lua")
+local sender = spawn("sender.lua", receiver)
+print("sender:", sender.wait())
+print("receiver:", receiver.wait())
+`,
+  });
+  const stdout = await cleanRun(dir);
+  strictEqual(stdout, "sender:\t10000\nreceiver:\tin order up to 10000\n");
+});
+
 Deno.test("stop(): mail sent before it is read, then mailbox() returns nil; an actor ignoring it is ended after the grace period", async () => {
   const dir = await folder({
     "main.lua": String.raw`
