@@ -117,21 +117,21 @@ local function explain(message)
   return message .. "\\n\\t" .. reason
 end
 return function(original, name, returns)
-  -- pcall called original, so its own argument errors and require's "not found" lack the caller's position
+  -- pcall called original, so its own argument errors, require's "not found" and io.lines's "cannot open" lack the caller's position
   -- and the function's name: give them back, as a direct call would have. Other errors pass unchanged.
   local function rethrow(e)
     if type(e) == "string" then
       if e:find("Permission denied", 1, true) then error(explain(e), 0) end
-      if e:find("^bad argument") or e:find("^module '") then
+      if e:find("^bad argument") or e:find("^module '") or e:find("^cannot open file '") then
         error(explain((e:gsub("to '%?'", "to '" .. name .. "'", 1))), 3)
       end
     end
     error(e, 0)
   end
-  local function check(ok, r1, ...)
-    if not ok then rethrow(r1) end
-    if returns and r1 == nil and select("#", ...) > 0 then return nil, explain((...)), select(2, ...) end
-    return r1, ...
+  local function check(ok, ...)
+    if not ok then rethrow((...)) end
+    if returns and ... == nil and select("#", ...) > 1 then return nil, explain((select(2, ...))), select(3, ...) end
+    return ...
   end
   return function(...)
     denials()

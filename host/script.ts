@@ -71,13 +71,6 @@ function realPathOr(path: string): string {
   }
 }
 
-/** Blanks a `#!` first line, keeping the line count so error lines stay right. */
-function stripShebang(source: Uint8Array): Uint8Array {
-  if (source[0] !== 0x23) return source; // '#'
-  const end = source.indexOf(0x0a);
-  return end < 0 ? new Uint8Array() : source.subarray(end);
-}
-
 /** Sets the global `arg` table as the standalone Lua interpreter does. */
 function setArgTable(engine: Engine, script: string, args: string[]): void {
   const { vm, L } = engine;
@@ -129,7 +122,7 @@ export interface ScriptOptions {
 /** Runs the main script once in `engine`: the main chunk, then whatever it left running. */
 async function runOnce(engine: Engine, path: string, source: Uint8Array, args: string[]): Promise<Outcome> {
   setArgTable(engine, path, args);
-  const outcome = await engine.execute(stripShebang(source), "@" + path, args);
+  const outcome = await engine.execute(source, "@" + path, args);
   if (outcome.status !== "ok") return outcome;
   await engine.idle();
   return engine.stopped ?? outcome;

@@ -601,11 +601,12 @@ export class Engine {
   }
 
   #resumeHostCall(L: LuaState, id: number): number {
-    const result = this.#results.get(id)!;
+    const result = this.#results.get(id);
     this.#results.delete(id);
     this.vm.api.lua_settop(L, 0);
     let message: string;
-    if (result.ok) {
+    if (!result) message = "a waiting call was resumed before it ended (only the scheduler may resume goroutines)";
+    else if (result.ok) {
       try {
         return result.push(L);
       } catch (e) {

@@ -18,8 +18,8 @@ local co_create, co_resume, co_yield, co_status, co_close =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.close
 local lua_select, traceback, pack, unpack = select, debug.traceback, table.pack, table.unpack
 local pcall = pcall
-local type, tostring, error, setmetatable, getmetatable, rawget, math_type =
-  type, tostring, error, setmetatable, getmetatable, rawget, math.type
+local type, tostring, tonumber, error, setmetatable, getmetatable, rawget, math_type, math_tointeger =
+  type, tostring, tonumber, error, setmetatable, getmetatable, rawget, math.type, math.tointeger
 
 local ready, rhead, rtail = {}, 1, 0       -- run queue
 local goroutines = {}                       -- id -> goroutine
@@ -29,6 +29,7 @@ local current                               -- the running goroutine
 local waiters, nwaiting = {}, 0             -- goroutines inside wait()
 local max_goroutines, started_by_go = math.huge, 0  -- the --max-goroutines limit on go()
 local error_handler
+local scheduled = setmetatable({}, { __mode = "k" })  -- the coroutines the scheduler runs (user code may not)
 
 local function make_ready(g, a, b)
   g.state, g.wait, g.a, g.b = "ready", nil, a, b
@@ -53,6 +54,7 @@ local function spawn(fn, name, mode, ...)
   next_id = next_id + 1
   live = live + 1
   local g = { id = next_id, co = co_create(fn), seq = 0, state = "ready" }
+  scheduled[g.co] = true
   if name then g.name = name end
   if mode then g.mode = mode end
   if lua_select("#", ...) > 0 then g.args = pack(...) end
@@ -95,12 +97,32 @@ local function report_failure(name, message, trace)
   dispatch_error({ name = name }, message, trace)
 end
 
--- Once every live goroutine is inside wait(), they all return.
+-- Once every live goroutine is inside wait(), the youngest of them returns
+-- (a goroutine waiting for those it started, inside a wait() of its
+-- parent's); when it ends or waits again, the next one does.
 local function release_waiters()
   if nwaiting > 0 and live == nwaiting then
-    local list = waiters
-    waiters, nwaiting = {}, 0
-    for i = 1, #list do make_ready(list[i]) end
+    local youngest = 1
+    for i = 2, nwaiting do
+      if (waiters[i].id or 0) > (waiters[youngest].id or 0) then youngest = i end
+    end
+    local g = waiters[youngest]
+    waiters[youngest] = waiters[nwaiting]
+    waiters[nwaiting] = nil
+    nwaiting = nwaiting - 1
+    make_ready(g)
+  end
+end
+
+-- Runs the to-be-closed variables a coroutine that failed with err left
+-- open, as Lua does when an error leaves a pcall. Returns a reporter of the
+-- new error one of them raised, if any, to call after err is reported.
+local function close_failed(co, g, err)
+  local ok, close_err = co_close(co)
+  if ok or close_err == err then return function() end end
+  local message = message_of(close_err)
+  return function()
+    dispatch_error({ name = name_of(g) .. " (closing a to-be-closed variable)" }, message, message)
   end
 end
 
@@ -114,8 +136,10 @@ local function finish(g, ok, err)
   else
     local message = message_of(err)
     local trace = traceback(g.co, message)
+    local report_close = close_failed(g.co, g, err)
     if g.mode ~= "watched" then dispatch_error(g, message, trace) end
     if g.mode then host.finished(g.id, false, message, trace) end
+    report_close()
   end
   release_waiters()
 end
@@ -146,10 +170,16 @@ local function run()
     if args then
       g.args = nil
       ok, r1, r2, r3 = co_resume(g.co, unpack(args, 1, args.n))
-    else
+    elseif g.b ~= nil then
       local a, b = g.a, g.b
       g.a, g.b = nil, nil
       ok, r1, r2, r3 = co_resume(g.co, a, b)
+    elseif g.a ~= nil then
+      local a = g.a
+      g.a = nil
+      ok, r1, r2, r3 = co_resume(g.co, a)
+    else
+      ok, r1, r2, r3 = co_resume(g.co)
     end
     current = nil
     if co_status(g.co) == "dead" then finish(g, ok, r1) else suspended(g, r1, r2, r3) end
@@ -167,7 +197,12 @@ end
 local spare
 local function direct(co, ...)
   local g = spare
-  if g == nil or g.co ~= co then g = { co = co, seq = 0, name = "call" } else spare = nil end
+  if g == nil or g.co ~= co then
+    g = { co = co, seq = 0, name = "call" }
+    scheduled[co] = true
+  else
+    spare = nil
+  end
   g.state = "running"
   live = live + 1
   local outer = current
@@ -183,7 +218,9 @@ local function direct(co, ...)
       return true, true, r1, nil, rhead <= rtail
     end
     local message = message_of(r1)
-    return true, false, message, traceback(co, message), rhead <= rtail
+    local trace = traceback(co, message)
+    close_failed(co, g, r1)()
+    return true, false, message, trace, rhead <= rtail
   end
   next_id = next_id + 1
   g.id, g.mode = next_id, "watched"
@@ -342,8 +379,21 @@ end
 
 local select_start = 0
 
+-- Lua's select(n, ...), its errors naming 'select' (a numeric string is an index unless it names a channel).
+local function select_index(n, ...)
+  local i = math_type(n) == "integer" and n or math_tointeger(tonumber(n))
+  if i == nil then
+    error("bad argument #1 to 'select' (number has no integer representation)", 2)
+  end
+  if i == 0 or i < -lua_select("#", ...) then error("bad argument #1 to 'select' (index out of range)", 2) end
+  return lua_select(i, ...)
+end
+
 local function select(first, ...)
-  if first == "#" or type(first) == "number" then return lua_select(first, ...) end
+  if first == "#" then return lua_select("#", ...) end
+  if type(first) == "number" or (type(first) == "string" and not channels[first] and tonumber(first)) then
+    return select_index(first, ...)
+  end
   local list = { first, ... }
   local n = #list
   if n == 0 then error("bad argument #1 to 'select' (channel expected, got no value)", 2) end
@@ -483,15 +533,23 @@ end
 
 -- Blocking calls made inside a plain coroutine pass their park up to the
 -- goroutine's scheduler and resume the inner coroutine once woken.
-local function relay(co, ok, first, ...)
-  if ok and first == PARK and co_status(co) == "suspended" then
-    return relay(co, co_resume(co, co_yield(PARK, ...)))
+local function relay(co, ok, ...)
+  if ok and ... == PARK and co_status(co) == "suspended" then
+    return relay(co, co_resume(co, co_yield(PARK, lua_select(2, ...))))
   end
-  return ok, first, ...
+  return ok, ...
 end
 
 coroutine.resume = function(co, ...)
+  if scheduled[co] then return false, "cannot resume a goroutine's coroutine (the scheduler runs it)" end
   return relay(co, co_resume(co, ...))
+end
+
+coroutine.close = function(co)
+  if scheduled[co] and co_status(co) ~= "dead" then
+    error("cannot close a goroutine's coroutine (the scheduler runs it)", 2)
+  end
+  return co_close(co)
 end
 
 local function unwrap(ok, ...)

@@ -35,6 +35,14 @@ const SHORT_STRING = 256;
 /** Reused character codes of a short string (one array, no garbage per string). */
 const shortCodes: number[] = [];
 
+/** Drops a UTF-8 byte-order mark and blanks a `#` first line, keeping its newline so error lines stay right. */
+function skipFilePreamble(source: Uint8Array): Uint8Array {
+  if (source[0] === 0xef && source[1] === 0xbb && source[2] === 0xbf) source = source.subarray(3);
+  if (source[0] !== 0x23) return source; // '#'
+  const end = source.indexOf(0x0a);
+  return end < 0 ? new Uint8Array() : source.subarray(end);
+}
+
 /**
  * A Lua state with SolVM's helpers.
  *
@@ -279,10 +287,13 @@ export class LuaVM {
 
   /**
    * Compiles `source` under `chunkname` ("@file.lua" or "=name"); on failure
-   * returns the message. `mode` "t" refuses precompiled bytecode.
+   * returns the message. `mode` "t" refuses precompiled bytecode. A file's
+   * chunk ("@...") may start with a byte-order mark and a `#` line, as
+   * luaL_loadfile allows.
    */
   load(L: LuaState, source: Uint8Array | string, chunkname: string, mode: "t" | "bt" = "t"): string | null {
-    const bytes = typeof source === "string" ? encoder.encode(source) : source;
+    let bytes = typeof source === "string" ? encoder.encode(source) : source;
+    if (chunkname.startsWith("@")) bytes = skipFilePreamble(bytes);
     const p = this.#reserve(bytes.length + 1);
     this.lua.heap().set(bytes, p);
     const status = this.api.luaL_loadbufferx(L, p, bytes.length, this.cstr(chunkname), this.cstr(mode));

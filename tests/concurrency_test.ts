@@ -316,3 +316,91 @@ Deno.test("many blocking calls finishing in the same tick wake every goroutine",
   deepStrictEqual(outcome, { status: "ok" });
   strictEqual(stdout, "500\n");
 });
+
+Deno.test("a goroutine started with no arguments gets none, and a timer callback none either", async () => {
+  const { stdout } = await runLua(`
+    go(function(...) print("go", select("#", ...)) end)
+    set_timeout(function(...) print("timer", select("#", ...)) end, 0.001)
+    wait()
+    sleep(0.05)`);
+  strictEqual(stdout, "go\t0\ntimer\t0\n");
+});
+
+Deno.test("coroutine.resume and wrap return exactly what the coroutine yields, also inside goroutines", async () => {
+  const { stdout } = await runLua(`
+    local function counts()
+      local co = coroutine.create(function() coroutine.yield() coroutine.yield(nil) return 1, 2 end)
+      local w = coroutine.wrap(function() coroutine.yield() end)
+      return select("#", coroutine.resume(co)), select("#", coroutine.resume(co)), select("#", coroutine.resume(co)),
+        select("#", w())
+    end
+    print(counts())
+    go(function() print(counts()) end)
+    wait()`);
+  strictEqual(stdout, "1\t2\t3\t0\n1\t2\t3\t0\n");
+});
+
+Deno.test("a goroutine's own coroutine cannot be resumed or closed by user code; the goroutine runs on", async () => {
+  const { outcome, stdout } = await runLua(`
+    local T
+    go(function() T = coroutine.running() sleep(0.05) print("goroutine woke") end)
+    sleep(0.01)
+    print(coroutine.status(T), coroutine.resume(T))
+    print(pcall(coroutine.close, T))
+    wait()`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(
+    stdout,
+    "suspended\tfalse\tcannot resume a goroutine's coroutine (the scheduler runs it)\n" +
+      "false\tcannot close a goroutine's coroutine (the scheduler runs it)\ngoroutine woke\n",
+  );
+});
+
+Deno.test("wait() inside a goroutine that main waits for: the inner wait returns first", async () => {
+  const { stdout } = await runLua(`
+    local order = {}
+    go(function()
+      go(function() sleep(0.02) order[#order + 1] = "inner" end)
+      wait()
+      order[#order + 1] = "outer"
+    end)
+    sleep(0.005)
+    wait()
+    print(table.concat(order, ","))`);
+  strictEqual(stdout, "inner,outer\n");
+});
+
+Deno.test("a goroutine or main failing closes its to-be-closed variables first; an error in one is reported too", async () => {
+  const { outcome, stdout } = await runLua(`
+    on_error(function(message) print("on_error:", message) end)
+    local function guard(name) return setmetatable({}, { __close = function(_, e) print(name .. " closed:", e) end }) end
+    go(function() local g <close> = guard("goroutine") error("goroutine failed") end)
+    go(function()
+      local bad <close> = setmetatable({}, { __close = function() error("close failed", 0) end })
+      error("body failed", 0)
+    end)
+    sleep(0.02)
+    local m <close> = guard("main")
+    error("main failed")`);
+  strictEqual(
+    stdout,
+    "goroutine closed:\ttest:4: goroutine failed\non_error:\ttest:4: goroutine failed\n" +
+      "on_error:\tbody failed\non_error:\tclose failed\nmain closed:\ttest:11: main failed\n",
+  );
+  strictEqual(outcome.status === "error" && outcome.message, "test:11: main failed");
+});
+
+Deno.test("select(n, ...) keeps Lua's meaning and errors, a numeric string included", async () => {
+  const { stdout } = await runLua(`
+    print(select(2, "a", "b", "c"))
+    print(select("2", "a", "b"))
+    print(select(-1, "a", "b"))
+    print(pcall(select, 0))
+    print(pcall(select, 1.5, "a"))
+    local ch = chan("7", 1) send(ch, "v") print(select("7"))`);
+  strictEqual(
+    stdout,
+    "b\tc\nb\nb\nfalse\tbad argument #1 to 'select' (index out of range)\n" +
+      "false\tbad argument #1 to 'select' (number has no integer representation)\nv\t7\n",
+  );
+});

@@ -65,3 +65,9 @@ Deno.test("uncaught error values: tables, tables with __tostring, nil", async ()
   const none = await runLua(`error()`);
   strictEqual(none.outcome.status === "error" && none.outcome.message, "(error object is a nil value)");
 });
+
+Deno.test("a script file may start with a UTF-8 byte-order mark and a #! line, as with lua5.4", async () => {
+  const { outcome, stdout } = await runLua("\ufeff#!/usr/bin/env solvm\nprint('bom ok')\nerror('line 3')", "@bom.lua");
+  strictEqual(stdout, "bom ok\n");
+  strictEqual(outcome.status === "error" && outcome.message, "bom.lua:3: line 3");
+});

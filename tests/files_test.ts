@@ -884,3 +884,16 @@ Deno.test("a script read from a pipe (process substitution) runs", async () => {
   strictEqual(r.stderr, "");
   strictEqual(r.stdout, "from a pipe\n");
 });
+
+Deno.test("dofile and loadfile return what the chunk returns, nothing included; io.lines on a missing file names the caller's line", () =>
+  inTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/none.lua`, "local x = 1");
+    await Deno.writeTextFile(`${dir}/two.lua`, "return 1, 2");
+    const out = await lua(`
+      print(select("#", dofile("${dir}/none.lua")), select("#", dofile("${dir}/two.lua")))
+      print(select("#", pcall(dofile, "${dir}/none.lua")), select("#", loadfile("${dir}/none.lua")()))
+      print(select(2, pcall(function()
+        for _ in io.lines("${dir}/missing.txt") do end
+      end)))`);
+    strictEqual(out, `0\t2\n1\t0\ntest:5: cannot open file '${dir}/missing.txt' (No such file or directory)\n`);
+  }));
