@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { CallStopped, type DebugEvents, type DebugHook, Engine } from "../runtime/engine.ts";
+import { type CallLimit, CallStopped, type DebugEvents, type DebugHook, Engine } from "../runtime/engine.ts";
 import type { OutputSink } from "../runtime/output.ts";
 import { LuaError } from "../runtime/errors.ts";
 import { Values } from "../runtime/values.ts";
@@ -85,6 +85,9 @@ export interface CallOptions {
 
 const DEFAULT_MAX_MEMORY = 256 * 1024 * 1024;
 
+/** The limit of a call made without one while others have theirs. */
+const NO_LIMIT: CallLimit = { at: Infinity, message: "" };
+
 /**
  * A Lua state with SolVM's engine.
  *
@@ -106,6 +109,8 @@ export class Context {
   readonly #values: Values;
   readonly #options: ContextOptions;
   readonly #shared = new Map<SharedTable, string>();
+  /** The limits of this context's calls in progress. */
+  readonly #limits = new Set<CallLimit>();
   // The base library's collectgarbage, kept before a script can replace the global.
   readonly #collectRef: number;
 
@@ -204,7 +209,8 @@ export class Context {
       // The hot path of Script.run: nothing to arm, nothing to clear.
       let result: unknown;
       try {
-        result = engine.call(pushCall, this.#values.reader);
+        // Beside calls that have a limit, one without has its own, so that theirs never stops it.
+        result = engine.call(pushCall, this.#values.reader, undefined, this.#limits.size > 0 ? NO_LIMIT : undefined);
       } catch (e) {
         engine.stdout.flush();
         throw explain(e);
@@ -218,29 +224,34 @@ export class Context {
         throw explain(e);
       });
     }
-    // The deadline stops Lua that runs; stopWaiting ends the call alone if it waits then.
+    // The call's limit stops Lua its thread runs; stopWaiting ends the call alone if it waits then.
     const stopWaiting = new AbortController();
+    const limit: CallLimit = { at: Infinity, message: "" };
     const stop = (message: string) => {
-      engine.setDeadline(performance.now(), message, false);
+      Object.assign(limit, { at: performance.now(), message });
+      this.#limitsChanged();
       stopWaiting.abort(message);
     };
     let disarm = () => {};
     if (timeout !== undefined) {
       const message = `timeout: the call ran longer than ${timeout} ms`;
-      engine.setDeadline(performance.now() + timeout, message, false);
+      Object.assign(limit, { at: performance.now() + timeout, message });
       disarm = after(timeout, () => stop(message));
     }
+    this.#limits.add(limit);
+    this.#limitsChanged();
     const abort = () => stop("the call was aborted");
     options.signal?.addEventListener("abort", abort);
     const settle = () => {
       options.signal?.removeEventListener("abort", abort);
       disarm();
-      engine.setDeadline(undefined);
+      this.#limits.delete(limit);
+      this.#limitsChanged();
       engine.stdout.flush();
     };
     let result: unknown;
     try {
-      result = engine.call(pushCall, this.#values.reader, stopWaiting.signal);
+      result = engine.call(pushCall, this.#values.reader, stopWaiting.signal, limit);
     } catch (e) {
       settle();
       throw explain(e);
@@ -253,6 +264,17 @@ export class Context {
       settle();
       throw explain(e);
     });
+  }
+
+  /**
+   * Goroutines and coroutines that calls started have no limit of their
+   * own: the earliest limit of the calls in progress binds them.
+   */
+  #limitsChanged(): void {
+    let first: CallLimit | undefined;
+    for (const limit of this.#limits) if (!first || limit.at < first.at) first = limit;
+    if (first && first.at < Infinity) this.engine.setDeadline(first.at, first.message, false);
+    else this.engine.setDeadline(undefined);
   }
 
   /** Sets global `name` (functions become callable from Lua; see runtime/values.ts). */

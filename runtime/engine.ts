@@ -120,6 +120,16 @@ export class CallStopped extends Error {
 /** What {@linkcode Engine.call} reads when a call ends: on success its first result at `at`, else the message at `at` and the traceback at `at + 1`. */
 export type CallReader<T> = (ok: boolean, L: LuaState, at: number) => T;
 
+/**
+ * The time limit of one {@linkcode Engine.call}: Lua that the call's own
+ * thread runs past `at` (a `performance.now()` time) ends that call alone,
+ * with a "timeout" whose message is `message`. Its owner may move `at`.
+ */
+export interface CallLimit {
+  at: number;
+  message: string;
+}
+
 /** Thrown through Lua to stop the engine at once (`os.exit`, `reload_script`). */
 class StopRequest extends LuaUnwind {
   constructor(readonly outcome: Outcome) {
@@ -207,6 +217,8 @@ export class Engine {
   #trackers = new Map<number, Tracker>();
   // Calls (Engine.call) that had to wait: told when they end or the engine stops.
   #calls = new Map<number, { ended: Tracker; stopped: (o: Outcome) => void }>();
+  /** The limits of calls in progress, by the thread each runs on. */
+  #callLimits = new Map<LuaState, CallLimit>();
   #callThread = 0;
   #callThreadRef = 0;
   #callThreadBusy = false;
@@ -385,13 +397,18 @@ export class Engine {
     if (this.#instructionLimit > 0 && this.#instructionsUsed > this.#instructionLimit) {
       const message = `instruction limit exceeded: the script ran more than ${this.#instructionLimit} Lua instructions`;
       outcome = { status: "error", message, traceback: "" };
-    } else if (performance.now() > this.#deadline) {
-      outcome = { status: "timeout", message: this.#deadlineMessage };
+    }
+    // A call's own thread has the call's limit; any other (a goroutine, a coroutine) the engine's deadline.
+    const own = this.#callLimits.get(T);
+    if (!outcome && performance.now() > (own ? own.at : this.#deadline)) {
+      outcome = { status: "timeout", message: own ? own.message : this.#deadlineMessage };
     }
     if (!outcome) return;
+    const endsGoroutine = outcome.status === "timeout" && (own !== undefined || this.#deadlineEndsCalls);
+    if (!this.#callFromOutside && !endsGoroutine) throw new StopRequest(outcome);
+    if (T === this.L) return; // the scheduler's own code: the goroutine it runs next is checked
     if (this.#callFromOutside) this.#limitHit ??= outcome;
-    else if (outcome.status === "timeout" && this.#deadlineEndsCalls) this.#pumpLimitHit ??= outcome;
-    else throw new StopRequest(outcome);
+    else if (outcome.status === "timeout") this.#pumpLimitHit ??= outcome;
     const api = this.vm.api;
     api.lua_sethook(T, hook, api.lua_gethookmask(T) | LUA_MASKCOUNT, 1);
     this.vm.pushString(T, outcome.message);
@@ -783,7 +800,12 @@ export class Engine {
    * signal's reason, and its goroutine is ended where it waits (a host
    * operation it waited for runs on, its result unused).
    */
-  call<T>(pushCall: (T: LuaState) => number, read: CallReader<T>, stopWaiting?: AbortSignal): T | Promise<T> {
+  call<T>(
+    pushCall: (T: LuaState) => number,
+    read: CallReader<T>,
+    stopWaiting?: AbortSignal,
+    limit?: CallLimit,
+  ): T | Promise<T> {
     const { vm, L } = this;
     const api = vm.api;
     if (this.#stopped) throw new CallStopped(this.#stopped);
@@ -820,6 +842,7 @@ export class Engine {
       throw e;
     }
     api.lua_xmove(T, L, nargs);
+    if (limit) this.#callLimits.set(T, limit);
     const wasInPump = this.#inPump;
     const wasFromOutside = this.#callFromOutside;
     this.#inPump = true;
@@ -828,6 +851,7 @@ export class Engine {
       this.#call(nargs + 1, 5);
     } catch (e) {
       api.lua_settop(L, top);
+      this.#callLimits.delete(T);
       if (!(e instanceof StopRequest)) throw e;
       this.#finish(e.outcome);
       throw new CallStopped(e.outcome);
@@ -839,6 +863,7 @@ export class Engine {
     const limitHit = this.#limitHit;
     if (limitHit && !wasInPump) {
       this.#limitHit = undefined;
+      this.#callLimits.delete(T);
       api.lua_settop(L, top);
       vm.unref(threadRef); // its hook now fires at every instruction
       if (cached) this.#callThread = 0;
@@ -855,6 +880,7 @@ export class Engine {
       if (cached) this.#callThread = 0;
     }
     if (ended) {
+      this.#callLimits.delete(T);
       try {
         return read(ok, L, top + 3);
       } finally {
@@ -865,7 +891,10 @@ export class Engine {
     api.lua_settop(L, top);
     return new Promise<T>((resolve, reject) => {
       const cancel = () => this.#cancelCall(id, { status: "timeout", message: String(stopWaiting!.reason) });
-      const forget = () => stopWaiting?.removeEventListener("abort", cancel);
+      const forget = () => {
+        stopWaiting?.removeEventListener("abort", cancel);
+        this.#callLimits.delete(T);
+      };
       this.#calls.set(id, {
         ended: (ok, L) => {
           forget();

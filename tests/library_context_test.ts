@@ -198,6 +198,39 @@ Deno.test("a call that waits and then runs past its time ends alone; pcall canno
   }
 });
 
+Deno.test("calls at once on one context each keep their own time limit", async () => {
+  const lua = new Context({ timeout: 10_000 });
+  try {
+    await lua.execute(`
+      function spin() sleep(0.01) while true do end end
+      function nap(s) sleep(s) return "rested" end
+      function work(ms) sleep(0.01) local t = os.clock() while os.clock() - t < ms / 1000 do end return "worked" end`);
+    // A later call's longer limit does not replace an earlier call's shorter one.
+    const short = timed(() =>
+      failure(lua.callWith("spin", { timeout: 100 }), Error, "timeout: the call ran longer than 100 ms")
+    );
+    strictEqual(await lua.callWith("nap", { timeout: 3000 }, 0.05), "rested");
+    ok((await short).ms < 2000, `the 100 ms call ran ${(await short).ms} ms`);
+    // A call that ends does not take another's limit away: the spin still stops.
+    const spin = failure(lua.callWith("spin", { timeout: 150 }), Error, "timeout: the call ran longer than 150 ms");
+    strictEqual(await lua.callWith("nap", { timeout: 1000 }, 0.001), "rested");
+    await within(spin, 3000, "the spin that outlived a shorter call");
+    // One call's limit passing while another computes (its own limit far off, or none) does not stop that one.
+    const waiting = failure(lua.callWith("nap", { timeout: 50 }, 1), Error, "timeout: the call ran longer than 50 ms");
+    strictEqual(await lua.callWith("work", { timeout: 5000 }, 200), "worked");
+    await waiting;
+    const waitingAgain = failure(
+      lua.callWith("nap", { timeout: 50 }, 1),
+      Error,
+      "timeout: the call ran longer than 50 ms",
+    );
+    strictEqual(await lua.call("work", 200), "worked");
+    await waitingAgain;
+  } finally {
+    lua.close();
+  }
+});
+
 Deno.test("closing while calls wait settles them: a call rejects, execute() says closed, idle() resolves", async () => {
   const lua = new Context();
   const waiting = lua.execute("sleep(30) return 1");
