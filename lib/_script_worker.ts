@@ -33,14 +33,21 @@ scope.onmessage = ({ data }) => {
       const { id } = data;
       const controller = new AbortController();
       aborts.set(id, controller);
+      const fail = (e: { name?: string; message?: string; traceback?: string }) =>
+        scope.postMessage({
+          id,
+          ok: false,
+          error: { name: e?.name ?? "Error", message: e?.message ?? String(e), traceback: e?.traceback },
+        });
       script!.runWith({ signal: controller.signal, timeout: data.timeout }, ...data.args).then(
-        (value) => scope.postMessage({ id, ok: true, value }),
-        (e) =>
-          scope.postMessage({
-            id,
-            ok: false,
-            error: { name: e?.name ?? "Error", message: e?.message ?? String(e), traceback: e?.traceback },
-          }),
+        (value) => {
+          try {
+            scope.postMessage({ id, ok: true, value });
+          } catch (e) { // a function in the result, say: the worker lives on
+            fail(new TypeError(`main's result cannot leave its worker (results must be plain data): ${e}`));
+          }
+        },
+        fail,
       ).finally(() => aborts.delete(id));
     }
   }

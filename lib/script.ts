@@ -292,14 +292,29 @@ export class Script {
   #start(options: CallOptions, args: unknown[]): Promise<unknown> {
     if (this.#closed) return Promise.reject(new Error(`script ${this.name} is closed`));
     if (this.#workers) return this.#workers.run(args, options);
+    // An engine counts as busy from the moment a run takes it, so the pool never grows past its size.
     const entry = this.#idle.pop();
-    if (entry && entry.version === this.#version) return this.#runOn(entry, options, args);
+    if (entry && entry.version === this.#version) {
+      this.#busy++;
+      return this.#runOn(entry, options, args);
+    }
     if (entry) entry.context.close();
-    return this.#acquire().then((entry) => this.#runOn(entry, options, args));
+    if (this.#idle.length + this.#busy < (this.options.pool ?? DEFAULT_POOL)) {
+      let fresh: PoolEntry;
+      try {
+        fresh = { context: this.#newContext(), version: this.#version };
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      this.#busy++;
+      return this.#runOn(fresh, options, args);
+    }
+    // #release hands this run an engine it keeps counted as busy.
+    return new Promise<PoolEntry>((resolve, reject) => this.#queue.push({ resolve, reject }))
+      .then((entry) => this.#runOn(entry, options, args));
   }
 
   #runOn(entry: PoolEntry, options: CallOptions, args: unknown[]): Promise<unknown> {
-    this.#busy++;
     let result: unknown;
     try {
       result = entry.context.invoke("main", options, args);
@@ -320,35 +335,23 @@ export class Script {
     });
   }
 
-  #acquire(): Promise<PoolEntry> {
-    const size = this.#idle.length + this.#busy;
-    if (size < (this.options.pool ?? DEFAULT_POOL)) {
-      try {
-        return Promise.resolve({ context: this.#newContext(), version: this.#version });
-      } catch (e) {
-        return Promise.reject(e);
-      }
-    }
-    return new Promise((resolve, reject) => this.#queue.push({ resolve, reject }));
-  }
-
+  /** Gives the engine of a run that ended to a waiting run (it stays busy), or back to the pool. */
   #release(entry: PoolEntry): void {
-    this.#busy--;
     const spent = this.#closed || entry.context.engine.stopped !== undefined || entry.version !== this.#version;
-    if (spent) {
-      entry.context.close();
-      const next = this.#queue.shift();
-      if (!next) return;
-      try {
-        next.resolve({ context: this.#newContext(), version: this.#version });
-      } catch (e) {
-        next.reject(e);
-      }
+    if (spent) entry.context.close();
+    const next = this.#queue.shift();
+    if (!next) {
+      this.#busy--;
+      if (!spent) this.#idle.push(entry);
       return;
     }
-    const next = this.#queue.shift();
-    if (next) next.resolve(entry);
-    else this.#idle.push(entry);
+    if (!spent) return next.resolve(entry);
+    try {
+      next.resolve({ context: this.#newContext(), version: this.#version });
+    } catch (e) {
+      this.#busy--;
+      next.reject(e);
+    }
   }
 
   /**

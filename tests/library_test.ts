@@ -349,6 +349,28 @@ Deno.test("pool: 1 makes a second run wait for the one engine", async () => {
   }
 });
 
+Deno.test("pool: runs started at once never use more engines than the pool holds", async () => {
+  let engines = 0, running = 0, peak = 0;
+  const probe = new NativeModule({ name: "probe" })
+    .register("engineMade", () => ++engines)
+    .register("enter", () => void (peak = Math.max(peak, ++running)))
+    .register("leave", () => void running--);
+  const s = Script.fromString(
+    "pool.lua",
+    `local probe = require("probe")
+    probe.engineMade()
+    function main(x) probe.enter() sleep(0.05) probe.leave() return x end`,
+    probe,
+    { pool: 2 },
+  );
+  try {
+    deepStrictEqual(await Promise.all([1, 2, 3, 4, 5, 6].map((x) => s.run(x))), [1, 2, 3, 4, 5, 6]);
+    deepStrictEqual({ engines, peak }, { engines: 2, peak: 2 });
+  } finally {
+    s.close();
+  }
+});
+
 Deno.test("update: runs in flight finish on the old code, later runs use the new", async () => {
   const s = Script.fromString("v.lua", `function main(x) sleep(0.1) return "old " .. x end`);
   try {
@@ -523,6 +545,23 @@ Deno.test("workers: CPU-bound runs go in parallel and leave the event loop free"
     ok(rounds.at(-1)! < 750, `two 400 ms runs on two workers took ${rounds.join(", ")} ms (one after the other: 800)`);
   } finally {
     clearInterval(interval);
+    s.close();
+  }
+});
+
+Deno.test("workers: a result that cannot leave its worker (a function) fails that run alone", async () => {
+  const s = Script.fromString(
+    "w.lua",
+    "function main(kind) if kind == 'fn' then return { cb = function() end } end return 'ok ' .. kind end",
+    { workers: 1 },
+  );
+  try {
+    strictEqual(await s.run("a"), "ok a");
+    const e = await s.run("fn").then(() => undefined, (e) => e);
+    ok(e instanceof Error, `expected an error, got ${e}`);
+    match(e.message, /^main's result cannot leave its worker \(results must be plain data\): DataCloneError/);
+    strictEqual(await s.run("b"), "ok b");
+  } finally {
     s.close();
   }
 });
