@@ -22,7 +22,8 @@ import {
   type ThreadMaker,
 } from "./_actor_system.ts";
 
-let link: ActorLink | undefined;
+/** The link of an actor's thread (one engine there); elsewhere each engine is the root of its own actors. */
+let threadLink: ActorLink | undefined;
 let settings: ActorSettings = {};
 
 /** How a run's actors are made: their threads, their output label, and the run's limits and refusals. */
@@ -41,17 +42,27 @@ export function configureActors(actorSettings: ActorSettings): void {
 
 /** Makes this thread an actor's (host/actor_worker.ts calls it before the script runs). */
 export function setActorLink(actorLink: ActorLink): void {
-  link = actorLink;
+  threadLink = actorLink;
 }
 
-/** This thread's link; the first use in a thread that is no actor makes it the root. */
-function currentLink(): ActorLink {
-  return link ??= new RootSystem(settings.threads ?? directThreads, logLevel(), settings.label, settings.rules ?? {});
-}
+/** The roots of engines outside actor threads. */
+const roots = new WeakMap<Engine, RootSystem>();
 
-/** Ends every actor of this thread's root (its run is over). */
-export function closeActors(): void {
-  if (link instanceof RootSystem) link.close();
+/**
+ * The link of `engine`: its thread's in an actor, else a root of its own,
+ * made on first use and closed with the engine (its actors end with it).
+ * Each engine of a program (a Context, a reloaded script) so has its own
+ * actors, ids and mailbox.
+ */
+function linkOf(engine: Engine): ActorLink {
+  if (threadLink) return threadLink;
+  let root = roots.get(engine);
+  if (!root) {
+    const made = new RootSystem(settings.threads ?? directThreads, logLevel(), settings.label, settings.rules ?? {});
+    roots.set(engine, root = made);
+    engine.onClose(() => made.close());
+  }
+  return root;
 }
 
 /** An error for Lua at the position of the caller's caller: the family's functions are reached through Lua wrappers. */
@@ -456,7 +467,7 @@ export const actors = (engine: Engine, context: RunContext): Family => {
     const children = readChildren(L, 1);
     const id = ++nextSupervisor;
     const supervisor = new Supervisor(
-      currentLink(),
+      linkOf(engine),
       strategy as typeof STRATEGIES[number],
       maxRestarts,
       within * 1000,
@@ -476,7 +487,7 @@ export const actors = (engine: Engine, context: RunContext): Family => {
       } catch (e) {
         atCaller(e);
       }
-      const actors = currentLink();
+      const actors = linkOf(engine);
       return actors.spawn(path, args).then((id) => {
         const release = engine.keepAlive();
         actors.exitOf(id).then((exit) => {
@@ -493,23 +504,23 @@ export const actors = (engine: Engine, context: RunContext): Family => {
       const id = checkInteger(vm, L, 1, "send");
       if (api.lua_gettop(L) < 2) atCaller(argError(1, "send", "message expected"));
       try {
-        currentLink().send(id, (out) => codec().pack(out, L, 2));
+        linkOf(engine).send(id, (out) => codec().pack(out, L, 2));
       } catch (e) {
         atCaller(e);
       }
       return 0;
     },
     stop: (L: LuaState) => {
-      currentLink().stop(checkInteger(vm, L, 1, "stop"));
+      linkOf(engine).stop(checkInteger(vm, L, 1, "stop"));
       return 0;
     },
     wait: engine.blocking("wait", (L) => {
       const id = checkInteger(vm, L, 1, "wait");
-      return currentLink().exitOf(id).then(pushExit);
+      return linkOf(engine).exitOf(id).then(pushExit);
     }),
     // mailbox(): the next message; nil once the actor was asked to stop and its mail is read.
     mailbox: engine.blocking("mailbox", (L) => {
-      const inbox = currentLink().inbox;
+      const inbox = linkOf(engine).inbox;
       const next = (): Pusher | undefined => {
         const msg = inbox.take();
         if (msg !== undefined) return (L) => (codec().unpack(L, msg), 1);
@@ -520,9 +531,9 @@ export const actors = (engine: Engine, context: RunContext): Family => {
       const waitForMail = (): Promise<Pusher> => inbox.arrival().then(() => next() ?? waitForMail());
       return waitForMail();
     }),
-    self_id: (L: LuaState) => (api.lua_pushinteger(L, BigInt(currentLink().selfId)), 1),
+    self_id: (L: LuaState) => (api.lua_pushinteger(L, BigInt(linkOf(engine).selfId)), 1),
     parent_id: (L: LuaState) => {
-      const parent = currentLink().parentId;
+      const parent = linkOf(engine).parentId;
       if (parent === undefined) api.lua_pushnil(L);
       else api.lua_pushinteger(L, BigInt(parent));
       return 1;

@@ -10,7 +10,7 @@ import { installGlobals, runScriptFile } from "./script.ts";
 import { runRepl } from "./repl.ts";
 import { denoFileSystem } from "./filesystem.ts";
 import { type DenyLists, setDenied } from "./_permissions.ts";
-import { closeActors, configureActors } from "./actors.ts";
+import { configureActors } from "./actors.ts";
 import { watchCommands } from "./process.ts";
 import type { ThreadMaker } from "./_actor_system.ts";
 import { LOG_LEVELS, type LogLevel, setLogLevel } from "../runtime/log.ts";
@@ -110,7 +110,6 @@ export async function runRequest(request: RunRequest, hooks: RunHooks): Promise<
     installGlobals(engine);
     exit = await runRepl(engine);
   } else exit = await runScriptFile(request.script, request.args, { newEngine, watch: request.watch });
-  closeActors();
   stdout.flush();
   return exit;
 }

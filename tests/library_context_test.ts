@@ -724,3 +724,31 @@ Deno.test("a limit cannot be swallowed by pcall, and the context stays usable af
     lua.close();
   }
 });
+
+Deno.test("each context has its own actors and mailbox; closing it ends its actors and lets the program end", async () => {
+  const dir = await tempFiles({
+    "echo.lua": "while true do local m = mailbox() if m == nil then return end m.from.send(m.text) end",
+  });
+  // Before, every context shared one mailbox, and an actor left running held the program open for ever.
+  const { code, stdout, stderr } = await within(
+    runProgram(
+      `
+    import { Context } from "MOD";
+    const a = new Context();
+    const b = new Context();
+    const bReads = b.execute("return mailbox()", "=b", { timeout: 300 }).catch((e) => e.message);
+    await a.execute('self().send("for a")');
+    console.log(await a.execute("return mailbox()"), "|", await bReads);
+    console.log(await a.execute('local e = spawn("${dir}/echo.lua") e.send({ from = self(), text = "echoed" }) return mailbox()'));
+    a.close();
+    b.close();
+    console.log("closed");`,
+      ["-A"],
+    ),
+    20_000,
+    "the program with two contexts",
+  );
+  strictEqual(stderr, "");
+  strictEqual(stdout, "for a | timeout: the call ran longer than 300 ms\nechoed\nclosed\n");
+  strictEqual(code, 0);
+});
