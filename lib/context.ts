@@ -49,7 +49,7 @@ export interface ContextOptions {
   libraries?: LuaLibrary[];
   /** Install SolVM's globals (`go`, `chan`, `sleep`, `http_get`, ...). Default true. */
   solvm?: boolean;
-  /** Allow {@linkcode Context.loadBytecode}; bytecode from untrusted sources can crash the state. */
+  /** Allow {@linkcode Context.loadBytecode} and bytecode in Lua's own `load`; bytecode from untrusted sources can crash the state. */
   allowBytecode?: boolean;
   /** Tables shared with other contexts, by global name (see {@linkcode createSharedTable}). */
   shared?: Record<string, SharedTable>;
@@ -128,6 +128,7 @@ export class Context {
       maxMemory: options.maxMemory ?? DEFAULT_MAX_MEMORY,
       maxInstructions: options.maxInstructions,
       deadlines: options.timeout !== undefined,
+      textOnly: !options.allowBytecode,
     });
     this.#values = new Values(this.engine);
     const { vm, L } = this.engine;

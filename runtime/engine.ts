@@ -82,7 +82,41 @@ export interface EngineOptions {
    * the run only while its goroutines wait.
    */
   deadlines?: boolean;
+  /**
+   * Makes Lua's own `load`, `loadfile`, `dofile` and `require` refuse
+   * precompiled bytecode (default: they take it, as in Lua). Bytecode made
+   * or altered by hand can corrupt the Lua state: an engine that runs code
+   * it does not trust should take source text only.
+   */
+  textOnly?: boolean;
 }
+
+/** Makes Lua's own loaders take source text only (a binary chunk gets Lua's "attempt to load a binary chunk"). */
+const TEXT_ONLY_LUA = `
+local raw_load, raw_loadfile, select, error = load, loadfile, select, error
+function load(chunk, name, _, ...)
+  if select("#", ...) > 0 then return raw_load(chunk, name, "t", ...) end -- an env given, even nil, is used
+  return raw_load(chunk, name, "t")
+end
+function loadfile(filename, _, ...)
+  if select("#", ...) > 0 then return raw_loadfile(filename, "t", ...) end
+  return raw_loadfile(filename, "t")
+end
+function dofile(filename)
+  local chunk, message = raw_loadfile(filename, "t")
+  if not chunk then error(message, 0) end
+  return chunk()
+end
+local searchpath = package.searchpath
+package.searchers[2] = function(name)
+  local filename, notFound = searchpath(name, package.path)
+  if not filename then return notFound end
+  local chunk, message = raw_loadfile(filename, "t")
+  if not chunk then
+    error("error loading module '" .. name .. "' from file '" .. filename .. "':\\n\\t" .. message, 0)
+  end
+  return chunk, filename
+end`;
 
 /**
  * How a {@linkcode Engine.call} ended when the engine stopped it: a limit
@@ -284,6 +318,11 @@ export class Engine {
     engine.#instructionLimit = options.maxInstructions ?? 0;
     engine.#counting = engine.#instructionLimit > 0 || options.deadlines === true;
     engine.#boot();
+    if (options.textOnly) {
+      const failure = engine.vm.load(engine.L, TEXT_ONLY_LUA, "=loaders");
+      if (failure) throw new Error(`boot failed: ${failure}`);
+      engine.#call(0, 0);
+    }
     if (options.maxGoroutines !== undefined) {
       engine.pushSchedulerField(engine.L, "limit_goroutines");
       engine.vm.api.lua_pushinteger(engine.L, BigInt(options.maxGoroutines));

@@ -752,3 +752,38 @@ Deno.test("each context has its own actors and mailbox; closing it ends its acto
   strictEqual(stdout, "for a | timeout: the call ran longer than 300 ms\nechoed\nclosed\n");
   strictEqual(code, 0);
 });
+
+Deno.test("without allowBytecode Lua's own load, loadfile, dofile and require refuse bytecode too", async () => {
+  const dir = await tempFiles({});
+  const source = `
+    local dumped = string.dump(function() return "ran bytecode" end)
+    local f = io.open("${dir}/mod.lua", "wb") f:write(dumped) f:close()
+    package.path = "${dir}/?.lua"
+    local function try(fn, ...) local ok, a, b = pcall(fn, ...) return tostring(a) .. " " .. tostring(b) end
+    return table.concat({
+      try(load, dumped), try(loadfile, "${dir}/mod.lua"), try(dofile, "${dir}/mod.lua"), try(require, "mod"),
+      try(load("return 1 + 1")),
+    }, "\\n")`;
+  const refused = "attempt to load a binary chunk (mode is 't')";
+  const strict = new Context();
+  const trusting = new Context({ allowBytecode: true });
+  try {
+    strictEqual(
+      await strict.execute(source),
+      [
+        `nil ${refused}`,
+        `nil ${refused}`,
+        `${refused} nil`,
+        `error loading module 'mod' from file '${dir}/mod.lua':\n\t${refused} nil`,
+        "2 nil",
+      ].join("\n"),
+    );
+    strictEqual(
+      await trusting.execute(`return (load(string.dump(function() return "ran bytecode" end))())`),
+      "ran bytecode",
+    );
+  } finally {
+    strict.close();
+    trusting.close();
+  }
+});
