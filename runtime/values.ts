@@ -63,6 +63,15 @@ export function byRef<T extends object>(target: T): ByReference<T> {
 
 const UPVALUE_1 = LUA_REGISTRYINDEX - 1;
 
+/**
+ * `method` of a referenced object, called with the object as `this`. Called
+ * the Lua way, `obj:method(x)`, Lua passes the object first: it is dropped.
+ */
+function methodOf(target: object, method: (...a: unknown[]) => unknown): (...a: unknown[]) => unknown {
+  const call = (...args: unknown[]) => method.apply(target, args[0] === target ? args.slice(1) : args);
+  return Object.defineProperty(call, "name", { value: method.name });
+}
+
 /** Converts values between JavaScript and one engine's Lua state. */
 export class Values {
   readonly #engine: Engine;
@@ -241,7 +250,7 @@ export class Values {
     const target = this.#objects.get(this.#objectId(L, 1)) as Record<string, unknown>;
     const key = this.read(L, 2);
     let v = target[String(key)];
-    if (typeof v === "function") v = (v as (...a: unknown[]) => unknown).bind(target);
+    if (typeof v === "function") v = methodOf(target, v as (...a: unknown[]) => unknown);
     else if (v !== null && typeof v === "object" && !(v instanceof Uint8Array)) v = new ByReference(v);
     this.push(L, v);
     return 1;

@@ -297,6 +297,13 @@ function same(p) return p end`);
       "hey, Updated",
     );
     strictEqual(
+      await lua.execute("return function(p) return p:greet('colon') end").then((f) =>
+        (f as (p: unknown) => unknown)(ref)
+      ),
+      "colon, Updated",
+      "a method called with a colon gets the object as this, not as its first argument",
+    );
+    strictEqual(
       await lua.execute("return function(p) return tostring(p):match('^JavaScript object') ~= nil end").then((f) =>
         (f as (p: unknown) => unknown)(ref)
       ),
