@@ -41,6 +41,8 @@ interface Server {
   tls?: { cert: string; key: string };
   routes: { http: Route[]; ws: Route[] };
   http?: Deno.HttpServer;
+  /** Settles once a stopped server has let its port go. */
+  closing?: Promise<void>;
   sockets: Set<WebSocket>;
   release?: () => void;
 }
@@ -110,7 +112,7 @@ function routeOf(pattern: string, kind: "http" | "ws", ref: number): Route {
   return { pattern, kind, ref };
 }
 
-/** The route for `path`: an exact match, else the first `:param` match, else the longest `*` prefix. */
+/** The route for `path` (decoded): an exact match, else the first `:param` match, else the longest `*` prefix. */
 function match(routes: Route[], path: string): { route: Route; params: Record<string, string> } | undefined {
   const exact = routes.find((r) => !r.segments && r.prefix === undefined && r.pattern === path);
   if (exact) return { route: exact, params: {} };
@@ -121,7 +123,7 @@ function match(routes: Route[], path: string): { route: Route; params: Record<st
     if (
       route.segments.every((seg, i) => {
         if (seg.startsWith(":")) {
-          params[seg.slice(1)] = decodeURIComponent(parts[i]);
+          params[seg.slice(1)] = parts[i].replaceAll("%2F", "/");
           return parts[i] !== "";
         }
         return seg === parts[i];
@@ -139,6 +141,8 @@ function match(routes: Route[], path: string): { route: Route; params: Record<st
 
 /** The body of a request that has none. */
 const EMPTY = new Uint8Array();
+/** Statuses whose answers carry no body. */
+const NO_BODY = new Set([204, 205, 304]);
 /** The content type of plain-text answers. */
 const TEXT = "text/plain; charset=utf-8";
 
@@ -170,13 +174,20 @@ interface RequestTarget {
   query: string;
 }
 
+/** Throws URIError for a malformed percent-escape. */
 function splitUrl(url: string): RequestTarget {
   const start = url.indexOf("/", url.indexOf("//") + 2);
   const hash = url.indexOf("#", start);
   const end = hash < 0 ? url.length : hash;
   const question = url.indexOf("?", start);
-  if (question < 0 || question > end) return { pathname: url.slice(start, end), query: "" };
-  return { pathname: url.slice(start, question), query: url.slice(question + 1, end) };
+  if (question < 0 || question > end) return { pathname: decodePath(url.slice(start, end)), query: "" };
+  return { pathname: decodePath(url.slice(start, question)), query: url.slice(question + 1, end) };
+}
+
+/** The path as routes and `req.path` see it: `/caf%C3%A9` is `/café` (a `%2F` stays within its segment). */
+function decodePath(raw: string): string {
+  if (!raw.includes("%")) return raw;
+  return raw.split("/").map((segment) => decodeURIComponent(segment).replaceAll("/", "%2F")).join("/");
 }
 
 const plain = (status: number, text: string) => new Response(text, { status, headers: { "content-type": TEXT } });
@@ -306,6 +317,13 @@ class ServerTable {
     const server = this.#server(L, "start_server");
     if (server.http) throw new Error(`start_server: server '${server.name}' is already running`);
     this.#ensureSupport();
+    // Started again right after stop_server: the port is free only once the old server has let it go.
+    if (server.closing) return server.closing.then(() => this.#listen(server));
+    return this.#listen(server);
+  }
+
+  #listen(server: Server): Promise<(L: LuaState) => number> {
+    if (server.http) return Promise.reject(new Error(`start_server: server '${server.name}' is already running`));
     return new Promise((resolve, reject) => {
       try {
         checkAccess("net", hostPort(server.hostname, server.port));
@@ -357,11 +375,19 @@ class ServerTable {
     server.sockets.clear();
     server.release?.();
     server.release = undefined;
-    if (http) http.shutdown().finally(this.engine.keepAlive());
+    if (http) {
+      const done = this.engine.keepAlive();
+      server.closing = http.shutdown().catch(() => {}).finally(done);
+    }
   }
 
   #serve(server: Server, request: Request, info: Deno.ServeHandlerInfo): Response | Promise<Response> {
-    const url = splitUrl(request.url);
+    let url: RequestTarget;
+    try {
+      url = splitUrl(request.url);
+    } catch {
+      return plain(400, "Bad Request"); // a malformed percent-escape
+    }
     // The headers are made only for a path with a WebSocket route: making them costs a tenth of a request.
     if (server.routes.ws.length > 0) {
       const found = match(server.routes.ws, url.pathname);
@@ -369,12 +395,7 @@ class ServerTable {
         return this.#upgrade(server, request, found.route);
       }
     }
-    let http;
-    try {
-      http = match(server.routes.http, url.pathname);
-    } catch {
-      return plain(400, "Bad Request"); // a malformed percent-escape in a :param segment
-    }
+    const http = match(server.routes.http, url.pathname);
     if (!http) return plain(404, "Not Found");
     const handle = (body: Uint8Array | undefined) => {
       if (body === undefined) return plain(413, "Payload Too Large");
@@ -406,8 +427,11 @@ class ServerTable {
         engine.vm.pushRef(T, ref);
         return pushRequest(T);
       }, (ok, L, at) => {
-        if (ok) return this.#response(L, at);
-        engine.reportFailure(name, engine.vm.toText(L, at), engine.vm.toText(L, at + 1));
+        if (ok) {
+          const response = this.#response(L, at);
+          if (response instanceof Response) return response;
+          engine.reportFailure(name, response, response);
+        } else engine.reportFailure(name, engine.vm.toText(L, at), engine.vm.toText(L, at + 1));
         return plain(500, "Internal Server Error");
       });
     } catch {
@@ -522,8 +546,11 @@ class ServerTable {
     return vm.toUtf8Text(L, index) ?? vm.toBytes(L, index);
   }
 
-  /** The handler's result at `index`: a string (200, text/plain) or `{ status, headers, body }`. */
-  #response(L: LuaState, index: number): Response {
+  /**
+   * The handler's result at `index`: a string (200, text/plain) or
+   * `{ status, headers, body }`, as a Response; or what is wrong with it.
+   */
+  #response(L: LuaState, index: number): Response | string {
     const vm = this.engine.vm;
     const api = vm.api;
     const type = api.lua_type(L, index);
@@ -531,43 +558,40 @@ class ServerTable {
       return new Response(this.#responseBody(L, index), { headers: { "content-type": TEXT } });
     }
     if (type === LUA_TNIL) return new Response(null, { status: 200 });
-    if (type !== LUA_TTABLE) {
-      this.engine.reportError(`http handler returned a ${vm.typeName(L, index)}; expected a string or a table`);
-      return plain(500, "Internal Server Error");
-    }
+    if (type !== LUA_TTABLE) return `http handler returned a ${vm.typeName(L, index)}; expected a string or a table`;
     api.lua_getfield(L, index, vm.cstr("status"));
-    const status = api.lua_type(L, -1) === LUA_TNUMBER ? Number(api.lua_tonumberx(L, -1, 0)) : 200;
+    const statusType = api.lua_type(L, -1);
+    // A numeric string is taken, as Lua arithmetic would.
+    const status = statusType === LUA_TNIL ? 200 : Number(api.lua_tonumberx(L, -1, 0));
+    if (!Number.isInteger(status) || status < 200 || status > 599 || statusType > LUA_TSTRING) {
+      const shown = statusType === LUA_TNUMBER
+        ? status
+        : statusType === LUA_TSTRING
+        ? JSON.stringify(vm.toText(L, -1))
+        : `a ${vm.typeName(L, -1)}`;
+      api.lua_settop(L, -2);
+      return `http handler returned status ${shown}; expected a number 200-599`;
+    }
     api.lua_getfield(L, index, vm.cstr("body"));
     const bodyType = api.lua_type(L, -1);
     const body = bodyType === LUA_TSTRING || bodyType === LUA_TNUMBER ? this.#responseBody(L, -1) : null;
+    if (body === null && bodyType !== LUA_TNIL) {
+      const shown = vm.typeName(L, -1);
+      api.lua_settop(L, -3);
+      return `http handler returned a ${shown} body; expected a string (json_encode a table)`;
+    }
     api.lua_settop(L, -3);
-    // A plain record is the cheapest header form for Response; names are matched case-insensitively here.
-    const headers: Record<string, string> = {};
-    let typed = false;
-    api.lua_getfield(L, index, vm.cstr("headers"));
-    if (api.lua_type(L, -1) === LUA_TTABLE) {
-      api.lua_pushnil(L);
-      while (api.lua_next(L, -2)) {
-        if (api.lua_type(L, -2) === LUA_TSTRING) {
-          api.lua_pushvalue(L, -1); // tostring on a copy: the original may be a number
-          const name = vm.toByteString(L, -3);
-          headers[name] = vm.toByteString(L, -1);
-          typed ||= name.length === 12 && name.toLowerCase() === "content-type";
-          api.lua_settop(L, -2);
-        }
-        api.lua_settop(L, -2);
-      }
+    const headers = this.#responseHeaders(L, index);
+    if (typeof headers === "string") return headers;
+    const { fields, typed } = headers;
+    if (body !== null && !typed) {
+      if (Array.isArray(fields)) fields.push(["content-type", TEXT]);
+      else fields["content-type"] = TEXT;
     }
-    api.lua_settop(L, -2);
-    if (!Number.isInteger(status) || status < 200 || status > 599) {
-      this.engine.reportError(`http handler returned status ${status}; expected 200-599`);
-      return plain(500, "Internal Server Error");
-    }
-    if (body !== null && !typed) headers["content-type"] = TEXT;
     try {
-      return new Response(status === 204 || status === 304 ? null : body, { status, headers });
+      return new Response(NO_BODY.has(status) ? null : body, { status, headers: fields });
     } catch {
-      const bad = Object.entries(headers).find(([name, value]) => {
+      const bad = (Array.isArray(fields) ? fields : Object.entries(fields)).find(([name, value]) => {
         try {
           new Headers([[name, value]]);
           return false;
@@ -575,9 +599,65 @@ class ServerTable {
           return true;
         }
       });
-      this.engine.reportError(`http handler returned an invalid response header '${bad?.[0]}: ${bad?.[1]}'`);
-      return plain(500, "Internal Server Error");
+      return `http handler returned an invalid response header '${bad?.[0]}: ${bad?.[1]}'`;
     }
+  }
+
+  /**
+   * The `headers` of the result table at `index`: a value may be a string,
+   * a number or a list of them (one line each). A plain record when there
+   * is no list (the form Response takes fastest), else name-value pairs.
+   */
+  #responseHeaders(
+    L: LuaState,
+    index: number,
+  ): { fields: Record<string, string> | [string, string][]; typed: boolean } | string {
+    const vm = this.engine.vm;
+    const api = vm.api;
+    let fields: Record<string, string> | [string, string][] = {};
+    const add = (name: string, value: string) => {
+      if (Array.isArray(fields)) fields.push([name, value]);
+      else fields[name] = value;
+    };
+    let typed = false;
+    let problem: string | undefined;
+    const value = (name: string, at: number): string | undefined => {
+      const type = api.lua_type(L, at);
+      if (type === LUA_TSTRING || type === LUA_TNUMBER) {
+        api.lua_pushvalue(L, at); // tostring on a copy: the original may be a number
+        const text = vm.toByteString(L, -1);
+        api.lua_settop(L, -2);
+        return text;
+      }
+      problem ??= `http handler returned header '${name}' as a ${vm.typeName(L, at)}; ` +
+        "expected a string, a number or a list of them";
+    };
+    api.lua_getfield(L, index, vm.cstr("headers"));
+    if (api.lua_type(L, -1) === LUA_TTABLE) {
+      api.lua_pushnil(L);
+      while (api.lua_next(L, -2)) {
+        if (api.lua_type(L, -2) === LUA_TSTRING) {
+          const name = vm.toByteString(L, -2);
+          typed ||= name.length === 12 && name.toLowerCase() === "content-type";
+          if (api.lua_type(L, -1) === LUA_TTABLE) {
+            if (!Array.isArray(fields)) fields = Object.entries(fields);
+            const n = Number(api.lua_rawlen(L, -1));
+            for (let i = 1; i <= n; i++) {
+              api.lua_rawgeti(L, -1, BigInt(i));
+              const text = value(name, -1);
+              if (text !== undefined) add(name, text);
+              api.lua_settop(L, -2);
+            }
+          } else {
+            const text = value(name, -1);
+            if (text !== undefined) add(name, text);
+          }
+        }
+        api.lua_settop(L, -2);
+      }
+    }
+    api.lua_settop(L, -2);
+    return problem ?? { fields, typed };
   }
 
   #upgrade(server: Server, request: Request, route: Route): Response {

@@ -192,13 +192,20 @@ Deno.test("routes: exact beats :param beats *, the longest * prefix wins, unknow
     handle_http("s", "/static/*", show("static*"))
     handle_http("s", "/docs/*", show("docs*"))
     handle_http("s", "/docs/api/*", show("api*"))
+    handle_http("s", "/café", show("café"))
+    handle_http("s", "/hello world", show("hello"))
     serve("s")`);
   const r = await session(s, async () => {
     const cases: [string, string][] = [
       ["/", "root / []"],
       ["/users/me", "me /users/me []"],
       ["/users/42", "user /users/42 [id=42]"],
-      ["/users/a%20b", "user /users/a%20b [id=a b]"],
+      // Routes, req.path and params see the decoded path; a %2F stays within its segment.
+      ["/users/a%20b", "user /users/a b [id=a b]"],
+      ["/users/a%2Fb", "user /users/a%2Fb [id=a/b]"],
+      ["/caf%C3%A9", "café /café []"],
+      ["/hello%20world", "hello /hello world []"],
+      ["/static/my%20site.css", "static* /static/my site.css [*=my site.css]"],
       ["/users/42/posts/7", "post /users/42/posts/7 [id=42 post=7]"],
       ["/users/42/likes", "users* /users/42/likes [*=42/likes]"],
       ["/users/", "users* /users/ [*=]"],
@@ -296,6 +303,9 @@ Deno.test("responses: a string is 200 text/plain; a table gives status, headers 
     end)
     handle_http("s", "/teapot", function() return { status = 418, body = "short and stout" } end)
     handle_http("s", "/empty", function() return { status = 204 } end)
+    handle_http("s", "/reset", function() return { status = 205, body = "dropped: 205 has no body" } end)
+    handle_http("s", "/string-status", function() return { status = "404", body = "as a string" } end)
+    handle_http("s", "/cookies", function() return { headers = { ["Set-Cookie"] = { "a=1", "b=2" } }, body = "two" } end)
     handle_http("s", "/redirect", function() return { status = 302, headers = { Location = "/string" } } end)
     serve("s")`);
   const r = await session(s, async () => {
@@ -316,6 +326,12 @@ Deno.test("responses: a string is 200 text/plain; a table gives status, headers 
     const empty = await request(s.url("/empty"));
     strictEqual(empty.status, 204);
     strictEqual(empty.text, "");
+    const reset = await request(s.url("/reset"));
+    strictEqual(reset.status, 205);
+    strictEqual(reset.text, "");
+    strictEqual((await request(s.url("/string-status"))).status, 404);
+    const cookies = await request(s.url("/cookies"));
+    deepStrictEqual(cookies.headers.getSetCookie(), ["a=1", "b=2"]);
     const redirect = await request(s.url("/redirect"), { redirect: "manual" });
     strictEqual(redirect.status, 302);
     strictEqual(redirect.headers.get("location"), "/string");
@@ -357,9 +373,12 @@ Deno.test("without on_error a handler's error goes to stderr with a traceback", 
   match(r.stderr, /^error in .*: test:4: attempt to index a nil value \(local 't'\)\nstack traceback:\n/);
 });
 
-Deno.test("a handler that returns a bad value (a function, a boolean, status 999 or 99) answers 500", async () => {
+Deno.test("a handler that returns a bad value (a function, a boolean, a bad status, body or header) answers 500", async () => {
   const s = await start(`
     create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_http("s", "/status-word", function() return { status = "teapot" } end)
+    handle_http("s", "/table-body", function() return { body = { 1, 2 } } end)
+    handle_http("s", "/header-boolean", function() return { headers = { ["X-Cache"] = true }, body = "x" } end)
     handle_http("s", "/function", function() return print end)
     handle_http("s", "/boolean", function() return true end)
     handle_http("s", "/status999", function() return { status = 999, body = "x" } end)
@@ -367,7 +386,17 @@ Deno.test("a handler that returns a bad value (a function, a boolean, status 999
     handle_http("s", "/fine", function() return "fine" end)
     serve("s")`);
   const r = await session(s, async () => {
-    for (const path of ["/function", "/boolean", "/status999", "/status99"]) {
+    for (
+      const path of [
+        "/function",
+        "/boolean",
+        "/status999",
+        "/status99",
+        "/status-word",
+        "/table-body",
+        "/header-boolean",
+      ]
+    ) {
       strictEqual((await request(s.url(path))).status, 500, path);
       await expectText(s.url("/fine"), "fine");
     }
@@ -378,6 +407,9 @@ Deno.test("a handler that returns a bad value (a function, a boolean, status 999
   match(r.stderr, /boolean/);
   match(r.stderr, /999/);
   match(r.stderr, /\b99\b/);
+  match(r.stderr, /status "teapot"; expected a number 200-599/);
+  match(r.stderr, /returned a table body; expected a string \(json_encode a table\)/);
+  match(r.stderr, /header 'X-Cache' as a boolean; expected a string, a number or a list of them/);
 });
 
 Deno.test("a response header with an invalid name or value answers 500 and the process survives", async () => {
@@ -696,6 +728,28 @@ Deno.test("two servers at once on different ports, each with its own routes; one
   const r = await within(s.run, 10_000, "the script to end");
   finishedOk(r);
   strictEqual(r.stdout, "true\na stopped\nstopped\n");
+  strictEqual(r.stderr, "");
+});
+
+Deno.test("a server stopped and started again at once listens on the same port and serves", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_http("s", "/who", function() return "again" end)
+    local quit = chan("quit", 1)
+    handle_http("s", "/quit", function() send(quit, true) return "bye" end)
+    local first = start_server("s")
+    stop_server("s")
+    local again = start_server("s")
+    print(first == again)
+    ready(again)
+    receive(quit)
+    stop_server("s")
+    print("stopped")`);
+  const r = await session(s, async () => {
+    await expectText(s.url("/who"), "again");
+  });
+  finishedOk(r);
+  strictEqual(r.stdout, "true\nstopped\n");
   strictEqual(r.stderr, "");
 });
 
