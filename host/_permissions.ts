@@ -45,14 +45,22 @@ export function setDenied(lists: DenyLists): void {
 }
 
 function absolute(path: string): string {
-  if (path.startsWith("/")) return path.replace(/\/+$/, "") || "/";
-  let cwd = "";
-  try {
-    cwd = Deno.cwd();
-  } catch {
-    // Without read access to it, relative entries stay relative.
+  if (!path.startsWith("/")) {
+    let cwd = "";
+    try {
+      cwd = Deno.cwd();
+    } catch {
+      // Without read access to it, relative entries are taken from the root.
+    }
+    path = `${cwd}/${path}`;
   }
-  return absolute(`${cwd}/${path}`.replace(/\/\.(?=\/|$)/g, ""));
+  // "/tmp/../etc", "//etc" and "/./etc" are all "/etc": a denied folder is refused however it is written.
+  const parts: string[] = [];
+  for (const part of path.split("/")) {
+    if (part === "..") parts.pop();
+    else if (part !== "" && part !== ".") parts.push(part);
+  }
+  return `/${parts.join("/")}`;
 }
 
 function matches(kind: AccessKind, entry: string, target: string): boolean {

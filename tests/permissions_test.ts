@@ -93,6 +93,30 @@ print(pcall(os.getenv, "PATH") and "path ok")
   strictEqual(await Deno.readTextFile(`${dir}/secret/new.txt`), "x");
 });
 
+Deno.test("a --deny-read or --deny-write folder is refused however the path is spelled (.., ., //)", async () => {
+  const dir = await tempFiles({});
+  await Deno.mkdir(`${dir}/secret`);
+  await Deno.mkdir(`${dir}/other`);
+  await Deno.writeTextFile(`${dir}/secret/key.txt`, "k");
+  await Deno.writeTextFile(`${dir}/other/x.txt`, "x");
+  await Deno.writeTextFile(
+    `${dir}/spell.lua`,
+    `local dir = "${dir}"
+for _, p in ipairs({ dir .. "/other/../secret/key.txt", dir .. "//secret/key.txt", dir .. "/./secret/./key.txt" }) do
+  print((pcall(read_file, p)), io.open(p) == nil, (loadfile(p)) == nil)
+end
+print((pcall(write_file, dir .. "/other/../secret/new.txt", "x")), io.open(dir .. "/other/..//secret/new2.txt", "w") == nil)
+print(os.rename(dir .. "/other/x.txt", dir .. "/other/../secret/moved.txt") == nil)
+`,
+  );
+  const r = await solvm([`--deny-read=${dir}/secret`, `--deny-write=${dir}/secret`, `${dir}/spell.lua`]);
+  strictEqual(r.stderr, "");
+  strictEqual(r.stdout, "false\ttrue\ttrue\n".repeat(3) + "false\ttrue\ntrue\n");
+  for (const name of ["new.txt", "new2.txt", "moved.txt"]) {
+    strictEqual(await Deno.stat(`${dir}/secret/${name}`).then(() => "written", () => "refused"), "refused", name);
+  }
+});
+
 Deno.test("a bare --deny-<kind> refuses the whole kind; --deny-* narrows an --allow-* list", async () => {
   const dir = await tempFiles({ "a.txt": "a", "b.txt": "b" });
   await Deno.writeTextFile(
