@@ -43,10 +43,32 @@ function writeTm(mem: Memory32, ptr: number, d: Date, utc: boolean): void {
   t[at + GMTOFF] = utc ? 0 : -60 * d.getTimezoneOffset();
 }
 
+/** A local time; years 0-99 stay themselves (Date's constructor would read them as 1900-1999). */
+function localDate(year: number, mon: number, mday: number, hour: number, min: number, sec: number): Date {
+  const d = new Date(2000, 0, 1);
+  d.setFullYear(year, mon, mday);
+  d.setHours(hour, min, sec);
+  return d;
+}
+
 function readTm(mem: Memory32, ptr: number): Date {
   const t = mem.i32();
   const at = ptr >> 2;
-  return new Date(t[at + YEAR] + 1900, t[at + MON], t[at + MDAY], t[at + HOUR], t[at + MIN], t[at + SEC]);
+  return localDate(t[at + YEAR] + 1900, t[at + MON], t[at + MDAY], t[at + HOUR], t[at + MIN], t[at + SEC]);
+}
+
+/** Weeks in ISO 8601 week-numbering year `y`: 53 when it starts on a Thursday (or a Wednesday in a leap year). */
+function isoWeeks(y: number): number {
+  const p = (y: number) => (y + Math.floor(y / 4) - Math.floor(y / 100) + Math.floor(y / 400)) % 7;
+  return p(y) === 4 || p(y - 1) === 3 ? 53 : 52;
+}
+
+/** The ISO 8601 week-numbering year and week of a day (`yday` from 0, `wday` from Sunday = 0). */
+function isoWeek(year: number, yday: number, wday: number): [number, number] {
+  const week = Math.floor((yday + 1 - (wday === 0 ? 7 : wday) + 10) / 7);
+  if (week < 1) return [year - 1, isoWeeks(year - 1)];
+  if (week > isoWeeks(year)) return [year + 1, 1];
+  return [year, week];
 }
 
 const DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
@@ -83,8 +105,9 @@ function zoneOffset(d: Date): string {
 export function formatTime(format: string, tm: Int32Array): string {
   const [sec, min, hour, mday, mon, year, wday, yday] = tm;
   const fullYear = year + 1900;
-  const d = new Date(fullYear, mon, mday, hour, min, sec);
+  const d = localDate(fullYear, mon, mday, hour, min, sec);
   const hour12 = hour % 12 === 0 ? 12 : hour % 12;
+  const [isoYear, isoWeekNumber] = isoWeek(fullYear, yday, wday);
   const conversions: Record<string, () => string> = {
     a: () => DAYS[wday].slice(0, 3),
     A: () => DAYS[wday],
@@ -97,6 +120,8 @@ export function formatTime(format: string, tm: Int32Array): string {
     D: () => `${pad(mon + 1)}/${pad(mday)}/${pad(fullYear % 100)}`,
     e: () => pad(mday, 2, " "),
     F: () => `${fullYear}-${pad(mon + 1)}-${pad(mday)}`,
+    g: () => pad(((isoYear % 100) + 100) % 100),
+    G: () => String(isoYear),
     H: () => pad(hour),
     I: () => pad(hour12),
     j: () => pad(yday + 1, 3),
@@ -111,6 +136,9 @@ export function formatTime(format: string, tm: Int32Array): string {
     t: () => "\t",
     T: () => `${pad(hour)}:${pad(min)}:${pad(sec)}`,
     u: () => String(wday === 0 ? 7 : wday),
+    U: () => pad(Math.floor((yday + 7 - wday) / 7)),
+    V: () => pad(isoWeekNumber),
+    W: () => pad(Math.floor((yday + 7 - ((wday + 6) % 7)) / 7)),
     w: () => String(wday),
     x: () => `${pad(mon + 1)}/${pad(mday)}/${pad(fullYear % 100)}`,
     X: () => conversions.T(),
@@ -139,6 +167,7 @@ export function timeImports(mem: Memory32, malloc: (size: number) => number) {
     _gmtime_js: (time: bigint, tm: number) => writeTm(mem, tm, new Date(Number(time) * 1000), true),
     _mktime_js: (tm: number) => {
       const d = readTm(mem, tm);
+      if (Number.isNaN(d.getTime())) return -1n; // past Date's range: Lua says it cannot be represented
       writeTm(mem, tm, d, false);
       return BigInt(Math.floor(d.getTime() / 1000));
     },

@@ -779,6 +779,21 @@ Deno.test("os.time, os.date and os.clock", async () => {
   strictEqual(lines[9], "true\ttrue");
 });
 
+Deno.test("os.time and os.date: years 0-99, ISO weeks (%G %g %V) and week numbers (%U %W), a year past Date's range", async () => {
+  const out = await lua(`
+    local t = os.time({ year = 50, month = 1, day = 1, hour = 12 })
+    print(os.date("%Y-%m-%d", t), os.date("*t", t).year) -- lua5.4 prints 50-01-01 too
+    for _, d in ipairs({ { 2023, 11, 15 }, { 2021, 1, 1 }, { 2024, 12, 30 }, { 2016, 1, 3 } }) do
+      print(os.date("%G %g %V %U %W", os.time({ year = d[1], month = d[2], day = d[3], hour = 12 })))
+    end
+    print(pcall(os.time, { year = 300000, month = 1, day = 1 }))`);
+  strictEqual(
+    out,
+    "50-01-01\t50\n2023 23 46 46 46\n2020 20 53 00 00\n2025 25 01 52 53\n2015 15 53 01 00\n" +
+      "false\ttime result cannot be represented in this installation\n",
+  );
+});
+
 Deno.test("dofile runs a file and returns its values; loadfile returns a function or nil and a message", () =>
   inTempDir(async (dir) => {
     await Deno.writeTextFile(
