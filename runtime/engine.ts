@@ -22,7 +22,7 @@ import {
 import { type HostFunction, LuaUnwind, LuaVM } from "./state.ts";
 import { SCHEDULER_LUA } from "./scheduler_lua.ts";
 import { log, logEnabled } from "./log.ts";
-import { newSharedOutput, type OutputSink, sharedOutput } from "./output.ts";
+import { newSharedOutput, type OutputSink, sharedOutput, stdoutClosed } from "./output.ts";
 import { after } from "./_timer.ts";
 
 export type { OutputSink };
@@ -287,7 +287,18 @@ export class Engine {
 
   private constructor(vm: LuaVM, options: EngineOptions) {
     this.vm = vm;
-    this.stdout = options.stdout ?? sharedOutput(newSharedOutput());
+    const sink = options.stdout ?? sharedOutput(newSharedOutput());
+    // Once standard output's reader has gone, the run ends as lua5.4 does when SIGPIPE kills it (exit 141).
+    this.stdout = {
+      write: (bytes) => {
+        sink.write(bytes);
+        if (stdoutClosed()) this.#outputClosed();
+      },
+      flush: () => {
+        sink.flush();
+        if (stdoutClosed()) this.#outputClosed();
+      },
+    };
     this.stderr = options.stderr ?? ((text) => Deno.stderr.writeSync(new TextEncoder().encode(text)));
     this.#onResidentChange = options.onResidentChange;
   }
@@ -726,6 +737,13 @@ export class Engine {
   #clearDeadlineTimer(): void {
     this.#disarmDeadline?.();
     this.#disarmDeadline = undefined;
+  }
+
+  #outputClosed(): void {
+    if (this.#stopped || this.#closed) return;
+    const outcome: Outcome = { status: "exit", code: 141 };
+    if (this.#inPump) throw new StopRequest(outcome);
+    this.halt(outcome);
   }
 
   /** Stops the engine from outside Lua (a file watcher, say): the run ends with `outcome`. */

@@ -21,9 +21,21 @@ export function newSharedOutput(size = 1 << 16): SharedArrayBuffer {
   return new SharedArrayBuffer(HEADER + size);
 }
 
+let readerGone = false;
+
+/** Whether standard output's reader has gone (`solvm x.lua | head`): what is written from then on is dropped. */
+export function stdoutClosed(): boolean {
+  return readerGone;
+}
+
 function writeAll(bytes: Uint8Array): void {
   let off = 0;
-  while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
+  try {
+    while (off < bytes.length && !readerGone) off += Deno.stdout.writeSync(bytes.subarray(off));
+  } catch (e) {
+    if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
+    readerGone = true;
+  }
 }
 
 /**

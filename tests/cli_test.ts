@@ -340,3 +340,20 @@ stop_server("s")
   const quiet = await solvm([`${dir}/log.lua`]);
   strictEqual(quiet.stderr.includes("[solvm"), false, quiet.stderr);
 });
+
+Deno.test("when the reader of standard output goes away (solvm x.lua | head), the run ends quietly with 141, as lua5.4's does", async () => {
+  for (const write of ['print("line", i)', 'io.write("line ", i, "\\n")', 'pcall(io.write, "line ", i, "\\n")']) {
+    const dir = await tempFiles({ "many.lua": `for i = 1, 1000000 do ${write} end\nio.stderr:write("went on\\n")` });
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname, `${dir}/many.lua`],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const reader = child.stdout.getReader();
+    ok((await reader.read()).value!.length > 0, "some output first");
+    await reader.cancel();
+    const [{ code }, stderr] = await Promise.all([child.status, new Response(child.stderr).text()]);
+    strictEqual(stderr, "", write);
+    strictEqual(code, 141, write);
+  }
+});
