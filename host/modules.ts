@@ -16,12 +16,24 @@ import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts"
 /** How long a remote module may take to arrive. */
 const FETCH_TIMEOUT_MS = 30_000;
 
-// import itself: locate (sync), load (may wait: a file or a URL), run once, cache.
+// import itself: locate (sync), load (may wait: a file or a URL), run once, cache. A module that one
+// goroutine is loading is waited for by the others (they get the same value); within one goroutine
+// meeting it again is a circular import.
 const IMPORT_LUA = `
 local helpers = ...
 local locate, load = helpers.locate, helpers.load
+local chan, receive, close_channel = helpers.channels()
+local running = coroutine.running
 local cache, LOADING = {}, {}
-local loading = {}  -- modules being loaded, innermost last: { key =, shown = }
+local loaded = {}  -- key -> channel closed once the goroutine loading it is done
+local chains = setmetatable({}, { __mode = "k" })  -- coroutine -> modules it is loading, innermost last
+
+local function chain()
+  local co = running()
+  local c = chains[co]
+  if not c then c = {} chains[co] = c end
+  return c
+end
 
 -- The importing file and the error level that points at its line. Skips C
 -- frames (pcall); a frame of import itself means a module tail-called us.
@@ -30,6 +42,7 @@ local function importer()
     local info = debug.getinfo(level + 1, "S")
     if not info then break end
     if info.source == "=import" then
+      local loading = chain()
       local top = loading[#loading]
       return top and ("@" .. top.shown) or "", 0
     end
@@ -45,23 +58,33 @@ return function(name)
   local source, level = importer()
   local found, key, global, shown = pcall(locate, name, source)
   if not found then error(key, level) end
+  local loading = chain()
   local value = cache[key]
-  if value == LOADING then
-    local chain = {}
-    for i = 1, #loading do chain[i] = loading[i].shown end
-    chain[#chain + 1] = shown
-    error("import: circular import: " .. table.concat(chain, " -> "), level)
+  while value == LOADING do
+    for i = 1, #loading do
+      if loading[i].key == key then
+        local names = {}
+        for j = 1, #loading do names[j] = loading[j].shown end
+        names[#names + 1] = shown
+        error("import: circular import: " .. table.concat(names, " -> "), level)
+      end
+    end
+    receive(loaded[key]) -- another goroutine is loading it
+    value = cache[key]
   end
   if value == nil then
-    local ok, chunk = pcall(load, key, shown)
-    if not ok then error(chunk, chunk:sub(1, 8) == "import: " and level or 0) end
     cache[key] = LOADING
+    loaded[key] = chan()
     loading[#loading + 1] = { key = key, shown = shown }
-    -- Closed however the module ends: an error keeps its own traceback.
+    -- Closed however the module ends: an error keeps its own traceback, and goroutines waiting for it try again.
     local _ <close> = setmetatable({}, { __close = function()
       loading[#loading] = nil
       if cache[key] == LOADING then cache[key] = nil end
+      close_channel(loaded[key])
+      loaded[key] = nil
     end })
+    local ok, chunk = pcall(load, key, shown)
+    if not ok then error(chunk, chunk:sub(1, 8) == "import: " and level or 0) end
     value = chunk()
     if value == nil then value = true end
     cache[key] = value
@@ -182,6 +205,10 @@ export const modules = (engine: Engine, context: RunContext): Family => {
       lua: IMPORT_LUA,
       helpers: {
         locate: (L) => locate(engine, context, L),
+        channels: (L) => {
+          for (const name of ["chan", "receive", "close_channel"]) engine.pushSchedulerField(L, name);
+          return 3;
+        },
         load: engine.blocking("import", (L) => load(engine, context, L)),
       },
     },

@@ -174,6 +174,29 @@ Deno.test({
   },
 });
 
+Deno.test("goroutines importing one module at once run it once and all get its value; a failed load is tried again", async () => {
+  const dir = await project({
+    "app/main.lua": `local got = {}
+for i = 1, 3 do go(function() got[i] = import("slow") end) end
+wait()
+print(LOADS, got[1] == got[2], got[2] == got[3], import("slow") == got[1])
+local errors = {}
+for i = 1, 2 do go(function() errors[i] = select(2, pcall(import, "broken")) end) end
+wait()
+print(BROKEN, errors[1] == errors[2], errors[1])
+`,
+    "modules/slow.lua": `LOADS = (LOADS or 0) + 1
+sleep(0.05)
+return {}
+`,
+    "modules/broken.lua": `BROKEN = (BROKEN or 0) + 1
+sleep(0.05)
+error("no good", 0)
+`,
+  });
+  assertPrinted(await runMain(dir), "1\ttrue\ttrue\ttrue\n2\ttrue\tno good\n");
+});
+
 Deno.test("a circular import fails at once, naming the cycle", async () => {
   const dir = await project({
     "app/main.lua": `print(pcall(import, "ca"))`,
