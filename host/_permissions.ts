@@ -140,8 +140,8 @@ export function isPermissionError(e: unknown): boolean {
  * ```
  */
 export function accessReason(e: unknown, kind: AccessKind, target: string): string {
-  if (e instanceof AccessDenied) {
-    return `permission denied: ${kind} access to "${target}" (denied by --deny-${e.kind}=${e.entry})`;
+  if (e instanceof AccessDenied) { // it names what it refused: a rename's target, say, not its source
+    return `permission denied: ${e.kind} access to "${e.target}" (denied by --deny-${e.kind}=${e.entry})`;
   }
   // Deno names the access it refused, which may be another kind than the call's (a rename needs read too).
   const named = e instanceof Error ? /Requires (\w+) access to "([^"]+)"/.exec(e.message) : null;

@@ -109,6 +109,16 @@ function listDir(engine: Engine, L: LuaState) {
 const EXPLAINED_LUA = `
 local denials = (...).denials
 local select, error, pcall, type = select, error, pcall, type
+-- The C library numbers errors as WASI does; what these functions return has Linux's numbers (ENOENT is 2,
+-- EACCES 13). A file's own methods (f:read, ...) keep WASI's: a Lua wrapper there would cost every call.
+local LINUX = { [2] = 13, [6] = 11, [8] = 9, [10] = 16, [20] = 17, [22] = 27, [28] = 22, [29] = 5, [31] = 21,
+  [32] = 40, [33] = 24, [37] = 36, [44] = 2, [51] = 28, [52] = 38, [54] = 20, [55] = 39, [59] = 25, [60] = 6,
+  [63] = 1, [64] = 32, [69] = 30, [70] = 29, [74] = 26, [75] = 18 }
+local function linux(...)
+  local first, message, code = ...
+  if first == nil and type(code) == "number" then return nil, message, LINUX[code] or code, select(4, ...) end
+  return ...
+end
 local function explain(message)
   local reason = denials()
   if reason == nil or type(message) ~= "string" then return message end
@@ -130,7 +140,7 @@ return function(original, name, returns)
   end
   local function check(ok, ...)
     if not ok then rethrow((...)) end
-    if returns and ... == nil and select("#", ...) > 1 then return nil, explain((select(2, ...))), select(3, ...) end
+    if returns and ... == nil and select("#", ...) > 1 then return linux(nil, explain((select(2, ...))), select(3, ...)) end
     return ...
   end
   return function(...)
@@ -168,5 +178,17 @@ export const files = (engine: Engine): Family => {
     require: explained("require", "raises"),
     "os.remove": explained("os.remove", "returns"),
     "os.rename": explained("os.rename", "returns"),
+    // This C library's tmpnam only names a file; lua5.4 on Linux (mkstemp) makes it, so the name stays taken.
+    "os.tmpname": {
+      lua: `local tmpname, open = os.tmpname, io.open
+        return function()
+          local name = tmpname()
+          local file = open(name, "w")
+          if not file then error("unable to generate a unique filename", 2) end
+          file:close()
+          return name
+        end`,
+      helpers: {},
+    },
   };
 };
