@@ -58,7 +58,7 @@ const MAX_READ_SIZE = 4 * 1024 * 1024;
 const SUPPORT_LUA = `
 local helpers = ...
 local read, write, close = helpers.read, helpers.write, helpers.close
-local stop_source = helpers.stop_source
+local stop_source, send_from = helpers.stop_source, helpers.send_from
 local setmetatable, pcall = setmetatable, pcall
 return function(receive, close_channel)
   local conn_mt = { __name = "tcp connection" }
@@ -69,11 +69,15 @@ return function(receive, close_channel)
     conn.close = function() return close(id) end
     return conn
   end
-  -- A listener or receiver channel gets port, receive() and close().
-  local function dress(ch, id, port)
+  -- A listener or receiver channel gets port, receive() and close(); a UDP receiver also send(host, port, data),
+  -- which sends from its own port (where a peer expects the answer).
+  local function dress(ch, id, port, udp)
     ch.port = port
     ch.receive = function() return receive(ch) end
     ch.close = function() stop_source(id) pcall(close_channel, ch) return true end
+    if udp then
+      ch.send = function(a, ...) if a == ch then return send_from(id, ...) end return send_from(id, a, ...) end
+    end
     return ch
   end
   return { make_conn = make_conn, dress = dress }
@@ -95,6 +99,8 @@ interface Source {
   done: Promise<unknown>;
   /** Closes the socket itself. */
   close: () => void;
+  /** A UDP receiver's socket, which its send() uses too. */
+  udp?: dgram.Socket;
 }
 
 /** Why a read or write failed, as Lua is told. */
@@ -165,6 +171,7 @@ class SocketTable {
         write: engine.blocking("conn.write", (L) => this.#write(L)),
         close: (L) => this.#close(L),
         stop_source: engine.blocking("close", (L) => this.#stop(L)),
+        send_from: engine.blocking("send", (L) => this.#sendFrom(L)),
       });
       const main = engine.L;
       vm.pushRef(main, this.#support);
@@ -231,13 +238,14 @@ class SocketTable {
   }
 
   /** Pushes the channel `channel` dressed by the maker `name` with `id` and `port`. */
-  #pushDressed(L: LuaState, channel: number, id: number, port: number): number {
+  #pushDressed(L: LuaState, channel: number, id: number, port: number, udp = false): number {
     const vm = this.engine.vm;
     this.#pushMaker(L, "dress");
     vm.pushRef(L, channel);
     vm.api.lua_pushinteger(L, BigInt(id));
     vm.api.lua_pushinteger(L, BigInt(port));
-    vm.api.lua_callk(L, 3, 1, 0, 0);
+    vm.api.lua_pushboolean(L, udp ? 1 : 0);
+    vm.api.lua_callk(L, 4, 1, 0, 0);
     return 1;
   }
 
@@ -429,15 +437,45 @@ class SocketTable {
 
   /** `udp_sendto(host, port, data)`: true once sent, or nil and a message. */
   sendto(L: LuaState): Promise<Pusher> {
+    const family = (address: string) => ipVersion(address) === 6 ? 6 : 4;
+    return this.#send(
+      L,
+      1,
+      "udp_sendto",
+      (address) => [hostPort(family(address) === 6 ? "::" : "0.0.0.0", 0)],
+      (address) => this.#sender(family(address)),
+    );
+  }
+
+  /** A UDP receiver's `send(host, port, data)`: from the receiver's own socket. */
+  #sendFrom(L: LuaState): Promise<Pusher> {
+    const socket = this.#sources.get(Number(this.engine.vm.api.lua_tointegerx(L, 1, 0)))?.udp;
+    return this.#send(L, 2, "send", () => [], () => {
+      if (!socket) throw new SoftFailure("the receiver is closed");
+      return Promise.resolve(socket);
+    });
+  }
+
+  /**
+   * Sends the datagram whose host, port and data start at argument `at`, on
+   * the socket `socketFor` gives, once `--allow-net` grants the destination
+   * and what `binds` lists (the sending socket's own address, if it is new).
+   */
+  #send(
+    L: LuaState,
+    at: number,
+    fname: string,
+    binds: (address: string) => string[],
+    socketFor: (address: string) => Promise<dgram.Socket>,
+  ): Promise<Pusher> {
     const vm = this.engine.vm;
-    const host = checkString(vm, L, 1, "udp_sendto");
-    const port = checkPort(this, L, 2, "udp_sendto", 1);
-    const bytes = checkBytes(vm, L, 3, "udp_sendto");
+    const host = checkString(vm, L, at, fname);
+    const port = checkPort(this, L, at + 1, fname, 1);
+    const bytes = checkBytes(vm, L, at + 2, fname);
     const send = async () => {
       const address = await lookupAddress(host);
-      const family = ipVersion(address) === 6 ? 6 : 4;
-      this.#checkNet([hostPort(family === 6 ? "::" : "0.0.0.0", 0), hostPort(address, port)]);
-      const socket = await this.#sender(family);
+      this.#checkNet([...binds(address), hostPort(address, port)]);
+      const socket = await socketFor(address);
       await new Promise<void>((resolve, reject) => {
         socket.send(bytes, port, address, (e) => {
           if (!e) return resolve();
@@ -470,7 +508,14 @@ class SocketTable {
       const real = socket.address().port;
       const channel = engine.newChannel(`udp_recvfrom ${hostPort(address, real)}`, () => this.#stopSource(id));
       const done = new Promise((resolve) => socket.once("close", resolve));
-      const entry: Source = { channel, release: engine.hold(), stopped: false, done, close: () => socket.close() };
+      const entry: Source = {
+        channel,
+        release: engine.hold(),
+        stopped: false,
+        done,
+        close: () => socket.close(),
+        udp: socket,
+      };
       this.#sources.set(id, entry);
       socket.on("message", (data, from) => {
         const fed = engine.feedChannel(channel, (L) => {
@@ -493,7 +538,7 @@ class SocketTable {
         engine.closeChannel(channel);
         if (!this.#closed) vm.unref(channel);
       });
-      return (L) => this.#pushDressed(L, channel, id, real);
+      return (L) => this.#pushDressed(L, channel, id, real, true);
     };
     return open().catch((e) => {
       if (!(e instanceof SoftFailure)) throw e;

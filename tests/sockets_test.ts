@@ -1,6 +1,6 @@
 import { deepStrictEqual, match, strictEqual } from "node:assert";
 import dgram from "node:dgram";
-import { type LuaRun, runLua, solvmUnder } from "./_helpers.ts";
+import { type LuaRun, runLua, sleep, solvmUnder } from "./_helpers.ts";
 
 /** Every byte value once, in Lua: the binary-safety payload. */
 const ALL_BYTES_LUA =
@@ -398,6 +398,43 @@ Deno.test("udp_recvfrom gets datagrams from a node:dgram sender through obj.rece
   } finally {
     clearInterval(ticker);
     await closeUdp(sender.socket);
+  }
+});
+
+Deno.test("a UDP receiver's send() answers from its own port, to a node:dgram client and to a Lua client", async () => {
+  const client = await udpSocket();
+  // The node client learns the server's port from Lua, asks, and notes where the answer came from.
+  const nodeSide = (async () => {
+    while (client.data.length === 0) await sleep(10);
+    const serverPort = Number(new TextDecoder().decode(client.data[0]));
+    client.socket.send("from node", serverPort, "127.0.0.1");
+    while (client.data.length < 2) await sleep(10);
+    return { serverPort, reply: new TextDecoder().decode(client.data[1]), from: client.got[1].port };
+  })();
+  try {
+    const { outcome, stdout } = await runLuaWithin(`
+      local server = assert(udp_recvfrom(0, "127.0.0.1"))
+      go(function()
+        for _ = 1, 2 do
+          local msg = server.receive()
+          assert(server:send(msg.addr, msg.port, "echo:" .. msg.data))
+        end
+      end)
+      local me = assert(udp_recvfrom(0, "127.0.0.1"))
+      print(me.send("127.0.0.1", server.port, "from lua"))
+      local reply = me.receive()
+      print(reply.data, reply.port == server.port)
+      assert(udp_sendto("127.0.0.1", ${client.port}, tostring(server.port)))
+      wait()
+      server.close()
+      me.close()
+      print(server.send("127.0.0.1", ${client.port}, "x"))`);
+    deepStrictEqual(outcome, { status: "ok" });
+    strictEqual(stdout, "true\necho:from lua\ttrue\nnil\tthe receiver is closed\n");
+    const node = await nodeSide;
+    deepStrictEqual(node, { serverPort: node.serverPort, reply: "echo:from node", from: node.serverPort });
+  } finally {
+    await closeUdp(client.socket);
   }
 });
 
