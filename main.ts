@@ -193,7 +193,7 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
         const value = inline ?? argv[++i];
         if (value === undefined) throw new UsageError(`${flag} needs a duration (examples: 500ms, 10s, 2m)`);
         options.timeoutMs = parseDuration(value);
-        options.timeoutText = value;
+        options.timeoutText = /^[\d.]+$/.test(value.trim()) ? `${value.trim()}s` : value.trim(); // a bare number is seconds
         options.explicitTimeout = true;
         break;
       }

@@ -77,6 +77,10 @@ Deno.test("-timeout (single dash) and --timeout=value forms; 0 means no limit", 
   const long = await solvm(["--timeout", "1000h", `${dir}/slow.lua`]);
   strictEqual(long.stderr, "");
   strictEqual(long.stdout, "done\n");
+  // A bare number is seconds, and the message says so.
+  const bare = await solvm(["--timeout", "0.2", `${dir}/slow.lua`]);
+  strictEqual(bare.code, 124);
+  strictEqual(bare.stderr, "timeout: script ran longer than 0.2s\n");
 });
 
 Deno.test("the default limit is 5s", async () => {
