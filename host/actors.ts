@@ -352,6 +352,7 @@ function lib.self() return handle(h.self_id()) end
 function lib.parent()
   local id = h.parent_id()
   if id ~= nil then return handle(id) end
+  return nil -- print(parent()) in the main script shows nil
 end
 lib.mailbox = h.mailbox
 function lib.supervise(spec)

@@ -140,7 +140,9 @@ export class Context {
     if (dropped.length > 0) {
       this.#run(
         `local loaded = package.loaded for _, name in ipairs({ "${dropped.join('", "')}" }) do ` +
-          `_G[name] = nil loaded[name] = nil end` + (kept.has("package") ? "" : " require = nil"),
+          `_G[name] = nil loaded[name] = nil end` + (kept.has("package") ? "" : " require = nil") +
+          // Strings' methods are the string library too: ("x"):rep(9) must not reach it.
+          (kept.has("string") ? "" : ` getmetatable("").__index = nil`),
       );
     }
     for (const [name, table] of Object.entries(options.shared ?? {})) table.attach(this, name);

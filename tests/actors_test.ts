@@ -26,7 +26,7 @@ Deno.test("spawn with arguments, wait() for the result, send with a dot or a col
   const dir = await folder({
     "main.lua": String.raw`
 local echo = spawn("echo.lua", "x", 42, 1.5, true)
-print("main:", tostring(self()), "parent is nil:", parent() == nil)
+print("main:", tostring(self()), "parent is nil:", parent() == nil, select("#", parent()))
 echo.send("dot")
 echo:send("colon")
 echo.send("done")
@@ -57,7 +57,7 @@ return string.format("child's parent is me: %s, child's self is its handle: %s, 
   const stdout = await cleanRun(dir);
   strictEqual(
     stdout,
-    "main:\tactor 0\tparent is nil:\ttrue\n" +
+    "main:\tactor 0\tparent is nil:\ttrue\t1\n" +
       "echo:\tx 42 integer 1.5 float true 4 actor 0 actor 1 | dot,colon\n" +
       "again:\tx 42 integer 1.5 float true 4 actor 0 actor 1 | dot,colon\n" +
       "nest:\tchild's parent is me: true, child's self is its handle: true, child returned ok\n",

@@ -418,6 +418,12 @@ Deno.test("libraries: only those asked for are open; package-less contexts refus
       true,
       "function",
     ]);
+    // A string's methods were the string library too.
+    await failure(
+      bare.execute(`return ("x"):rep(3)`),
+      LuaError,
+      "chunk:1: attempt to index a string value (constant 'x')",
+    );
   } finally {
     bare.close();
   }
