@@ -162,8 +162,10 @@ function failureReason(e: Error): { connect: boolean; reason: string } {
   if (dns) return { connect, reason: `DNS lookup failed (${dns[1]})` };
   const tcp = /tcp connect error: (.*?)(?: \(os error \d+\))?$/.exec(detail);
   if (tcp) return { connect, reason: tcp[1] };
-  // "error sending request for url (...): client error (SendRequest): connection closed ..."
-  const cleaned = detail.replace(/^error sending request for url \([^)]*\): /, "").replace(/^Fetch failed: /, "");
+  // "error sending request [from ADDR ]for url (URL): client error (SendRequest): connection closed ...";
+  // Deno 2.9 says "for URL:" without "url (...)".
+  const cleaned = detail.replace(/^error sending request (?:from \S+ )?for (?:url \([^)]*\)|\S+?): /, "")
+    .replace(/^client error \(\w+\): /, "").replace(/^Fetch failed: /, "");
   return { connect, reason: cleaned };
 }
 
@@ -188,6 +190,23 @@ function withoutBodyHeaders(headers: Headers): Headers {
   for (const name of ["content-type", "content-length", "content-encoding", "content-language", "content-location"]) {
     kept.delete(name);
   }
+  return kept;
+}
+
+/**
+ * The headers of a response whose body fetch has decoded (it does so for a
+ * coding the request accepted: by default gzip, deflate, br, zstd): without
+ * `content-encoding` and `content-length`, which describe the bytes on the
+ * wire, not the body the script gets.
+ */
+function decodedHeaders(headers: Headers, sent: Headers): Headers {
+  const coding = headers.get("content-encoding")?.trim().toLowerCase();
+  if (!coding || coding === "identity") return headers;
+  const accepted = (sent.get("accept-encoding") ?? "gzip, deflate, br, zstd").toLowerCase();
+  if (!accepted.split(",").some((part) => part.split(";")[0].trim() === coding)) return headers;
+  const kept = new Headers(headers);
+  kept.delete("content-encoding");
+  kept.delete("content-length");
   return kept;
 }
 
@@ -255,7 +274,7 @@ class HttpClient {
           return {
             status: response.status,
             body: received,
-            headers: response.headers,
+            headers: decodedHeaders(response.headers, headers),
             url: checkHops ? url : response.url,
           };
         }

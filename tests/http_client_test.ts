@@ -380,3 +380,23 @@ Deno.test("50 goroutines wait on their requests in parallel", async () => {
     await server.shutdown();
   }
 });
+
+Deno.test("a gzip body comes decoded, without the headers that describe the encoded bytes; identity keeps it as sent", async () => {
+  const gzipped = new Uint8Array(
+    await new Response(new Blob(["hello gzip"]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer(),
+  );
+  const { base, server } = serve(() =>
+    new Response(gzipped, { headers: { "content-encoding": "gzip", "content-length": String(gzipped.length) } })
+  );
+  try {
+    const { outcome, stdout } = await runLua(`
+      local r = http_get(${JSON.stringify(base)})
+      print(r.body, r.headers["content-encoding"], r.headers["content-length"])
+      local raw = http_get(${JSON.stringify(base)}, { ["Accept-Encoding"] = "identity" })
+      print(#raw.body, raw.headers["content-encoding"], raw.headers["content-length"] == tostring(#raw.body))`);
+    deepStrictEqual(outcome, { status: "ok" });
+    strictEqual(stdout, `hello gzip\tnil\tnil\n${gzipped.length}\tgzip\ttrue\n`);
+  } finally {
+    await server.shutdown();
+  }
+});
