@@ -285,11 +285,21 @@ class ServerTable {
     const optionsAt = vm.api.lua_type(L, 3) === LUA_TTABLE ? 3 : 6;
     if (!isNone(vm, L, optionsAt)) {
       checkTable(vm, L, optionsAt, "create_server");
-      vm.api.lua_getfield(L, optionsAt, vm.cstr("max_body"));
-      if (vm.api.lua_type(L, -1) === LUA_TNUMBER) server.maxBody = Number(vm.api.lua_tonumberx(L, -1, 0));
-      vm.api.lua_getfield(L, optionsAt, vm.cstr("host"));
-      if (vm.api.lua_type(L, -1) === LUA_TSTRING) server.hostname = vm.toText(L, -1);
-      vm.api.lua_settop(L, -3);
+      const bad = (why: string) => argError(optionsAt, "create_server", why);
+      vm.api.lua_pushnil(L);
+      while (vm.api.lua_next(L, optionsAt)) {
+        const key = vm.api.lua_type(L, -2) === LUA_TSTRING ? vm.toText(L, -2) : vm.typeName(L, -2);
+        const type = vm.api.lua_type(L, -1);
+        if (key === "max_body") {
+          const limit = type === LUA_TNUMBER ? Number(vm.api.lua_tonumberx(L, -1, 0)) : NaN;
+          if (!(limit >= 0)) throw bad(`option max_body must be a number of bytes >= 0, got ${vm.typeName(L, -1)}`);
+          server.maxBody = limit;
+        } else if (key === "host") {
+          if (type !== LUA_TSTRING) throw bad(`option host must be a string, got ${vm.typeName(L, -1)}`);
+          server.hostname = vm.toText(L, -1);
+        } else throw bad(`unknown option '${key}' (host, max_body)`);
+        vm.api.lua_settop(L, -2);
+      }
     }
     this.#servers.set(name, server);
     vm.api.lua_pushboolean(L, 1);

@@ -760,6 +760,9 @@ Deno.test("API errors: unknown server, duplicate name, bad port, bad path, start
       print(pcall(create_server, "s", 0))
       print(pcall(create_server, "t", 70000))
       print(pcall(create_server, "t", -1))
+      print(pcall(create_server, "t", 0, { hots = "127.0.0.1" }))
+      print(pcall(create_server, "t", 0, { max_body = "10" }))
+      print(pcall(create_server, "t", 0, { host = 127 }))
       print(pcall(handle_http, "nope", "/", function() end))
       print(pcall(handle_ws, "nope", "/", function() end))
       print(pcall(start_server, "nope"))
@@ -782,6 +785,9 @@ Deno.test("API errors: unknown server, duplicate name, bad port, bad path, start
     "false\tcreate_server: a server named 's' already exists\n" +
       "false\tbad argument #2 to 'create_server' (port 0-65535 expected, got 70000)\n" +
       "false\tbad argument #2 to 'create_server' (port 0-65535 expected, got -1)\n" +
+      "false\tbad argument #3 to 'create_server' (unknown option 'hots' (host, max_body))\n" +
+      "false\tbad argument #3 to 'create_server' (option max_body must be a number of bytes >= 0, got string)\n" +
+      "false\tbad argument #3 to 'create_server' (option host must be a string, got number)\n" +
       "false\thandle_http: no server named 'nope' (create it with create_server)\n" +
       "false\thandle_ws: no server named 'nope' (create it with create_server)\n" +
       "false\tstart_server: no server named 'nope' (create it with create_server)\n" +
