@@ -677,10 +677,13 @@ class ServerTable {
     this.#inboxes.set(id, inbox);
     server.sockets.add(socket);
     socket.addEventListener("open", () => {
-      this.engine.spawnFunction(route.ref, `ws ${server.name} ${route.pattern}`, () => {
+      this.engine.spawnFunction(route.ref, `ws ${server.name} ${route.pattern}`, (ok) => {
         this.#inboxes.delete(id);
         server.sockets.delete(socket);
-        if (socket.readyState === WebSocket.OPEN) socket.close(1000, "handler finished");
+        // 1011: the server met an error (the handler failed); 1000: a normal end.
+        if (socket.readyState === WebSocket.OPEN) {
+          socket.close(ok ? 1000 : 1011, ok ? "handler finished" : "handler failed");
+        }
       }, (L) => {
         const vm = this.engine.vm;
         vm.pushRef(L, this.#makeWs);

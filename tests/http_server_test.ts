@@ -1141,7 +1141,7 @@ Deno.test("a WebSocket handler that errors reports to on_error and closes its co
     const failing = new WsClient(wsUrl(s, "/fail"));
     strictEqual(await failing.next(), "about to fail");
     failing.socket.send("go");
-    await within(failing.closed, 10_000, "the failed handler's WebSocket to close");
+    strictEqual((await within(failing.closed, 10_000, "the failed handler's WebSocket to close")).code, 1011);
     const echo = new WsClient(wsUrl(s, "/echo"));
     await within(echo.opened, 10_000, "the WebSocket to open");
     echo.socket.send("still works");
