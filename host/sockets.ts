@@ -143,7 +143,7 @@ class SocketTable {
   readonly #connections = new Map<number, Connection>();
   /** Listening TCP sockets and bound UDP sockets. */
   readonly #sources = new Map<number, Source>();
-  readonly #senders = new Map<4 | 6, Promise<dgram.Socket>>();
+  readonly #senders = new Map<string, Promise<dgram.Socket>>();
   #next = 0;
   #closed = false;
   #support = 0;
@@ -403,16 +403,16 @@ class SocketTable {
     if (missing.length > 0) throw new SoftFailure(accessReason(undefined, "net", missing.join(",")));
   }
 
-  /** A bound socket of `family` for sending, made once per engine. */
-  #sender(family: 4 | 6): Promise<dgram.Socket> {
-    let sender = this.#senders.get(family);
+  /** A socket bound to `local` (an any or a loopback address) for sending, made once per engine and address. */
+  #sender(local: string): Promise<dgram.Socket> {
+    let sender = this.#senders.get(local);
     if (!sender) {
-      sender = this.#bind(family === 6 ? "udp6" : "udp4", 0, family === 6 ? "::" : "0.0.0.0").then((socket) => {
+      sender = this.#bind(ipVersion(local) === 6 ? "udp6" : "udp4", 0, local).then((socket) => {
         socket.on("error", () => {}); // send failures come back through the send callback
         return socket;
       });
-      sender.catch(() => this.#senders.delete(family));
-      this.#senders.set(family, sender);
+      sender.catch(() => this.#senders.delete(local));
+      this.#senders.set(local, sender);
     }
     return sender;
   }
@@ -437,13 +437,19 @@ class SocketTable {
 
   /** `udp_sendto(host, port, data)`: true once sent, or nil and a message. */
   sendto(L: LuaState): Promise<Pusher> {
-    const family = (address: string) => ipVersion(address) === 6 ? 6 : 4;
+    // To a loopback address from a loopback socket, so --allow-net=127.0.0.1 is enough.
+    const local = (address: string) =>
+      ipVersion(address) === 6
+        ? (address === "::1" ? "::1" : "::")
+        : address.startsWith("127.")
+        ? "127.0.0.1"
+        : "0.0.0.0";
     return this.#send(
       L,
       1,
       "udp_sendto",
-      (address) => [hostPort(family(address) === 6 ? "::" : "0.0.0.0", 0)],
-      (address) => this.#sender(family(address)),
+      (address) => [hostPort(local(address), 0)],
+      (address) => this.#sender(local(address)),
     );
   }
 

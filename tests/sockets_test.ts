@@ -343,10 +343,18 @@ print("still running")
       stdout,
       'nil\tpermission denied: net access to "127.0.0.1:9" (run with --allow-net=127.0.0.1:9)\n' +
         'nil\tpermission denied: net access to "127.0.0.1:0" (run with --allow-net=127.0.0.1:0)\n' +
-        'nil\tpermission denied: net access to "0.0.0.0:0,127.0.0.1:9" (run with --allow-net=0.0.0.0:0,127.0.0.1:9)\n' +
+        'nil\tpermission denied: net access to "127.0.0.1:0,127.0.0.1:9" (run with --allow-net=127.0.0.1:0,127.0.0.1:9)\n' +
         'nil\tpermission denied: net access to "127.0.0.1:0" (run with --allow-net=127.0.0.1:0)\n' +
         "still running\n",
     );
+    // Sending to a loopback address uses a loopback socket: --allow-net=127.0.0.1 is enough.
+    await Deno.writeTextFile(
+      `${dir}/loop.lua`,
+      `local r = assert(udp_recvfrom(0, "127.0.0.1")) print(udp_sendto("127.0.0.1", r.port, "hi")) print(r.receive().data) r.close()`,
+    );
+    const loop = await solvmUnder(["--allow-read", "--allow-net=127.0.0.1"], [`${dir}/loop.lua`]);
+    strictEqual(loop.stderr, "");
+    strictEqual(loop.stdout, "true\nhi\n");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
