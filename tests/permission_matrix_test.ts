@@ -191,12 +191,12 @@ function rows({ data, out, httpPort, tcpPort, udpPort }: Places): Row[] {
       allowed: "ok\tserving",
     },
     {
-      // Sending binds a local socket first, so both are named.
+      // Sending binds a local socket first (a loopback one for a loopback target), so both are named.
       kind: "net",
       name: "udp_sendto",
-      target: `0.0.0.0:0,127.0.0.1:${udpPort}`,
+      target: `127.0.0.1:0,127.0.0.1:${udpPort}`,
       call: `udp_sendto, "127.0.0.1", ${udpPort}, "x"`,
-      denied: returns(reason("net", `0.0.0.0:0,127.0.0.1:${udpPort}`)),
+      denied: returns(reason("net", `127.0.0.1:0,127.0.0.1:${udpPort}`)),
       allowed: "ok\ttrue",
     },
     {
