@@ -191,10 +191,15 @@ function configureRequire(engine: Engine, context: RunContext): void {
   vm.api.lua_settop(L, -2);
   vm.pushString(L, [...patterns, standard].join(";"));
   vm.api.lua_setfield(L, -2, vm.cstr("path"));
-  // WebAssembly cannot load C modules; an empty cpath keeps "not found" messages to what can exist.
+  // WebAssembly cannot load C modules: no cpath, and no C searchers to list "no file" lines for it.
   vm.pushString(L, "");
   vm.api.lua_setfield(L, -2, vm.cstr("cpath"));
-  vm.api.lua_settop(L, -2);
+  vm.api.lua_getfield(L, -1, vm.cstr("searchers"));
+  for (const slot of [4n, 3n]) {
+    vm.api.lua_pushnil(L);
+    vm.api.lua_rawseti(L, -2, slot);
+  }
+  vm.api.lua_settop(L, -3);
 }
 
 /** The modules family's registration table. */
