@@ -26,7 +26,7 @@ import type { Family } from "../runtime/family.ts";
 import { argError, checkString, isNone } from "../runtime/args.ts";
 import { LUA_TNIL, LUA_TNONE, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, type LuaState } from "../runtime/lua.ts";
 import type { LuaVM } from "../runtime/state.ts";
-import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
+import { accessReason, checkAccess, hasDenyList, isPermissionError } from "./_permissions.ts";
 
 /** Seconds a record lookup may take unless `options.timeout` says otherwise. */
 export const DEFAULT_DNS_TIMEOUT = 5;
@@ -79,6 +79,22 @@ export function ipVersion(text: string): 0 | 4 | 6 {
  */
 export function hostPort(host: string, port: number): string {
   return ipVersion(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * Under a `--deny-net` list, refuses `host`:`port` also when an address
+ * `host` resolves to is denied (`localhost` reaches a denied `127.0.0.1`).
+ * A name that does not resolve is left to the connection, which fails.
+ */
+export async function checkResolvedNet(host: string, port: number): Promise<void> {
+  if (!hasDenyList("net") || ipVersion(host)) return;
+  let addresses: LookupAddress[];
+  try {
+    addresses = await lookupAll(host);
+  } catch {
+    return;
+  }
+  for (const { address } of addresses) checkAccess("net", hostPort(address, port));
 }
 
 /** Every address of `host` from the system's resolver, IPv4 first; fails with a {@linkcode SoftFailure}. */

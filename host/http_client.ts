@@ -23,6 +23,7 @@ import type { LuaVM } from "../runtime/state.ts";
 import { headersMetatable } from "./_headers.ts";
 import { accessReason, checkAccess, hasDenyList, isPermissionError } from "./_permissions.ts";
 import { after } from "../runtime/_timer.ts";
+import { checkResolvedNet } from "./dns.ts";
 
 /** Seconds a request may take when the call gives no `timeout`. */
 export const DEFAULT_TIMEOUT = 30;
@@ -148,10 +149,15 @@ function badUrl(url: string): string | undefined {
   return undefined;
 }
 
+/** The port `url` connects to. */
+function netPort(url: string): number {
+  const parsed = new URL(url);
+  return Number(parsed.port || (parsed.protocol === "https:" ? 443 : 80));
+}
+
 /** The `HOST:PORT` Deno's net permission names for `url`. */
 function netTarget(url: string): string {
-  const parsed = new URL(url);
-  return `${parsed.hostname}:${parsed.port || (parsed.protocol === "https:" ? 443 : 80)}`;
+  return `${new URL(url).hostname}:${netPort(url)}`;
 }
 
 /** The innermost reason in a fetch error: "Connection refused", "DNS lookup failed (...)". */
@@ -261,6 +267,7 @@ class HttpClient {
     try {
       for (let hop = 0;; hop++) {
         checkAccess("net", netTarget(url));
+        if (checkHops) await checkResolvedNet(new URL(url).hostname.replace(/^\[|\]$/g, ""), netPort(url));
         const response = await fetch(url, {
           method,
           headers,

@@ -45,7 +45,7 @@ import type { Engine, Pusher } from "../runtime/engine.ts";
 import type { Family } from "../runtime/family.ts";
 import { argError, checkBytes, checkInteger, checkString, isNone } from "../runtime/args.ts";
 import { LUA_TNUMBER, LUA_TSTRING, type LuaState } from "../runtime/lua.ts";
-import { hostPort, ipVersion, lookupAddress, pushFailure, SoftFailure } from "./dns.ts";
+import { checkResolvedNet, hostPort, ipVersion, lookupAddress, pushFailure, SoftFailure } from "./dns.ts";
 import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
 
 /** Bytes `conn.read()` returns at most when no limit is given. */
@@ -304,8 +304,9 @@ class SocketTable {
     const vm = this.engine.vm;
     const host = checkString(vm, L, 1, "tcp_connect");
     const port = checkPort(this, L, 2, "tcp_connect", 1);
-    return Promise.resolve().then(() => {
+    return Promise.resolve().then(async () => {
       checkAccess("net", hostPort(host, port));
+      await checkResolvedNet(host, port);
       return Deno.connect({ hostname: host, port, transport: "tcp" });
     }).then(
       (conn) => {

@@ -142,6 +142,23 @@ print(pcall(read_file, "${dir}/b.txt"))`,
   );
 });
 
+Deno.test("--deny-net refuses a name that resolves to a denied address (localhost for 127.0.0.1)", async () => {
+  const dir = await tempFiles({
+    "name.lua": `print(select(2, http_get("http://localhost:9/")))
+print(select(2, tcp_connect("localhost", 9)))
+print(select(2, tcp_connect("localhost", 10)))`,
+  });
+  const r = await solvm(["--deny-net=127.0.0.1:9", `${dir}/name.lua`]);
+  strictEqual(r.stderr, "");
+  strictEqual(
+    r.stdout,
+    'http_get: cannot connect to http://localhost:9/: permission denied: net access to "127.0.0.1:9" ' +
+      "(denied by --deny-net=127.0.0.1:9)\n" +
+      'permission denied: net access to "127.0.0.1:9" (denied by --deny-net=127.0.0.1:9)\n' +
+      "connection refused (localhost:10)\n",
+  );
+});
+
 Deno.test("--deny-net applies to every redirect hop; redirects are followed as fetch does", async () => {
   let deniedHits = 0;
   const denied = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
