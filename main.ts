@@ -48,7 +48,7 @@ Options:
                                    --deny-write, --deny-net, --deny-env, --deny-run, --deny-sys
   --sandbox                        allow nothing beyond reading the script's folder
   -A, --allow-all                  allow everything
-  --watch                          run again when the script or a module it imported changes
+  --watch                          run again when the script or a module it imported or required changes
                                    (no default time limit)
   -v, --version                    print the version and exit
   -h, --help                       print this help and exit

@@ -202,9 +202,30 @@ function configureRequire(engine: Engine, context: RunContext): void {
   vm.api.lua_settop(L, -3);
 }
 
+// Lua's file searcher, wrapped so that each file require loads is told to the run (--watch follows it).
+const REQUIRE_WATCH_LUA = `
+local record, searchers, type = (...).record, package.searchers, type
+local lua_files = searchers[2]
+searchers[2] = function(name)
+  local loader, where = lua_files(name)
+  if type(loader) == "function" and type(where) == "string" then record(where) end
+  return loader, where
+end`;
+
 /** The modules family's registration table. */
 export const modules = (engine: Engine, context: RunContext): Family => {
   configureRequire(engine, context);
+  engine.compileLua("require watch", REQUIRE_WATCH_LUA, {
+    record: (L) => {
+      const path = engine.vm.toText(L, 1);
+      try {
+        context.loaded.add(Deno.realPathSync(path));
+      } catch {
+        context.loaded.add(path);
+      }
+      return 0;
+    },
+  });
   return {
     import: {
       lua: IMPORT_LUA,

@@ -90,10 +90,11 @@ Deno.test("reload_script re-runs the main script in a fresh Lua state and stops 
   strictEqual(r.stdout, "run 1\tnil\nrun 2\tnil\nrun 3\tnil\ndone\n");
 });
 
-Deno.test("--watch reloads when the script or a module it imported changes", async () => {
+Deno.test("--watch reloads when the script or a module it imported (or required) changes", async () => {
   const dir = await tempFiles({
     "app.lua": `import("greeting")\nprint("app v1", greeting.text)\n`,
     "greeting.lua": `return { text = "hello" }\n`,
+    "punct.lua": `return "!"\n`,
   });
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, "--watch", `${dir}/app.lua`],
@@ -121,13 +122,28 @@ Deno.test("--watch reloads when the script or a module it imported changes", asy
     await new Promise((r) => setTimeout(r, 300));
     await Deno.writeTextFile(`${dir}/greeting.lua`, `return { text = "bonjour" }\n`);
     await waitFor("app v2\tbonjour\n");
+    await new Promise((r) => setTimeout(r, 300));
+    await Deno.writeTextFile(
+      `${dir}/app.lua`,
+      `import("greeting")\nprint("app v3", greeting.text .. require("punct"))\n`,
+    );
+    await waitFor("app v3\tbonjour!\n");
+    await new Promise((r) => setTimeout(r, 300));
+    await Deno.writeTextFile(`${dir}/punct.lua`, `return "?"\n`);
+    await waitFor("app v3\tbonjour?\n");
   } finally {
     child.kill();
     await reader.cancel();
     await child.stderr.cancel();
     await child.status;
   }
-  deepStrictEqual(stdout.trim().split("\n"), ["app v1\thello", "app v2\thello", "app v2\tbonjour"]);
+  deepStrictEqual(stdout.trim().split("\n"), [
+    "app v1\thello",
+    "app v2\thello",
+    "app v2\tbonjour",
+    "app v3\tbonjour!",
+    "app v3\tbonjour?",
+  ]);
 });
 
 Deno.test("check_memory reports sizes and their change since the previous call", async () => {
