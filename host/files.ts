@@ -79,8 +79,10 @@ function listDir(engine: Engine, L: LuaState) {
       try {
         info = await Deno.lstat(`${path}/${entry.name}`);
       } catch (e) {
-        if (e instanceof Deno.errors.NotFound) continue; // removed while we listed
-        throw e;
+        if (!(e instanceof Deno.errors.NotFound)) throw e;
+        // A name that is not UTF-8 comes with U+FFFD in it, and that name does not exist: listed without details.
+        if (entry.name.includes("\uFFFD")) entries.push({ name: entry.name, is_dir: entry.isDirectory });
+        continue; // else it was removed while we listed
       }
       entries.push({
         name: entry.name,

@@ -928,3 +928,13 @@ Deno.test("os.tmpname makes the file it names (as lua5.4 on Linux does), so io.o
     print(os.remove(name), os.tmpname() ~= os.tmpname())`);
   strictEqual(out, "true\ntrue\ttrue\n");
 });
+
+Deno.test("list_dir lists a name that is not UTF-8 (with U+FFFD for the bad byte, and no details)", () =>
+  inTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/ok.txt`, "");
+    const made = await new Deno.Command("sh", { args: ["-c", `touch "$1/bad$(printf '\\377').txt"`, "sh", dir] })
+      .output();
+    ok(made.success);
+    const out = await lua(`for _, e in ipairs(list_dir(${lit(dir)})) do print(e.name, e.is_dir, e.size) end`);
+    strictEqual(out, "bad\uFFFD.txt\tfalse\tnil\nok.txt\tfalse\t0\n");
+  }));
