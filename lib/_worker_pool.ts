@@ -15,6 +15,9 @@ import { LuaError } from "../runtime/errors.ts";
 import { ByReference } from "../runtime/values.ts";
 import { after } from "../runtime/_timer.ts";
 
+/** The error types a run may reject with in a worker, made again on this side by name (as run() documents them). */
+const ERROR_TYPES: Record<string, new (message: string) => Error> = { TypeError, RangeError };
+
 /** What a worker needs to build the script's engines. */
 export interface Blueprint {
   name: string;
@@ -103,7 +106,7 @@ export class WorkerPool {
     if (this.#closing && pending.member.running === 0) pending.member.worker.terminate();
     if (reply.ok) return pending.resolve(reply.value);
     const { name, message, traceback } = reply.error;
-    pending.reject(name === "LuaError" ? new LuaError(message, traceback) : new Error(message));
+    pending.reject(name === "LuaError" ? new LuaError(message, traceback) : new (ERROR_TYPES[name] ?? Error)(message));
   }
 
   #failAll(member: Member, error: Error): void {

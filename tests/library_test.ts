@@ -549,7 +549,7 @@ Deno.test("workers: CPU-bound runs go in parallel and leave the event loop free"
   }
 });
 
-Deno.test("workers: a result that cannot leave its worker (a function) fails that run alone", async () => {
+Deno.test("workers: a result that cannot leave its worker (a function) fails that run alone; errors keep their types", async () => {
   const s = Script.fromString(
     "w.lua",
     "function main(kind) if kind == 'fn' then return { cb = function() end } end return 'ok ' .. kind end",
@@ -559,8 +559,12 @@ Deno.test("workers: a result that cannot leave its worker (a function) fails tha
     strictEqual(await s.run("a"), "ok a");
     const e = await s.run("fn").then(() => undefined, (e) => e);
     ok(e instanceof Error, `expected an error, got ${e}`);
+    ok(e instanceof TypeError, `expected a TypeError, got ${e}`);
     match(e.message, /^main's result cannot leave its worker \(results must be plain data\): DataCloneError/);
     strictEqual(await s.run("b"), "ok b");
+    // Bad arguments reject with the types run() documents, as in the engine pool.
+    await failure(s.run(new Map()), TypeError, "cannot pass a Map to Lua (use a plain object, an array or byRef)");
+    await failure(s.run(2n ** 70n), RangeError, "1180591620717411303424 does not fit a Lua integer (64 bits)");
   } finally {
     s.close();
   }
