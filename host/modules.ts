@@ -204,10 +204,12 @@ function configureRequire(engine: Engine, context: RunContext): void {
 
 // Lua's file searcher, wrapped so that each file require loads is told to the run (--watch follows it).
 const REQUIRE_WATCH_LUA = `
-local record, searchers, type = (...).record, package.searchers, type
+local record, searchers, type, pcall, error = (...).record, package.searchers, type, pcall, error
 local lua_files = searchers[2]
 searchers[2] = function(name)
-  local loader, where = lua_files(name)
+  -- Called through pcall, as require calls it from C: its errors then name no line of this wrapper.
+  local ok, loader, where = pcall(lua_files, name)
+  if not ok then error(loader, 0) end
   if type(loader) == "function" and type(where) == "string" then record(where) end
   return loader, where
 end`;
