@@ -391,9 +391,12 @@ end
 
 local function select(first, ...)
   if first == "#" then return lua_select("#", ...) end
-  if type(first) == "number" or (type(first) == "string" and not channels[first] and tonumber(first)) then
+  local t = type(first)
+  if t == "number" then
+    if first >= 1 and first % 1 == 0 then return lua_select(first, ...) end -- the common case, which never fails
     return select_index(first, ...)
   end
+  if t == "string" and not channels[first] and tonumber(first) then return select_index(first, ...) end
   local list = { first, ... }
   local n = #list
   if n == 0 then error("bad argument #1 to 'select' (channel expected, got no value)", 2) end
