@@ -55,6 +55,15 @@ async function gone(pid: number, ms = 3000): Promise<boolean> {
   return !alive(pid);
 }
 
+/** The commands whose pids a script wrote to `dir`/popen.pid and execute.pid have ended (`when`: for the message). */
+async function assertCommandsGone(dir: string, when = ""): Promise<void> {
+  for (const name of ["popen.pid", "execute.pid"]) {
+    const pid = Number((await Deno.readTextFile(`${dir}/${name}`)).trim());
+    ok(pid > 0, name);
+    ok(await gone(pid), `${when ? `${when}: ` : ""}${name}: process ${pid} still runs`);
+  }
+}
+
 Deno.test("os.execute returns Lua 5.4's status triple: success, exit code, signal", async () => {
   strictEqual(
     await lua(`
@@ -320,11 +329,7 @@ Deno.test("commands still running when the engine closes are killed, with what t
     sleep(0.3)
     os.exit(0)`);
   deepStrictEqual(r.outcome, { status: "exit", code: 0 });
-  for (const name of ["popen.pid", "execute.pid"]) {
-    const pid = Number((await Deno.readTextFile(`${dir}/${name}`)).trim());
-    ok(pid > 0, name);
-    ok(await gone(pid), `${name}: process ${pid} still runs`);
-  }
+  await assertCommandsGone(dir);
 });
 
 Deno.test("CLI: a time limit that stops a busy script also kills the commands it left running", async () => {
@@ -337,11 +342,7 @@ Deno.test("CLI: a time limit that stops a busy script also kills the commands it
   });
   const r = await solvm(["--timeout", "1500ms", `${dir}/runaway.lua`, dir]);
   strictEqual(r.code, 124, r.stderr);
-  for (const name of ["popen.pid", "execute.pid"]) {
-    const pid = Number((await Deno.readTextFile(`${dir}/${name}`)).trim());
-    ok(pid > 0, name);
-    ok(await gone(pid), `${name}: process ${pid} still runs`);
-  }
+  await assertCommandsGone(dir);
 });
 
 Deno.test("CLI: Ctrl-C (SIGINT) or SIGTERM ends SolVM with 130 or 143 and kills the commands, which Ctrl-C does not reach", async () => {
@@ -363,11 +364,7 @@ Deno.test("CLI: Ctrl-C (SIGINT) or SIGTERM ends SolVM with 130 or 143 and kills 
       },
     });
     strictEqual(r.code, code, r.stderr);
-    for (const name of ["popen.pid", "execute.pid"]) {
-      const pid = await pidFile(name);
-      ok(pid > 0, name);
-      ok(await gone(pid), `${signal}: ${name}: process ${pid} still runs`);
-    }
+    await assertCommandsGone(dir, signal);
   }
 });
 
@@ -383,11 +380,7 @@ Deno.test("CLI: a time limit also kills the commands an actor left running", asy
   });
   const r = await solvm(["--timeout", "1500ms", `${dir}/main.lua`, dir]);
   strictEqual(r.code, 124, r.stderr);
-  for (const name of ["popen.pid", "execute.pid"]) {
-    const pid = Number((await Deno.readTextFile(`${dir}/${name}`)).trim());
-    ok(pid > 0, name);
-    ok(await gone(pid), `${name}: process ${pid} still runs`);
-  }
+  await assertCommandsGone(dir);
 });
 
 /** An actor that starts a command and then never yields, stopped by force: its command must go with it. */
