@@ -132,12 +132,13 @@ function confinement(options: Options): Deno.PermissionOptionsObject | undefined
   return granted;
 }
 
-/** Parses "500ms", "10s", "2m", "1h" or a bare number of seconds into milliseconds. */
-function parseDuration(text: string): number {
+/** Parses "500ms", "10s", "2m", "1h" or a bare number of seconds: milliseconds, and the duration as messages show it ("2" is "2s"). */
+function parseDuration(text: string): { ms: number; shown: string } {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
   if (!m) throw new UsageError(`invalid duration "${text}" (examples: 500ms, 10s, 2m)`);
-  const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? "s"]!;
-  return Number(m[1]) * scale;
+  const unit = m[2] ?? "s";
+  const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!;
+  return { ms: Number(m[1]) * scale, shown: `${m[1]}${unit}` };
 }
 
 function noPermissions(): Permissions {
@@ -155,7 +156,7 @@ function positiveInteger(flag: string, value: string | undefined): number {
 function parseArgs(argv: string[]): Options | "help" | "version" {
   const options: Options = {
     args: [],
-    timeoutMs: parseDuration(DEFAULT_TIMEOUT),
+    timeoutMs: parseDuration(DEFAULT_TIMEOUT).ms,
     timeoutText: DEFAULT_TIMEOUT,
     explicitTimeout: false,
     watch: false,
@@ -192,8 +193,7 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
       case "--timeout": {
         const value = inline ?? argv[++i];
         if (value === undefined) throw new UsageError(`${flag} needs a duration (examples: 500ms, 10s, 2m)`);
-        options.timeoutMs = parseDuration(value);
-        options.timeoutText = /^[\d.]+$/.test(value.trim()) ? `${value.trim()}s` : value.trim(); // a bare number is seconds
+        ({ ms: options.timeoutMs, shown: options.timeoutText } = parseDuration(value));
         options.explicitTimeout = true;
         break;
       }
