@@ -45,23 +45,14 @@ export function setActorLink(actorLink: ActorLink): void {
   threadLink = actorLink;
 }
 
-/** The roots of engines outside actor threads. */
-const roots = new WeakMap<Engine, RootSystem>();
-
 /**
- * The link of `engine`: its thread's in an actor, else a root of its own,
- * made on first use and closed with the engine (its actors end with it).
- * Each engine of a program (a Context, a reloaded script) so has its own
- * actors, ids and mailbox.
+ * A root for the actors of `engine` (outside an actor thread), closed with
+ * the engine: its actors end with it. Each engine of a program (a Context,
+ * a reloaded script) so has its own actors, ids and mailbox.
  */
-function linkOf(engine: Engine): ActorLink {
-  if (threadLink) return threadLink;
-  let root = roots.get(engine);
-  if (!root) {
-    const made = new RootSystem(settings.threads ?? directThreads, logLevel(), settings.label, settings.rules ?? {});
-    roots.set(engine, root = made);
-    engine.onClose(() => made.close());
-  }
+function newRoot(engine: Engine): RootSystem {
+  const root = new RootSystem(settings.threads ?? directThreads, logLevel(), settings.label, settings.rules ?? {});
+  engine.onClose(() => root.close());
   return root;
 }
 
@@ -394,6 +385,9 @@ export const actors = (engine: Engine, context: RunContext): Family => {
   const supervisors = new Map<number, Supervisor>();
   let nextSupervisor = 0;
   const codec = () => codecs.get(engine)!; // made once the Lua side exists, below
+  // This thread's link in an actor, else the engine's own root, made on first use.
+  let link: ActorLink | undefined;
+  const linkOf = () => link ??= threadLink ?? newRoot(engine);
   const readArgs = (L: LuaState, from: number) => {
     const args: Packed[] = [];
     for (let i = from; i <= api.lua_gettop(L); i++) args.push(toMessage(engine, L, i));
@@ -468,7 +462,7 @@ export const actors = (engine: Engine, context: RunContext): Family => {
     const children = readChildren(L, 1);
     const id = ++nextSupervisor;
     const supervisor = new Supervisor(
-      linkOf(engine),
+      linkOf(),
       strategy as typeof STRATEGIES[number],
       maxRestarts,
       within * 1000,
@@ -488,7 +482,7 @@ export const actors = (engine: Engine, context: RunContext): Family => {
       } catch (e) {
         atCaller(e);
       }
-      const actors = linkOf(engine);
+      const actors = linkOf();
       return actors.spawn(path, args).then((id) => {
         const release = engine.keepAlive();
         actors.exitOf(id).then((exit) => {
@@ -505,23 +499,23 @@ export const actors = (engine: Engine, context: RunContext): Family => {
       const id = checkInteger(vm, L, 1, "send");
       if (api.lua_gettop(L) < 2) atCaller(argError(1, "send", "message expected"));
       try {
-        linkOf(engine).send(id, (out) => codec().pack(out, L, 2));
+        linkOf().send(id, (out) => codec().pack(out, L, 2));
       } catch (e) {
         atCaller(e);
       }
       return 0;
     },
     stop: (L: LuaState) => {
-      linkOf(engine).stop(checkInteger(vm, L, 1, "stop"));
+      linkOf().stop(checkInteger(vm, L, 1, "stop"));
       return 0;
     },
     wait: engine.blocking("wait", (L) => {
       const id = checkInteger(vm, L, 1, "wait");
-      return linkOf(engine).exitOf(id).then(pushExit);
+      return linkOf().exitOf(id).then(pushExit);
     }),
     // mailbox(): the next message; nil once the actor was asked to stop and its mail is read.
     mailbox: engine.blocking("mailbox", (L) => {
-      const inbox = linkOf(engine).inbox;
+      const inbox = linkOf().inbox;
       const next = (): Pusher | undefined => {
         const msg = inbox.take();
         if (msg !== undefined) return (L) => (codec().unpack(L, msg), 1);
@@ -532,9 +526,9 @@ export const actors = (engine: Engine, context: RunContext): Family => {
       const waitForMail = (): Promise<Pusher> => inbox.arrival().then(() => next() ?? waitForMail());
       return waitForMail();
     }),
-    self_id: (L: LuaState) => (api.lua_pushinteger(L, BigInt(linkOf(engine).selfId)), 1),
+    self_id: (L: LuaState) => (api.lua_pushinteger(L, BigInt(linkOf().selfId)), 1),
     parent_id: (L: LuaState) => {
-      const parent = linkOf(engine).parentId;
+      const parent = linkOf().parentId;
       if (parent === undefined) api.lua_pushnil(L);
       else api.lua_pushinteger(L, BigInt(parent));
       return 1;
