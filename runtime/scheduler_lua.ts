@@ -116,15 +116,15 @@ local function release_waiters()
 end
 
 -- Runs the to-be-closed variables a coroutine that failed with err left
--- open, as Lua does when an error leaves a pcall. Returns a reporter of the
--- new error one of them raised, if any, to call after err is reported.
-local function close_failed(co, g, err)
+-- open, as Lua does when an error leaves a pcall. Returns the message of a
+-- new error one of them raised, if any (report it after err).
+local function close_failed(co, err)
   local ok, close_err = co_close(co)
-  if ok or close_err == err then return function() end end
-  local message = message_of(close_err)
-  return function()
-    dispatch_error({ name = name_of(g) .. " (closing a to-be-closed variable)" }, message, message)
-  end
+  if not ok and close_err ~= err then return message_of(close_err) end
+end
+
+local function report_close_error(g, message)
+  dispatch_error({ name = name_of(g) .. " (closing a to-be-closed variable)" }, message, message)
 end
 
 local function finish(g, ok, err)
@@ -137,10 +137,10 @@ local function finish(g, ok, err)
   else
     local message = message_of(err)
     local trace = traceback(g.co, message)
-    local report_close = close_failed(g.co, g, err)
+    local close_error = close_failed(g.co, err)
     if g.mode ~= "watched" then dispatch_error(g, message, trace) end
     if g.mode then host.finished(g.id, false, message, trace) end
-    report_close()
+    if close_error then report_close_error(g, close_error) end
   end
   release_waiters()
 end
@@ -215,7 +215,8 @@ local function direct(co, ...)
     end
     local message = message_of(r1)
     local trace = traceback(co, message)
-    close_failed(co, g, r1)()
+    local close_error = close_failed(co, r1)
+    if close_error then report_close_error(g, close_error) end
     return true, false, message, trace, rhead <= rtail
   end
   next_id = next_id + 1
@@ -490,8 +491,7 @@ local function cancel(id, message)
       break
     end
   end
-  co_close(g.co)
-  finish(g, false, message)
+  finish(g, false, message) -- which closes its to-be-closed variables
   return op or true
 end
 
