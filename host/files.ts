@@ -129,8 +129,9 @@ local function explain(message)
   return message .. "\\n\\t" .. reason
 end
 return function(original, name, returns)
-  -- pcall called original, so its own argument errors, require's "not found" and io.lines's "cannot open" lack the caller's position
-  -- and the function's name: give them back, as a direct call would have. Other errors pass unchanged.
+  -- pcall called original, so its own argument errors, require's "not found" and io.lines's "cannot open"
+  -- lack the caller's position and the function's name: give them back, as a direct call would have.
+  -- Other errors pass unchanged.
   local function rethrow(e)
     if type(e) == "string" then
       if e:find("Permission denied", 1, true) then error(explain(e), 0) end
