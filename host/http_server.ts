@@ -190,6 +190,18 @@ function decodePath(raw: string): string {
   return raw.split("/").map((segment) => decodeURIComponent(segment).replaceAll("/", "%2F")).join("/");
 }
 
+/** `req.query_params`: name -> value, or -> the list of values for a name given more than once (`?tag=a&tag=b`). */
+function queryParams(query: string): Record<string, string | string[]> {
+  const values = new Map<string, string | string[]>();
+  for (const [name, value] of new URLSearchParams(query)) {
+    const before = values.get(name);
+    if (before === undefined) values.set(name, value);
+    else if (typeof before === "string") values.set(name, [before, value]);
+    else before.push(value);
+  }
+  return Object.fromEntries(values);
+}
+
 const plain = (status: number, text: string) => new Response(text, { status, headers: { "content-type": TEXT } });
 
 /** What a handler's request table makes its other fields from, while the handler runs. */
@@ -402,7 +414,11 @@ class ServerTable {
     if (server.routes.ws.length > 0) {
       const found = match(server.routes.ws, url.pathname);
       if (found && request.headers.get("upgrade")?.toLowerCase() === "websocket") {
-        return this.#upgrade(server, request, found.route);
+        // The handler runs after the upgrade, when Deno has closed the request: it gets a copy.
+        const copy = new Request(request.url, { headers: request.headers });
+        const at = { remoteAddr: info.remoteAddr, completed: info.completed };
+        const pending = { request: copy, url, body: EMPTY, params: found.params, info: at, ref: 0, table: 0 };
+        return this.#upgrade(server, request, pending, found.route);
       }
     }
     const http = match(server.routes.http, url.pathname);
@@ -454,15 +470,22 @@ class ServerTable {
    * on first use (most handlers read few of them, and making them all
    * cost more than the rest of a request).
    */
-  #pushRequest(L: LuaState, pending: PendingRequest): number {
+  #pushRequest(L: LuaState, pending: PendingRequest, whole = false): number {
     const vm = this.engine.vm;
     const api = vm.api;
     const { request, url } = pending;
-    api.lua_createtable(L, 0, 3);
-    pending.table = api.lua_topointer(L, -1);
-    api.lua_pushvalue(L, -1);
-    pending.ref = vm.ref(L);
-    this.#requests.set(pending.table, pending);
+    api.lua_createtable(L, 0, whole ? 8 : 3);
+    if (whole) {
+      for (const field of LAZY_FIELDS) {
+        this.#makeField(L, pending, field);
+        api.lua_setfield(L, -2, vm.cstr(field));
+      }
+    } else {
+      pending.table = api.lua_topointer(L, -1);
+      api.lua_pushvalue(L, -1);
+      pending.ref = vm.ref(L);
+      this.#requests.set(pending.table, pending);
+    }
     vm.pushString(L, request.method);
     api.lua_setfield(L, -2, vm.cstr("method"));
     vm.pushString(L, url.pathname);
@@ -523,7 +546,7 @@ class ServerTable {
         vm.pushString(L, url.query);
         break;
       case "query_params":
-        vm.pushValue(L, Object.fromEntries(new URLSearchParams(url.query)));
+        vm.pushValue(L, queryParams(url.query));
         break;
       case "headers":
         api.lua_createtable(L, 0, 8);
@@ -670,7 +693,8 @@ class ServerTable {
     return problem ?? { fields, typed };
   }
 
-  #upgrade(server: Server, request: Request, route: Route): Response {
+  /** Upgrades `request` to a WebSocket whose handler gets `(ws, req)`, req made whole from `pending`. */
+  #upgrade(server: Server, request: Request, pending: PendingRequest, route: Route): Response {
     const { socket, response } = Deno.upgradeWebSocket(request);
     const id = ++this.#nextSocket;
     const inbox = new Inbox(socket);
@@ -689,7 +713,7 @@ class ServerTable {
         vm.pushRef(L, this.#makeWs);
         vm.api.lua_pushinteger(L, BigInt(id));
         vm.api.lua_callk(L, 1, 1, 0, 0);
-        return 1;
+        return 1 + this.#pushRequest(L, pending, true);
       });
     });
     return response;

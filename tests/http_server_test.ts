@@ -1014,6 +1014,24 @@ class WsClient {
   }
 }
 
+Deno.test("req.query_params: a name given more than once gives the list of its values, in order", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_http("s", "/q", function(req)
+      local out = {}
+      for _, name in ipairs({ "tag", "one", "__proto__" }) do
+        local v = req.query_params[name]
+        out[#out + 1] = name .. "=" .. (type(v) == "table" and "{" .. table.concat(v, ",") .. "}" or tostring(v))
+      end
+      return table.concat(out, " ")
+    end)
+    serve("s")`);
+  await session(s, async () => {
+    await expectText(s.url("/q?tag=a&one=1&tag=b+c&tag=&__proto__=x"), "tag={a,b c,} one=1 __proto__=x");
+    await expectText(s.url("/q"), "tag=nil one=nil __proto__=nil");
+  });
+});
+
 const wsUrl = (s: Running<unknown>, path: string) => s.url(path).replace("http:", "ws:");
 
 Deno.test("WebSocket: welcome message, text and binary echo, receive() is nil after the client closes", async () => {
@@ -1062,6 +1080,26 @@ Deno.test("WebSocket: welcome message, text and binary echo, receive() is nil af
     "got\t5\ngot\t10\ngot\t256\nlate send:\tnil\tconnection closed\nclosed after 3 messages\nstopped\n",
   );
   strictEqual(r.stderr, "");
+});
+
+Deno.test("WebSocket: the handler gets the upgrade request as its second argument, every field readable", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_ws("s", "/rooms/:room", function(ws, req)
+      sleep(0.05)  -- the fields are there after the upgrade, too
+      ws.send(table.concat({ req.method, req.path, req.params.room, req.query, req.query_params.user,
+        tostring(req.headers["Sec-WebSocket-Version"]), req.remote_addr, "[" .. req.body .. "]" }, "|"))
+    end)
+    serve("s")`);
+  await session(s, async () => {
+    const client = new WsClient(wsUrl(s, "/rooms/lobby?user=ann"));
+    try {
+      await within(client.opened, 10_000, "the WebSocket to open");
+      strictEqual(await client.next(), "GET|/rooms/lobby|lobby|user=ann|ann|13|127.0.0.1|[]");
+    } finally {
+      await client.close();
+    }
+  });
 });
 
 Deno.test("20 WebSocket connections at once, each its own goroutine, each echoing", async () => {
