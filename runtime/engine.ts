@@ -1046,6 +1046,8 @@ export class Engine {
    * `name`; returns a registry reference to its channel object. Its buffer
    * is unbounded, so feeding it never waits. `onClose` is told when the
    * channel is closed (by Lua's close_channel or by {@linkcode closeChannel}).
+   * Closing it drops the values nobody took, calling the `close` of each
+   * that has one (an accepted connection is reset as a listener's backlog is).
    * May be called from a host function as well as from the event loop.
    */
   newChannel(name: string, onClose?: () => void): number {

@@ -361,7 +361,18 @@ local function close_channel(c)
   local ch = channels[c] or lookup(c, "close_channel")
   if ch.closed then error("close of closed channel '" .. ch.name .. "'", 2) end
   ch.closed = true
-  if ch.host_id then host.channel_closed(ch.host_id) end  -- a channel fed from JavaScript
+  if ch.host_id then  -- a channel fed from JavaScript: what nobody took goes with it, closed if it can be
+    host.channel_closed(ch.host_id)
+    local buf = ch.buf
+    for _ = 1, ch.n do
+      local i = ch.bh + 1
+      local v = buf[i]
+      buf[i], ch.bh = nil, i % ch.cap
+      local close = type(v) == "table" and rawget(v, "close")
+      if type(close) == "function" then pcall(close) end
+    end
+    ch.n = 0
+  end
   while true do
     local g = pop_receiver(ch.rq)
     if not g then break end

@@ -324,6 +324,33 @@ Deno.test("a listener stops at close() and at close_channel", async () => {
   strictEqual(stdout, "accept loop got\tnil\tfalse\ntrue\ntrue\ntrue\ntrue\n");
 });
 
+Deno.test("closing a listener resets the connections it accepted that nobody received", async () => {
+  const { outcome, stdout } = await runLuaWithin(`
+    local function queued_client()
+      local server = assert(tcp_listen(0, "127.0.0.1"))
+      local client = assert(tcp_connect("127.0.0.1", server.port))
+      sleep(0.1)  -- accepted by now, waiting in the listener's channel
+      return server, client
+    end
+    local server, client = queued_client()
+    server.close()
+    print("receive after close:", receive(server))
+    print("client reads:", client.read())
+    local other, client2 = queued_client()
+    close_channel(other)
+    print("after close_channel:", client2.read())
+    local kept, client3 = queued_client()
+    local conn = receive(kept)  -- received before the close: it stays open
+    kept.close()
+    conn.write("still here")
+    print("received one:", client3.read())`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(
+    stdout,
+    "receive after close:\tnil\tfalse\nclient reads:\tnil\nafter close_channel:\tnil\nreceived one:\tstill here\n",
+  );
+});
+
 Deno.test("without --allow-net, socket calls say which flag is missing and the script goes on", async () => {
   const dir = await Deno.makeTempDir({ prefix: "solvm-sockets-" });
   try {
