@@ -59,8 +59,6 @@ export interface EngineOptions {
   stderr?: (text: string) => void;
   /** Told each time the number of resident sources (servers, intervals, ...) changes. */
   onResidentChange?: (count: number) => void;
-  /** Reads standard input for `io.read` (returns 0 at end). Default: Deno.stdin. */
-  stdin?: (into: Uint8Array) => number;
   /** Files for Lua's `io`/`os` libraries, descriptors 3 and up. Default: none. */
   files?: LuaSystem;
   /**
@@ -311,13 +309,13 @@ export class Engine {
   /** {@linkcode create}, returning the engine itself (loading needs no waiting). */
   static createSync(options: EngineOptions = {}): Engine {
     const files = options.files ?? NO_FILES;
-    const stdin = options.stdin ?? ((into: Uint8Array) => Deno.stdin.readSync(into) ?? 0);
     const decoder = new TextDecoder();
     let engine: Engine | undefined = undefined;
     // Descriptors 0-2 are the engine's streams, so io.write and print share one buffer.
     const system: LuaSystem = {
       ...files,
-      read: (fd, into) => fd === 0 ? stdin(into) : files.read(fd, into),
+      // Standard input as the C library reads it (host/stdin.ts gives Lua's io a reader that parks instead).
+      read: (fd, into) => fd === 0 ? Deno.stdin.readSync(into) ?? 0 : files.read(fd, into),
       write: (fd, bytes) => {
         if (fd === 1) engine!.stdout.write(bytes);
         else if (fd === 2) engine!.reportError(decoder.decode(bytes), false);

@@ -55,7 +55,8 @@ const BINARY = Deno.env.get("SOLVM_BIN");
 export async function solvm(
   args: string[],
   options: {
-    stdin?: string;
+    /** Standard input: all of it at once, or written by a function over time (closed when it returns). */
+    stdin?: string | ((write: (text: string) => Promise<void>) => Promise<void>);
     cwd?: string;
     env?: Record<string, string>;
     whileRunning?: (child: Deno.ChildProcess) => Promise<void>;
@@ -69,12 +70,14 @@ export async function solvm(
     cwd: options.cwd,
     env: { NO_COLOR: "1", ...options.env },
   }).spawn();
+  let feeding: Promise<void> | undefined;
   if (options.stdin !== undefined) {
     const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(options.stdin));
-    await writer.close();
+    const write = (text: string) => writer.write(new TextEncoder().encode(text));
+    const feed = typeof options.stdin === "string" ? write(options.stdin) : options.stdin(write);
+    feeding = feed.finally(() => writer.close());
   }
-  const [{ code, stdout, stderr }] = await Promise.all([child.output(), options.whileRunning?.(child)]);
+  const [{ code, stdout, stderr }] = await Promise.all([child.output(), options.whileRunning?.(child), feeding]);
   const decoder = new TextDecoder();
   return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
 }

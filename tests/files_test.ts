@@ -5,7 +5,7 @@
  * removes it at the end.
  */
 import { deepStrictEqual, ok, strictEqual } from "node:assert";
-import { runLua, solvm, solvmUnder } from "./_helpers.ts";
+import { runLua, sleep, solvm, solvmUnder } from "./_helpers.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -656,6 +656,63 @@ print(io.read("L"), io.stdin:read("a") == "")
     const empty = await solvm([`${dir}/stdin.lua`], { stdin: "" });
     strictEqual(empty.stderr, "");
     strictEqual(empty.stdout, "nil\tnil\tfalse\tnil\ttrue\n");
+  }));
+
+Deno.test("io.read waiting for standard input parks only its goroutine: the others run meanwhile", () =>
+  inTempDir(async (dir) => {
+    await Deno.writeTextFile(
+      `${dir}/waits.lua`,
+      `local ticks = 0
+go(function() while true do sleep(0.02) ticks = ticks + 1 end end)
+local line = io.read()
+print(line, ticks >= 5)
+for l in io.stdin:lines() do print(l, ticks >= 10) end
+os.exit(0)
+`,
+    );
+    const r = await solvm([`${dir}/waits.lua`], {
+      stdin: async (write) => {
+        await sleep(400);
+        await write("first\n");
+        await sleep(400);
+        await write("second\n");
+      },
+    });
+    strictEqual(r.stderr, "");
+    strictEqual(r.stdout, "first\ttrue\nsecond\ttrue\n");
+  }));
+
+Deno.test("stdin formats as lua5.4 reads them: numbers, counts, lines, *-formats, bad formats, inside a C call", () =>
+  inTempDir(async (dir) => {
+    await Deno.writeTextFile(
+      `${dir}/formats.lua`,
+      `print(io.read("n", "n", "l"))
+print(io.read("L"))
+print(io.stdin:read(3, 0))
+print(io.read("*l"))
+print(io.read("n"))
+print(io.read("l"))
+print(string.gsub("ab", "%w", function() return io.read(1) end))
+for l in io.lines() do io.write("[", l, "]") end
+print()
+print(io.read("a"), io.read("l"), io.read(0), io.read(2.0))
+print(pcall(io.read, "x"))
+print(pcall(io.read, 1.5))
+print(pcall(io.stdin.read, io.stdin, "l", {}))
+local ok, err = pcall(function() local line = io.stdin:read("q") return line end)
+print(err)
+`,
+    );
+    const r = await solvm([`${dir}/formats.lua`], { stdin: "12 0x1F rest\nline two\nabcdefg\n -3.5e2x\nxyA\nB\nC" });
+    strictEqual(r.stderr, "");
+    strictEqual(
+      r.stdout,
+      "12\t31\t rest\nline two\n\nabc\t\ndefg\n-350.0\nx\nxy\t2\n[A][B][C]\n\tnil\tnil\tnil\n" +
+        "false\tbad argument #1 to 'read' (invalid format)\n" +
+        "false\tbad argument #1 to 'read' (number has no integer representation)\n" +
+        "true\tnil\n" + // as in lua5.4: formats after one that failed are not looked at
+        `${dir}/formats.lua:14: bad argument #1 to 'read' (invalid format)\n`,
+    );
   }));
 
 // ---------------------------------------------------------------------------
