@@ -181,7 +181,8 @@ export type Tracker = (ok: boolean, L: LuaState) => void;
 // V8 runs WebAssembly first in its baseline tier and cannot swap a running
 // call to optimized code, so a long loop entered early stays ~2.5x slower
 // for its whole life. For the first moments a rare count hook lets each
-// goroutine yield once, so it re-enters the interpreter in optimized code.
+// goroutine yield once, so it re-enters the interpreter in optimized code;
+// the scheduler resumes it at once (no other goroutine runs in between).
 const TIER_UP_MS = 300;
 const TIER_UP_INSTRUCTIONS = 100_000;
 // With an instruction limit the hook fires this often: the limit's precision.
@@ -417,7 +418,7 @@ export class Engine {
       if (this.#isSchedulerSource(new DataView(vm.lua.heap().buffer).getUint32(ar + LUA_DEBUG_SOURCE, true))) return;
       if (limited) this.#tieredUp.add(T);
       else api.lua_sethook(T, 0, 0, 0);
-      this.pushSchedulerField(T, "owns");
+      this.pushSchedulerField(T, "tier_up");
       api.lua_pushthread(T);
       if (api.lua_pcallk(T, 1, 1, 0, 0, 0) !== LUA_OK) throw new Error(`SolVM scheduler failure: ${vm.toText(T, -1)}`);
       const own = api.lua_toboolean(T, -1);

@@ -158,6 +158,24 @@ local function suspended(g, r1, r2, r3)
   end
 end
 
+-- Before the engine's tier-up yield (see engine.ts): whether thread is the running goroutine's own coroutine (not
+-- a coroutine inside it), marked to be resumed at once. Goroutines switch only where they wait or yield themselves.
+local function tier_up(thread)
+  if current == nil or current.co ~= thread then return false end
+  current.at_once = true
+  return true
+end
+
+-- Resumes g's coroutine again at once while it comes back from a tier-up yield.
+local function past_tier_up(g, ok, r1, r2, r3)
+  while g.at_once do
+    g.at_once = nil
+    if co_status(g.co) ~= "suspended" then break end
+    ok, r1, r2, r3 = co_resume(g.co)
+  end
+  return ok, r1, r2, r3
+end
+
 local function run()
   while rhead <= rtail do
     local g = ready[rhead]
@@ -182,6 +200,7 @@ local function run()
     else
       ok, r1, r2, r3 = co_resume(g.co)
     end
+    if g.at_once then ok, r1, r2, r3 = past_tier_up(g, ok, r1, r2, r3) end
     current = nil
     if co_status(g.co) == "dead" then finish(g, ok, r1) else suspended(g, r1, r2, r3) end
     ::next::
@@ -204,6 +223,7 @@ local function direct(co, ...)
   local outer = current
   current = g
   local ok, r1, r2, r3 = co_resume(co, ...)
+  if g.at_once then ok, r1, r2, r3 = past_tier_up(g, ok, r1, r2, r3) end
   current = outer
   if co_status(co) == "dead" then
     live = live - 1
@@ -234,11 +254,6 @@ local function wake(...)
     host_waiting[id] = nil
     if g and g.state == "parked" then make_ready(g) end
   end
-end
-
--- Whether thread is the running goroutine's own coroutine (not a coroutine inside it).
-local function owns(thread)
-  return current ~= nil and current.co == thread
 end
 
 -- Channels ----------------------------------------------------------------
@@ -590,7 +605,7 @@ end
 return {
   run = run, wake = wake, spawn = spawn, direct = direct, cancel = cancel, parked_report = parked_report,
   report_failure = report_failure,
-  goroutines = goroutines, owns = owns,
+  goroutines = goroutines, tier_up = tier_up,
   list_goroutines = list_goroutines, limit_goroutines = limit_goroutines,
   go = go, chan = chan, send = send, receive = receive, close_channel = close_channel,
   select = select, wait = wait, on_error = on_error,

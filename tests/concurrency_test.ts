@@ -15,6 +15,28 @@ Deno.test("goroutines share globals and upvalues, get their arguments, and wait(
   strictEqual(stdout, "15\tg1,g2,g3,g4,g5\n");
 });
 
+Deno.test("a goroutine that computes without waiting is never interrupted, even past the engine's tier-up window", async () => {
+  // The engine makes each goroutine yield once in its first 300 ms (so V8's optimised code takes over); that yield
+  // must not let another goroutine run in the middle of a read-modify-write.
+  const { outcome, stdout } = await runLua(`
+    counter = 0
+    local order = {}
+    for g = 1, 2 do
+      go(function()
+        local before = counter
+        order[#order + 1] = "start " .. g
+        local t0 = os.clock()
+        while os.clock() - t0 < 0.4 do end
+        counter = before + 1
+        order[#order + 1] = "end " .. g
+      end)
+    end
+    wait()
+    print(table.concat(order, ", "), counter)`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(stdout, "start 1, end 1, start 2, end 2\t2\n");
+});
+
 Deno.test("go returns an id and rejects a non-function", async () => {
   const { stdout } = await runLua(`
     local id = go(function() end)
