@@ -11,7 +11,7 @@ import { concurrency } from "./concurrency.ts";
 import { json } from "./json.ts";
 import { timers } from "./timers.ts";
 import { files } from "./files.ts";
-import { standardInput } from "./stdin.ts";
+import { standardStreams } from "./stdio.ts";
 import { modules } from "./modules.ts";
 import { debugging, watchPath } from "./debug.ts";
 import { fileErrorReason } from "./filesystem.ts";
@@ -48,7 +48,7 @@ export function installGlobals(engine: Engine, context: RunContext = { loaded: n
       json,
       timers,
       files,
-      standardInput,
+      standardStreams,
       modules,
       debugging,
       monitor,

@@ -315,7 +315,7 @@ export class Engine {
     // Descriptors 0-2 are the engine's streams, so io.write and print share one buffer.
     const system: LuaSystem = {
       ...files,
-      // Standard input as the C library reads it (host/stdin.ts gives Lua's io a reader that parks instead).
+      // Standard input as the C library reads it (host/stdio.ts gives Lua's io a reader that parks instead).
       read: (fd, into) => fd === 0 ? Deno.stdin.readSync(into) ?? 0 : files.read(fd, into),
       write: (fd, bytes) => {
         if (fd === 1) engine!.stdout.write(bytes);

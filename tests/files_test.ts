@@ -715,6 +715,31 @@ print(err)
     );
   }));
 
+Deno.test("io.stdout:flush() and io.flush() send what was written at once, before a long computation", () =>
+  inTempDir(async (dir) => {
+    await Deno.writeTextFile(
+      `${dir}/flush.lua`,
+      `io.write("working... ") io.stdout:flush()
+local t0 = os.clock() while os.clock() - t0 < 0.5 do end
+io.write("half ") local flushed = io.flush()
+t0 = os.clock() while os.clock() - t0 < 0.5 do end
+print(flushed, io.stdout:flush() == true)
+`,
+    );
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname, `${dir}/flush.lua`],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const chunks: string[] = [];
+    const decoder = new TextDecoder();
+    for await (const chunk of child.stdout) chunks.push(decoder.decode(chunk));
+    strictEqual((await child.status).code, 0);
+    // Each flush's output arrived on its own, half a second before the next.
+    deepStrictEqual(chunks, ["working... ", "half ", "true\ttrue\n"]);
+  }));
+
 // ---------------------------------------------------------------------------
 // Lua's os library
 

@@ -1,9 +1,12 @@
 /**
- * Standard input for Lua's own `io.read`, `io.lines()` and `io.stdin`'s
- * `read` and `lines`: a read that has to wait for input parks only its
- * goroutine, so timers, servers and other goroutines go on meanwhile (the C
- * library's read would hold the whole engine until a line arrives).
- * Formats and results are Lua's: `"n"`, `"l"`, `"L"`, `"a"` and byte counts.
+ * The standard streams under Lua's own `io`. Reading standard input
+ * (`io.read`, `io.lines()`, `io.stdin`'s `read` and `lines`) parks only the
+ * goroutine that reads when it has to wait for input, so timers, servers and
+ * other goroutines go on meanwhile (the C library's read would hold the whole
+ * engine until a line arrives); formats and results are Lua's: `"n"`, `"l"`,
+ * `"L"`, `"a"` and byte counts. Flushing standard output (`io.flush()`,
+ * `io.stdout:flush()`) flushes the engine's buffer, which `print` and
+ * `io.write` share.
  *
  * @module
  */
@@ -185,10 +188,10 @@ const input = new InputBuffer();
  * The Lua side: checks formats as Lua's g_read does, and sends standard
  * input's reads to `take`; other files keep the C library's methods.
  */
-const STDIN_LUA = `
-local take = (...).take
+const STDIO_LUA = `
+local take, flush_stdout = (...).take, (...).flush_stdout
 local io, type, select, tonumber, error, tointeger, unpack = io, type, select, tonumber, error, math.tointeger, table.unpack
-local stdin, input, io_type = io.stdin, io.input, io.type
+local stdin, stdout, input, output, io_type = io.stdin, io.stdout, io.input, io.output, io.type
 local methods = getmetatable(stdin).__index
 -- The C library's methods (named as they are, for the messages of their own errors).
 local read, lines = methods.read, methods.lines
@@ -246,10 +249,11 @@ local function lines_stdin(...)
   return function() return raise_failure(read_stdin(3, "for iterator", unpack(formats, 1, n))) end
 end
 
--- Standard input's read and lines are these; every other file keeps the C library's methods (and their messages).
+-- Standard input's read and lines, and standard output's flush, are these; every other file keeps the C library's
+-- methods (and their messages).
 local meta = getmetatable(stdin)
 local methods = meta.__index
-local read = methods.read
+local read, flush = methods.read, methods.flush
 local for_stdin = {
   read = function(f, ...)
     if f ~= stdin then return read(f, ...) end
@@ -260,11 +264,16 @@ local for_stdin = {
     return lines_stdin(...)
   end,
 }
+local for_stdout = {
+  flush = function(f)
+    if f ~= stdout then return flush(f) end
+    flush_stdout()
+    return true
+  end,
+}
 meta.__index = function(f, key)
-  if f == stdin then
-    local method = for_stdin[key]
-    if method then return method end
-  end
+  local own = f == stdin and for_stdin[key] or f == stdout and for_stdout[key]
+  if own then return own end
   return methods[key]
 end
 
@@ -285,6 +294,15 @@ return {
     if name == nil and input() == stdin then return lines_stdin(...) end
     return io_lines(name, ...)
   end,
+  flush = function()
+    local f = output()
+    if f == stdout then
+      flush_stdout()
+      return true
+    end
+    if io_type(f) == "closed file" then error("default output file is closed", 2) end
+    return flush(f)
+  end,
 }`;
 
 /** Pushes `answer` (a string, or nil and the read error if there was one). */
@@ -301,8 +319,8 @@ function pushAnswer(engine: Engine, L: LuaState, answer: Answer): number {
   return 2;
 }
 
-/** The standard-input family's registration table (it also gives `io.stdin` a `read` and `lines` of its own). */
-export const standardInput = (engine: Engine): Family => {
+/** The standard streams' registration table (it also gives `io.stdin` and `io.stdout` methods of their own). */
+export const standardStreams = (engine: Engine): Family => {
   const vm = engine.vm;
   const take = engine.blocking("io.read", (L) => {
     const kind = vm.toText(L, 1);
@@ -322,12 +340,14 @@ export const standardInput = (engine: Engine): Family => {
   });
   let wired = 0;
   const rewired = (L: LuaState) => {
-    wired ||= engine.compileLua("io.stdin", STDIN_LUA, { take });
+    const flushStdout = () => (engine.stdout.flush(), 0);
+    wired ||= engine.compileLua("standard streams", STDIO_LUA, { take, flush_stdout: flushStdout });
     vm.pushRef(L, wired);
     return 1;
   };
   return {
     "io.read": { lua: "return (...).rewired().read", helpers: { rewired } },
     "io.lines": { lua: "return (...).rewired().lines", helpers: { rewired } },
+    "io.flush": { lua: "return (...).rewired().flush", helpers: { rewired } },
   };
 };
