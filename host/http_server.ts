@@ -180,8 +180,28 @@ function splitUrl(url: string): RequestTarget {
   const hash = url.indexOf("#", start);
   const end = hash < 0 ? url.length : hash;
   const question = url.indexOf("?", start);
-  if (question < 0 || question > end) return { pathname: decodePath(url.slice(start, end)), query: "" };
-  return { pathname: decodePath(url.slice(start, question)), query: url.slice(question + 1, end) };
+  if (question < 0 || question > end) return { pathname: decodePath(normalPath(url.slice(start, end))), query: "" };
+  return { pathname: decodePath(normalPath(url.slice(start, question))), query: url.slice(question + 1, end) };
+}
+
+/**
+ * The path with its `.` and `..` segments resolved (`%2e` counts as a dot), as
+ * `new URL()` gives it: `/static/../secret.txt` is `/secret.txt`, so a `*`
+ * route never sees a `..` that climbs out of its folder.
+ */
+function normalPath(raw: string): string {
+  if (!raw.includes("/.") && !(raw.includes("%") && /\/%2e/i.test(raw))) return raw;
+  const kept: string[] = [];
+  const segments = raw.split("/");
+  for (let i = 1; i < segments.length; i++) {
+    const segment = segments[i];
+    const dots = segment.length <= 6 ? segment.replace(/%2e/gi, ".") : segment;
+    const last = i === segments.length - 1;
+    if (dots === "..") kept.pop();
+    if (dots !== "." && dots !== "..") kept.push(segment);
+    else if (last) kept.push(""); // "/a/b/.." is "/a/": the folder keeps its trailing slash
+  }
+  return "/" + kept.join("/");
 }
 
 /** The path as routes and `req.path` see it: `/caf%C3%A9` is `/café` (a `%2F` stays within its segment). */

@@ -581,6 +581,38 @@ Deno.test("a GET request's body is dropped (as Deno's server does): req.body is 
   strictEqual(r.stderr, "");
 });
 
+/** Sends `target` as a raw GET (fetch would resolve its dot segments first) and returns the answer's status and body. */
+async function rawGet(port: number, target: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(new TextEncoder().encode(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+    const text = new TextDecoder().decode(await within(new Response(conn.readable).bytes(), 10_000, "the answer"));
+    return `${text.match(/^HTTP\/1\.1 (\d+)/)?.[1]} ${text.slice(text.indexOf("\r\n\r\n") + 4)}`;
+  } catch (e) {
+    conn.close();
+    throw e;
+  }
+}
+
+Deno.test("dot segments (.., %2e%2e, .) are resolved before routing: a * route cannot climb out of its folder", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_http("s", "/static/*", function(req) return "static " .. req.params["*"] .. " " .. req.path end)
+    handle_http("s", "/secret.txt", function(req) return "secret " .. req.path end)
+    serve("s")`);
+  const r = await session(s, async () => {
+    const port = s.ports[0];
+    strictEqual(await rawGet(port, "/static/a/b.txt"), "200 static a/b.txt /static/a/b.txt");
+    strictEqual(await rawGet(port, "/static/../secret.txt"), "200 secret /secret.txt");
+    strictEqual(await rawGet(port, "/static/%2e%2E/secret.txt"), "200 secret /secret.txt");
+    strictEqual(await rawGet(port, "/static/a/./%2e/b/../c.txt?x=1"), "200 static a/c.txt /static/a/c.txt");
+    strictEqual(await rawGet(port, "/../../static/x"), "200 static x /static/x");
+    strictEqual(await rawGet(port, "/static/.hidden/..."), "200 static .hidden/... /static/.hidden/...");
+  });
+  finishedOk(r);
+  strictEqual(r.stderr, "");
+});
+
 Deno.test("a handler blocked on a channel is released by another request", async () => {
   const s = await start(`
     create_server("s", 0, false, nil, nil, ${LOCAL})
