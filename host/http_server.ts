@@ -715,7 +715,13 @@ class ServerTable {
 
   /** Upgrades `request` to a WebSocket whose handler gets `(ws, req)`, req made whole from `pending`. */
   #upgrade(server: Server, request: Request, pending: PendingRequest, route: Route): Response {
-    const { socket, response } = Deno.upgradeWebSocket(request);
+    let upgraded: { socket: WebSocket; response: Response };
+    try {
+      upgraded = Deno.upgradeWebSocket(request);
+    } catch {
+      return plain(400, "Bad Request"); // a malformed handshake (no Sec-WebSocket-Key, say): the client's fault
+    }
+    const { socket, response } = upgraded;
     const id = ++this.#nextSocket;
     const inbox = new Inbox(socket);
     this.#inboxes.set(id, inbox);

@@ -613,6 +613,27 @@ Deno.test("dot segments (.., %2e%2e, .) are resolved before routing: a * route c
   strictEqual(r.stderr, "");
 });
 
+Deno.test("a malformed WebSocket handshake gets 400, quietly", async () => {
+  const s = await start(`
+    on_error(function(msg) print("on_error: " .. msg) end)
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_ws("s", "/ws", function(ws) ws.send("hi") end)
+    serve("s")`);
+  const r = await session(s, async () => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: s.ports[0] });
+    await conn.write(
+      new TextEncoder().encode(
+        "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade, close\r\n\r\n",
+      ),
+    );
+    const text = new TextDecoder().decode(await within(new Response(conn.readable).bytes(), 10_000, "the answer"));
+    match(text, /^HTTP\/1\.1 400 Bad Request/);
+  });
+  finishedOk(r);
+  strictEqual(r.stderr, "");
+  strictEqual(r.stdout.includes("on_error"), false);
+});
+
 Deno.test("a handler blocked on a channel is released by another request", async () => {
   const s = await start(`
     create_server("s", 0, false, nil, nil, ${LOCAL})
