@@ -26,6 +26,7 @@ import type { Family } from "../runtime/family.ts";
 import { argError, checkString, isNone } from "../runtime/args.ts";
 import { LUA_TNIL, LUA_TNONE, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, type LuaState } from "../runtime/lua.ts";
 import type { LuaVM } from "../runtime/state.ts";
+import { after } from "../runtime/_timer.ts";
 import { accessReason, checkAccess, hasDenyList, isPermissionError } from "./_permissions.ts";
 
 /** Seconds a record lookup may take unless `options.timeout` says otherwise. */
@@ -192,6 +193,15 @@ function readQuery(vm: LuaVM, L: LuaState): Query {
     throw argError(3, "resolve_dns", `table expected, got ${vm.typeName(L, 3)}`);
   }
   if (api.lua_type(L, optionsAt) === LUA_TTABLE) {
+    api.lua_pushnil(L);
+    while (api.lua_next(L, optionsAt)) {
+      const key = api.lua_type(L, -2) === LUA_TSTRING ? vm.toText(L, -2) : undefined;
+      if (key !== "server" && key !== "timeout") {
+        const shown = key === undefined ? `a ${vm.typeName(L, -2)} key` : `'${key}'`;
+        throw argError(optionsAt, "resolve_dns", `unknown option ${shown}; options are: server, timeout`);
+      }
+      api.lua_settop(L, -2);
+    }
     api.lua_getfield(L, optionsAt, vm.cstr("server"));
     const serverType = api.lua_type(L, -1);
     if (serverType === LUA_TSTRING) {
@@ -253,25 +263,36 @@ function tidyRecord(type: RecordType, item: unknown): unknown {
 
 /** One record lookup with Deno.resolveDns; an empty list when the name has none of that type. */
 async function records(query: Query, type: RecordType): Promise<RecordList> {
-  const options: Deno.ResolveDnsOptions = { signal: AbortSignal.timeout(query.timeoutMs) };
+  const giveUp = new AbortController();
+  const stopTimer = after(query.timeoutMs, () => giveUp.abort());
+  const options: Deno.ResolveDnsOptions = { signal: giveUp.signal };
   if (query.server) options.nameServer = query.server;
   const server = query.server ? hostPort(query.server.ipAddr, query.server.port ?? 53) : undefined;
   try {
     if (server) checkAccess("net", server);
-    // One call site per overload keeps the record types apart for the checker.
-    const found: RecordList = await Deno.resolveDns(query.host, type as "A", options);
-    return found.map((item) => tidyRecord(type, item));
+    while (true) {
+      try {
+        // One call site per overload keeps the record types apart for the checker.
+        const found: RecordList = await Deno.resolveDns(query.host, type as "A", options);
+        return found.map((item) => tidyRecord(type, item));
+      } catch (e) {
+        // Deno's resolver gives up after about 2 s of its own: ask again until options.timeout has passed.
+        if (!(e instanceof Deno.errors.TimedOut) || giveUp.signal.aborted) throw e;
+      }
+    }
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return [];
     const where = server ? ` (server ${server})` : "";
     if (isPermissionError(e)) throw new SoftFailure(accessReason(e, "net", server ?? query.host));
-    if (e instanceof Deno.errors.TimedOut || (e instanceof DOMException && e.name === "TimeoutError")) {
+    if (e instanceof Deno.errors.TimedOut || giveUp.signal.aborted) {
       throw new SoftFailure(`DNS lookup of '${query.host}' timed out after ${query.timeoutMs / 1000} s${where}`);
     }
     if (e instanceof Deno.errors.ConnectionRefused) {
       throw new SoftFailure(`DNS server refused the connection${where}`);
     }
     throw new SoftFailure(`DNS lookup of '${query.host}' failed${where}: ${e instanceof Error ? e.message : e}`);
+  } finally {
+    stopTimer();
   }
 }
 

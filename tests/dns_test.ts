@@ -151,6 +151,23 @@ Deno.test("resolve_dns: missing names and record types, and a server that never 
   }
 });
 
+Deno.test("resolve_dns waits for options.timeout even past the 2 s after which Deno's resolver gives up", async () => {
+  const server = await startDnsServer();
+  try {
+    const { outcome, stdout } = await runLua(`
+      local t0 = os.clock()
+      local found, err = resolve_dns("silent.test", "TXT", { server = "127.0.0.1:${server.port}", timeout = 2.6 })
+      print(found, err, os.clock() - t0 >= 2.5)`);
+    deepStrictEqual(outcome, { status: "ok" });
+    strictEqual(
+      stdout,
+      `nil\tDNS lookup of 'silent.test' timed out after 2.6 s (server 127.0.0.1:${server.port})\ttrue\n`,
+    );
+  } finally {
+    await server.stop();
+  }
+});
+
 Deno.test("resolve_dns: SOLVM_DNS_SERVER chooses the server of record lookups, not of the hosts-file lookup", async () => {
   const server = await startDnsServer();
   Deno.env.set("SOLVM_DNS_SERVER", `127.0.0.1:${server.port}`);
@@ -191,6 +208,7 @@ Deno.test("resolve_dns rejects bad arguments", async () => {
       { {} }, { "" }, { "x", "BOGUS" }, { "x", 5 }, { "x", "MX", 7 },
       { "x", "MX", { server = "nonsense" } }, { "x", "MX", { server = "1.2.3.4:99999" } },
       { "x", { server = 53 } }, { "x", "MX", { timeout = -1 } }, { "x", "MX", { timeout = "soon" } },
+      { "x", "MX", { timout = 1 } }, { "x", { [1] = true } },
     }) do
       print(select(2, pcall(resolve_dns, table.unpack(args, 1, 3))))
     end`);
@@ -208,6 +226,8 @@ Deno.test("resolve_dns rejects bad arguments", async () => {
     "bad argument #2 to 'resolve_dns' (server must be a string, got number)",
     "bad argument #3 to 'resolve_dns' (timeout must be a positive number of seconds, got -1)",
     "bad argument #3 to 'resolve_dns' (timeout must be a number, got string)",
+    "bad argument #3 to 'resolve_dns' (unknown option 'timout'; options are: server, timeout)",
+    "bad argument #2 to 'resolve_dns' (unknown option a number key; options are: server, timeout)",
   ]);
 });
 
