@@ -41,11 +41,12 @@ interface Server {
   tls?: { cert: string; key: string };
   routes: { http: Route[]; ws: Route[] };
   http?: Deno.HttpServer;
-  /** Settles once a stopped server has let its port go. */
-  closing?: Promise<void>;
   sockets: Set<WebSocket>;
   release?: () => void;
 }
+
+/** How long after stop_server a start on its port may meet the old listener, and tries again. */
+const PORT_LET_GO_MS = 1000;
 
 /** The fields of a request table made on first use (method and path are made at once). */
 const LAZY_FIELDS = new Set(["query", "query_params", "headers", "body", "params", "remote_addr"]);
@@ -249,6 +250,8 @@ class ServerTable {
   #requestMeta = 0;
   // Requests whose handler runs, by the address of their table.
   readonly #requests = new Map<number, PendingRequest>();
+  /** Port -> when a server of this engine stopped listening on it. */
+  readonly #stoppedAt = new Map<number, number>();
 
   constructor(readonly engine: Engine) {
     engine.onClose(() => {
@@ -359,13 +362,33 @@ class ServerTable {
     const server = this.#server(L, "start_server");
     if (server.http) throw new Error(`start_server: server '${server.name}' is already running`);
     this.#ensureSupport();
-    // Started again right after stop_server: the port is free only once the old server has let it go.
-    if (server.closing) return server.closing.then(() => this.#listen(server));
     return this.#listen(server);
   }
 
-  #listen(server: Server): Promise<(L: LuaState) => number> {
-    if (server.http) return Promise.reject(new Error(`start_server: server '${server.name}' is already running`));
+  /**
+   * Listens; on a port one of this engine's servers left less than
+   * PORT_LET_GO_MS ago, tries again (Deno lets a stopped server's port go a
+   * moment after stop_server).
+   */
+  async #listen(server: Server): Promise<(L: LuaState) => number> {
+    while (true) {
+      try {
+        return await this.#listenOnce(server);
+      } catch (e) {
+        const stoppedAt = this.#stoppedAt.get(server.port);
+        if (!(e instanceof Deno.errors.AddrInUse) || stoppedAt === undefined) throw this.#startFailure(server, e);
+        if (performance.now() - stoppedAt > PORT_LET_GO_MS) throw this.#startFailure(server, e);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        if (server.http) throw new Error(`start_server: server '${server.name}' is already running`);
+      }
+    }
+  }
+
+  #startFailure(server: Server, e: unknown): Error {
+    return new Error(`start_server: cannot start '${server.name}' on port ${server.port}: ${listenReason(e, server)}`);
+  }
+
+  #listenOnce(server: Server): Promise<(L: LuaState) => number> {
     return new Promise((resolve, reject) => {
       try {
         checkAccess("net", hostPort(server.hostname, server.port));
@@ -389,9 +412,7 @@ class ServerTable {
         }, (request, info) => this.#serve(server, request, info));
       } catch (e) {
         server.http = undefined;
-        reject(
-          new Error(`start_server: cannot start '${server.name}' on port ${server.port}: ${listenReason(e, server)}`),
-        );
+        reject(e);
       }
     });
   }
@@ -419,7 +440,8 @@ class ServerTable {
     server.release = undefined;
     if (http) {
       const done = this.engine.keepAlive();
-      server.closing = http.shutdown().catch(() => {}).finally(done);
+      this.#stoppedAt.set(server.port, performance.now());
+      http.shutdown().catch(() => {}).finally(done);
     }
   }
 

@@ -784,7 +784,7 @@ Deno.test("two servers at once on different ports, each with its own routes; one
   strictEqual(r.stderr, "");
 });
 
-Deno.test("a server stopped and started again at once listens on the same port and serves", async () => {
+Deno.test("a server stopped and started again at once, or another server on its port, listens and serves", async () => {
   const s = await start(`
     create_server("s", 0, false, nil, nil, ${LOCAL})
     handle_http("s", "/who", function() return "again" end)
@@ -794,15 +794,20 @@ Deno.test("a server stopped and started again at once listens on the same port a
     stop_server("s")
     local again = start_server("s")
     print(first == again)
+    stop_server("s")
+    create_server("other", again, false, nil, nil, ${LOCAL})  -- another server on the port just let go
+    handle_http("other", "/who", function() return "again" end)
+    handle_http("other", "/quit", function() send(quit, true) return "bye" end)
+    print(start_server("other") == again)
     ready(again)
     receive(quit)
-    stop_server("s")
+    stop_server("other")
     print("stopped")`);
   const r = await session(s, async () => {
     await expectText(s.url("/who"), "again");
   });
   finishedOk(r);
-  strictEqual(r.stdout, "true\nstopped\n");
+  strictEqual(r.stdout, "true\ntrue\nstopped\n");
   strictEqual(r.stderr, "");
 });
 
