@@ -57,13 +57,20 @@ local helpers = ...
 local send, receive, close = helpers.send, helpers.receive, helpers.close
 local function make_ws(id)
   local ws = {}
-  ws.send = function(a, b)
-    if a == ws then a = b end
+  ws.send = function(a, b, c)
+    if a == ws then a, b = b, c end
     local t = type(a)
-    if t ~= "string" and t ~= "number" then  -- checked here so the error points at the caller's line
+    -- Checked here so the error points at the caller's line.
+    if t ~= "string" and t ~= "number" then
       error("bad argument #1 to 'send' (string expected, got " .. (a == nil and "no value" or t) .. ")", 2)
     end
-    return send(id, a)
+    if b ~= nil and b ~= "text" and b ~= "binary" then
+      error([[bad argument #2 to 'send' ("text" or "binary" expected, got ]] .. tostring(b) .. ")", 2)
+    end
+    if b == "text" and t == "string" and not utf8.len(a) then
+      error([[bad argument #1 to 'send' (a text frame must be UTF-8; send it as "binary")]], 2)
+    end
+    return send(id, a, b)
   end
   ws.receive = function() return receive(id) end
   ws.close = function() return close(id) end
@@ -783,17 +790,25 @@ class ServerTable {
       vm.pushString(L, "connection closed");
       return 2;
     }
-    inbox.socket.send(vm.toUtf8Text(L, 2) ?? vm.toBytes(L, 2)); // not UTF-8: a binary frame
+    // A text frame when the bytes are UTF-8, unless "binary" is asked for (the Lua side checked "text" is UTF-8).
+    const kind = vm.api.lua_type(L, 3) === LUA_TSTRING ? vm.toText(L, 3) : undefined;
+    inbox.socket.send((kind === "binary" ? undefined : vm.toUtf8Text(L, 2)) ?? vm.toBytes(L, 2));
     vm.api.lua_pushboolean(L, 1);
     return 1;
   }
 
   #wsReceive(L: LuaState): number | Promise<(L: LuaState) => number> {
     const inbox = this.#inbox(L);
+    // The message and its frame's kind ("text" or "binary"), or nil once the peer has closed.
     const push = (message: string | Uint8Array | undefined) => (L: LuaState) => {
-      if (message === undefined) this.engine.vm.api.lua_pushnil(L);
-      else this.engine.vm.pushPrimitive(L, message);
-      return 1;
+      const vm = this.engine.vm;
+      if (message === undefined) {
+        vm.api.lua_pushnil(L);
+        return 1;
+      }
+      vm.pushPrimitive(L, message);
+      vm.pushString(L, typeof message === "string" ? "text" : "binary");
+      return 2;
     };
     if (!inbox || inbox.queue.length > 0 || inbox.closed) return push(inbox?.queue.shift())(L);
     // Claim the message here, not when the goroutine resumes: several may wait on one socket.

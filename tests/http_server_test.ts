@@ -1160,6 +1160,46 @@ Deno.test("WebSocket: the handler gets the upgrade request as its second argumen
   });
 });
 
+Deno.test("WebSocket frame kinds: receive() says text or binary, send(data, kind) chooses", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_ws("s", "/ws", function(ws)
+      for _ = 1, 3 do
+        local m, kind = ws.receive()
+        ws:send(kind .. ":" .. m)
+        ws.send(m, kind)  -- echoed as the kind it came in, UTF-8 or not
+      end
+      print(pcall(ws.send, "x", "bogus"))
+      print(pcall(ws.send, "\\255", "text"))
+      ws.send("forced", "binary")
+    end)
+    serve("s")`);
+  const r = await session(s, async () => {
+    const client = new WsClient(wsUrl(s, "/ws"));
+    try {
+      await within(client.opened, 10_000, "the WebSocket to open");
+      client.socket.send("héllo");
+      strictEqual(await client.next(), "text:héllo");
+      strictEqual(await client.next(), "héllo");
+      client.socket.send(new TextEncoder().encode("abc"));
+      strictEqual(await client.next(), "binary:abc");
+      deepStrictEqual(new Uint8Array(await client.next() as ArrayBuffer), new TextEncoder().encode("abc"));
+      client.socket.send(new Uint8Array(0));
+      strictEqual(await client.next(), "binary:");
+      strictEqual((await client.next() as ArrayBuffer).byteLength, 0);
+      deepStrictEqual(new Uint8Array(await client.next() as ArrayBuffer), new TextEncoder().encode("forced"));
+    } finally {
+      await client.close();
+    }
+  });
+  finishedOk(r);
+  strictEqual(
+    r.stdout,
+    `false\tbad argument #2 to 'send' ("text" or "binary" expected, got bogus)\n` +
+      `false\tbad argument #1 to 'send' (a text frame must be UTF-8; send it as "binary")\nstopped\n`,
+  );
+});
+
 Deno.test("20 WebSocket connections at once, each its own goroutine, each echoing", async () => {
   const s = await start(`
     create_server("s", 0, false, nil, nil, ${LOCAL})
