@@ -169,8 +169,8 @@ function failureReason(e: Error): { connect: boolean; reason: string } {
   const tcp = /tcp connect error: (.*?)(?: \(os error \d+\))?$/.exec(detail);
   if (tcp) return { connect, reason: tcp[1] };
   // "error sending request [from ADDR ]for url (URL): client error (SendRequest): connection closed ...";
-  // Deno 2.9 says "for URL:" without "url (...)".
-  const cleaned = detail.replace(/^error sending request (?:from \S+ )?for (?:url \([^)]*\)|\S+?): /, "")
+  // Deno 2.9 says "for URL (HOST:PORT):" instead of "url (URL)".
+  const cleaned = detail.replace(/^error sending request (?:from \S+ )?for (?:url \([^)]*\)|\S+(?: \([^)]*\))?): /, "")
     .replace(/^client error \(\w+\): /, "").replace(/^Fetch failed: /, "");
   return { connect, reason: cleaned };
 }

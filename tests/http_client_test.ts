@@ -177,6 +177,25 @@ Deno.test("a refused connection returns nil and a message naming the URL and the
   );
 });
 
+Deno.test("a server that hangs up without answering: the message says so, without Deno's noise", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const hangUp = (async () => {
+    for await (const conn of listener) {
+      await conn.read(new Uint8Array(4096));
+      conn.close();
+    }
+  })();
+  const url = `http://127.0.0.1:${listener.addr.port}/x`;
+  try {
+    const { outcome, stdout } = await runLua(`print(http_get(${JSON.stringify(url)}))`);
+    deepStrictEqual(outcome, { status: "ok" });
+    strictEqual(stdout, `nil\thttp_get: request to ${url} failed: connection closed before message completed\n`);
+  } finally {
+    listener.close();
+    await hangUp.catch(() => {});
+  }
+});
+
 Deno.test("a bad URL or an unknown host returns nil and a message", async () => {
   const { stdout, stderr } = await runLua(`
     print(http_get("not a url"))
