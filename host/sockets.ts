@@ -455,12 +455,20 @@ class SocketTable {
   }
 
   /** A UDP receiver's `send(host, port, data)`: from the receiver's own socket. */
-  #sendFrom(L: LuaState): Promise<Pusher> {
-    const socket = this.#sources.get(Number(this.engine.vm.api.lua_tointegerx(L, 1, 0)))?.udp;
-    return this.#send(L, 2, "send", () => [], () => {
-      if (!socket) throw new SoftFailure("the receiver is closed");
-      return Promise.resolve(socket);
-    });
+  #sendFrom(L: LuaState): number | Promise<Pusher> {
+    const api = this.engine.vm.api;
+    const socket = this.#sources.get(Number(api.lua_tointegerx(L, 1, 0)))?.udp;
+    // Without the hidden id, argument errors count as the caller does, and name the caller's line.
+    api.lua_rotate(L, 1, -1);
+    api.lua_settop(L, -2);
+    try {
+      return this.#send(L, 1, "send", () => [], () => {
+        if (!socket) throw new SoftFailure("the receiver is closed");
+        return Promise.resolve(socket);
+      });
+    } catch (e) {
+      return this.#raiseAtCaller(L, e as Error);
+    }
   }
 
   /**

@@ -473,6 +473,20 @@ Deno.test("a UDP receiver's send() answers from its own port, to a node:dgram cl
   }
 });
 
+Deno.test("a UDP receiver's send() names bad arguments as the caller counts them, at the caller's line", async () => {
+  const { outcome, stdout } = await runLuaWithin(`
+    local inbox = assert(udp_recvfrom(0, "127.0.0.1"))
+    print(pcall(function() inbox.send("127.0.0.1", inbox.port, {}) end))
+    print(pcall(function() inbox:send("127.0.0.1") end))
+    inbox.close()`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(
+    stdout,
+    "false\ttest:3: bad argument #3 to 'send' (string expected, got table)\n" +
+      "false\ttest:4: bad argument #2 to 'send' (number expected, got no value)\n",
+  );
+});
+
 Deno.test("udp: a closed receiver frees its port; failures give nil and a message; bad arguments raise", async () => {
   const { outcome, stdout } = await runLuaWithin(`
     local inbox = assert(udp_recvfrom(0, "127.0.0.1"))
