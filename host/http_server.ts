@@ -27,7 +27,7 @@ interface Route {
   pattern: string;
   kind: "http" | "ws";
   ref: number;
-  /** Segments of a `:param` pattern, or undefined for exact and prefix routes. */
+  /** Segments of a pattern with `:param`s (before its `*`, if it has one); undefined for others. */
   segments?: string[];
   /** The prefix of a pattern ending in `*`. */
   prefix?: string;
@@ -115,9 +115,37 @@ class Inbox {
 }
 
 function routeOf(pattern: string, kind: "http" | "ws", ref: number): Route {
-  if (pattern.endsWith("*")) return { pattern, kind, ref, prefix: pattern.slice(0, -1) };
+  if (pattern.endsWith("*")) {
+    const prefix = pattern.slice(0, -1);
+    return { pattern, kind, ref, prefix, segments: prefix.includes("/:") ? prefix.split("/") : undefined };
+  }
   if (pattern.includes("/:")) return { pattern, kind, ref, segments: pattern.split("/") };
   return { pattern, kind, ref };
+}
+
+/**
+ * Matches `parts` (a path split at "/") against a pattern's `segments`:
+ * `:name` takes one non-empty segment. With `rest`, the last segment is
+ * the text before a `*`, and `*` takes everything after it.
+ */
+function matchSegments(segments: string[], parts: string[], rest: boolean): Record<string, string> | undefined {
+  const fixed = rest ? segments.length - 1 : segments.length;
+  if (rest ? parts.length < segments.length : parts.length !== segments.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < fixed; i++) {
+    const seg = segments[i];
+    if (seg.startsWith(":")) {
+      if (parts[i] === "") return undefined;
+      params[seg.slice(1)] = paramValue(parts[i]);
+    } else if (seg !== parts[i]) return undefined;
+  }
+  if (rest) {
+    const tail = parts.slice(fixed).join("/");
+    const before = segments[fixed];
+    if (!tail.startsWith(before)) return undefined;
+    params["*"] = paramValue(tail.slice(before.length));
+  }
+  return params;
 }
 
 /** The route for `path` (decoded): an exact match, else the first `:param` match, else the longest `*` prefix. */
@@ -126,25 +154,21 @@ function match(routes: Route[], path: string): { route: Route; params: Record<st
   if (exact) return { route: exact, params: {} };
   const parts = path.split("/");
   for (const route of routes) {
-    if (!route.segments || route.segments.length !== parts.length) continue;
-    const params: Record<string, string> = {};
-    if (
-      route.segments.every((seg, i) => {
-        if (seg.startsWith(":")) {
-          params[seg.slice(1)] = parts[i].replaceAll("%2F", "/");
-          return parts[i] !== "";
-        }
-        return seg === parts[i];
-      })
-    ) return { route, params };
+    if (!route.segments || route.prefix !== undefined) continue;
+    const params = matchSegments(route.segments, parts, false);
+    if (params) return { route, params };
   }
-  let best: Route | undefined;
+  let best: { route: Route; params: Record<string, string> } | undefined;
   for (const route of routes) {
-    if (route.prefix !== undefined && path.startsWith(route.prefix)) {
-      if (!best || route.prefix.length > best.prefix!.length) best = route;
+    if (route.prefix === undefined || (best && route.prefix.length <= best.route.prefix!.length)) continue;
+    if (route.segments) {
+      const params = matchSegments(route.segments, parts, true);
+      if (params) best = { route, params };
+    } else if (path.startsWith(route.prefix)) {
+      best = { route, params: { "*": paramValue(path.slice(route.prefix.length)) } };
     }
   }
-  return best ? { route: best, params: { "*": path.slice(best.prefix!.length) } } : undefined;
+  return best;
 }
 
 /** The body of a request that has none. */
@@ -212,11 +236,18 @@ function normalPath(raw: string): string {
   return "/" + kept.join("/");
 }
 
-/** The path as routes and `req.path` see it: `/caf%C3%A9` is `/café` (a `%2F` stays within its segment). */
+/**
+ * The path as routes and `req.path` see it: `/caf%C3%A9` is `/café`. An
+ * encoded `/` or `%` stays encoded (`%2F`, `%25`), so `a%2Fb` stays one
+ * segment and is never taken for `a%252Fb`; parameters decode them.
+ */
 function decodePath(raw: string): string {
   if (!raw.includes("%")) return raw;
-  return raw.split("/").map((segment) => decodeURIComponent(segment).replaceAll("/", "%2F")).join("/");
+  return raw.split("/").map((segment) => decodeURIComponent(segment).replace(/[/%]/g, encodeURIComponent)).join("/");
 }
+
+/** A parameter's value from the path as decodePath gives it: `%2F` and `%25` decoded too. */
+const paramValue = (text: string) => text.includes("%") ? text.replace(/%2F|%25/g, decodeURIComponent) : text;
 
 /** `req.query_params`: name -> value, or -> the list of values for a name given more than once (`?tag=a&tag=b`). */
 function queryParams(query: string): Record<string, string | string[]> {

@@ -188,6 +188,7 @@ Deno.test("routes: exact beats :param beats *, the longest * prefix wins, unknow
     handle_http("s", "/users/:id", show("user"))
     handle_http("s", "/users/me", show("me"))
     handle_http("s", "/users/:id/posts/:post", show("post"))
+    handle_http("s", "/teams/:team/files/*", show("team files*"))
     handle_http("s", "/static/img/*", show("img*"))
     handle_http("s", "/static/*", show("static*"))
     handle_http("s", "/docs/*", show("docs*"))
@@ -200,9 +201,15 @@ Deno.test("routes: exact beats :param beats *, the longest * prefix wins, unknow
       ["/", "root / []"],
       ["/users/me", "me /users/me []"],
       ["/users/42", "user /users/42 [id=42]"],
-      // Routes, req.path and params see the decoded path; a %2F stays within its segment.
+      // Routes, req.path and params see the decoded path; an encoded / or % stays encoded in req.path (one
+      // segment, never taken for the other), and params decode it.
       ["/users/a%20b", "user /users/a b [id=a b]"],
       ["/users/a%2Fb", "user /users/a%2Fb [id=a/b]"],
+      ["/users/a%252Fb", "user /users/a%252Fb [id=a%2Fb]"],
+      ["/users/100%25", "user /users/100%25 [id=100%]"],
+      ["/static/a%2Fb", "static* /static/a%2Fb [*=a/b]"],
+      ["/teams/red/files/a/b.txt", "team files* /teams/red/files/a/b.txt [*=a/b.txt team=red]"],
+      ["/teams/red/files/", "team files* /teams/red/files/ [*= team=red]"],
       ["/caf%C3%A9", "café /café []"],
       ["/hello%20world", "hello /hello world []"],
       ["/static/my%20site.css", "static* /static/my site.css [*=my site.css]"],
@@ -215,7 +222,9 @@ Deno.test("routes: exact beats :param beats *, the longest * prefix wins, unknow
       ["/docs/api/v1/send", "api* /docs/api/v1/send [*=v1/send]"],
     ];
     for (const [path, want] of cases) await expectText(s.url(path), want);
-    for (const path of ["/nothing", "/user", "/usersx", "/Users/me", "/static"]) {
+    for (
+      const path of ["/nothing", "/user", "/usersx", "/Users/me", "/static", "/teams/red/files", "/teams//files/x"]
+    ) {
       const notFound = await request(s.url(path), { method: path === "/nothing" ? "POST" : "GET" });
       strictEqual(notFound.status, 404, path);
       strictEqual(notFound.text, "Not Found", path);
