@@ -238,8 +238,11 @@ const relative = (name: string) => name.length > 1 && name.endsWith(".") ? name.
 /** One record as Lua gets it: host names without the root dot, TXT chunks joined into one string. */
 function tidyRecord(type: RecordType, item: unknown): unknown {
   switch (type) {
-    case "TXT":
-      return (item as string[]).join("");
+    case "TXT": {
+      // Deno gives each byte of a TXT record as one character: give Lua the bytes back (UTF-8 or not).
+      const text = (item as string[]).join("");
+      return /^[\0-\xff]*$/.test(text) ? Uint8Array.from(text, (c) => c.charCodeAt(0)) : text;
+    }
     case "CNAME":
     case "ANAME":
     case "NS":

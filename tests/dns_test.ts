@@ -51,8 +51,8 @@ function record(type: number, rdata: number[]): number[] {
 /** The answers of the test zone, by "name type"; a name absent here is NXDOMAIN. */
 const ZONE: Record<string, number[][]> = {
   [`example.test ${TYPE.MX}`]: [record(TYPE.MX, [...u16(10), ...encodeName("mail.example.test")])],
-  // One TXT record in two character-strings, which resolve_dns joins.
-  [`example.test ${TYPE.TXT}`]: [record(TYPE.TXT, [6, ...ascii("hello "), 5, ...ascii("world")])],
+  // One TXT record in two character-strings, which resolve_dns joins: UTF-8 ("ö") and a byte that is not (0xFF).
+  [`example.test ${TYPE.TXT}`]: [record(TYPE.TXT, [6, ...ascii("hello "), 4, 0x77, 0xc3, 0xb6, 0xff])],
   [`example.test ${TYPE.A}`]: [record(TYPE.A, [192, 0, 2, 7])],
   [`example.test ${TYPE.AAAA}`]: [record(TYPE.AAAA, [0x20, 0x01, 0x0d, 0xb8, ...new Array(11).fill(0), 7])],
 };
@@ -114,14 +114,14 @@ Deno.test("resolve_dns reads MX, TXT, A and AAAA records from a chosen server", 
       local mx = assert(resolve_dns("example.test", "MX", opts))
       print(#mx, mx[1].exchange, mx[1].preference)
       local txt = assert(resolve_dns("example.test", "txt", opts))
-      print(#txt, txt[1])
+      print(#txt, txt[1] == "hello w\\195\\182\\255")
       print(resolve_dns("example.test", "A", opts)[1], resolve_dns("example.test", "AAAA", opts)[1])
       print(resolve_dns("example.test", opts))
       print(table.concat(resolve_dns("example.test", "all", opts), " "))`);
     deepStrictEqual(outcome, { status: "ok" });
     strictEqual(
       stdout,
-      "1\tmail.example.test\t10\n1\thello world\n192.0.2.7\t2001:db8::7\n192.0.2.7\n192.0.2.7 2001:db8::7\n",
+      "1\tmail.example.test\t10\n1\ttrue\n192.0.2.7\t2001:db8::7\n192.0.2.7\n192.0.2.7 2001:db8::7\n",
     );
     ok(server.queries.includes(`example.test ${TYPE.MX}`), server.queries.join(", "));
     ok(server.queries.includes(`example.test ${TYPE.TXT}`));
