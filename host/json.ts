@@ -94,7 +94,13 @@ class Encoder {
   readonly #path = new Set<number>();
   readonly #newlines: string[] = [];
 
-  constructor(readonly vm: LuaVM, readonly L: LuaState, readonly gap: string, readonly emptyArray: number) {
+  constructor(
+    readonly vm: LuaVM,
+    readonly L: LuaState,
+    readonly gap: string,
+    readonly emptyArray: number,
+    readonly channel: number,
+  ) {
   }
 
   /** "\n" plus `depth` indents (pretty printing only). */
@@ -140,6 +146,7 @@ class Encoder {
     const api = vm.api;
     const pointer = api.lua_topointer(L, idx);
     if (this.#path.has(pointer)) throw new Error("json_encode: cannot encode a cyclic table");
+    if (this.#hasMetatable(idx, this.channel)) throw new Error("json_encode: cannot encode a channel");
     if (depth > MAX_DEPTH) throw new Error(`json_encode: nesting deeper than ${MAX_DEPTH} levels`);
     if (!api.lua_checkstack(L, 4)) throw new Error("json_encode: Lua stack overflow");
     this.#path.add(pointer);
@@ -258,11 +265,16 @@ class Encoder {
 
   /** True when the table at `idx` carries the metatable json_decode gives empty arrays. */
   #isEmptyArray(idx: number): boolean {
+    return this.#hasMetatable(idx, this.emptyArray);
+  }
+
+  /** True when the metatable of the table at `idx` is the one at address `mt`. */
+  #hasMetatable(idx: number, mt: number): boolean {
     const api = this.vm.api;
     if (!api.lua_getmetatable(this.L, idx)) return false;
-    const mt = api.lua_topointer(this.L, -1);
+    const found = api.lua_topointer(this.L, -1);
     api.lua_settop(this.L, -2);
-    return mt === this.emptyArray;
+    return found === mt;
   }
 }
 
@@ -378,6 +390,8 @@ class Json {
   /** Registry reference and address of the metatable marking decoded empty arrays. */
   readonly #emptyArrayRef: number;
   readonly #emptyArray: number;
+  /** Address of the metatable of channel objects (the scheduler keeps it alive). */
+  readonly #channel: number;
 
   constructor(engine: Engine) {
     const { vm, L } = engine;
@@ -385,6 +399,9 @@ class Json {
     vm.api.lua_createtable(L, 0, 0);
     this.#emptyArray = vm.api.lua_topointer(L, -1); // tables never move; the ref keeps it alive
     this.#emptyArrayRef = vm.ref(L);
+    engine.pushSchedulerField(L, "channel_metatable");
+    this.#channel = vm.api.lua_topointer(L, -1);
+    vm.api.lua_settop(L, -2);
   }
 
   /** `json_encode(value [, indent])`: JSON text; `indent` (spaces or a string) pretty-prints. */
@@ -403,7 +420,7 @@ class Json {
         throw argError(2, "json_encode", `number or string expected, got ${vm.typeName(L, 2)}`);
       }
     }
-    const encoder = new Encoder(vm, L, gap, this.#emptyArray);
+    const encoder = new Encoder(vm, L, gap, this.#emptyArray, this.#channel);
     encoder.value(1, 0);
     vm.pushString(L, encoder.out.join(""));
     return 1;

@@ -1051,16 +1051,15 @@ export class Engine {
    */
   newChannel(name: string, onClose?: () => void): number {
     const { vm, L } = this;
-    this.pushSchedulerField(L, "chan");
+    this.pushSchedulerField(L, "host_chan");
     vm.pushString(L, name);
     vm.api.lua_pushinteger(L, BigInt(HOST_CHANNEL_BUFFER));
-    this.#call(2, 1);
     if (onClose) {
       const id = ++this.#nextChannel;
       this.#channelClosers.set(id, onClose);
       vm.api.lua_pushinteger(L, BigInt(id));
-      vm.api.lua_setfield(L, -2, vm.cstr("host_id"));
-    }
+    } else vm.api.lua_pushnil(L);
+    this.#call(3, 1);
     return vm.ref(L);
   }
 

@@ -258,7 +258,10 @@ end
 
 -- Channels ----------------------------------------------------------------
 
-local channels = {}                         -- name or channel object -> channel
+-- A channel object is an opaque handle; its state lives here, keyed by the
+-- handle and by its name. Weak keys: a channel nobody refers to is collected
+-- (a name keeps its channel until chan(name) replaces it).
+local channels = setmetatable({}, { __mode = "k" })
 local Channel = {}
 local anonymous = 0
 
@@ -447,7 +450,8 @@ local function select(first, ...)
 end
 
 local function chan(name, size)
-  if name == nil then
+  local named = name ~= nil
+  if not named then
     anonymous = anonymous + 1
     name = "chan-" .. anonymous
   elseif type(name) ~= "string" then
@@ -457,18 +461,32 @@ local function chan(name, size)
   elseif math_type(size) ~= "integer" or size < 0 then
     error("bad argument #2 to 'chan' (non-negative integer buffer size expected, got " .. tostring(size) .. ")", 2)
   end
-  local ch = channels[name]
-  if ch and not ch.closed then return ch end
-  ch = setmetatable({ name = name, cap = size, buf = {}, bh = 0, n = 0, closed = false,
-                      rq = queue(), sq = queue() }, Channel)
-  channels[name], channels[ch] = ch, ch
-  return ch
+  local ch = named and channels[name]
+  if ch and not ch.closed then return ch.handle end
+  local handle = setmetatable({}, Channel)
+  ch = { name = name, cap = size, buf = {}, bh = 0, n = 0, closed = false, rq = queue(), sq = queue(),
+         handle = handle }
+  channels[handle] = ch
+  if named then channels[name] = ch end
+  return handle
 end
 
-Channel.__index = { send = send, receive = receive, close = close_channel }
+-- A channel fed from JavaScript: told to the host as id when closed.
+local function host_chan(name, size, id)
+  local handle = chan(name, size)
+  channels[handle].host_id = id
+  return handle
+end
+
+local channel_methods = { send = send, receive = receive, close = close_channel }
+Channel.__index = function(handle, key)
+  if key == "name" then return channels[handle].name end
+  return channel_methods[key]
+end
 Channel.__name = "channel"
-Channel.__len = function(ch) return ch.n end
-Channel.__tostring = function(ch)
+Channel.__len = function(handle) return channels[handle].n end
+Channel.__tostring = function(handle)
+  local ch = channels[handle]
   return "channel '" .. ch.name .. "' (" .. ch.n .. "/" .. ch.cap .. " buffered" ..
     (ch.closed and ", closed)" or ")")
 end
@@ -607,6 +625,7 @@ return {
   report_failure = report_failure,
   goroutines = goroutines, tier_up = tier_up,
   list_goroutines = list_goroutines, limit_goroutines = limit_goroutines,
+  channel_metatable = Channel, host_chan = host_chan,
   go = go, chan = chan, send = send, receive = receive, close_channel = close_channel,
   select = select, wait = wait, on_error = on_error,
 }

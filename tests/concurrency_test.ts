@@ -158,6 +158,40 @@ Deno.test("chan objects: methods, tostring, anonymous channels, re-creating a cl
   strictEqual(stdout, "chan-1\t1\tchannel 'chan-1' (1/3 buffered)\tm\ttrue\ntrue\ntrue\n");
 });
 
+Deno.test("a channel nothing refers to is collected: anonymous ones, and a closed name that chan(name) replaced", async () => {
+  const { stdout } = await runLua(`
+    local seen = setmetatable({}, { __mode = "k" })
+    for i = 1, 1000 do
+      local reply = chan()
+      seen[reply] = true
+      if i % 2 == 0 then send(chan(nil, 1), i) end
+      close_channel(reply)
+    end
+    local old = chan("name", 1)
+    seen[old] = true
+    send(old, "buffered")
+    close_channel(old)
+    local kept = chan("name")
+    seen[kept] = true
+    old = nil
+    collectgarbage() collectgarbage()
+    local left = 0
+    for ch in pairs(seen) do left = left + 1 end
+    print(left, seen[kept], chan("name") == kept)`);
+  strictEqual(stdout, "1\ttrue\ttrue\n");
+});
+
+Deno.test("a channel object is an opaque handle: writing fields on it cannot corrupt the channel", async () => {
+  const { stdout } = await runLua(`
+    local ch = chan("idle", 2)
+    send(ch, "secret")
+    ch.n, ch.closed, ch.cap, ch.buf = 0, true, 0, {}
+    print(#ch, tostring(ch))
+    send(ch, "more")
+    print(receive(ch), receive("idle"))`);
+  strictEqual(stdout, "1\tchannel 'idle' (1/2 buffered)\nsecret\tmore\ttrue\n");
+});
+
 Deno.test("a failing goroutine never stops the others; errors go to on_error with a traceback", async () => {
   const { stdout, stderr } = await runLua(`
     on_error(function(err, trace) print("handled:", err) print(trace:match("stack traceback") ~= nil) end)

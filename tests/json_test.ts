@@ -8,6 +8,7 @@ import { Engine, type Outcome } from "../runtime/engine.ts";
 import { installFamily } from "../runtime/family.ts";
 import { core } from "../host/core.ts";
 import { json } from "../host/json.ts";
+import { concurrency } from "../host/concurrency.ts";
 
 interface Run {
   outcome: Outcome;
@@ -326,6 +327,23 @@ Deno.test("encoding errors", async () => {
     "bad argument #2 to 'json_encode' (number or string expected, got boolean)",
     '[1,{"a":2}]',
   ]);
+});
+
+Deno.test("a channel is not data: encoding one is a clear error, whether or not a goroutine waits on it", async () => {
+  const { outcome, output } = await run(
+    ERR + `
+    local idle = chan("idle", 2)
+    send(idle, "secret")
+    err(json_encode, { id = 8, reply = idle })
+    local reply = chan("reply")
+    go(function() receive(reply) end)
+    err(json_encode, { id = 7, reply = reply })
+    err(json_encode, chan())
+  `,
+    (engine) => installFamily(engine, concurrency),
+  );
+  strictEqual(outcome.status, "ok");
+  strictEqual(output, "json_encode: cannot encode a channel\n".repeat(3));
 });
 
 Deno.test("only the NULL light userdata is json_null", async () => {
