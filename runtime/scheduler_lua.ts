@@ -606,9 +606,15 @@ coroutine.close = function(co)
   return co_close(co)
 end
 
-local function unwrap(ok, ...)
+-- As lua5.4's wrap: a coroutine that failed has its to-be-closed variables
+-- closed before the error goes on (an error in one of them replaces it).
+local function unwrap(co, ok, ...)
   if ok then return ... end
   local err = ...
+  if co_status(co) == "dead" then
+    local closed, close_err = co_close(co)
+    if not closed then err = close_err end
+  end
   if type(err) == "string" then error(err, 2) end
   error(err, 0)
 end
@@ -616,7 +622,7 @@ end
 coroutine.wrap = function(fn)
   local co = co_create(fn)
   return function(...)
-    return unwrap(relay(co, co_resume(co, ...)))
+    return unwrap(co, relay(co, co_resume(co, ...)))
   end
 end
 

@@ -396,6 +396,27 @@ Deno.test("coroutine.resume and wrap return exactly what the coroutine yields, a
   strictEqual(stdout, "1\t2\t3\t0\n1\t2\t3\t0\n");
 });
 
+Deno.test("a coroutine.wrap generator that fails closes its to-be-closed variables first, as lua5.4's does", async () => {
+  const { stdout } = await runLua(`
+    local gen = coroutine.wrap(function()
+      local res <close> = setmetatable({}, { __close = function() print("cleanup ran") end })
+      coroutine.yield(1)
+      error("fail in generator")
+    end)
+    print(gen())
+    print(pcall(gen))
+    print(pcall(gen))
+    local bad = coroutine.wrap(function()
+      local res <close> = setmetatable({}, { __close = function() error("close failed", 0) end })
+      error("body failed", 0)
+    end)
+    print(pcall(bad))`);
+  strictEqual(
+    stdout,
+    "1\ncleanup ran\nfalse\ttest:5: fail in generator\nfalse\tcannot resume dead coroutine\nfalse\tclose failed\n",
+  );
+});
+
 Deno.test("a goroutine's own coroutine cannot be resumed or closed by user code; the goroutine runs on", async () => {
   const { outcome, stdout } = await runLua(`
     local T
