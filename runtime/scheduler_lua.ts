@@ -583,10 +583,15 @@ local function relay(co, ok, ...)
   return ok, ...
 end
 
-coroutine.create = function(fn)
+-- The body check of coroutine.create and wrap, raised at their caller's line.
+local function check_body(fn, fname)
   if type(fn) ~= "function" then
-    error("bad argument #1 to 'create' (function expected, got " .. (fn == nil and "no value" or type(fn)) .. ")", 2)
+    error("bad argument #1 to '" .. fname .. "' (function expected, got " .. (fn == nil and "no value" or type(fn)) .. ")", 3)
   end
+end
+
+coroutine.create = function(fn)
+  check_body(fn, "create")
   local co = co_create(fn)
   user_made[co] = true
   return co
@@ -620,6 +625,7 @@ local function unwrap(co, ok, ...)
 end
 
 coroutine.wrap = function(fn)
+  check_body(fn, "wrap")
   local co = co_create(fn)
   return function(...)
     return unwrap(co, relay(co, co_resume(co, ...)))

@@ -417,6 +417,17 @@ Deno.test("a coroutine.wrap generator that fails closes its to-be-closed variabl
   );
 });
 
+Deno.test("coroutine.wrap and create with a non-function: lua5.4's message at the caller's line", async () => {
+  const { stdout } = await runLua(`
+    print(pcall(function() coroutine.wrap(5) end))
+    print(pcall(function() coroutine.create() end))`);
+  strictEqual(
+    stdout,
+    "false\ttest:2: bad argument #1 to 'wrap' (function expected, got number)\n" +
+      "false\ttest:3: bad argument #1 to 'create' (function expected, got no value)\n",
+  );
+});
+
 Deno.test("a goroutine's own coroutine cannot be resumed or closed by user code; the goroutine runs on", async () => {
   const { outcome, stdout } = await runLua(`
     local T
