@@ -82,10 +82,12 @@ local function message_of(err)
   return "(error object is a " .. t .. " value)"
 end
 
-local function dispatch_error(g, message, trace)
+-- err is the error value itself (what the handler gets), message its text
+-- and trace the text with a traceback (what stderr gets).
+local function dispatch_error(g, err, message, trace)
   host.failed(name_of(g), message)
   if error_handler and not g.handler then
-    local id = spawn(error_handler, "on_error handler", nil, message, trace)
+    local id = spawn(error_handler, "on_error handler", nil, err, trace)
     goroutines[id].handler = true
   else
     local label = g.handler and "error in on_error handler" or ("error in " .. name_of(g))
@@ -95,7 +97,7 @@ end
 
 -- A failure that happened elsewhere (an actor), reported as a goroutine's would be.
 local function report_failure(name, message, trace)
-  dispatch_error({ name = name }, message, trace)
+  dispatch_error({ name = name }, message, message, trace)
 end
 
 -- Once every live goroutine is inside wait(), the youngest of them returns
@@ -124,7 +126,7 @@ local function close_failed(co, err)
 end
 
 local function report_close_error(g, message)
-  dispatch_error({ name = name_of(g) .. " (closing a to-be-closed variable)" }, message, message)
+  dispatch_error({ name = name_of(g) .. " (closing a to-be-closed variable)" }, message, message, message)
 end
 
 local function finish(g, ok, err)
@@ -138,7 +140,7 @@ local function finish(g, ok, err)
     local message = message_of(err)
     local trace = traceback(g.co, message)
     local close_error = close_failed(g.co, err)
-    if g.mode ~= "watched" then dispatch_error(g, message, trace) end
+    if g.mode ~= "watched" then dispatch_error(g, err, message, trace) end
     if g.mode then host.finished(g.id, false, message, trace) end
     if close_error then report_close_error(g, close_error) end
   end

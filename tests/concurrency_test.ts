@@ -207,6 +207,19 @@ Deno.test("a failing goroutine never stops the others; errors go to on_error wit
   match(stdout, /survivor\n$/);
 });
 
+Deno.test("on_error gets the error value itself: a table keeps its fields, from goroutines and timer callbacks", async () => {
+  const { stdout, stderr } = await runLua(`
+    on_error(function(err, trace)
+      print(type(err), err.code, err.msg, trace:match("^%(error object is a table value%)\\nstack traceback:") ~= nil)
+    end)
+    go(function() error({ code = 404, msg = "not found" }) end)
+    sleep(0.01)
+    set_timeout(function() error({ code = 500, msg = "timer" }) end, 0.001)
+    sleep(0.02)`);
+  strictEqual(stderr, "");
+  strictEqual(stdout, "table\t404\tnot found\ttrue\ntable\t500\ttimer\ttrue\n");
+});
+
 Deno.test("without a handler goroutine errors go to stderr; a failing handler is reported, not looped", async () => {
   const plain = await runLua(`go(function() error("oops") end) sleep(0.01) print("still here")`);
   strictEqual(plain.stdout, "still here\n");
