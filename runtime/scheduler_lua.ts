@@ -86,12 +86,14 @@ end
 -- and trace the text with a traceback (what stderr gets).
 local function dispatch_error(g, err, message, trace)
   host.failed(name_of(g), message)
+  local report = "error in " .. name_of(g) .. ": " .. trace
   if error_handler and not g.handler then
-    local id = spawn(error_handler, "on_error handler", nil, err, trace)
-    goroutines[id].handler = true
+    local handler = goroutines[spawn(error_handler, "on_error handler", nil, err, trace)]
+    handler.handler, handler.handling = true, report
+  elseif g.handler then -- the handler failed: the error it was given must not be lost with it
+    host.report(report .. "\nthe error it was handling: " .. g.handling)
   else
-    local label = g.handler and "error in on_error handler" or ("error in " .. name_of(g))
-    host.report(label .. ": " .. trace)
+    host.report(report)
   end
 end
 

@@ -763,7 +763,7 @@ Deno.test("xpcall whose handler fails, and error values that are not strings, be
   );
 });
 
-Deno.test("an on_error handler that throws is reported on stderr; later errors still reach it, exit 0", async () => {
+Deno.test("an on_error handler that throws is reported on stderr with the error it handled; later errors still reach it, exit 0", async () => {
   const dir = await tempFiles({
     "handler.lua": `on_error(function(message) print("handler got " .. message) error("handler failed") end)
 go(function() error("first") end, "w1")
@@ -779,9 +779,12 @@ print("main end")
     r.stdout,
     `handler got ${dir}/handler.lua:2: first\nhandler got ${dir}/handler.lua:4: second\nmain end\n`,
   );
-  const report = `error in on_error handler: ${dir}/handler.lua:1: handler failed\nstack traceback:\n` +
-    `\t[C]: in function 'error'\n\t${dir}/handler.lua:1: in function <${dir}/handler.lua:1>\n`;
-  strictEqual(r.stderr, report + report);
+  const report = (name: string, line: number, message: string) =>
+    `error in on_error handler: ${dir}/handler.lua:1: handler failed\nstack traceback:\n` +
+    `\t[C]: in function 'error'\n\t${dir}/handler.lua:1: in function <${dir}/handler.lua:1>\n` +
+    `the error it was handling: error in ${name}: ${dir}/handler.lua:${line}: ${message}\nstack traceback:\n` +
+    `\t[C]: in function 'error'\n\t${dir}/handler.lua:${line}: in function <${dir}/handler.lua:${line}>\n`;
+  strictEqual(r.stderr, report("w1", 2, "first") + report("w2", 4, "second"));
 });
 
 Deno.test("error values that are tables or nil, from main and goroutines: a clear line, a traceback, nothing lost", async () => {

@@ -220,7 +220,7 @@ Deno.test("on_error gets the error value itself: a table keeps its fields, from 
   strictEqual(stdout, "table\t404\tnot found\ttrue\ntable\t500\ttimer\ttrue\n");
 });
 
-Deno.test("without a handler goroutine errors go to stderr; a failing handler is reported, not looped", async () => {
+Deno.test("without a handler goroutine errors go to stderr; a failing handler is reported with the error it was handling, not looped", async () => {
   const plain = await runLua(`go(function() error("oops") end) sleep(0.01) print("still here")`);
   strictEqual(plain.stdout, "still here\n");
   match(plain.stderr, /^error in goroutine 2: test:1: oops\nstack traceback:\n/);
@@ -230,7 +230,10 @@ Deno.test("without a handler goroutine errors go to stderr; a failing handler is
     sleep(0.02)
     print("alive")`);
   strictEqual(failing.stdout, "alive\n");
-  match(failing.stderr, /error in on_error handler: test:2: handler broke/);
+  match(
+    failing.stderr,
+    /^error in on_error handler: test:2: handler broke\nstack traceback:\n[^]*\nthe error it was handling: error in goroutine 2: test:3: first\nstack traceback:\n/,
+  );
   const { stdout } = await runLua(`print(pcall(on_error, 5))`);
   match(stdout, /bad argument #1 to 'on_error' \(function expected, got number\)/);
 });
