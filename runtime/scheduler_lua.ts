@@ -301,14 +301,15 @@ local function pop_sender(q)
   q.h, q.t = 1, 0
 end
 
-local function lookup(c, fname)
+-- The channel c names for argument i (default 1) of fname, or an error at fname's caller.
+local function lookup(c, fname, i)
   local ch = channels[c]
   if ch then return ch end
   local tc = type(c)
   if tc == "string" then
     error(fname .. ": no channel named '" .. c .. "' (create it with chan)", 3)
   end
-  error("bad argument #1 to '" .. fname .. "' (channel or channel name expected, got " .. tc .. ")", 3)
+  error("bad argument #" .. (i or 1) .. " to '" .. fname .. "' (channel or channel name expected, got " .. tc .. ")", 3)
 end
 
 local function wake_receiver(ch, g, v, ok)
@@ -427,10 +428,10 @@ local function select(first, ...)
     return select_index(first, ...)
   end
   if t == "string" and not channels[first] and tonumber(first) then return select_index(first, ...) end
+  local n = lua_select("#", ...) + 1 -- counted so that a nil argument (a misspelt field) is an error, not skipped
+  if n == 1 and first == nil then error("bad argument #1 to 'select' (channel expected, got no value)", 2) end
   local list = { first, ... }
-  local n = #list
-  if n == 0 then error("bad argument #1 to 'select' (channel expected, got no value)", 2) end
-  for i = 1, n do list[i] = channels[list[i]] or lookup(list[i], "select") end
+  for i = 1, n do list[i] = channels[list[i]] or lookup(list[i], "select", i) end
   select_start = select_start % n + 1       -- rotate so no channel starves
   for k = 0, n - 1 do
     local ch = list[(select_start + k - 1) % n + 1]

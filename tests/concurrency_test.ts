@@ -101,6 +101,21 @@ Deno.test("select returns the value and the channel's name; closed channels are 
   strictEqual(stdout, "from b\tb\nready\tb\nnil\ta\n3\ty\n");
 });
 
+Deno.test("select: a nil or wrong argument is an error naming its position, not skipped", async () => {
+  const { stdout } = await runLua(`
+    local chans = { jobs = chan("jobs", 1) }
+    send(chans.jobs, "job")
+    print(pcall(select, chans.jobs, chans.stop))
+    print(pcall(select, chans.jobs, "jobs", {}))
+    print(pcall(select, nil, chans.jobs))`);
+  strictEqual(
+    stdout,
+    "false\tbad argument #2 to 'select' (channel or channel name expected, got nil)\n" +
+      "false\tbad argument #3 to 'select' (channel or channel name expected, got table)\n" +
+      "false\tbad argument #1 to 'select' (channel or channel name expected, got nil)\n",
+  );
+});
+
 Deno.test("select wakes once even when several channels become ready", async () => {
   const { stdout } = await runLua(`
     chan("p", 1) chan("q", 1)
