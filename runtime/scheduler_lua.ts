@@ -312,8 +312,17 @@ local function lookup(c, fname, i)
   error("bad argument #" .. (i or 1) .. " to '" .. fname .. "' (channel or channel name expected, got " .. tc .. ")", 3)
 end
 
+-- What a select waiting on a channel that gets closed is woken with, after the channel's name.
+local CLOSED = {}
+
 local function wake_receiver(ch, g, v, ok)
-  if g.selecting then make_ready(g, v, ch.name) else make_ready(g, v, ok) end
+  if not g.selecting then
+    make_ready(g, v, ok)
+  elseif ok then
+    make_ready(g, v, ch.name)
+  else
+    make_ready(g, ch.name, CLOSED)
+  end
 end
 
 local function send(c, v)
@@ -435,8 +444,8 @@ local function select(first, ...)
   select_start = select_start % n + 1       -- rotate so no channel starves
   for k = 0, n - 1 do
     local ch = list[(select_start + k - 1) % n + 1]
-    local got, v = try_receive(ch)
-    if got then return v, ch.name end
+    local got, v, ok = try_receive(ch)
+    if got then return v, ch.name, ok end
   end
   local g = current or outside()
   local seq = g.seq + 1
@@ -451,7 +460,8 @@ local function select(first, ...)
   g.selecting = true
   local v, name = park("select on channels " .. table.concat(names, ", "))
   g.selecting = nil
-  return v, name
+  if name == CLOSED then return nil, v, false end
+  return v, name, true
 end
 
 local function chan(name, size)

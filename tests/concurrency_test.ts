@@ -88,7 +88,7 @@ Deno.test("a nil value travels and is told apart from a closed channel", async (
   strictEqual(stdout, "nil\ttrue\nnil\tfalse\n");
 });
 
-Deno.test("select returns the value and the channel's name; closed channels are ready", async () => {
+Deno.test("select returns the value, the channel's name and ok; closed channels are ready", async () => {
   const { stdout } = await runLua(`
     local a, b = chan("a"), chan("b", 1)
     go(function() sleep(0.02) send(b, "from b") end)
@@ -98,7 +98,20 @@ Deno.test("select returns the value and the channel's name; closed channels are 
     close_channel("a")
     print(select("a", "b"))
     print(select("#", 1, 2, 3), select(2, "x", "y"))`);
-  strictEqual(stdout, "from b\tb\nready\tb\nnil\ta\n3\ty\n");
+  strictEqual(stdout, "from b\tb\ttrue\nready\tb\ttrue\nnil\ta\tfalse\n3\ty\n");
+});
+
+Deno.test("select tells a nil that was sent from a closed channel, as receive does, also when it waited", async () => {
+  const { stdout } = await runLua(`
+    local a, b, c = chan("a", 1), chan("b", 1), chan("c")
+    send(a, nil)
+    close_channel(b)
+    print(select(a))
+    print(select(b))
+    go(function() sleep(0.01) send(c, nil) sleep(0.01) close_channel(c) end)
+    print(select(c))
+    print(select(c))`);
+  strictEqual(stdout, "nil\ta\ttrue\nnil\tb\tfalse\nnil\tc\ttrue\nnil\tc\tfalse\n");
 });
 
 Deno.test("select: a nil or wrong argument is an error naming its position, not skipped", async () => {
@@ -520,6 +533,6 @@ Deno.test("select(n, ...) keeps Lua's meaning and errors, a numeric string inclu
   strictEqual(
     stdout,
     "b\tc\nb\nb\nfalse\tbad argument #1 to 'select' (index out of range)\n" +
-      "false\tbad argument #1 to 'select' (number has no integer representation)\nv\t7\n",
+      "false\tbad argument #1 to 'select' (number has no integer representation)\nv\t7\ttrue\n",
   );
 });
