@@ -305,10 +305,13 @@ function stringEnd(text: string, i: number): number {
 
 const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
 
+/** RFC 8259's number grammar. */
+const JSON_NUMBER = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$/;
+
 /**
  * Start and end offsets (flat pairs) of the number tokens JSON.parse would
  * misread: float syntax with an integral value, integers beyond 2^53.
- * Exact for valid JSON; on invalid JSON the result does not matter.
+ * Exact for valid JSON; a malformed number token is never listed.
  */
 function ambiguousNumbers(text: string): number[] {
   const spans: number[] = [];
@@ -335,7 +338,9 @@ function ambiguousNumbers(text: string): number[] {
       }
       // Up to 15 digits is always safe; only longer integer tokens need a look.
       if (float ? Number.isInteger(Number(text.slice(start, i))) : i - start > 15) {
-        if (float || !Number.isSafeInteger(Number(text.slice(start, i)))) spans.push(start, i);
+        const token = text.slice(start, i);
+        // A malformed token stays in place for JSON.parse to reject, as it would without the rewrite.
+        if ((float || !Number.isSafeInteger(Number(token))) && JSON_NUMBER.test(token)) spans.push(start, i);
       }
     } else {
       i++;
@@ -446,20 +451,21 @@ class Json {
     } catch (e) {
       throw parseError(text, e);
     }
-    this.#push(L, value, marked, 0);
+    this.#push(L, value, marked ? text : undefined, 0);
     return 1;
   }
 
   /**
    * Pushes a parsed value. An integral number is an integer (integral
-   * floats arrive as Float, or as "\u0000<token>" strings when `marked`).
+   * floats arrive as Float, or as "\u0000<token>" strings when the text
+   * `marked` was parsed with its number tokens rewritten so).
    */
-  #push(L: LuaState, v: unknown, marked: boolean, depth: number): void {
+  #push(L: LuaState, v: unknown, marked: string | undefined, depth: number): void {
     const vm = this.#vm;
     const api = vm.api;
     switch (typeof v) {
       case "string":
-        if (marked && v.charCodeAt(0) === 0) this.#pushToken(L, v.slice(1));
+        if (marked !== undefined && v.charCodeAt(0) === 0) this.#pushToken(L, v.slice(1));
         else vm.pushString(L, v);
         return;
       case "number":
@@ -501,6 +507,8 @@ class Json {
     const keys = Object.keys(object);
     api.lua_createtable(L, 0, keys.length);
     for (const key of keys) {
+      // A rewritten number token as a key: the text had a number where a property name must be.
+      if (marked !== undefined && key.charCodeAt(0) === 0) throw parseError(marked, undefined);
       vm.pushString(L, key); // binary-safe: keys may hold NUL
       this.#push(L, object[key], marked, depth);
       api.lua_rawset(L, -3);

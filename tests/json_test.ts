@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { deepStrictEqual, match, strictEqual } from "node:assert";
+import { deepStrictEqual, match, ok, strictEqual } from "node:assert";
 import { Engine, type Outcome } from "../runtime/engine.ts";
 import { installFamily } from "../runtime/family.ts";
 import { core } from "../host/core.ts";
@@ -516,6 +516,40 @@ Deno.test("parse errors report JSON.parse's message on the original text, whatev
       }
     }),
   );
+});
+
+Deno.test("malformed numbers and number keys are rejected as JSON.parse rejects them, whatever their value", async () => {
+  const texts = [
+    "1.",
+    "[1.]",
+    "1.e5",
+    "01.0",
+    "[-00.0]",
+    "0123456789012345678",
+    "-01e2",
+    "{1.0: 2}",
+    '{"a": 1, 12345678901234567890: 1}',
+    '{"\\u0000": 1, 2.0: 1}',
+  ];
+  const out = await lines(
+    ERR + `
+    for _, text in ipairs(${"{" + texts.map((c) => JSON.stringify(c)).join(", ") + "}"}) do
+      err(json_decode, text)
+    end
+  `,
+  );
+  deepStrictEqual(
+    out,
+    texts.map((text) => {
+      try {
+        JSON.parse(text);
+        return "NO ERROR";
+      } catch (e) {
+        return `json_decode: ${(e as Error).message}`;
+      }
+    }),
+  );
+  ok(!out.includes("NO ERROR"));
 });
 
 Deno.test("randomized numbers decode to the right kind and value", async () => {
