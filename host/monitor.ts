@@ -15,7 +15,8 @@ local last_heap, last_wasm, last_rss = 0, 0, 0
 return function()
   local heap = math.floor(collectgarbage("count") * 1024)
   local wasm, rss = sizes()
-  local _, goroutines = list_goroutines()
+  local goroutines = 0
+  for _ in pairs(list_goroutines()) do goroutines = goroutines + 1 end
   local stats = {
     alloc_diff = heap - last_heap,        -- Lua heap in use
     total_alloc_diff = wasm - last_wasm,  -- memory reserved for the Lua state

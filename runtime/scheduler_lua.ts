@@ -575,18 +575,17 @@ local function parked_report()
   return table.concat(lines, "\n")
 end
 
--- id -> name, or with detail id -> { name, state, waiting }, and the count.
+-- id -> name, or with detail id -> { name, state, waiting }.
 local function list_goroutines(detail)
-  local list, count = {}, 0
+  local list = {}
   for id, g in pairs(goroutines) do
-    count = count + 1
     if detail then
       list[id] = { name = name_of(g), state = g.state, waiting = g.wait }
     else
       list[id] = name_of(g)
     end
   end
-  return list, count
+  return list
 end
 
 -- Blocking calls made inside a plain coroutine pass their park up to the

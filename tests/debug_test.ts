@@ -164,16 +164,16 @@ Deno.test("check_memory reports sizes and their change since the previous call",
   strictEqual(stdout, "true\ttrue\ttrue\ntrue\n2\n");
 });
 
-Deno.test("get_goroutines lists id -> name, and with true what each one waits on", async () => {
+Deno.test("get_goroutines returns one table, id -> name, and with true what each one waits on", async () => {
   const { stdout } = await runLua(`
     chan("jobs")
     go(function() receive("jobs") end, "worker")
     go(function() sleep(0.2) end)
     sleep(0.01)
     local names = get_goroutines()
-    print(names[1], names[2], names[3])
+    print(names[1], names[2], names[3], select("#", get_goroutines()))
     local detail = get_goroutines(true)
     print(detail[1].name, detail[1].state, detail[2].state, detail[2].waiting, detail[3].waiting)
     send("jobs", 1)`);
-  strictEqual(stdout, "main\tworker\tgoroutine 3\nmain\trunning\tparked\treceive on channel 'jobs'\tsleep\n");
+  strictEqual(stdout, "main\tworker\tgoroutine 3\t1\nmain\trunning\tparked\treceive on channel 'jobs'\tsleep\n");
 });
