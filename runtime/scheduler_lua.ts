@@ -16,7 +16,7 @@ export const SCHEDULER_LUA = String.raw`
 local PARK, host = ...
 local co_create, co_resume, co_yield, co_status, co_close =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.close
-local lua_select, traceback, pack, unpack = select, debug.traceback, table.pack, table.unpack
+local lua_select, traceback, getinfo, pack, unpack = select, debug.traceback, debug.getinfo, table.pack, table.unpack
 local pcall = pcall
 local type, tostring, tonumber, error, setmetatable, getmetatable, rawget, math_type, math_tointeger =
   type, tostring, tonumber, error, setmetatable, getmetatable, rawget, math.type, math.tointeger
@@ -561,6 +561,17 @@ local function on_error(fn)
   error_handler = fn
 end
 
+-- Where the parked coroutine co waits: its innermost line outside the scheduler ("file:line"), if any.
+local function waits_at(co)
+  local level = 0
+  while true do
+    local info = getinfo(co, level, "Sl")
+    if info == nil then return nil end
+    if info.currentline > 0 and info.source ~= "=scheduler" then return info.short_src .. ":" .. info.currentline end
+    level = level + 1
+  end
+end
+
 local function parked_report()
   local ids = {}
   for id, g in pairs(goroutines) do
@@ -570,7 +581,9 @@ local function parked_report()
   local lines = {}
   for _, id in ipairs(ids) do
     local g = goroutines[id]
-    lines[#lines + 1] = "goroutine " .. id .. " [" .. name_of(g) .. "]: " .. (g.wait or "waiting")
+    local at = waits_at(g.co)
+    lines[#lines + 1] = "goroutine " .. id .. " [" .. name_of(g) .. "]: " .. (g.wait or "waiting") ..
+      (at and " at " .. at or "")
   end
   return table.concat(lines, "\n")
 end

@@ -116,7 +116,7 @@ Deno.test("--version and --help", async () => {
   }
 });
 
-Deno.test("deadlock: message, parked goroutines, exit 2", async () => {
+Deno.test("deadlock: message, parked goroutines with the line where each waits, exit 2", async () => {
   const dir = await tempFiles({
     "dead.lua": `chan("jobs")\ngo(function() receive("jobs") end, "worker")\nreceive("jobs")\n`,
   });
@@ -124,8 +124,9 @@ Deno.test("deadlock: message, parked goroutines, exit 2", async () => {
   strictEqual(r.code, 2);
   strictEqual(
     r.stderr,
-    "all goroutines are asleep - deadlock!\n\ngoroutine 1 [main]: receive on channel 'jobs'\n" +
-      "goroutine 2 [worker]: receive on channel 'jobs'\n",
+    "all goroutines are asleep - deadlock!\n\n" +
+      `goroutine 1 [main]: receive on channel 'jobs' at ${dir}/dead.lua:3\n` +
+      `goroutine 2 [worker]: receive on channel 'jobs' at ${dir}/dead.lua:2\n`,
   );
 });
 

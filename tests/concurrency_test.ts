@@ -281,7 +281,7 @@ Deno.test("main blocked on a channel with nothing else able to run is a deadlock
   if (outcome.status === "deadlock") {
     strictEqual(
       outcome.report,
-      "goroutine 1 [main]: receive on channel 'c'\ngoroutine 2 [goroutine 2]: receive on channel 'c'",
+      "goroutine 1 [main]: receive on channel 'c' at test:1\ngoroutine 2 [goroutine 2]: receive on channel 'c' at test:1",
     );
   }
 });
