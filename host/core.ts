@@ -5,8 +5,8 @@
  * @module
  */
 import type { CancellableWait, Engine } from "../runtime/engine.ts";
-import { argError, checkNumber, checkString, isNone } from "../runtime/args.ts";
-import type { LuaState } from "../runtime/lua.ts";
+import { argError, checkInteger, checkNumber, checkString, isNone } from "../runtime/args.ts";
+import { LUA_TBOOLEAN, type LuaState } from "../runtime/lua.ts";
 import type { Family } from "../runtime/family.ts";
 import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
 import { after } from "../runtime/_timer.ts";
@@ -106,12 +106,8 @@ function sleep(engine: Engine, timers: SleepTimers, L: LuaState): SharedTimer {
 function exit(engine: Engine, L: LuaState): never {
   const vm = engine.vm;
   let code = 0;
-  if (!isNone(vm, L, 1)) {
-    const v = vm.toPrimitive(L, 1);
-    if (typeof v === "boolean") code = v ? 0 : 1;
-    else if (typeof v === "number" && Number.isInteger(v)) code = v;
-    else throw argError(1, "exit", "integer or boolean expected");
-  }
+  if (vm.api.lua_type(L, 1) === LUA_TBOOLEAN) code = vm.api.lua_toboolean(L, 1) ? 0 : 1;
+  else if (!isNone(vm, L, 1)) code = checkInteger(vm, L, 1, "exit"); // as lua5.4: "3" and 3.0 are 3
   return engine.abort({ status: "exit", code });
 }
 

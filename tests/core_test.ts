@@ -46,15 +46,23 @@ Deno.test("print keeps bytes as they are", async () => {
   strictEqual(stdout, "héllo ✓\ta\0b\n");
 });
 
-Deno.test("os.exit ends the run with its code; a bad code is an error", async () => {
+Deno.test('os.exit ends the run with its code, converted as lua5.4 does ("3", 3.0); a bad code is an error', async () => {
   const exited = await runLua(`print("a") os.exit(3) print("b")`);
   deepStrictEqual(exited.outcome, { status: "exit", code: 3 });
   strictEqual(exited.stdout, "a\n");
   const inPcall = await runLua(`pcall(os.exit, 4) print("not reached")`);
   deepStrictEqual(inPcall.outcome, { status: "exit", code: 4 });
   strictEqual(inPcall.stdout, "");
-  const bad = await runLua(`print(pcall(os.exit, "x"))`);
-  match(bad.stdout, /^false\t.*bad argument #1 to 'exit' \(integer or boolean expected\)\n$/);
+  for (const [arg, code] of [['"3"', 3], ['"0x10"', 16], ["5.0", 5], ["nil", 0]] as const) {
+    deepStrictEqual((await runLua(`os.exit(${arg})`)).outcome, { status: "exit", code }, arg);
+  }
+  const bad = await runLua(`print(pcall(os.exit, "x")) print(pcall(os.exit, 3.5)) print(pcall(os.exit, {}))`);
+  strictEqual(
+    bad.stdout,
+    "false\tbad argument #1 to 'exit' (number expected, got string)\n" +
+      "false\tbad argument #1 to 'exit' (number has no integer representation)\n" +
+      "false\tbad argument #1 to 'exit' (number expected, got table)\n",
+  );
 });
 
 Deno.test("uncaught error values: tables, tables with __tostring, nil", async () => {
