@@ -64,6 +64,27 @@ export function installGlobals(engine: Engine, context: RunContext = { loaded: n
   }
 }
 
+/** The script path that means standard input (`solvm - args...`, as `lua5.4 -`). */
+const STDIN_SCRIPT = "-";
+
+/** All of standard input, read to its end. */
+function readStandardInput(): Uint8Array {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const chunk = new Uint8Array(64 * 1024);
+  for (let n = Deno.stdin.readSync(chunk); n !== null; n = Deno.stdin.readSync(chunk)) {
+    chunks.push(chunk.slice(0, n));
+    size += n;
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const part of chunks) {
+    all.set(part, at);
+    at += part.length;
+  }
+  return all;
+}
+
 /** The canonical path, or `path` itself for what has none (a pipe like /dev/fd/63). */
 function realPathOr(path: string): string {
   try {
@@ -124,7 +145,7 @@ export interface ScriptOptions {
 /** Runs the main script once in `engine`: the main chunk, then whatever it left running. */
 async function runOnce(engine: Engine, path: string, source: Uint8Array, args: string[]): Promise<Outcome> {
   setArgTable(engine, path, args);
-  const outcome = await engine.execute(source, "@" + path, args);
+  const outcome = await engine.execute(source, path === STDIN_SCRIPT ? "=stdin" : "@" + path, args);
   if (outcome.status !== "ok") return outcome;
   await engine.idle();
   return engine.stopped ?? outcome;
@@ -179,8 +200,11 @@ export async function runScriptFile(path: string, args: string[], options: Scrip
     const engine = await options.newEngine();
     let source: Uint8Array;
     try {
-      checkAccess("read", path);
-      source = Deno.readFileSync(path);
+      if (path === STDIN_SCRIPT) source = readStandardInput();
+      else {
+        checkAccess("read", path);
+        source = Deno.readFileSync(path);
+      }
     } catch (e) {
       engine.reportError(`solvm: cannot read script "${path}": ${fileErrorReason(e, "read", path)}`);
       engine.close();

@@ -12,6 +12,13 @@ Deno.test("runs a script: arguments reach Lua in arg and ..., a #! line is allow
   strictEqual(r.stdout, "true\t2\tone\ttwo words\t2\tone\ttwo words\n");
 });
 
+Deno.test("solvm - reads the script from standard input, as lua5.4 - does", async () => {
+  const r = await solvm(["-", "a", "b"], { stdin: 'print("from stdin", arg[0], ...)\nerror("boom")\n' });
+  strictEqual(r.code, 1);
+  strictEqual(r.stdout, "from stdin\t-\ta\tb\n");
+  match(r.stderr, /^stdin:2: boom\nstack traceback:\n/);
+});
+
 Deno.test("an uncaught error: exit 1, file:line: message and a traceback on stderr", async () => {
   const dir = await tempFiles({ "fail.lua": `print("before")\nlocal function f()\n  error("boom")\nend\nf()\n` });
   const r = await solvm([`${dir}/fail.lua`]);
