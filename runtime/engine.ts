@@ -11,6 +11,7 @@
  */
 import {
   loadLuaModule,
+  LUA_ERRMEM,
   LUA_MASKCOUNT,
   LUA_OK,
   LUA_TFUNCTION,
@@ -168,6 +169,9 @@ class StopRequest extends LuaUnwind {
     super(`stop: ${outcome.status}`);
   }
 }
+
+/** The scheduler itself ran out of memory: the script holds all the memory its limit allows. */
+class OutOfMemory extends Error {}
 
 const NO_RESULTS: Pusher = () => 0;
 
@@ -554,12 +558,18 @@ export class Engine {
     this.#tierUpOpen = false;
   }
 
-  /** Calls the function below `nargs` arguments on the main stack; internal failures are bugs. */
+  /**
+   * Calls the function below `nargs` arguments on the main stack; internal
+   * failures are bugs, but for the memory running out while the script
+   * keeps it (the scheduler cannot even report the error): OutOfMemory.
+   */
   #call(nargs: number, nresults: number): void {
     const { vm, L } = this;
-    if (vm.api.lua_pcallk(L, nargs, nresults, 0, 0, 0) !== LUA_OK) {
+    const status = vm.api.lua_pcallk(L, nargs, nresults, 0, 0, 0);
+    if (status !== LUA_OK) {
       const message = vm.toText(L, -1);
       vm.api.lua_settop(L, -2);
+      if (status === LUA_ERRMEM) throw new OutOfMemory();
       throw new Error(`SolVM scheduler failure: ${message}`);
     }
   }
@@ -785,6 +795,11 @@ export class Engine {
       this.pushSchedulerField(L, "run");
       this.#call(0, 0);
     } catch (e) {
+      if (e instanceof OutOfMemory) {
+        // What the script holds fills the memory limit: the run ends with Lua's error, as lua5.4 ends.
+        this.#finish({ status: "error", message: "not enough memory", traceback: "not enough memory" });
+        return;
+      }
       if (!(e instanceof StopRequest)) throw e;
       this.#finish(e.outcome);
       return;

@@ -647,6 +647,20 @@ print("not reached")
   );
 });
 
+Deno.test("--memory-limit: memory the script keeps filling the limit ends the run with 'not enough memory'", async () => {
+  // The memory stays referenced after the failed allocation: even reporting the error has none left.
+  const dir = await tempFiles({
+    "main.lua": "print('start') keep = false while true do keep = {keep} end",
+    "goroutine.lua": "go(function() while true do keep = {keep} end end) sleep(1) print('not reached')",
+  });
+  for (const script of ["main.lua", "goroutine.lua"]) {
+    const r = await solvm(["--memory-limit", "16", `${dir}/${script}`]);
+    strictEqual(r.code, 1, script);
+    noCrash(r.stderr);
+    strictEqual(r.stderr, "not enough memory\n", script);
+  }
+});
+
 Deno.test({
   name: "--memory-limit: json_encode running out of memory leaves the JSON codec usable",
   fn: async () => {
