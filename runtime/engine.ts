@@ -400,6 +400,14 @@ export class Engine {
     // C stdio would hold io.write output apart from print's buffer; ours buffers both.
     if (vm.load(L, `io.stdout:setvbuf("no")`, "=boot")) throw new Error("boot failed");
     this.#call(0, 0);
+    // A limit kept by the count hook must not be lifted by the script: debug.sethook() would remove the hook.
+    if (this.#counting) {
+      const refuse =
+        `if debug then debug.sethook = function() error("debug.sethook: not allowed while an instruction ` +
+        `or time limit is kept (it would remove the limit's hook)", 2) end end`;
+      if (vm.load(L, refuse, "=boot")) throw new Error("boot failed");
+      this.#call(0, 0);
+    }
     this.#armTierUp();
   }
 

@@ -254,6 +254,8 @@ Deno.test("--max-instructions stops a run that goes past it, in the main chunk o
     "spin.lua": `print("start")\nlocal n = 0\nwhile true do n = n + 1 end\n`,
     "spin_goroutine.lua": `go(function() while true do end end)\nsleep(5)\n`,
     "small.lua": `local s = 0\nfor i = 1, 1000 do s = s + i end\nprint(s)\n`,
+    // debug.sethook would remove the counting hook: it is refused, and the limit holds.
+    "unhook.lua": `print(pcall(debug.sethook))\nlocal n = 0\nwhile true do n = n + 1 end\n`,
   });
   const message = "instruction limit exceeded: the script ran more than 1000000 Lua instructions\n";
   const main = await solvm(["--max-instructions", "1000000", `${dir}/spin.lua`]);
@@ -263,6 +265,13 @@ Deno.test("--max-instructions stops a run that goes past it, in the main chunk o
   const goroutine = await solvm(["--max-instructions", "1000000", `${dir}/spin_goroutine.lua`]);
   strictEqual(goroutine.code, 1);
   strictEqual(goroutine.stderr, message);
+  const unhook = await solvm(["--max-instructions", "1000000", `${dir}/unhook.lua`]);
+  strictEqual(unhook.code, 1);
+  strictEqual(
+    unhook.stdout,
+    "false\tdebug.sethook: not allowed while an instruction or time limit is kept (it would remove the limit's hook)\n",
+  );
+  strictEqual(unhook.stderr, message);
   const small = await solvm(["--max-instructions", "100000", `${dir}/small.lua`]);
   strictEqual(small.code, 0);
   strictEqual(small.stdout, "500500\n");
