@@ -85,8 +85,10 @@ export async function runRequest(request: RunRequest, hooks: RunHooks): Promise<
   const stdout = request.label ? prefixedOutput(hooks.stdout, request.label) : hooks.stdout;
   const stderr = request.label ? prefixedText(request.label) : undefined;
   const limit = hooks.timeLimit;
+  // One clock for the whole run, as the CLI's own timer keeps in a worker: a reload (a new engine) does not reset it.
+  let deadline = limit ? performance.now() + limit.ms : 0;
   const newEngine = async () => {
-    const arm = (engine: Engine) => engine.setDeadline(performance.now() + limit!.ms, limit!.message);
+    const arm = (engine: Engine) => engine.setDeadline(deadline, limit!.message);
     // onResidentChange runs only once the script starts a server or interval, after create returns.
     const engine: Engine = await Engine.create({
       stdout,
@@ -98,7 +100,12 @@ export async function runRequest(request: RunRequest, hooks: RunHooks): Promise<
       deadlines: limit !== undefined,
       onResidentChange: (n) => {
         hooks.onResidentChange?.(n);
-        if (limit && !limit.always) n > 0 ? engine.setDeadline(undefined) : arm(engine);
+        if (!limit || limit.always) return;
+        if (n > 0) engine.setDeadline(undefined);
+        else {
+          deadline = performance.now() + limit.ms; // the default limit starts again once nothing is resident
+          arm(engine);
+        }
       },
     });
     if (limit) arm(engine);

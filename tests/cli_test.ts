@@ -325,11 +325,16 @@ Deno.test("without read access to SolVM's files the time limit still stops a nev
   const dir = await tempFiles({
     "spin.lua": `print("started") while true do end`,
     "parked.lua": `print("waiting") go(function() sleep(60) end) wait()`,
+    // Each run reloads the script after 0.1 s (at most 30 times): the limit counts from the first run, not the last.
+    "reload.lua":
+      `local f = io.open((arg[0]:gsub("reload%.lua$", "runs")), "a+") local runs = #f:read("a") f:write("x") f:close()
+      if runs == 0 then print("first run") end
+      if runs < 30 then sleep(0.1) reload_script() end`,
   });
-  for (const script of ["spin.lua", "parked.lua"]) {
+  for (const script of ["spin.lua", "parked.lua", "reload.lua"]) {
     let r: CliRun | undefined;
     const elapsed = await timed(async () =>
-      r = await solvmUnder([`--allow-read=${dir}`], ["--timeout", "500ms", `${dir}/${script}`])
+      r = await solvmUnder([`--allow-read=${dir}`, `--allow-write=${dir}`], ["--timeout", "500ms", `${dir}/${script}`])
     );
     strictEqual(r!.code, 124, script);
     strictEqual(r!.stderr, "timeout: script ran longer than 500ms\n");
