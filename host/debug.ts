@@ -73,6 +73,8 @@ class WatchTable {
     const vm = engine.vm;
     const path = checkStrictText(vm, L, 1, "watch_file", "path");
     checkFunction(vm, L, 2, "watch_file");
+    // A finalizer running as the engine closes may still ask: nothing would ever stop its watcher.
+    if (engine.closed) throw new Error("watch_file: the engine is closed");
     let stopWatching: () => void;
     const id = ++this.#next;
     vm.api.lua_pushvalue(L, 2);

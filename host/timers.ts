@@ -53,6 +53,11 @@ class TimerTable {
   }
 
   add(id: number, kind: Kind, cancel: () => void): void {
+    // A finalizer running as the engine closes may still ask: nothing would ever cancel its timer.
+    if (this.engine.closed) {
+      cancel();
+      throw new Error("the engine is closed: it takes no new timers or cron jobs");
+    }
     this.#live.set(id, { kind, cancel });
   }
 

@@ -793,3 +793,19 @@ Deno.test("without allowBytecode Lua's own load, loadfile, dofile and require re
     trusting.close();
   }
 });
+
+Deno.test("a finalizer that runs as the context closes cannot leave a timer or a watcher behind", async () => {
+  const lua = new Context();
+  const seen: string[] = [];
+  lua.setGlobal("report", (line: string) => void seen.push(line));
+  await lua.execute(`
+    kept = setmetatable({}, { __gc = function()
+      local ok, e = pcall(set_interval, function() end, 0.5) report("set_interval " .. tostring(ok) .. " " .. e)
+      ok, e = pcall(watch_file, ".", function() end) report("watch_file " .. tostring(ok) .. " " .. e)
+    end })`);
+  lua.close();
+  deepStrictEqual(seen, [
+    "set_interval false the engine is closed: it takes no new timers or cron jobs",
+    "watch_file false watch_file: the engine is closed",
+  ]);
+});
