@@ -283,7 +283,13 @@ export class Context {
   /** Sets global `name` (functions become callable from Lua; see runtime/values.ts). */
   setGlobal(name: string, value: unknown): void {
     const { vm, L } = this.#open();
-    this.#values.push(L, value);
+    const top = vm.api.lua_gettop(L);
+    try {
+      this.#values.push(L, value);
+    } catch (e) {
+      vm.api.lua_settop(L, top); // a value refused halfway leaves the tables built so far
+      throw e;
+    }
     vm.api.lua_setglobal(L, vm.cstr(name));
   }
 
@@ -447,11 +453,17 @@ export class Context {
   /** @internal Updates one field of a shared table's copy. */
   updateShared(name: string, key: string, value: unknown): void {
     const { vm, L } = this.engine;
+    const top = vm.api.lua_gettop(L);
     if (vm.api.lua_getglobal(L, vm.cstr(name)) !== 5) {
-      vm.api.lua_settop(L, -2);
+      vm.api.lua_settop(L, top);
       return this.setGlobal(name, { [key]: value });
     }
-    this.#values.push(L, value);
+    try {
+      this.#values.push(L, value);
+    } catch (e) {
+      vm.api.lua_settop(L, top); // as in setGlobal
+      throw e;
+    }
     vm.api.lua_setfield(L, -2, vm.cstr(key));
     vm.api.lua_settop(L, -2);
   }
@@ -514,8 +526,9 @@ export class SharedTable {
 
   /** Sets `key` in the table and in every context's copy. */
   set(key: string, value: unknown): void {
-    this.#value[key] = value;
+    // The copies first: a value Lua cannot hold is refused before the table changes.
     for (const [context, name] of this.#contexts) context.updateShared(name, key, value);
+    this.#value[key] = value;
   }
 
   /** Pushes the whole table to every context again. */

@@ -2,7 +2,7 @@
 // strings, bytes, tables, cycles, functions both ways, objects by
 // reference) and the errors of each side as the other sees them.
 import { deepStrictEqual, ok, strictEqual } from "node:assert";
-import { byRef, ByReference, Context, LuaError, Script } from "../mod.ts";
+import { byRef, ByReference, Context, LuaError, Script, SharedTable } from "../mod.ts";
 import { sleep } from "./_helpers.ts";
 import { failure, runProgram, thrown, timed } from "./_library.ts";
 
@@ -350,6 +350,30 @@ Deno.test("values: what Lua cannot hold is refused with a clear error", async ()
     lua.setGlobal("badResult", () => Symbol("r"));
     deepStrictEqual(await lua.execute("return { pcall(badResult) }"), [false, "cannot pass a symbol to Lua"]);
     strictEqual(await lua.call("id", "still usable"), "still usable");
+  } finally {
+    lua.close();
+  }
+});
+
+Deno.test("values: a value refused halfway by setGlobal or SharedTable.set leaves the Lua stack as it was", async () => {
+  const settings = new SharedTable({ mode: "slow" });
+  const lua = new Context({ shared: { settings } });
+  try {
+    const { vm, L } = lua.engine;
+    const top = vm.api.lua_gettop(L);
+    let nested: unknown = 2n ** 64n;
+    for (let i = 0; i < 10; i++) nested = [nested];
+    for (let i = 0; i < 3; i++) {
+      thrown(() => lua.setGlobal("g", nested), RangeError, "18446744073709551616 does not fit a Lua integer (64 bits)");
+      thrown(
+        () => settings.set("mode", nested),
+        RangeError,
+        "18446744073709551616 does not fit a Lua integer (64 bits)",
+      );
+    }
+    strictEqual(vm.api.lua_gettop(L), top);
+    strictEqual(settings.get("mode"), "slow");
+    strictEqual(await lua.execute("return settings.mode .. ' ' .. tostring(g)"), "slow nil");
   } finally {
     lua.close();
   }
