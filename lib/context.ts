@@ -22,8 +22,11 @@ const ALL_LIBRARIES: LuaLibrary[] = ["coroutine", "table", "io", "os", "string",
  * How a {@linkcode Context} is made. A call stopped by `maxInstructions`,
  * `timeout` or its `signal` ends alone and the context stays usable: a
  * call that waits (sleep, a channel, I/O) is ended where it waits, one
- * that runs gets an error no `pcall` can catch. Only a call that waited
- * and then runs on past its time inside the scheduler stops the whole
+ * that runs gets an error no `pcall` can catch. Goroutines a call starts
+ * stay bound by its limits until they end, even after the call returns;
+ * those of a call that fails for a limit or a deadlock end with it. Only
+ * a goroutine no call started (one a script's top level or a timer's
+ * callback started) running past `maxInstructions` stops the whole
  * context: later calls fail with the same message (a {@linkcode Script}
  * replaces such an engine by itself).
  *
@@ -245,33 +248,34 @@ export class Context {
     this.#limitsChanged();
     const abort = () => stop("the call was aborted");
     options.signal?.addEventListener("abort", abort);
-    const settle = () => {
+    // The limits hold until the goroutines the call started have ended too.
+    const release = () => {
       options.signal?.removeEventListener("abort", abort);
       disarm();
       this.#limits.delete(limit);
       this.#limitsChanged();
-      engine.stdout.flush();
     };
     let result: unknown;
     try {
-      result = engine.call(pushCall, this.#values.reader, stopWaiting.signal, limit);
+      result = engine.call(pushCall, this.#values.reader, stopWaiting.signal, limit, release);
     } catch (e) {
-      settle();
+      engine.stdout.flush();
       throw explain(e);
     }
     if (!(result instanceof Promise)) {
-      settle();
+      engine.stdout.flush();
       return result;
     }
-    return result.then((v) => (settle(), v), (e) => {
-      settle();
+    return result.then((v) => (engine.stdout.flush(), v), (e) => {
+      engine.stdout.flush();
       throw explain(e);
     });
   }
 
   /**
    * Goroutines and coroutines that calls started have no limit of their
-   * own: the earliest limit of the calls in progress binds them.
+   * own: the earliest limit of the calls in progress (or whose goroutines
+   * live on) binds them.
    */
   #limitsChanged(): void {
     let first: CallLimit | undefined;

@@ -13,6 +13,7 @@ import {
   loadLuaModule,
   LUA_ERRMEM,
   LUA_MASKCOUNT,
+  LUA_MULTRET,
   LUA_OK,
   LUA_TFUNCTION,
   LUA_TNUMBER,
@@ -254,6 +255,8 @@ export class Engine {
   #trackers = new Map<number, Tracker>();
   // Calls (Engine.call) that had to wait: told when they end or the engine stops.
   #calls = new Map<number, { ended: Tracker; stopped: (o: Outcome) => void }>();
+  // Calls whose limits outlive their end while goroutines they started live on, by id: told when those end too.
+  readonly #outlived = new Map<number, () => void>();
   /** The limits of calls in progress, by the thread each runs on. */
   #callLimits = new Map<LuaState, CallLimit>();
   #callThread = 0;
@@ -280,11 +283,11 @@ export class Engine {
   #inPump = false;
   // A call made from outside Lua is running: a limit then ends only that call (see #checkLimits).
   #callFromOutside = false;
-  #limitHit: Outcome | undefined;
+  #limitHit: Extract<Outcome, { status: "error" | "timeout" }> | undefined;
   // The deadline belongs to calls that stop themselves (setDeadline's haltWaiting false): running Lua ends alone.
   #deadlineEndsCalls = false;
   // A goroutine the pump runs is being ended by such a deadline; if it is a call's, the call ends with this.
-  #pumpLimitHit: Extract<Outcome, { status: "timeout" }> | undefined;
+  #pumpLimitHit: Extract<Outcome, { status: "error" | "timeout" }> | undefined;
   // Threads that already made their tier-up yield (only tracked while a limit keeps hooks on).
   readonly #tieredUp = new Set<number>();
 
@@ -395,6 +398,18 @@ export class Engine {
       0,
     );
     api.lua_setfield(L, -2, vm.cstr("channel_closed"));
+    api.lua_pushcclosure(
+      L,
+      vm.hostFunction((L) => {
+        const id = Number(api.lua_tointegerx(L, 1, 0));
+        const released = this.#outlived.get(id);
+        this.#outlived.delete(id);
+        released?.();
+        return 0;
+      }),
+      0,
+    );
+    api.lua_setfield(L, -2, vm.cstr("released"));
     this.#call(2, 1);
     this.#sched = vm.ref(L);
     // C stdio would hold io.write output apart from print's buffer; ours buffers both.
@@ -465,15 +480,29 @@ export class Engine {
       outcome = { status: "timeout", message: own ? own.message : this.#deadlineMessage };
     }
     if (!outcome) return;
-    const endsGoroutine = outcome.status === "timeout" && (own !== undefined || this.#deadlineEndsCalls);
+    // Past the instruction limit, what a call from outside Lua started ends alone, as the call would.
+    const endsGoroutine = outcome.status === "timeout"
+      ? own !== undefined || this.#deadlineEndsCalls
+      : T === this.L || this.#startedByCall(T);
     if (!this.#callFromOutside && !endsGoroutine) throw new StopRequest(outcome);
     if (T === this.L) return; // the scheduler's own code: the goroutine it runs next is checked
     if (this.#callFromOutside) this.#limitHit ??= outcome;
-    else if (outcome.status === "timeout") this.#pumpLimitHit ??= outcome;
+    else this.#pumpLimitHit ??= outcome;
     const api = this.vm.api;
     api.lua_sethook(T, hook, api.lua_gethookmask(T) | LUA_MASKCOUNT, 1);
     this.vm.pushString(T, outcome.message);
     api.lua_error(T);
+  }
+
+  #startedByCall(T: LuaState): boolean {
+    const api = this.vm.api;
+    this.pushSchedulerField(T, "started_by_call");
+    if (api.lua_pcallk(T, 0, 1, 0, 0, 0) !== LUA_OK) {
+      throw new Error(`SolVM scheduler failure: ${this.vm.toText(T, -1)}`);
+    }
+    const started = api.lua_toboolean(T, -1) !== 0;
+    api.lua_settop(T, -2);
+    return started;
   }
 
   /**
@@ -606,9 +635,10 @@ export class Engine {
     const id = Number(vm.api.lua_tointegerx(L, 1, 0));
     const call = this.#calls.get(id);
     const limit = this.#pumpLimitHit;
-    if (call && limit && !vm.api.lua_toboolean(L, 2)) { // ended by its deadline while the pump ran it
+    if (call && limit && !vm.api.lua_toboolean(L, 2)) { // ended by a limit while the pump ran it
       this.#pumpLimitHit = undefined;
       this.#calls.delete(id);
+      this.#endStarted(id, limit.message, false);
       call.stopped(limit);
       return 0;
     }
@@ -824,8 +854,8 @@ export class Engine {
       const report = this.parkedReport();
       for (const watcher of this.#watchers.values()) watcher({ status: "deadlock", report });
       this.#watchers.clear();
-      for (const call of this.#calls.values()) call.stopped({ status: "deadlock", report });
-      this.#calls.clear();
+      // Their goroutines, and those they started, end too: left parked, they would take later calls' values.
+      for (const id of this.#calls.keys()) this.#cancelCall(id, { status: "deadlock", report }, true);
     }
     this.#releaseIdle();
   }
@@ -877,13 +907,18 @@ export class Engine {
    * first. When `stopWaiting` aborts while the call waits, only that call
    * ends: it rejects with a "timeout" CallStopped whose message is the
    * signal's reason, and its goroutine is ended where it waits (a host
-   * operation it waited for runs on, its result unused).
+   * operation it waited for runs on, its result unused). Goroutines the
+   * call started stay bound by it: until they all end, `stopWaiting`
+   * aborting ends those that wait (reported as their failures), and the
+   * call failing for a limit or a deadlock ends them too. `released` is
+   * told once the call and all of them have ended.
    */
   call<T>(
     pushCall: (T: LuaState) => number,
     read: CallReader<T>,
     stopWaiting?: AbortSignal,
     limit?: CallLimit,
+    released?: () => void,
   ): T | Promise<T> {
     const { vm, L } = this;
     const api = vm.api;
@@ -927,7 +962,7 @@ export class Engine {
     this.#inPump = true;
     this.#callFromOutside = !wasInPump;
     try {
-      this.#call(nargs + 1, 5);
+      this.#call(nargs + 1, 6);
     } catch (e) {
       api.lua_settop(L, top);
       this.#callLimits.delete(T);
@@ -939,6 +974,8 @@ export class Engine {
       this.#callFromOutside = wasFromOutside;
       if (cached) this.#callThreadBusy = false;
     }
+    // The id of a call that ended at once while goroutines it started live on.
+    const left = api.lua_type(L, -1) === LUA_TNUMBER ? Number(api.lua_tointegerx(L, -1, 0)) : 0;
     const limitHit = this.#limitHit;
     if (limitHit && !wasInPump) {
       this.#limitHit = undefined;
@@ -946,12 +983,16 @@ export class Engine {
       api.lua_settop(L, top);
       vm.unref(threadRef); // its hook now fires at every instruction
       if (cached) this.#callThread = 0;
+      if (left) {
+        this.#outlive(left, undefined, released);
+        this.#endStarted(left, limitHit.message, false);
+      } else released?.();
       this.#kick();
       throw new CallStopped(limitHit);
     }
-    if (api.lua_toboolean(L, -1)) this.#kick();
-    const ended = api.lua_toboolean(L, -5) !== 0;
-    const ok = ended && api.lua_toboolean(L, -4) !== 0;
+    if (api.lua_toboolean(L, -2)) this.#kick();
+    const ended = api.lua_toboolean(L, -6) !== 0;
+    const ok = ended && api.lua_toboolean(L, -5) !== 0;
     // A thread is reused only after a call that ended well; a failed one
     // cannot run again, a waiting one belongs to its goroutine now.
     if (!ok || !cached) {
@@ -960,23 +1001,21 @@ export class Engine {
     }
     if (ended) {
       this.#callLimits.delete(T);
+      if (left) this.#outlive(left, stopWaiting, released);
+      else released?.();
       try {
         return read(ok, L, top + 3);
       } finally {
         api.lua_settop(L, top);
       }
     }
-    const id = Number(api.lua_tointegerx(L, -4, 0));
+    const id = Number(api.lua_tointegerx(L, -5, 0));
     api.lua_settop(L, top);
+    this.#outlive(id, stopWaiting, released);
     return new Promise<T>((resolve, reject) => {
-      const cancel = () => this.#cancelCall(id, { status: "timeout", message: String(stopWaiting!.reason) });
-      const forget = () => {
-        stopWaiting?.removeEventListener("abort", cancel);
-        this.#callLimits.delete(T);
-      };
       this.#calls.set(id, {
         ended: (ok, L) => {
-          forget();
+          this.#callLimits.delete(T);
           try {
             resolve(read(ok, L, 3));
           } catch (e) {
@@ -984,40 +1023,83 @@ export class Engine {
           }
         },
         stopped: (outcome) => {
-          forget();
+          this.#callLimits.delete(T);
           reject(new CallStopped(outcome));
         },
       });
-      if (stopWaiting?.aborted) queueMicrotask(cancel);
-      else stopWaiting?.addEventListener("abort", cancel, { once: true });
     });
   }
 
-  /** Ends waiting call `id` alone (its goroutine ends where it waits) with `outcome`. */
-  #cancelCall(id: number, outcome: Extract<Outcome, { status: "timeout" }>): void {
+  /**
+   * Until call `id` and the goroutines it started have all ended (the
+   * scheduler's host.released says so), `stopWaiting` aborting ends them;
+   * then `released` is told.
+   */
+  #outlive(id: number, stopWaiting: AbortSignal | undefined, released: (() => void) | undefined): void {
+    if (!stopWaiting && !released) return;
+    const stop = () => {
+      const message = String(stopWaiting!.reason);
+      if (this.#calls.has(id)) this.#cancelCall(id, { status: "timeout", message });
+      else this.#endStarted(id, message, false);
+    };
+    if (stopWaiting?.aborted) queueMicrotask(stop);
+    else stopWaiting?.addEventListener("abort", stop, { once: true });
+    this.#outlived.set(id, () => {
+      stopWaiting?.removeEventListener("abort", stop);
+      released?.();
+    });
+  }
+
+  /** Ends waiting call `id` alone (its goroutine, and those it started, end where they wait) with `outcome`. */
+  #cancelCall(id: number, outcome: Extract<Outcome, { status: "timeout" | "deadlock" }>, quiet = false): void {
     const call = this.#calls.get(id);
     if (!call || this.#closed) return;
     if (this.#inPump) { // aborted by JavaScript that Lua called: Lua is busy now
-      queueMicrotask(() => this.#cancelCall(id, outcome));
+      queueMicrotask(() => this.#cancelCall(id, outcome, quiet));
       return;
     }
     this.#calls.delete(id);
     const { vm, L } = this;
+    const message = outcome.status === "timeout" ? outcome.message : "all goroutines are asleep - deadlock!";
     this.pushSchedulerField(L, "cancel");
     vm.api.lua_pushinteger(L, BigInt(id));
-    vm.pushString(L, outcome.message);
+    vm.pushString(L, message);
     this.#call(2, 1);
-    if (vm.api.lua_type(L, -1) === LUA_TNUMBER) {
-      const op = Number(vm.api.lua_tointegerx(L, -1, 0));
-      if (!this.#results.delete(op)) {
-        this.#abandoned.add(op);
-        this.#cancellable.get(op)?.cancel();
-        this.#cancellable.delete(op);
-      }
-    }
+    if (vm.api.lua_type(L, -1) === LUA_TNUMBER) this.#dropWait(Number(vm.api.lua_tointegerx(L, -1, 0)));
     vm.api.lua_settop(L, -2);
+    this.#endStarted(id, message, quiet);
     call.stopped(outcome);
     this.#kick(); // its end may release goroutines in wait()
+  }
+
+  /**
+   * Ends the goroutines ended call `id` started that still live, where they
+   * wait, as failures with `message` (not reported when `quiet`).
+   */
+  #endStarted(id: number, message: string, quiet: boolean): void {
+    if (this.#closed) return;
+    if (this.#inPump) { // Lua is busy now; those that compute are stopped by the limits meanwhile
+      queueMicrotask(() => this.#endStarted(id, message, quiet));
+      return;
+    }
+    const { vm, L } = this;
+    const top = vm.api.lua_gettop(L);
+    this.pushSchedulerField(L, "cancel_started");
+    vm.api.lua_pushinteger(L, BigInt(id));
+    vm.pushString(L, message);
+    vm.api.lua_pushboolean(L, quiet ? 1 : 0);
+    this.#call(3, LUA_MULTRET);
+    for (let at = top + 1; at <= vm.api.lua_gettop(L); at++) this.#dropWait(Number(vm.api.lua_tointegerx(L, at, 0)));
+    vm.api.lua_settop(L, top);
+    this.#kick();
+  }
+
+  /** Forgets host operation `op`, whose goroutine no longer waits for it: its result is dropped, its wait called off. */
+  #dropWait(op: number): void {
+    if (this.#results.delete(op)) return;
+    this.#abandoned.add(op);
+    this.#cancellable.get(op)?.cancel();
+    this.#cancellable.delete(op);
   }
 
   /** Starts counting Lua instructions afresh for `maxInstructions` (a new run of a reused engine). */
@@ -1213,6 +1295,8 @@ export class Engine {
     this.#watchers.clear();
     for (const call of this.#calls.values()) call.stopped({ status: "closed" });
     this.#calls.clear();
+    for (const released of this.#outlived.values()) released();
+    this.#outlived.clear();
     this.#releaseIdle();
     this.#clearDeadlineTimer();
     this.#cancellable.clear();

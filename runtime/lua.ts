@@ -31,6 +31,9 @@ export const LUA_MASKCOUNT = 8;
 
 export const LUA_OK = 0, LUA_YIELD = 1, LUA_ERRRUN = 2, LUA_ERRSYNTAX = 3, LUA_ERRMEM = 4;
 
+/** `lua_pcallk`'s result count for "all of them". */
+export const LUA_MULTRET = -1;
+
 /** The registry's pseudo-index (LUAI_MAXSTACK = 1000000). */
 export const LUA_REGISTRYINDEX = -1000000 - 1000;
 

@@ -29,6 +29,8 @@ local current                               -- the running goroutine
 local waiters, nwaiting = {}, 0             -- goroutines inside wait()
 local max_goroutines, started_by_go = math.huge, 0  -- the --max-goroutines limit on go()
 local error_handler
+-- Calls from JavaScript that ended while goroutines they started live on, by id (see direct).
+local owners = {}
 -- The coroutines user code made: the only ones it may resume or close (a goroutine's belongs to the scheduler).
 -- Marking these rather than goroutines keeps go() free of the cost.
 local user_made = setmetatable({}, { __mode = "k" })
@@ -58,6 +60,8 @@ local function spawn(fn, name, mode, ...)
   local g = { id = next_id, co = co_create(fn), seq = 0, state = "ready" }
   if name then g.name = name end
   if mode then g.mode = mode end
+  local owner = current and current.owner     -- a call from JavaScript, and what it started, own what they start
+  if owner then g.owner, owner.n = owner, owner.n + 1 end
   if lua_select("#", ...) > 0 then g.args = pack(...) end
   goroutines[next_id] = g
   rtail = rtail + 1
@@ -131,6 +135,15 @@ local function report_close_error(g, message)
   dispatch_error({ name = name_of(g) .. " (closing a to-be-closed variable)" }, message, message, message)
 end
 
+-- A goroutine call o started has ended: once o and all of them have, JavaScript lets go of o's limits.
+local function disown(o)
+  o.n = o.n - 1
+  if o.n == 0 and o.state == "dead" then
+    owners[o.id] = nil
+    host.released(o.id)
+  end
+end
+
 local function finish(g, ok, err)
   live = live - 1
   if g.by_go then started_by_go = started_by_go - 1 end
@@ -145,6 +158,12 @@ local function finish(g, ok, err)
     if g.mode ~= "watched" then dispatch_error(g, err, message, trace) end
     if g.mode then host.finished(g.id, false, message, trace) end
     if close_error then report_close_error(g, close_error) end
+  end
+  local owner = g.owner
+  if owner == g then                        -- a call that waited
+    if g.n == 0 then host.released(g.id) else owners[g.id] = g end
+  elseif owner then
+    disown(owner)
   end
   release_waiters()
 end
@@ -216,12 +235,19 @@ end
 -- stack already holds the function (JavaScript pushed it). Returns
 -- true, ok, first result (or message, traceback) when it ended without
 -- waiting, else false, its id: it then ends as a "watched" goroutine.
--- The last result says whether other goroutines are ready to run. A call
--- that ends at once is never listed, and its record is reused.
+-- The fifth result says whether other goroutines are ready to run; the
+-- sixth, when the call ended at once while goroutines it started live on,
+-- the id that names it until they end (host.released). A call that ends
+-- at once and leaves nothing behind is never listed, and its record is reused.
 local spare
 local function direct(co, ...)
   local g = spare
-  if g == nil or g.co ~= co then g = { co = co, seq = 0, name = "call" } else spare = nil end
+  if g == nil or g.co ~= co then
+    g = { co = co, seq = 0, name = "call", n = 0 }
+    g.owner = g
+  else
+    spare = nil
+  end
   g.state = "running"
   live = live + 1
   local outer = current
@@ -233,15 +259,21 @@ local function direct(co, ...)
     live = live - 1
     g.state = "dead"
     release_waiters()
+    local left
+    if g.n > 0 then
+      next_id = next_id + 1
+      g.id, left = next_id, next_id
+      owners[next_id] = g
+    end
     if ok then
-      spare = g
-      return true, true, r1, nil, rhead <= rtail
+      if not left then spare = g end
+      return true, true, r1, nil, rhead <= rtail, left
     end
     local message = message_of(r1)
     local trace = traceback(co, message)
     local close_error = close_failed(co, r1)
     if close_error then report_close_error(g, close_error) end
-    return true, false, message, trace, rhead <= rtail
+    return true, false, message, trace, rhead <= rtail, left
   end
   next_id = next_id + 1
   g.id, g.mode = next_id, "watched"
@@ -554,6 +586,31 @@ local function cancel(id, message)
   return op or true
 end
 
+-- Ends, as cancel does, every goroutine the ended call id started that
+-- still waits (the call failed, or its limit passed); quiet keeps their
+-- ends from on_error and stderr. Returns the host operations they waited for.
+local function cancel_started(id, message, quiet)
+  local o = owners[id]
+  if o == nil then return end
+  local ids = {}
+  for gid, g in pairs(goroutines) do
+    if g.owner == o then ids[#ids + 1] = gid end
+  end
+  local ops = {}
+  for _, gid in ipairs(ids) do
+    local g = goroutines[gid]
+    if g and quiet then g.mode = "watched" end -- a watched goroutine's end goes to JavaScript alone
+    local op = g and cancel(gid, message)
+    if math_type(op) == "integer" then ops[#ops + 1] = op end
+  end
+  return unpack(ops)
+end
+
+-- Whether the running goroutine is a call from JavaScript or was started by one.
+local function started_by_call()
+  return current ~= nil and current.owner ~= nil
+end
+
 local function on_error(fn)
   if fn ~= nil and type(fn) ~= "function" then
     error("bad argument #1 to 'on_error' (function expected, got " .. type(fn) .. ")", 2)
@@ -660,7 +717,8 @@ coroutine.wrap = function(fn)
 end
 
 return {
-  run = run, wake = wake, spawn = spawn, direct = direct, cancel = cancel, parked_report = parked_report,
+  run = run, wake = wake, spawn = spawn, direct = direct, cancel = cancel, cancel_started = cancel_started,
+  started_by_call = started_by_call, parked_report = parked_report,
   report_failure = report_failure,
   goroutines = goroutines, tier_up = tier_up,
   list_goroutines = list_goroutines, limit_goroutines = limit_goroutines,

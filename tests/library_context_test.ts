@@ -198,6 +198,55 @@ Deno.test("a call that waits and then runs past its time ends alone; pcall canno
   }
 });
 
+Deno.test("goroutines a call started stay bound by its limits after it returns: ended where they compute or wait, and reported", async () => {
+  // A child process: its stderr holds the reports, and it must end at once although the contexts stay open.
+  const { value, ms } = await timed(() =>
+    runProgram(
+      `import { Context, Script } from "MOD";
+// A finite loop, so that a goroutine escaping the limit makes this test fail rather than hang.
+const script = Script.fromString("g.lua", "function main() go(function() for i = 1, 1e9 do end end) return 'returned' end", { timeout: 300 });
+const start = performance.now();
+console.log(await script.run(), performance.now() - start < 2000);
+script.close();
+const lua = new Context({ timeout: 300 });
+console.log(await lua.execute("go(function() sleep(30) end, 'sleeper') go(function() receive(chan('never')) end, 'receiver') return 'ok'"));
+const plain = new Context();
+const controller = new AbortController();
+console.log(await plain.execute("go(function() sleep(30) end, 'aborted') return 'started'", "=c", { signal: controller.signal }));
+controller.abort();
+`,
+      ["-A"],
+    )
+  );
+  strictEqual(value.stdout, "returned true\nok\nstarted\n");
+  const reports = value.stderr.split("\n").filter((line) => line.startsWith("error in"));
+  deepStrictEqual(reports, [
+    "error in goroutine 1: timeout: the call ran longer than 300 ms",
+    "error in aborted: the call was aborted",
+    "error in sleeper: timeout: the call ran longer than 300 ms",
+    "error in receiver: timeout: the call ran longer than 300 ms",
+  ]);
+  ok(ms < 10_000, `the program took ${ms} ms: a goroutine outlived its call's limit`);
+});
+
+Deno.test("maxInstructions binds the goroutines a call started: one left running is ended alone, later calls go on", async () => {
+  const lua = new Context({ maxInstructions: 1_000_000 });
+  try {
+    await lua.execute(`
+      errors = {}
+      on_error(function(message) errors[#errors + 1] = message end)
+      function main(spawn) if spawn then go(function() while true do end end) end return "ok" end`);
+    strictEqual(await lua.call("main", true), "ok");
+    for (let i = 0; i < 3; i++) strictEqual(await lua.call("main", false), "ok");
+    strictEqual(await lua.execute("return 42"), 42);
+    deepStrictEqual(await lua.execute("return errors"), [
+      "instruction limit exceeded: the script ran more than 1000000 Lua instructions",
+    ]);
+  } finally {
+    lua.close();
+  }
+});
+
 Deno.test("calls at once on one context each keep their own time limit", async () => {
   const lua = new Context({ timeout: 10_000 });
   try {

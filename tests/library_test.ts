@@ -469,6 +469,39 @@ Deno.test("an aborted run on a script with a timeout leaves no timer to stop lat
   }
 });
 
+Deno.test("a run rejected for deadlock ends its goroutines: they take no later run's value", async () => {
+  const s = Script.fromString(
+    "jobs.lua",
+    `log = {}
+function main(op, v)
+  local c = chan("jobs", 10)
+  if op == "take" then
+    go(function() log[#log + 1] = "helper got " .. receive(c) end)
+    local job = receive(c)
+    log[#log + 1] = "take got " .. job
+    return job
+  end
+  if op == "put" then send(c, v) return "queued " .. v end
+  if op == "log" then return table.concat(log, "; ") end
+end`,
+    { pool: 1 },
+  );
+  try {
+    const deadlock = "all goroutines are asleep - deadlock!\n\n";
+    await failure(
+      s.run("take"),
+      Error,
+      `${deadlock}goroutine 1 [goroutine 1]: receive on channel 'jobs'\ngoroutine 2 [call]: receive on channel 'jobs'`,
+    );
+    strictEqual(await s.run("put", "A"), "queued A");
+    strictEqual(await s.run("log"), "");
+    strictEqual(await s.run("take"), "A");
+    strictEqual(await s.run("log"), "take got A");
+  } finally {
+    s.close();
+  }
+});
+
 Deno.test("the options object: maxInstructions, libraries and maxMemory reach every engine", async () => {
   const s = Script.fromString(
     "opts.lua",
