@@ -498,6 +498,8 @@ export const actors = (engine: Engine, context: RunContext): Family => {
     send: (L: LuaState) => {
       const id = checkInteger(vm, L, 1, "send");
       if (api.lua_gettop(L) < 2) atCaller(argError(1, "send", "message expected"));
+      // mailbox() gives nil for "stopped": a nil message would end a receiver that loops until then.
+      if (api.lua_type(L, 2) === LUA_TNIL) atCaller(new Error("cannot send nil: mailbox() returns nil once stopped"));
       try {
         linkOf().send(id, (out) => codec().pack(out, L, 2));
       } catch (e) {

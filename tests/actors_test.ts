@@ -163,6 +163,7 @@ end
 local ok, err = pcall(function() sink:send({ "fine", print }) end)
 print("position:", err)
 print("no message:", pcall(sink.send))
+print("nil:", pcall(sink.send, nil))
 local shared = { 1 }
 sink.send({ a = shared, b = shared })
 sink.send("last")
@@ -190,6 +191,7 @@ end
       "too deep:\tfalse\tcannot send tables nested more than 100 deep\n" +
       `position:\tmain.lua:19: cannot send a function: ${NO_TRAVEL}\n` +
       "no message:\tfalse\tbad argument #1 to 'send' (message expected)\n" +
+      "nil:\tfalse\tcannot send nil: mailbox() returns nil once stopped\n" +
       "sink got:\tfirst,shared 11,last\n",
   );
 });
