@@ -525,8 +525,11 @@ export const actors = (engine: Engine, context: RunContext): Family => {
       };
       const now = next();
       if (now) return now(L);
-      const waitForMail = (): Promise<Pusher> => inbox.arrival().then(() => next() ?? waitForMail());
-      return waitForMail();
+      let cancelled = false; // a mailbox() call that was stopped takes no message
+      const waitForMail = (): Promise<Pusher | void> =>
+        inbox.arrival().then(() => cancelled ? undefined : next() ?? waitForMail());
+      // Only actors can send to the main script, and its engine is kept going while it has any: without them, nothing can.
+      return { wait: waitForMail(), cancel: () => cancelled = true, holdsRun: linkOf().parentId !== undefined };
     }),
     self_id: (L: LuaState) => (api.lua_pushinteger(L, BigInt(linkOf().selfId)), 1),
     parent_id: (L: LuaState) => {

@@ -41,6 +41,12 @@ export type Pusher = (L: LuaState) => number;
 export interface CancellableWait {
   readonly wait: Promise<Pusher | void>;
   cancel(): void;
+  /**
+   * False when nothing but what the engine sees (its goroutines, its other
+   * waits) can end this wait: alone, it does not keep the run going, and a
+   * goroutine left waiting on it is reported as a deadlock.
+   */
+  readonly holdsRun?: boolean;
 }
 
 /** How a watched goroutine (the main chunk, a REPL line) ended. */
@@ -248,6 +254,8 @@ export class Engine {
   #callsMayStop = false;
   #woken: number[] = [];
   #pending = 0;
+  // Host operations that do not count in #pending (CancellableWait.holdsRun false).
+  readonly #unheld = new Set<number>();
   #resident = 0;
   #scheduled = false;
   #closed = false;
@@ -688,7 +696,8 @@ export class Engine {
       throw new Error(`${what} cannot wait here (not in a goroutine, or across a C call)`);
     }
     const id = ++this.#nextOp;
-    this.#pending++;
+    if (cancellable?.holdsRun === false) this.#unheld.add(id);
+    else this.#pending++;
     if (cancellable && this.#callsMayStop) this.#cancellable.set(id, cancellable);
     promise.then(
       (push) => this.#settle(id, { ok: true, push: push ?? NO_RESULTS }),
@@ -702,7 +711,7 @@ export class Engine {
   }
 
   #settle(id: number, result: { ok: true; push: Pusher } | { ok: false; message: string }): void {
-    this.#pending--;
+    if (!this.#unheld.delete(id)) this.#pending--;
     this.#cancellable.delete(id);
     if (this.#closed) return;
     if (this.#abandoned.delete(id)) {

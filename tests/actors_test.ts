@@ -241,6 +241,23 @@ print("main goes on")
   match(unhandled.stderr, /stack traceback:\n/);
 });
 
+Deno.test("the main script's mailbox() with no actor left to send is a deadlock, as a channel wait is", async () => {
+  const dir = await folder({
+    "none.lua": `print("waiting") print(mailbox())`,
+    "after.lua": `local a = spawn("replies.lua") a.send("hi") print(mailbox()) print(mailbox())`,
+    "replies.lua": `parent().send(mailbox() .. " back")`,
+  });
+  const none = await solvm(["none.lua"], { cwd: dir });
+  strictEqual(none.stdout, "waiting\n");
+  strictEqual(none.stderr, "all goroutines are asleep - deadlock!\n\ngoroutine 1 [main]: mailbox\n");
+  strictEqual(none.code, 2);
+  // The reply sent before the actor ended is read first.
+  const after = await solvm(["after.lua"], { cwd: dir });
+  strictEqual(after.stdout, "hi back\n");
+  strictEqual(after.stderr, "all goroutines are asleep - deadlock!\n\ngoroutine 1 [main]: mailbox\n");
+  strictEqual(after.code, 2);
+});
+
 Deno.test("a message goes while its sender computes on without waiting, both ways", async () => {
   // Each side spins (no waiting, so no end of turn) until the other side shows it got the message.
   const spinUntil = (flag: string) =>

@@ -791,7 +791,8 @@ Deno.test("each context has its own actors and mailbox; closing it ends its acto
     import { Context } from "MOD";
     const a = new Context();
     const b = new Context();
-    const bReads = b.execute("return mailbox()", "=b", { timeout: 300 }).catch((e) => e.message);
+    // A sleeper keeps b going a while; then nothing can send to b (it has no actors): a deadlock.
+    const bReads = b.execute("go(function() sleep(0.3) end) return mailbox()", "=b").catch((e) => e.message);
     await a.execute('self().send("for a")');
     console.log(await a.execute("return mailbox()"), "|", await bReads);
     console.log(await a.execute('local e = spawn("${dir}/echo.lua") e.send({ from = self(), text = "echoed" }) return mailbox()'));
@@ -804,7 +805,10 @@ Deno.test("each context has its own actors and mailbox; closing it ends its acto
     "the program with two contexts",
   );
   strictEqual(stderr, "");
-  strictEqual(stdout, "for a | timeout: the call ran longer than 300 ms\nechoed\nclosed\n");
+  strictEqual(
+    stdout,
+    "for a | all goroutines are asleep - deadlock!\n\ngoroutine 2 [call]: mailbox\nechoed\nclosed\n",
+  );
   strictEqual(code, 0);
 });
 
