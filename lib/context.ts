@@ -46,7 +46,7 @@ export interface ContextOptions {
   maxMemory?: number;
   /** Lua instructions each `execute` or `call` may run; checking makes Lua about 2x slower. */
   maxInstructions?: number;
-  /** Milliseconds each `execute` or `call` may take, even inside a loop that never yields. */
+  /** Milliseconds (above 0) each `execute` or `call` may take, even inside a loop that never yields. */
   timeout?: number;
   /** The standard libraries to open (default: all); the base library is always open. */
   libraries?: LuaLibrary[];
@@ -82,7 +82,7 @@ export interface CallOptions {
    * `timeout` for such loops).
    */
   signal?: AbortSignal;
-  /** Milliseconds the call may take (stops a never-yielding loop only when the context has a `timeout` or `maxInstructions`). */
+  /** Milliseconds (above 0) the call may take (stops a never-yielding loop only when the context has a `timeout` or `maxInstructions`). */
   timeout?: number;
 }
 
@@ -124,6 +124,7 @@ export class Context {
         throw new TypeError(`unknown Lua library "${library}" (${ALL_LIBRARIES.join(", ")})`);
       }
     }
+    checkTimeout(options.timeout);
     this.#options = options;
     this.engine = Engine.createSync({
       stdout: options.stdout,
@@ -207,6 +208,7 @@ export class Context {
   /** The engine call behind `execute` and `call`, with limits armed and cleared. */
   #callWith(options: CallOptions, pushCall: (T: number) => number): unknown {
     const engine = this.#open();
+    checkTimeout(options.timeout);
     const timeout = options.timeout ?? this.#options.timeout;
     // Before the deadline is armed: a refused call must leave no timer behind.
     if (options.signal?.aborted) throw new Error("the call was aborted");
@@ -471,6 +473,15 @@ export class Context {
     vm.api.lua_setfield(L, -2, vm.cstr(key));
     vm.api.lua_settop(L, -2);
   }
+}
+
+/** Throws unless `timeout` is undefined or a number of milliseconds above 0 (a timer would take anything else as 1 ms). */
+function checkTimeout(timeout: unknown): void {
+  if (timeout === undefined) return;
+  if (typeof timeout !== "number") {
+    throw new TypeError(`timeout must be a number of milliseconds, got ${typeof timeout}`);
+  }
+  if (!(timeout > 0)) throw new RangeError(`timeout must be a number of milliseconds above 0, got ${timeout}`);
 }
 
 /** What `work` returns or throws, as a Promise. */

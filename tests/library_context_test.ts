@@ -102,6 +102,37 @@ Deno.test("a timeout per call stops a waiting call; a busy loop only when the co
   }
 });
 
+Deno.test("a timeout that is not a number of milliseconds above 0 is refused, for a context, a call and a script", async () => {
+  thrown(
+    () => new Context({ timeout: "100" as unknown as number }),
+    TypeError,
+    "timeout must be a number of milliseconds, got string",
+  );
+  for (const timeout of [-5, 0, NaN]) {
+    const message = `timeout must be a number of milliseconds above 0, got ${timeout}`;
+    thrown(() => new Context({ timeout }), RangeError, message);
+    thrown(() => Script.fromString("t.lua", "function main() return 1 end", { timeout }), RangeError, message);
+  }
+  const lua = new Context();
+  const script = Script.fromString("t.lua", "function main() return 'ran' end");
+  try {
+    await failure(
+      lua.execute("return 1", "=c", { timeout: -5 }),
+      RangeError,
+      "timeout must be a number of milliseconds above 0, got -5",
+    );
+    await failure(
+      script.runWith({ timeout: NaN }),
+      RangeError,
+      "timeout must be a number of milliseconds above 0, got NaN",
+    );
+    strictEqual(await script.run(), "ran");
+  } finally {
+    lua.close();
+    script.close();
+  }
+});
+
 Deno.test("a call stopped while it sleeps, or an engine closed, leaves no timer: the program ends at once", async () => {
   // The context is left open on purpose: stopping the call alone must let its timer go.
   const { value, ms } = await timed(() =>
