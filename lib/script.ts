@@ -377,7 +377,9 @@ export class Script {
     }
     this.#version++;
     for (const entry of this.#idle.splice(0)) entry.context.close();
-    this.#idle.push({ context: fresh, version: this.#version });
+    // Engines in flight still count: a full pool makes the new code's engine when one of them comes back.
+    if (this.#busy < (this.options.pool ?? DEFAULT_POOL)) this.#idle.push({ context: fresh, version: this.#version });
+    else fresh.close();
   }
 
   /** Frees every engine; runs in flight finish first, later runs fail. */

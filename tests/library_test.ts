@@ -371,6 +371,22 @@ Deno.test("pool: runs started at once never use more engines than the pool holds
   }
 });
 
+Deno.test("update: the pool never holds more engines than its size; a later run waits for the busy one", async () => {
+  const s = Script.fromString("u.lua", "function main(tag) sleep(0.3) return tag end", { pool: 1 });
+  try {
+    const start = performance.now();
+    const stamp = (p: Promise<unknown>) => p.then((v) => ({ v, ms: performance.now() - start }));
+    const a = stamp(s.run("A"));
+    s.update("function main(tag) sleep(0.3) return tag .. ' new' end");
+    const b = stamp(s.run("B"));
+    strictEqual((await a).v, "A");
+    strictEqual((await b).v, "B new");
+    ok((await b).ms >= 590, `B ended after ${(await b).ms} ms: it ran beside A on a pool of one`);
+  } finally {
+    s.close();
+  }
+});
+
 Deno.test("update: runs in flight finish on the old code, later runs use the new", async () => {
   const s = Script.fromString("v.lua", `function main(x) sleep(0.1) return "old " .. x end`);
   try {
