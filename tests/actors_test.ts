@@ -249,12 +249,12 @@ Deno.test("the main script's mailbox() with no actor left to send is a deadlock,
   });
   const none = await solvm(["none.lua"], { cwd: dir });
   strictEqual(none.stdout, "waiting\n");
-  strictEqual(none.stderr, "all goroutines are asleep - deadlock!\n\ngoroutine 1 [main]: mailbox\n");
+  strictEqual(none.stderr, "all goroutines are asleep - deadlock!\n\ngoroutine 1 [main]: mailbox at none.lua:1\n");
   strictEqual(none.code, 2);
   // The reply sent before the actor ended is read first.
   const after = await solvm(["after.lua"], { cwd: dir });
   strictEqual(after.stdout, "hi back\n");
-  strictEqual(after.stderr, "all goroutines are asleep - deadlock!\n\ngoroutine 1 [main]: mailbox\n");
+  strictEqual(after.stderr, "all goroutines are asleep - deadlock!\n\ngoroutine 1 [main]: mailbox at after.lua:1\n");
   strictEqual(after.code, 2);
 });
 

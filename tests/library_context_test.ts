@@ -838,7 +838,7 @@ Deno.test("each context has its own actors and mailbox; closing it ends its acto
   strictEqual(stderr, "");
   strictEqual(
     stdout,
-    "for a | all goroutines are asleep - deadlock!\n\ngoroutine 2 [call]: mailbox\nechoed\nclosed\n",
+    "for a | all goroutines are asleep - deadlock!\n\ngoroutine 2 [call]: mailbox at b:1\nechoed\nclosed\n",
   );
   strictEqual(code, 0);
 });

@@ -507,7 +507,7 @@ end`,
     await failure(
       s.run("take"),
       Error,
-      `${deadlock}goroutine 1 [goroutine 1]: receive on channel 'jobs'\ngoroutine 2 [call]: receive on channel 'jobs'`,
+      `${deadlock}goroutine 1 [goroutine 1]: receive on channel 'jobs' at jobs.lua:5\ngoroutine 2 [call]: receive on channel 'jobs' at jobs.lua:6`,
     );
     strictEqual(await s.run("put", "A"), "queued A");
     strictEqual(await s.run("log"), "");
