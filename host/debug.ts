@@ -15,9 +15,11 @@ import { fileErrorReason } from "./filesystem.ts";
 export const DEBOUNCE_MS = 100;
 
 // trace([message]): the current stack on stderr, from the caller down.
+// What it uses is kept when it loads: a script that trims or replaces globals cannot break it.
 const TRACE_LUA = `
+local stderr, traceback, tostring = io.stderr, debug.traceback, tostring
 return function(message)
-  io.stderr:write(debug.traceback(message ~= nil and tostring(message) or "trace", 2), "\\n")
+  stderr:write(traceback(message ~= nil and tostring(message) or "trace", 2), "\\n")
 end`;
 
 /**

@@ -11,9 +11,10 @@ const CHECK_MEMORY_LUA = `
 local helpers = ...
 local sizes = helpers.sizes
 local list_goroutines = get_goroutines -- registered just before, see the table below
+local floor, collectgarbage, pairs = math.floor, collectgarbage, pairs  -- kept: the script may change the globals
 local last_heap, last_wasm, last_rss = 0, 0, 0
 return function()
-  local heap = math.floor(collectgarbage("count") * 1024)
+  local heap = floor(collectgarbage("count") * 1024)
   local wasm, rss = sizes()
   local goroutines = 0
   for _ in pairs(list_goroutines()) do goroutines = goroutines + 1 end

@@ -19,6 +19,17 @@ Deno.test("trace() prints the current stack to stderr, from the caller down", as
   match(plain.stderr, /^trace\nstack traceback:\n/);
 });
 
+Deno.test("trace() and check_memory() keep working when the script removes the globals they use", async () => {
+  const r = await runLua(`
+    local keep_print = print
+    math, collectgarbage, debug, io = nil, nil, nil, nil
+    keep_print(type(check_memory().lua_heap))
+    trace("still")`);
+  deepStrictEqual(r.outcome, { status: "ok" });
+  strictEqual(r.stdout, "number\n");
+  match(r.stderr, /^still\nstack traceback:\n/);
+});
+
 Deno.test("watch_file calls its function once per change, as a goroutine; unwatch_file stops it", async () => {
   const dir = await tempFiles({ "watched.txt": "v1" });
   const { stdout, stderr } = await runLua(`
