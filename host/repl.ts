@@ -46,9 +46,20 @@ export async function runRepl(engine: Engine): Promise<number> {
   const showFailure = vm.load(L, SHOW_RESULTS, "=repl");
   if (showFailure) throw new Error(showFailure);
   const show = vm.ref(L);
+  // There is no script to run again: reload_script() would stop the engine and leave the REPL deaf.
+  engine.setGlobal("reload_script", () => {
+    throw new Error("reload_script: the REPL has no script to reload");
+  });
+  // os.exit from a goroutine or timer ends the REPL at once, not when the next line arrives.
+  const stopped = engine.whenStopped().then((outcome) => ({ done: true as const, stopped: outcome }));
+  const input = lines();
   let chunk = "";
   prompt("> ");
-  for await (const line of lines()) {
+  while (true) {
+    const next = await Promise.race([input.next(), stopped]);
+    if ("stopped" in next) return next.stopped.status === "exit" ? next.stopped.code : 1;
+    if (next.done) break;
+    const line = next.value;
     if (chunk === "" && line.trim() === "exit") return 0;
     chunk = chunk === "" ? line : chunk + "\n" + line;
     // An expression first (so "1 + 1" prints 2), then a statement.

@@ -277,6 +277,7 @@ export class Engine {
   #channelClosers = new Map<number, () => void>();
   #nextChannel = 0;
   #idleWaiters: (() => void)[] = [];
+  #stopWaiters: ((outcome: Outcome) => void)[] = [];
   #stopped: Outcome | undefined;
   #onResidentChange?: (count: number) => void;
   #tierUpUntil = 0;
@@ -810,6 +811,7 @@ export class Engine {
   #finish(outcome: Outcome): void {
     this.#stopped = outcome;
     this.stdout.flush();
+    for (const resolve of this.#stopWaiters.splice(0)) resolve(outcome);
     for (const watcher of this.#watchers.values()) watcher(outcome);
     this.#watchers.clear();
     for (const call of this.#calls.values()) call.stopped(outcome);
@@ -1245,6 +1247,12 @@ export class Engine {
   /** How the run was stopped (`os.exit`, `reload_script`, a halt), if it was. */
   get stopped(): Outcome | undefined {
     return this.#stopped;
+  }
+
+  /** Resolves with how the run was stopped, once it is (from a goroutine or timer as well as a watched run). */
+  whenStopped(): Promise<Outcome> {
+    if (this.#stopped) return Promise.resolve(this.#stopped);
+    return new Promise((resolve) => this.#stopWaiters.push(resolve));
   }
 
   /** Sets a global (dotted names reach into tables: "os.exit") to a host function. */

@@ -1,5 +1,5 @@
 import { match, ok, strictEqual } from "node:assert";
-import { type CliRun, solvm, solvmUnder, tempFiles } from "./_helpers.ts";
+import { type CliRun, sleep, solvm, solvmUnder, tempFiles } from "./_helpers.ts";
 
 Deno.test("runs a script: arguments reach Lua in arg and ..., a #! line is allowed", async () => {
   const dir = await tempFiles({
@@ -209,6 +209,34 @@ Deno.test("REPL: os.exit ends the session with its code", async () => {
   const r = await solvm([], { stdin: "print('a')\nos.exit(5)\nprint('b')\n" });
   strictEqual(r.code, 5);
   strictEqual(r.stdout, "a\n");
+});
+
+Deno.test("REPL: os.exit in a timer ends the session at once, without waiting for the next line", async () => {
+  let exited = false;
+  let neededNextLine = false;
+  const r = await solvm([], {
+    stdin: async (write) => {
+      await write('set_timeout(function() print("bye") os.exit(4) end, 0.2)\n');
+      for (let i = 0; i < 50 && !exited; i++) await sleep(100);
+      if (exited) return;
+      neededNextLine = true;
+      await write('print("next line")\n');
+    },
+    whileRunning: async (child) => {
+      await child.status;
+      exited = true;
+    },
+  });
+  strictEqual(neededNextLine, false, "the REPL ended only when the next line arrived");
+  strictEqual(r.code, 4);
+  strictEqual(r.stdout, "1\nbye\n"); // 1: the timer's id, which the line's expression returned
+});
+
+Deno.test("REPL: reload_script() is an error (no script to reload), and the session goes on", async () => {
+  const r = await solvm([], { stdin: "x = 1\nreload_script()\nprint('x is', x)\n" });
+  strictEqual(r.code, 0);
+  strictEqual(r.stdout, "x is\t1\n");
+  match(r.stderr, /^stdin:1: reload_script: the REPL has no script to reload\n/);
 });
 
 Deno.test("--memory-limit: running out raises a catchable error; the script and its goroutines go on", async () => {
