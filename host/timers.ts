@@ -151,6 +151,35 @@ function setIntervalLua(table: TimerTable, L: LuaState): number {
   return pushId(table, L, id);
 }
 
+/** The fields of a cron expression, seconds first, and the values each takes. */
+const CRON_FIELDS: [string, number, number][] = [
+  ["second", 0, 59],
+  ["minute", 0, 59],
+  ["hour", 0, 23],
+  ["day of month", 1, 31],
+  ["month", 1, 12],
+  ["day of week", 0, 7],
+];
+
+/** Why a plain number in `expr` is out of its field's range, if one is (croner's own message counts from 0). */
+function cronRangeProblem(expr: string): string | undefined {
+  const fields = expr.trim().split(/\s+/);
+  const names = fields.length === 5 ? CRON_FIELDS.slice(1) : CRON_FIELDS;
+  for (const [i, field] of fields.entries()) {
+    if (i >= names.length) break;
+    const [name, min, max] = names[i];
+    for (const part of field.split(",")) {
+      const plain = /^(\d+)(?:-(\d+))?(?:\/\d+)?$/.exec(part);
+      for (const text of plain ? [plain[1], plain[2]] : []) {
+        if (text !== undefined && (Number(text) < min || Number(text) > max)) {
+          return `${name} ${text} is out of range (${min}-${max})`;
+        }
+      }
+    }
+  }
+  return undefined;
+}
+
 /** `cron(expr, fn)`: runs fn on a six-field (with seconds) or five-field cron schedule. */
 function cronLua(table: TimerTable, L: LuaState): number {
   const { engine } = table;
@@ -161,14 +190,20 @@ function cronLua(table: TimerTable, L: LuaState): number {
   const ref = vm.ref(L);
   let tick = () => {};
   let job: Cron;
+  let next: Date | null;
   try {
+    const outOfRange = cronRangeProblem(expr);
+    if (outOfRange) throw new Error(outOfRange);
     job = new Cron(expr, () => tick());
+    next = job.nextRun();
   } catch (e) {
     vm.unref(ref);
+    // croner searches for a date that does not exist (31 April...) until its stack runs out.
+    if (e instanceof RangeError) throw new Error(`cron: invalid expression "${expr}": it never fires`);
     const reason = e instanceof Error ? e.message.replace(/^CronPattern: /, "") : String(e);
     throw new Error(`cron: invalid expression "${expr}": ${reason}`);
   }
-  if (job.nextRun() === null) {
+  if (next === null) {
     job.stop();
     vm.unref(ref);
     throw new Error(`cron: invalid expression "${expr}": it never fires`);

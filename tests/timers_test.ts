@@ -295,6 +295,21 @@ Deno.test("an invalid cron expression raises an error quoting it; nothing is sch
   strictEqual(lines[7], "false\tbad argument #1 to 'cron' (string expected, got nil)");
 });
 
+Deno.test("cron errors name the value as written and its field's range; a date that never comes never fires", async () => {
+  const { stdout } = await run(`
+    for _, expr in ipairs({ "0 0 0 1 13 *", "0 0 0 0 * *", "0 0 0 1-40 * *", "* 25 * * *", "0 0 0 31 4,6,9,11 *" }) do
+      print(select(2, pcall(cron, expr, function() end)))
+    end`);
+  strictEqual(
+    stdout,
+    'cron: invalid expression "0 0 0 1 13 *": month 13 is out of range (1-12)\n' +
+      'cron: invalid expression "0 0 0 0 * *": day of month 0 is out of range (1-31)\n' +
+      'cron: invalid expression "0 0 0 1-40 * *": day of month 40 is out of range (1-31)\n' +
+      'cron: invalid expression "* 25 * * *": hour 25 is out of range (0-23)\n' +
+      'cron: invalid expression "0 0 0 31 4,6,9,11 *": it never fires\n',
+  );
+});
+
 Deno.test("an uncaught invalid cron expression ends the run with that error", async () => {
   const { outcome } = await run(`cron("nope", function() end)`);
   if (outcome.status !== "error") throw new Error(`expected an error, got ${JSON.stringify(outcome)}`);
