@@ -5,7 +5,7 @@
  * @module
  */
 import type { Engine } from "../runtime/engine.ts";
-import type { Family } from "../runtime/family.ts";
+import { type Family, inScheduler } from "../runtime/family.ts";
 import { checkFunction, checkInteger, checkStrictText } from "../runtime/args.ts";
 import type { LuaState } from "../runtime/lua.ts";
 import { checkAccess, isPermissionError } from "./_permissions.ts";
@@ -112,6 +112,7 @@ class WatchTable {
 export const debugging = (engine: Engine): Family => {
   const watches = new WatchTable(engine);
   return {
+    "debug.traceback": inScheduler("traceback"), // before trace, which keeps it
     trace: { lua: TRACE_LUA, helpers: {} },
     watch_file: (L) => watches.watch(L),
     unwatch_file: (L) => watches.unwatch(L),

@@ -45,6 +45,7 @@ export async function runRepl(engine: Engine): Promise<number> {
   }
   const showFailure = vm.load(L, SHOW_RESULTS, "=repl");
   if (showFailure) throw new Error(showFailure);
+  engine.markInternal("repl");
   const show = vm.ref(L);
   // There is no script to run again: reload_script() would stop the engine and leave the REPL deaf.
   engine.setGlobal("reload_script", () => {

@@ -1269,6 +1269,14 @@ export class Engine {
     this.#assign(name);
   }
 
+  /** Marks the chunk `name` (loaded as `=name`) as SolVM's own: tracebacks leave its frames out. */
+  markInternal(name: string): void {
+    const { vm, L } = this;
+    this.pushSchedulerField(L, "mark_internal");
+    vm.pushString(L, name);
+    this.#call(1, 0);
+  }
+
   /** Sets a global to the function returned by Lua chunk `source`, which gets `helpers` as `...`. */
   setGlobalFromLua(name: string, source: string, helpers: Record<string, HostFunction>): void {
     this.vm.pushRef(this.L, this.compileLua(name, source, helpers));
@@ -1283,6 +1291,7 @@ export class Engine {
     const { vm, L } = this;
     const failure = vm.load(L, source, `=${name}`);
     if (failure) throw new Error(failure);
+    this.markInternal(name);
     vm.api.lua_createtable(L, 0, Object.keys(helpers).length);
     for (const [helper, impl] of Object.entries(helpers)) {
       vm.api.lua_pushcclosure(L, vm.hostFunction(impl), 0);

@@ -86,6 +86,25 @@ local function message_of(err)
   return "(error object is a " .. t .. " value)"
 end
 
+-- Chunks of SolVM's own (this one, the host families' Lua helpers): their frames are left out of tracebacks.
+local internal = { scheduler = true }
+local function mark_internal(name) internal[name] = true end
+local gsub = string.gsub
+local function without_internal(text)
+  if type(text) ~= "string" then return text end
+  return (gsub(text, "\n\t([^:\n]*):%d+:[^\n]*", function(chunk) if internal[chunk] then return "" end end))
+end
+
+-- debug.traceback as scripts get it: Lua's, without SolVM's own frames. Its level counts past this function.
+local function user_traceback(...)
+  local first = ...
+  if type(first) == "thread" then return without_internal(traceback(...)) end
+  local message, level = ...
+  local t = type(message)
+  if message ~= nil and t ~= "string" and t ~= "number" then return message end
+  return without_internal(traceback(message, (level or 1) + 1))
+end
+
 -- err is the error value itself (what the handler gets), message its text
 -- and trace the text with a traceback (what stderr gets).
 local function dispatch_error(g, err, message, trace)
@@ -153,7 +172,7 @@ local function finish(g, ok, err)
     if g.mode then host.finished(g.id, true, err) end  -- err is the first result here
   else
     local message = message_of(err)
-    local trace = traceback(g.co, message)
+    local trace = without_internal(traceback(g.co, message))
     local close_error = close_failed(g.co, err)
     if g.mode ~= "watched" then dispatch_error(g, err, message, trace) end
     if g.mode then host.finished(g.id, false, message, trace) end
@@ -270,7 +289,7 @@ local function direct(co, ...)
       return true, true, r1, nil, rhead <= rtail, left
     end
     local message = message_of(r1)
-    local trace = traceback(co, message)
+    local trace = without_internal(traceback(co, message))
     local close_error = close_failed(co, r1)
     if close_error then report_close_error(g, close_error) end
     return true, false, message, trace, rhead <= rtail, left
@@ -720,7 +739,7 @@ return {
   run = run, wake = wake, spawn = spawn, direct = direct, cancel = cancel, cancel_started = cancel_started,
   started_by_call = started_by_call, parked_report = parked_report,
   report_failure = report_failure,
-  goroutines = goroutines, tier_up = tier_up,
+  goroutines = goroutines, tier_up = tier_up, mark_internal = mark_internal, traceback = user_traceback,
   list_goroutines = list_goroutines, limit_goroutines = limit_goroutines,
   channel_metatable = Channel, host_chan = host_chan,
   go = go, chan = chan, send = send, receive = receive, close_channel = close_channel,

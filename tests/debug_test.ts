@@ -188,3 +188,27 @@ Deno.test("get_goroutines returns one table, id -> name, and with true what each
     send("jobs", 1)`);
   strictEqual(stdout, "main\tworker\tgoroutine 3\t1\nmain\trunning\tparked\treceive on channel 'jobs'\tsleep\n");
 });
+
+Deno.test("tracebacks leave out SolVM's own frames: uncaught errors, on_error, debug.traceback", async () => {
+  const dir = await tempFiles({
+    "wrap.lua": `local function helper()
+  local g = coroutine.wrap(function() error("inside wrap") end)
+  g()
+end
+on_error(function(_, trace) print("on_error:", trace) end)
+go(helper)
+sleep(0.01)
+print(select(2, xpcall(helper, debug.traceback)))
+print(debug.traceback("here", 1) == debug.traceback("here"), debug.traceback({}) ~= nil)
+helper()
+`,
+  });
+  const r = await solvm([`${dir}/wrap.lua`]);
+  strictEqual(r.code, 1);
+  for (const text of [r.stdout, r.stderr]) {
+    ok(!/\n\t(scheduler|file access|standard streams):\d+:/.test(text), text);
+    match(text, /\n\t\S*wrap\.lua:3: in /);
+  }
+  match(r.stdout, /^on_error:\t.*wrap\.lua:3: .*wrap\.lua:2: inside wrap\nstack traceback:\n/);
+  match(r.stdout, /\ntrue\ttrue\n$/);
+});
