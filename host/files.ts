@@ -10,7 +10,7 @@ import type { Family, LuaDefinedFunction } from "../runtime/family.ts";
 import { argError, checkBytes, checkStrictText, checkString, isNone } from "../runtime/args.ts";
 import type { LuaState } from "../runtime/lua.ts";
 import { fileErrorReason, takeDenials } from "./filesystem.ts";
-import { checkAccess } from "./_permissions.ts";
+import { checkAccess, isPermissionError } from "./_permissions.ts";
 
 /** Runs `work` once `access` to `path` is allowed; rejects with `fname: cannot <verb> "<path>": <reason>`. */
 async function explain<T>(
@@ -77,8 +77,14 @@ function listDir(engine: Engine, L: LuaState) {
     for await (const entry of Deno.readDir(path)) {
       let info: Deno.FileInfo;
       try {
+        checkAccess("read", `${path}/${entry.name}`);
         info = await Deno.lstat(`${path}/${entry.name}`);
       } catch (e) {
+        // An entry the script may not read is listed (its folder may be read) without its details, as Deno does.
+        if (isPermissionError(e)) {
+          entries.push({ name: entry.name, is_dir: entry.isDirectory });
+          continue;
+        }
         if (!(e instanceof Deno.errors.NotFound)) throw e;
         // A name that is not UTF-8 comes with U+FFFD in it, and that name does not exist: listed without details.
         if (entry.name.includes("\uFFFD")) entries.push({ name: entry.name, is_dir: entry.isDirectory });

@@ -154,6 +154,8 @@ export function denoFileSystem(): LuaSystem {
     rename: (from, to) =>
       attempt(
         () => {
+          // Deno's rename needs read access to the source too: else a denied file could be moved somewhere readable.
+          checkAccess("read", from);
           checkAccess("write", from);
           checkAccess("write", to);
           Deno.renameSync(from, to);

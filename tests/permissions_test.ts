@@ -122,6 +122,30 @@ print(os.rename(dir .. "/other/x.txt", dir .. "/other/../secret/moved.txt"))
   }
 });
 
+Deno.test("--deny-read keeps a file from being moved out of reach (rename needs read) or described by list_dir", async () => {
+  const dir = await tempFiles({ "pw.txt": "0123456789" });
+  await Deno.mkdir(`${dir}/secret`);
+  await Deno.writeTextFile(`${dir}/secret/s.txt`, "s");
+  await Deno.writeTextFile(
+    `${dir}/move.lua`,
+    `print(os.rename("secret/s.txt", "leaked.txt"))
+print(os.rename("secret", "opened"))
+for _, e in ipairs(list_dir(".")) do
+  if e.name == "pw.txt" or e.name == "secret" then print(e.name, e.is_dir, e.size, e.mode, e.mod_time) end
+end`,
+  );
+  const r = await solvm([`--deny-read=${dir}/secret,${dir}/pw.txt`, "move.lua"], { cwd: dir });
+  strictEqual(r.stderr, "");
+  strictEqual(
+    r.stdout,
+    `nil\tpermission denied: read access to "secret/s.txt" (denied by --deny-read=${dir}/secret)\t13\n` +
+      `nil\tpermission denied: read access to "secret" (denied by --deny-read=${dir}/secret)\t13\n` +
+      "pw.txt\tfalse\tnil\tnil\tnil\n" +
+      "secret\ttrue\tnil\tnil\tnil\n",
+  );
+  strictEqual(await Deno.readTextFile(`${dir}/secret/s.txt`), "s");
+});
+
 Deno.test("a bare --deny-<kind> refuses the whole kind; --deny-* narrows an --allow-* list", async () => {
   const dir = await tempFiles({ "a.txt": "a", "b.txt": "b" });
   await Deno.writeTextFile(
