@@ -107,9 +107,10 @@ function listDir(engine: Engine, L: LuaState) {
 }
 
 /**
- * Makes the wrapper of Lua's own `original` (a function of io, os or the
- * base library, named `name`) that puts the reason of a refused access in
- * its messages where the C library can only say "Permission denied".
+ * Makes the wrapper of Lua's own `original` (a function of io, os, package
+ * or the base library, named `name`) that puts the reason of a refused
+ * access in its messages where the C library can only say "Permission
+ * denied".
  * `returns`: it fails by returning nil and a message (else it raises).
  * Errors of its own (a bad argument) keep Lua's wording and the caller's
  * position. One chunk for every wrapped function, compiled once.
@@ -134,15 +135,16 @@ local function explain(message)
   if at then return message:sub(1, at - 1) .. reason .. message:sub(at + #"Permission denied") end
   return message .. "\\n\\t" .. reason
 end
-return function(original, name, returns)
-  -- pcall called original, so its own argument errors, require's "not found" and io.lines's "cannot open"
-  -- lack the caller's position and the function's name: give them back, as a direct call would have.
-  -- Other errors pass unchanged.
+-- outer: how many Lua wrappers (dofile's) stand between this one and the caller its errors point at.
+return function(original, name, returns, outer)
+  local level = 3 + (outer or 0)
+  -- pcall called original, so its own argument errors and io.lines's "cannot open" lack the caller's position
+  -- and the function's name: give them back, as a direct call would have. Other errors pass unchanged.
   local function rethrow(e)
     if type(e) == "string" then
       if e:find("Permission denied", 1, true) then error(explain(e), 0) end
-      if e:find("^bad argument") or e:find("^module '") or e:find("^cannot open file '") then
-        error(explain((e:gsub("to '%?'", "to '" .. name .. "'", 1))), 3)
+      if e:find("^bad argument") or e:find("^cannot open file '") then
+        error(explain((e:gsub("to '%?'", "to '" .. name .. "'", 1))), level)
       end
     end
     error(e, 0)
@@ -182,9 +184,20 @@ export const files = (engine: Engine): Family => {
     list_dir: engine.blocking("list_dir", (L) => listDir(engine, L)),
     "io.open": explained("io.open", "returns"),
     "io.lines": explained("io.lines", "raises"),
-    dofile: explained("dofile", "raises"),
+    // Loads with Lua's own loadfile (wrapped only below), then runs the chunk by a tail call outside any pcall:
+    // its errors keep their traceback, and nested dofiles cost no C stack.
+    dofile: {
+      lua: `local load, error = (...).make()(loadfile, "dofile", true, 1), error
+        return function(filename)
+          local chunk, message = load(filename)
+          if not chunk then error(message, 0) end
+          return chunk()
+        end`,
+      helpers: { make },
+    },
     loadfile: explained("loadfile", "returns"),
-    require: explained("require", "raises"),
+    // require's searcher (host/modules.ts) finds and loads files with these two.
+    "package.searchpath": explained("package.searchpath", "returns"),
     "os.remove": explained("os.remove", "returns"),
     "os.rename": explained("os.rename", "returns"),
     // This C library's tmpnam only names a file; lua5.4 on Linux (mkstemp) makes it, so the name stays taken.

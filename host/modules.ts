@@ -202,22 +202,27 @@ function configureRequire(engine: Engine, context: RunContext): void {
   vm.api.lua_settop(L, -3);
 }
 
-// Lua's file searcher, wrapped so that each file require loads is told to the run (--watch follows it).
-const REQUIRE_WATCH_LUA = `
-local record, searchers, type, pcall, error = (...).record, package.searchers, type, pcall, error
-local lua_files = searchers[2]
-searchers[2] = function(name)
-  -- Called through pcall, as require calls it from C: its errors then name no line of this wrapper.
-  local ok, loader, where = pcall(lua_files, name)
-  if not ok then error(loader, 0) end
-  if type(loader) == "function" and type(where) == "string" then record(where) end
-  return loader, where
+// Lua's file searcher, in Lua, on package.searchpath and loadfile as the files family left them (a refused
+// access is explained). It tells the run each file require loads (--watch follows it). Nothing here wraps the
+// module's run: its errors keep their traceback, and a nested require costs the C stack what it costs in Lua.
+const REQUIRE_SEARCHER_LUA = `
+local record = (...).record
+local package, searchpath, loadfile, type, error = package, package.searchpath, loadfile, type, error
+package.searchers[2] = function(name)
+  local path = package.path
+  if type(path) ~= "string" then error("'package.path' must be a string", 0) end
+  local filename, not_found = searchpath(name, path)
+  if not filename then return not_found end
+  local loader, message = loadfile(filename)
+  if not loader then error("error loading module '" .. name .. "' from file '" .. filename .. "':\\n\\t" .. message, 0) end
+  record(filename)
+  return loader, filename
 end`;
 
 /** The modules family's registration table. */
 export const modules = (engine: Engine, context: RunContext): Family => {
   configureRequire(engine, context);
-  engine.compileLua("require watch", REQUIRE_WATCH_LUA, {
+  engine.compileLua("require", REQUIRE_SEARCHER_LUA, {
     record: (L) => {
       const path = engine.vm.toText(L, 1);
       try {

@@ -484,3 +484,34 @@ Deno.test("a runtime error inside a required module propagates with that module'
   });
   assertPrinted(await runMain(dir), "false\tapp/explodes.lua:2: required module failed\tnil\n");
 });
+
+Deno.test("an uncaught error inside a required or dofile'd file keeps that file's frames in the traceback", async () => {
+  const dir = await project({
+    "app/broken.lua": `local function parse(cfg)\n  return cfg.port + 1\nend\nlocal m = parse(nil)\nreturn m\n`,
+    "app/required.lua": `local function setup()\n  local m = require("broken")\n  return m\nend\nsetup()\n`,
+    "app/dofiled.lua": `local function setup()\n  local m = dofile("app/broken.lua")\n  return m\nend\nsetup()\n`,
+  });
+  for (const [script, via] of [["required", "[C]: in function 'require'"], ["dofiled", "(...tail calls...)"]]) {
+    const r = await solvm([`app/${script}.lua`], { cwd: dir });
+    strictEqual(r.code, 1);
+    strictEqual(
+      r.stderr,
+      "app/broken.lua:2: attempt to index a nil value (local 'cfg')\nstack traceback:\n" +
+        "\tapp/broken.lua:2: in local 'parse'\n\tapp/broken.lua:4: in main chunk\n" +
+        `\t${via}\n\tapp/${script}.lua:2: in local 'setup'\n\tapp/${script}.lua:5: in main chunk\n`,
+    );
+  }
+});
+
+Deno.test("require and dofile nest 150 deep, as in lua5.4", async () => {
+  const files: Record<string, string> = {
+    "app/main.lua": `print(pcall(require, "r1"))\nprint(pcall(dofile, "app/d1.lua"))\n`,
+    "app/r150.lua": "return 0",
+    "app/d150.lua": "return 0",
+  };
+  for (let i = 1; i < 150; i++) {
+    files[`app/r${i}.lua`] = `return require("r${i + 1}") + 1`;
+    files[`app/d${i}.lua`] = `return dofile("app/d${i + 1}.lua") + 1`;
+  }
+  assertPrinted(await runMain(await project(files)), "true\t149\tapp/r1.lua\ntrue\t149\n");
+});
