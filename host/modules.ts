@@ -17,8 +17,8 @@ import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts"
 const FETCH_TIMEOUT_MS = 30_000;
 
 // import itself: locate (sync), load (may wait: a file or a URL), run once, cache. A module that one
-// goroutine is loading is waited for by the others (they get the same value); within one goroutine
-// meeting it again is a circular import.
+// goroutine is loading is waited for by the others (they get the same value), unless that wait closes a
+// circle: meeting it again within one goroutine, or goroutines each waiting for a module another loads.
 const IMPORT_LUA = `
 local helpers = ...
 local locate, load = helpers.locate, helpers.load
@@ -26,13 +26,43 @@ local chan, receive, close_channel = helpers.channels()
 local running = coroutine.running
 local cache, LOADING = {}, {}
 local loaded = {}  -- key -> channel closed once the goroutine loading it is done
+local loader = {}  -- key -> coroutine loading it
 local chains = setmetatable({}, { __mode = "k" })  -- coroutine -> modules it is loading, innermost last
+local waiting = setmetatable({}, { __mode = "k" })  -- coroutine -> the module it waits for another to load
 
 local function chain()
   local co = running()
   local c = chains[co]
   if not c then c = {} chains[co] = c end
   return c
+end
+
+-- The names of chain's modules from the one with key (after it, if after) to the innermost.
+local function names_from(c, key, after, names)
+  local from = #c + 1
+  for i = #c, 1, -1 do
+    if c[i].key == key then from = after and i + 1 or i break end
+  end
+  for i = from, #c do names[#names + 1] = c[i].shown end
+  return names
+end
+
+-- The import circle that waiting for module key would close, as names; nil when the wait will end. It
+-- follows the goroutine loading key to the module it waits for, and so on, back to this goroutine.
+local function circle(key, shown)
+  local me, seen, path = running(), {}, { shown }
+  local owner = loader[key]
+  while owner ~= me do
+    if owner == nil or seen[owner] or waiting[owner] == nil then return nil end
+    seen[owner] = true
+    names_from(chains[owner], key, true, path)
+    key = waiting[owner].key
+    path[#path + 1] = waiting[owner].shown
+    owner = loader[key]
+  end
+  local names = names_from(chains[me], key, false, {})
+  for i = 1, #path do names[#names + 1] = path[i] end
+  return names
 end
 
 -- The importing file and the error level that points at its line. Skips C
@@ -61,20 +91,18 @@ return function(name)
   local loading = chain()
   local value = cache[key]
   while value == LOADING do
-    for i = 1, #loading do
-      if loading[i].key == key then
-        local names = {}
-        for j = 1, #loading do names[j] = loading[j].shown end
-        names[#names + 1] = shown
-        error("import: circular import: " .. table.concat(names, " -> "), level)
-      end
-    end
+    local names = circle(key, shown)
+    if names then error("import: circular import: " .. table.concat(names, " -> "), level) end
+    local co = running()
+    waiting[co] = { key = key, shown = shown }
     receive(loaded[key]) -- another goroutine is loading it
+    waiting[co] = nil
     value = cache[key]
   end
   if value == nil then
     cache[key] = LOADING
     loaded[key] = chan()
+    loader[key] = running()
     loading[#loading + 1] = { key = key, shown = shown }
     -- Closed however the module ends: an error keeps its own traceback, and goroutines waiting for it try again.
     local _ <close> = setmetatable({}, { __close = function()
@@ -82,6 +110,7 @@ return function(name)
       if cache[key] == LOADING then cache[key] = nil end
       close_channel(loaded[key])
       loaded[key] = nil
+      loader[key] = nil
     end })
     local ok, chunk = pcall(load, key, shown)
     if not ok then error(chunk, chunk:sub(1, 8) == "import: " and level or 0) end

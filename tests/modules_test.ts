@@ -209,6 +209,24 @@ Deno.test("a circular import fails at once, naming the cycle", async () => {
   );
 });
 
+Deno.test("two goroutines importing modules that import each other both get the circular import, not a hang", async () => {
+  const dir = await project({
+    "app/main.lua": `go(function() print("g1", pcall(import, "ca")) end)
+go(function() print("g2", pcall(import, "cb")) end)
+wait()
+print("done")`,
+    // The wait while loading lets the other goroutine start its own module first.
+    "modules/ca.lua": `sleep(0.05)\nreturn { b = import("cb") }`,
+    "modules/cb.lua": `sleep(0.05)\nreturn { a = import("ca") }`,
+  });
+  assertPrinted(
+    await runMain(dir),
+    "g2\tfalse\tmodules/cb.lua:2: import: circular import: modules/cb.lua -> modules/ca.lua -> modules/cb.lua\n" +
+      "g1\tfalse\tmodules/cb.lua:2: import: circular import: modules/ca.lua -> modules/cb.lua -> modules/ca.lua\n" +
+      "done\n",
+  );
+});
+
 // ---------------------------------------------------------------------------
 // import: errors
 
