@@ -131,12 +131,17 @@ function globalName(name: string): string {
   return base.replace(/\.lua$/, "");
 }
 
-function isFile(path: string): boolean {
+/** True for a file at `path`. A place the script may not read is skipped (as require's search skips it), its reason kept in `refused`. */
+function isFile(path: string, refused: Map<string, string>): boolean {
   try {
     checkAccess("read", path);
     return Deno.statSync(path).isFile;
   } catch (e) {
     if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) return false;
+    if (isPermissionError(e)) {
+      refused.set(path, fileErrorReason(e, "read", path));
+      return false;
+    }
     throw new Error(`import: cannot read "${path}": ${fileErrorReason(e, "read", path)}`);
   }
 }
@@ -160,10 +165,12 @@ function locate(engine: Engine, context: RunContext, L: LuaState): number {
     ...(context.mainScript ? [join(dirname(context.mainScript), "modules")] : []),
   ];
   const searched = file.startsWith("/") ? [file] : [...new Set(folders.map((folder) => join(folder, file)))];
+  const refused = new Map<string, string>();
   for (const path of searched) {
-    if (isFile(path)) return push(Deno.realPathSync(path), path);
+    if (isFile(path, refused)) return push(Deno.realPathSync(path), path);
   }
-  throw new Error(`import: module '${name}' not found; searched:\n\t${searched.join("\n\t")}`);
+  const places = searched.map((path) => refused.has(path) ? `${path}: ${refused.get(path)}` : path);
+  throw new Error(`import: module '${name}' not found; searched:\n\t${places.join("\n\t")}`);
 }
 
 /** `load(key, shown)` -> the compiled chunk of a file or URL. */

@@ -227,6 +227,21 @@ print("done")`,
   );
 });
 
+Deno.test("under --sandbox, run from another folder, import skips modules/ there (unreadable) for the script's", async () => {
+  const dir = await project({
+    "app/main.lua": `print(import("util"))\nprint(pcall(import, "absent"))\n`,
+    "app/modules/util.lua": `return "util from app/modules/"`,
+  });
+  await Deno.mkdir(`${dir}/elsewhere/modules`, { recursive: true });
+  const refused = `permission denied: read access to "modules/absent.lua" (run with --allow-read=modules/absent.lua)`;
+  assertPrinted(
+    await solvm(["--sandbox", "../app/main.lua"], { cwd: `${dir}/elsewhere` }),
+    "util from app/modules/\n" +
+      "false\t../app/main.lua:2: import: module 'absent' not found; searched:\n" +
+      `\t../app/absent.lua\n\tmodules/absent.lua: ${refused}\n\t../app/modules/absent.lua\n`,
+  );
+});
+
 // ---------------------------------------------------------------------------
 // import: errors
 
