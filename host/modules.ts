@@ -249,9 +249,9 @@ package.searchers[2] = function(name)
   if type(path) ~= "string" then error("'package.path' must be a string", 0) end
   local filename, not_found = searchpath(name, path)
   if not filename then return not_found end
+  record(filename) -- before loading: a module that fails to compile is followed too, so fixing it reloads
   local loader, message = loadfile(filename)
   if not loader then error("error loading module '" .. name .. "' from file '" .. filename .. "':\\n\\t" .. message, 0) end
-  record(filename)
   return loader, filename
 end`;
 

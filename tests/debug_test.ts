@@ -1,5 +1,5 @@
-import { deepStrictEqual, match, ok, strictEqual } from "node:assert";
-import { runLua, solvm, tempFiles } from "./_helpers.ts";
+import { deepStrictEqual, match, strictEqual } from "node:assert";
+import { runLua, solvm, tempFiles, within } from "./_helpers.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -101,14 +101,13 @@ Deno.test("reload_script re-runs the main script in a fresh Lua state and stops 
   strictEqual(r.stdout, "run 1\tnil\nrun 2\tnil\nrun 3\tnil\ndone\n");
 });
 
-Deno.test("--watch reloads when the script or a module it imported (or required) changes", async () => {
-  const dir = await tempFiles({
-    "app.lua": `import("greeting")\nprint("app v1", greeting.text)\n`,
-    "greeting.lua": `return { text = "hello" }\n`,
-    "punct.lua": `return "!"\n`,
-  });
+/**
+ * Runs `solvm --watch script` while `steps` edits files, each step waiting with `waitFor` until stdout holds
+ * a text; then stops it and returns what it printed.
+ */
+async function watching(script: string, steps: (waitFor: (text: string) => Promise<void>) => Promise<void>) {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "--watch", `${dir}/app.lua`],
+    args: ["run", "-A", MAIN, "--watch", script],
     stdout: "piped",
     stderr: "piped",
     env: { NO_COLOR: "1" },
@@ -116,38 +115,49 @@ Deno.test("--watch reloads when the script or a module it imported (or required)
   const decoder = new TextDecoder();
   let stdout = "";
   const reader = child.stdout.getReader();
+  const stderr = new Response(child.stderr).text();
   const waitFor = async (text: string) => {
-    const deadline = Date.now() + 10_000;
-    while (!stdout.includes(text)) {
-      ok(Date.now() < deadline, `timed out waiting for ${JSON.stringify(text)}; got ${JSON.stringify(stdout)}`);
-      const { value, done } = await reader.read();
-      if (done) break;
-      stdout += decoder.decode(value);
-    }
+    const reading = (async () => {
+      while (!stdout.includes(text)) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        stdout += decoder.decode(value);
+      }
+    })();
+    await within(reading, 10_000, `${JSON.stringify(text)} on stdout; got ${JSON.stringify(stdout)}`);
+    // Changes made at once after a run would be too early for its watchers.
+    await new Promise((r) => setTimeout(r, 300));
   };
   try {
+    await steps(waitFor);
+  } finally {
+    child.kill();
+    await reader.cancel();
+    await child.status;
+  }
+  return { stdout, stderr: await stderr };
+}
+
+Deno.test("--watch reloads when the script or a module it imported (or required) changes", async () => {
+  const dir = await tempFiles({
+    "app.lua": `import("greeting")\nprint("app v1", greeting.text)\n`,
+    "greeting.lua": `return { text = "hello" }\n`,
+    "punct.lua": `return "!"\n`,
+  });
+  const { stdout } = await watching(`${dir}/app.lua`, async (waitFor) => {
     await waitFor("app v1\thello\n");
-    await new Promise((r) => setTimeout(r, 300));
     await Deno.writeTextFile(`${dir}/app.lua`, `import("greeting")\nprint("app v2", greeting.text)\n`);
     await waitFor("app v2\thello\n");
-    await new Promise((r) => setTimeout(r, 300));
     await Deno.writeTextFile(`${dir}/greeting.lua`, `return { text = "bonjour" }\n`);
     await waitFor("app v2\tbonjour\n");
-    await new Promise((r) => setTimeout(r, 300));
     await Deno.writeTextFile(
       `${dir}/app.lua`,
       `import("greeting")\nprint("app v3", greeting.text .. require("punct"))\n`,
     );
     await waitFor("app v3\tbonjour!\n");
-    await new Promise((r) => setTimeout(r, 300));
     await Deno.writeTextFile(`${dir}/punct.lua`, `return "?"\n`);
     await waitFor("app v3\tbonjour?\n");
-  } finally {
-    child.kill();
-    await reader.cancel();
-    await child.stderr.cancel();
-    await child.status;
-  }
+  });
   deepStrictEqual(stdout.trim().split("\n"), [
     "app v1\thello",
     "app v2\thello",
@@ -155,6 +165,20 @@ Deno.test("--watch reloads when the script or a module it imported (or required)
     "app v3\tbonjour!",
     "app v3\tbonjour?",
   ]);
+});
+
+Deno.test("--watch follows a required module whose first load failed to compile: fixing it reloads", async () => {
+  const dir = await tempFiles({
+    "main.lua": `print("before") local cfg = require("cfg") print("port", cfg.port)\n`,
+    "cfg.lua": `return { port = 80\n`,
+  });
+  const { stdout, stderr } = await watching(`${dir}/main.lua`, async (waitFor) => {
+    await waitFor("before\n");
+    await Deno.writeTextFile(`${dir}/cfg.lua`, `return { port = 8080 }\n`);
+    await waitFor("port\t8080\n");
+  });
+  strictEqual(stdout, "before\nbefore\nport\t8080\n");
+  match(stderr, /'}' expected/);
 });
 
 Deno.test("check_memory reports sizes and their change since the previous call", async () => {
