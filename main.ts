@@ -80,9 +80,7 @@ interface Options {
   scripts: string[];
   /** Permissions given on the command line; undefined = the script gets Deno's own. */
   permissions?: Permissions;
-  /** Kinds refused outright by a bare `--deny-<kind>`. */
-  denyAll: Set<AccessKind>;
-  /** What `--deny-<kind>=a,b` refuses. */
+  /** What `--deny-<kind>=a,b` refuses; `true` for a bare `--deny-<kind>`. */
   deny: DenyLists;
 }
 
@@ -123,13 +121,18 @@ function workerPermissions(permissions: Permissions, script: string | undefined)
   return { ...permissions, read, ffi: false, import: false };
 }
 
+/** The kinds a bare `--deny-<kind>` refuses outright. */
+function deniedKinds(options: Options): AccessKind[] {
+  return PERMISSION_KINDS.filter((kind) => options.deny[kind] === true);
+}
+
 /** The Worker permissions: what was granted (or Deno's own), less what a bare `--deny-<kind>` refuses. */
 function confinement(options: Options): Deno.PermissionOptionsObject | undefined {
-  if (!options.permissions && options.denyAll.size === 0) return undefined;
+  if (!options.permissions && deniedKinds(options).length === 0) return undefined;
   const granted: Deno.PermissionOptionsObject = options.permissions
     ? workerPermissions(options.permissions, options.script)
     : Object.fromEntries(PERMISSION_KINDS.map((kind) => [kind, "inherit"]));
-  for (const kind of options.denyAll) granted[kind] = false;
+  for (const kind of deniedKinds(options)) granted[kind] = false;
   return granted;
 }
 
@@ -163,7 +166,6 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
     watch: false,
     memoryLimit: DEFAULT_MEMORY_LIMIT_MB,
     maxGoroutines: DEFAULT_MAX_GOROUTINES,
-    denyAll: new Set(),
     deny: {},
     scripts: [],
   };
@@ -232,8 +234,13 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
         const kind = PERMISSION_KINDS.find((k) => flag === `--allow-${k}` || flag === `--deny-${k}`);
         if (!kind) throw new UsageError(`unknown option ${flag} (see solvm --help)`);
         if (flag.startsWith("--deny-")) {
-          if (inline) options.deny[kind] = [...options.deny[kind] ?? [], ...inline.split(",").filter(Boolean)];
-          else options.denyAll.add(kind);
+          const listed = inline?.split(",").filter(Boolean) ?? [];
+          // As Deno does, an empty list is refused: taken for a bare flag, it would have denied everything.
+          if (inline !== undefined && listed.length === 0) {
+            throw new UsageError(`${flag}= lists nothing (a bare ${flag} refuses all ${kind} access)`);
+          }
+          const before = options.deny[kind];
+          options.deny[kind] = inline === undefined || before === true ? true : [...before ?? [], ...listed];
           break;
         }
         options.permissions ??= noPermissions();
@@ -287,7 +294,7 @@ function timeLimited(options: Options): boolean {
  * at the clock every 1000 instructions, and the permissions are Deno's own.
  */
 async function runInThisThread(options: Options, request: RunRequest): Promise<never> {
-  if (options.permissions || options.denyAll.size > 0) {
+  if (options.permissions || deniedKinds(options).length > 0) {
     fail(
       "--allow-*, --sandbox and bare --deny-* flags confine the script in a worker, which needs read access " +
         `to SolVM's own files (run Deno with --allow-read=${new URL(".", import.meta.url).pathname})`,

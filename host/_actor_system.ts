@@ -14,6 +14,7 @@
 import { log } from "../runtime/log.ts";
 import { drainSharedOutput, newSharedOutput } from "../runtime/output.ts";
 import { RunningCommands } from "./_process_group.ts";
+import type { DenyLists } from "./_permissions.ts";
 
 /** One Lua value packed into bytes (host/actors.ts packs and unpacks; this file only carries them). */
 export type Packed = Uint8Array;
@@ -66,7 +67,7 @@ type ToRoot =
 /** The limits and refusals of the run, which every actor of it keeps too. */
 export interface ActorRules {
   /** What `--deny-<kind>=...` refuses (see host/_permissions.ts). */
-  deny?: Partial<Record<string, string[]>>;
+  deny?: DenyLists;
   maxMemory?: number;
   maxGoroutines?: number;
   maxInstructions?: number;

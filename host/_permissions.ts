@@ -11,15 +11,17 @@
 /** The kinds of access Deno's permission flags control for a script. */
 export type AccessKind = "read" | "write" | "net" | "env" | "run" | "sys";
 
-/** What `--deny-<kind>=a,b` listed, per kind. */
-export type DenyLists = Partial<Record<AccessKind, string[]>>;
+/** What `--deny-<kind>=a,b` listed, per kind; `true` for a bare `--deny-<kind>`, which refuses the whole kind. */
+export type DenyLists = Partial<Record<AccessKind, string[] | true>>;
 
-/** A refusal by a `--deny-*` list. */
+/** A refusal by a `--deny-*` flag: `entry` is what its list named, undefined for a bare one. */
 export class AccessDenied extends Error {
-  constructor(readonly kind: AccessKind, readonly target: string, readonly entry: string) {
-    super(`${kind} access to "${target}" denied by --deny-${kind}=${entry}`);
+  constructor(readonly kind: AccessKind, readonly target: string, readonly entry?: string) {
+    super(`${kind} access to "${target}" denied by ${denyFlag(kind, entry)}`);
   }
 }
+
+const denyFlag = (kind: AccessKind, entry?: string) => `--deny-${kind}${entry === undefined ? "" : `=${entry}`}`;
 
 let denied: DenyLists = {};
 
@@ -39,8 +41,8 @@ let denied: DenyLists = {};
  */
 export function setDenied(lists: DenyLists): void {
   denied = {};
-  for (const [kind, entries] of Object.entries(lists) as [AccessKind, string[]][]) {
-    denied[kind] = kind === "read" || kind === "write" ? entries.map(absolute) : entries;
+  for (const [kind, entries] of Object.entries(lists) as [AccessKind, string[] | true][]) {
+    denied[kind] = entries !== true && (kind === "read" || kind === "write") ? entries.map(absolute) : entries;
   }
 }
 
@@ -92,6 +94,7 @@ function matches(kind: AccessKind, entry: string, target: string): boolean {
 export function checkAccess(kind: AccessKind, target: string): void {
   const entries = denied[kind];
   if (!entries) return;
+  if (entries === true) throw new AccessDenied(kind, target);
   const subject = kind === "read" || kind === "write" ? absolute(target) : target;
   const entry = entries.find((e) => matches(kind, e, subject));
   if (entry !== undefined) throw new AccessDenied(kind, target, entry);
@@ -109,7 +112,8 @@ export function checkAccess(kind: AccessKind, target: string): void {
  * ```
  */
 export function hasDenyList(kind: AccessKind): boolean {
-  return (denied[kind]?.length ?? 0) > 0;
+  const entries = denied[kind];
+  return entries === true || (entries?.length ?? 0) > 0;
 }
 
 /**
@@ -141,7 +145,7 @@ export function isPermissionError(e: unknown): boolean {
  */
 export function accessReason(e: unknown, kind: AccessKind, target: string): string {
   if (e instanceof AccessDenied) { // it names what it refused: a rename's target, say, not its source
-    return `permission denied: ${e.kind} access to "${e.target}" (denied by --deny-${e.kind}=${e.entry})`;
+    return `permission denied: ${e.kind} access to "${e.target}" (denied by ${denyFlag(e.kind, e.entry)})`;
   }
   // Deno names the access it refused, which may be another kind than the call's (a rename needs read too).
   const named = e instanceof Error ? /Requires (\w+) access to "([^"]+)"/.exec(e.message) : null;

@@ -154,16 +154,43 @@ Deno.test("a bare --deny-<kind> refuses the whole kind; --deny-* narrows an --al
 print(read_file("${dir}/a.txt"))
 print(pcall(read_file, "${dir}/b.txt"))`,
   );
-  const r = await solvm(["--deny-write", `--allow-read=${dir}`, `--deny-read=${dir}/b.txt`, `${dir}/bare.lua`]);
+  // The refusal names the bare flag: an --allow-* flag cannot help against it.
+  const r = await solvm([
+    "--deny-write",
+    `--allow-write=${dir}`,
+    `--allow-read=${dir}`,
+    `--deny-read=${dir}/b.txt`,
+    `${dir}/bare.lua`,
+  ]);
   strictEqual(r.code, 0);
   strictEqual(
     r.stdout,
     `false\twrite_file: cannot write "${dir}/c.txt": permission denied: write access to "${dir}/c.txt" ` +
-      `(run with --allow-write=${dir}/c.txt)\n` +
+      `(denied by --deny-write)\n` +
       "a\n" +
       `false\tread_file: cannot read "${dir}/b.txt": permission denied: read access to "${dir}/b.txt" ` +
       `(denied by --deny-read=${dir}/b.txt)\n`,
   );
+});
+
+Deno.test("a bare --deny-read refuses the script itself, naming the flag; an empty --deny-<kind>= list is bad usage", async () => {
+  const dir = await tempFiles({ "s.lua": `print("ran")` });
+  const refused = await solvm(["--deny-read", "s.lua"], { cwd: dir });
+  strictEqual(refused.code, 1);
+  strictEqual(
+    refused.stderr,
+    'solvm: cannot read script "s.lua": permission denied: read access to "s.lua" (denied by --deny-read)\n',
+  );
+  for (const flag of ["--deny-write=", "--deny-env=,"]) {
+    const empty = await solvm([flag, "s.lua"], { cwd: dir });
+    strictEqual(empty.code, 2);
+    strictEqual(empty.stdout, "");
+    const kind = flag.slice("--deny-".length, flag.indexOf("="));
+    strictEqual(
+      empty.stderr,
+      `solvm: --deny-${kind}= lists nothing (a bare --deny-${kind} refuses all ${kind} access)\n`,
+    );
+  }
 });
 
 Deno.test("--deny-net refuses a name that resolves to a denied address (localhost for 127.0.0.1)", async () => {
