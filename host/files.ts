@@ -106,6 +106,29 @@ function listDir(engine: Engine, L: LuaState) {
   });
 }
 
+const NAME_CHARACTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/**
+ * `os.tmpname()`: makes an empty file in /tmp and returns its name, as
+ * lua5.4 on Linux does (mkstemp), so the name stays taken. Only write
+ * access is needed, and a refusal names the flag.
+ */
+function tmpName(engine: Engine, L: LuaState): number {
+  for (let tries = 1;; tries++) {
+    const letters = crypto.getRandomValues(new Uint8Array(6));
+    const name = `/tmp/lua_${[...letters].map((n) => NAME_CHARACTERS[n % NAME_CHARACTERS.length]).join("")}`;
+    try {
+      checkAccess("write", name);
+      Deno.openSync(name, { write: true, createNew: true, mode: 0o600 }).close();
+      engine.vm.pushString(L, name);
+      return 1;
+    } catch (e) {
+      if (e instanceof Deno.errors.AlreadyExists && tries < 100) continue;
+      throw new Error(`unable to generate a unique filename: ${fileErrorReason(e, "write", "/tmp")}`);
+    }
+  }
+}
+
 /**
  * Makes the wrapper of Lua's own `original` (a function of io, os, package
  * or the base library, named `name`) that puts the reason of a refused
@@ -142,10 +165,10 @@ return function(original, name, returns, outer)
   -- and the function's name: give them back, as a direct call would have. Other errors pass unchanged.
   local function rethrow(e)
     if type(e) == "string" then
-      if e:find("Permission denied", 1, true) then error(explain(e), 0) end
       if e:find("^bad argument") or e:find("^cannot open file '") then
         error(explain((e:gsub("to '%?'", "to '" .. name .. "'", 1))), level)
       end
+      if e:find("Permission denied", 1, true) then error(explain(e), 0) end
     end
     error(e, 0)
   end
@@ -184,6 +207,8 @@ export const files = (engine: Engine): Family => {
     list_dir: engine.blocking("list_dir", (L) => listDir(engine, L)),
     "io.open": explained("io.open", "returns"),
     "io.lines": explained("io.lines", "raises"),
+    "io.input": explained("io.input", "raises"),
+    "io.output": explained("io.output", "raises"),
     // Loads with Lua's own loadfile (wrapped only below), then runs the chunk by a tail call outside any pcall:
     // its errors keep their traceback, and nested dofiles cost no C stack.
     dofile: {
@@ -200,17 +225,6 @@ export const files = (engine: Engine): Family => {
     "package.searchpath": explained("package.searchpath", "returns"),
     "os.remove": explained("os.remove", "returns"),
     "os.rename": explained("os.rename", "returns"),
-    // This C library's tmpnam only names a file; lua5.4 on Linux (mkstemp) makes it, so the name stays taken.
-    "os.tmpname": {
-      lua: `local tmpname, open = os.tmpname, io.open
-        return function()
-          local name = tmpname()
-          local file = open(name, "w")
-          if not file then error("unable to generate a unique filename", 2) end
-          file:close()
-          return name
-        end`,
-      helpers: {},
-    },
+    "os.tmpname": (L) => tmpName(engine, L),
   };
 };

@@ -1,4 +1,4 @@
-import { strictEqual } from "node:assert";
+import { ok, strictEqual } from "node:assert";
 import { solvm, tempFiles } from "./_helpers.ts";
 
 // The CLI's own permission flags confine the script (the worker it runs in), as the compiled binary does.
@@ -191,6 +191,32 @@ Deno.test("a bare --deny-read refuses the script itself, naming the flag; an emp
       `solvm: --deny-${kind}= lists nothing (a bare --deny-${kind} refuses all ${kind} access)\n`,
     );
   }
+});
+
+Deno.test("a refused os.tmpname, io.input or io.output names the flag and the caller's line", async () => {
+  const dir = await tempFiles({ "in.txt": "x" });
+  await Deno.mkdir(`${dir}/app`); // the script's folder is readable: in.txt is outside it
+  await Deno.writeTextFile(
+    `${dir}/app/tmp.lua`,
+    `print(pcall(io.input, "${dir}/in.txt"))
+print(pcall(io.output, "${dir}/out.txt"))
+local x = 1
+local name = os.tmpname()
+`,
+  );
+  const r = await solvm(["--sandbox", `${dir}/app/tmp.lua`]);
+  strictEqual(r.code, 1);
+  strictEqual(
+    r.stdout,
+    `false\tcannot open file '${dir}/in.txt' (permission denied: read access to "${dir}/in.txt" (run with --allow-read=${dir}/in.txt))\n` +
+      `false\tcannot open file '${dir}/out.txt' (permission denied: write access to "${dir}/out.txt" (run with --allow-write=${dir}/out.txt))\n`,
+  );
+  ok(
+    r.stderr.startsWith(
+      `${dir}/app/tmp.lua:4: unable to generate a unique filename: permission denied: write access to "/tmp" (run with --allow-write=/tmp)\n`,
+    ),
+    r.stderr,
+  );
 });
 
 Deno.test("--deny-net refuses a name that resolves to a denied address (localhost for 127.0.0.1)", async () => {
