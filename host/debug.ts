@@ -57,6 +57,40 @@ export function watchPath(path: string, onChange: () => void): () => void {
   };
 }
 
+/**
+ * Resolves once a file exists at `path` again (`--watch` waits so for a
+ * script that is briefly missing, as during a `git checkout`): looked for
+ * now, then after each quiet moment following a change in its folder.
+ */
+export function fileReturns(path: string): Promise<void> {
+  const folder = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".";
+  const watcher = Deno.watchFs(folder, { recursive: false });
+  return new Promise((resolve) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const look = () => {
+      try {
+        Deno.statSync(path);
+      } catch {
+        return;
+      }
+      clearTimeout(timer);
+      watcher.close();
+      resolve();
+    };
+    (async () => {
+      try {
+        for await (const _ of watcher) {
+          clearTimeout(timer);
+          timer = setTimeout(look, DEBOUNCE_MS);
+        }
+      } catch {
+        // The watcher was closed.
+      }
+    })();
+    look();
+  });
+}
+
 /** The watchers of one engine. */
 class WatchTable {
   #next = 0;

@@ -13,7 +13,7 @@ import { timers } from "./timers.ts";
 import { files } from "./files.ts";
 import { standardStreams } from "./stdio.ts";
 import { modules } from "./modules.ts";
-import { debugging, watchPath } from "./debug.ts";
+import { debugging, fileReturns, watchPath } from "./debug.ts";
 import { fileErrorReason } from "./filesystem.ts";
 import { checkAccess } from "./_permissions.ts";
 import { monitor } from "./monitor.ts";
@@ -196,7 +196,7 @@ class WatchedFiles extends Set<string> {
  * ```
  */
 export async function runScriptFile(path: string, args: string[], options: ScriptOptions): Promise<number> {
-  while (true) {
+  for (let run = 1;; run++) {
     const engine = await options.newEngine();
     let source: Uint8Array;
     try {
@@ -206,20 +206,21 @@ export async function runScriptFile(path: string, args: string[], options: Scrip
         source = Deno.readFileSync(path);
       }
     } catch (e) {
-      engine.reportError(`solvm: cannot read script "${path}": ${fileErrorReason(e, "read", path)}`);
+      // Once watching, a script deleted and written again (git checkout, some editors) is waited for.
+      const gone = options.watch && run > 1 && e instanceof Deno.errors.NotFound;
+      const reason = `${fileErrorReason(e, "read", path)}${gone ? "; waiting for it to come back" : ""}`;
+      engine.reportError(`solvm: cannot read script "${path}": ${reason}`);
       engine.close();
-      return 1;
+      if (!gone) return 1;
+      await fileReturns(path);
+      continue;
     }
     const files = options.watch ? new WatchedFiles() : new Set<string>();
     files.add(realPathOr(path));
     installGlobals(engine, { mainScript: path, loaded: files });
     if (files instanceof WatchedFiles) {
       const reason = await Promise.race([files.changed, runOnce(engine, path, source, args)]);
-      if (typeof reason !== "string" && reason.status === "exit") {
-        files.stop();
-        engine.close();
-        return reason.code;
-      }
+      // os.exit ends the run as the script's end does: watching goes on.
       if (typeof reason !== "string" && reason.status !== "reload") {
         reportOutcome(engine, reason);
         engine.reportError(`solvm: ${path} finished; watching for changes`);

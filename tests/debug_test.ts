@@ -181,6 +181,19 @@ Deno.test("--watch follows a required module whose first load failed to compile:
   match(stderr, /'}' expected/);
 });
 
+Deno.test("--watch goes on after os.exit, and waits for a script that is briefly missing", async () => {
+  const dir = await tempFiles({ "main.lua": `print("v1")\nos.exit(3)\n` });
+  const { stdout, stderr } = await watching(`${dir}/main.lua`, async (waitFor) => {
+    await waitFor("v1\n");
+    await Deno.remove(`${dir}/main.lua`);
+    await new Promise((r) => setTimeout(r, 500));
+    await Deno.writeTextFile(`${dir}/main.lua`, `print("v2")\n`);
+    await waitFor("v2\n");
+  });
+  strictEqual(stdout, "v1\nv2\n");
+  match(stderr, /no such file or directory; waiting for it to come back\n/);
+});
+
 Deno.test("check_memory reports sizes and their change since the previous call", async () => {
   const { stdout } = await runLua(`
     local first = check_memory()
