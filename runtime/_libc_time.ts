@@ -12,7 +12,7 @@ export interface Memory32 {
 }
 
 // struct tm: ten 32-bit fields, then the zone name pointer.
-const SEC = 0, MIN = 1, HOUR = 2, MDAY = 3, MON = 4, YEAR = 5, WDAY = 6, YDAY = 7, ISDST = 8, GMTOFF = 9;
+const SEC = 0, MIN = 1, HOUR = 2, MDAY = 3, MON = 4, YEAR = 5, WDAY = 6, YDAY = 7, ISDST = 8, GMTOFF = 9, ZONE = 10;
 
 function dayOfYear(d: Date, utc: boolean): number {
   const start = utc ? Date.UTC(d.getUTCFullYear(), 0, 1) : new Date(d.getFullYear(), 0, 1).getTime();
@@ -96,13 +96,17 @@ function zoneName(d: Date): string {
   return part?.value ?? "UTC";
 }
 
-function zoneOffset(d: Date): string {
-  const off = -d.getTimezoneOffset();
+// strftime's %z: the offset east of UTC, +hhmm.
+function zoneOffset(seconds: number): string {
+  const off = Math.trunc(seconds / 60);
   return (off >= 0 ? "+" : "-") + pad(Math.floor(Math.abs(off) / 60)) + pad(Math.abs(off) % 60);
 }
 
-/** Formats like C's strftime for the conversions Lua scripts use. */
-export function formatTime(format: string, tm: Int32Array): string {
+/**
+ * Formats like C's strftime for the conversions Lua scripts use. `zone`
+ * is the tm's own zone name (gmtime's "GMT", localtime's tzname), when it has one.
+ */
+export function formatTime(format: string, tm: Int32Array, zone?: string): string {
   const [sec, min, hour, mday, mon, year, wday, yday] = tm;
   const fullYear = year + 1900;
   const d = localDate(fullYear, mon, mday, hour, min, sec);
@@ -144,8 +148,9 @@ export function formatTime(format: string, tm: Int32Array): string {
     X: () => conversions.T(),
     y: () => pad(fullYear % 100),
     Y: () => String(fullYear),
-    z: () => zoneOffset(d),
-    Z: () => zoneName(d),
+    // From the tm itself, as C does: a UTC time ("!" in os.date) is not in the local zone.
+    z: () => zoneOffset(tm[GMTOFF]),
+    Z: () => zone ?? zoneName(d),
     "%": () => "%",
   };
   return format.replace(/%([EO]?)(.)/g, (whole, _modifier, c) => conversions[c]?.() ?? whole);
@@ -162,6 +167,12 @@ export function timeImports(mem: Memory32, malloc: (size: number) => number) {
     mem.u8().set(bytes, p);
     return p;
   };
+  const text = (p: number) => {
+    const u8 = mem.u8();
+    let end = p;
+    while (u8[end]) end++;
+    return new TextDecoder().decode(u8.subarray(p, end));
+  };
   return {
     _localtime_js: (time: bigint, tm: number) => writeTm(mem, tm, new Date(Number(time) * 1000), false),
     _gmtime_js: (time: bigint, tm: number) => writeTm(mem, tm, new Date(Number(time) * 1000), true),
@@ -177,15 +188,17 @@ export function timeImports(mem: Memory32, malloc: (size: number) => number) {
       const i32 = mem.i32();
       i32[timezone >> 2] = 60 * Math.max(winter.getTimezoneOffset(), summer.getTimezoneOffset());
       i32[daylight >> 2] = Number(winter.getTimezoneOffset() !== summer.getTimezoneOffset());
-      i32[stdName >> 2] = cString(zoneName(winter));
-      i32[dstName >> 2] = cString(zoneName(summer));
+      // Standard time is the one further west: January's in the north, July's in the south.
+      const [standard, saving] = summer.getTimezoneOffset() <= winter.getTimezoneOffset()
+        ? [winter, summer]
+        : [summer, winter];
+      i32[stdName >> 2] = cString(zoneName(standard));
+      i32[dstName >> 2] = cString(zoneName(saving));
     },
     strftime: (s: number, max: number, format: number, tm: number) => {
-      const u8 = mem.u8();
-      let end = format;
-      while (u8[end]) end++;
-      const text = formatTime(new TextDecoder().decode(u8.subarray(format, end)), mem.i32().subarray(tm >> 2));
-      const bytes = new TextEncoder().encode(text);
+      const fields = mem.i32().subarray(tm >> 2);
+      const formatted = formatTime(text(format), fields, fields[ZONE] ? text(fields[ZONE]) : undefined);
+      const bytes = new TextEncoder().encode(formatted);
       if (bytes.length + 1 > max) return 0;
       mem.u8().set(bytes, s);
       mem.u8()[s + bytes.length] = 0;

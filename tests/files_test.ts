@@ -861,6 +861,21 @@ Deno.test("os.time, os.date and os.clock", async () => {
   strictEqual(lines[9], "true\ttrue");
 });
 
+Deno.test("os.date's %Z and %z describe the time's own zone: UTC's with !, standard or daylight time's north and south", async () => {
+  const r = await solvm(["/dev/stdin"], {
+    stdin: `print(os.date("!%H:%M %Z %z", 1000000000))\nprint(os.date("%H:%M %Z %z", 1000000000))`,
+    env: { TZ: "America/New_York" },
+  });
+  strictEqual(r.stderr, "");
+  strictEqual(r.stdout, "01:46 GMT +0000\n21:46 EDT -0400\n");
+  // In the south daylight saving is January's: July's local time is the standard one.
+  const south = await solvm(["/dev/stdin"], {
+    stdin: `print(os.date("%Z %z", 1719797400), os.date("%Z %z", 1704070800))`,
+    env: { TZ: "Australia/Sydney" },
+  });
+  strictEqual(south.stdout, "GMT+10 +1000\tGMT+11 +1100\n");
+});
+
 Deno.test("os.time and os.date: years 0-99, ISO weeks (%G %g %V) and week numbers (%U %W), a year past Date's range", async () => {
   const out = await lua(`
     local t = os.time({ year = 50, month = 1, day = 1, hour = 12 })
