@@ -51,10 +51,26 @@ function localDate(year: number, mon: number, mday: number, hour: number, min: n
   return d;
 }
 
+/**
+ * The time a struct tm names, as C's mktime reads it: with tm_isdst 0 or 1,
+ * in a zone that has daylight saving, the fields are a wall time in the
+ * standard or the daylight offset (which picks one of the two 01:30s of a
+ * fall-back night); with -1, the zone's rules decide.
+ */
 function readTm(mem: Memory32, ptr: number): Date {
   const t = mem.i32();
   const at = ptr >> 2;
-  return localDate(t[at + YEAR] + 1900, t[at + MON], t[at + MDAY], t[at + HOUR], t[at + MIN], t[at + SEC]);
+  const year = t[at + YEAR] + 1900, mon = t[at + MON], mday = t[at + MDAY];
+  const hour = t[at + HOUR], min = t[at + MIN], sec = t[at + SEC];
+  const d = localDate(year, mon, mday, hour, min, sec);
+  if (t[at + ISDST] < 0 || Number.isNaN(d.getTime())) return d;
+  const jan = new Date(d.getFullYear(), 0, 1).getTimezoneOffset();
+  const jul = new Date(d.getFullYear(), 6, 1).getTimezoneOffset();
+  if (jan === jul) return d;
+  const wall = new Date(0);
+  wall.setUTCFullYear(year, mon, mday);
+  wall.setUTCHours(hour, min, sec);
+  return new Date(wall.getTime() + (t[at + ISDST] > 0 ? Math.min(jan, jul) : Math.max(jan, jul)) * 60_000);
 }
 
 /** Weeks in ISO 8601 week-numbering year `y`: 53 when it starts on a Thursday (or a Wednesday in a leap year). */

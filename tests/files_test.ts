@@ -876,6 +876,19 @@ Deno.test("os.date's %Z and %z describe the time's own zone: UTC's with !, stand
   strictEqual(south.stdout, "GMT+10 +1000\tGMT+11 +1100\n");
 });
 
+Deno.test("os.time reads isdst as lua5.4 does: the wall time in daylight or standard time", async () => {
+  const r = await solvm(["/dev/stdin"], {
+    // 01:30 on 2024-11-03 happens twice in New York; isdst picks which. Noon in July "not in daylight time" is 13:00 EDT.
+    stdin: `print(os.time{year=2024, month=11, day=3, hour=1, min=30, isdst=true})
+print(os.time{year=2024, month=11, day=3, hour=1, min=30, isdst=false})
+local t = {year=2024, month=7, day=1, hour=12, isdst=false}
+print(os.time(t), t.hour, t.isdst)`,
+    env: { TZ: "America/New_York" },
+  });
+  strictEqual(r.stderr, "");
+  strictEqual(r.stdout, "1730611800\n1730615400\n1719853200\t13\ttrue\n");
+});
+
 Deno.test("os.time and os.date: years 0-99, ISO weeks (%G %g %V) and week numbers (%U %W), a year past Date's range", async () => {
   const out = await lua(`
     local t = os.time({ year = 50, month = 1, day = 1, hour = 12 })
