@@ -69,6 +69,16 @@ function modeString(info: Deno.FileInfo): string {
   return type + [...Array(9)].map((_, i) => (bits & (1 << (8 - i)) ? "rwx"[i % 3] : "-")).join("");
 }
 
+/** Orders as the names' UTF-8 bytes do (Go's os.ReadDir, Lua's `<`); JavaScript's `<` compares UTF-16 units. */
+function byCodePoint(a: string, b: string): number {
+  for (let i = 0; i < a.length && i < b.length;) {
+    const x = a.codePointAt(i)!, y = b.codePointAt(i)!;
+    if (x !== y) return x - y;
+    i += x > 0xffff ? 2 : 1;
+  }
+  return a.length - b.length;
+}
+
 /** `list_dir(path)`: entries `{name, is_dir, size, mode, mod_time}` sorted by name. */
 function listDir(engine: Engine, L: LuaState) {
   const path = checkStrictText(engine.vm, L, 1, "list_dir", "path");
@@ -98,7 +108,7 @@ function listDir(engine: Engine, L: LuaState) {
         mod_time: info.mtime ? Math.floor(info.mtime.getTime() / 1000) : undefined,
       });
     }
-    return entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+    return entries.sort((a, b) => byCodePoint(a.name, b.name));
   };
   return explain(work, "list_dir", "list", "read", path).then((entries) => (L: LuaState) => {
     engine.vm.pushValue(L, entries);

@@ -984,6 +984,17 @@ Deno.test({
     }),
 });
 
+Deno.test("list_dir sorts names by their bytes, as table.sort and Go's os.ReadDir do", () =>
+  inTempDir(async (dir) => {
+    for (const name of ["b", "a", "\u{FF61}", "\u{1F600}", "ab"]) await Deno.writeTextFile(`${dir}/${name}`, "");
+    const out = await lua(`local names = {}
+      for _, e in ipairs(list_dir(${lit(dir)})) do names[#names + 1] = e.name end
+      local listed = table.concat(names, " ")
+      table.sort(names)
+      print(listed, listed == table.concat(names, " "))`);
+    strictEqual(out, "a ab b \u{FF61} \u{1F600}\ttrue\n");
+  }));
+
 Deno.test("list_dir modes follow Go's FileMode.String for sticky folders, setuid files and fifos", () =>
   inTempDir(async (dir) => {
     await Deno.mkdir(`${dir}/shared`);
