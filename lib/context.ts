@@ -171,7 +171,7 @@ export class Context {
    */
   execute(source: string | Uint8Array, name = "=chunk", options: CallOptions = {}): Promise<unknown> {
     return settled(() =>
-      this.#callWith(options, (T) => {
+      this.#callWith(options, undefined, (T) => {
         const failure = this.engine.vm.load(T, source, name);
         if (failure) throw new LuaError(failure);
         return 0;
@@ -193,8 +193,8 @@ export class Context {
    * @internal {@linkcode callWith} without a Promise when the call ends at
    * once: the result, or a Promise when the call waits. Throws at once.
    */
-  invoke(name: string, options: CallOptions, args: unknown[]): unknown {
-    return this.#callWith(options, (T) => {
+  invoke(name: string, options: CallOptions, args: unknown[], since?: number): unknown {
+    return this.#callWith(options, since, (T) => {
       const api = this.engine.vm.api;
       if (api.lua_getglobal(T, this.engine.vm.cstr(name)) !== 6) {
         api.lua_settop(T, -2);
@@ -205,13 +205,15 @@ export class Context {
     });
   }
 
-  /** The engine call behind `execute` and `call`, with limits armed and cleared. */
-  #callWith(options: CallOptions, pushCall: (T: number) => number): unknown {
+  /** The engine call behind `execute` and `call`, with limits armed and cleared; its time counts from `since` (default now). */
+  #callWith(options: CallOptions, since: number | undefined, pushCall: (T: number) => number): unknown {
     const engine = this.#open();
     checkTimeout(options.timeout);
     const timeout = options.timeout ?? this.#options.timeout;
     // Before the deadline is armed: a refused call must leave no timer behind.
     if (options.signal?.aborted) throw new Error("the call was aborted");
+    const deadline = timeout === undefined ? Infinity : (since ?? performance.now()) + timeout;
+    if (deadline <= performance.now()) throw new Error(timeoutMessage(timeout!)); // spent waiting for an engine
     engine.resetInstructionCount();
     if (timeout === undefined && options.signal === undefined) {
       // The hot path of Script.run: nothing to arm, nothing to clear.
@@ -242,9 +244,9 @@ export class Context {
     };
     let disarm = () => {};
     if (timeout !== undefined) {
-      const message = `timeout: the call ran longer than ${timeout} ms`;
-      Object.assign(limit, { at: performance.now() + timeout, message });
-      disarm = after(timeout, () => stop(message));
+      const message = timeoutMessage(timeout);
+      Object.assign(limit, { at: deadline, message });
+      disarm = after(deadline - performance.now(), () => stop(message));
     }
     this.#limits.add(limit);
     this.#limitsChanged();
@@ -422,7 +424,7 @@ export class Context {
       );
     }
     return settled(() =>
-      this.#callWith({}, (T) => {
+      this.#callWith({}, undefined, (T) => {
         const failure = this.engine.vm.load(T, bytes, name, "bt");
         if (failure) throw new LuaError(failure);
         return 0;
@@ -475,13 +477,18 @@ export class Context {
   }
 }
 
-/** Throws unless `timeout` is undefined or a number of milliseconds above 0 (a timer would take anything else as 1 ms). */
-function checkTimeout(timeout: unknown): void {
+/** @internal Throws unless `timeout` is undefined or a number of milliseconds above 0 (a timer would take anything else as 1 ms). */
+export function checkTimeout(timeout: unknown): void {
   if (timeout === undefined) return;
   if (typeof timeout !== "number") {
     throw new TypeError(`timeout must be a number of milliseconds, got ${typeof timeout}`);
   }
   if (!(timeout > 0)) throw new RangeError(`timeout must be a number of milliseconds above 0, got ${timeout}`);
+}
+
+/** @internal The error message of a call that ran past its `timeout` (milliseconds). */
+export function timeoutMessage(timeout: number): string {
+  return `timeout: the call ran longer than ${timeout} ms`;
 }
 
 /** What `work` returns or throws, as a Promise. */

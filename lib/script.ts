@@ -5,9 +5,10 @@
  *
  * @module
  */
-import { type CallOptions, Context, type ContextOptions } from "./context.ts";
+import { type CallOptions, checkTimeout, Context, type ContextOptions, timeoutMessage } from "./context.ts";
 import { LuaError } from "../runtime/errors.ts";
 import { WorkerPool } from "./_worker_pool.ts";
+import { after } from "../runtime/_timer.ts";
 
 /** A function a {@linkcode NativeModule} offers Lua: it gets Lua's arguments as JavaScript values; a returned Promise makes it a blocking call. */
 // deno-lint-ignore no-explicit-any
@@ -309,15 +310,44 @@ export class Script {
       this.#busy++;
       return this.#runOn(fresh, options, args);
     }
-    // #release hands this run an engine it keeps counted as busy.
-    return new Promise<PoolEntry>((resolve, reject) => this.#queue.push({ resolve, reject }))
-      .then((entry) => this.#runOn(entry, options, args));
+    return this.#waitForEngine(options, args);
   }
 
-  #runOn(entry: PoolEntry, options: CallOptions, args: unknown[]): Promise<unknown> {
+  /** Queues a run until #release hands it an engine (kept counted as busy); its limits bind the wait, which counts toward its timeout. */
+  #waitForEngine(options: CallOptions, args: unknown[]): Promise<unknown> {
+    if (options.signal?.aborted) return Promise.reject(new Error("the call was aborted"));
+    try {
+      checkTimeout(options.timeout);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const timeout = options.timeout ?? this.options.timeout;
+    const since = performance.now();
+    return new Promise<PoolEntry>((resolve, reject) => {
+      const leave = (message: string) => {
+        this.#queue.splice(this.#queue.indexOf(waiter), 1);
+        settle();
+        reject(new Error(message));
+      };
+      const abort = () => leave("the call was aborted");
+      const disarm = timeout === undefined ? () => {} : after(timeout, () => leave(timeoutMessage(timeout)));
+      const settle = () => {
+        disarm();
+        options.signal?.removeEventListener("abort", abort);
+      };
+      const waiter = {
+        resolve: (entry: PoolEntry) => (settle(), resolve(entry)),
+        reject: (e: unknown) => (settle(), reject(e)),
+      };
+      options.signal?.addEventListener("abort", abort, { once: true });
+      this.#queue.push(waiter);
+    }).then((entry) => this.#runOn(entry, options, args, since));
+  }
+
+  #runOn(entry: PoolEntry, options: CallOptions, args: unknown[], since?: number): Promise<unknown> {
     let result: unknown;
     try {
-      result = entry.context.invoke("main", options, args);
+      result = entry.context.invoke("main", options, args, since);
     } catch (e) {
       this.#release(entry);
       return Promise.reject(e);

@@ -474,6 +474,36 @@ Deno.test("runWith timeout and the timeout option stop runs with a clear message
   }
 });
 
+Deno.test("a run waiting for a free engine honours its timeout and signal; the wait counts toward its timeout", async () => {
+  const s = Script.fromString("q.lua", "function main(t) sleep(t) return 'slept ' .. t end", { pool: 1 });
+  try {
+    const busy = s.run(0.6);
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 100);
+    const { ms: aborted } = await timed(() =>
+      Promise.all([
+        failure(s.runWith({ timeout: 100 }, 0), Error, "timeout: the call ran longer than 100 ms"),
+        failure(s.runWith({ signal: controller.signal }, 0), Error, "the call was aborted"),
+      ])
+    );
+    ok(aborted < 400, `the queued runs were stopped after ${aborted} ms`);
+    // Queued for about 500 ms of its 700, it has about 200 left: a 300 ms sleep runs past them.
+    const { ms } = await timed(() =>
+      failure(s.runWith({ timeout: 700 }, 0.3), Error, "timeout: the call ran longer than 700 ms")
+    );
+    ok(ms < 900, `the run with 700 ms in all ended after ${ms} ms`);
+    await failure(
+      s.runWith({ timeout: -5 }, 0),
+      RangeError,
+      "timeout must be a number of milliseconds above 0, got -5",
+    );
+    strictEqual(await busy, "slept 0.6");
+    strictEqual(await s.run(0), "slept 0", "the engine is still handed on");
+  } finally {
+    s.close();
+  }
+});
+
 Deno.test("an aborted run on a script with a timeout leaves no timer to stop later runs", async () => {
   const s = Script.fromString("t.lua", "function main(x) return x end", { timeout: 50, pool: 1 });
   try {
