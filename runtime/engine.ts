@@ -259,6 +259,8 @@ export class Engine {
   #resident = 0;
   #scheduled = false;
   #closed = false;
+  // close() was called while Lua ran: the state is freed once Lua has unwound.
+  #closing = false;
   #watchers = new Map<number, (o: Outcome) => void>();
   #trackers = new Map<number, Tracker>();
   // Calls (Engine.call) that had to wait: told when they end or the engine stops.
@@ -550,8 +552,9 @@ export class Engine {
       try {
         fn(names[event], record.getInt32(ar + LUA_DEBUG_CURRENTLINE, true), name);
       } catch (e) {
-        vm.raise(T, e instanceof Error ? e.message : String(e));
+        if (!vm.unwinding) vm.raise(T, e instanceof Error ? e.message : String(e));
       }
+      if (vm.unwinding) throw vm.unwinding;
     }, "vii");
     const mask = (events.call ? LUA_MASKCALL : 0) | (events.return ? LUA_MASKRET : 0) |
       (events.line ? LUA_MASKLINE : 0) | (step > 0 ? LUA_MASKCOUNT : 0);
@@ -855,6 +858,7 @@ export class Engine {
     } finally {
       this.#inPump = false;
       this.#pumpLimitHit = undefined;
+      if (this.#closing) this.close();
     }
     this.stdout.flush();
     if (this.#woken.length === 0 && this.#pending === 0 && this.#resident === 0) this.#quiescent();
@@ -984,6 +988,7 @@ export class Engine {
       this.#inPump = wasInPump;
       this.#callFromOutside = wasFromOutside;
       if (cached) this.#callThreadBusy = false;
+      if (this.#closing && !wasInPump) this.close();
     }
     // The id of a call that ended at once while goroutines it started live on.
     const left = api.lua_type(L, -1) === LUA_TNUMBER ? Number(api.lua_tointegerx(L, -1, 0)) : 0;
@@ -1241,7 +1246,7 @@ export class Engine {
 
   /** True once {@linkcode close} ran. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#closed || this.#closing;
   }
 
   /** How the run was stopped (`os.exit`, `reload_script`, a halt), if it was. */
@@ -1312,10 +1317,20 @@ export class Engine {
     vm.api.lua_settop(L, -2);
   }
 
-  /** Frees the Lua state; pending calls are dropped. */
+  /**
+   * Frees the Lua state; pending calls are dropped. Called while Lua runs
+   * (from a function or hook Lua called), it unwinds Lua first: the call
+   * or run ends as closed once that function returns.
+   */
   close(): void {
     if (this.#closed) return;
+    if (this.#inPump) {
+      this.#closing = true;
+      this.vm.unwinding ??= new StopRequest({ status: "closed" });
+      return;
+    }
     this.#closed = true;
+    this.vm.unwinding = undefined; // the finalizers lua_close runs are host functions too
     // What waits for this engine learns it will not end otherwise.
     for (const watcher of this.#watchers.values()) watcher({ status: "closed" });
     this.#watchers.clear();

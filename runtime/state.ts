@@ -64,6 +64,8 @@ export class LuaVM {
   readonly #lenPtr: number;
   readonly #cstrings = new Map<string, number>();
   readonly #functions: number[] = [];
+  /** Once set, every host function throws it as it returns: Lua must unwind at once (its state is being closed). */
+  unwinding: LuaUnwind | undefined;
 
   constructor(readonly lua: LuaModule) {
     this.api = lua.raw;
@@ -333,8 +335,11 @@ export class LuaVM {
       let message: string;
       let level = 1;
       try {
-        return impl(L);
+        const results = impl(L);
+        if (this.unwinding) throw this.unwinding;
+        return results;
       } catch (e) {
+        if (this.unwinding) throw this.unwinding;
         // A number is Emscripten's longjmp (a Lua error or yield in flight).
         if (typeof e === "number" || e instanceof LuaUnwind) throw e;
         message = e instanceof Error ? e.message : String(e);

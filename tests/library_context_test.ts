@@ -327,6 +327,38 @@ Deno.test("closing while calls wait settles them: a call rejects, execute() says
   await within(idle, 1000, "idle() after close");
 });
 
+Deno.test("closing a context inside its own call (a function, a hook, a goroutine) ends the call as closed", async () => {
+  const fromFunction = new Context();
+  fromFunction.setGlobal("closeIt", () => fromFunction.close());
+  await failure(
+    fromFunction.execute("closeIt() return 'after'"),
+    Error,
+    "the context was closed before the call ended",
+  );
+  await failure(fromFunction.execute("return 1"), Error, "the context is closed");
+  const fromHook = new Context();
+  let lines = 0;
+  fromHook.setHook(() => void (++lines === 3 && fromHook.close()), { line: true });
+  await failure(
+    fromHook.execute("local x = 1\nx = x + 1\nx = x + 1\nreturn x"),
+    Error,
+    "the context was closed before the call ended",
+  );
+  let printed = "";
+  const fromGoroutine = new Context({
+    stdout: { write: (bytes) => void (printed += new TextDecoder().decode(bytes)), flush: () => {} },
+  });
+  fromGoroutine.setGlobal("closeIt", () => fromGoroutine.close());
+  const waiting = fromGoroutine.execute("sleep(5) return 'late'");
+  strictEqual(
+    await fromGoroutine.execute("go(function() sleep(0.01) pcall(closeIt) print('not reached') end) return 1"),
+    1,
+  );
+  await failure(waiting, Error, "the context was closed before the call ended");
+  ok(fromGoroutine.engine.closed);
+  strictEqual(printed, "", "pcall cannot keep Lua running on a closed context");
+});
+
 Deno.test("a call stopped while os.execute waits kills the command", async () => {
   const dir = await tempFiles({});
   const lua = new Context({ timeout: 300 });
