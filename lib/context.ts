@@ -205,6 +205,20 @@ export class Context {
     });
   }
 
+  /** @internal Runs `source` as a script's top level, outside any call (it cannot wait); a failure throws as a call's does. */
+  runTopLevel(source: string, chunkname: string): void {
+    const engine = this.#open();
+    const failure = engine.vm.load(engine.L, source, chunkname);
+    if (failure) throw new LuaError(failure);
+    let error: string | undefined;
+    try {
+      error = engine.runTopLevel();
+    } catch (e) {
+      throw explain(e);
+    }
+    if (error !== undefined) throw new LuaError(error);
+  }
+
   /** The engine call behind `execute` and `call`, with limits armed and cleared; its time counts from `since` (default now). */
   #callWith(options: CallOptions, since: number | undefined, pushCall: (T: number) => number): unknown {
     const engine = this.#open();

@@ -6,7 +6,6 @@
  * @module
  */
 import { type CallOptions, checkTimeout, Context, type ContextOptions, timeoutMessage } from "./context.ts";
-import { LuaError } from "../runtime/errors.ts";
 import { WorkerPool } from "./_worker_pool.ts";
 import { after } from "../runtime/_timer.ts";
 
@@ -250,13 +249,7 @@ export class Script {
         if (module instanceof NativeModule) context.registerModule(module.name, module.functions);
         else context.registerSource(module.name, module.script.source, `@${module.script.name}`);
       }
-      const { vm, L } = context.engine;
-      const failure = vm.load(L, this.#source, `@${this.name}`);
-      if (failure) throw new LuaError(failure);
-      if (vm.api.lua_pcallk(L, 0, 0, 0, 0, 0) !== 0) {
-        const message = vm.toText(L, -1);
-        throw new LuaError(message);
-      }
+      context.runTopLevel(this.#source, `@${this.name}`);
     } catch (e) {
       context.close();
       throw e;

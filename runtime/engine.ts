@@ -1236,6 +1236,25 @@ export class Engine {
     return this.spawnWatched("main", args.length);
   }
 
+  /**
+   * Runs the function on top of the main stack outside the scheduler (it
+   * cannot wait: a script's top level) and returns its error message if it
+   * fails. Throws {@linkcode CallStopped} when it stops the engine (`os.exit`).
+   */
+  runTopLevel(): string | undefined {
+    const { vm, L } = this;
+    try {
+      if (vm.api.lua_pcallk(L, 0, 0, 0, 0, 0) === LUA_OK) return undefined;
+    } catch (e) {
+      if (!(e instanceof StopRequest)) throw e;
+      this.#finish(e.outcome);
+      throw new CallStopped(e.outcome);
+    }
+    const message = vm.toText(L, -1);
+    vm.api.lua_settop(L, -2);
+    return message;
+  }
+
   /** Resolves once nothing can make progress: no pending call, timer, server or ready goroutine. */
   idle(): Promise<void> {
     if (this.#stopped) return Promise.resolve();

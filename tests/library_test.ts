@@ -128,7 +128,7 @@ Deno.test("Script.fromFile: a missing file rejects with NotFound", async () => {
   );
 });
 
-Deno.test("Script.fromString: a syntax error or a failing top level throws LuaError at once", () => {
+Deno.test("Script.fromString: a syntax error or a failing top level throws LuaError at once; os.exit there an Error", () => {
   const syntax = thrown(
     () => Script.fromString("syn.lua", "function main("),
     LuaError,
@@ -136,6 +136,7 @@ Deno.test("Script.fromString: a syntax error or a failing top level throws LuaEr
   );
   strictEqual(syntax.line, 1);
   thrown(() => Script.fromString("top.lua", "\nerror('at load')"), LuaError, "top.lua:2: at load");
+  thrown(() => Script.fromString("exit.lua", "os.exit(3)"), Error, "the script called os.exit(3)");
 });
 
 Deno.test("bad arguments to Script, NativeModule and ScriptModule are TypeErrors", () => {
