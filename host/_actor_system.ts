@@ -19,9 +19,9 @@ import type { DenyLists } from "./_permissions.ts";
 /** One Lua value packed into bytes (host/actors.ts packs and unpacks; this file only carries them). */
 export type Packed = Uint8Array;
 
-/** How an actor ended (`value` undefined: no result). */
+/** How an actor ended (`value` undefined: no result; `unfinished`: why, when it was ended by force before its script returned). */
 export type Exit =
-  | { ok: true; value?: Packed; stopped?: boolean }
+  | { ok: true; value?: Packed; stopped?: boolean; unfinished?: string }
   | { ok: false; error: string; traceback?: string };
 
 /** Root to actor thread. */
@@ -62,6 +62,8 @@ type ToRoot =
   /** Passed on to actor `id`: this actor now sends to it over their port only. */
   | { t: "cutover"; id: number }
   | { t: "watch"; id: number }
+  /** The script has returned `value`; the actor lives on while what it started (its own actors) runs. */
+  | { t: "returned"; value: Packed }
   | { t: "done"; exit: Exit };
 
 /** The limits and refusals of the run, which every actor of it keeps too. */
@@ -324,6 +326,8 @@ interface ActorRecord {
   /** The actors it has a port to. */
   links: Set<number>;
   stopTimer?: ReturnType<typeof setTimeout>;
+  /** What its script returned, if it has: kept should the actor be ended by force. */
+  returned?: Packed;
 }
 
 /** The root: the directory of actors and the router of their messages. */
@@ -403,6 +407,9 @@ export class RootSystem implements ActorLink {
         return this.#alive(message.id)?.port.postMessage({ t: "cutover", peer: record.id } satisfies ToActor);
       case "watch":
         return this.#watch(message.id, record);
+      case "returned":
+        record.returned = message.value;
+        return;
       case "done":
         return this.#ended(record, message.exit);
     }
@@ -482,9 +489,16 @@ export class RootSystem implements ActorLink {
     if (!record || record.exit || record.stopTimer) return;
     this.#flush(); // what was sent before stop() arrives before it
     if (!told) record.port.postMessage({ t: "stop" } satisfies ToActor);
+    // A spawner lives on while its actors run: they are asked to stop too, or it could never end.
+    for (const child of this.#actors.values()) if (child.parent === id) this.stop(child.id);
     record.stopTimer = setTimeout(() => {
       log("warn", `actor ${id} (${record.path}) did not end within ${STOP_GRACE_MS} ms of stop(); ended by force`);
-      this.#ended(record, { ok: true, stopped: true });
+      const unfinished = `stopped: the actor did not end within ${STOP_GRACE_MS / 1000} s of stop()`;
+      const { returned } = record;
+      this.#ended(
+        record,
+        returned ? { ok: true, value: returned, stopped: true } : { ok: true, stopped: true, unfinished },
+      );
     }, STOP_GRACE_MS);
   }
 
@@ -653,6 +667,11 @@ export class ActorThreadLink implements ActorLink {
       this.#port.postMessage({ t: "watch", id } satisfies ToRoot);
     }
     return new Promise((resolve) => entry!.waiters.push(resolve));
+  }
+
+  /** Tells the root what the script returned, while the actor lives on for what it started. */
+  returned(value: Packed): void {
+    this.#port.postMessage({ t: "returned", value } satisfies ToRoot);
   }
 
   /** Tells the root this actor has ended (pending sends go first), and every peer that its port may close. */

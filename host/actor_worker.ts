@@ -67,6 +67,7 @@ async function run(link: ActorThreadLink, start: Extract<ToActor, { t: "start" }
       if (!ok) throw new LuaError(vm.toText(L, at), vm.toText(L, at + 1));
       return toMessage(engine, L, at);
     });
+    link.returned(value);
     await engine.idle();
     const stopped = engine.stopped;
     if (stopped && stopped.status !== "ok" && !(stopped.status === "exit" && stopped.code === 0)) {

@@ -433,12 +433,12 @@ export const actors = (engine: Engine, context: RunContext): Family => {
     return children;
   };
   const pushExit = (exit: Exit): Pusher => (L) => {
-    if (exit.ok) {
+    if (exit.ok && exit.unfinished === undefined) {
       codec().unpack(L, exit.value);
       return 1;
     }
     api.lua_pushnil(L);
-    vm.pushString(L, exit.error);
+    vm.pushString(L, exit.ok ? exit.unfinished! : exit.error);
     return 2;
   };
   // supervise{...}: checks the spec, then starts the children; resolves with the supervisor's id.

@@ -20,6 +20,7 @@ async function folder(files: Record<string, string>): Promise<string> {
   return Deno.realPath(await tempFiles(files));
 }
 
+const STOPPED = RegExp.escape("stopped: the actor did not end within 1 s of stop()");
 const NO_TRAVEL = "messages carry strings, numbers, booleans, tables and actor handles";
 
 Deno.test("spawn with arguments, wait() for the result, send with a dot or a colon, self() and parent()", async () => {
@@ -404,8 +405,33 @@ return "got " .. table.concat(got, ",") .. " then nil"
   const stdout = await cleanRun(dir);
   match(
     stdout,
-    /^counter:\tgot 1,2,3 then nil\nspin output is kept\nspin:\tnil\nsleeper:\tnil\nended after the grace period:\ttrue\t[\d.]+\n$/,
+    new RegExp(
+      "^counter:\tgot 1,2,3 then nil\nspin output is kept\n" +
+        `spin:\tnil\t${STOPPED}\nsleeper:\tnil\t${STOPPED}\nended after the grace period:\ttrue\t[\\d.]+\n$`,
+    ),
   );
+});
+
+Deno.test("stop() reaches the actors a stopped actor started; wait() gives what it returned even if one of them holds on", async () => {
+  const dir = await folder({
+    "main.lua": String.raw`
+local heeds = spawn("parent.lua", "heeding.lua")
+local ignores = spawn("parent.lua", "ignoring.lua")
+assert(mailbox() == "ready") assert(mailbox() == "ready")
+heeds.stop() ignores.stop()
+print("heeds:", heeds.wait())
+print("ignores:", ignores.wait())
+`,
+    "parent.lua": String.raw`
+local child = spawn(...)
+parent().send("ready")
+while mailbox() ~= nil do end
+return "parent done"
+`,
+    "heeding.lua": `while mailbox() ~= nil do end\nprint("child stopped too")\n`,
+    "ignoring.lua": `while true do sleep(0.05) end\n`,
+  });
+  strictEqual(await cleanRun(dir), "child stopped too\nheeds:\tparent done\nignores:\tparent done\n");
 });
 
 const SUPERVISED = String.raw`

@@ -411,11 +411,11 @@ Deno.test("an actor ended by force after stop() takes its commands with it (CLI 
   await Deno.writeTextFile(`${cli.dir}/main.lua`, cli.main);
   const r = await solvm([`${cli.dir}/main.lua`]);
   strictEqual(r.stderr, "");
-  strictEqual(r.stdout, "stuck:\tnil\ncommand gone:\ttrue\n");
+  strictEqual(r.stdout, "stuck:\tnil\tstopped: the actor did not end within 1 s of stop()\ncommand gone:\ttrue\n");
   const library = await stuckActor();
   const run = await runLua(library.main);
   deepStrictEqual(run.outcome, { status: "ok" });
-  strictEqual(run.stdout, "stuck:\tnil\ncommand gone:\ttrue\n");
+  strictEqual(run.stdout, "stuck:\tnil\tstopped: the actor did not end within 1 s of stop()\ncommand gone:\ttrue\n");
 });
 
 Deno.test("os.hostname is the machine's host name", async () => {
