@@ -28,7 +28,9 @@ const ALL_LIBRARIES: LuaLibrary[] = ["coroutine", "table", "io", "os", "string",
  * a goroutine no call started (one a script's top level or a timer's
  * callback started) running past `maxInstructions` stops the whole
  * context: later calls fail with the same message (a {@linkcode Script}
- * replaces such an engine by itself).
+ * replaces such an engine by itself). With `timeout`, such Lua may hold
+ * the event loop that long at a stretch while no call's limit binds it;
+ * past it the goroutine running ends, its error going to `on_error` or stderr.
  *
  * ```ts
  * import { strictEqual } from "node:assert";
@@ -132,6 +134,7 @@ export class Context {
       maxMemory: options.maxMemory ?? DEFAULT_MAX_MEMORY,
       maxInstructions: options.maxInstructions,
       deadlines: options.timeout !== undefined,
+      turnLimit: options.timeout,
       textOnly: !options.allowBytecode,
     });
     this.#values = new Values(this.engine);

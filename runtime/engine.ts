@@ -89,6 +89,13 @@ export interface EngineOptions {
    */
   deadlines?: boolean;
   /**
+   * Milliseconds Lua may hold the event loop in one turn while no deadline
+   * binds it (a timer's callback, a goroutine no call started): past it
+   * the goroutine running then ends with a timeout error, reported as its
+   * failure. Implies the clock checks of `deadlines`.
+   */
+  turnLimit?: number;
+  /**
    * Makes Lua's own `load`, `loadfile`, `dofile` and `require` refuse
    * precompiled bytecode (default: they take it, as in Lua). Bytecode made
    * or altered by hand can corrupt the Lua state: an engine that runs code
@@ -289,6 +296,9 @@ export class Engine {
   #instructionsUsed = 0;
   #counting = false;
   #deadline = Infinity;
+  #turnLimit = Infinity;
+  // When the pump's turn must end (see EngineOptions.turnLimit); Infinity outside the pump.
+  #turnDeadline = Infinity;
   #deadlineMessage = "";
   #disarmDeadline: (() => void) | undefined;
   #inPump = false;
@@ -344,7 +354,8 @@ export class Engine {
     };
     engine = new Engine(new LuaVM(loadLuaModule(system, options.maxMemory)), options);
     engine.#instructionLimit = options.maxInstructions ?? 0;
-    engine.#counting = engine.#instructionLimit > 0 || options.deadlines === true;
+    engine.#turnLimit = options.turnLimit ?? Infinity;
+    engine.#counting = engine.#instructionLimit > 0 || options.deadlines === true || options.turnLimit !== undefined;
     engine.#boot();
     if (options.textOnly) {
       const failure = engine.vm.load(engine.L, TEXT_ONLY_LUA, "=loaders");
@@ -485,15 +496,22 @@ export class Engine {
       const message = `instruction limit exceeded: the script ran more than ${this.#instructionLimit} Lua instructions`;
       outcome = { status: "error", message, traceback: "" };
     }
-    // A call's own thread has the call's limit; any other (a goroutine, a coroutine) the engine's deadline.
+    // A call's own thread has the call's limit; any other (a goroutine, a coroutine) the engine's deadline, or
+    // without one the turn's.
     const own = this.#callLimits.get(T);
-    if (!outcome && performance.now() > (own ? own.at : this.#deadline)) {
-      outcome = { status: "timeout", message: own ? own.message : this.#deadlineMessage };
+    const unbound = !own && this.#deadline === Infinity;
+    if (!outcome && performance.now() > (own ? own.at : unbound ? this.#turnDeadline : this.#deadline)) {
+      const message = own
+        ? own.message
+        : unbound
+        ? `timeout: Lua ran longer than ${this.#turnLimit} ms without waiting, outside any call`
+        : this.#deadlineMessage;
+      outcome = { status: "timeout", message };
     }
     if (!outcome) return;
     // Past the instruction limit, what a call from outside Lua started ends alone, as the call would.
     const endsGoroutine = outcome.status === "timeout"
-      ? own !== undefined || this.#deadlineEndsCalls
+      ? own !== undefined || this.#deadlineEndsCalls || unbound
       : T === this.L || this.#startedByCall(T);
     if (!this.#callFromOutside && !endsGoroutine) throw new StopRequest(outcome);
     if (T === this.L) return; // the scheduler's own code: the goroutine it runs next is checked
@@ -835,6 +853,7 @@ export class Engine {
     if (this.#closed || this.#stopped) return;
     const { vm, L } = this;
     this.#inPump = true;
+    this.#turnDeadline = performance.now() + this.#turnLimit;
     try {
       while (this.#woken.length > 0) {
         const batch = this.#woken.splice(0, WAKE_BATCH);
@@ -857,6 +876,7 @@ export class Engine {
       return;
     } finally {
       this.#inPump = false;
+      this.#turnDeadline = Infinity;
       this.#pumpLimitHit = undefined;
       if (this.#closing) this.close();
     }

@@ -260,6 +260,38 @@ controller.abort();
   ok(ms < 10_000, `the program took ${ms} ms: a goroutine outlived its call's limit`);
 });
 
+Deno.test("with timeout, Lua no call binds (a timer's callback, a top level's goroutine) may hold the event loop that long at most", async () => {
+  // A child process: a loop that escaped would freeze it, which the parent sees as a slow run rather than a hang.
+  const { value, ms } = await timed(() =>
+    runProgram(
+      `import { Context, Script } from "MOD";
+const lua = new Context({ timeout: 300 });
+await lua.execute("set_timeout(function() for i = 1, 1e9 do end end, 0.05)");
+const start = performance.now();
+await new Promise((resolve) => setTimeout(resolve, 100));
+const waited = await new Promise((resolve) => setTimeout(() => resolve(performance.now() - start), 500));
+console.log(waited < 1500, await lua.execute("return 'usable'"));
+const script = Script.fromString("top.lua", "go(function() sleep(0.05) for i = 1, 1e9 do end end) function main() return 'ran' end", { timeout: 300 });
+console.log(await script.run());
+const later = performance.now();
+await new Promise((resolve) => setTimeout(resolve, 100));
+const slept = await new Promise((resolve) => setTimeout(() => resolve(performance.now() - later), 500));
+console.log(slept < 1500);
+lua.close();
+script.close();
+`,
+      ["-A"],
+    )
+  );
+  strictEqual(value.stdout, "true usable\nran\ntrue\n");
+  const reports = value.stderr.split("\n").filter((line) => line.startsWith("error in"));
+  deepStrictEqual(reports, [
+    "error in timeout 1: timeout: Lua ran longer than 300 ms without waiting, outside any call",
+    "error in goroutine 1: timeout: Lua ran longer than 300 ms without waiting, outside any call",
+  ]);
+  ok(ms < 15_000, `the program took ${ms} ms`);
+});
+
 Deno.test("maxInstructions binds the goroutines a call started: one left running is ended alone, later calls go on", async () => {
   const lua = new Context({ maxInstructions: 1_000_000 });
   try {
