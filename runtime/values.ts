@@ -63,6 +63,18 @@ export function byRef<T extends object>(target: T): ByReference<T> {
 
 const UPVALUE_1 = LUA_REGISTRYINDEX - 1;
 
+/** `pairs` over a referenced object: its keys (1 to n for an array) with their values read as `obj[key]` reads them. */
+const REFERENCE_PAIRS_LUA = `
+local keys = (...).keys
+return function(obj)
+  local list, i = keys(obj), 0
+  return function()
+    i = i + 1
+    local key = list[i]
+    if key ~= nil then return key, obj[key] end
+  end, obj, nil
+end`;
+
 /**
  * `method` of a referenced object, called with the object as `this`. Called
  * the Lua way, `obj:method(x)`, Lua passes the object first: it is dropped.
@@ -110,6 +122,10 @@ export class Values {
     api.lua_setfield(L, -2, vm.cstr("__index"));
     api.lua_pushcclosure(L, vm.hostFunction((L) => this.#newIndex(L)), 0);
     api.lua_setfield(L, -2, vm.cstr("__newindex"));
+    api.lua_pushcclosure(L, vm.hostFunction((L) => this.#length(L)), 0);
+    api.lua_setfield(L, -2, vm.cstr("__len"));
+    vm.pushRef(L, engine.compileLua("byRef pairs", REFERENCE_PAIRS_LUA, { keys: (L) => this.#keys(L) }));
+    api.lua_setfield(L, -2, vm.cstr("__pairs"));
     api.lua_pushcclosure(
       L,
       vm.hostFunction((L) => {
@@ -246,10 +262,16 @@ export class Values {
     return ours ? this.#userdataId(L, idx) : 0;
   }
 
+  /** The property of referenced `target` that Lua's key at `idx` names: a JavaScript array's items are 1 to n in Lua. */
+  #property(L: LuaState, target: object, idx: number): string {
+    const key = this.read(L, idx);
+    if (Array.isArray(target) && typeof key === "number" && Number.isInteger(key)) return String(key - 1);
+    return String(key);
+  }
+
   #index(L: LuaState): number {
     const target = this.#objects.get(this.#objectId(L, 1)) as Record<string, unknown>;
-    const key = this.read(L, 2);
-    let v = target[String(key)];
+    let v = target[this.#property(L, target, 2)];
     if (typeof v === "function") v = methodOf(target, v as (...a: unknown[]) => unknown);
     else if (v !== null && typeof v === "object" && !(v instanceof Uint8Array)) v = new ByReference(v);
     this.push(L, v);
@@ -258,8 +280,22 @@ export class Values {
 
   #newIndex(L: LuaState): number {
     const target = this.#objects.get(this.#objectId(L, 1)) as Record<string, unknown>;
-    target[String(this.read(L, 2))] = this.read(L, 3);
+    target[this.#property(L, target, 2)] = this.read(L, 3);
     return 0;
+  }
+
+  /** `#obj`: an array's length; a plain object, like a table without a sequence, has 0. */
+  #length(L: LuaState): number {
+    const target = this.#objects.get(this.#objectId(L, 1))!;
+    this.#engine.vm.api.lua_pushinteger(L, BigInt(Array.isArray(target) ? target.length : 0));
+    return 1;
+  }
+
+  /** The keys `pairs` gives for the referenced object at 1, as a Lua list. */
+  #keys(L: LuaState): number {
+    const target = this.#objects.get(this.#objectId(L, 1))!;
+    this.push(L, Array.isArray(target) ? target.map((_, i) => i + 1) : Object.keys(target));
+    return 1;
   }
 
   /**

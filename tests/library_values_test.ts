@@ -314,6 +314,47 @@ function same(p) return p end`);
   }
 });
 
+Deno.test("values: a referenced array is 1-based in Lua: indexing, #, ipairs, pairs, and lists written back", async () => {
+  const lua = new Context();
+  try {
+    const order = { items: ["apple", "pear", "plum"], tags: undefined as unknown, count: 2 };
+    lua.setGlobal("order", byRef(order));
+    strictEqual(
+      await lua.execute("return order.items[1] .. ' ' .. order.items[3] .. ' ' .. tostring(order.items[0])"),
+      "apple plum nil",
+    );
+    strictEqual(await lua.execute("return #order.items"), 3);
+    strictEqual(
+      await lua.execute(
+        "local t = {} for i, v in ipairs(order.items) do t[#t + 1] = i .. '=' .. v end return table.concat(t, ',')",
+      ),
+      "1=apple,2=pear,3=plum",
+    );
+    strictEqual(
+      await lua.execute(
+        "local t = {} for i, v in pairs(order.items) do t[#t + 1] = i .. '=' .. v end return table.concat(t, ',')",
+      ),
+      "1=apple,2=pear,3=plum",
+    );
+    strictEqual(
+      await lua.execute(
+        "local t = {} for k, v in pairs(order) do t[#t + 1] = k .. '=' .. type(v) end return table.concat(t, ',')",
+      ),
+      "items=userdata,tags=nil,count=number",
+    );
+    strictEqual(
+      await lua.execute("order.items[1] = 'fig' order.items[#order.items + 1] = 'kiwi' return #order.items"),
+      4,
+    );
+    deepStrictEqual(order.items, ["fig", "pear", "plum", "kiwi"]);
+    strictEqual(await lua.execute("order.tags = { 'a', 'b' } return order.tags[1] .. ' ' .. order.tags[2]"), "a b");
+    deepStrictEqual(order.tags, ["a", "b"]);
+    strictEqual(await lua.execute("return #order"), 0, "a plain object, like a table without a sequence");
+  } finally {
+    lua.close();
+  }
+});
+
 Deno.test("values: what Lua cannot hold is refused with a clear error", async () => {
   const lua = new Context();
   try {
