@@ -321,11 +321,12 @@ export class Context {
   /** The value of global `name`. */
   getGlobal(name: string): unknown {
     const { vm, L } = this.#open();
+    const top = vm.api.lua_gettop(L);
     vm.api.lua_getglobal(L, vm.cstr(name));
     try {
       return this.#values.read(L, -1);
     } finally {
-      vm.api.lua_settop(L, -2);
+      vm.api.lua_settop(L, top); // a value refused halfway leaves what its reading pushed
     }
   }
 

@@ -63,6 +63,9 @@ export function byRef<T extends object>(target: T): ByReference<T> {
 
 const UPVALUE_1 = LUA_REGISTRYINDEX - 1;
 
+// A Uint8Array key would become "255,254", the name of another, text key.
+const BINARY_KEY = "a key that is not UTF-8 text cannot name a JavaScript property (a table key or a byRef field)";
+
 /** `pairs` over a referenced object: its keys (1 to n for an array) with their values read as `obj[key]` reads them. */
 const REFERENCE_PAIRS_LUA = `
 local keys = (...).keys
@@ -265,6 +268,7 @@ export class Values {
   /** The property of referenced `target` that Lua's key at `idx` names: a JavaScript array's items are 1 to n in Lua. */
   #property(L: LuaState, target: object, idx: number): string {
     const key = this.read(L, idx);
+    if (key instanceof Uint8Array) throw new TypeError(BINARY_KEY);
     if (Array.isArray(target) && typeof key === "number" && Number.isInteger(key)) return String(key - 1);
     return String(key);
   }
@@ -364,7 +368,9 @@ export class Values {
       const keyType = api.lua_type(L, -2);
       if (keyType === LUA_TSTRING || keyType === LUA_TNUMBER) {
         api.lua_pushvalue(L, -2); // lua_next needs the key unconverted
-        object[String(this.read(L, -1))] = this.read(L, -2, seen);
+        const key = this.read(L, -1);
+        if (key instanceof Uint8Array) throw new TypeError(BINARY_KEY);
+        object[String(key)] = this.read(L, -2, seen);
         api.lua_settop(L, -2);
       }
       api.lua_settop(L, -2);

@@ -314,6 +314,29 @@ function same(p) return p end`);
   }
 });
 
+Deno.test("values: a table key that is not UTF-8 is refused with a TypeError, never merged with a text key", async () => {
+  const lua = new Context();
+  const message = "a key that is not UTF-8 text cannot name a JavaScript property (a table key or a byRef field)";
+  try {
+    await failure(lua.execute(`return { ["\\xff\\xfe"] = "binary", ["255,254"] = "text" }`), TypeError, message);
+    await failure(lua.execute(`return { list = { { ["\\xff"] = 1 } } }`), TypeError, message);
+    await failure(lua.execute(`sleep(0.01) return { ["\\xff"] = 1 }`), TypeError, message);
+    await lua.execute(`t = { inner = { ["\\xff"] = 1 } } o = {}`);
+    const { vm, L } = lua.engine;
+    const top = vm.api.lua_gettop(L);
+    thrown(() => lua.getGlobal("t"), TypeError, message);
+    strictEqual(vm.api.lua_gettop(L), top, "a refused read leaves nothing on the stack");
+    const target = {};
+    lua.setGlobal("o", byRef(target));
+    await failure(lua.execute(`o["\\xff"] = 1`), LuaError, `chunk:1: ${message}`);
+    await failure(lua.execute(`return o["\\xff"]`), LuaError, `chunk:1: ${message}`);
+    deepStrictEqual(target, {});
+    strictEqual(await lua.execute("return 1 + 1"), 2);
+  } finally {
+    lua.close();
+  }
+});
+
 Deno.test("values: a referenced array is 1-based in Lua: indexing, #, ipairs, pairs, and lists written back", async () => {
   const lua = new Context();
   try {
