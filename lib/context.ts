@@ -60,6 +60,11 @@ export interface ContextOptions {
   shared?: Record<string, SharedTable>;
   /** Where `print` goes. Default: standard output. */
   stdout?: OutputSink;
+  /**
+   * Path of the script file the context runs (`Script.fromFile` sets it): `require`, `import` and `spawn`
+   * look beside it, as the `solvm` command does for its main script.
+   */
+  scriptPath?: string;
 }
 
 /**
@@ -141,7 +146,7 @@ export class Context {
     const { vm, L } = this.engine;
     vm.api.lua_getglobal(L, vm.cstr("collectgarbage"));
     this.#collectRef = vm.ref(L);
-    if (options.solvm !== false) installGlobals(this.engine);
+    if (options.solvm !== false) installGlobals(this.engine, { mainScript: options.scriptPath, loaded: new Set() });
     const kept = new Set(options.libraries ?? ALL_LIBRARIES);
     const dropped = ALL_LIBRARIES.filter((library) => !kept.has(library));
     if (dropped.length > 0) {

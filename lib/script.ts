@@ -220,9 +220,12 @@ export class Script {
     return new Script(name, source, rest);
   }
 
-  /** A script from a file; `path` names it in error messages. Rejects as `fromString` throws, or when the file cannot be read. */
+  /**
+   * A script from a file; `path` names it in error messages, and `require`, `import` and `spawn` look beside it.
+   * Rejects as `fromString` throws, or when the file cannot be read.
+   */
   static async fromFile(path: string, ...rest: (Module | ScriptOptions)[]): Promise<Script> {
-    return new Script(path, await Deno.readTextFile(path), rest);
+    return new Script(path, await Deno.readTextFile(path), [{ scriptPath: path }, ...rest]);
   }
 
   /** The source later runs use. */

@@ -119,6 +119,25 @@ Deno.test("Script.fromFile runs a real file; a Lua error names the file, line an
   }
 });
 
+Deno.test("Script.fromFile: require, import and spawn find files beside the script, as the CLI does (pool and workers)", async () => {
+  const dir = await tempFiles({
+    "main.lua": `local sib = require("sib")
+function main() import("helpers") return sib.hi() .. " / " .. helpers.twice("x") .. " / " .. spawn("helper.lua").wait() end`,
+    "sib.lua": `return { hi = function() return "hi from sibling" end }`,
+    "helpers.lua": `return { twice = function(s) return s .. s end }`,
+    "helper.lua": `return "helper result"`,
+  });
+  const expected = "hi from sibling / xx / helper result";
+  for (const options of [{}, { workers: 1 }]) {
+    const s = await Script.fromFile(`${dir}/main.lua`, options);
+    try {
+      strictEqual(await s.run(), expected, Deno.inspect(options));
+    } finally {
+      s.close();
+    }
+  }
+});
+
 Deno.test("Script.fromFile: a missing file rejects with NotFound", async () => {
   const dir = await tempFiles({});
   await failure(
