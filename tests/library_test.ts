@@ -3,7 +3,7 @@
 // per run, and worker threads.
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert";
 import { byRef, LuaError, NativeModule, Script, ScriptModule } from "../mod.ts";
-import { sleep, tempFiles, within } from "./_helpers.ts";
+import { runDeno, sleep, tempFiles, within } from "./_helpers.ts";
 import { failure, fnv32a, runProgram, thrown, timed } from "./_library.ts";
 
 const FIB = `
@@ -136,6 +136,23 @@ function main() import("helpers") return sib.hi() .. " / " .. helpers.twice("x")
       s.close();
     }
   }
+});
+
+Deno.test("a program outside this folder imports mod.ts with the deno.json the README gives", async () => {
+  const { imports } = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  const dir = await tempFiles({
+    "deno.json": JSON.stringify({
+      imports: { wasmoon: imports.wasmoon, croner: imports.croner },
+      unstable: ["raw-imports"],
+    }),
+    "prog.ts": `import { Script } from "${new URL("../mod.ts", import.meta.url).href}";
+const s = Script.fromString("fib.lua", "function main(n) if n < 2 then return 1 end return main(n - 2) + main(n - 1) end", { workers: 1 });
+console.log(await s.run(10));
+s.close();`,
+  });
+  const r = await runDeno(["run", "-A", "prog.ts"], { cwd: dir });
+  strictEqual(r.stderr, "");
+  strictEqual(r.stdout, "89\n");
 });
 
 Deno.test("Script.fromFile: a missing file rejects with NotFound", async () => {
