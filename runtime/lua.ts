@@ -42,7 +42,9 @@ export interface LuaExports {
   malloc(size: number): number;
   fflush(stream: number): number;
   free(ptr: number): void;
+  realloc(ptr: number, size: number): number;
   luaL_newstate(): LuaState;
+  lua_setallocf(L: LuaState, f: number, ud: number): void;
   luaL_openlibs(L: LuaState): void;
   lua_close(L: LuaState): void;
   luaL_loadbufferx(L: LuaState, buf: number, size: number, name: number, mode: number): number;
@@ -340,15 +342,36 @@ export function loadLuaModule(system: LuaSystem, maxMemory = MAX_WASM_MEMORY): L
   exports.emscripten_stack_init();
   exports.__wasm_call_ctors();
   const table = new FunctionTable(exports.__indirect_function_table);
+  /** A `lua_Alloc` that fails (Lua's "not enough memory", after an emergency collection) past `limit` bytes in use. */
+  const countingAllocator = (limit: number) => {
+    let used = 0;
+    return table.add((_ud: number, ptr: number, oldSize: number, newSize: number) => {
+      const old = ptr ? oldSize >>> 0 : 0; // without a block, oldSize tells the kind of object
+      newSize >>>= 0;
+      if (newSize === 0) {
+        exports.free(ptr);
+        used -= old;
+        return 0;
+      }
+      if (used - old + newSize > limit) return 0;
+      const block = exports.realloc(ptr, newSize);
+      if (block) used += newSize - old;
+      return block;
+    }, "iiiii");
+  };
   return {
     raw: exports,
     newState: () => {
       clockSkew = crypto.getRandomValues(new Uint32Array(1))[0] * 1000;
+      let L: LuaState;
       try {
-        return exports.luaL_newstate();
+        L = exports.luaL_newstate();
       } finally {
         clockSkew = 0;
       }
+      // Below the memory the module starts with, refusing to grow it limits nothing: Lua's own bytes are counted.
+      if (maxMemory < exports.memory.buffer.byteLength) exports.lua_setallocf(L, countingAllocator(maxMemory), 0);
+      return L;
     },
     heap,
     addFunction: (fn, sig) => table.add(fn, sig),

@@ -647,6 +647,15 @@ print("not reached")
   );
 });
 
+Deno.test("--memory-limit below the 16 MiB the WebAssembly memory starts with is enforced too", async () => {
+  const dir = await tempFiles({
+    "small.lua": `print(pcall(string.rep, "x", 5 * 1024 * 1024))\nprint(#string.rep("y", 256 * 1024), "after")\n`,
+  });
+  const r = await solvm(["--memory-limit", "1", `${dir}/small.lua`]);
+  strictEqual(r.stderr, "");
+  strictEqual(r.stdout, "false\tnot enough memory\n262144\tafter\n");
+});
+
 Deno.test("--memory-limit: memory the script keeps filling the limit ends the run with 'not enough memory'", async () => {
   // The memory stays referenced after the failed allocation: even reporting the error has none left.
   const dir = await tempFiles({

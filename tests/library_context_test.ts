@@ -523,6 +523,23 @@ Deno.test("maxMemory: allocating past it is a catchable 'not enough memory'; usa
   }
 });
 
+Deno.test("maxMemory below the 16 MiB the WebAssembly memory starts with is enforced too", async () => {
+  const lua = new Context({ maxMemory: 1024 * 1024 });
+  try {
+    await failure(lua.execute("return #string.rep('x', 5 * 1024 * 1024)"), LuaError, "not enough memory");
+    await failure(
+      lua.execute("local t = {} for i = 1, 200000 do t[i] = i end return #t"),
+      LuaError,
+      "not enough memory",
+    );
+    strictEqual(await lua.execute("return #string.rep('x', 256 * 1024)"), 256 * 1024, "within the limit works");
+    lua.gc("collect");
+    ok(lua.getMemoryUsage() < 1024 * 1024, `usage ${lua.getMemoryUsage()}`);
+  } finally {
+    lua.close();
+  }
+});
+
 Deno.test("libraries: only those asked for are open; package-less contexts refuse modules", async () => {
   const lua = new Context({ libraries: ["string"] });
   try {
