@@ -219,8 +219,11 @@ export class Context {
     const failure = engine.vm.load(engine.L, source, chunkname);
     if (failure) throw new LuaError(failure);
     let error: string | undefined;
+    const timeout = this.#options.timeout;
     try {
-      error = engine.runTopLevel();
+      error = engine.runTopLevel(
+        timeout === undefined ? undefined : { at: performance.now() + timeout, message: timeoutMessage(timeout) },
+      );
     } catch (e) {
       throw explain(e);
     }

@@ -184,6 +184,13 @@ class StopRequest extends LuaUnwind {
   }
 }
 
+/** A top level's deadline and message; `hit` keeps the main thread's hook, to put back once it has passed. */
+interface TopLevelLimit {
+  at: number;
+  message: string;
+  hit?: { hook: number; mask: number; step: number };
+}
+
 /** The scheduler itself ran out of memory: the script holds all the memory its limit allows. */
 class OutOfMemory extends Error {}
 
@@ -287,6 +294,8 @@ export class Engine {
   #nextChannel = 0;
   #idleWaiters: (() => void)[] = [];
   #stopWaiters: ((outcome: Outcome) => void)[] = [];
+  /** The limit of a top level running outside the pump (see runTopLevel). */
+  #topLevel: TopLevelLimit | undefined;
   #stopped: Outcome | undefined;
   #onResidentChange?: (count: number) => void;
   #tierUpUntil = 0;
@@ -490,7 +499,10 @@ export class Engine {
    */
   #checkLimits(step: number, T: LuaState, hook: number): void {
     this.#instructionsUsed += step;
-    if (!this.#inPump) return;
+    if (!this.#inPump) {
+      if (this.#topLevel) this.#checkTopLevel(this.#topLevel, step, T, hook);
+      return;
+    }
     let outcome: Extract<Outcome, { status: "error" | "timeout" }> | undefined;
     if (this.#instructionLimit > 0 && this.#instructionsUsed > this.#instructionLimit) {
       const message = `instruction limit exceeded: the script ran more than ${this.#instructionLimit} Lua instructions`;
@@ -520,6 +532,23 @@ export class Engine {
     const api = this.vm.api;
     api.lua_sethook(T, hook, api.lua_gethookmask(T) | LUA_MASKCOUNT, 1);
     this.vm.pushString(T, outcome.message);
+    api.lua_error(T);
+  }
+
+  /**
+   * Past a top level's limit, a Lua error; raised again before every
+   * instruction (no pcall can swallow it) until the top level has ended.
+   */
+  #checkTopLevel(top: TopLevelLimit, step: number, T: LuaState, hook: number): void {
+    let message: string | undefined;
+    if (this.#instructionLimit > 0 && this.#instructionsUsed > this.#instructionLimit) {
+      message = `instruction limit exceeded: the script ran more than ${this.#instructionLimit} Lua instructions`;
+    } else if (performance.now() > top.at) message = top.message;
+    if (message === undefined) return;
+    const api = this.vm.api;
+    if (T === this.L) top.hit ??= { hook, mask: api.lua_gethookmask(T), step };
+    api.lua_sethook(T, hook, api.lua_gethookmask(T) | LUA_MASKCOUNT, 1);
+    this.vm.pushString(T, message);
     api.lua_error(T);
   }
 
@@ -1261,14 +1290,21 @@ export class Engine {
    * cannot wait: a script's top level) and returns its error message if it
    * fails. Throws {@linkcode CallStopped} when it stops the engine (`os.exit`).
    */
-  runTopLevel(): string | undefined {
+  runTopLevel(limit?: { at: number; message: string }): string | undefined {
     const { vm, L } = this;
+    // The hooks check limits only inside the pump; this runs outside it, so it has a limit of its own.
+    this.#topLevel = { at: limit?.at ?? Infinity, message: limit?.message ?? "" };
+    this.#instructionsUsed = 0;
     try {
       if (vm.api.lua_pcallk(L, 0, 0, 0, 0, 0) === LUA_OK) return undefined;
     } catch (e) {
       if (!(e instanceof StopRequest)) throw e;
       this.#finish(e.outcome);
       throw new CallStopped(e.outcome);
+    } finally {
+      const hit = this.#topLevel?.hit;
+      this.#topLevel = undefined;
+      if (hit) vm.api.lua_sethook(L, hit.hook, hit.mask, hit.step);
     }
     const message = vm.toText(L, -1);
     vm.api.lua_settop(L, -2);

@@ -472,6 +472,27 @@ Deno.test("close: runs still waiting for a busy pool fail instead of hanging", a
 
 // ---- limits of one run -----------------------------------------------------
 
+Deno.test("a script's top level is bound by the timeout and maxInstructions options, pcall or not", async () => {
+  const spin = "while true do pcall(function() while true do end end) end";
+  thrown(
+    () => Script.fromString("spin.lua", spin, { timeout: 200 }),
+    LuaError,
+    "timeout: the call ran longer than 200 ms",
+  );
+  thrown(
+    () => Script.fromString("count.lua", "local i = 0 while true do i = i + 1 end", { maxInstructions: 100_000 }),
+    LuaError,
+    "instruction limit exceeded: the script ran more than 100000 Lua instructions",
+  );
+  // A top level within its limits leaves the engine as it was: later runs go on under the same limits.
+  const fine = Script.fromString("fine.lua", "x = 1 function main(n) return x + n end", { timeout: 200 });
+  try {
+    strictEqual(await fine.run(1), 2);
+  } finally {
+    fine.close();
+  }
+});
+
 Deno.test("runWith: an AbortSignal stops a waiting run; an aborted signal refuses at once", async () => {
   const s = Script.fromString("wait.lua", "function main(x) sleep(x) return 'woke' end", { pool: 1 });
   try {
