@@ -326,16 +326,23 @@ class HttpClient {
     api.lua_setfield(L, -2, vm.cstr("body"));
     vm.pushString(L, response.url);
     api.lua_setfield(L, -2, vm.cstr("url"));
-    // Headers iterates lower-case names, combined values, and each set-cookie apart: join those as get() does.
-    const merged = new Map<string, string>();
+    // Headers iterates lower-case names with combined values, but each set-cookie apart: several make a list
+    // (their Expires dates have commas, so joined they could not be split again).
+    const merged = new Map<string, string | string[]>();
     for (const [name, value] of response.headers) {
       const earlier = merged.get(name);
-      merged.set(name, earlier === undefined ? value : `${earlier}, ${value}`);
+      if (earlier === undefined) merged.set(name, value);
+      else if (typeof earlier === "string") merged.set(name, [earlier, value]);
+      else earlier.push(value);
     }
     api.lua_createtable(L, 0, merged.size);
     for (const [name, value] of merged) {
       vm.pushString(L, name); // not cstr: that keeps every distinct name for the state's life
-      vm.pushByteString(L, value);
+      if (typeof value === "string") vm.pushByteString(L, value);
+      else {
+        api.lua_createtable(L, value.length, 0);
+        value.forEach((one, i) => (vm.pushByteString(L, one), api.lua_rawseti(L, -2, BigInt(i + 1))));
+      }
       api.lua_rawset(L, -3);
     }
     vm.pushRef(L, this.#headersMeta);

@@ -113,7 +113,7 @@ Deno.test("custom request headers arrive byte for byte, numbers as their text", 
 Deno.test("response headers: lower-case names, any casing finds them", async () => {
   const { base, server } = serve(() => {
     const headers = new Headers({ "X-Custom-Thing": "v1", "Content-Type": "text/html" });
-    headers.append("Set-Cookie", "a=1");
+    headers.append("Set-Cookie", "a=1; Expires=Wed, 21 Oct 2037 07:28:00 GMT");
     headers.append("Set-Cookie", "b=2");
     return new Response("<p>", { headers });
   });
@@ -121,7 +121,7 @@ Deno.test("response headers: lower-case names, any casing finds them", async () 
     const { stdout, stderr } = await runLua(`
       local r = http_get(${JSON.stringify(base)})
       print(r.headers["Content-Type"], r.headers["CONTENT-TYPE"], r.headers["content-type"])
-      print(r.headers["X-Custom-Thing"], r.headers["set-cookie"], r.headers.missing, r.headers[1])
+      print(r.headers["X-Custom-Thing"], table.concat(r.headers["Set-Cookie"], " | "), r.headers.missing, r.headers[1])
       local names = {}
       for name in pairs(r.headers) do names[#names + 1] = name end
       table.sort(names)
@@ -129,7 +129,8 @@ Deno.test("response headers: lower-case names, any casing finds them", async () 
     strictEqual(stderr, "");
     const lines = stdout.split("\n");
     strictEqual(lines[0], "text/html\ttext/html\ttext/html");
-    strictEqual(lines[1], "v1\ta=1, b=2\tnil\tnil");
+    // Several Set-Cookie headers come as a list: joined, the comma of a date could not be told from a separator.
+    strictEqual(lines[1], "v1\ta=1; Expires=Wed, 21 Oct 2037 07:28:00 GMT | b=2\tnil\tnil");
     for (const name of lines[2].split(",")) strictEqual(name, name.toLowerCase());
     ok(lines[2].split(",").includes("x-custom-thing"));
   } finally {
