@@ -6,6 +6,7 @@
  * @module
  */
 import type { Engine } from "../runtime/engine.ts";
+import { LUA_TSTRING } from "../runtime/lua.ts";
 import { reportOutcome } from "./script.ts";
 import meta from "../deno.json" with { type: "json" };
 
@@ -14,19 +15,29 @@ const SHOW_RESULTS = `local chunk = ...
 local r = table.pack(chunk())
 if r.n > 0 then print(table.unpack(r, 1, r.n)) end`;
 
-/** Reads standard input line by line. */
-async function* lines(): AsyncGenerator<string> {
-  const decoder = new TextDecoder();
-  let pending = "";
-  for await (const bytes of Deno.stdin.readable) {
-    pending += decoder.decode(bytes, { stream: true });
-    let nl;
-    while ((nl = pending.indexOf("\n")) >= 0) {
-      yield pending.slice(0, nl).replace(/\r$/, "");
-      pending = pending.slice(nl + 1);
-    }
+/**
+ * Reads standard input line by line through Lua's own `io.read("L")`, so the
+ * REPL and the script share one buffer: after `x = io.read()`, the next line
+ * goes to x, as on a terminal.
+ */
+async function* lines(engine: Engine): AsyncGenerator<string> {
+  const { vm, L } = engine;
+  vm.api.lua_getglobal(L, vm.cstr("io"));
+  vm.api.lua_getfield(L, -1, vm.cstr("read"));
+  const read = vm.ref(L);
+  vm.api.lua_settop(L, -2);
+  while (true) {
+    const line = await engine.call((T) => {
+      vm.pushRef(T, read);
+      vm.pushString(T, "L");
+      return 1;
+    }, (ok, T, at) => {
+      if (!ok) throw new Error(`reading standard input: ${vm.toText(T, at)}`);
+      return vm.api.lua_type(T, at) === LUA_TSTRING ? vm.toText(T, at) : undefined;
+    });
+    if (line === undefined) return;
+    yield line.replace(/\r?\n$/, "");
   }
-  if (pending) yield pending;
 }
 
 /** Runs the REPL until `exit` or end of input; returns the exit code. */
@@ -53,7 +64,7 @@ export async function runRepl(engine: Engine): Promise<number> {
   });
   // os.exit from a goroutine or timer ends the REPL at once, not when the next line arrives.
   const stopped = engine.whenStopped().then((outcome) => ({ done: true as const, stopped: outcome }));
-  const input = lines();
+  const input = lines(engine);
   let chunk = "";
   prompt("> ");
   while (true) {

@@ -1,236 +1,254 @@
 /**
  * The standard streams under Lua's own `io`. Reading standard input
- * (`io.read`, `io.lines()`, `io.stdin`'s `read` and `lines`) parks only the
- * goroutine that reads when it has to wait for input, so timers, servers and
- * other goroutines go on meanwhile (the C library's read would hold the whole
- * engine until a line arrives); formats and results are Lua's: `"n"`, `"l"`,
- * `"L"`, `"a"` and byte counts. Flushing standard output (`io.flush()`,
- * `io.stdout:flush()`) flushes the engine's buffer, which `print` and
- * `io.write` share.
+ * (`io.read`, `io.lines()`, `io.stdin`'s `read` and `lines`, `dofile()` and
+ * `loadfile()` without a name) parks only the goroutine that reads when it
+ * has to wait for input, so timers, servers and other goroutines go on
+ * meanwhile (the C library's read would hold the whole engine until a line
+ * arrives); formats and results are Lua's: `"n"`, `"l"`, `"L"`, `"a"` and
+ * byte counts. Flushing standard output (`io.flush()`, `io.stdout:flush()`)
+ * flushes the engine's buffer, which `print` and `io.write` share.
+ *
+ * Lua keeps the bytes read and not yet taken (a line costs a string search,
+ * not a call into JavaScript); JavaScript only reads the next chunk.
  *
  * @module
  */
-import type { Engine } from "../runtime/engine.ts";
+import type { Engine, Pusher } from "../runtime/engine.ts";
 import type { Family } from "../runtime/family.ts";
 import type { LuaState } from "../runtime/lua.ts";
 
-const NEWLINE = 10;
-/** C's isspace. */
-const SPACES = new Set([32, 9, 10, 11, 12, 13]);
-/** Lua's L_MAXLENNUM: the longest numeral "n" reads. */
-const MAX_NUMERAL = 200;
-/** What a read answers when the bytes buffered so far cannot decide it. */
-const MORE = Symbol("more input needed");
+/** Bytes asked of standard input at a time. */
+const CHUNK = 256 * 1024;
 
-type Answer = Uint8Array | null;
+/** A chunk of standard input, null at its end, or the message of a failed read. */
+type Chunk = Uint8Array | null | { failed: string };
 
-/** The bytes read from standard input and not yet taken, shared by every engine of the thread (there is one stdin). */
-class InputBuffer {
-  #bytes = new Uint8Array(0);
-  #ended = false;
-  #error: string | undefined;
-  #filling: Promise<void> | undefined;
-
-  /**
-   * Answers `attempt` from the buffer, reading more input (without
-   * blocking the thread) while it says MORE; synchronously when it can.
-   */
-  take(attempt: () => Answer | typeof MORE): Answer | Promise<Answer> {
-    const now = attempt();
-    if (now !== MORE) return now;
-    return (async () => {
-      while (true) {
-        this.#filling ??= this.#fill().finally(() => this.#filling = undefined);
-        await this.#filling;
-        const answer = attempt();
-        if (answer !== MORE) return answer;
-      }
-    })();
-  }
-
-  /** {@linkcode take} for a caller that cannot wait (a read inside a C call): reads while blocking the thread. */
-  takeNow(attempt: () => Answer | typeof MORE): Answer {
-    while (true) {
-      const answer = attempt();
-      if (answer !== MORE) return answer;
-      const chunk = new Uint8Array(65536);
-      try {
-        const n = Deno.stdin.readSync(chunk);
-        this.#append(chunk, n);
-      } catch (e) {
-        this.#fail(e);
-      }
-    }
-  }
-
-  /** A read error, once: the read that meets it answers nil and it (as C's ferror); later reads see the end. */
-  takeError(): string | undefined {
-    const error = this.#error;
-    this.#error = undefined;
-    return error;
-  }
-
-  async #fill(): Promise<void> {
-    const chunk = new Uint8Array(65536);
+/** The next chunk, without blocking the thread. Reads run one after another, so chunks come in order. */
+let reading: Promise<unknown> = Promise.resolve();
+function nextChunk(): Promise<Chunk> {
+  const read = reading.then(async (): Promise<Chunk> => {
+    const into = new Uint8Array(CHUNK);
     try {
-      this.#append(chunk, await Deno.stdin.read(chunk));
+      const n = await Deno.stdin.read(into);
+      return n === null ? null : into.subarray(0, n);
     } catch (e) {
-      this.#fail(e);
+      return { failed: e instanceof Error ? e.message : String(e) };
     }
-  }
+  });
+  reading = read;
+  return read;
+}
 
-  #append(chunk: Uint8Array, n: number | null): void {
-    if (n === null) {
-      this.#ended = true;
-      return;
-    }
-    const joined = new Uint8Array(this.#bytes.length + n);
-    joined.set(this.#bytes);
-    joined.set(chunk.subarray(0, n), this.#bytes.length);
-    this.#bytes = joined;
-  }
-
-  #fail(e: unknown): void {
-    this.#ended = true;
-    this.#error = e instanceof Error ? e.message : String(e);
-  }
-
-  #cut(n: number): Uint8Array {
-    const taken = this.#bytes.slice(0, n);
-    this.#bytes = this.#bytes.subarray(n);
-    return taken;
-  }
-
-  /** `"l"` / `"L"`: the next line without / with its newline; nil at the end. */
-  line(keepNewline: boolean): Answer | typeof MORE {
-    const at = this.#bytes.indexOf(NEWLINE);
-    if (at >= 0) {
-      const line = this.#cut(at + 1);
-      return keepNewline ? line : line.subarray(0, at);
-    }
-    if (!this.#ended) return MORE;
-    return this.#bytes.length > 0 ? this.#cut(this.#bytes.length) : null;
-  }
-
-  /** `"a"`: everything up to the end ("" when nothing is left). */
-  all(): Answer | typeof MORE {
-    return this.#ended ? this.#cut(this.#bytes.length) : MORE;
-  }
-
-  /** A count: up to `n` bytes, fewer only at the end; 0 tests for the end ("" or nil). */
-  chars(n: number): Answer | typeof MORE {
-    if (this.#bytes.length >= Math.max(n, 1)) return this.#cut(n);
-    if (!this.#ended) return MORE;
-    return this.#bytes.length > 0 && n > 0 ? this.#cut(this.#bytes.length) : null;
-  }
-
-  /**
-   * `"n"`: skips spaces, then takes the longest prefix that can be a numeral,
-   * as Lua's l_getn does (at most 200 characters); Lua converts it, or fails.
-   */
-  numeral(): Answer | typeof MORE {
-    const bytes = this.#bytes;
-    const ended = this.#ended;
-    let i = 0;
-    // The byte at i: -1 at the end of input; throws MORE when it has not arrived yet.
-    const peek = (): number => {
-      if (i < bytes.length) return bytes[i];
-      if (ended) return -1;
-      throw MORE;
-    };
-    try {
-      while (SPACES.has(peek())) i++;
-      const start = i;
-      let tooLong = false;
-      const accept = (ok: (c: number) => boolean): boolean => {
-        if (!ok(peek())) return false;
-        if (i - start >= MAX_NUMERAL) {
-          tooLong = true;
-          return false;
-        }
-        i++;
-        return true;
-      };
-      const either = (a: string, b = a) => accept((c) => c === a.charCodeAt(0) || c === b.charCodeAt(0));
-      const digits = (hex: boolean) => {
-        let count = 0;
-        while (accept(hex ? isHexDigit : isDigit)) count++;
-        return count;
-      };
-      let count = 0;
-      let hex = false;
-      either("-", "+");
-      if (either("0")) {
-        if (either("x", "X")) hex = true;
-        else count = 1;
-      }
-      count += digits(hex);
-      if (either(".")) count += digits(hex);
-      if (count > 0 && (hex ? either("p", "P") : either("e", "E"))) {
-        either("-", "+");
-        digits(false);
-      }
-      const numeral = this.#cut(i).subarray(start);
-      return tooLong ? numeral.subarray(0, 0) : numeral;
-    } catch (e) {
-      if (e === MORE) return MORE;
-      throw e;
-    }
+/** The next chunk, blocking the thread: for a read inside a C call (a sort comparator), which cannot park. */
+function nextChunkNow(): Chunk {
+  const into = new Uint8Array(CHUNK);
+  try {
+    const n = Deno.stdin.readSync(into);
+    return n === null ? null : into.subarray(0, n);
+  } catch (e) {
+    return { failed: e instanceof Error ? e.message : String(e) };
   }
 }
 
-const isDigit = (c: number) => c >= 48 && c <= 57;
-const isHexDigit = (c: number) => isDigit(c) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
-
-const input = new InputBuffer();
-
 /**
- * The Lua side: checks formats as Lua's g_read does, and sends standard
- * input's reads to `take`; other files keep the C library's methods.
+ * The Lua side: standard input's buffer and Lua's read formats on it, and
+ * the wrappers that send standard input's reads (and standard output's
+ * flush) there; every other file keeps the C library's methods.
  */
 const STDIO_LUA = `
-local take, flush_stdout = (...).take, (...).flush_stdout
-local io, type, select, tonumber, error, tointeger, unpack = io, type, select, tonumber, error, math.tointeger, table.unpack
+local fill, flush_stdout = (...).fill, (...).flush_stdout
+local io, type, select, tonumber, error, tointeger, unpack, load = io, type, select, tonumber, error, math.tointeger,
+  table.unpack, load
+local sub, find, byte, char, concat = string.sub, string.find, string.byte, string.char, table.concat
 local stdin, stdout, input, output, io_type = io.stdin, io.stdout, io.input, io.output, io.type
 local methods = getmetatable(stdin).__index
--- The C library's methods (named as they are, for the messages of their own errors).
-local read, lines = methods.read, methods.lines
-local KINDS = { n = "n", l = "l", L = "L", a = "a" }
+-- The C library's own (named as they are, for the messages of their own errors).
+local read, lines, flush, io_lines, loadfile, dofile = methods.read, methods.lines, methods.flush, io.lines, loadfile,
+  dofile
 
--- The format at argument n as take() knows it: a kind and a count; or nil and Lua's message for a bad one.
-local function kind(fname, n, f)
+-- Standard input read and not yet taken: buf from pos on.
+local buf, pos, ended = "", 1, false
+
+-- Reads the next chunk into buf (what was left of buf is kept before it): true, or false at the end of input
+-- (and the message when reading failed).
+local function more()
+  if ended then return false end
+  local chunk, err = fill()
+  if chunk == nil then
+    ended = true
+    return false, err
+  end
+  if pos > #buf then buf = chunk else buf = sub(buf, pos) .. chunk end
+  pos = 1
+  return true
+end
+
+-- "l" and "L": the next line without or with its newline; nil at the end.
+local function read_line(keep)
+  local e = find(buf, "\\n", pos, true)
+  if e then
+    local line = sub(buf, pos, keep and e or e - 1)
+    pos = e + 1
+    return line
+  end
+  local parts = { sub(buf, pos) }  -- a long line comes in pieces, joined once
+  buf, pos = "", 1
+  while true do
+    local ok, err = more()
+    if not ok then
+      if err then return nil, err end
+      local line = concat(parts)
+      if line == "" then return nil end
+      return line
+    end
+    e = find(buf, "\\n", 1, true)
+    if e then
+      parts[#parts + 1] = sub(buf, 1, keep and e or e - 1)
+      pos = e + 1
+      return concat(parts)
+    end
+    parts[#parts + 1] = buf
+    buf = ""
+  end
+end
+
+-- "a": the rest of the input ("" at the end).
+local function read_all()
+  local parts = { sub(buf, pos) }
+  buf, pos = "", 1
+  while true do
+    local ok, err = more()
+    if not ok then
+      if err then return nil, err end
+      return concat(parts)
+    end
+    parts[#parts + 1] = buf
+    buf = ""
+  end
+end
+
+-- A count: up to n bytes, fewer only at the end; 0 tells whether anything is left ("" or nil).
+local function read_chars(n)
+  local have = #buf - pos + 1
+  if have >= n and (n > 0 or have > 0) then
+    local s = sub(buf, pos, pos + n - 1)
+    pos = pos + n
+    return s
+  end
+  if n == 0 then
+    local ok, err = more()
+    if ok then return "" end
+    return nil, err
+  end
+  local parts, need = { sub(buf, pos) }, n - have
+  buf, pos = "", 1
+  while need > 0 do
+    local ok, err = more()
+    if not ok then
+      if err then return nil, err end
+      break
+    end
+    if #buf >= need then
+      parts[#parts + 1] = sub(buf, 1, need)
+      pos = need + 1
+      need = 0
+    else
+      parts[#parts + 1] = buf
+      need = need - #buf
+      buf = ""
+    end
+  end
+  local s = concat(parts)
+  if s == "" then return nil end
+  return s
+end
+
+-- The byte at pos, reading more when needed; nil at the end.
+local function peek()
+  if pos > #buf and not more() then return nil end
+  return byte(buf, pos)
+end
+
+local function is_digit(c) return c >= 48 and c <= 57 end
+local function is_hex(c) return is_digit(c) or (c >= 65 and c <= 70) or (c >= 97 and c <= 102) end
+
+-- "n": as lua5.4's l_getn: skips spaces, takes the longest prefix that can be a numeral (at most 200 characters)
+-- and converts it; nil when it is not one.
+local function read_number()
+  local c = peek()
+  while c == 32 or (c and c >= 9 and c <= 13) do
+    pos = pos + 1
+    c = peek()
+  end
+  local chars, n, too_long = {}, 0, false
+  local function accept(ok)
+    if c == nil or not ok(c) then return false end
+    if n >= 200 then
+      too_long = true
+      return false
+    end
+    n = n + 1
+    chars[n] = c
+    pos = pos + 1
+    c = peek()
+    return true
+  end
+  local function either(a, b) return accept(function(x) return x == a or x == b end) end
+  local function digits(hex)
+    local count = 0
+    while accept(hex and is_hex or is_digit) do count = count + 1 end
+    return count
+  end
+  either(45, 43)                                   -- - +
+  local count, hex = 0, false
+  if either(48, 48) then                           -- 0
+    if either(120, 88) then hex = true else count = 1 end  -- x X
+  end
+  count = count + digits(hex)
+  if either(46, 46) then count = count + digits(hex) end  -- .
+  if count > 0 and (hex and either(112, 80) or not hex and either(101, 69)) then  -- p P / e E
+    either(45, 43)
+    digits(false)
+  end
+  if too_long or n == 0 then return nil end
+  return tonumber(char(unpack(chars, 1, n)))
+end
+
+local READERS = { n = read_number, a = read_all }
+READERS.l = function() return read_line(false) end
+READERS.L = function() return read_line(true) end
+
+-- The reader for the format at argument n: a function (and the count for a number); or nil and Lua's message.
+local function reader(fname, n, f)
   local t, problem = type(f), nil
   if t == "number" then
     local count = tointeger(f)
-    if count then return "c", count end
+    if count then return read_chars, count < 0 and math.maxinteger or count end
     problem = "number has no integer representation"
   elseif t ~= "string" then
     problem = "string expected, got " .. t
   else
-    local k = KINDS[f:sub(1, 1) == "*" and f:sub(2, 2) or f:sub(1, 1)]
-    if k then return k, 0 end
+    local found = READERS[sub(f, 1, 1) == "*" and sub(f, 2, 2) or sub(f, 1, 1)]
+    if found then return found end
     problem = "invalid format"
   end
   return nil, "bad argument #" .. n .. " to '" .. fname .. "' (" .. problem .. ")"
 end
 
--- One format: the value read, or nil (and the message when reading failed).
-local function read_one(k, n)
-  local v, err = take(k, n)
-  if k == "n" and v ~= nil then v = tonumber(v) end
-  return v, err
-end
-
--- Lua's g_read on standard input: a value per format, up to the first that fails (nil in its place);
--- nil and a message when reading failed. A bad format raises at the given level.
+-- Lua's g_read on standard input: a value per format, up to the first that fails (nil in its place); nil and a
+-- message when reading failed. A bad format raises at the given level.
 local function read_stdin(level, fname, ...)
   local n = select("#", ...)
-  if n == 0 then return read_one("l", 0) end
+  if n == 0 then
+    local line, err = read_line(false)
+    if err then return nil, err end
+    return line
+  end
   local out = {}
   for i = 1, n do
-    local k, count = kind(fname, i, (select(i, ...)))
-    if not k then error(count, level) end
-    local v, err = read_one(k, count)
+    local read_format, count = reader(fname, i, (select(i, ...)))
+    if not read_format then error(count, level) end
+    local v, err = read_format(count)
     if err then return nil, err end
     out[i] = v
     if v == nil then return unpack(out, 1, i) end
@@ -238,56 +256,79 @@ local function read_stdin(level, fname, ...)
   return unpack(out, 1, n)
 end
 
--- The lines iterator raises a read error, as the C library's does.
-local function raise_failure(v, ...)
-  if v == nil and (...) ~= nil then error((...), 2) end
-  return v, ...
-end
-
+-- The lines iterator: nothing at the end; a read error raises, as the C library's does.
 local function lines_stdin(...)
   local n, formats = select("#", ...), { ... }
-  return function() return raise_failure(read_stdin(3, "for iterator", unpack(formats, 1, n))) end
+  if n == 0 then  -- the common case, kept short: a line costs little more than a string search
+    return function()
+      local line, err = read_line(false)
+      if line ~= nil then return line end
+      if err then error(err, 2) end
+    end
+  end
+  local function results(v, ...)
+    if v ~= nil then return v, ... end
+    if (...) ~= nil then error((...), 3) end
+  end
+  return function() return results(read_stdin(3, "for iterator", unpack(formats, 1, n))) end
 end
 
--- Standard input's read and lines, and standard output's flush, are these; every other file keeps the C library's
--- methods (and their messages).
-local meta = getmetatable(stdin)
-local methods = meta.__index
-local read, flush = methods.read, methods.flush
-local for_stdin = {
-  read = function(f, ...)
-    if f ~= stdin then return read(f, ...) end
-    return read_stdin(2, "read", ...)
-  end,
-  lines = function(f, ...)
-    if f ~= stdin then return methods.lines(f, ...) end
-    return lines_stdin(...)
-  end,
-}
-local for_stdout = {
-  flush = function(f)
-    if f ~= stdout then return flush(f) end
+-- What the C library would raise for the file at argument 1 (with arguments ... ) and these formats, raised here at
+-- the caller's line: from inside it, the message would give this chunk's line.
+local function check(fname, count, f, ...)
+  local t = io_type(f)
+  if t ~= "file" then
+    if t == "closed file" then error("attempt to use a closed file", 3) end
+    local got = count == 0 and "no value" or type(f)
+    error("bad argument #1 to '" .. fname .. "' (FILE* expected, got " .. got .. ")", 3)
+  end
+  for i = 1, select("#", ...) do
+    local found, problem = reader(fname, i, (select(i, ...)))
+    if not found then error(problem, 3) end
+  end
+end
+
+-- A file's methods are shared by every file (one metatable, whose __index stays a table scripts may extend):
+-- standard input's and output's go here. A Lua wrapper has one cost: called as a tail call (return f:read("x")),
+-- an error the check raises cannot name the caller's line, whose frame the tail call replaced.
+methods.read = function(...)
+  local f = ...
+  if f == stdin then return read_stdin(2, "read", select(2, ...)) end
+  check("read", select("#", ...), ...)
+  return read(...)
+end
+methods.lines = function(...)
+  local f = ...
+  if f == stdin then return lines_stdin(select(2, ...)) end
+  check("lines", select("#", ...), f)
+  return lines(...)
+end
+methods.flush = function(...)
+  local f = ...
+  if f == stdout then
     flush_stdout()
     return true
-  end,
-}
-meta.__index = function(f, key)
-  local own = f == stdin and for_stdin[key] or f == stdout and for_stdout[key]
-  if own then return own end
-  return methods[key]
+  end
+  check("flush", select("#", ...), f)
+  return flush(f)
 end
 
-local io_lines = io.lines
+-- Lua's loadfile() and dofile() without a name read standard input: the same buffer, or bytes would be lost.
+local function load_stdin(mode, env)
+  local source, err = read_all()
+  if source == nil then return nil, "stdin: " .. err end
+  if sub(source, 1, 3) == "\\239\\187\\191" then source = sub(source, 4) end  -- a byte-order mark, as loadfile skips it
+  if sub(source, 1, 1) == "#" then source = "--" .. source end  -- and a #! line (kept as a comment: lines still count)
+  if env ~= nil then return load(source, "=stdin", mode, env) end
+  return load(source, "=stdin", mode)
+end
+
 return {
   read = function(...)
     local f = input()
     if f == stdin then return read_stdin(2, "read", ...) end
-    -- What the C library would raise, raised here at the caller's line (from inside it, the line would be this file's).
     if io_type(f) == "closed file" then error("default input file is closed", 2) end
-    for i = 1, select("#", ...) do
-      local k, problem = kind("read", i, (select(i, ...)))
-      if not k then error(problem, 2) end
-    end
+    check("read", 1, f, ...)
     return read(f, ...)
   end,
   lines = function(name, ...)
@@ -303,51 +344,51 @@ return {
     if io_type(f) == "closed file" then error("default output file is closed", 2) end
     return flush(f)
   end,
+  loadfile = function(...)
+    if (...) == nil then return load_stdin(select(2, ...)) end
+    return loadfile(...)
+  end,
+  dofile = function(...)
+    if (...) ~= nil then return dofile(...) end
+    local chunk = assert(load_stdin())
+    return chunk()
+  end,
 }`;
 
-/** Pushes `answer` (a string, or nil and the read error if there was one). */
-function pushAnswer(engine: Engine, L: LuaState, answer: Answer): number {
+/** Pushes a chunk as `fill` gives it: its bytes, nil at the end, or nil and the message of a failed read. */
+function pushChunk(engine: Engine, L: LuaState, chunk: Chunk): number {
   const vm = engine.vm;
-  if (answer !== null) {
-    vm.pushBytes(L, answer);
+  if (chunk instanceof Uint8Array) {
+    vm.pushBytes(L, chunk);
     return 1;
   }
-  const error = input.takeError();
   vm.api.lua_pushnil(L);
-  if (error === undefined) return 1;
-  vm.pushString(L, error);
+  if (chunk === null) return 1;
+  vm.pushString(L, chunk.failed);
   return 2;
 }
 
 /** The standard streams' registration table (it also gives `io.stdin` and `io.stdout` methods of their own). */
 export const standardStreams = (engine: Engine): Family => {
   const vm = engine.vm;
-  const take = engine.blocking("io.read", (L) => {
-    const kind = vm.toText(L, 1);
-    const count = Number(vm.api.lua_tointegerx(L, 2, 0));
-    const attempt = kind === "l" || kind === "L"
-      ? () => input.line(kind === "L")
-      : kind === "a"
-      ? () => input.all()
-      : kind === "n"
-      ? () => input.numeral()
-      : () => input.chars(count < 0 ? Infinity : count); // C reads a negative count as a huge size_t
+  const fill = engine.blocking("io.read", (L) => {
     // Inside a C call (a sort comparator, a gsub callback) a goroutine cannot park: read as C would.
-    if (!vm.api.lua_isyieldable(L)) return pushAnswer(engine, L, input.takeNow(attempt));
-    const answer = input.take(attempt);
-    if (!(answer instanceof Promise)) return pushAnswer(engine, L, answer);
-    return answer.then((answer) => (L: LuaState) => pushAnswer(engine, L, answer));
+    if (!vm.api.lua_isyieldable(L)) return pushChunk(engine, L, nextChunkNow());
+    return nextChunk().then((chunk): Pusher => (L) => pushChunk(engine, L, chunk));
   });
   let wired = 0;
   const rewired = (L: LuaState) => {
     const flushStdout = () => (engine.stdout.flush(), 0);
-    wired ||= engine.compileLua("standard streams", STDIO_LUA, { take, flush_stdout: flushStdout });
+    wired ||= engine.compileLua("standard streams", STDIO_LUA, { fill, flush_stdout: flushStdout });
     vm.pushRef(L, wired);
     return 1;
   };
+  const member = (name: string) => ({ lua: `return (...).rewired().${name}`, helpers: { rewired } });
   return {
-    "io.read": { lua: "return (...).rewired().read", helpers: { rewired } },
-    "io.lines": { lua: "return (...).rewired().lines", helpers: { rewired } },
-    "io.flush": { lua: "return (...).rewired().flush", helpers: { rewired } },
+    "io.read": member("read"),
+    "io.lines": member("lines"),
+    "io.flush": member("flush"),
+    loadfile: member("loadfile"),
+    dofile: member("dofile"),
   };
 };

@@ -232,6 +232,12 @@ Deno.test("REPL: os.exit in a timer ends the session at once, without waiting fo
   strictEqual(r.stdout, "1\nbye\n"); // 1: the timer's id, which the line's expression returned
 });
 
+Deno.test("REPL: io.read() takes the next line of input, as on a terminal", async () => {
+  const r = await solvm([], { stdin: "x = io.read()\nhello there\nprint('x is', x)\n" });
+  strictEqual(r.stderr, "");
+  strictEqual(r.stdout, "x is\thello there\n");
+});
+
 Deno.test("REPL: reload_script() is an error (no script to reload), and the session goes on", async () => {
   const r = await solvm([], { stdin: "x = 1\nreload_script()\nprint('x is', x)\n" });
   strictEqual(r.code, 0);

@@ -551,7 +551,7 @@ Deno.test("io.open failures return nil, '<path>: <reason>', errno; bad modes and
       print(pcall(io.open, dir .. "/plain.txt", "x"))
       print(pcall(io.open, dir .. "/plain.txt", "rw"))
       local f = assert(io.open(dir .. "/plain.txt"))
-      print(pcall(function() return f:read("x") end))
+      print(pcall(function() local line = f:read("x") return line end))
       print(pcall(function() return f:seek("middle") end))
       f:close()
     `);
@@ -712,6 +712,28 @@ print(err)
         "false\tbad argument #1 to 'read' (number has no integer representation)\n" +
         "true\tnil\n" + // as in lua5.4: formats after one that failed are not looked at
         `${dir}/formats.lua:14: bad argument #1 to 'read' (invalid format)\n`,
+    );
+  }));
+
+Deno.test("stdin: io.read() gives one value, lines end with nothing, dofile() and the file methods share the buffer", () =>
+  inTempDir(async (dir) => {
+    await Deno.writeTextFile(
+      `${dir}/shared.lua`,
+      `print(select("#", io.read()), io.stdin:read())
+local methods = getmetatable(io.stdout).__index
+methods.writeln = function(f, ...) f:write(...) return f:write("\\n") end  -- extending every file, as lua5.4 allows
+io.stdout:writeln(type(methods), " extended")
+print("dofile returned", dofile())
+print(select("#", io.lines()()), io.read("a") == "", io.read(0))
+print(pcall(function() local line = io.stdin.read() return line end))
+`,
+    );
+    const r = await solvm([`${dir}/shared.lua`], { stdin: "one\ntwo\nreturn 40 + 2\n" });
+    strictEqual(r.stderr, "");
+    strictEqual(
+      r.stdout,
+      "1\ttwo\ntable extended\ndofile returned\t42\n0\ttrue\tnil\n" +
+        `false\t${dir}/shared.lua:7: bad argument #1 to 'read' (FILE* expected, got no value)\n`,
     );
   }));
 
