@@ -71,7 +71,7 @@ local function importer()
   for level = 2, 100 do
     local info = debug.getinfo(level + 1, "S")
     if not info then break end
-    if info.source == "=import" then
+    if info.source == "=[solvm] import" then
       local loading = chain()
       local top = loading[#loading]
       return top and ("@" .. top.shown) or "", 0

@@ -54,9 +54,8 @@ export async function runRepl(engine: Engine): Promise<number> {
       new TextEncoder().encode(`SolVM ${meta.version} (Lua 5.4). Type exit or press Ctrl-D to leave.\n`),
     );
   }
-  const showFailure = vm.load(L, SHOW_RESULTS, "=repl");
+  const showFailure = vm.load(L, SHOW_RESULTS, "=[solvm] repl");
   if (showFailure) throw new Error(showFailure);
-  engine.markInternal("repl");
   const show = vm.ref(L);
   // There is no script to run again: reload_script() would stop the engine and leave the REPL deaf.
   engine.setGlobal("reload_script", () => {

@@ -168,7 +168,7 @@ export class Context {
 
   #run(source: string): void {
     const { vm, L } = this.engine;
-    const failure = vm.load(L, source, "=context");
+    const failure = vm.load(L, source, "=[solvm] context");
     if (failure || vm.api.lua_pcallk(L, 0, 0, 0, 0, 0) !== 0) throw new Error(failure ?? vm.toText(L, -1));
   }
 

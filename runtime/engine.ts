@@ -232,7 +232,7 @@ export interface DebugEvents {
   line?: boolean;
   count?: number;
 }
-const SCHEDULER_CHUNKNAME = "=scheduler";
+const SCHEDULER_CHUNKNAME = "=[solvm] scheduler";
 /** Decodes the function names a debug hook reports. */
 const hookNames = new TextDecoder();
 const WAKE_BATCH = 64;
@@ -367,7 +367,7 @@ export class Engine {
     engine.#counting = engine.#instructionLimit > 0 || options.deadlines === true || options.turnLimit !== undefined;
     engine.#boot();
     if (options.textOnly) {
-      const failure = engine.vm.load(engine.L, TEXT_ONLY_LUA, "=loaders");
+      const failure = engine.vm.load(engine.L, TEXT_ONLY_LUA, "=[solvm] loaders");
       if (failure) throw new Error(`boot failed: ${failure}`);
       engine.#call(0, 0);
     }
@@ -1349,14 +1349,6 @@ export class Engine {
     this.#assign(name);
   }
 
-  /** Marks the chunk `name` (loaded as `=name`) as SolVM's own: tracebacks leave its frames out. */
-  markInternal(name: string): void {
-    const { vm, L } = this;
-    this.pushSchedulerField(L, "mark_internal");
-    vm.pushString(L, name);
-    this.#call(1, 0);
-  }
-
   /** Sets a global to the function returned by Lua chunk `source`, which gets `helpers` as `...`. */
   setGlobalFromLua(name: string, source: string, helpers: Record<string, HostFunction>): void {
     this.vm.pushRef(this.L, this.compileLua(name, source, helpers));
@@ -1369,9 +1361,8 @@ export class Engine {
    */
   compileLua(name: string, source: string, helpers: Record<string, HostFunction> = {}): number {
     const { vm, L } = this;
-    const failure = vm.load(L, source, `=${name}`);
+    const failure = vm.load(L, source, `=[solvm] ${name}`);
     if (failure) throw new Error(failure);
-    this.markInternal(name);
     vm.api.lua_createtable(L, 0, Object.keys(helpers).length);
     for (const [helper, impl] of Object.entries(helpers)) {
       vm.api.lua_pushcclosure(L, vm.hostFunction(impl), 0);

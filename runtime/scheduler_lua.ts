@@ -17,7 +17,7 @@ local PARK, host = ...
 local co_create, co_resume, co_yield, co_status, co_close =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.close
 local lua_select, traceback, getinfo, pack, unpack = select, debug.traceback, debug.getinfo, table.pack, table.unpack
-local pcall = pcall
+local pcall, co_running, math_maxinteger = pcall, coroutine.running, math.maxinteger
 local type, tostring, tonumber, error, setmetatable, getmetatable, rawget, math_type, math_tointeger =
   type, tostring, tonumber, error, setmetatable, getmetatable, rawget, math.type, math.tointeger
 
@@ -86,23 +86,40 @@ local function message_of(err)
   return "(error object is a " .. t .. " value)"
 end
 
--- Chunks of SolVM's own (this one, the host families' Lua helpers): their frames are left out of tracebacks.
-local internal = { scheduler = true }
-local function mark_internal(name) internal[name] = true end
-local gsub = string.gsub
+-- Chunks of SolVM's own (this one, the host families' Lua helpers) are named "[solvm] ...": their frames are left
+-- out of tracebacks.
+local INTERNAL = "[solvm] "
+local gsub, str_sub = string.gsub, string.sub
 local function without_internal(text)
   if type(text) ~= "string" then return text end
-  return (gsub(text, "\n\t([^:\n]*):%d+:[^\n]*", function(chunk) if internal[chunk] then return "" end end))
+  return (gsub(text, "\n\t%[solvm%] [^\n]*", ""))
 end
 
--- debug.traceback as scripts get it: Lua's, without SolVM's own frames. Its level counts past this function.
+-- debug.traceback as scripts get it: Lua's, without SolVM's own frames, its arguments checked as Lua checks them.
+-- Its level counts from its caller, one frame further than Lua's own function sees (unless this function took its
+-- caller's place in a tail call).
 local function user_traceback(...)
   local first = ...
-  if type(first) == "thread" then return without_internal(traceback(...)) end
-  local message, level = ...
+  local thread = type(first) == "thread" and first or nil
+  local message, level
+  if thread then message, level = lua_select(2, ...) else message, level = ... end
   local t = type(message)
   if message ~= nil and t ~= "string" and t ~= "number" then return message end
-  return without_internal(traceback(message, (level or 1) + 1))
+  local here = thread == nil or thread == co_running()
+  if level == nil then
+    level = here and 1 or 0
+  else
+    local whole = math_tointeger(level)
+    if whole == nil then
+      local problem = tonumber(level) and "number has no integer representation"
+        or "number expected, got " .. type(level)
+      error("bad argument #" .. (thread and 3 or 2) .. " to 'traceback' (" .. problem .. ")", 2)
+    end
+    level = whole
+  end
+  if here and level > 0 and level < math_maxinteger and not getinfo(1, "t").istailcall then level = level + 1 end
+  if thread then return without_internal(traceback(thread, message, level)) end
+  return without_internal(traceback(message, level))
 end
 
 -- err is the error value itself (what the handler gets), message its text
@@ -643,7 +660,9 @@ local function waits_at(co)
   while true do
     local info = getinfo(co, level, "Sl")
     if info == nil then return nil end
-    if info.currentline > 0 and info.source ~= "=scheduler" then return info.short_src .. ":" .. info.currentline end
+    if info.currentline > 0 and str_sub(info.short_src, 1, #INTERNAL) ~= INTERNAL then
+      return info.short_src .. ":" .. info.currentline
+    end
     level = level + 1
   end
 end
@@ -739,7 +758,7 @@ return {
   run = run, wake = wake, spawn = spawn, direct = direct, cancel = cancel, cancel_started = cancel_started,
   started_by_call = started_by_call, parked_report = parked_report,
   report_failure = report_failure,
-  goroutines = goroutines, tier_up = tier_up, mark_internal = mark_internal, traceback = user_traceback,
+  goroutines = goroutines, tier_up = tier_up, traceback = user_traceback,
   list_goroutines = list_goroutines, limit_goroutines = limit_goroutines,
   channel_metatable = Channel, host_chan = host_chan,
   go = go, chan = chan, send = send, receive = receive, close_channel = close_channel,

@@ -249,3 +249,25 @@ helper()
   match(r.stdout, /^on_error:\t.*wrap\.lua:3: .*wrap\.lua:2: inside wrap\nstack traceback:\n/);
   match(r.stdout, /\ntrue\ttrue\n$/);
 });
+
+Deno.test("debug.traceback checks its arguments as lua5.4 does and counts levels from its caller, tail call or not", async () => {
+  const r = await runLua(
+    `
+    print(pcall(debug.traceback, "m", "x"))
+    print(pcall(debug.traceback, coroutine.running(), "m", 1.5))
+    print(select(2, xpcall(function() error("oops") end, function(m) return debug.traceback(m, 2) end)))
+    print(debug.traceback("neg", -1))
+    print(debug.traceback("str", "1"))`,
+    "=t",
+  );
+  deepStrictEqual(r.outcome, { status: "ok" });
+  strictEqual(
+    r.stdout,
+    "false\tbad argument #2 to 'traceback' (number expected, got string)\n" +
+      "false\tbad argument #3 to 'traceback' (number has no integer representation)\n" +
+      "t:4: oops\nstack traceback:\n\t[C]: in function 'error'\n\tt:4: in function <t:4>\n\t[C]: in function 'xpcall'\n" +
+      "\tt:4: in main chunk\n" +
+      "neg\nstack traceback:\n" +
+      "str\nstack traceback:\n\tt:6: in main chunk\n",
+  );
+});
