@@ -246,8 +246,19 @@ function decodePath(raw: string): string {
   return raw.split("/").map((segment) => decodeURIComponent(segment).replace(/[/%]/g, encodeURIComponent)).join("/");
 }
 
-/** A parameter's value from the path as decodePath gives it: `%2F` and `%25` decoded too. */
-const paramValue = (text: string) => text.includes("%") ? text.replace(/%2F|%25/g, decodeURIComponent) : text;
+/** A `..` segment, `/` or `\` ending it (Windows takes either): joined to a folder, it climbs out. */
+const CLIMBS = /(?:^|[/\\])\.\.(?:[/\\]|$)/;
+
+/**
+ * A parameter's value from the path as decodePath gives it: `%2F` and `%25`
+ * decoded too. Throws URIError for a value with a `..` segment (`..%2F`,
+ * `..%5C`): dot segments are resolved before decoding, so these remain.
+ */
+function paramValue(text: string): string {
+  const value = text.includes("%") ? text.replace(/%2F|%25/g, decodeURIComponent) : text;
+  if (value.includes("..") && CLIMBS.test(value)) throw new URIError("a parameter with a .. segment");
+  return value;
+}
 
 /** `req.query_params`: name -> value, or -> the list of values for a name given more than once (`?tag=a&tag=b`). */
 function queryParams(query: string): Record<string, string | string[]> {
@@ -485,23 +496,23 @@ class ServerTable {
 
   #serve(server: Server, request: Request, info: Deno.ServeHandlerInfo): Response | Promise<Response> {
     let url: RequestTarget;
+    let found: ReturnType<typeof match>;
+    let http: ReturnType<typeof match>;
     try {
       url = splitUrl(request.url);
+      found = server.routes.ws.length > 0 ? match(server.routes.ws, url.pathname) : undefined;
+      http = match(server.routes.http, url.pathname);
     } catch {
-      return plain(400, "Bad Request"); // a malformed percent-escape
+      return plain(400, "Bad Request"); // a malformed percent-escape, or a parameter that would climb out (..%2F)
     }
     // The headers are made only for a path with a WebSocket route: making them costs a tenth of a request.
-    if (server.routes.ws.length > 0) {
-      const found = match(server.routes.ws, url.pathname);
-      if (found && request.headers.get("upgrade")?.toLowerCase() === "websocket") {
-        // The handler runs after the upgrade, when Deno has closed the request: it gets a copy.
-        const copy = new Request(request.url, { headers: request.headers });
-        const at = { remoteAddr: info.remoteAddr, completed: info.completed };
-        const pending = { request: copy, url, body: EMPTY, params: found.params, info: at, ref: 0, table: 0 };
-        return this.#upgrade(server, request, pending, found.route);
-      }
+    if (found && request.headers.get("upgrade")?.toLowerCase() === "websocket") {
+      // The handler runs after the upgrade, when Deno has closed the request: it gets a copy.
+      const copy = new Request(request.url, { headers: request.headers });
+      const at = { remoteAddr: info.remoteAddr, completed: info.completed };
+      const pending = { request: copy, url, body: EMPTY, params: found.params, info: at, ref: 0, table: 0 };
+      return this.#upgrade(server, request, pending, found.route);
     }
-    const http = match(server.routes.http, url.pathname);
     if (!http) return plain(404, "Not Found");
     const handle = (body: Uint8Array | undefined) => {
       if (body === undefined) return plain(413, "Payload Too Large");

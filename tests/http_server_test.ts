@@ -603,10 +603,11 @@ async function rawGet(port: number, target: string): Promise<string> {
   }
 }
 
-Deno.test("dot segments (.., %2e%2e, .) are resolved before routing: a * route cannot climb out of its folder", async () => {
+Deno.test("dot segments (.., %2e%2e, .) are resolved before routing, a parameter with one (..%2F) gets 400: a * route cannot climb out", async () => {
   const s = await start(`
     create_server("s", 0, false, nil, nil, ${LOCAL})
     handle_http("s", "/static/*", function(req) return "static " .. req.params["*"] .. " " .. req.path end)
+    handle_http("s", "/users/:id", function(req) return "user " .. req.params.id end)
     handle_http("s", "/secret.txt", function(req) return "secret " .. req.path end)
     serve("s")`);
   const r = await session(s, async () => {
@@ -617,6 +618,23 @@ Deno.test("dot segments (.., %2e%2e, .) are resolved before routing: a * route c
     strictEqual(await rawGet(port, "/static/a/./%2e/b/../c.txt?x=1"), "200 static a/c.txt /static/a/c.txt");
     strictEqual(await rawGet(port, "/../../static/x"), "200 static x /static/x");
     strictEqual(await rawGet(port, "/static/.hidden/..."), "200 static .hidden/... /static/.hidden/...");
+    // An encoded / or \ makes no dot segment, but a parameter it would give one (../) is refused.
+    for (
+      const target of [
+        "/static/..%2Fsecret.txt",
+        "/static/%2e%2E%2fsecret.txt",
+        "/static/.%2e%5Csecret.txt",
+        "/static/..\\secret.txt",
+        "/static/a%2F..%2F..%2Fx",
+        "/static/a%2F..",
+        "/users/..%2F",
+        "/users/%2E%2E%5c",
+      ]
+    ) strictEqual(await rawGet(port, target), "400 Bad Request", target);
+    // Decoded once only, and a .. inside a name is no segment.
+    strictEqual(await rawGet(port, "/static/%252e%252e%252Fx"), "200 static %2e%2e%2Fx /static/%252e%252e%252Fx");
+    strictEqual(await rawGet(port, "/static/..%252Fx"), "200 static ..%2Fx /static/..%252Fx");
+    strictEqual(await rawGet(port, "/users/a..b"), "200 user a..b");
   });
   finishedOk(r);
   strictEqual(r.stderr, "");
