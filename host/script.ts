@@ -16,6 +16,7 @@ import { modules } from "./modules.ts";
 import { debugging, fileReturns, watchPath } from "./debug.ts";
 import { fileErrorReason } from "./filesystem.ts";
 import { checkAccess } from "./_permissions.ts";
+import { skipFilePreamble } from "../runtime/state.ts";
 import { monitor } from "./monitor.ts";
 import { httpServer } from "./http_server.ts";
 import { sockets } from "./sockets.ts";
@@ -200,7 +201,8 @@ export async function runScriptFile(path: string, args: string[], options: Scrip
     const engine = await options.newEngine();
     let source: Uint8Array;
     try {
-      if (path === STDIN_SCRIPT) source = readStandardInput();
+      // As lua5.4 - does; vm.load skips a #! line and a BOM only in "@file" chunks, and this one is "=stdin".
+      if (path === STDIN_SCRIPT) source = skipFilePreamble(readStandardInput());
       else {
         checkAccess("read", path);
         source = Deno.readFileSync(path);

@@ -35,8 +35,19 @@ const SHORT_STRING = 256;
 /** Reused character codes of a short string (one array, no garbage per string). */
 const shortCodes: number[] = [];
 
-/** Drops a UTF-8 byte-order mark and blanks a `#` first line, keeping its newline so error lines stay right. */
-function skipFilePreamble(source: Uint8Array): Uint8Array {
+/**
+ * Drops a UTF-8 byte-order mark and blanks a `#` first line, keeping its
+ * newline so error lines stay right: what luaL_loadfile skips in a file
+ * (or standard input) before the chunk.
+ *
+ * ```ts
+ * import { strictEqual } from "node:assert";
+ * import { skipFilePreamble } from "./state.ts";
+ * const source = new TextEncoder().encode("\uFEFF#!/usr/bin/env solvm\nprint(1)\n");
+ * strictEqual(new TextDecoder().decode(skipFilePreamble(source)), "\nprint(1)\n");
+ * ```
+ */
+export function skipFilePreamble(source: Uint8Array): Uint8Array {
   if (source[0] === 0xef && source[1] === 0xbb && source[2] === 0xbf) source = source.subarray(3);
   if (source[0] !== 0x23) return source; // '#'
   const end = source.indexOf(0x0a);

@@ -19,6 +19,15 @@ Deno.test("solvm - reads the script from standard input, as lua5.4 - does", asyn
   match(r.stderr, /^stdin:2: boom\nstack traceback:\n/);
 });
 
+Deno.test("solvm - skips a #! first line and a byte-order mark, as running a file does", async () => {
+  const shebang = await solvm(["-"], { stdin: '#!/usr/bin/env solvm\nprint("shebang ok")\nerror("boom")\n' });
+  strictEqual(shebang.stdout, "shebang ok\n");
+  match(shebang.stderr, /^stdin:3: boom\n/);
+  const bom = await solvm(["-"], { stdin: '\uFEFFprint("bom ok")\n' });
+  strictEqual(bom.stderr, "");
+  strictEqual(bom.stdout, "bom ok\n");
+});
+
 Deno.test("an uncaught error: exit 1, file:line: message and a traceback on stderr", async () => {
   const dir = await tempFiles({ "fail.lua": `print("before")\nlocal function f()\n  error("boom")\nend\nf()\n` });
   const r = await solvm([`${dir}/fail.lua`]);
