@@ -126,6 +126,9 @@ class Codec {
         out.f64(api.lua_tonumberx(L, -1, 0));
         return api.lua_settop(L, -2);
       }
+      if (this.engine.isChannel(L, at)) {
+        throw new Error("cannot send a channel: it cannot leave its Lua state (to be answered, send a handle: self())");
+      }
     }
     const pointer = api.lua_topointer(L, at);
     if (path.includes(pointer)) throw new Error("cannot send a table that contains itself (a cycle)");

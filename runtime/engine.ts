@@ -1233,6 +1233,16 @@ export class Engine {
     return vm.ref(L);
   }
 
+  /** True when the value at `idx` is a channel object: a handle only this Lua state can use. */
+  isChannel(L: LuaState, idx: number): boolean {
+    const api = this.vm.api;
+    if (!api.lua_getmetatable(L, idx)) return false;
+    this.pushSchedulerField(L, "channel_metatable");
+    const channel = api.lua_rawequal(L, -1, -2);
+    api.lua_settop(L, -3);
+    return channel !== 0;
+  }
+
   /**
    * Sends the value `push` pushes on the channel `ref` (from the event
    * loop, never from inside Lua). False when Lua has closed the channel.

@@ -340,6 +340,8 @@ export class Values {
     const again = seen.get(pointer);
     if (again !== undefined) return again;
     api.lua_checkstack(L, 4);
+    // Its state is in the scheduler, out of reach: it would come as an empty object.
+    if (this.#engine.isChannel(L, idx)) throw new TypeError("a channel cannot leave its Lua state");
     const n = Number(api.lua_rawlen(L, idx));
     let count = 0;
     api.lua_pushnil(L);

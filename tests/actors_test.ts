@@ -155,6 +155,7 @@ local refused = {
   { "nested function", { list = { 1, print } } },
   { "file", io.stdout },
   { "too deep", deep },
+  { "channel", { reply_to = chan("reply", 1) } },
 }
 sink.send("first")
 for _, case in ipairs(refused) do
@@ -190,7 +191,8 @@ end
       `nested function:\tfalse\tcannot send a function: ${NO_TRAVEL}\n` +
       `file:\tfalse\tcannot send a userdata: ${NO_TRAVEL}\n` +
       "too deep:\tfalse\tcannot send tables nested more than 100 deep\n" +
-      `position:\tmain.lua:19: cannot send a function: ${NO_TRAVEL}\n` +
+      "channel:\tfalse\tcannot send a channel: it cannot leave its Lua state (to be answered, send a handle: self())\n" +
+      `position:\tmain.lua:20: cannot send a function: ${NO_TRAVEL}\n` +
       "no message:\tfalse\tbad argument #1 to 'send' (message expected)\n" +
       "nil:\tfalse\tcannot send nil: mailbox() returns nil once stopped\n" +
       "sink got:\tfirst,shared 11,last\n",

@@ -337,6 +337,27 @@ Deno.test("values: a table key that is not UTF-8 is refused with a TypeError, ne
   }
 });
 
+Deno.test("values: a channel is refused with a TypeError (it cannot leave its Lua state), never an empty object", async () => {
+  const lua = new Context();
+  const message = "a channel cannot leave its Lua state";
+  try {
+    await failure(lua.execute("return chan()"), TypeError, message);
+    await failure(lua.execute(`return { reply_to = chan("reply", 1) }`), TypeError, message);
+    await lua.execute("ch = chan()");
+    thrown(() => lua.getGlobal("ch"), TypeError, message);
+    lua.setGlobal("take", (_: unknown) => "taken");
+    deepStrictEqual(await lua.execute("return { pcall(take, { ch }) }"), [false, message]);
+    const script = Script.fromString("w.lua", "function main() return { ch = chan() } end", { workers: 1 });
+    try {
+      await failure(script.run(), TypeError, message);
+    } finally {
+      script.close();
+    }
+  } finally {
+    lua.close();
+  }
+});
+
 Deno.test("values: a referenced array is 1-based in Lua: indexing, #, ipairs, pairs, and lists written back", async () => {
   const lua = new Context();
   try {
