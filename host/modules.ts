@@ -19,16 +19,16 @@ const FETCH_TIMEOUT_MS = 30_000;
 // import itself: locate (sync), load (may wait: a file or a URL), run once, cache. A module that one
 // goroutine is loading is waited for by the others (they get the same value), unless that wait closes a
 // circle: meeting it again within one goroutine, or goroutines each waiting for a module another loads.
+// Importers are goroutines: a coroutine a module's load resumes is part of that load.
 const IMPORT_LUA = `
 local helpers = ...
 local locate, load = helpers.locate, helpers.load
-local chan, receive, close_channel = helpers.channels()
-local running = coroutine.running
+local chan, receive, close_channel, running = helpers.scheduler()
 local cache, LOADING = {}, {}
 local loaded = {}  -- key -> channel closed once the goroutine loading it is done
-local loader = {}  -- key -> coroutine loading it
-local chains = setmetatable({}, { __mode = "k" })  -- coroutine -> modules it is loading, innermost last
-local waiting = setmetatable({}, { __mode = "k" })  -- coroutine -> the module it waits for another to load
+local loader = {}  -- key -> goroutine loading it
+local chains = setmetatable({}, { __mode = "k" })  -- goroutine -> modules it is loading, innermost last
+local waiting = setmetatable({}, { __mode = "k" })  -- goroutine -> the module it waits for another to load
 
 local function chain()
   local co = running()
@@ -274,9 +274,11 @@ export const modules = (engine: Engine, context: RunContext): Family => {
       lua: IMPORT_LUA,
       helpers: {
         locate: (L) => locate(engine, context, L),
-        channels: (L) => {
-          for (const name of ["chan", "receive", "close_channel"]) engine.pushSchedulerField(L, name);
-          return 3;
+        scheduler: (L) => {
+          for (const name of ["chan", "receive", "close_channel", "running_goroutine"]) {
+            engine.pushSchedulerField(L, name);
+          }
+          return 4;
         },
         load: engine.blocking("import", (L) => load(engine, context, L)),
       },

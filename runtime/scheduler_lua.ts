@@ -14,8 +14,8 @@
  */
 export const SCHEDULER_LUA = String.raw`
 local PARK, host = ...
-local co_create, co_resume, co_yield, co_status, co_close =
-  coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.close
+local co_create, co_resume, co_yield, co_status, co_close, co_running =
+  coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.close, coroutine.running
 local lua_select, traceback, getinfo, pack, unpack = select, debug.traceback, debug.getinfo, table.pack, table.unpack
 local pcall, co_running, math_maxinteger = pcall, coroutine.running, math.maxinteger
 local type, tostring, tonumber, error, setmetatable, getmetatable, rawget, math_type, math_tointeger =
@@ -642,6 +642,13 @@ local function cancel_started(id, message, quiet)
   return unpack(ops)
 end
 
+-- The running goroutine's coroutine, even inside a plain coroutine it resumes (which is part of its work);
+-- outside a goroutine, the running coroutine.
+local function running_goroutine()
+  if current then return current.co end
+  return co_running()
+end
+
 -- Whether the running goroutine is a call from JavaScript or was started by one.
 local function started_by_call()
   return current ~= nil and current.owner ~= nil
@@ -756,7 +763,7 @@ end
 
 return {
   run = run, wake = wake, spawn = spawn, direct = direct, cancel = cancel, cancel_started = cancel_started,
-  started_by_call = started_by_call, parked_report = parked_report,
+  started_by_call = started_by_call, running_goroutine = running_goroutine, parked_report = parked_report,
   report_failure = report_failure,
   goroutines = goroutines, tier_up = tier_up, traceback = user_traceback,
   list_goroutines = list_goroutines, limit_goroutines = limit_goroutines,

@@ -209,6 +209,24 @@ Deno.test("a circular import fails at once, naming the cycle", async () => {
   );
 });
 
+Deno.test("a circular import through a coroutine inside the module fails the same way, not a deadlock", async () => {
+  const dir = await project({
+    "app/main.lua": `print(pcall(import, "selfimp"))
+print(import("lazy").v)`,
+    // A coroutine a module's load resumes is part of that load: it may import others, and waits as its goroutine.
+    "modules/selfimp.lua": `local gen = coroutine.wrap(function() coroutine.yield(import("selfimp")) end)
+return { v = gen() }`,
+    "modules/lazy.lua": `local gen = coroutine.wrap(function() coroutine.yield(import("leaf").name) end)
+return { v = gen() }`,
+    "modules/leaf.lua": `sleep(0.01)\nreturn { name = "leaf" }`,
+  });
+  assertPrinted(
+    await runMain(dir),
+    "false\tmodules/selfimp.lua:2: modules/selfimp.lua:1: import: circular import: modules/selfimp.lua -> " +
+      "modules/selfimp.lua\nleaf\n",
+  );
+});
+
 Deno.test("two goroutines importing modules that import each other both get the circular import, not a hang", async () => {
   const dir = await project({
     "app/main.lua": `go(function() print("g1", pcall(import, "ca")) end)
