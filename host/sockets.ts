@@ -138,6 +138,9 @@ function checkPort(table: SocketTable, L: LuaState, i: number, fname: string, mi
   return port;
 }
 
+/** How long after a listener of the engine closed a listen on its port may meet it, and tries again. */
+const PORT_LET_GO_MS = 1000;
+
 /** The sockets of one engine, by id. */
 class SocketTable {
   readonly #connections = new Map<number, Connection>();
@@ -148,6 +151,8 @@ class SocketTable {
   #closed = false;
   #support = 0;
   readonly #makers = new Map<string, number>();
+  /** Port -> when a TCP listener of this engine let it go. */
+  readonly #closedAt = new Map<number, number>();
   readonly #pushTrue: Pusher;
 
   constructor(readonly engine: Engine) {
@@ -252,18 +257,43 @@ class SocketTable {
   // ---- TCP ----------------------------------------------------------------
 
   /** `tcp_listen(port, [host])`: a channel of connections, or nil and a message. */
-  listen(L: LuaState): number {
+  listen(L: LuaState): number | Promise<Pusher> {
     const { engine } = this;
     const vm = engine.vm;
     const port = checkPort(this, L, 1, "tcp_listen", 0);
     const host = isNone(vm, L, 2) ? "0.0.0.0" : checkString(vm, L, 2, "tcp_listen");
-    let listener: Deno.TcpListener;
-    try {
-      checkAccess("net", hostPort(host, port));
-      listener = Deno.listen({ port, hostname: host, transport: "tcp" });
-    } catch (e) {
-      return pushFailure(vm, L, listenReason(e, host, port));
-    }
+    const started = performance.now();
+    const attempt = (): Deno.TcpListener | Error => {
+      try {
+        checkAccess("net", hostPort(host, port));
+        return Deno.listen({ port, hostname: host, transport: "tcp" });
+      } catch (e) {
+        return e as Error;
+      }
+    };
+    // A port one of this engine's listeners let go a moment ago may still be held (the system frees it a little
+    // after close()): ask again for up to PORT_LET_GO_MS.
+    const mayRetry = (e: Error) =>
+      e instanceof Deno.errors.AddrInUse && started - (this.#closedAt.get(port) ?? -Infinity) < PORT_LET_GO_MS &&
+      performance.now() - started < PORT_LET_GO_MS;
+    const first = attempt();
+    if (!(first instanceof Error)) return this.#listening(L, first, host);
+    if (!mayRetry(first)) return pushFailure(vm, L, listenReason(first, host, port));
+    return (async (): Promise<Pusher> => {
+      let result: Deno.TcpListener | Error = first;
+      while (result instanceof Error && mayRetry(result)) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        result = attempt();
+      }
+      const listener = result;
+      if (listener instanceof Error) return (L) => pushFailure(vm, L, listenReason(listener, host, port));
+      return (L) => this.#listening(L, listener, host);
+    })();
+  }
+
+  /** Pushes the channel of a new listener. */
+  #listening(L: LuaState, listener: Deno.TcpListener, host: string): number {
+    const { engine } = this;
     const id = ++this.#next;
     const real = listener.addr.port;
     const channel = engine.newChannel(`tcp_listen ${hostPort(host, real)}`, () => this.#stopSource(id));
@@ -272,7 +302,10 @@ class SocketTable {
       release: engine.hold(),
       stopped: false,
       done: Promise.resolve(),
-      close: () => listener.close(),
+      close: () => {
+        this.#closedAt.set(real, performance.now());
+        listener.close();
+      },
     };
     this.#sources.set(id, entry);
     entry.done = this.#accept(id, listener, entry);
@@ -566,7 +599,7 @@ class SocketTable {
 export const sockets = (engine: Engine): Family => {
   const table = new SocketTable(engine);
   return {
-    tcp_listen: (L) => table.listen(L),
+    tcp_listen: engine.blocking("tcp_listen", (L) => table.listen(L)),
     tcp_connect: engine.blocking("tcp_connect", (L) => table.connect(L)),
     udp_sendto: engine.blocking("udp_sendto", (L) => table.sendto(L)),
     udp_recvfrom: engine.blocking("udp_recvfrom", (L) => table.recvfrom(L)),
