@@ -16,21 +16,26 @@ local r = table.pack(chunk())
 if r.n > 0 then print(table.unpack(r, 1, r.n)) end`;
 
 /**
- * Reads standard input line by line through Lua's own `io.read("L")`, so the
- * REPL and the script share one buffer: after `x = io.read()`, the next line
- * goes to x, as on a terminal.
+ * Reads standard input line by line through Lua's own `io.stdin:read("L")`,
+ * so the REPL and the script share one buffer: after `x = io.read()`, the
+ * next line goes to x, as on a terminal.
  */
 async function* lines(engine: Engine): AsyncGenerator<string> {
   const { vm, L } = engine;
+  // io.stdin:read, not io.read: that reads the current default input, which the script may set to a file.
   vm.api.lua_getglobal(L, vm.cstr("io"));
+  vm.api.lua_getfield(L, -1, vm.cstr("stdin"));
+  const stdin = vm.ref(L);
+  vm.pushRef(L, stdin);
   vm.api.lua_getfield(L, -1, vm.cstr("read"));
   const read = vm.ref(L);
-  vm.api.lua_settop(L, -2);
+  vm.api.lua_settop(L, -3);
   while (true) {
     const line = await engine.call((T) => {
       vm.pushRef(T, read);
+      vm.pushRef(T, stdin);
       vm.pushString(T, "L");
-      return 1;
+      return 2;
     }, (ok, T, at) => {
       if (!ok) throw new Error(`reading standard input: ${vm.toText(T, at)}`);
       return vm.api.lua_type(T, at) === LUA_TSTRING ? vm.toText(T, at) : undefined;

@@ -56,26 +56,31 @@ function nextChunkNow(): Chunk {
  * flush) there; every other file keeps the C library's methods.
  */
 const STDIO_LUA = `
-local fill, flush_stdout = (...).fill, (...).flush_stdout
+local helpers = ...
+local fill, flush_stdout, acquire, release, busy = helpers.fill, helpers.flush_stdout, helpers.acquire, helpers.release,
+  helpers.busy
+local yieldable, pcall = coroutine.isyieldable, pcall
 local io, type, select, tonumber, error, tointeger, unpack, load = io, type, select, tonumber, error, math.tointeger,
   table.unpack, load
-local sub, find, byte, char, concat = string.sub, string.find, string.byte, string.char, table.concat
+local sub, find, byte, concat = string.sub, string.find, string.byte, table.concat
 local stdin, stdout, input, output, io_type = io.stdin, io.stdout, io.input, io.output, io.type
 local methods = getmetatable(stdin).__index
 -- The C library's own (named as they are, for the messages of their own errors).
 local read, lines, flush, io_lines, loadfile, dofile = methods.read, methods.lines, methods.flush, io.lines, loadfile,
   dofile
 
--- Standard input read and not yet taken: buf from pos on.
-local buf, pos, ended = "", 1, false
+-- Standard input read and not yet taken: buf from pos on. A read that finds what it needs in buf takes it at once;
+-- one that must wait for input holds the turn (acquire/release) while it does, so two goroutines never interleave
+-- within one read, and a read inside a C call (which cannot wait) never races a read that waits.
+local buf, pos, ended, failure = "", 1, false, nil
 
--- Reads the next chunk into buf (what was left of buf is kept before it): true, or false at the end of input
--- (and the message when reading failed).
+-- Reads the next chunk into buf (what was left of buf is kept before it): true, or false at the end of input (and
+-- the message when reading failed, again at every later read, as C's error flag stays set).
 local function more()
-  if ended then return false end
+  if ended then return false, failure end
   local chunk, err = fill()
   if chunk == nil then
-    ended = true
+    ended, failure = true, err
     return false, err
   end
   if pos > #buf then buf = chunk else buf = sub(buf, pos) .. chunk end
@@ -83,8 +88,20 @@ local function more()
   return true
 end
 
--- "l" and "L": the next line without or with its newline; nil at the end.
-local function read_line(keep)
+-- Runs read(...) holding the turn; inside a C call, without it (and refused while another read waits).
+local function holding_turn(read, ...)
+  if not yieldable() then
+    if busy() then error("standard input is being read by a goroutine that waits: a read inside a C call cannot wait for it", 0) end
+    return read(...)
+  end
+  acquire()
+  local ok, a, b = pcall(read, ...)
+  release()
+  if not ok then error(a, 0) end
+  return a, b
+end
+
+local function read_line_waiting(keep)
   local e = find(buf, "\\n", pos, true)
   if e then
     local line = sub(buf, pos, keep and e or e - 1)
@@ -112,8 +129,21 @@ local function read_line(keep)
   end
 end
 
+-- "l" and "L": the next line without or with its newline; nil at the end.
+local function read_line(keep)
+  local e = find(buf, "\\n", pos, true)
+  if e then
+    local line = sub(buf, pos, keep and e or e - 1)
+    pos = e + 1
+    return line
+  end
+  return holding_turn(read_line_waiting, keep)
+end
+local function read_l() return read_line(false) end
+local function read_L() return read_line(true) end
+
 -- "a": the rest of the input ("" at the end).
-local function read_all()
+local function read_all_waiting()
   local parts = { sub(buf, pos) }
   buf, pos = "", 1
   while true do
@@ -126,9 +156,10 @@ local function read_all()
     buf = ""
   end
 end
+local function read_all() return holding_turn(read_all_waiting) end
 
 -- A count: up to n bytes, fewer only at the end; 0 tells whether anything is left ("" or nil).
-local function read_chars(n)
+local function read_chars_waiting(n)
   local have = #buf - pos + 1
   if have >= n and (n > 0 or have > 0) then
     local s = sub(buf, pos, pos + n - 1)
@@ -162,64 +193,128 @@ local function read_chars(n)
   if s == "" then return nil end
   return s
 end
-
--- The byte at pos, reading more when needed; nil at the end.
-local function peek()
-  if pos > #buf and not more() then return nil end
-  return byte(buf, pos)
+local function read_chars(n)
+  local have = #buf - pos + 1
+  if have >= n and (n > 0 or have > 0) then
+    local s = sub(buf, pos, pos + n - 1)
+    pos = pos + n
+    return s
+  end
+  return holding_turn(read_chars_waiting, n)
 end
 
-local function is_digit(c) return c >= 48 and c <= 57 end
-local function is_hex(c) return is_digit(c) or (c >= 65 and c <= 70) or (c >= 97 and c <= 102) end
-
--- "n": as lua5.4's l_getn: skips spaces, takes the longest prefix that can be a numeral (at most 200 characters)
--- and converts it; nil when it is not one.
-local function read_number()
-  local c = peek()
-  while c == 32 or (c and c >= 9 and c <= 13) do
-    pos = pos + 1
-    c = peek()
-  end
-  local chars, n, too_long = {}, 0, false
-  local function accept(ok)
-    if c == nil or not ok(c) then return false end
-    if n >= 200 then
-      too_long = true
-      return false
+-- "n", as lua5.4's l_getn: skips spaces, takes the longest prefix that can be a numeral (at most 200 characters) and
+-- converts it; nil when it is not one. scan_number looks in s from i; at(k) is the byte at k, -1 past the end of the
+-- input, false when it has not arrived yet.
+local scan_s, scan_end
+local function at(k)
+  local c = byte(scan_s, k)
+  if c then return c end
+  if scan_end then return -1 end
+  return false
+end
+-- Whether the byte at k is a or b; nil when it has not arrived yet.
+local function is(k, a, b)
+  local c = at(k)
+  if c == false then return nil end
+  return c == a or c == b
+end
+-- The index past the digits from k; false when input may still add to them.
+local function digits(k, hex)
+  while true do
+    local c = at(k)
+    if c == false then return false end
+    if (c >= 48 and c <= 57) or (hex and ((c >= 65 and c <= 70) or (c >= 97 and c <= 102))) then
+      k = k + 1
+    else
+      return k
     end
-    n = n + 1
-    chars[n] = c
-    pos = pos + 1
-    c = peek()
-    return true
   end
-  local function either(a, b) return accept(function(x) return x == a or x == b end) end
-  local function digits(hex)
-    local count = 0
-    while accept(hex and is_hex or is_digit) do count = count + 1 end
-    return count
+end
+-- The numeral in s from i: its first index and the index past it; or nil and the index past the spaces before it
+-- when the numeral may go on past the end of s.
+local function scan_number(s, i, at_end)
+  scan_s, scan_end = s, at_end
+  while true do
+    local c = at(i)
+    if c == false then return nil, i end
+    if c == 32 or (c >= 9 and c <= 13) then i = i + 1 else break end
   end
-  either(45, 43)                                   -- - +
-  local count, hex = 0, false
-  if either(48, 48) then                           -- 0
-    if either(120, 88) then hex = true else count = 1 end  -- x X
+  local first, count, hex, k = i, 0, false, nil
+  local m = is(i, 45, 43)                                   -- - +
+  if m == nil then return nil, first elseif m then i = i + 1 end
+  m = is(i, 48, 48)                                         -- 0
+  if m == nil then return nil, first elseif m then
+    i = i + 1
+    m = is(i, 120, 88)                                      -- x X
+    if m == nil then return nil, first elseif m then i, hex = i + 1, true else count = 1 end
   end
-  count = count + digits(hex)
-  if either(46, 46) then count = count + digits(hex) end  -- .
-  if count > 0 and (hex and either(112, 80) or not hex and either(101, 69)) then  -- p P / e E
-    either(45, 43)
-    digits(false)
+  k = digits(i, hex)
+  if not k then return nil, first end
+  count, i = count + k - i, k
+  m = is(i, 46, 46)                                         -- .
+  if m == nil then return nil, first elseif m then
+    i = i + 1
+    k = digits(i, hex)
+    if not k then return nil, first end
+    count, i = count + k - i, k
   end
-  if too_long or n == 0 then return nil end
-  return tonumber(char(unpack(chars, 1, n)))
+  if count > 0 then
+    if hex then m = is(i, 112, 80) else m = is(i, 101, 69) end  -- p P / e E
+    if m == nil then return nil, first elseif m then
+      i = i + 1
+      m = is(i, 45, 43)
+      if m == nil then return nil, first elseif m then i = i + 1 end
+      k = digits(i, false)
+      if not k then return nil, first end
+      i = k
+    end
+  end
+  return first, i
+end
+-- Takes the numeral found at first..after-1: l_getn keeps at most 200 characters, and fails past them.
+local function take_number(first, after)
+  if after - first > 200 then
+    pos = first + 200
+    return nil
+  end
+  pos = after
+  return tonumber(sub(buf, first, after - 1))
+end
+local function read_number_waiting()
+  while true do
+    local first, after = scan_number(buf, pos, ended)
+    if first then return take_number(first, after) end
+    pos = after  -- the spaces are taken
+    local ok, err = more()
+    if not ok and err then return nil, err end
+  end
+end
+local function read_number()
+  -- The usual numeral, plain digits followed by neither a letter, a digit nor a dot, needs no scanner.
+  local _, spaces = find(buf, "^[ \\t-\\r]*", pos)
+  local d1, d2 = find(buf, "^[-+]?%d+", spaces + 1)
+  if d1 and d2 - d1 < 200 then
+    local c = byte(buf, d2 + 1)
+    if c and c ~= 46 and not (c >= 48 and c <= 57) and not (c >= 65 and c <= 90) and not (c >= 97 and c <= 122) then
+      pos = d2 + 1
+      return tonumber(sub(buf, d1, d2))
+    end
+  end
+  local first, after = scan_number(buf, pos, ended)
+  if first then return take_number(first, after) end
+  return holding_turn(read_number_waiting)
 end
 
-local READERS = { n = read_number, a = read_all }
-READERS.l = function() return read_line(false) end
-READERS.L = function() return read_line(true) end
+-- Readers by format as written (the usual ones at once), else by its first letter after an optional "*".
+local READERS = { n = read_number, a = read_all, l = read_l, L = read_L }
+local FORMATS = { n = read_number, a = read_all, l = read_l, L = read_L, ["*n"] = read_number, ["*a"] = read_all,
+  ["*l"] = read_l, ["*L"] = read_L }
 
 -- The reader for the format at argument n: a function (and the count for a number); or nil and Lua's message.
 local function reader(fname, n, f)
+  local known = FORMATS[f]
+  if known then return known end
   local t, problem = type(f), nil
   if t == "number" then
     local count = tointeger(f)
@@ -239,10 +334,15 @@ end
 -- message when reading failed. A bad format raises at the given level.
 local function read_stdin(level, fname, ...)
   local n = select("#", ...)
-  if n == 0 then
-    local line, err = read_line(false)
+  if n <= 1 then
+    local read_format, count = read_l, nil
+    if n == 1 then
+      read_format, count = reader(fname, 1, (...))
+      if not read_format then error(count, level) end
+    end
+    local v, err = read_format(count)
     if err then return nil, err end
-    return line
+    return v
   end
   local out = {}
   for i = 1, n do
@@ -326,7 +426,18 @@ end
 return {
   read = function(...)
     local f = input()
-    if f == stdin then return read_stdin(2, "read", ...) end
+    if f == stdin then
+      if select("#", ...) <= 1 then  -- the usual call, kept short
+        local format = ...
+        local read_format = format == nil and read_l or FORMATS[format]
+        if read_format then
+          local v, err = read_format()
+          if err then return nil, err end
+          return v
+        end
+      end
+      return read_stdin(2, "read", ...)
+    end
     if io_type(f) == "closed file" then error("default input file is closed", 2) end
     check("read", 1, f, ...)
     return read(f, ...)
@@ -376,10 +487,30 @@ export const standardStreams = (engine: Engine): Family => {
     if (!vm.api.lua_isyieldable(L)) return pushChunk(engine, L, nextChunkNow());
     return nextChunk().then((chunk): Pusher => (L) => pushChunk(engine, L, chunk));
   });
+  // The turn of reads that wait for input: one at a time, the others queued in order.
+  let held = false;
+  const queued: (() => void)[] = [];
+  const acquire = engine.blocking("io.read", () => {
+    if (!held) return (held = true, 0);
+    return new Promise<Pusher>((resolve) => queued.push(() => resolve(() => 0)));
+  });
+  const release = () => {
+    const next = queued.shift();
+    if (next) next(); // the turn passes straight on
+    else held = false;
+    return 0;
+  };
+  const busy = (L: LuaState) => (vm.api.lua_pushboolean(L, held ? 1 : 0), 1);
   let wired = 0;
   const rewired = (L: LuaState) => {
     const flushStdout = () => (engine.stdout.flush(), 0);
-    wired ||= engine.compileLua("standard streams", STDIO_LUA, { fill, flush_stdout: flushStdout });
+    wired ||= engine.compileLua("standard streams", STDIO_LUA, {
+      fill,
+      flush_stdout: flushStdout,
+      acquire,
+      release,
+      busy,
+    });
     vm.pushRef(L, wired);
     return 1;
   };

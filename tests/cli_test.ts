@@ -241,10 +241,19 @@ Deno.test("REPL: os.exit in a timer ends the session at once, without waiting fo
   strictEqual(r.stdout, "1\nbye\n"); // 1: the timer's id, which the line's expression returned
 });
 
-Deno.test("REPL: io.read() takes the next line of input, as on a terminal", async () => {
+Deno.test("REPL: io.read() takes the next line of input, as on a terminal; io.input(file) does not change the REPL's", async () => {
   const r = await solvm([], { stdin: "x = io.read()\nhello there\nprint('x is', x)\n" });
   strictEqual(r.stderr, "");
   strictEqual(r.stdout, "x is\thello there\n");
+  const dir = await tempFiles({ "data.txt": "from the file\n" });
+  const switched = await solvm([], {
+    stdin: `f = io.input(${
+      JSON.stringify(`${dir}/data.txt`)
+    })\nprint(io.read())\nok = f:close()\nprint("still here")\n`,
+  });
+  strictEqual(switched.stderr, "");
+  strictEqual(switched.stdout, "from the file\nstill here\n");
+  strictEqual(switched.code, 0);
 });
 
 Deno.test("REPL: reload_script() is an error (no script to reload), and the session goes on", async () => {

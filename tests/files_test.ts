@@ -737,6 +737,44 @@ print(pcall(function() local line = io.stdin.read() return line end))
     );
   }));
 
+Deno.test("stdin: goroutines reading at once each get whole lines, every line once; a read in a C call never races them", () =>
+  inTempDir(async (dir) => {
+    await Deno.writeTextFile(
+      `${dir}/readers.lua`,
+      `local seen, count, bad = {}, 0, 0
+for _ = 1, 3 do
+  go(function()
+    for line in io.lines() do
+      local n = math.tointeger(tonumber(line))
+      if n and not seen[n] then seen[n] = true count = count + 1 else bad = bad + 1 end
+    end
+  end)
+end
+sleep(0.05)  -- the readers wait for input now: a read inside a C call cannot wait for them
+print(pcall(table.sort, { 2, 1 }, function(a, b) io.read() return a < b end))
+wait()
+print(count, bad)
+`,
+    );
+    const r = await solvm([`${dir}/readers.lua`], {
+      stdin: async (write) => {
+        await sleep(200);
+        // Lines cut across writes, so reads end in the middle of a line and wait for its rest.
+        const text = Array.from({ length: 30000 }, (_, i) => `${i + 1}\n`).join("");
+        for (let at = 0; at < text.length; at += 4093) {
+          await write(text.slice(at, at + 4093));
+          if (at % 40930 === 0) await sleep(5);
+        }
+      },
+    });
+    strictEqual(r.stderr, "");
+    strictEqual(
+      r.stdout,
+      "false\tstandard input is being read by a goroutine that waits: a read inside a C call cannot wait for it\n" +
+        "30000\t0\n",
+    );
+  }));
+
 Deno.test("io.stdout:flush() and io.flush() send what was written at once, before a long computation", () =>
   inTempDir(async (dir) => {
     await Deno.writeTextFile(
