@@ -213,7 +213,7 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
       case "--memory-limit": {
         const value = inline ?? argv[++i];
         const mb = Number(value);
-        if (value === undefined || !Number.isFinite(mb) || mb <= 0 || mb > 2048) {
+        if (value === undefined || !Number.isFinite(mb) || mb < 1 || mb > 2048) {
           throw new UsageError(`${flag} needs a size in megabytes between 1 and 2048, got ${value ?? "nothing"}`);
         }
         options.memoryLimit = mb;

@@ -191,6 +191,9 @@ interface TopLevelLimit {
   hit?: { hook: number; mask: number; step: number };
 }
 
+/** The least memory an engine may be given: its own start-up needs about a fifth of it. */
+const MIN_MEMORY = 1024 * 1024;
+
 /** The scheduler itself ran out of memory: the script holds all the memory its limit allows. */
 class OutOfMemory extends Error {}
 
@@ -346,6 +349,10 @@ export class Engine {
 
   /** {@linkcode create}, returning the engine itself (loading needs no waiting). */
   static createSync(options: EngineOptions = {}): Engine {
+    const { maxMemory } = options;
+    if (maxMemory !== undefined && !(maxMemory >= MIN_MEMORY)) {
+      throw new RangeError(`maxMemory must be at least ${MIN_MEMORY} bytes (1 MiB): the engine itself needs that much`);
+    }
     const files = options.files ?? NO_FILES;
     const decoder = new TextDecoder();
     let engine: Engine | undefined = undefined;

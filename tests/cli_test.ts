@@ -279,6 +279,9 @@ print(#string.rep("y", 1000))
   const bad = await solvm(["--memory-limit", "lots", `${dir}/hog.lua`]);
   strictEqual(bad.code, 2);
   match(bad.stderr, /--memory-limit needs a size in megabytes between 1 and 2048, got lots/);
+  const tiny = await solvm(["--memory-limit", "0.01", `${dir}/hog.lua`]);
+  strictEqual(tiny.code, 2);
+  strictEqual(tiny.stderr, "solvm: --memory-limit needs a size in megabytes between 1 and 2048, got 0.01\n");
 });
 
 Deno.test("--max-goroutines: go() beyond the limit raises an error; finished goroutines free their place", async () => {

@@ -523,6 +523,16 @@ Deno.test("maxMemory: allocating past it is a catchable 'not enough memory'; usa
   }
 });
 
+Deno.test("maxMemory below what an engine needs to start is refused with a RangeError", () => {
+  for (const maxMemory of [1000, 500_000, NaN]) {
+    thrown(
+      () => new Context({ maxMemory }),
+      RangeError,
+      "maxMemory must be at least 1048576 bytes (1 MiB): the engine itself needs that much",
+    );
+  }
+});
+
 Deno.test("maxMemory below the 16 MiB the WebAssembly memory starts with is enforced too", async () => {
   const lua = new Context({ maxMemory: 1024 * 1024 });
   try {
