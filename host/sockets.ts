@@ -153,6 +153,8 @@ class SocketTable {
   readonly #makers = new Map<string, number>();
   /** Port -> when a TCP listener of this engine let it go. */
   readonly #closedAt = new Map<number, number>();
+  /** Ports this engine's TCP listeners hold now. */
+  readonly #listeningOn = new Set<number>();
   readonly #pushTrue: Pusher;
 
   constructor(readonly engine: Engine) {
@@ -273,9 +275,10 @@ class SocketTable {
     };
     // A port one of this engine's listeners let go a moment ago may still be held (the system frees it a little
     // after close()): ask again for up to PORT_LET_GO_MS.
+    // Not when one of its own listeners holds the port now, nor inside a C call, which cannot wait.
     const mayRetry = (e: Error) =>
       e instanceof Deno.errors.AddrInUse && started - (this.#closedAt.get(port) ?? -Infinity) < PORT_LET_GO_MS &&
-      performance.now() - started < PORT_LET_GO_MS;
+      performance.now() - started < PORT_LET_GO_MS && !this.#listeningOn.has(port) && vm.api.lua_isyieldable(L) !== 0;
     const first = attempt();
     if (!(first instanceof Error)) return this.#listening(L, first, host);
     if (!mayRetry(first)) return pushFailure(vm, L, listenReason(first, host, port));
@@ -296,6 +299,7 @@ class SocketTable {
     const { engine } = this;
     const id = ++this.#next;
     const real = listener.addr.port;
+    this.#listeningOn.add(real);
     const channel = engine.newChannel(`tcp_listen ${hostPort(host, real)}`, () => this.#stopSource(id));
     const entry: Source = {
       channel,
@@ -303,6 +307,7 @@ class SocketTable {
       stopped: false,
       done: Promise.resolve(),
       close: () => {
+        this.#listeningOn.delete(real);
         this.#closedAt.set(real, performance.now());
         listener.close();
       },

@@ -325,6 +325,20 @@ Deno.test("a listener stops at close() and at close_channel", async () => {
   strictEqual(stdout, "accept loop got\tnil\tfalse\ntrue\ntrue\ntrue\ntrue\n");
 });
 
+Deno.test("tcp_listen on a port the engine holds, or inside a C call, answers nil and a message at once", async () => {
+  const { outcome, stdout } = await runLuaWithin(`
+    local first = assert(tcp_listen(0, "127.0.0.1"))
+    first.close()
+    local held = assert(tcp_listen(first.port, "127.0.0.1"))  -- the port just let go: taken again
+    print(tcp_listen(first.port, "127.0.0.1") == nil)        -- held by our own listener: no waiting
+    local got
+    table.sort({ 2, 1 }, function(a, b) got = got or { tcp_listen(first.port, "127.0.0.1") } return a < b end)
+    print(got[1], (got[2]:gsub("%d+%)$", "PORT)")))
+    held.close()`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(stdout, "true\nnil\taddress already in use (127.0.0.1:PORT)\n");
+});
+
 Deno.test("closing a listener resets the connections it accepted that nobody received", async () => {
   const { outcome, stdout } = await runLuaWithin(`
     local function queued_client()
