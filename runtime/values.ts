@@ -284,7 +284,13 @@ export class Values {
 
   #newIndex(L: LuaState): number {
     const target = this.#objects.get(this.#objectId(L, 1)) as Record<string, unknown>;
-    target[this.#property(L, target, 2)] = this.read(L, 3);
+    const property = this.#property(L, target, 2);
+    const value = this.read(L, 3);
+    // nil at an array's end shortens it, so # follows as for a Lua sequence (table.remove, a[#a] = nil).
+    if (Array.isArray(target) && value === undefined && Number(property) === target.length - 1) {
+      target.length--;
+      while (target.length > 0 && target[target.length - 1] === undefined) target.length--;
+    } else target[property] = value;
     return 0;
   }
 

@@ -394,6 +394,15 @@ Deno.test("values: a referenced array is 1-based in Lua: indexing, #, ipairs, pa
     strictEqual(await lua.execute("order.tags = { 'a', 'b' } return order.tags[1] .. ' ' .. order.tags[2]"), "a b");
     deepStrictEqual(order.tags, ["a", "b"]);
     strictEqual(await lua.execute("return #order"), 0, "a plain object, like a table without a sequence");
+    // nil at the end shortens the array, as for a sequence: the table library's insert and remove keep it whole.
+    const list = [10, 20, 30, 40];
+    lua.setGlobal("list", byRef(list));
+    strictEqual(
+      await lua.execute(`list[#list] = nil table.remove(list) table.insert(list, 1, "first") table.remove(list, 1)
+        return #list .. " " .. table.concat(list, ",")`),
+      "2 10,20",
+    );
+    deepStrictEqual(list, [10, 20]);
   } finally {
     lua.close();
   }
