@@ -175,7 +175,7 @@ return function(original, name, returns, outer)
   -- and the function's name: give them back, as a direct call would have. Other errors pass unchanged.
   local function rethrow(e)
     if type(e) == "string" then
-      if e:find("^bad argument") or e:find("^cannot open file '") then
+      if e:find("^bad argument") or e:find("^cannot open file '") or e == "attempt to use a closed file" then
         error(explain((e:gsub("to '%?'", "to '" .. name .. "'", 1))), level)
       end
       if e:find("Permission denied", 1, true) then error(explain(e), 0) end

@@ -552,6 +552,8 @@ Deno.test("io.open failures return nil, '<path>: <reason>', errno; bad modes and
       print(pcall(io.open, dir .. "/plain.txt", "rw"))
       local f = assert(io.open(dir .. "/plain.txt"))
       print(pcall(function() local line = f:read("x") return line end))
+      local closed = assert(io.open(dir .. "/plain.txt")) closed:close()
+      print(pcall(function() io.input(closed) end))
       print(pcall(function() return f:seek("middle") end))
       f:close()
     `);
@@ -565,7 +567,8 @@ Deno.test("io.open failures return nil, '<path>: <reason>', errno; bad modes and
         `false\tbad argument #2 to 'io.open' (invalid mode)\n` +
         `false\tbad argument #2 to 'io.open' (invalid mode)\n` +
         `false\ttest:17: bad argument #1 to 'read' (invalid format)\n` +
-        `false\ttest:18: bad argument #1 to 'seek' (invalid option 'middle')\n`,
+        `false\ttest:19: attempt to use a closed file\n` +
+        `false\ttest:20: bad argument #1 to 'seek' (invalid option 'middle')\n`,
     );
     strictEqual(await exists(`${dir}/no`), false);
   }));
