@@ -753,7 +753,12 @@ for _ = 1, 3 do
     end
   end)
 end
-sleep(0.05)  -- the readers wait for input now: a read inside a C call cannot wait for them
+local function parked()
+  local n = 0
+  for _, g in pairs(get_goroutines(true)) do if g.waiting == "io.read" then n = n + 1 end end
+  return n
+end
+while parked() < 3 do sleep(0.01) end  -- the readers wait for input now: a read inside a C call cannot wait for them
 print(pcall(table.sort, { 2, 1 }, function(a, b) io.read() return a < b end))
 wait()
 print(count, bad)
