@@ -153,8 +153,8 @@ class SocketTable {
   readonly #makers = new Map<string, number>();
   /** Port -> when a TCP listener of this engine let it go. */
   readonly #closedAt = new Map<number, number>();
-  /** Ports this engine's TCP listeners hold now. */
-  readonly #listeningOn = new Set<number>();
+  /** Port -> how many of this engine's TCP listeners hold it now (one per host). */
+  readonly #listeningOn = new Map<number, number>();
   readonly #pushTrue: Pusher;
 
   constructor(readonly engine: Engine) {
@@ -299,7 +299,7 @@ class SocketTable {
     const { engine } = this;
     const id = ++this.#next;
     const real = listener.addr.port;
-    this.#listeningOn.add(real);
+    this.#listeningOn.set(real, (this.#listeningOn.get(real) ?? 0) + 1);
     const channel = engine.newChannel(`tcp_listen ${hostPort(host, real)}`, () => this.#stopSource(id));
     const entry: Source = {
       channel,
@@ -307,7 +307,9 @@ class SocketTable {
       stopped: false,
       done: Promise.resolve(),
       close: () => {
-        this.#listeningOn.delete(real);
+        const left = (this.#listeningOn.get(real) ?? 1) - 1;
+        if (left > 0) this.#listeningOn.set(real, left);
+        else this.#listeningOn.delete(real);
         this.#closedAt.set(real, performance.now());
         listener.close();
       },

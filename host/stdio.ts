@@ -23,24 +23,30 @@ const CHUNK = 256 * 1024;
 /** A chunk of standard input, null at its end, or the message of a failed read. */
 type Chunk = Uint8Array | null | { failed: string };
 
-/** The next chunk, without blocking the thread. Reads run one after another, so chunks come in order. */
+/**
+ * Chunks read and not yet given to Lua, in input order. A read runs after
+ * the one before it and queues its chunk; a reader takes the oldest. A
+ * reader that stops waiting (its call ended) leaves its chunk to the next.
+ */
+const chunks: Chunk[] = [];
 let reading: Promise<unknown> = Promise.resolve();
-function nextChunk(): Promise<Chunk> {
-  const read = reading.then(async (): Promise<Chunk> => {
+function readChunk(): Promise<unknown> {
+  reading = reading.then(async () => {
     const into = new Uint8Array(CHUNK);
     try {
       const n = await Deno.stdin.read(into);
-      return n === null ? null : into.subarray(0, n);
+      chunks.push(n === null ? null : into.subarray(0, n));
     } catch (e) {
-      return { failed: e instanceof Error ? e.message : String(e) };
+      chunks.push({ failed: e instanceof Error ? e.message : String(e) });
     }
   });
-  reading = read;
-  return read;
+  return reading;
 }
 
 /** The next chunk, blocking the thread: for a read inside a C call (a sort comparator), which cannot park. */
 function nextChunkNow(): Chunk {
+  const queued = chunks.shift();
+  if (queued !== undefined) return queued;
   const into = new Uint8Array(CHUNK);
   try {
     const n = Deno.stdin.readSync(into);
@@ -57,9 +63,8 @@ function nextChunkNow(): Chunk {
  */
 const STDIO_LUA = `
 local helpers = ...
-local fill, flush_stdout, acquire, release, busy = helpers.fill, helpers.flush_stdout, helpers.acquire, helpers.release,
-  helpers.busy
-local yieldable, pcall = coroutine.isyieldable, pcall
+local fill, flush_stdout, wait_turn, turn_free = helpers.fill, helpers.flush_stdout, helpers.wait_turn, helpers.turn_free
+local yieldable, running, setmetatable = coroutine.isyieldable, coroutine.running, setmetatable
 local io, type, select, tonumber, error, tointeger, unpack, load = io, type, select, tonumber, error, math.tointeger,
   table.unpack, load
 local sub, find, byte, concat = string.sub, string.find, string.byte, table.concat
@@ -88,17 +93,29 @@ local function more()
   return true
 end
 
--- Runs read(...) holding the turn; inside a C call, without it (and refused while another read waits).
+-- The coroutine whose read may wait for input, if any: until it is done, other reads (even those buf could answer)
+-- wait for the turn, so nothing is taken from under it.
+local holder
+-- Gives the turn back when the read ends: returns, fails, or its goroutine is ended while it waits (to-be-closed).
+local GIVE_BACK = setmetatable({}, { __close = function()
+  holder = nil
+  turn_free()
+end })
+local function mine() return holder == nil or holder == running() end
+
+-- Runs read(...) holding the turn (taken again by its holder at no cost, for a read of several formats); inside a C
+-- call, without it, and refused while another read waits.
 local function holding_turn(read, ...)
+  local me = running()
+  if holder == me then return read(...) end
   if not yieldable() then
-    if busy() then error("standard input is being read by a goroutine that waits: a read inside a C call cannot wait for it", 0) end
+    if holder then error("standard input is being read by a goroutine that waits: a read inside a C call cannot wait for it", 0) end
     return read(...)
   end
-  acquire()
-  local ok, a, b = pcall(read, ...)
-  release()
-  if not ok then error(a, 0) end
-  return a, b
+  while holder ~= nil do wait_turn() end
+  holder = me
+  local turn <close> = GIVE_BACK
+  return read(...)
 end
 
 local function read_line_waiting(keep)
@@ -131,7 +148,7 @@ end
 
 -- "l" and "L": the next line without or with its newline; nil at the end.
 local function read_line(keep)
-  local e = find(buf, "\\n", pos, true)
+  local e = mine() and find(buf, "\\n", pos, true)
   if e then
     local line = sub(buf, pos, keep and e or e - 1)
     pos = e + 1
@@ -195,7 +212,7 @@ local function read_chars_waiting(n)
 end
 local function read_chars(n)
   local have = #buf - pos + 1
-  if have >= n and (n > 0 or have > 0) then
+  if have >= n and (n > 0 or have > 0) and mine() then
     local s = sub(buf, pos, pos + n - 1)
     pos = pos + n
     return s
@@ -291,6 +308,7 @@ local function read_number_waiting()
   end
 end
 local function read_number()
+  if not mine() then return holding_turn(read_number_waiting) end
   -- The usual numeral, plain digits followed by neither a letter, a digit nor a dot, needs no scanner.
   local _, spaces = find(buf, "^[ \\t-\\r]*", pos)
   local d1, d2 = find(buf, "^[-+]?%d+", spaces + 1)
@@ -330,6 +348,20 @@ local function reader(fname, n, f)
   return nil, "bad argument #" .. n .. " to '" .. fname .. "' (" .. problem .. ")"
 end
 
+-- Formats are checked as they come, as C does: one after a format that failed is never looked at.
+local function read_formats(level, fname, n, ...)
+  local out = {}
+  for i = 1, n do
+    local read_format, count = reader(fname, i, (select(i, ...)))
+    if not read_format then error(count, level + 1) end  -- past holding_turn (which read_stdin tail-called)
+    local v, err = read_format(count)
+    if err then return nil, err end
+    out[i] = v
+    if v == nil then return unpack(out, 1, i) end
+  end
+  return unpack(out, 1, n)
+end
+
 -- Lua's g_read on standard input: a value per format, up to the first that fails (nil in its place); nil and a
 -- message when reading failed. A bad format raises at the given level.
 local function read_stdin(level, fname, ...)
@@ -344,16 +376,8 @@ local function read_stdin(level, fname, ...)
     if err then return nil, err end
     return v
   end
-  local out = {}
-  for i = 1, n do
-    local read_format, count = reader(fname, i, (select(i, ...)))
-    if not read_format then error(count, level) end
-    local v, err = read_format(count)
-    if err then return nil, err end
-    out[i] = v
-    if v == nil then return unpack(out, 1, i) end
-  end
-  return unpack(out, 1, n)
+  -- Read holding the turn, so the values come from one place in the input.
+  return holding_turn(read_formats, level, fname, n, ...)
 end
 
 -- The lines iterator: nothing at the end; a read error raises, as the C library's does.
@@ -484,32 +508,31 @@ export const standardStreams = (engine: Engine): Family => {
   const vm = engine.vm;
   const fill = engine.blocking("io.read", (L) => {
     // Inside a C call (a sort comparator, a gsub callback) a goroutine cannot park: read as C would.
-    if (!vm.api.lua_isyieldable(L)) return pushChunk(engine, L, nextChunkNow());
-    return nextChunk().then((chunk): Pusher => (L) => pushChunk(engine, L, chunk));
+    if (!vm.api.lua_isyieldable(L) || chunks.length > 0) return pushChunk(engine, L, nextChunkNow());
+    return readChunk().then((): Pusher => (L) => pushChunk(engine, L, nextChunkNow()));
   });
-  // The turn of reads that wait for input: one at a time, the others queued in order.
-  let held = false;
+  // Reads waiting for the turn (Lua keeps whose it is), woken one at a time as it comes free, in order.
   const queued: (() => void)[] = [];
-  const acquire = engine.blocking("io.read", () => {
-    if (!held) return (held = true, 0);
-    return new Promise<Pusher>((resolve) => queued.push(() => resolve(() => 0)));
+  const waitTurn = engine.blocking("io.read", () => {
+    let wake = () => {};
+    const wait = new Promise<Pusher>((resolve) => wake = () => resolve(() => 0));
+    queued.push(wake);
+    const cancel = () => {
+      const at = queued.indexOf(wake);
+      if (at >= 0) queued.splice(at, 1);
+      else turnFree(); // it was woken already: the wake-up goes to the next
+    };
+    return { wait, cancel };
   });
-  const release = () => {
-    const next = queued.shift();
-    if (next) next(); // the turn passes straight on
-    else held = false;
-    return 0;
-  };
-  const busy = (L: LuaState) => (vm.api.lua_pushboolean(L, held ? 1 : 0), 1);
+  const turnFree = () => (queued.shift()?.(), 0);
   let wired = 0;
   const rewired = (L: LuaState) => {
     const flushStdout = () => (engine.stdout.flush(), 0);
     wired ||= engine.compileLua("standard streams", STDIO_LUA, {
       fill,
       flush_stdout: flushStdout,
-      acquire,
-      release,
-      busy,
+      wait_turn: waitTurn,
+      turn_free: turnFree,
     });
     vm.pushRef(L, wired);
     return 1;

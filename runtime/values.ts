@@ -286,10 +286,14 @@ export class Values {
     const target = this.#objects.get(this.#objectId(L, 1)) as Record<string, unknown>;
     const property = this.#property(L, target, 2);
     const value = this.read(L, 3);
-    // nil at an array's end shortens it, so # follows as for a Lua sequence (table.remove, a[#a] = nil).
-    if (Array.isArray(target) && value === undefined && Number(property) === target.length - 1) {
-      target.length--;
-      while (target.length > 0 && target[target.length - 1] === undefined) target.length--;
+    // nil at an array's end shortens it, so # follows as for a Lua sequence (table.remove, a[#a] = nil); nil past
+    // its end changes nothing.
+    const index = Number(property);
+    if (Array.isArray(target) && value === undefined && Number.isInteger(index) && index >= target.length - 1) {
+      if (index === target.length - 1) {
+        target.length--;
+        while (target.length > 0 && target[target.length - 1] === undefined) target.length--;
+      }
     } else target[property] = value;
     return 0;
   }

@@ -783,6 +783,57 @@ print(count, bad)
     );
   }));
 
+Deno.test("stdin: a read of several formats, or a numeral cut between writes, is never split by another goroutine", () =>
+  inTempDir(async (dir) => {
+    await Deno.writeTextFile(
+      `${dir}/pairs.lua`,
+      `local pairs_read = {}
+for _ = 1, 2 do
+  go(function()
+    while true do
+      local k, v = io.read("l", "l")
+      if not k then return end
+      pairs_read[#pairs_read + 1] = k .. "=" .. tostring(v)
+    end
+  end)
+end
+wait()
+table.sort(pairs_read)
+print(table.concat(pairs_read, " "))
+`,
+    );
+    const pairs = await solvm([`${dir}/pairs.lua`], {
+      stdin: async (write) => {
+        for (let i = 1; i <= 3; i++) {
+          await write(`k${i}\n`);
+          await sleep(60);
+          await write(`v${i}\n`);
+          await sleep(60);
+        }
+      },
+    });
+    strictEqual(pairs.stderr, "");
+    strictEqual(pairs.stdout, "k1=v1 k2=v2 k3=v3\n");
+    await Deno.writeTextFile(
+      `${dir}/number.lua`,
+      `local n, s
+go(function() n = io.read("n") end)
+go(function() sleep(0.2) s = io.read(2) end)
+wait()
+print(n, s, io.read("a"))
+`,
+    );
+    const number = await solvm([`${dir}/number.lua`], {
+      stdin: async (write) => {
+        await write("12");
+        await sleep(400);
+        await write("34 ab\n");
+      },
+    });
+    strictEqual(number.stderr, "");
+    strictEqual(number.stdout, "1234\t a\tb\n\n");
+  }));
+
 Deno.test("io.stdout:flush() and io.flush() send what was written at once, before a long computation", () =>
   inTempDir(async (dir) => {
     await Deno.writeTextFile(

@@ -984,3 +984,31 @@ Deno.test("a finalizer that runs as the context closes cannot leave a timer or a
     "watch_file false watch_file: the engine is closed",
   ]);
 });
+
+Deno.test("a call ended while it waits for standard input loses nothing: the next read gets the line", async () => {
+  const dir = await tempFiles({
+    "program.ts": `import { Context } from ${JSON.stringify(new URL("../mod.ts", import.meta.url).href)};
+const ctx = new Context();
+await ctx.execute("function rd() return io.read('l') end");
+const ended = await ctx.callWith("rd", { timeout: 200 }).catch((e) => e.message);
+console.log(ended);
+console.log(await ctx.callWith("rd", { timeout: 5000 }));
+console.log(await ctx.execute("local r table.sort({ 2, 1 }, function(a, b) r = r or io.read('l') return a < b end) return r"));
+ctx.close();
+`,
+  });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--config", new URL("../deno.json", import.meta.url).pathname, `${dir}/program.ts`],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await sleep(1000); // after the first call has timed out, waiting for input
+  await writer.write(new TextEncoder().encode("one\ntwo\n"));
+  await writer.close();
+  const { code, stdout, stderr } = await child.output();
+  strictEqual(new TextDecoder().decode(stderr), "");
+  strictEqual(new TextDecoder().decode(stdout), "timeout: the call ran longer than 200 ms\none\ntwo\n");
+  strictEqual(code, 0);
+});
