@@ -403,6 +403,12 @@ Deno.test("values: a referenced array is 1-based in Lua: indexing, #, ipairs, pa
       "2 10,20",
     );
     deepStrictEqual(list, [10, 20]);
+    strictEqual(
+      await lua.execute("list[#list + 1] = nil list[10] = nil return #list"),
+      2,
+      "nil past the end: no change",
+    );
+    deepStrictEqual(list, [10, 20]);
   } finally {
     lua.close();
   }

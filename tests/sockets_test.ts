@@ -334,9 +334,12 @@ Deno.test("tcp_listen on a port the engine holds, or inside a C call, answers ni
     local got
     table.sort({ 2, 1 }, function(a, b) got = got or { tcp_listen(first.port, "127.0.0.1") } return a < b end)
     print(got[1], (got[2]:gsub("%d+%)$", "PORT)")))
+    local other = assert(tcp_listen(first.port, "127.0.0.2"))  -- the same port on another host
+    other.close()
+    print(tcp_listen(first.port, "127.0.0.1") == nil)        -- still held by our own listener: no waiting
     held.close()`);
   deepStrictEqual(outcome, { status: "ok" });
-  strictEqual(stdout, "true\nnil\taddress already in use (127.0.0.1:PORT)\n");
+  strictEqual(stdout, "true\nnil\taddress already in use (127.0.0.1:PORT)\ntrue\n");
 });
 
 Deno.test("closing a listener resets the connections it accepted that nobody received", async () => {
