@@ -101,7 +101,6 @@ local GIVE_BACK = setmetatable({}, { __close = function()
   holder = nil
   turn_free()
 end })
-local function mine() return holder == nil or holder == running() end
 
 -- Runs read(...) holding the turn (taken again by its holder at no cost, for a read of several formats); inside a C
 -- call, without it, and refused while another read waits.
@@ -148,7 +147,7 @@ end
 
 -- "l" and "L": the next line without or with its newline; nil at the end.
 local function read_line(keep)
-  local e = mine() and find(buf, "\\n", pos, true)
+  local e = (holder == nil or holder == running()) and find(buf, "\\n", pos, true)
   if e then
     local line = sub(buf, pos, keep and e or e - 1)
     pos = e + 1
@@ -212,7 +211,7 @@ local function read_chars_waiting(n)
 end
 local function read_chars(n)
   local have = #buf - pos + 1
-  if have >= n and (n > 0 or have > 0) and mine() then
+  if have >= n and (n > 0 or have > 0) and (holder == nil or holder == running()) then
     local s = sub(buf, pos, pos + n - 1)
     pos = pos + n
     return s
@@ -308,7 +307,7 @@ local function read_number_waiting()
   end
 end
 local function read_number()
-  if not mine() then return holding_turn(read_number_waiting) end
+  if holder ~= nil and holder ~= running() then return holding_turn(read_number_waiting) end
   -- The usual numeral, plain digits followed by neither a letter, a digit nor a dot, needs no scanner.
   local _, spaces = find(buf, "^[ \\t-\\r]*", pos)
   local d1, d2 = find(buf, "^[-+]?%d+", spaces + 1)
