@@ -65,6 +65,7 @@ const STDIO_LUA = `
 local helpers = ...
 local fill, flush_stdout, wait_turn, turn_free = helpers.fill, helpers.flush_stdout, helpers.wait_turn, helpers.turn_free
 local yieldable, running, setmetatable = coroutine.isyieldable, coroutine.running, setmetatable
+local getinfo = debug and debug.getinfo  -- a Context may be opened without the debug library
 local io, type, select, tonumber, error, tointeger, unpack, load = io, type, select, tonumber, error, math.tointeger,
   table.unpack, load
 local sub, find, byte, concat = string.sub, string.find, string.byte, table.concat
@@ -102,13 +103,27 @@ local GIVE_BACK = setmetatable({}, { __close = function()
   turn_free()
 end })
 
+-- The level error() needs to name the line of the code that called into this chunk (the first frame outside it).
+local function caller_level()
+  if not getinfo then return 0 end
+  local level = 2
+  while true do
+    local info = getinfo(level + 1, "S")
+    if info == nil or sub(info.short_src, 1, 8) ~= "[solvm] " then return level end
+    level = level + 1
+  end
+end
+
 -- Runs read(...) holding the turn (taken again by its holder at no cost, for a read of several formats); inside a C
 -- call, without it, and refused while another read waits.
 local function holding_turn(read, ...)
   local me = running()
   if holder == me then return read(...) end
   if not yieldable() then
-    if holder then error("standard input is being read by a goroutine that waits: a read inside a C call cannot wait for it", 0) end
+    if holder then
+      error("standard input is being read by a goroutine that waits: a read inside a C call cannot wait for it",
+        caller_level())
+    end
     return read(...)
   end
   while holder ~= nil do wait_turn() end

@@ -778,8 +778,8 @@ print(count, bad)
     strictEqual(r.stderr, "");
     strictEqual(
       r.stdout,
-      "false\tstandard input is being read by a goroutine that waits: a read inside a C call cannot wait for it\n" +
-        "30000\t0\n",
+      `false\t${dir}/readers.lua:16: standard input is being read by a goroutine that waits: ` +
+        "a read inside a C call cannot wait for it\n30000\t0\n",
     );
   }));
 
