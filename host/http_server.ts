@@ -17,6 +17,7 @@ import { LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, type LuaState } from ".
 import { fileErrorReason } from "./filesystem.ts";
 import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
 import { headersMetatable } from "./_headers.ts";
+import { lettingGo, mayListenAgain, shortly } from "./_ports.ts";
 import { hostPort } from "./dns.ts";
 import { log } from "../runtime/log.ts";
 
@@ -44,9 +45,6 @@ interface Server {
   sockets: Set<WebSocket>;
   release?: () => void;
 }
-
-/** How long after stop_server a start on its port may meet the old listener, and tries again. */
-const PORT_LET_GO_MS = 1000;
 
 /** The fields of a request table made on first use (method and path are made at once). */
 const LAZY_FIELDS = new Set(["query", "query_params", "headers", "body", "params", "remote_addr"]);
@@ -299,8 +297,6 @@ class ServerTable {
   #requestMeta = 0;
   // Requests whose handler runs, by the address of their table.
   readonly #requests = new Map<number, PendingRequest>();
-  /** Port -> when a server of this engine stopped listening on it. */
-  readonly #stoppedAt = new Map<number, number>();
 
   constructor(readonly engine: Engine) {
     engine.onClose(() => {
@@ -415,19 +411,17 @@ class ServerTable {
   }
 
   /**
-   * Listens; on a port one of this engine's servers left less than
-   * PORT_LET_GO_MS ago, tries again (Deno lets a stopped server's port go a
-   * moment after stop_server).
+   * Listens; on a port a listener let go a moment ago, tries again (Deno
+   * lets a stopped server's port go a moment after stop_server).
    */
   async #listen(server: Server): Promise<(L: LuaState) => number> {
+    const since = performance.now();
     while (true) {
       try {
         return await this.#listenOnce(server);
       } catch (e) {
-        const stoppedAt = this.#stoppedAt.get(server.port);
-        if (!(e instanceof Deno.errors.AddrInUse) || stoppedAt === undefined) throw this.#startFailure(server, e);
-        if (performance.now() - stoppedAt > PORT_LET_GO_MS) throw this.#startFailure(server, e);
-        await new Promise((resolve) => setTimeout(resolve, 5));
+        if (!mayListenAgain(server.port, e, since)) throw this.#startFailure(server, e);
+        await shortly();
         if (server.http) throw new Error(`start_server: server '${server.name}' is already running`);
       }
     }
@@ -489,7 +483,7 @@ class ServerTable {
     server.release = undefined;
     if (http) {
       const done = this.engine.keepAlive();
-      this.#stoppedAt.set(server.port, performance.now());
+      lettingGo(server.port);
       http.shutdown().catch(() => {}).finally(done);
     }
   }

@@ -68,24 +68,6 @@ export function installGlobals(engine: Engine, context: RunContext = { loaded: n
 /** The script path that means standard input (`solvm - args...`, as `lua5.4 -`). */
 const STDIN_SCRIPT = "-";
 
-/** All of standard input, read to its end. */
-function readStandardInput(): Uint8Array {
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const chunk = new Uint8Array(64 * 1024);
-  for (let n = Deno.stdin.readSync(chunk); n !== null; n = Deno.stdin.readSync(chunk)) {
-    chunks.push(chunk.slice(0, n));
-    size += n;
-  }
-  const all = new Uint8Array(size);
-  let at = 0;
-  for (const part of chunks) {
-    all.set(part, at);
-    at += part.length;
-  }
-  return all;
-}
-
 /** The canonical path, or `path` itself for what has none (a pipe like /dev/fd/63). */
 function realPathOr(path: string): string {
   try {
@@ -202,7 +184,7 @@ export async function runScriptFile(path: string, args: string[], options: Scrip
     let source: Uint8Array;
     try {
       // As lua5.4 - does; vm.load skips a #! line and a BOM only in "@file" chunks, and this one is "=stdin".
-      if (path === STDIN_SCRIPT) source = skipFilePreamble(readStandardInput());
+      if (path === STDIN_SCRIPT) source = skipFilePreamble(await new Response(Deno.stdin.readable).bytes());
       else {
         checkAccess("read", path);
         source = Deno.readFileSync(path);

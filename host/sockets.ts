@@ -47,6 +47,7 @@ import { argError, checkBytes, checkInteger, checkString, isNone } from "../runt
 import { LUA_TNUMBER, LUA_TSTRING, type LuaState } from "../runtime/lua.ts";
 import { checkResolvedNet, hostPort, ipVersion, lookupAddress, pushFailure, SoftFailure } from "./dns.ts";
 import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
+import { lettingGo, mayListenAgain, shortly } from "./_ports.ts";
 
 /** Bytes `conn.read()` returns at most when no limit is given. */
 export const DEFAULT_READ_SIZE = 64 * 1024;
@@ -138,9 +139,6 @@ function checkPort(table: SocketTable, L: LuaState, i: number, fname: string, mi
   return port;
 }
 
-/** How long after a listener of the engine closed a listen on its port may meet it, and tries again. */
-const PORT_LET_GO_MS = 1000;
-
 /** The sockets of one engine, by id. */
 class SocketTable {
   readonly #connections = new Map<number, Connection>();
@@ -151,8 +149,6 @@ class SocketTable {
   #closed = false;
   #support = 0;
   readonly #makers = new Map<string, number>();
-  /** Port -> when a TCP listener of this engine let it go. */
-  readonly #closedAt = new Map<number, number>();
   /** Port -> how many of this engine's TCP listeners hold it now (one per host). */
   readonly #listeningOn = new Map<number, number>();
   readonly #pushTrue: Pusher;
@@ -273,19 +269,17 @@ class SocketTable {
         return e as Error;
       }
     };
-    // A port one of this engine's listeners let go a moment ago may still be held (the system frees it a little
-    // after close()): ask again for up to PORT_LET_GO_MS.
-    // Not when one of its own listeners holds the port now, nor inside a C call, which cannot wait.
+    // A port let go a moment ago is asked for again (see _ports.ts), but not when one of this engine's listeners
+    // holds it now, nor inside a C call, which cannot wait.
     const mayRetry = (e: Error) =>
-      e instanceof Deno.errors.AddrInUse && started - (this.#closedAt.get(port) ?? -Infinity) < PORT_LET_GO_MS &&
-      performance.now() - started < PORT_LET_GO_MS && !this.#listeningOn.has(port) && vm.api.lua_isyieldable(L) !== 0;
+      mayListenAgain(port, e, started) && !this.#listeningOn.has(port) && vm.api.lua_isyieldable(L) !== 0;
     const first = attempt();
     if (!(first instanceof Error)) return this.#listening(L, first, host);
     if (!mayRetry(first)) return pushFailure(vm, L, listenReason(first, host, port));
     return (async (): Promise<Pusher> => {
       let result: Deno.TcpListener | Error = first;
       while (result instanceof Error && mayRetry(result)) {
-        await new Promise((resolve) => setTimeout(resolve, 5));
+        await shortly();
         result = attempt();
       }
       const listener = result;
@@ -310,7 +304,7 @@ class SocketTable {
         const left = (this.#listeningOn.get(real) ?? 1) - 1;
         if (left > 0) this.#listeningOn.set(real, left);
         else this.#listeningOn.delete(real);
-        this.#closedAt.set(real, performance.now());
+        lettingGo(real);
         listener.close();
       },
     };

@@ -132,31 +132,29 @@ local function holding_turn(read, ...)
   return read(...)
 end
 
+-- What a read that met the end of input got: its pieces joined, or nil when there were none.
+local function at_end(parts)
+  local s = concat(parts)
+  if s == "" then return nil end
+  return s
+end
+
 local function read_line_waiting(keep)
-  local e = find(buf, "\\n", pos, true)
-  if e then
-    local line = sub(buf, pos, keep and e or e - 1)
-    pos = e + 1
-    return line
-  end
-  local parts = { sub(buf, pos) }  -- a long line comes in pieces, joined once
-  buf, pos = "", 1
+  local parts = {}  -- a long line comes in pieces, joined once
   while true do
-    local ok, err = more()
-    if not ok then
-      if err then return nil, err end
-      local line = concat(parts)
-      if line == "" then return nil end
-      return line
-    end
-    e = find(buf, "\\n", 1, true)
+    local e = find(buf, "\\n", pos, true)
     if e then
-      parts[#parts + 1] = sub(buf, 1, keep and e or e - 1)
+      parts[#parts + 1] = sub(buf, pos, keep and e or e - 1)
       pos = e + 1
       return concat(parts)
     end
-    parts[#parts + 1] = buf
-    buf = ""
+    parts[#parts + 1] = sub(buf, pos)
+    buf, pos = "", 1
+    local ok, err = more()
+    if not ok then
+      if err then return nil, err end
+      return at_end(parts)
+    end
   end
 end
 
@@ -175,54 +173,44 @@ local function read_L() return read_line(true) end
 
 -- "a": the rest of the input ("" at the end).
 local function read_all_waiting()
-  local parts = { sub(buf, pos) }
-  buf, pos = "", 1
+  local parts = {}
   while true do
+    parts[#parts + 1] = sub(buf, pos)
+    buf, pos = "", 1
     local ok, err = more()
     if not ok then
       if err then return nil, err end
       return concat(parts)
     end
-    parts[#parts + 1] = buf
-    buf = ""
   end
 end
 local function read_all() return holding_turn(read_all_waiting) end
 
 -- A count: up to n bytes, fewer only at the end; 0 tells whether anything is left ("" or nil).
 local function read_chars_waiting(n)
-  local have = #buf - pos + 1
-  if have >= n and (n > 0 or have > 0) then
-    local s = sub(buf, pos, pos + n - 1)
-    pos = pos + n
-    return s
-  end
   if n == 0 then
+    if pos <= #buf then return "" end
     local ok, err = more()
     if ok then return "" end
     return nil, err
   end
-  local parts, need = { sub(buf, pos) }, n - have
-  buf, pos = "", 1
-  while need > 0 do
+  local parts, need = {}, n
+  while true do
+    local have = #buf - pos + 1
+    if have >= need then
+      parts[#parts + 1] = sub(buf, pos, pos + need - 1)
+      pos = pos + need
+      return concat(parts)
+    end
+    parts[#parts + 1] = sub(buf, pos)
+    need = need - have
+    buf, pos = "", 1
     local ok, err = more()
     if not ok then
       if err then return nil, err end
-      break
-    end
-    if #buf >= need then
-      parts[#parts + 1] = sub(buf, 1, need)
-      pos = need + 1
-      need = 0
-    else
-      parts[#parts + 1] = buf
-      need = need - #buf
-      buf = ""
+      return at_end(parts)
     end
   end
-  local s = concat(parts)
-  if s == "" then return nil end
-  return s
 end
 local function read_chars(n)
   local have = #buf - pos + 1

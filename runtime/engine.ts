@@ -424,29 +424,18 @@ export class Engine {
       0,
     );
     api.lua_setfield(L, -2, vm.cstr("failed"));
-    api.lua_pushcclosure(
-      L,
+    // host.channel_closed(id) and host.released(id): each callback is told once, then forgotten.
+    const tellOnce = (callbacks: Map<number, () => void>) =>
       vm.hostFunction((L) => {
         const id = Number(api.lua_tointegerx(L, 1, 0));
-        const onClose = this.#channelClosers.get(id);
-        this.#channelClosers.delete(id);
-        onClose?.();
+        const callback = callbacks.get(id);
+        callbacks.delete(id);
+        callback?.();
         return 0;
-      }),
-      0,
-    );
+      });
+    api.lua_pushcclosure(L, tellOnce(this.#channelClosers), 0);
     api.lua_setfield(L, -2, vm.cstr("channel_closed"));
-    api.lua_pushcclosure(
-      L,
-      vm.hostFunction((L) => {
-        const id = Number(api.lua_tointegerx(L, 1, 0));
-        const released = this.#outlived.get(id);
-        this.#outlived.delete(id);
-        released?.();
-        return 0;
-      }),
-      0,
-    );
+    api.lua_pushcclosure(L, tellOnce(this.#outlived), 0);
     api.lua_setfield(L, -2, vm.cstr("released"));
     this.#call(2, 1);
     this.#sched = vm.ref(L);
