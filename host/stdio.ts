@@ -139,6 +139,13 @@ local function at_end(parts)
   return s
 end
 
+-- Moves what is left of buf into parts, then reads the next chunk: true, or false at the end (and the message).
+local function spill(parts)
+  parts[#parts + 1] = sub(buf, pos)
+  buf, pos = "", 1
+  return more()
+end
+
 local function read_line_waiting(keep)
   local parts = {}  -- a long line comes in pieces, joined once
   while true do
@@ -148,9 +155,7 @@ local function read_line_waiting(keep)
       pos = e + 1
       return concat(parts)
     end
-    parts[#parts + 1] = sub(buf, pos)
-    buf, pos = "", 1
-    local ok, err = more()
+    local ok, err = spill(parts)
     if not ok then
       if err then return nil, err end
       return at_end(parts)
@@ -175,9 +180,7 @@ local function read_L() return read_line(true) end
 local function read_all_waiting()
   local parts = {}
   while true do
-    parts[#parts + 1] = sub(buf, pos)
-    buf, pos = "", 1
-    local ok, err = more()
+    local ok, err = spill(parts)
     if not ok then
       if err then return nil, err end
       return concat(parts)
@@ -202,10 +205,8 @@ local function read_chars_waiting(n)
       pos = pos + need
       return concat(parts)
     end
-    parts[#parts + 1] = sub(buf, pos)
     need = need - have
-    buf, pos = "", 1
-    local ok, err = more()
+    local ok, err = spill(parts)
     if not ok then
       if err then return nil, err end
       return at_end(parts)
