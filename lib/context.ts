@@ -247,17 +247,9 @@ export class Context {
         // Beside calls that have a limit, one without has its own, so that theirs never stops it.
         result = engine.call(pushCall, this.#values.reader, undefined, this.#limits.size > 0 ? NO_LIMIT : undefined);
       } catch (e) {
-        engine.stdout.flush();
-        throw explain(e);
+        throw flushedFailure(engine, e);
       }
-      if (!(result instanceof Promise)) {
-        engine.stdout.flush();
-        return result;
-      }
-      return result.then((v) => (engine.stdout.flush(), v), (e) => {
-        engine.stdout.flush();
-        throw explain(e);
-      });
+      return flushedResult(engine, result);
     }
     // The call's limit stops Lua its thread runs; stopWaiting ends the call alone if it waits then.
     const stopWaiting = new AbortController();
@@ -288,17 +280,9 @@ export class Context {
     try {
       result = engine.call(pushCall, this.#values.reader, stopWaiting.signal, limit, release);
     } catch (e) {
-      engine.stdout.flush();
-      throw explain(e);
+      throw flushedFailure(engine, e);
     }
-    if (!(result instanceof Promise)) {
-      engine.stdout.flush();
-      return result;
-    }
-    return result.then((v) => (engine.stdout.flush(), v), (e) => {
-      engine.stdout.flush();
-      throw explain(e);
-    });
+    return flushedResult(engine, result);
   }
 
   /**
@@ -524,6 +508,23 @@ function settled(work: () => unknown): Promise<unknown> {
   } catch (e) {
     return Promise.reject(e);
   }
+}
+
+/** A call's failure, once what it printed is out. */
+function flushedFailure(engine: Engine, e: unknown): unknown {
+  engine.stdout.flush();
+  return explain(e);
+}
+
+/** A call's result (or a Promise of it), handed on once what it printed is out. */
+function flushedResult(engine: Engine, result: unknown): unknown {
+  if (!(result instanceof Promise)) {
+    engine.stdout.flush();
+    return result;
+  }
+  return result.then((v) => (engine.stdout.flush(), v), (e) => {
+    throw flushedFailure(engine, e);
+  });
 }
 
 /** A failure of a call, as the caller sees it. */
