@@ -102,13 +102,15 @@ function sleep(engine: Engine, timers: SleepTimers, L: LuaState): SharedTimer {
   return timers.wait(seconds * 1000);
 }
 
-/** `os.exit([code])`: flushes output and ends the run with `code` (true = 0, false = 1). */
+/** `os.exit([code[, close]])`: flushes output and ends the run with `code` (true = 0, false = 1). */
 function exit(engine: Engine, L: LuaState): never {
   const vm = engine.vm;
   let code = 0;
   if (vm.api.lua_type(L, 1) === LUA_TBOOLEAN) code = vm.api.lua_toboolean(L, 1) ? 0 : 1;
   else if (!isNone(vm, L, 1)) code = checkInteger(vm, L, 1, "exit"); // as lua5.4: "3" and 3.0 are 3
-  return engine.abort({ status: "exit", code });
+  // A finalizer run as the state closes: the run is over, and the code is what the process ends with.
+  if (engine.exitAsClosing(code)) throw new Error("os.exit: the Lua state is closing");
+  return engine.abort(vm.api.lua_toboolean(L, 2) ? { status: "exit", code, close: true } : { status: "exit", code });
 }
 
 /** `os.getenv(name)`: the variable's value or nil; a denied variable is an error naming the flag. */

@@ -217,8 +217,15 @@ export async function runScriptFile(path: string, args: string[], options: Scrip
       continue;
     }
     const outcome = await runOnce(engine, path, source, args);
-    engine.close();
-    if (outcome.status === "reload") continue;
-    return reportOutcome(engine, outcome);
+    if (outcome.status === "reload") {
+      engine.close();
+      continue;
+    }
+    const code = reportOutcome(engine, outcome);
+    engine.close(); // runs the finalizers left, which may call os.exit as lua5.4's do
+    // lua5.4 closes its state after the script ends or fails, and after os.exit(code, true) only.
+    const closedAsLua = outcome.status === "ok" || outcome.status === "error" ||
+      (outcome.status === "exit" && outcome.close);
+    return (closedAsLua ? engine.exitWhileClosing : undefined) ?? code;
   }
 }

@@ -272,7 +272,7 @@ class SocketTable {
     // A port let go a moment ago is asked for again (see _ports.ts), but not when one of this engine's listeners
     // holds it now, nor inside a C call, which cannot wait.
     const mayRetry = (e: Error) =>
-      mayListenAgain(port, e, started) && !this.#listeningOn.has(port) && vm.api.lua_isyieldable(L) !== 0;
+      mayListenAgain(port, e, started) && !this.#listeningOn.has(port) && engine.canPark(L);
     const first = attempt();
     if (!(first instanceof Error)) return this.#listening(L, first, host);
     if (!mayRetry(first)) return pushFailure(vm, L, listenReason(first, host, port));
@@ -600,7 +600,7 @@ class SocketTable {
 export const sockets = (engine: Engine): Family => {
   const table = new SocketTable(engine);
   return {
-    tcp_listen: engine.blocking("tcp_listen", (L) => table.listen(L)),
+    tcp_listen: engine.blocking("tcp_listen", (L) => table.listen(L), { worksWhereNoWait: true }),
     tcp_connect: engine.blocking("tcp_connect", (L) => table.connect(L)),
     udp_sendto: engine.blocking("udp_sendto", (L) => table.sendto(L)),
     udp_recvfrom: engine.blocking("udp_recvfrom", (L) => table.recvfrom(L)),

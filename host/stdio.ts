@@ -511,9 +511,9 @@ export const standardStreams = (engine: Engine): Family => {
   const vm = engine.vm;
   const fill = engine.blocking("io.read", (L) => {
     // Inside a C call (a sort comparator, a gsub callback) a goroutine cannot park: read as C would.
-    if (!vm.api.lua_isyieldable(L) || chunks.length > 0) return pushChunk(engine, L, nextChunkNow());
+    if (!engine.canPark(L) || chunks.length > 0) return pushChunk(engine, L, nextChunkNow());
     return readChunk().then((): Pusher => (L) => pushChunk(engine, L, nextChunkNow()));
-  });
+  }, { worksWhereNoWait: true });
   // Reads waiting for the turn (Lua keeps whose it is), woken one at a time as it comes free, in order.
   const queued: (() => void)[] = [];
   const waitTurn = engine.blocking("io.read", () => {

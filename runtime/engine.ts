@@ -38,6 +38,16 @@ export type Pusher = (L: LuaState) => number;
  * so no timer or request outlives its use. When the engine closes, the
  * family that made the wait ends it (see {@linkcode Engine.onClose}).
  */
+/** How {@linkcode Engine.blocking} treats its function. */
+export interface BlockingOptions {
+  /**
+   * The function asks {@linkcode Engine.canPark} itself and does its work
+   * at once where the goroutine cannot wait (as C would), instead of
+   * being refused there before it starts.
+   */
+  worksWhereNoWait?: boolean;
+}
+
 export interface CancellableWait {
   readonly wait: Promise<Pusher | void>;
   cancel(): void;
@@ -54,7 +64,8 @@ export type Outcome =
   | { status: "ok" }
   | { status: "error"; message: string; traceback: string }
   | { status: "deadlock"; report: string }
-  | { status: "exit"; code: number }
+  /** `os.exit(code, close)`; without close, lua5.4 runs no finalizers, so none may change the code. */
+  | { status: "exit"; code: number; close?: boolean }
   | { status: "reload" }
   | { status: "timeout"; message: string }
   | { status: "closed" };
@@ -236,6 +247,8 @@ export interface DebugEvents {
   count?: number;
 }
 const SCHEDULER_CHUNKNAME = "=[solvm] scheduler";
+/** How the chunks of SolVM's own Lua are named (tracebacks and error positions leave them out). */
+const INTERNAL_CHUNK_PREFIX = "=[solvm] ";
 /** Decodes the function names a debug hook reports. */
 const hookNames = new TextDecoder();
 const WAKE_BATCH = 64;
@@ -292,6 +305,11 @@ export class Engine {
   #directRef = 0;
   #userHook = 0;
   #callerInfo = 0;
+  /** Whether a coroutine runs that was resumed where no wait could be passed up (see scheduler_lua.ts, resume_from). */
+  #relayBlocked = false;
+  /** The first `os.exit` code a finalizer asked for while close() freed the state. */
+  #exitWhileClosing: number | undefined;
+  #inLuaClose = false;
   #closers: (() => void)[] = [];
   #channelClosers = new Map<number, () => void>();
   #nextChannel = 0;
@@ -424,6 +442,8 @@ export class Engine {
       0,
     );
     api.lua_setfield(L, -2, vm.cstr("failed"));
+    api.lua_pushcclosure(L, vm.hostFunction((L) => (this.#relayBlocked = api.lua_toboolean(L, 1) !== 0, 0)), 0);
+    api.lua_setfield(L, -2, vm.cstr("relay_blocked"));
     // host.channel_closed(id) and host.released(id): each callback is told once, then forgotten.
     const tellOnce = (callbacks: Map<number, () => void>) =>
       vm.hostFunction((L) => {
@@ -633,11 +653,17 @@ export class Engine {
   }
 
   #isSchedulerSource(source: number): boolean {
+    return this.#startsWith(source, SCHEDULER_CHUNKNAME) &&
+      this.vm.lua.heap()[source + SCHEDULER_CHUNKNAME.length] === 0;
+  }
+
+  // Whether the C string at address text starts with prefix (ASCII).
+  #startsWith(text: number, prefix: string): boolean {
     const heap = this.vm.lua.heap();
-    for (let i = 0; i < SCHEDULER_CHUNKNAME.length; i++) {
-      if (heap[source + i] !== SCHEDULER_CHUNKNAME.charCodeAt(i)) return false;
+    for (let i = 0; i < prefix.length; i++) {
+      if (heap[text + i] !== prefix.charCodeAt(i)) return false;
     }
-    return heap[source + SCHEDULER_CHUNKNAME.length] === 0;
+    return true;
   }
 
   // New goroutines inherit the hook from the main state until the window
@@ -721,8 +747,14 @@ export class Engine {
    * or a {@linkcode CancellableWait} of one; then only the calling
    * goroutine waits.
    */
-  blocking(what: string, impl: (L: LuaState) => number | Promise<Pusher | void> | CancellableWait): HostFunction {
+  blocking(
+    what: string,
+    impl: (L: LuaState) => number | Promise<Pusher | void> | CancellableWait,
+    options: BlockingOptions = {},
+  ): HostFunction {
     return (L) => {
+      // Refused before it starts: a call that cannot wait must not have begun what it would wait for.
+      if (!options.worksWhereNoWait && !this.canPark(L)) this.#refuseWait(L, what);
       const result = impl(L);
       if (typeof result === "number") return result;
       return result instanceof Promise ? this.park(L, result, what) : this.park(L, result.wait, what, result);
@@ -736,11 +768,11 @@ export class Engine {
    */
   park(L: LuaState, promise: Promise<Pusher | void>, what: string, cancellable?: CancellableWait): number {
     const api = this.vm.api;
-    if (!api.lua_isyieldable(L)) {
+    if (!this.canPark(L)) {
       // Attach a no-op handler so a later rejection is not unhandled.
       promise.catch(() => {});
       cancellable?.cancel();
-      throw new Error(`${what} cannot wait here (not in a goroutine, or across a C call)`);
+      this.#refuseWait(L, what);
     }
     const id = ++this.#nextOp;
     if (cancellable?.holdsRun === false) this.#unheld.add(id);
@@ -755,6 +787,31 @@ export class Engine {
     api.lua_pushinteger(L, BigInt(id));
     this.vm.pushString(L, what);
     return api.lua_yieldk(L, 3, id, this.#continuation);
+  }
+
+  /**
+   * Whether the goroutine running on L could wait here: not inside a C
+   * call (a sort comparator, a gsub callback, a finalizer), nor inside a
+   * coroutine resumed from one.
+   */
+  canPark(L: LuaState): boolean {
+    return !this.#relayBlocked && this.vm.api.lua_isyieldable(L) !== 0;
+  }
+
+  /** Throws "what cannot wait here", placed at the script's own line (not at a SolVM helper's that called what). */
+  #refuseWait(L: LuaState, what: string): never {
+    const { vm } = this;
+    this.#callerInfo ||= vm.api.malloc(LUA_DEBUG_SIZE);
+    let level = 1;
+    while (vm.api.lua_getstack(L, level, this.#callerInfo)) {
+      vm.api.lua_getinfo(L, vm.cstr("S"), this.#callerInfo);
+      const source = new DataView(vm.lua.heap().buffer).getUint32(this.#callerInfo + LUA_DEBUG_SOURCE, true);
+      if (!this.#startsWith(source, INTERNAL_CHUNK_PREFIX)) break;
+      level++;
+    }
+    throw Object.assign(new Error(`${what} cannot wait here (not in a goroutine, or across a C call)`), {
+      luaLevel: level,
+    });
   }
 
   #settle(id: number, result: { ok: true; push: Pusher } | { ok: false; message: string }): void {
@@ -812,6 +869,23 @@ export class Engine {
   #setResident(n: number): void {
     this.#resident = n;
     this.#onResidentChange?.(n);
+  }
+
+  /**
+   * `os.exit(code)` from a finalizer that close() runs, when the run has
+   * ended: true and the code is kept ({@linkcode exitWhileClosing}; the
+   * first one wins, as the process would have exited there); false when
+   * the state is not being closed.
+   */
+  exitAsClosing(code: number): boolean {
+    if (!this.#inLuaClose) return false;
+    this.#exitWhileClosing ??= code;
+    return true;
+  }
+
+  /** The code a finalizer passed to `os.exit` while close() freed the state, if one did. */
+  get exitWhileClosing(): number | undefined {
+    return this.#exitWhileClosing;
   }
 
   /** Stops the engine from inside a host function: unwinds Lua and ends the run with `outcome`. */
@@ -1415,7 +1489,13 @@ export class Engine {
     this.#cancellable.clear();
     for (const cleanup of this.#closers.splice(0)) cleanup();
     this.stdout.flush();
-    this.vm.close();
+    this.#inLuaClose = true;
+    try {
+      this.vm.close();
+    } finally {
+      this.#inLuaClose = false;
+    }
+    this.stdout.flush();
     this.vm.lua.removeFunction(this.#continuation);
     this.vm.lua.removeFunction(this.#tierUpHook);
     if (this.#userHook) this.vm.lua.removeFunction(this.#userHook);

@@ -14,8 +14,8 @@
  */
 export const SCHEDULER_LUA = String.raw`
 local PARK, host = ...
-local co_create, co_resume, co_yield, co_status, co_close, co_running =
-  coroutine.create, coroutine.resume, coroutine.yield, coroutine.status, coroutine.close, coroutine.running
+local co_create, co_resume, co_yield, co_status, co_close, co_running, co_isyieldable = coroutine.create,
+  coroutine.resume, coroutine.yield, coroutine.status, coroutine.close, coroutine.running, coroutine.isyieldable
 local lua_select, traceback, getinfo, pack, unpack = select, debug.traceback, debug.getinfo, table.pack, table.unpack
 local pcall, co_running, math_maxinteger = pcall, coroutine.running, math.maxinteger
 local type, tostring, tonumber, error, setmetatable, getmetatable, rawget, math_type, math_tointeger =
@@ -41,8 +41,16 @@ local function make_ready(g, a, b)
   ready[rtail] = g
 end
 
-local function outside()
-  error("cannot block outside a goroutine (this call would wait)", 3)
+-- How many coroutines run that were resumed where their resumer could not pass a wait up (see resume_from):
+-- while any does, nothing may wait.
+local no_relay = 0
+
+-- The running goroutine when it can wait here; else an error naming fname, at fname's caller. Asked before
+-- a channel operation queues anything: one that cannot wait must leave no trace.
+local function waitable(fname)
+  local g = current
+  if g ~= nil and no_relay == 0 and co_isyieldable() then return g end
+  error(fname .. " cannot wait here (not in a goroutine, or across a C call)", 3)
 end
 
 -- Parks the running goroutine; the caller has queued it where a waker finds it.
@@ -236,6 +244,10 @@ local function past_tier_up(g, ok, r1, r2, r3)
 end
 
 local function run()
+  if no_relay ~= 0 then                     -- an error went past a resume_from without its count going down
+    no_relay = 0
+    host.relay_blocked(false)
+  end
   while rhead <= rtail do
     local g = ready[rhead]
     ready[rhead] = nil
@@ -407,7 +419,7 @@ local function send(c, v)
     ch.n = n + 1
     return
   end
-  local g, sq = current or outside(), ch.sq
+  local g, sq = waitable("send"), ch.sq
   local t = sq.t
   sq[t + 1], sq[t + 2], sq[t + 3] = g, g.seq + 1, v
   sq.t = t + 3
@@ -450,7 +462,7 @@ local function receive(c)
   local ch = channels[c] or lookup(c, "receive")
   local got, v, ok = try_receive(ch)
   if got then return v, ok end
-  local g, rq = current or outside(), ch.rq
+  local g, rq = waitable("receive"), ch.rq
   local t = rq.t
   rq[t + 1], rq[t + 2] = g, g.seq + 1
   rq.t = t + 2
@@ -515,7 +527,7 @@ local function select(first, ...)
     local got, v, ok = try_receive(ch)
     if got then return v, ch.name, ok end
   end
-  local g = current or outside()
+  local g = waitable("select")
   local seq = g.seq + 1
   local names = {}
   for i = 1, n do
@@ -593,8 +605,8 @@ end
 local function limit_goroutines(n) max_goroutines = n end
 
 local function wait()
-  local g = current or outside()
-  if live - nwaiting - 1 <= 0 then return end
+  if current ~= nil and live - nwaiting - 1 <= 0 then return end
+  local g = waitable("wait")
   nwaiting = nwaiting + 1
   waiters[nwaiting] = g
   park("wait for goroutines")
@@ -704,37 +716,78 @@ local function list_goroutines(detail)
 end
 
 -- Blocking calls made inside a plain coroutine pass their park up to the
--- goroutine's scheduler and resume the inner coroutine once woken.
-local function relay(co, ok, ...)
+-- goroutine's scheduler and resume the inner coroutine once woken. While
+-- it waits, the coroutine is busy (its goroutine is inside it): no one
+-- else may resume or close it.
+local relaying = setmetatable({}, { __mode = "k" })
+local relay
+local function relayed(co, ...)
+  relaying[co] = nil
+  return relay(co, co_resume(co, ...))
+end
+relay = function(co, ok, ...)
   if ok and ... == PARK and co_status(co) == "suspended" then
-    return relay(co, co_resume(co, co_yield(PARK, lua_select(2, ...))))
+    relaying[co] = true
+    return relayed(co, co_yield(PARK, lua_select(2, ...)))
   end
   return ok, ...
 end
 
--- The body check of coroutine.create and wrap, raised at their caller's line.
-local function check_body(fn, fname)
-  if type(fn) ~= "function" then
-    error("bad argument #1 to '" .. fname .. "' (function expected, got " .. (fn == nil and "no value" or type(fn)) .. ")", 3)
-  end
+local function unblocked(...)
+  no_relay = no_relay - 1
+  if no_relay == 0 then host.relay_blocked(false) end
+  return ...
 end
 
-coroutine.create = function(fn)
-  check_body(fn, "create")
-  local co = co_create(fn)
+-- Resumes co for coroutine.resume and wrap. Where the resumer cannot yield (a C call: a sort comparator, a gsub
+-- callback; or outside a goroutine), a wait inside co could not be passed up: waits are refused while co runs,
+-- before they begin (JavaScript hears of it for the host's calls).
+local function resume_from(co, ...)
+  if no_relay == 0 and co_isyieldable() then return relay(co, co_resume(co, ...)) end
+  no_relay = no_relay + 1
+  if no_relay == 1 then host.relay_blocked(true) end
+  return unblocked(co_resume(co, ...))
+end
+
+-- Argument 1 of fname, checked as Lua checks it (the error at fname's caller).
+local function check_arg(fname, expected, ...)
+  local v = ...
+  if type(v) ~= expected then
+    local got = lua_select("#", ...) == 0 and "no value" or type(v)
+    error("bad argument #1 to '" .. fname .. "' (" .. expected .. " expected, got " .. got .. ")", 3)
+  end
+  return v
+end
+
+-- Lua's status, but "normal" for a coroutine a goroutine waits inside (it is active, and not running here).
+local function status(co)
+  if relaying[co] then return "normal" end
+  return co_status(co)
+end
+
+coroutine.create = function(...)
+  local co = co_create(check_arg("create", "function", ...))
   user_made[co] = true
   return co
 end
 
-coroutine.resume = function(co, ...)
-  if not user_made[co] and type(co) == "thread" then
-    return false, "cannot resume a goroutine's coroutine (the scheduler runs it)"
-  end
-  return relay(co, co_resume(co, ...))
+coroutine.status = function(...)
+  return status(check_arg("status", "thread", ...))
 end
 
-coroutine.close = function(co)
-  if not user_made[co] and type(co) == "thread" and co_status(co) ~= "dead" then
+coroutine.resume = function(...)
+  local co = check_arg("resume", "thread", ...)
+  local st = status(co)
+  if st ~= "suspended" then return false, st == "dead" and "cannot resume dead coroutine" or "cannot resume non-suspended coroutine" end
+  if not user_made[co] then return false, "cannot resume a goroutine's coroutine (the scheduler runs it)" end
+  return resume_from(co, lua_select(2, ...))
+end
+
+coroutine.close = function(...)
+  local co = check_arg("close", "thread", ...)
+  local st = status(co)
+  if st == "running" or st == "normal" then error("cannot close a " .. st .. " coroutine", 2) end
+  if st == "suspended" and not user_made[co] then
     error("cannot close a goroutine's coroutine (the scheduler runs it)", 2)
   end
   return co_close(co)
@@ -753,11 +806,12 @@ local function unwrap(co, ok, ...)
   error(err, 0)
 end
 
-coroutine.wrap = function(fn)
-  check_body(fn, "wrap")
-  local co = co_create(fn)
+coroutine.wrap = function(...)
+  local co = co_create(check_arg("wrap", "function", ...))
+  user_made[co] = true
   return function(...)
-    return unwrap(co, relay(co, co_resume(co, ...)))
+    if relaying[co] then error("cannot resume non-suspended coroutine", 2) end
+    return unwrap(co, resume_from(co, ...))
   end
 end
 

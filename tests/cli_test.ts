@@ -68,6 +68,27 @@ Deno.test("os.exit(n) exits with n after flushing output; booleans as in Lua", a
   strictEqual(fromGoroutine.stdout, "bye\n");
 });
 
+Deno.test("os.exit in a finalizer run as the script ends exits with its code, as lua5.4 (no TypeScript trace)", async () => {
+  const gc = `KEEP = setmetatable({}, { __gc = function() print("finalizer") os.exit(9) end })\n`;
+  const dir = await tempFiles({
+    "ends.lua": gc + `print("end of script")\n`,
+    "fails.lua": gc + `error("script failed")\n`,
+    "exits.lua": gc + `os.exit(3)\n`,
+    "exits_closing.lua": gc + `os.exit(3, true)\n`,
+  });
+  const ends = await solvm([`${dir}/ends.lua`]);
+  strictEqual(ends.code, 9);
+  strictEqual(ends.stdout, "end of script\nfinalizer\n");
+  strictEqual(ends.stderr, "");
+  const fails = await solvm([`${dir}/fails.lua`]);
+  strictEqual(fails.code, 9);
+  match(fails.stderr, /^.*fails\.lua:2: script failed\nstack traceback:/);
+  ok(!fails.stderr.includes("Uncaught"), fails.stderr);
+  // Without close, lua5.4 exits at once: the code stays 3.
+  strictEqual((await solvm([`${dir}/exits.lua`])).code, 3);
+  strictEqual((await solvm([`${dir}/exits_closing.lua`])).code, 9);
+});
+
 Deno.test("--timeout stops a loop that never yields and keeps the output printed so far", async () => {
   const dir = await tempFiles({ "spin.lua": `print("started")\nwhile true do end\n` });
   const started = performance.now();

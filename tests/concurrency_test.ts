@@ -362,6 +362,125 @@ Deno.test("blocking where no goroutine can wait gives a clear error", async () =
   match(stdout, /false\t.*sleep cannot wait here/);
 });
 
+Deno.test("a wait refused inside a C call names the call and the line, and has done nothing", async () => {
+  const dir = await Deno.makeTempDir();
+  const { stdout, outcome } = await runLua(`
+    local c = chan("c")
+    local function refused(fn) return select(2, pcall(table.sort, { 2, 1 }, function(a, b) fn() return a < b end)) end
+    print(refused(function() send(c, "ghost") end))
+    print(refused(function() select(c) end))
+    print(refused(function() write_file("${dir}/f", "written") end))
+    print(io.open("${dir}/f"))
+    go(function()
+      print(refused(wait))
+      sleep(0.05)
+      print("goroutine slept")
+    end)
+    sleep(0.01)
+    wait()
+    print("main waited")
+    go(function() send(c, "real") end)
+    print(receive(c))
+    print(get_goroutines(true)[1].state)`);
+  await Deno.remove(dir, { recursive: true });
+  deepStrictEqual(outcome, { status: "ok" });
+  const lines = stdout.split("\n");
+  strictEqual(lines[0], "test:4: send cannot wait here (not in a goroutine, or across a C call)");
+  strictEqual(lines[1], "test:5: select cannot wait here (not in a goroutine, or across a C call)");
+  strictEqual(lines[2], "test:6: write_file cannot wait here (not in a goroutine, or across a C call)");
+  match(lines[3], /^nil\t.*No such file/);
+  strictEqual(lines[4], "test:3: wait cannot wait here (not in a goroutine, or across a C call)");
+  deepStrictEqual(lines.slice(5), ["goroutine slept", "main waited", "real\ttrue", "running", ""]);
+});
+
+Deno.test("a refused read inside a C call leaves the data for the next read; the error names the script's line", async () => {
+  const { stdout, outcome } = await runLua(`
+    local s = tcp_listen(0, "127.0.0.1")
+    go(function() local conn = receive(s) conn.write("first;") sleep(0.05) conn.write("second;") end)
+    local conn = tcp_connect("127.0.0.1", s.port)
+    sleep(0.02)
+    print(conn.read())
+    print(pcall(table.sort, { 2, 1 }, function(a, b) conn.read() return a < b end))
+    sleep(0.1)
+    print(conn.read())
+    conn.close() s.close()`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(
+    stdout,
+    "first;\nfalse\ttest:7: conn.read cannot wait here (not in a goroutine, or across a C call)\nsecond;\n",
+  );
+});
+
+Deno.test("a coroutine resumed inside a C call cannot pass a wait up: refused inside it, before it begins", async () => {
+  const { stdout, outcome } = await runLua(`
+    local gen = coroutine.wrap(function() sleep(0.01) coroutine.yield(1) end)
+    print(pcall(string.gsub, "x", "x", function() gen() end))
+    local co = coroutine.create(function() receive(chan("never")) end)
+    print(pcall(table.sort, { 2, 1 }, function(a, b) print(coroutine.resume(co)) return a < b end))
+    -- Waits pass up again once the C call is over.
+    local later = coroutine.wrap(function() sleep(0.01) return "woke" end)
+    print(later())`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(
+    stdout,
+    "false\ttest:3: test:2: sleep cannot wait here (not in a goroutine, or across a C call)\n" +
+      "false\ttest:4: receive cannot wait here (not in a goroutine, or across a C call)\ntrue\nwoke\n",
+  );
+});
+
+Deno.test("a coroutine a goroutine waits inside is busy: another goroutine cannot resume or close it", async () => {
+  const { stdout, outcome } = await runLua(`
+    local gen = coroutine.wrap(function()
+      local n = 0
+      while true do sleep(0.05) n = n + 1 coroutine.yield(n) end
+    end)
+    go(function() print("A", pcall(gen)) end)
+    go(function() sleep(0.01) print("B", pcall(gen)) end)
+    wait()
+    print("main", gen())
+    local co = coroutine.create(function() sleep(0.05) return "finished" end)
+    go(function() print("C", coroutine.resume(co)) end)
+    go(function()
+      sleep(0.01)
+      print("D", coroutine.status(co), coroutine.resume(co))
+      print("D", pcall(coroutine.close, co))
+    end)
+    wait()
+    print(coroutine.status(co))`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(
+    stdout,
+    "B\tfalse\tcannot resume non-suspended coroutine\nA\ttrue\t1\nmain\t2\n" +
+      "D\tnormal\tfalse\tcannot resume non-suspended coroutine\nD\tfalse\tcannot close a normal coroutine\n" +
+      "C\ttrue\tfinished\ndead\n",
+  );
+});
+
+Deno.test("the coroutine library's errors name the script's line and Lua's function names; wrap's coroutine is the user's", async () => {
+  const { stdout, outcome } = await runLua(`
+    local co
+    co = coroutine.create(function() coroutine.close(co) end)
+    print(coroutine.resume(co))
+    print(pcall(function() coroutine.resume(nil) end))
+    print(pcall(function() coroutine.status() end))
+    print(pcall(function() coroutine.close("x") end))
+    local inner
+    local w = coroutine.wrap(function() inner = coroutine.running() coroutine.yield(1) return 2 end)
+    w()
+    print(coroutine.status(inner), coroutine.resume(inner))
+    print(coroutine.resume(coroutine.running()))`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(
+    stdout,
+    "false\ttest:3: cannot close a running coroutine\n" +
+      "false\ttest:5: bad argument #1 to 'resume' (thread expected, got nil)\n" +
+      "false\ttest:6: bad argument #1 to 'status' (thread expected, got no value)\n" +
+      "false\ttest:7: bad argument #1 to 'close' (thread expected, got string)\n" +
+      "suspended\ttrue\t2\n" +
+      "false\tcannot resume non-suspended coroutine\n",
+  );
+});
+
 Deno.test("many goroutines through one unbuffered channel lose nothing", async () => {
   const { stdout } = await runLua(`
     chan("sum")
