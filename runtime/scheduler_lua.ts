@@ -381,12 +381,20 @@ local function pop_sender(q)
   q.h, q.t = 1, 0
 end
 
+-- Names of channels closed and drained: only the name is kept (a closed channel is what they still name), the
+-- channel itself is freed once nothing else refers to it (see retire).
+local closed_names = {}
+local EMPTY_QUEUE = queue()
+
 -- The channel c names for argument i (default 1) of fname, or an error at fname's caller.
 local function lookup(c, fname, i)
   local ch = channels[c]
   if ch then return ch end
   local tc = type(c)
   if tc == "string" then
+    if closed_names[c] then  -- what a closed, drained channel is: nothing to take, nothing to wait for
+      return { name = c, closed = true, n = 0, cap = 0, bh = 0, buf = EMPTY_QUEUE, rq = EMPTY_QUEUE, sq = EMPTY_QUEUE }
+    end
     error(fname .. ": no channel named '" .. c .. "' (create it with chan)", 3)
   end
   error("bad argument #" .. (i or 1) .. " to '" .. fname .. "' (channel or channel name expected, got " .. tc .. ")", 3)
@@ -394,6 +402,15 @@ end
 
 -- What a select waiting on a channel that gets closed is woken with, after the channel's name.
 local CLOSED = {}
+
+-- A closed channel has given its last value: its name stops holding it.
+local function retire(ch)
+  local name = ch.name
+  if channels[name] == ch then
+    channels[name] = nil
+    closed_names[name] = true
+  end
+end
 
 local function wake_receiver(ch, g, v, ok)
   if not g.selecting then
@@ -438,6 +455,7 @@ local function try_receive(ch)
     buf[i] = nil
     ch.bh = i % ch.cap
     ch.n = n - 1
+    if n == 1 and ch.closed then retire(ch) end
     local sq = ch.sq
     if sq.h <= sq.t then
       local g, sv = pop_sender(sq)
@@ -495,6 +513,7 @@ local function close_channel(c)
     if not g then break end
     make_ready(g, false)
   end
+  if ch.n == 0 then retire(ch) end
 end
 
 local select_start = 0
@@ -544,6 +563,19 @@ local function select(first, ...)
   return v, name, true
 end
 
+-- A channel's state and its handle; a named one is found by its name too.
+local function new_channel(name, size, named)
+  local handle = setmetatable({}, Channel)
+  local ch = { name = name, cap = size, buf = {}, bh = 0, n = 0, closed = false, rq = queue(), sq = queue(),
+               handle = handle }
+  channels[handle] = ch
+  if named then
+    channels[name] = ch
+    closed_names[name] = nil
+  end
+  return handle
+end
+
 local function chan(name, size)
   local named = name ~= nil
   if not named then
@@ -558,17 +590,13 @@ local function chan(name, size)
   end
   local ch = named and channels[name]
   if ch and not ch.closed then return ch.handle end
-  local handle = setmetatable({}, Channel)
-  ch = { name = name, cap = size, buf = {}, bh = 0, n = 0, closed = false, rq = queue(), sq = queue(),
-         handle = handle }
-  channels[handle] = ch
-  if named then channels[name] = ch end
-  return handle
+  return new_channel(name, size, named)
 end
 
--- A channel fed from JavaScript: told to the host as id when closed.
+-- A channel fed from JavaScript: told to the host as id when closed. Its name is for messages only: scripts reach
+-- it through its handle (a listener's), never by name.
 local function host_chan(name, size, id)
-  local handle = chan(name, size)
+  local handle = new_channel(name, size, false)
   channels[handle].host_id = id
   return handle
 end

@@ -481,6 +481,34 @@ Deno.test("the coroutine library's errors name the script's line and Lua's funct
   );
 });
 
+Deno.test("a named channel closed and drained is freed; its name still names a closed channel", async () => {
+  const { stdout, outcome } = await runLua(`
+    local function heap() collectgarbage() collectgarbage() return collectgarbage("count") end
+    local base = heap()
+    for i = 1, 20000 do
+      local name = "reply-" .. i
+      chan(name, 1) send(name, i) receive(name) close_channel(name)
+    end
+    print(heap() - base < 4096)
+    print(receive("reply-7"))
+    print(select("reply-7"))
+    print(pcall(send, "reply-7", 1))
+    chan("reply-7", 1) send("reply-7", "again") print(receive("reply-7"))
+    local l = tcp_listen(0, "127.0.0.1")
+    print(pcall(send, "tcp_listen 127.0.0.1:" .. l.port, "x"))
+    l.close()`);
+  deepStrictEqual(outcome, { status: "ok" });
+  const lines = stdout.split("\n");
+  deepStrictEqual(lines.slice(0, 5), [
+    "true",
+    "nil\tfalse",
+    "nil\treply-7\tfalse",
+    "false\tsend on closed channel 'reply-7'",
+    "again\ttrue",
+  ]);
+  match(lines[5], /^false\tsend: no channel named 'tcp_listen 127\.0\.0\.1:\d+'/);
+});
+
 Deno.test("many goroutines through one unbuffered channel lose nothing", async () => {
   const { stdout } = await runLua(`
     chan("sum")
