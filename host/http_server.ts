@@ -534,17 +534,24 @@ class ServerTable {
     const { engine } = this;
     const name = `http ${server.name} ${url.pathname}`;
     try {
-      return engine.call((T) => {
-        engine.vm.pushRef(T, ref);
-        return pushRequest(T);
-      }, (ok, L, at) => {
-        if (ok) {
-          const response = this.#response(L, at);
-          if (response instanceof Response) return response;
-          engine.reportFailure(name, response, response);
-        } else engine.reportFailure(name, engine.vm.toText(L, at), engine.vm.toText(L, at + 1));
-        return plain(500, "Internal Server Error");
-      });
+      return engine.call(
+        (T) => {
+          engine.vm.pushRef(T, ref);
+          return pushRequest(T);
+        },
+        (ok, L, at) => {
+          if (ok) {
+            const response = this.#response(L, at);
+            if (response instanceof Response) return response;
+            engine.reportFailure(name, response, response);
+          } else engine.reportFailure(name, engine.vm.toText(L, at), engine.vm.toText(L, at + 1));
+          return plain(500, "Internal Server Error");
+        },
+        undefined,
+        undefined,
+        undefined,
+        name,
+      );
     } catch {
       return plain(500, "Internal Server Error"); // the engine is stopping
     }

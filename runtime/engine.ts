@@ -307,6 +307,8 @@ export class Engine {
   #callerInfo = 0;
   /** Whether a coroutine runs that was resumed where no wait could be passed up (see scheduler_lua.ts, resume_from). */
   #relayBlocked = false;
+  /** The name of the call from JavaScript running now, for get_goroutines (see call). */
+  #callName = "call";
   /** The first `os.exit` code a finalizer asked for while close() freed the state. */
   #exitWhileClosing: number | undefined;
   #inLuaClose = false;
@@ -444,6 +446,8 @@ export class Engine {
     api.lua_setfield(L, -2, vm.cstr("failed"));
     api.lua_pushcclosure(L, vm.hostFunction((L) => (this.#relayBlocked = api.lua_toboolean(L, 1) !== 0, 0)), 0);
     api.lua_setfield(L, -2, vm.cstr("relay_blocked"));
+    api.lua_pushcclosure(L, vm.hostFunction((L) => (vm.pushString(L, this.#callName), 1)), 0);
+    api.lua_setfield(L, -2, vm.cstr("call_name"));
     // host.channel_closed(id) and host.released(id): each callback is told once, then forgotten.
     const tellOnce = (callbacks: Map<number, () => void>) =>
       vm.hostFunction((L) => {
@@ -1045,7 +1049,8 @@ export class Engine {
    * call started stay bound by it: until they all end, `stopWaiting`
    * aborting ends those that wait (reported as their failures), and the
    * call failing for a limit or a deadlock ends them too. `released` is
-   * told once the call and all of them have ended.
+   * told once the call and all of them have ended. `name` is how
+   * `get_goroutines` and deadlock reports show the call.
    */
   call<T>(
     pushCall: (T: LuaState) => number,
@@ -1053,6 +1058,7 @@ export class Engine {
     stopWaiting?: AbortSignal,
     limit?: CallLimit,
     released?: () => void,
+    name = "call",
   ): T | Promise<T> {
     const { vm, L } = this;
     const api = vm.api;
@@ -1093,8 +1099,10 @@ export class Engine {
     if (limit) this.#callLimits.set(T, limit);
     const wasInPump = this.#inPump;
     const wasFromOutside = this.#callFromOutside;
+    const outerName = this.#callName;
     this.#inPump = true;
     this.#callFromOutside = !wasInPump;
+    this.#callName = name;
     try {
       this.#call(nargs + 1, 6);
     } catch (e) {
@@ -1106,6 +1114,7 @@ export class Engine {
     } finally {
       this.#inPump = wasInPump;
       this.#callFromOutside = wasFromOutside;
+      this.#callName = outerName;
       if (cached) this.#callThreadBusy = false;
       if (this.#closing && !wasInPump) this.close();
     }

@@ -288,10 +288,14 @@ end
 -- the id that names it until they end (host.released). A call that ends
 -- at once and leaves nothing behind is never listed, and its record is reused.
 local spare
+local function new_id()
+  next_id = next_id + 1
+  return next_id
+end
 local function direct(co, ...)
   local g = spare
   if g == nil or g.co ~= co then
-    g = { co = co, seq = 0, name = "call", n = 0 }
+    g = { co = co, seq = 0, n = 0 }
     g.owner = g
   else
     spare = nil
@@ -309,12 +313,12 @@ local function direct(co, ...)
     release_waiters()
     local left
     if g.n > 0 then
-      next_id = next_id + 1
-      g.id, left = next_id, next_id
-      owners[next_id] = g
+      left = g.id or new_id()
+      g.id = left
+      owners[left] = g
     end
     if ok then
-      if not left then spare = g end
+      if not left then g.id, g.name, spare = nil, nil, g end
       return true, true, r1, nil, rhead <= rtail, left
     end
     local message = message_of(r1)
@@ -323,11 +327,11 @@ local function direct(co, ...)
     if close_error then report_close_error(g, close_error) end
     return true, false, message, trace, rhead <= rtail, left
   end
-  next_id = next_id + 1
-  g.id, g.mode = next_id, "watched"
-  goroutines[next_id] = g
+  local id = g.id or new_id()
+  g.id, g.mode, g.name = id, "watched", g.name or host.call_name()
+  goroutines[id] = g
   suspended(g, r1, r2, r3)
-  return false, next_id, nil, nil, true
+  return false, id, nil, nil, true
 end
 
 local function wake(...)
@@ -730,9 +734,15 @@ local function parked_report()
   return table.concat(lines, "\n")
 end
 
--- id -> name, or with detail id -> { name, state, waiting }.
+-- id -> name, or with detail id -> { name, state, waiting }. A call from JavaScript running now (an HTTP
+-- handler) is listed too: it gets its id and name when first seen.
 local function list_goroutines(detail)
   local list = {}
+  local g = current
+  if g and g.owner == g and (g.id == nil or goroutines[g.id] == nil) then
+    g.id, g.name = g.id or new_id(), g.name or host.call_name()
+    list[g.id] = detail and { name = g.name, state = g.state } or g.name
+  end
   for id, g in pairs(goroutines) do
     if detail then
       list[id] = { name = name_of(g), state = g.state, waiting = g.wait }

@@ -1369,3 +1369,27 @@ Deno.test("two goroutines in ws.receive() on one connection both return (a messa
     await s.run;
   }
 });
+
+Deno.test("a running handler is listed by get_goroutines and counted by check_memory, under its route's name", async () => {
+  const { stdout, outcome } = await within(
+    runLua(`
+    create_server("api", 0, { host = "127.0.0.1" })
+    handle_http("api", "/work", function(req)
+      local seen = { before = get_goroutines(), count = check_memory().goroutines }
+      sleep(0.01)
+      seen.after = get_goroutines()
+      return json_encode(seen)
+    end)
+    local port = start_server("api")
+    print(http_get("http://127.0.0.1:" .. port .. "/work").body)
+    stop_server("api")`),
+    10_000,
+    "the run",
+  );
+  deepStrictEqual(outcome, { status: "ok" });
+  deepStrictEqual(JSON.parse(stdout), {
+    before: ["main", "http api /work"],
+    count: 2,
+    after: ["main", "http api /work"],
+  });
+});
