@@ -6,7 +6,7 @@
  * @module
  */
 import { drainSharedOutput, newSharedOutput, sharedOutput } from "./runtime/output.ts";
-import type { WorkerReply, WorkerRequest } from "./host/worker.ts";
+import type { FlushFiles, WorkerReply, WorkerRequest } from "./host/worker.ts";
 import type { RunRequest } from "./host/run.ts";
 import type { AccessKind, DenyLists } from "./host/_permissions.ts";
 import { RunningCommands } from "./host/_process_group.ts";
@@ -18,6 +18,8 @@ const EXIT_TIMEOUT = 124;
 const EXIT_USAGE = 2;
 const DEFAULT_MEMORY_LIMIT_MB = 1024;
 const DEFAULT_MAX_GOROUTINES = 100_000;
+/** How long a signal or the time limit waits for the Lua threads to write out their open files. */
+const FLUSH_GRACE_MS = 200;
 
 const USAGE = `SolVM ${meta.version}: a Lua 5.4 runtime with goroutines, channels and more.
 
@@ -358,14 +360,30 @@ function main(argv: string[]): void {
   stopOnSignals(runs);
   for (const script of scripts) runs.push(startWorker(workerModule, permissions, { ...request(script), control }));
   if (timeLimited(options)) {
-    armTimeout(options, new Int32Array(control), () => {
-      for (const run of runs) run.stop();
-      Deno.stderr.writeSync(new TextEncoder().encode(`${timeoutMessage(options)}\n`));
-      Deno.exit(EXIT_TIMEOUT);
-    });
+    armTimeout(options, new Int32Array(control), () => stopAndExit(runs, EXIT_TIMEOUT, timeoutMessage(options)));
   }
   // The exit code is the first non-zero one, in the order the scripts were given.
-  Promise.all(runs.map((run) => run.exit)).then((codes) => Deno.exit(codes.find((code) => code !== 0) ?? 0));
+  Promise.all(runs.map((run) => run.exit)).then((codes) => {
+    if (!stopping) Deno.exit(codes.find((code) => code !== 0) ?? 0);
+  });
+}
+
+/** Set once a signal or the time limit stops the runs: a run ending meanwhile does not choose the exit code. */
+let stopping = false;
+
+/**
+ * Ends SolVM with `code` (and `message` on stderr): the runs' Lua threads
+ * first write out their open files, as lua5.4 closing its state would,
+ * within FLUSH_GRACE_MS (a thread in a loop that never yields cannot
+ * answer); then the runs stop, which kills their commands.
+ */
+async function stopAndExit(runs: WorkerRun[], code: number, message?: string): Promise<never> {
+  stopping = true;
+  const grace = new Promise<void>((resolve) => after(FLUSH_GRACE_MS, resolve));
+  await Promise.race([Promise.all(runs.map((run) => run.flushFiles())), grace]);
+  for (const run of runs) run.stop();
+  if (message) Deno.stderr.writeSync(new TextEncoder().encode(`${message}\n`));
+  Deno.exit(code);
 }
 
 /** SOLVM_LOG as the CLI can read it (the script's worker may not read the environment). */
@@ -388,16 +406,15 @@ const STOP_SIGNALS: [Deno.Signal, number][] = [["SIGINT", 130], ["SIGTERM", 143]
 function stopOnSignals(runs: WorkerRun[]): void {
   const signals = Deno.build.os === "windows" ? STOP_SIGNALS.filter(([name]) => name === "SIGINT") : STOP_SIGNALS;
   for (const [signal, code] of signals) {
-    Deno.addSignalListener(signal, () => {
-      for (const run of runs) run.stop();
-      Deno.exit(code);
-    });
+    Deno.addSignalListener(signal, () => stopAndExit(runs, code));
   }
 }
 
 /** A script running in its worker: its exit code once it ends, and how to stop it at once. */
 interface WorkerRun {
   exit: Promise<number>;
+  /** Settles once the script's thread and its actor threads wrote out their open Lua files. */
+  flushFiles(): Promise<void>;
   /** Stops the worker at once, and kills the commands its script left running. */
   stop(): void;
 }
@@ -424,7 +441,9 @@ function startWorker(
     actor?.thread.terminate();
     actor?.commands.killAll();
   };
+  let ended = false;
   const end = () => {
+    ended = true;
     worker.terminate();
     for (const id of [...actorThreads.keys()]) endActorThread(id);
     drainSharedOutput(output);
@@ -440,6 +459,7 @@ function startWorker(
         return resolve(data.exit);
       }
       if ("endActorThread" in data) return endActorThread(data.endActorThread);
+      if ("filesFlushed" in data) return; // for askToFlush
       const actor = {
         thread: new Worker(new URL("./host/actor_worker.ts", import.meta.url), options),
         commands: new RunningCommands(),
@@ -455,7 +475,22 @@ function startWorker(
     };
   });
   worker.postMessage({ ...request, output, commands: commands.buffer } satisfies WorkerRequest);
-  return { exit, stop };
+  const flushFiles = async () => {
+    if (!ended) await Promise.all([worker, ...[...actorThreads.values()].map((a) => a.thread)].map(askToFlush));
+  };
+  return { exit, flushFiles, stop };
+}
+
+/** Asks a Lua thread (the script's or an actor's) to write out its open files; settles once it has. */
+function askToFlush(thread: Worker): Promise<void> {
+  return new Promise((resolve) => {
+    thread.addEventListener("message", function answered({ data }: MessageEvent<WorkerReply>) {
+      if (!("filesFlushed" in data)) return;
+      thread.removeEventListener("message", answered);
+      resolve();
+    });
+    thread.postMessage({ flushFiles: true } satisfies FlushFiles);
+  });
 }
 
 if (import.meta.main) main(Deno.args);

@@ -6,7 +6,9 @@
  * Protocol: the first message is `{ port, commands }`: the port to the
  * root (see host/_actor_system.ts), and memory shared with the thread's
  * maker where it records each running command's process group (see
- * host/_process_group.ts). The root then sends "start".
+ * host/_process_group.ts). The root then sends "start". The maker may post
+ * `{ flushFiles }` before it ends the thread by force, answered as the
+ * script's worker does (see host/worker.ts).
  *
  * @module
  */
@@ -18,15 +20,22 @@ import { ActorThreadLink, type Exit, type ToActor } from "./_actor_system.ts";
 import { pushMessage, setActorLink, toMessage } from "./actors.ts";
 import { installGlobals } from "./script.ts";
 import { denoFileSystem } from "./filesystem.ts";
+import { flushOpenFiles } from "./files.ts";
+import type { FlushFiles } from "./worker.ts";
 import { checkAccess, setDenied } from "./_permissions.ts";
 import { RunningCommands } from "./_process_group.ts";
 import { watchCommands } from "./process.ts";
 
 const scope = self as unknown as {
-  onmessage: (e: MessageEvent<{ port: MessagePort; commands: SharedArrayBuffer }>) => void;
+  onmessage: (e: MessageEvent<{ port: MessagePort; commands: SharedArrayBuffer } | FlushFiles>) => void;
+  postMessage(message: { filesFlushed: true }): void;
 };
 
 scope.onmessage = ({ data }) => {
+  if ("flushFiles" in data) {
+    flushOpenFiles();
+    return scope.postMessage({ filesFlushed: true });
+  }
   const { port } = data;
   // The thread's maker kills these groups if it has to end the thread by force.
   const commands = new RunningCommands(data.commands);

@@ -193,8 +193,29 @@ return function(original, name, returns, outer)
   end
 end`;
 
+// The engines of this thread whose Lua files may hold buffered writes (see flushOpenFiles); held weakly, as a
+// library user may drop an engine without closing it.
+const engines = new Set<WeakRef<Engine>>();
+
+/**
+ * Writes out what Lua's open files hold in their buffers (C's
+ * `fflush(NULL)`), in every engine of this thread: for a thread about to
+ * be ended by force (Ctrl-C, SIGTERM, a time limit), which closes no file.
+ *
+ * ```ts
+ * import { flushOpenFiles } from "./files.ts";
+ * flushOpenFiles();
+ * ```
+ */
+export function flushOpenFiles(): void {
+  for (const engine of engines) engine.deref()?.vm.api.fflush(0);
+}
+
 /** The files family's registration table. */
 export const files = (engine: Engine): Family => {
+  const held = new WeakRef(engine);
+  engines.add(held);
+  engine.onClose(() => engines.delete(held));
   let factory = 0;
   const make = (L: LuaState) => {
     factory ||= engine.compileLua("file access", EXPLAINED_LUA, {

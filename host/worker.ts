@@ -4,7 +4,9 @@
  * the middle of a loop that never yields, at no cost while it runs.
  *
  * Protocol: the CLI posts one {@linkcode WorkerRequest}; the worker answers
- * with `{ exit: code }` when the run is over. Meanwhile it may ask the CLI
+ * with `{ exit: code }` when the run is over. Before the CLI ends the worker
+ * by force it may post {@linkcode FlushFiles}, answered once the script's
+ * open files are written out (see host/files.ts). Meanwhile it may ask the CLI
  * for actor threads (`{ actorThread, port }`, `{ endActorThread }`): a
  * confined worker could not load their module itself. It records each
  * running command's process group in `commands`, memory it shares with
@@ -15,6 +17,7 @@
  */
 import { sharedOutput } from "../runtime/output.ts";
 import { type RunRequest, runRequest } from "./run.ts";
+import { flushOpenFiles } from "./files.ts";
 import { RunningCommands } from "./_process_group.ts";
 
 /** What the CLI asks the worker to run. */
@@ -27,18 +30,28 @@ export interface WorkerRequest extends RunRequest {
   commands: SharedArrayBuffer;
 }
 
+/** Asks a Lua thread (the script's or an actor's) to write out its open files; answered with `{ filesFlushed }`. */
+export interface FlushFiles {
+  flushFiles: true;
+}
+
 /** The worker's messages to the CLI. */
 export type WorkerReply =
   | { exit: number }
+  | { filesFlushed: true }
   | { actorThread: number; port: MessagePort }
   | { endActorThread: number };
 
 const scope = self as unknown as {
-  onmessage: (e: MessageEvent<WorkerRequest>) => void;
+  onmessage: (e: MessageEvent<WorkerRequest | FlushFiles>) => void;
   postMessage(message: WorkerReply, transfer?: Transferable[]): void;
 };
 
 scope.onmessage = async ({ data }) => {
+  if ("flushFiles" in data) {
+    flushOpenFiles();
+    return scope.postMessage({ filesFlushed: true });
+  }
   const resident = new Int32Array(data.control);
   const commands = new RunningCommands(data.commands);
   let mine = 0;

@@ -859,6 +859,45 @@ print(flushed, io.stdout:flush() == true)
     deepStrictEqual(chunks, ["working... ", "half ", "true\ttrue\n"]);
   }));
 
+Deno.test("CLI: Ctrl-C, SIGTERM and the time limit write out what open files hold, in the script and in its actors", () =>
+  inTempDir(async (dir) => {
+    await Deno.writeTextFile(
+      `${dir}/logger.lua`,
+      `local name = ...
+local log = assert(io.open(name, "w"))
+log:write("started\\n", "event 1\\n")
+write_file(name .. ".ready", "")
+while true do sleep(0.1) end
+`,
+    );
+    await Deno.writeTextFile(
+      `${dir}/main.lua`,
+      `local dir = ...
+spawn(dir .. "/logger.lua", dir .. "/actor.log")
+loadfile(dir .. "/logger.lua")(dir .. "/main.log")
+`,
+    );
+    const ready = async () => {
+      for (
+        let i = 0;
+        i < 1000 && !(await exists(`${dir}/main.log.ready`) && await exists(`${dir}/actor.log.ready`));
+        i++
+      ) {
+        await sleep(20);
+      }
+    };
+    for (const [stop, code] of [["SIGINT", 130], ["SIGTERM", 143], ["--timeout", 124]] as const) {
+      for (const name of ["main.log", "actor.log"]) await Deno.remove(`${dir}/${name}.ready`).catch(() => {});
+      const r = stop === "--timeout"
+        ? await solvm(["--timeout", "3s", `${dir}/main.lua`, dir])
+        : await solvm([`${dir}/main.lua`, dir], { whileRunning: (child) => ready().then(() => child.kill(stop)) });
+      strictEqual(r.code, code, r.stderr);
+      for (const name of ["main.log", "actor.log"]) {
+        strictEqual(await Deno.readTextFile(`${dir}/${name}`), "started\nevent 1\n", `${stop}: ${name}`);
+      }
+    }
+  }));
+
 // ---------------------------------------------------------------------------
 // Lua's os library
 
