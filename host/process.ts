@@ -21,9 +21,14 @@
  * `io` functions (`io.input`, `io.lines`, ...) take only Lua's own files.
  * A file left open is closed (its input ended) when it is collected.
  *
+ * At a normal end of the CLI's script (it ended or failed, `os.exit(code,
+ * true)`), popen files left open are closed as lua5.4's pclose does when it
+ * closes its state: their input ends and their commands are waited for
+ * (see {@linkcode closePipes}).
+ *
  * Each command runs in its own process group, killed when the engine
- * closes (the script ended, `os.exit`) while the shell still runs: the
- * whole group when the script may run any program, only the shell under
+ * closes while the shell still runs (an `os.exit`, a reload): the whole
+ * group when the script may run any program, only the shell under
  * `--allow-run=sh` (Deno refuses to signal a group then). Not being
  * permitted to run `sh` is an error naming the flag. Being in a group of
  * its own, a command does not get the terminal's Ctrl-C, and outlives a
@@ -356,6 +361,34 @@ end
 
 return { popen = popen, type = io_type, close = io_close }`;
 
+/** Each engine's commands, for {@linkcode closePipes}. */
+const childTables = new WeakMap<Engine, ChildTable>();
+
+/**
+ * Closes the popen files `engine`'s script left open as pclose does when
+ * lua5.4 closes its state at a normal end: their input ends (or their
+ * output is no longer read) and their commands are waited for. What still
+ * runs after this is killed when the engine closes.
+ *
+ * ```ts
+ * import { ok } from "node:assert";
+ * import { Engine } from "../runtime/engine.ts";
+ * import { installFamily } from "../runtime/family.ts";
+ * import { closePipes, processes } from "./process.ts";
+ * const engine = await Engine.create();
+ * installFamily(engine, processes);
+ * const path = await Deno.makeTempFile();
+ * await engine.execute(`io.popen("sleep 0.1; echo done > ${path}")`, "=example");
+ * await closePipes(engine); // waited for the command
+ * ok(Deno.readTextFileSync(path) === "done\n");
+ * engine.close();
+ * await Deno.remove(path);
+ * ```
+ */
+export async function closePipes(engine: Engine): Promise<void> {
+  await childTables.get(engine)?.closePipes();
+}
+
 /** A running command and the pipes SolVM holds to it. */
 interface Child {
   process: Deno.ChildProcess;
@@ -414,6 +447,7 @@ class ChildTable {
   #support = 0;
 
   constructor(readonly engine: Engine) {
+    childTables.set(engine, this);
     engine.onClose(() => {
       for (const child of this.#live.values()) this.#end(child);
       this.#live.clear();
@@ -603,6 +637,12 @@ class ChildTable {
     // As pclose does: a command still writing gets SIGPIPE.
     await child.reader?.cancel().catch(() => {});
     return statusPusher(this.engine, await this.#wait(id, child));
+  }
+
+  /** Closes every popen file still open, and waits for the commands of those collected unclosed (see closePipes). */
+  async closePipes(): Promise<void> {
+    const pipes = [...this.#live].filter(([, child]) => child.reader || child.writer);
+    await Promise.all(pipes.map(([id, child]) => this.#close(id, child)));
   }
 
   /** popen helper `release(id)` for a file collected unclosed: ends its input, stops reading; the command runs on. */

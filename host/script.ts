@@ -22,7 +22,7 @@ import { httpServer } from "./http_server.ts";
 import { sockets } from "./sockets.ts";
 import { dns } from "./dns.ts";
 import { httpClient } from "./http_client.ts";
-import { processes } from "./process.ts";
+import { closePipes, processes } from "./process.ts";
 import { actors } from "./actors.ts";
 
 /** Exit code of a deadlock (as Go's runtime uses for fatal errors). */
@@ -222,10 +222,11 @@ export async function runScriptFile(path: string, args: string[], options: Scrip
       continue;
     }
     const code = reportOutcome(engine, outcome);
-    engine.close(); // runs the finalizers left, which may call os.exit as lua5.4's do
     // lua5.4 closes its state after the script ends or fails, and after os.exit(code, true) only.
     const closedAsLua = outcome.status === "ok" || outcome.status === "error" ||
       (outcome.status === "exit" && outcome.close);
+    if (closedAsLua) await closePipes(engine); // closing its state, lua5.4 pcloses the popen files left open
+    engine.close(); // runs the finalizers left, which may call os.exit as lua5.4's do
     return (closedAsLua ? engine.exitWhileClosing : undefined) ?? code;
   }
 }

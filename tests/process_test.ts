@@ -332,6 +332,23 @@ Deno.test("commands still running when the engine closes are killed, with what t
   await assertCommandsGone(dir);
 });
 
+Deno.test("CLI: popen files left open at a normal end (the script's end, an error, os.exit(n, true)) are closed as pclose does", async () => {
+  for (const [ending, code] of [["", 0], ['error("boom")', 1], ["os.exit(3, true)", 3]] as const) {
+    const dir = await tempFiles({
+      "pipes.lua": `local dir = ...
+        local mail = io.popen("cat > " .. dir .. "/out.txt", "w")
+        mail:write("line written to the command\\n")
+        io.popen("sleep 0.3; echo finished > " .. dir .. "/background.txt")  -- started for its side effect
+        ${ending}`,
+    });
+    const r = await solvm([`${dir}/pipes.lua`, dir]);
+    strictEqual(r.code, code, r.stderr);
+    // Delivered and waited for: both are there as soon as SolVM has exited.
+    strictEqual(await Deno.readTextFile(`${dir}/out.txt`), "line written to the command\n", ending);
+    strictEqual(await Deno.readTextFile(`${dir}/background.txt`).catch(() => ""), "finished\n", ending);
+  }
+});
+
 Deno.test("CLI: a time limit that stops a busy script also kills the commands it left running", async () => {
   const dir = await tempFiles({
     "runaway.lua": `local dir = ...
