@@ -103,12 +103,10 @@ const PERMISSION_KINDS = ["read", "write", "net", "env", "run", "sys"] as const;
 
 class UsageError extends Error {}
 
-/** Adds `--allow-<kind>[=a,b]` to `permissions`. */
-function allow(permissions: Permissions, kind: keyof Permissions, list: string | undefined): void {
-  if (list === undefined || list === "") permissions[kind] = true;
-  else if (permissions[kind] !== true) {
-    permissions[kind] = [...(permissions[kind] || []) as string[], ...list.split(",").filter(Boolean)];
-  }
+/** Adds `--allow-<kind>[=a,b]` to `permissions`: undefined for the bare flag. */
+function allow(permissions: Permissions, kind: keyof Permissions, list: string[] | undefined): void {
+  if (list === undefined) permissions[kind] = true;
+  else if (permissions[kind] !== true) permissions[kind] = [...(permissions[kind] || []) as string[], ...list];
 }
 
 /**
@@ -235,18 +233,19 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
       default: {
         const kind = PERMISSION_KINDS.find((k) => flag === `--allow-${k}` || flag === `--deny-${k}`);
         if (!kind) throw new UsageError(`unknown option ${flag} (see solvm --help)`);
+        const listed = inline?.split(",").filter(Boolean) ?? [];
+        // As Deno does, an empty list (an unset $DIR) is refused: taken for a bare flag, it would grant or deny all.
+        if (inline !== undefined && listed.length === 0) {
+          const bare = flag.startsWith("--deny-") ? "refuses" : "allows";
+          throw new UsageError(`${flag}= lists nothing (a bare ${flag} ${bare} all ${kind} access)`);
+        }
         if (flag.startsWith("--deny-")) {
-          const listed = inline?.split(",").filter(Boolean) ?? [];
-          // As Deno does, an empty list is refused: taken for a bare flag, it would have denied everything.
-          if (inline !== undefined && listed.length === 0) {
-            throw new UsageError(`${flag}= lists nothing (a bare ${flag} refuses all ${kind} access)`);
-          }
           const before = options.deny[kind];
           options.deny[kind] = inline === undefined || before === true ? true : [...before ?? [], ...listed];
           break;
         }
         options.permissions ??= noPermissions();
-        allow(options.permissions, kind, inline);
+        allow(options.permissions, kind, inline === undefined ? undefined : listed);
       }
     }
   }

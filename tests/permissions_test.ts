@@ -173,7 +173,7 @@ print(pcall(read_file, "${dir}/b.txt"))`,
   );
 });
 
-Deno.test("a bare --deny-read refuses the script itself, naming the flag; an empty --deny-<kind>= list is bad usage", async () => {
+Deno.test("a bare --deny-read refuses the script itself, naming the flag; an empty --deny-<kind>= or --allow-<kind>= list is bad usage", async () => {
   const dir = await tempFiles({ "s.lua": `print("ran")` });
   const refused = await solvm(["--deny-read", "s.lua"], { cwd: dir });
   strictEqual(refused.code, 1);
@@ -181,14 +181,16 @@ Deno.test("a bare --deny-read refuses the script itself, naming the flag; an emp
     refused.stderr,
     'solvm: cannot read script "s.lua": permission denied: read access to "s.lua" (denied by --deny-read)\n',
   );
-  for (const flag of ["--deny-write=", "--deny-env=,"]) {
+  // An empty list is what `--allow-read=$DIR` gives when DIR is unset: it must not grant everything.
+  for (const flag of ["--deny-write=", "--deny-env=,", "--allow-read=", "--allow-run=", "--allow-net=,"]) {
     const empty = await solvm([flag, "s.lua"], { cwd: dir });
     strictEqual(empty.code, 2);
     strictEqual(empty.stdout, "");
-    const kind = flag.slice("--deny-".length, flag.indexOf("="));
+    const [name, kind] = flag.slice(0, flag.indexOf("=")).split(/-(?=[a-z]+$)/);
+    const bare = name === "--deny" ? "refuses" : "allows";
     strictEqual(
       empty.stderr,
-      `solvm: --deny-${kind}= lists nothing (a bare --deny-${kind} refuses all ${kind} access)\n`,
+      `solvm: ${name}-${kind}= lists nothing (a bare ${name}-${kind} ${bare} all ${kind} access)\n`,
     );
   }
 });
