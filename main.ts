@@ -157,6 +157,9 @@ function positiveInteger(flag: string, value: string | undefined): number {
   return n;
 }
 
+/** Flags that are on or off: `--watch=no` is a mistake, not a way to turn watching off. */
+const FLAGS_WITHOUT_VALUE = ["-h", "--help", "-v", "--version", "--watch", "--sandbox", "-A", "--allow-all", "--"];
+
 function parseArgs(argv: string[]): Options | "help" | "version" {
   const options: Options = {
     args: [],
@@ -185,6 +188,9 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
       arg,
       undefined,
     ];
+    if (inline !== undefined && FLAGS_WITHOUT_VALUE.includes(flag)) {
+      throw new UsageError(`${flag} takes no value, got ${arg}`);
+    }
     switch (flag) {
       case "-h":
       case "--help":
