@@ -255,6 +255,10 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
       }
     }
   }
+  // Standard input read once cannot change, and the REPL has no file: watching either would wait for ever.
+  if (options.watch && (options.script === undefined || options.script === "-")) {
+    throw new UsageError("--watch needs a script file to watch (not the REPL or - for standard input)");
+  }
   return options;
 }
 

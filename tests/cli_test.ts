@@ -147,6 +147,15 @@ Deno.test("bad flags and durations are usage errors", async () => {
     strictEqual(valued.stdout, "", arg);
     strictEqual(valued.stderr, `solvm: ${arg.slice(0, arg.indexOf("="))} takes no value, got ${arg}\n`);
   }
+  for (const args of [["--watch"], ["--watch", "-"]]) {
+    const watched = await solvm(args, { stdin: 'print("ran")' });
+    strictEqual(watched.code, 2, args.join(" "));
+    strictEqual(watched.stdout, "");
+    strictEqual(
+      watched.stderr,
+      "solvm: --watch needs a script file to watch (not the REPL or - for standard input)\n",
+    );
+  }
 });
 
 Deno.test("--version and --help", async () => {
