@@ -126,11 +126,11 @@ function deniedKinds(options: Options): AccessKind[] {
   return PERMISSION_KINDS.filter((kind) => options.deny[kind] === true);
 }
 
-/** The Worker permissions: what was granted (or Deno's own), less what a bare `--deny-<kind>` refuses. */
-function confinement(options: Options): Deno.PermissionOptionsObject | undefined {
+/** The Worker permissions for `script`: what was granted (or Deno's own), less what a bare `--deny-<kind>` refuses. */
+function confinement(options: Options, script: string | undefined): Deno.PermissionOptionsObject | undefined {
   if (!options.permissions && deniedKinds(options).length === 0) return undefined;
   const granted: Deno.PermissionOptionsObject = options.permissions
-    ? workerPermissions(options.permissions, options.script)
+    ? workerPermissions(options.permissions, script)
     : Object.fromEntries(PERMISSION_KINDS.map((kind) => [kind, "inherit"]));
   for (const kind of deniedKinds(options)) granted[kind] = false;
   return granted;
@@ -363,11 +363,13 @@ function main(argv: string[]): void {
     return;
   }
   const control = new SharedArrayBuffer(4);
-  const permissions = confinement(options);
   // Watched before any worker starts: under load a worker can start a command before this thread runs on.
   const runs: WorkerRun[] = [];
   stopOnSignals(runs);
-  for (const script of scripts) runs.push(startWorker(workerModule, permissions, { ...request(script), control }));
+  // Each script may read its own folder.
+  for (const script of scripts) {
+    runs.push(startWorker(workerModule, confinement(options, script), { ...request(script), control }));
+  }
   if (timeLimited(options)) {
     armTimeout(options, new Int32Array(control), () => stopAndExit(runs, EXIT_TIMEOUT, timeoutMessage(options)));
   }

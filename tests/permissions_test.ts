@@ -1,4 +1,4 @@
-import { ok, strictEqual } from "node:assert";
+import { deepStrictEqual, ok, strictEqual } from "node:assert";
 import { solvm, tempFiles } from "./_helpers.ts";
 
 // The CLI's own permission flags confine the script (the worker it runs in), as the compiled binary does.
@@ -45,6 +45,23 @@ Deno.test("--allow-* flags grant exactly what they list", async () => {
   // write was granted for another folder only
   strictEqual(lines[3].includes("permission denied: write access"), true, lines[3]);
   strictEqual(lines[5], "true\ttrue");
+});
+
+Deno.test("--sandbox with several scripts: each reads its own folder, not the other's", async () => {
+  const dir = await tempFiles({});
+  for (const name of ["one", "two"]) {
+    const other = name === "one" ? "two" : "one";
+    await Deno.mkdir(`${dir}/${name}`);
+    await Deno.writeTextFile(`${dir}/${name}/own.txt`, `${name}'s`);
+    await Deno.writeTextFile(
+      `${dir}/${name}/${name}.lua`,
+      `print(read_file("${name}/own.txt"), (pcall(read_file, "${other}/own.txt")))`,
+    );
+  }
+  const run = await solvm(["--sandbox", "one/one.lua", "two/two.lua"], { cwd: dir });
+  strictEqual(run.stderr, "");
+  strictEqual(run.code, 0);
+  deepStrictEqual(run.stdout.split("\n").sort(), ["", "[one.lua] one's\tfalse", "[two.lua] two's\tfalse"]);
 });
 
 Deno.test("without permission flags the script has the permissions Deno was given", async () => {
