@@ -342,7 +342,8 @@ function main(argv: string[]): void {
   const options = parsed;
   const scripts = options.scripts.length > 0 ? options.scripts : [options.script];
   const logLevel = logLevelFromEnvironment();
-  const request = (script: string | undefined): RunRequest => ({
+  const labels = options.scripts.length > 1 ? scriptLabels(options.scripts) : undefined;
+  const request = (script: string | undefined, index = 0): RunRequest => ({
     script,
     args: options.args,
     watch: options.watch,
@@ -351,7 +352,7 @@ function main(argv: string[]): void {
     maxInstructions: options.maxInstructions,
     deny: options.deny,
     logLevel,
-    label: scripts.length > 1 ? `[${script!.slice(script!.lastIndexOf("/") + 1)}] ` : undefined,
+    label: labels ? `[${labels[index]}] ` : undefined,
   });
   const workerModule = new URL("./host/worker.ts", import.meta.url);
   if (
@@ -367,9 +368,9 @@ function main(argv: string[]): void {
   const runs: WorkerRun[] = [];
   stopOnSignals(runs);
   // Each script may read its own folder.
-  for (const script of scripts) {
-    runs.push(startWorker(workerModule, confinement(options, script), { ...request(script), control }));
-  }
+  scripts.forEach((script, i) => {
+    runs.push(startWorker(workerModule, confinement(options, script), { ...request(script, i), control }));
+  });
   if (timeLimited(options)) {
     armTimeout(options, new Int32Array(control), () => stopAndExit(runs, EXIT_TIMEOUT, timeoutMessage(options)));
   }
@@ -395,6 +396,22 @@ async function stopAndExit(runs: WorkerRun[], code: number, message?: string): P
   for (const run of runs) run.stop();
   if (message) Deno.stderr.writeSync(new TextEncoder().encode(`${message}\n`));
   Deno.exit(code);
+}
+
+/**
+ * The names that label the output of several scripts: each one's file
+ * name, with as many of its folders as tell it from the others
+ * (`x/s.lua`, `y/s.lua`), and `#2`, `#3` for a script given again.
+ */
+function scriptLabels(scripts: string[]): string[] {
+  return scripts.map((script, i) => {
+    const parts = script.split("/");
+    const others = scripts.filter((other) => other !== script);
+    let n = 1;
+    while (n < parts.length && others.some((other) => `/${other}`.endsWith(`/${parts.slice(-n).join("/")}`))) n++;
+    const repeat = scripts.slice(0, i).filter((other) => other === script).length;
+    return parts.slice(-n).join("/") + (repeat === 0 ? "" : `#${repeat + 1}`);
+  });
 }
 
 /** SOLVM_LOG as the CLI can read it (the script's worker may not read the environment). */
@@ -440,7 +457,7 @@ function startWorker(
   permissions: Deno.PermissionOptionsObject | undefined,
   request: Omit<WorkerRequest, "output" | "commands">,
 ): WorkerRun {
-  const output = newSharedOutput();
+  const output = newSharedOutput(request.label !== undefined);
   const options = { type: "module" as const, ...(permissions ? { deno: { permissions } } : {}) };
   const worker = new Worker(module, options);
   // Process groups of commands still running, per thread: a thread ended at once cannot end them itself.

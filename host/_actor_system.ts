@@ -367,7 +367,7 @@ export class RootSystem implements ActorLink {
       parent,
       port: thread.port,
       terminate: thread.terminate,
-      output: { buffer: newSharedOutput(), label: this.#label },
+      output: { buffer: newSharedOutput(this.#label !== undefined), label: this.#label },
       waiters: [],
       watchers: new Set(parent === 0 ? [] : [parent]),
       links: new Set(),

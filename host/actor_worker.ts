@@ -54,9 +54,10 @@ scope.onmessage = ({ data }) => {
 async function run(link: ActorThreadLink, start: Extract<ToActor, { t: "start" }>): Promise<Exit> {
   const { path, args, output, rules } = start;
   const stdout = sharedOutput(output.buffer);
+  const stderr = output.label ? prefixedText(output.label) : undefined;
   const engine = Engine.createSync({
     stdout: output.label ? prefixedOutput(stdout, output.label) : stdout,
-    stderr: output.label ? prefixedText(output.label) : undefined,
+    stderr: stderr?.write,
     files: denoFileSystem(),
     maxMemory: rules.maxMemory,
     maxGoroutines: rules.maxGoroutines,
@@ -92,6 +93,7 @@ async function run(link: ActorThreadLink, start: Extract<ToActor, { t: "start" }
   } finally {
     engine.stdout.flush();
     engine.close();
+    stderr?.end();
   }
 }
 

@@ -92,7 +92,7 @@ export async function runRequest(request: RunRequest, hooks: RunHooks): Promise<
     // onResidentChange runs only once the script starts a server or interval, after create returns.
     const engine: Engine = await Engine.create({
       stdout,
-      stderr,
+      stderr: stderr?.write,
       files: denoFileSystem(),
       maxMemory: request.maxMemory,
       maxGoroutines: request.maxGoroutines,
@@ -118,5 +118,6 @@ export async function runRequest(request: RunRequest, hooks: RunHooks): Promise<
     exit = await runRepl(engine);
   } else exit = await runScriptFile(request.script, request.args, { newEngine, watch: request.watch });
   stdout.flush();
+  stderr?.end();
   return exit;
 }

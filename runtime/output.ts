@@ -14,11 +14,18 @@ export interface OutputSink {
   flush(): void;
 }
 
-const HEADER = 4;
+/** Int32 slots: the bytes buffered, and 1 when only whole lines go out before the end (several scripts at once). */
+const HEADER = 8;
 
-/** A buffer for {@linkcode sharedOutput} and {@linkcode drainSharedOutput}. */
-export function newSharedOutput(size = 1 << 16): SharedArrayBuffer {
-  return new SharedArrayBuffer(HEADER + size);
+/**
+ * A buffer for {@linkcode sharedOutput} and {@linkcode drainSharedOutput}.
+ * With `wholeLines`, a line begun stays buffered until it ends or the
+ * output is drained, so lines of scripts running at once do not mix.
+ */
+export function newSharedOutput(wholeLines = false, size = 1 << 16): SharedArrayBuffer {
+  const buffer = new SharedArrayBuffer(HEADER + size);
+  new Int32Array(buffer, 0, 2)[1] = wholeLines ? 1 : 0;
+  return buffer;
 }
 
 let readerGone = false;
@@ -52,26 +59,31 @@ function writeAll(bytes: Uint8Array): void {
 export function sharedOutput(buffer: SharedArrayBuffer): OutputSink {
   const used = new Int32Array(buffer, 0, 1);
   const data = new Uint8Array(buffer, HEADER);
-  const flush = () => {
-    const n = Atomics.load(used, 0);
-    if (n === 0) return;
-    const pending = data.slice(0, n);
-    Atomics.store(used, 0, 0);
-    writeAll(pending);
-  };
+  const flush = () => writeOut(buffer, false);
   return {
     write(bytes) {
-      let n = Atomics.load(used, 0);
-      if (n + bytes.length > data.length) {
-        flush();
-        n = 0;
-      }
+      if (Atomics.load(used, 0) + bytes.length > data.length) flush();
+      // A line begun that still leaves no room goes out unfinished.
+      if (Atomics.load(used, 0) + bytes.length > data.length) writeOut(buffer, true);
       if (bytes.length > data.length) return writeAll(bytes);
+      const n = Atomics.load(used, 0);
       data.set(bytes, n);
       Atomics.store(used, 0, n + bytes.length);
     },
     flush,
   };
+}
+
+/** Writes out what `buffer` holds: all of it, or up to its last line end for a whole-lines buffer. */
+function writeOut(buffer: SharedArrayBuffer, all: boolean): void {
+  const [n, wholeLines] = new Int32Array(buffer, 0, 2);
+  const data = new Uint8Array(buffer, HEADER);
+  const end = all || !wholeLines ? n : data.subarray(0, n).lastIndexOf(10) + 1;
+  if (end === 0) return;
+  const pending = data.slice(0, end);
+  data.copyWithin(0, end, n);
+  Atomics.store(new Int32Array(buffer, 0, 1), 0, n - end);
+  writeAll(pending);
 }
 
 /**
@@ -105,25 +117,40 @@ export function prefixedOutput(sink: OutputSink, prefix: string): OutputSink {
   };
 }
 
+/** Text written to stderr in whole lines, each with a prefix. */
+export interface PrefixedText {
+  /** Writes the lines `text` ends; a line it begins waits for its end. */
+  write(text: string): void;
+  /** Writes a line still begun, ended (the run is over). */
+  end(): void;
+}
+
 /**
- * A writer of text to stderr with `prefix` at the start of every line.
+ * A writer of text to stderr with `prefix` at the start of every line,
+ * kept whole so that lines of scripts running at once do not mix.
  *
  * ```ts
  * import { prefixedText } from "./output.ts";
- * prefixedText("[a] ")("");
+ * const errors = prefixedText("[a] ");
+ * errors.write("");
+ * errors.end();
  * ```
  */
-export function prefixedText(prefix: string): (text: string) => void {
-  let lineStart = true;
+export function prefixedText(prefix: string): PrefixedText {
   const encoder = new TextEncoder();
-  return (text) => {
-    if (text === "") return;
-    const lines = text.split("\n");
-    const out = lines.map((line, i) =>
-      (i === 0 && !lineStart) || (i === lines.length - 1 && line === "") ? line : prefix + line
-    );
-    lineStart = text.endsWith("\n");
-    Deno.stderr.writeSync(encoder.encode(out.join("\n")));
+  let begun = "";
+  const writeLines = (lines: string[]) =>
+    Deno.stderr.writeSync(encoder.encode(lines.map((line) => `${prefix}${line}\n`).join("")));
+  return {
+    write(text) {
+      const lines = (begun + text).split("\n");
+      begun = lines.pop()!;
+      if (lines.length > 0) writeLines(lines);
+    },
+    end() {
+      if (begun !== "") writeLines([begun]);
+      begun = "";
+    },
   };
 }
 
@@ -136,5 +163,11 @@ export function prefixedText(prefix: string): (text: string) => void {
  * ```
  */
 export function drainSharedOutput(buffer: SharedArrayBuffer): void {
-  sharedOutput(buffer).flush();
+  const [n, wholeLines] = new Int32Array(buffer, 0, 2);
+  const unended = wholeLines === 1 && n > 0 && new Uint8Array(buffer, HEADER)[n - 1] !== 10;
+  writeOut(buffer, true);
+  // A line left begun is ended, so that the next line another script prints starts on its own.
+  if (unended) writeAll(LINE_END);
 }
+
+const LINE_END = new Uint8Array([10]);

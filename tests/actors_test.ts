@@ -621,6 +621,28 @@ os.exit(3)
   strictEqual(args.stdout, "2\tx.lua\ty.lua\n");
 });
 
+Deno.test("several scripts at once: a line begun is kept whole until it ends, on stdout and stderr; same names get their folder", async () => {
+  const dir = await folder({
+    "a.lua": `io.write("A-start ") io.stderr:write("A-err ") sleep(0.5) print("A-end") io.stderr:write("A-err-end\\n")`,
+    "b.lua": `sleep(0.1) print("B line") io.stderr:write("B err\\n") io.write("B unended")`,
+  });
+  await Deno.mkdir(`${dir}/x`);
+  await Deno.mkdir(`${dir}/y`);
+  await Deno.writeTextFile(`${dir}/x/s.lua`, `print("in x")`);
+  await Deno.writeTextFile(`${dir}/y/s.lua`, `print("in y")`);
+  const [ab, same] = await Promise.all([
+    solvm(["a.lua", "b.lua"], { cwd: dir }),
+    solvm(["x/s.lua", "y/s.lua", "x/s.lua"], { cwd: dir }),
+  ]);
+  strictEqual(ab.code, 0);
+  // b's lines come while a's first line is begun; b's last line, never ended, is ended when b is.
+  const lines = (text: string) => text.split("\n").sort();
+  deepStrictEqual(lines(ab.stdout), ["", "[a.lua] A-start A-end", "[b.lua] B line", "[b.lua] B unended"]);
+  deepStrictEqual(lines(ab.stderr), ["", "[a.lua] A-err A-err-end", "[b.lua] B err"]);
+  strictEqual(same.code, 0);
+  deepStrictEqual(same.stdout.split("\n").sort(), ["", "[x/s.lua#2] in x", "[x/s.lua] in x", "[y/s.lua] in y"]);
+});
+
 Deno.test("SOLVM_LOG=info logs actor starts and ends on stderr; by default nothing", async () => {
   const dir = await folder({ "log.lua": `print(spawn("quick.lua").wait())\n`, "quick.lua": `return "quick"\n` });
   const [info, quiet] = await Promise.all([
