@@ -8,6 +8,7 @@
 import { drainSharedOutput, newSharedOutput, sharedOutput } from "./runtime/output.ts";
 import type { FlushFiles, WorkerReply, WorkerRequest } from "./host/worker.ts";
 import type { RunRequest } from "./host/run.ts";
+import type { WatchedFiles } from "./host/debug.ts";
 import type { AccessKind, DenyLists } from "./host/_permissions.ts";
 import { RunningCommands } from "./host/_process_group.ts";
 import { after } from "./runtime/_timer.ts";
@@ -305,10 +306,17 @@ function timeLimited(options: Options): boolean {
  * at the clock every 1000 instructions, and the permissions are Deno's own.
  */
 async function runInThisThread(options: Options, request: RunRequest): Promise<never> {
+  const grant = `run Deno with --allow-read=${new URL(".", import.meta.url).pathname}`;
   if (options.permissions || deniedKinds(options).length > 0) {
     fail(
       "--allow-*, --sandbox and bare --deny-* flags confine the script in a worker, which needs read access " +
-        `to SolVM's own files (run Deno with --allow-read=${new URL(".", import.meta.url).pathname})`,
+        `to SolVM's own files (${grant})`,
+      EXIT_USAGE,
+    );
+  }
+  if (options.watch) {
+    fail(
+      `--watch runs the script in a worker it replaces on a change, which needs read access to SolVM's own files (${grant})`,
       EXIT_USAGE,
     );
   }
@@ -368,14 +376,31 @@ function main(argv: string[]): void {
   const runs: WorkerRun[] = [];
   stopOnSignals(runs);
   // Each script may read its own folder.
-  scripts.forEach((script, i) => {
-    runs.push(startWorker(workerModule, confinement(options, script), { ...request(script, i), control }));
-  });
+  const start = (i: number, reload = false, onLoaded?: (path: string) => void) =>
+    runs[i] = startWorker(
+      workerModule,
+      confinement(options, scripts[i]),
+      { ...request(scripts[i], i), reload, control },
+      onLoaded,
+    );
+  // Under --watch every script starts in the same turn, once the watching code is loaded.
+  const ends = options.watch
+    ? import("./host/debug.ts").then(({ WatchedFiles }) =>
+      Promise.all(scripts.map((script, i) =>
+        watchScript(
+          script!,
+          request(script, i).label ?? "",
+          () => new WatchedFiles(),
+          (reload, onLoaded) => start(i, reload, onLoaded),
+        )
+      ))
+    )
+    : Promise.all(scripts.map((_, i) => start(i).exit));
   if (timeLimited(options)) {
     armTimeout(options, new Int32Array(control), () => stopAndExit(runs, EXIT_TIMEOUT, timeoutMessage(options)));
   }
   // The exit code is the first non-zero one, in the order the scripts were given.
-  Promise.all(runs.map((run) => run.exit)).then((codes) => {
+  ends.then((codes) => {
     if (!stopping) Deno.exit(codes.find((code) => code !== 0) ?? 0);
   });
 }
@@ -396,6 +421,34 @@ async function stopAndExit(runs: WorkerRun[], code: number, message?: string): P
   for (const run of runs) run.stop();
   if (message) Deno.stderr.writeSync(new TextEncoder().encode(`${message}\n`));
   Deno.exit(code);
+}
+
+/**
+ * Runs `script` under --watch, each run in a new worker that tells this
+ * thread of the files it loads: a change to one replaces the worker, even
+ * one stuck in a loop that never yields. Ends only when the script
+ * cannot be read (nothing to watch), with that run's exit code.
+ */
+async function watchScript(
+  script: string,
+  label: string,
+  watchFiles: () => WatchedFiles,
+  start: (reload: boolean, onLoaded: (path: string) => void) => WorkerRun,
+): Promise<number> {
+  const say = (text: string) => Deno.stderr.writeSync(new TextEncoder().encode(`${label}${text}\n`));
+  for (let reload = false;; reload = true) {
+    const files = watchFiles();
+    const run = start(reload, (path) => files.add(path));
+    const ended = await Promise.race([files.changed.then(() => "changed" as const), run.exit]);
+    if (ended !== "changed") {
+      if (files.size === 0) return ended;
+      say(`solvm: ${script} finished; watching for changes`);
+      await files.changed;
+    }
+    files.stop();
+    run.stop();
+    say(`solvm: reloading ${script}`);
+  }
 }
 
 /**
@@ -456,6 +509,7 @@ function startWorker(
   module: URL,
   permissions: Deno.PermissionOptionsObject | undefined,
   request: Omit<WorkerRequest, "output" | "commands">,
+  onLoaded?: (path: string) => void,
 ): WorkerRun {
   const output = newSharedOutput(request.label !== undefined);
   const options = { type: "module" as const, ...(permissions ? { deno: { permissions } } : {}) };
@@ -488,6 +542,7 @@ function startWorker(
       }
       if ("endActorThread" in data) return endActorThread(data.endActorThread);
       if ("filesFlushed" in data) return; // for askToFlush
+      if ("loaded" in data) return onLoaded?.(data.loaded);
       const actor = {
         thread: new Worker(new URL("./host/actor_worker.ts", import.meta.url), options),
         commands: new RunningCommands(),

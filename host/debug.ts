@@ -91,6 +91,39 @@ export function fileReturns(path: string): Promise<void> {
   });
 }
 
+/**
+ * Files watched as they are added (`solvm --watch`, by the CLI's thread):
+ * `changed` resolves with the first one that changes.
+ *
+ * ```ts
+ * import { WatchedFiles } from "./debug.ts";
+ * const files = new WatchedFiles();
+ * files.add(Deno.cwd());
+ * files.stop();
+ * ```
+ */
+export class WatchedFiles extends Set<string> {
+  readonly #stops: (() => void)[] = [];
+  #notify: (path: string) => void = () => {};
+  readonly changed = new Promise<string>((resolve) => this.#notify = resolve);
+
+  override add(path: string): this {
+    if (!this.has(path)) {
+      try {
+        this.#stops.push(watchPath(path, () => this.#notify(path)));
+      } catch {
+        // A file that vanished cannot be watched; the others still are.
+      }
+    }
+    return super.add(path);
+  }
+
+  /** Stops watching every file. */
+  stop(): void {
+    for (const stop of this.#stops.splice(0)) stop();
+  }
+}
+
 /** The watchers of one engine. */
 class WatchTable {
   #next = 0;

@@ -21,8 +21,10 @@ export interface RunRequest {
   /** Script path, or undefined for the REPL. */
   script?: string;
   args: string[];
-  /** Reload when the script or an imported module changes. */
+  /** `--watch`: tell `RunHooks.onLoaded` of each file the script loads (the CLI reloads when one changes). */
   watch: boolean;
+  /** A `--watch` run started again after a change (a script briefly missing is waited for). */
+  reload?: boolean;
   /** Bytes of memory each Lua state may use. */
   maxMemory: number;
   /** Goroutines started by `go` that may be alive at once. */
@@ -55,6 +57,8 @@ export interface RunHooks {
   threads?: ThreadMaker;
   /** Told of the process group of each command (os.execute, io.popen) as it starts and once it exited. */
   onCommand?: (group: number, running: boolean) => void;
+  /** Told of each file a `watch` run loads (the script, its modules). */
+  onLoaded?: (path: string) => void;
 }
 
 /**
@@ -116,7 +120,10 @@ export async function runRequest(request: RunRequest, hooks: RunHooks): Promise<
     const engine = await newEngine();
     installGlobals(engine);
     exit = await runRepl(engine);
-  } else exit = await runScriptFile(request.script, request.args, { newEngine, watch: request.watch });
+  } else {
+    const onLoaded = request.watch ? hooks.onLoaded : undefined;
+    exit = await runScriptFile(request.script, request.args, { newEngine, onLoaded, reload: request.reload });
+  }
   stdout.flush();
   stderr?.end();
   return exit;

@@ -13,7 +13,7 @@ import { timers } from "./timers.ts";
 import { files } from "./files.ts";
 import { standardStreams } from "./stdio.ts";
 import { modules } from "./modules.ts";
-import { debugging, fileReturns, watchPath } from "./debug.ts";
+import { debugging, fileReturns } from "./debug.ts";
 import { fileErrorReason } from "./filesystem.ts";
 import { checkAccess } from "./_permissions.ts";
 import { skipFilePreamble } from "../runtime/state.ts";
@@ -121,8 +121,13 @@ export function reportOutcome(engine: Engine, outcome: Outcome): number {
 export interface ScriptOptions {
   /** Makes a fresh engine: the first run and every reload get a new Lua state. */
   newEngine: () => Promise<Engine>;
-  /** Reload when the script or a module it imported changes (`solvm --watch`). */
-  watch?: boolean;
+  /**
+   * Told of each file the run loads (`solvm --watch`): the CLI watches them, and on a change starts the
+   * script again in a new thread, as it alone can stop one stuck in a loop that never yields.
+   */
+  onLoaded?: (path: string) => void;
+  /** A run started again after a change (`--watch`): a script briefly missing (git checkout) is waited for. */
+  reload?: boolean;
 }
 
 /** Runs the main script once in `engine`: the main chunk, then whatever it left running. */
@@ -134,36 +139,22 @@ async function runOnce(engine: Engine, path: string, source: Uint8Array, args: s
   return engine.stopped ?? outcome;
 }
 
-/**
- * The files of a run, watched as they are added (`--watch`): `changed`
- * resolves with the first one that changes.
- */
-class WatchedFiles extends Set<string> {
-  readonly #stops: (() => void)[] = [];
-  #notify: (path: string) => void = () => {};
-  readonly changed = new Promise<string>((resolve) => this.#notify = resolve);
-
-  override add(path: string): this {
-    if (!this.has(path)) {
-      try {
-        this.#stops.push(watchPath(path, () => this.#notify(path)));
-      } catch {
-        // A file that vanished cannot be watched; the others still are.
-      }
-    }
-    return super.add(path);
+/** The files a run loads (the script, its modules); with `--watch` each is told as it first is. */
+class LoadedFiles extends Set<string> {
+  constructor(private readonly onLoaded?: (path: string) => void) {
+    super();
   }
 
-  stop(): void {
-    for (const stop of this.#stops.splice(0)) stop();
+  override add(path: string): this {
+    if (!this.has(path)) this.onLoaded?.(path);
+    return super.add(path);
   }
 }
 
 /**
  * Runs the script at `path` to the end: the main chunk, then whatever it
  * left running (goroutines with pending calls, timers, servers). A
- * `reload_script()` call, or with `watch` a change to the script or an
- * imported module, starts it again in a fresh Lua state. Returns the
+ * `reload_script()` call starts it again in a fresh Lua state. Returns the
  * process exit code.
  *
  * ```ts
@@ -191,7 +182,7 @@ export async function runScriptFile(path: string, args: string[], options: Scrip
       }
     } catch (e) {
       // Once watching, a script deleted and written again (git checkout, some editors) is waited for.
-      const gone = options.watch && run > 1 && e instanceof Deno.errors.NotFound;
+      const gone = options.onLoaded && (options.reload || run > 1) && e instanceof Deno.errors.NotFound;
       const reason = `${fileErrorReason(e, "read", path)}${gone ? "; waiting for it to come back" : ""}`;
       engine.reportError(`solvm: cannot read script "${path}": ${reason}`);
       engine.close();
@@ -199,23 +190,9 @@ export async function runScriptFile(path: string, args: string[], options: Scrip
       await fileReturns(path);
       continue;
     }
-    const files = options.watch ? new WatchedFiles() : new Set<string>();
+    const files = new LoadedFiles(options.onLoaded);
     files.add(realPathOr(path));
     installGlobals(engine, { mainScript: path, loaded: files });
-    if (files instanceof WatchedFiles) {
-      const reason = await Promise.race([files.changed, runOnce(engine, path, source, args)]);
-      // os.exit ends the run as the script's end does: watching goes on.
-      if (typeof reason !== "string" && reason.status !== "reload") {
-        reportOutcome(engine, reason);
-        engine.reportError(`solvm: ${path} finished; watching for changes`);
-        await files.changed;
-      }
-      files.stop();
-      engine.halt({ status: "reload" });
-      engine.reportError(`solvm: reloading ${path}`);
-      engine.close();
-      continue;
-    }
     const outcome = await runOnce(engine, path, source, args);
     if (outcome.status === "reload") {
       engine.close();

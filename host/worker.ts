@@ -8,7 +8,9 @@
  * by force it may post {@linkcode FlushFiles}, answered once the script's
  * open files are written out (see host/files.ts). Meanwhile it may ask the CLI
  * for actor threads (`{ actorThread, port }`, `{ endActorThread }`): a
- * confined worker could not load their module itself. It records each
+ * confined worker could not load their module itself. With `watch`, it
+ * tells the CLI of each file the script loads (`{ loaded }`), which the
+ * CLI watches to replace the worker on a change. It records each
  * running command's process group in `commands`, memory it shares with
  * the CLI, which kills them when a time limit or a signal stops the
  * worker; actor threads do the same.
@@ -40,7 +42,8 @@ export type WorkerReply =
   | { exit: number }
   | { filesFlushed: true }
   | { actorThread: number; port: MessagePort }
-  | { endActorThread: number };
+  | { endActorThread: number }
+  | { loaded: string };
 
 const scope = self as unknown as {
   onmessage: (e: MessageEvent<WorkerRequest | FlushFiles>) => void;
@@ -68,6 +71,7 @@ scope.onmessage = async ({ data }) => {
       return { port: port1, terminate: () => scope.postMessage({ endActorThread: id }) };
     },
     onCommand: (group, running) => commands.record(group, running),
+    onLoaded: (path) => scope.postMessage({ loaded: path }),
   });
   scope.postMessage({ exit });
 };

@@ -439,6 +439,12 @@ Deno.test("without read access to SolVM's files the time limit still stops a nev
     confined.stderr,
     /^solvm: --allow-\*, --sandbox and bare --deny-\* flags confine the script in a worker, which needs read access to SolVM's own files \(run Deno with --allow-read=.*\)\n$/,
   );
+  const watched = await solvmUnder([`--allow-read=${dir}`], ["--watch", `${dir}/spin.lua`]);
+  strictEqual(watched.code, 2);
+  match(
+    watched.stderr,
+    /^solvm: --watch runs the script in a worker it replaces on a change, which needs read access to SolVM's own files \(run Deno with --allow-read=.*\)\n$/,
+  );
 });
 
 Deno.test("SOLVM_LOG=info logs server start and stop and goroutine failures; by default nothing is logged", async () => {

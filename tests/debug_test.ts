@@ -102,12 +102,16 @@ Deno.test("reload_script re-runs the main script in a fresh Lua state and stops 
 });
 
 /**
- * Runs `solvm --watch script` while `steps` edits files, each step waiting with `waitFor` until stdout holds
- * a text; then stops it and returns what it printed.
+ * Runs `solvm --watch [flags] script` while `steps` edits files, each step waiting with `waitFor` until stdout
+ * holds a text; then stops it and returns what it printed.
  */
-async function watching(script: string, steps: (waitFor: (text: string) => Promise<void>) => Promise<void>) {
+async function watching(
+  script: string,
+  steps: (waitFor: (text: string) => Promise<void>) => Promise<void>,
+  flags: string[] = [],
+) {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "--watch", script],
+    args: ["run", "-A", MAIN, "--watch", ...flags, script],
     stdout: "piped",
     stderr: "piped",
     env: { NO_COLOR: "1" },
@@ -192,6 +196,20 @@ Deno.test("--watch goes on after os.exit, and waits for a script that is briefly
   });
   strictEqual(stdout, "v1\nv2\n");
   match(stderr, /no such file or directory; waiting for it to come back\n/);
+});
+
+Deno.test("--watch reloads a script stuck in a loop that never yields", async () => {
+  const dir = await tempFiles({ "loop.lua": `io.write("v1\\n") io.flush() while true do end\n` });
+  const { stdout, stderr } = await watching(`${dir}/loop.lua`, async (waitFor) => {
+    await waitFor("v1\n");
+    await Deno.writeTextFile(`${dir}/loop.lua`, `print("v2: fixed")\n`);
+    await waitFor("v2: fixed\n");
+  });
+  strictEqual(stdout, "v1\nv2: fixed\n");
+  strictEqual(
+    stderr,
+    `solvm: reloading ${dir}/loop.lua\nsolvm: ${dir}/loop.lua finished; watching for changes\n`,
+  );
 });
 
 Deno.test("check_memory reports sizes and their change since the previous call", async () => {
