@@ -53,7 +53,7 @@ Options:
   --sandbox                        allow nothing beyond reading the script's folder
   -A, --allow-all                  allow everything
   --watch                          run again when the script or a module it imported or required changes
-                                   (no default time limit)
+                                   (no default time limit; an explicit --timeout limits each run)
   -v, --version                    print the version and exit
   -h, --help                       print this help and exit
 
@@ -294,9 +294,9 @@ function armTimeout(options: Options, resident: Int32Array, stop: () => void): v
   })();
 }
 
-/** True when the time limit applies to this run at all. */
+/** True when one time limit applies to the whole process (under --watch an explicit one limits each run). */
 function timeLimited(options: Options): boolean {
-  return options.timeoutMs > 0 && (options.explicitTimeout || (options.script !== undefined && !options.watch));
+  return options.timeoutMs > 0 && !options.watch && (options.explicitTimeout || options.script !== undefined);
 }
 
 /**
@@ -388,6 +388,7 @@ function main(argv: string[]): void {
     ? import("./host/debug.ts").then(({ WatchedFiles }) =>
       Promise.all(scripts.map((script, i) =>
         watchScript(
+          options,
           script!,
           request(script, i).label ?? "",
           () => new WatchedFiles(),
@@ -426,10 +427,12 @@ async function stopAndExit(runs: WorkerRun[], code: number, message?: string): P
 /**
  * Runs `script` under --watch, each run in a new worker that tells this
  * thread of the files it loads: a change to one replaces the worker, even
- * one stuck in a loop that never yields. Ends only when the script
- * cannot be read (nothing to watch), with that run's exit code.
+ * one stuck in a loop that never yields. An explicit time limit applies
+ * to each run, and watching goes on after a run it stopped. Ends only when
+ * the script cannot be read (nothing to watch), with that run's exit code.
  */
 async function watchScript(
+  options: Options,
   script: string,
   label: string,
   watchFiles: () => WatchedFiles,
@@ -439,9 +442,17 @@ async function watchScript(
   for (let reload = false;; reload = true) {
     const files = watchFiles();
     const run = start(reload, (path) => files.add(path));
-    const ended = await Promise.race([files.changed.then(() => "changed" as const), run.exit]);
+    let disarm = () => {};
+    const timedOut = new Promise<"timeout">((resolve) => {
+      if (options.explicitTimeout && options.timeoutMs > 0) disarm = after(options.timeoutMs, () => resolve("timeout"));
+    });
+    const ended = await Promise.race([files.changed.then(() => "changed" as const), run.exit, timedOut]);
+    disarm();
     if (ended !== "changed") {
-      if (files.size === 0) return ended;
+      if (ended === "timeout") {
+        run.stop();
+        say(timeoutMessage(options));
+      } else if (files.size === 0) return ended;
       say(`solvm: ${script} finished; watching for changes`);
       await files.changed;
     }

@@ -1,5 +1,5 @@
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert";
-import { runLua, solvm, tempFiles, within } from "./_helpers.ts";
+import { runLua, sleep, solvm, tempFiles, within } from "./_helpers.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -209,6 +209,26 @@ Deno.test("--watch reloads a script stuck in a loop that never yields", async ()
   strictEqual(
     stderr,
     `solvm: reloading ${dir}/loop.lua\nsolvm: ${dir}/loop.lua finished; watching for changes\n`,
+  );
+});
+
+Deno.test("--watch --timeout limits each run: a quick script is not stopped, one past the limit is and watching goes on", async () => {
+  const dir = await tempFiles({ "job.lua": `print("quick")\n` });
+  const { stdout, stderr } = await watching(`${dir}/job.lua`, async (waitFor) => {
+    await waitFor("quick\n");
+    await sleep(1200); // past the limit: the watcher is still there
+    await Deno.writeTextFile(`${dir}/job.lua`, `io.write("spins\\n") io.flush() while true do end\n`);
+    await waitFor("spins\n");
+    await sleep(1200); // stopped by the limit
+    await Deno.writeTextFile(`${dir}/job.lua`, `print("fixed")\n`);
+    await waitFor("fixed\n");
+  }, ["--timeout", "1s"]);
+  strictEqual(stdout, "quick\nspins\nfixed\n");
+  const finished = `solvm: ${dir}/job.lua finished; watching for changes\n`;
+  const reloading = `solvm: reloading ${dir}/job.lua\n`;
+  strictEqual(
+    stderr,
+    `${finished}${reloading}timeout: script ran longer than 1s\n${finished}${reloading}${finished}`,
   );
 });
 
