@@ -31,7 +31,9 @@ Usage:
   solvm [options] a.lua b.lua ...          run several scripts at once, each in its own thread; output
                                            lines carry the script's name; the exit code is the first
                                            non-zero one, in the order given
-  solvm [options]                          start the interactive REPL
+  solvm [options]                          start the interactive REPL; with standard input not a
+                                           terminal, run the script read from it (as solvm -)
+  solvm [options] -i                       start the REPL even when standard input is not a terminal
 
 Options:
   -timeout, --timeout <duration>   stop the script after this long: 500ms, 10s, 2m, 1h
@@ -79,6 +81,8 @@ interface Options {
   memoryLimit: number;
   maxGoroutines: number;
   maxInstructions?: number;
+  /** `-i`: the REPL even when standard input is not a terminal. */
+  repl: boolean;
   /** Scripts run together when more than one is given (`solvm a.lua b.lua`); then `script` is the first. */
   scripts: string[];
   /** Permissions given on the command line; undefined = the script gets Deno's own. */
@@ -172,6 +176,7 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
     maxGoroutines: DEFAULT_MAX_GOROUTINES,
     deny: {},
     scripts: [],
+    repl: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -207,6 +212,9 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
         options.explicitTimeout = true;
         break;
       }
+      case "-i":
+        options.repl = true;
+        break;
       case "--watch":
         options.watch = true;
         break;
@@ -256,6 +264,9 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
       }
     }
   }
+  if (options.repl && options.script !== undefined) throw new UsageError("-i starts the REPL: it takes no script");
+  // As lua5.4 does: without a script, standard input is the REPL's only when it is a terminal.
+  if (!options.repl && options.script === undefined && !Deno.stdin.isTerminal()) options.script = "-";
   // Standard input read once cannot change, and the REPL has no file: watching either would wait for ever.
   if (options.watch && (options.script === undefined || options.script === "-")) {
     throw new UsageError("--watch needs a script file to watch (not the REPL or - for standard input)");

@@ -19,6 +19,21 @@ Deno.test("solvm - reads the script from standard input, as lua5.4 - does", asyn
   match(r.stderr, /^stdin:2: boom\nstack traceback:\n/);
 });
 
+Deno.test("without a script, standard input that is not a terminal is the script, as lua5.4 reads it; -i starts the REPL", async () => {
+  const script =
+    'local name = "world"\nprint("hello " .. name)\nlocal function f() return 1 end\nprint(f())\nerror("boom")\n';
+  const r = await solvm([], { stdin: script });
+  strictEqual(r.code, 1);
+  strictEqual(r.stdout, "hello world\n1\n");
+  match(r.stderr, /^stdin:5: boom\nstack traceback:\n/);
+  const repl = await solvm(["-i"], { stdin: "1 + 1\n" });
+  strictEqual(repl.code, 0);
+  strictEqual(repl.stdout, "2\n");
+  const withScript = await solvm(["-i", "x.lua"]);
+  strictEqual(withScript.code, 2);
+  strictEqual(withScript.stderr, "solvm: -i starts the REPL: it takes no script\n");
+});
+
 Deno.test("solvm - skips a #! first line and a byte-order mark, as running a file does", async () => {
   const shebang = await solvm(["-"], { stdin: '#!/usr/bin/env solvm\nprint("shebang ok")\nerror("boom")\n' });
   strictEqual(shebang.stdout, "shebang ok\n");
@@ -164,7 +179,7 @@ Deno.test("--version and --help", async () => {
   match(version.stdout, /^solvm \d+\.\d+\.\d+ \(Lua 5\.4, Deno [\d.]+\)\n$/);
   const help = await solvm(["--help"]);
   strictEqual(help.code, 0);
-  for (const option of ["--timeout", "--version", "--help", "REPL", "Exit codes"]) {
+  for (const option of ["--timeout", "--version", "--help", "REPL", "-i ", "Exit codes"]) {
     ok(help.stdout.includes(option), option);
   }
 });
@@ -238,21 +253,21 @@ Deno.test("REPL: expressions print values, incomplete chunks continue, state per
     "exit",
     "print('never')",
   ].join("\n") + "\n";
-  const r = await solvm([], { stdin: input });
+  const r = await solvm(["-i"], { stdin: input });
   strictEqual(r.code, 0);
   strictEqual(r.stdout, "2\n42\nhello\t20\nfrom goroutine\n20\n");
   match(r.stderr, /^stdin:1: oops\n/);
 });
 
 Deno.test("REPL: end of input ends it; syntax errors are reported and the session goes on", async () => {
-  const r = await solvm([], { stdin: "local = 1\nprint('after')\n" });
+  const r = await solvm(["-i"], { stdin: "local = 1\nprint('after')\n" });
   strictEqual(r.code, 0);
   strictEqual(r.stdout, "after\n");
   match(r.stderr, /^stdin:1: .*near '='\n$/);
 });
 
 Deno.test("REPL: os.exit ends the session with its code", async () => {
-  const r = await solvm([], { stdin: "print('a')\nos.exit(5)\nprint('b')\n" });
+  const r = await solvm(["-i"], { stdin: "print('a')\nos.exit(5)\nprint('b')\n" });
   strictEqual(r.code, 5);
   strictEqual(r.stdout, "a\n");
 });
@@ -260,7 +275,7 @@ Deno.test("REPL: os.exit ends the session with its code", async () => {
 Deno.test("REPL: os.exit in a timer ends the session at once, without waiting for the next line", async () => {
   let exited = false;
   let neededNextLine = false;
-  const r = await solvm([], {
+  const r = await solvm(["-i"], {
     stdin: async (write) => {
       await write('set_timeout(function() print("bye") os.exit(4) end, 0.2)\n');
       for (let i = 0; i < 50 && !exited; i++) await sleep(100);
@@ -279,11 +294,11 @@ Deno.test("REPL: os.exit in a timer ends the session at once, without waiting fo
 });
 
 Deno.test("REPL: io.read() takes the next line of input, as on a terminal; io.input(file) does not change the REPL's", async () => {
-  const r = await solvm([], { stdin: "x = io.read()\nhello there\nprint('x is', x)\n" });
+  const r = await solvm(["-i"], { stdin: "x = io.read()\nhello there\nprint('x is', x)\n" });
   strictEqual(r.stderr, "");
   strictEqual(r.stdout, "x is\thello there\n");
   const dir = await tempFiles({ "data.txt": "from the file\n" });
-  const switched = await solvm([], {
+  const switched = await solvm(["-i"], {
     stdin: `f = io.input(${
       JSON.stringify(`${dir}/data.txt`)
     })\nprint(io.read())\nok = f:close()\nprint("still here")\n`,
@@ -294,7 +309,7 @@ Deno.test("REPL: io.read() takes the next line of input, as on a terminal; io.in
 });
 
 Deno.test("REPL: reload_script() is an error (no script to reload), and the session goes on", async () => {
-  const r = await solvm([], { stdin: "x = 1\nreload_script()\nprint('x is', x)\n" });
+  const r = await solvm(["-i"], { stdin: "x = 1\nreload_script()\nprint('x is', x)\n" });
   strictEqual(r.code, 0);
   strictEqual(r.stdout, "x is\t1\n");
   match(r.stderr, /^stdin:1: reload_script: the REPL has no script to reload\n/);
