@@ -10,9 +10,8 @@ import { LUA_TSTRING } from "../runtime/lua.ts";
 import { reportOutcome } from "./script.ts";
 import meta from "../deno.json" with { type: "json" };
 
-// Runs a chunk and prints what it returns, as Lua's own REPL does.
-const SHOW_RESULTS = `local chunk = ...
-local r = table.pack(chunk())
+// Runs a chunk and prints what it returns, as Lua's own REPL does; called unnamed, so tracebacks say "in main chunk".
+const SHOW_RESULTS = `local r = table.pack((...)())
 if r.n > 0 then print(table.unpack(r, 1, r.n)) end`;
 
 /**
@@ -77,7 +76,8 @@ export async function runRepl(engine: Engine): Promise<number> {
     if (next.done) break;
     const line = next.value;
     if (chunk === "" && line.trim() === "exit") return 0;
-    chunk = chunk === "" ? line : chunk + "\n" + line;
+    // "=x" is "return x", as lua5.4's REPL still reads it.
+    chunk = chunk === "" ? line.replace(/^=/, "return ") : chunk + "\n" + line;
     // An expression first (so "1 + 1" prints 2), then a statement.
     let failure = vm.load(L, "return " + chunk, "=stdin");
     if (failure) failure = vm.load(L, chunk, "=stdin");

@@ -259,6 +259,12 @@ Deno.test("REPL: expressions print values, incomplete chunks continue, state per
   match(r.stderr, /^stdin:1: oops\n/);
 });
 
+Deno.test("REPL: =expr prints the value, as lua5.4's REPL; a line's traceback names it the main chunk", async () => {
+  const r = await solvm(["-i"], { stdin: 'x = 5\n=x\n= x +\n1\nerror("bad")\n' });
+  strictEqual(r.stdout, "5\n6\n");
+  strictEqual(r.stderr, "stdin:1: bad\nstack traceback:\n\t[C]: in function 'error'\n\tstdin:1: in main chunk\n");
+});
+
 Deno.test("REPL: end of input ends it; syntax errors are reported and the session goes on", async () => {
   const r = await solvm(["-i"], { stdin: "local = 1\nprint('after')\n" });
   strictEqual(r.code, 0);
