@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Engine } from "../runtime/engine.ts";
+import { CallStopped, type Engine } from "../runtime/engine.ts";
 import { LUA_TSTRING } from "../runtime/lua.ts";
 import { reportOutcome } from "./script.ts";
 import meta from "../deno.json" with { type: "json" };
@@ -30,15 +30,22 @@ async function* lines(engine: Engine): AsyncGenerator<string> {
   const read = vm.ref(L);
   vm.api.lua_settop(L, -3);
   while (true) {
-    const line = await engine.call((T) => {
-      vm.pushRef(T, read);
-      vm.pushRef(T, stdin);
-      vm.pushString(T, "L");
-      return 2;
-    }, (ok, T, at) => {
-      if (!ok) throw new Error(`reading standard input: ${vm.toText(T, at)}`);
-      return vm.api.lua_type(T, at) === LUA_TSTRING ? vm.toText(T, at) : undefined;
-    });
+    let line;
+    try {
+      line = await engine.call((T) => {
+        vm.pushRef(T, read);
+        vm.pushRef(T, stdin);
+        vm.pushString(T, "L");
+        return 2;
+      }, (ok, T, at) => {
+        if (!ok) throw new Error(`reading standard input: ${vm.toText(T, at)}`);
+        return vm.api.lua_type(T, at) === LUA_TSTRING ? vm.toText(T, at) : undefined;
+      });
+    } catch (e) {
+      // The engine stopped (os.exit, a limit), before or while it waited: the input ends, runRepl says why.
+      if (e instanceof CallStopped) return;
+      throw e;
+    }
     if (line === undefined) return;
     yield line.replace(/\r?\n$/, "");
   }
@@ -65,14 +72,11 @@ export async function runRepl(engine: Engine): Promise<number> {
   engine.setGlobal("reload_script", () => {
     throw new Error("reload_script: the REPL has no script to reload");
   });
-  // os.exit from a goroutine or timer ends the REPL at once, not when the next line arrives.
-  const stopped = engine.whenStopped().then((outcome) => ({ done: true as const, stopped: outcome }));
   const input = lines(engine);
   let chunk = "";
   prompt("> ");
   while (true) {
-    const next = await Promise.race([input.next(), stopped]);
-    if ("stopped" in next) return next.stopped.status === "exit" ? next.stopped.code : 1;
+    const next = await input.next();
     if (next.done) break;
     const line = next.value;
     if (chunk === "" && line.trim() === "exit") return 0;
@@ -91,12 +95,14 @@ export async function runRepl(engine: Engine): Promise<number> {
       vm.pushRef(L, show);
       vm.api.lua_rotate(L, -2, 1);
       const outcome = await engine.spawnWatched("repl", 1);
-      if (outcome.status === "exit") return outcome.code;
+      if (engine.stopped) break;
       if (outcome.status !== "ok") reportOutcome(engine, outcome);
     }
     engine.stdout.flush();
     prompt("> ");
   }
+  // os.exit or a limit (--max-instructions) in a line, a goroutine or a timer stops the engine, and the session.
+  if (engine.stopped) return reportOutcome(engine, engine.stopped);
   if (interactive) engine.stdout.write(new TextEncoder().encode("\n"));
   return 0;
 }

@@ -299,6 +299,32 @@ Deno.test("REPL: os.exit in a timer ends the session at once, without waiting fo
   strictEqual(r.stdout, "1\nbye\n"); // 1: the timer's id, which the line's expression returned
 });
 
+Deno.test("REPL: --max-instructions passed, in a line or a goroutine, is reported once and ends the session with 1", async () => {
+  const message = "instruction limit exceeded: the script ran more than 1000000 Lua instructions\n";
+  const line = await solvm(["-i", "--max-instructions", "1000000"], {
+    stdin: 'for i = 1, 1e7 do end\nprint("next line")\n',
+  });
+  strictEqual(line.stdout, "");
+  strictEqual(line.stderr, message);
+  strictEqual(line.code, 1);
+  // Stopped while it waits for the next line: it ends at once, without it.
+  let exited = false;
+  const goroutine = await solvm(["-i", "--max-instructions", "1000000"], {
+    stdin: async (write) => {
+      await write("set_timeout(function() for i = 1, 1e7 do end end, 0.1) x = 1\n");
+      for (let i = 0; i < 50 && !exited; i++) await sleep(100);
+      ok(exited, "the REPL went on waiting for input");
+    },
+    whileRunning: async (child) => {
+      await child.status;
+      exited = true;
+    },
+  });
+  strictEqual(goroutine.stdout, "");
+  strictEqual(goroutine.stderr, message);
+  strictEqual(goroutine.code, 1);
+});
+
 Deno.test("REPL: io.read() takes the next line of input, as on a terminal; io.input(file) does not change the REPL's", async () => {
   const r = await solvm(["-i"], { stdin: "x = io.read()\nhello there\nprint('x is', x)\n" });
   strictEqual(r.stderr, "");
