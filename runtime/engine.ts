@@ -29,6 +29,9 @@ import { after } from "./_timer.ts";
 
 export type { OutputSink };
 
+/** Go's words for every goroutine waiting on another. */
+const DEADLOCK_MESSAGE = "all goroutines are asleep - deadlock!";
+
 /** Pushes the results of a finished blocking call and returns their count. */
 export type Pusher = (L: LuaState) => number;
 
@@ -165,7 +168,7 @@ export class CallStopped extends Error {
       outcome.status === "error" || outcome.status === "timeout"
         ? outcome.message
         : outcome.status === "deadlock"
-        ? `all goroutines are asleep - deadlock!\n\n${outcome.report}`
+        ? `${DEADLOCK_MESSAGE}\n\n${outcome.report}`
         : outcome.status === "exit"
         ? `the script called os.exit(${outcome.code})`
         : outcome.status === "closed"
@@ -990,8 +993,12 @@ export class Engine {
   #quiescent(): void {
     if (this.#watchers.size > 0 || this.#calls.size > 0) {
       const report = this.parkedReport();
-      for (const watcher of this.#watchers.values()) watcher({ status: "deadlock", report });
+      const watched = [...this.#watchers];
       this.#watchers.clear();
+      for (const [, watcher] of watched) watcher({ status: "deadlock", report });
+      // A watched goroutine (a REPL line) ends with its report: left parked, it would take a later line's value.
+      // No kick: a deadlocked script ends here; what their ends release in wait() runs when the engine is next driven.
+      for (const [id] of watched) this.#endWaiting(id, DEADLOCK_MESSAGE);
       // Their goroutines, and those they started, end too: left parked, they would take later calls' values.
       for (const id of this.#calls.keys()) this.#cancelCall(id, { status: "deadlock", report }, true);
     }
@@ -1203,17 +1210,22 @@ export class Engine {
       return;
     }
     this.#calls.delete(id);
+    const message = outcome.status === "timeout" ? outcome.message : DEADLOCK_MESSAGE;
+    this.#endWaiting(id, message);
+    this.#endStarted(id, message, quiet);
+    call.stopped(outcome);
+    this.#kick(); // its end may release goroutines in wait()
+  }
+
+  /** Ends goroutine `id` where it waits, as a failure with `message`; the host operation it waited for is dropped. */
+  #endWaiting(id: number, message: string): void {
     const { vm, L } = this;
-    const message = outcome.status === "timeout" ? outcome.message : "all goroutines are asleep - deadlock!";
     this.pushSchedulerField(L, "cancel");
     vm.api.lua_pushinteger(L, BigInt(id));
     vm.pushString(L, message);
     this.#call(2, 1);
     if (vm.api.lua_type(L, -1) === LUA_TNUMBER) this.#dropWait(Number(vm.api.lua_tointegerx(L, -1, 0)));
     vm.api.lua_settop(L, -2);
-    this.#endStarted(id, message, quiet);
-    call.stopped(outcome);
-    this.#kick(); // its end may release goroutines in wait()
   }
 
   /**

@@ -325,6 +325,26 @@ Deno.test("REPL: --max-instructions passed, in a line or a goroutine, is reporte
   strictEqual(goroutine.code, 1);
 });
 
+Deno.test("REPL: a line reported as deadlocked ends there: it never runs on, and later reports do not list it", async () => {
+  const r = await solvm(["-i"], {
+    stdin: [
+      'ch = chan("c")',
+      'v = receive(ch) print("old line resumed")',
+      "go(function() send(ch, 42) end)",
+      "sleep(0.1)",
+      "print('v is', v)",
+      "wait()",
+    ].join("\n") + "\n",
+  });
+  strictEqual(r.stdout, "5\nv is\tnil\n"); // 5: the goroutine's id, which the line's expression returned
+  const report = "all goroutines are asleep - deadlock!\n\n";
+  strictEqual(
+    r.stderr,
+    `${report}goroutine 3 [repl]: receive on channel 'c' at stdin:1\n` +
+      `${report}goroutine 5 [goroutine 5]: send on channel 'c' at stdin:1\ngoroutine 8 [repl]: wait for goroutines\n`,
+  );
+});
+
 Deno.test("REPL: io.read() takes the next line of input, as on a terminal; io.input(file) does not change the REPL's", async () => {
   const r = await solvm(["-i"], { stdin: "x = io.read()\nhello there\nprint('x is', x)\n" });
   strictEqual(r.stderr, "");
