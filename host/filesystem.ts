@@ -6,7 +6,17 @@
  *
  * @module
  */
-import { ERRNO, type LuaSystem, O_APPEND, O_CREAT, O_EXCL, O_RDWR, O_TRUNC, O_WRONLY } from "../runtime/lua.ts";
+import {
+  ERRNO,
+  errnoOfCode,
+  type LuaSystem,
+  O_APPEND,
+  O_CREAT,
+  O_EXCL,
+  O_RDWR,
+  O_TRUNC,
+  O_WRONLY,
+} from "../runtime/lua.ts";
 import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
 
 // Reasons of the file accesses refused since the last takeDenials(): the C library
@@ -31,8 +41,8 @@ export function takeDenials(): string[] {
 
 /** The errno for a failed Deno file call. */
 export function errnoOf(e: unknown): number {
-  const code = (e as { code?: unknown })?.code;
-  if (typeof code === "string" && code in ERRNO) return ERRNO[code as keyof typeof ERRNO];
+  const known = errnoOfCode(e);
+  if (known !== undefined) return known;
   if (e instanceof Deno.errors.NotFound) return ERRNO.ENOENT;
   if (isPermissionError(e)) return ERRNO.EACCES;
   if (e instanceof Deno.errors.AlreadyExists) return ERRNO.EEXIST;

@@ -16,6 +16,7 @@
 import type { Engine, Pusher } from "../runtime/engine.ts";
 import type { Family } from "../runtime/family.ts";
 import type { LuaState } from "../runtime/lua.ts";
+import { takeStdoutFailure } from "../runtime/output.ts";
 
 /** Bytes asked of standard input at a time. */
 const CHUNK = 256 * 1024;
@@ -432,10 +433,7 @@ methods.lines = function(...)
 end
 methods.flush = function(...)
   local f = ...
-  if f == stdout then
-    flush_stdout()
-    return true
-  end
+  if f == stdout then return flush_stdout() end
   check("flush", select("#", ...), f)
   return flush(f)
 end
@@ -475,10 +473,7 @@ return {
   end,
   flush = function()
     local f = output()
-    if f == stdout then
-      flush_stdout()
-      return true
-    end
+    if f == stdout then return flush_stdout() end
     if io_type(f) == "closed file" then error("default output file is closed", 2) end
     return flush(f)
   end,
@@ -530,7 +525,21 @@ export const standardStreams = (engine: Engine): Family => {
   const turnFree = () => (queued.shift()?.(), 0);
   let wired = 0;
   const rewired = (L: LuaState) => {
-    const flushStdout = () => (engine.stdout.flush(), 0);
+    const flushStdout = (L: LuaState) => {
+      engine.stdout.flush();
+      const failure = takeStdoutFailure();
+      if (!failure) {
+        vm.api.lua_pushboolean(L, 1);
+        return 1;
+      }
+      // Deno's message is the system's, then " (os error N)": Lua gives them apart, as C's strerror and errno.
+      const os = /^(.*) \(os error (\d+)\)$/.exec(failure.message);
+      vm.api.lua_pushnil(L);
+      vm.pushString(L, os ? os[1] : failure.message);
+      if (!os) return 2;
+      vm.api.lua_pushinteger(L, BigInt(os[2]));
+      return 3;
+    };
     wired ||= engine.compileLua("standard streams", STDIO_LUA, {
       fill,
       flush_stdout: flushStdout,

@@ -10,6 +10,8 @@
  * @module
  */
 import {
+  ERRNO,
+  errnoOfCode,
   loadLuaModule,
   LUA_ERRMEM,
   LUA_MASKCOUNT,
@@ -24,7 +26,7 @@ import {
 import { type HostFunction, LuaUnwind, LuaVM } from "./state.ts";
 import { SCHEDULER_LUA } from "./scheduler_lua.ts";
 import { log, logEnabled } from "./log.ts";
-import { newSharedOutput, type OutputSink, sharedOutput, stdoutClosed } from "./output.ts";
+import { newSharedOutput, type OutputSink, sharedOutput, stdoutClosed, takeStdoutFailure } from "./output.ts";
 import { after } from "./_timer.ts";
 
 export type { OutputSink };
@@ -385,8 +387,11 @@ export class Engine {
       // Standard input as the C library reads it (host/stdio.ts gives Lua's io a reader that parks instead).
       read: (fd, into) => fd === 0 ? Deno.stdin.readSync(into) ?? 0 : files.read(fd, into),
       write: (fd, bytes) => {
-        if (fd === 1) engine!.stdout.write(bytes);
-        else if (fd === 2) engine!.reportError(decoder.decode(bytes), false);
+        if (fd === 1) {
+          engine!.stdout.write(bytes);
+          const failure = takeStdoutFailure();
+          if (failure) return -(errnoOfCode(failure) ?? ERRNO.EIO); // io.write returns it, as C's does
+        } else if (fd === 2) engine!.reportError(decoder.decode(bytes), false);
         else return files.write(fd, bytes);
         return bytes.length;
       },

@@ -142,6 +142,7 @@ export const ERRNO = {
   EIO: 29,
   EISDIR: 31,
   ENOENT: 44,
+  ENOSPC: 51,
   ENOSYS: 52,
   ENOTDIR: 54,
   ENOTEMPTY: 55,
@@ -149,6 +150,22 @@ export const ERRNO = {
   EPERM: 63,
   EXDEV: 75,
 } as const;
+
+/**
+ * The errno for a failed Deno call by its error's code ("ENOSPC"), if
+ * this build numbers it.
+ *
+ * ```ts
+ * import { strictEqual } from "node:assert";
+ * import { ERRNO, errnoOfCode } from "./lua.ts";
+ * const full = Object.assign(new Error("No space left on device (os error 28)"), { code: "ENOSPC" });
+ * strictEqual(errnoOfCode(full), ERRNO.ENOSPC);
+ * ```
+ */
+export function errnoOfCode(e: unknown): number | undefined {
+  const code = (e as { code?: unknown })?.code;
+  return typeof code === "string" && code in ERRNO ? ERRNO[code as keyof typeof ERRNO] : undefined;
+}
 
 /** open(2) flags as the C library passes them. */
 export const O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0o100, O_EXCL = 0o200, O_TRUNC = 0o1000, O_APPEND = 0o2000;

@@ -35,13 +35,26 @@ export function stdoutClosed(): boolean {
   return readerGone;
 }
 
+let failure: Error | undefined;
+
+/**
+ * The last failure to write standard output (a full disk, a failing
+ * device), taken: the bytes were lost, as C's are, and Lua's `io.write`
+ * and `io.flush` return it as theirs.
+ */
+export function takeStdoutFailure(): Error | undefined {
+  const taken = failure;
+  failure = undefined;
+  return taken;
+}
+
 function writeAll(bytes: Uint8Array): void {
   let off = 0;
   try {
     while (off < bytes.length && !readerGone) off += Deno.stdout.writeSync(bytes.subarray(off));
   } catch (e) {
-    if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
-    readerGone = true;
+    if (e instanceof Deno.errors.BrokenPipe) readerGone = true;
+    else failure = e instanceof Error ? e : new Error(String(e));
   }
 }
 

@@ -533,6 +533,38 @@ stop_server("s")
   strictEqual(quiet.stderr.includes("[solvm"), false, quiet.stderr);
 });
 
+Deno.test("a failing standard output (a full disk) loses what is written; io.write and io.flush return nil, message, errno", async () => {
+  const dir = await tempFiles({
+    "full.lua": `local function show(...)
+  local t = table.pack(...)
+  for i = 1, t.n do t[i] = tostring(t[i]) end
+  io.stderr:write(table.concat(t, " "), "\\n")
+end
+io.write("x")
+show(io.flush())
+io.write("y")
+show(io.stdout:flush())
+show(io.write(("z"):rep(100000))) -- WASI's number, as a file's methods give (README: known limits)
+local full = io.open("/dev/full", "w")
+full:setvbuf("no")
+show(full:write("x"))
+for i = 1, 10000 do print("line", i) end
+sleep(0.01)
+show("end")`,
+  });
+  const main = new URL("../main.ts", import.meta.url).pathname;
+  const { code, stderr } = await new Deno.Command("sh", {
+    args: ["-c", 'exec "$@" > /dev/full', "sh", Deno.execPath(), "run", "-A", main, `${dir}/full.lua`],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  strictEqual(
+    new TextDecoder().decode(stderr),
+    "nil No space left on device 28\nnil No space left on device 28\nnil No space left on device 51\nnil No space left on device 51\nend\n",
+  );
+  strictEqual(code, 0);
+});
+
 Deno.test("when the reader of standard output goes away (solvm x.lua | head), the run ends quietly with 141, as lua5.4's does", async () => {
   for (const write of ['print("line", i)', 'io.write("line ", i, "\\n")', 'pcall(io.write, "line ", i, "\\n")']) {
     const dir = await tempFiles({ "many.lua": `for i = 1, 1000000 do ${write} end\nio.stderr:write("went on\\n")` });
