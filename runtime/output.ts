@@ -72,6 +72,8 @@ function writeAll(bytes: Uint8Array): void {
 export function sharedOutput(buffer: SharedArrayBuffer): OutputSink {
   const used = new Int32Array(buffer, 0, 1);
   const data = new Uint8Array(buffer, HEADER);
+  // On a terminal each line shows as it ends, as C's stdout is line-buffered there; pipes and files keep the buffer.
+  const byLine = Deno.stdout.isTerminal();
   const flush = () => writeOut(buffer, false);
   return {
     write(bytes) {
@@ -82,6 +84,7 @@ export function sharedOutput(buffer: SharedArrayBuffer): OutputSink {
       const n = Atomics.load(used, 0);
       data.set(bytes, n);
       Atomics.store(used, 0, n + bytes.length);
+      if (byLine && bytes.includes(10)) flush();
     },
     flush,
   };

@@ -533,6 +533,37 @@ stop_server("s")
   strictEqual(quiet.stderr.includes("[solvm"), false, quiet.stderr);
 });
 
+/** Runs `solvm args...` under a pseudo-terminal (util-linux `script`), its output piped to the test as it comes. */
+function solvmOnTerminal(args: string[]): Deno.ChildProcess {
+  const quote = (word: string) => `'${word.replaceAll("'", "'\\''")}'`;
+  const main = new URL("../main.ts", import.meta.url).pathname;
+  const command = ["exec", ...[Deno.execPath(), "run", "-A", main, ...args].map(quote)].join(" ");
+  return new Deno.Command("script", {
+    args: ["-qec", command, "/dev/null"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+}
+
+Deno.test("on a terminal each line printed shows as it ends (as C's stdout, line-buffered there), not when the script waits", async () => {
+  const dir = await tempFiles({
+    "progress.lua": `print("start") local t = os.clock() while os.clock() - t < 1 do end print("end")`,
+  });
+  const child = solvmOnTerminal([`${dir}/progress.lua`]);
+  await child.stdin.close();
+  const reader = child.stdout.getReader();
+  let text = "";
+  while (!text.includes("start")) text += new TextDecoder().decode((await reader.read()).value);
+  ok(!text.includes("end"), "the first line waited for the second");
+  for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+    text += new TextDecoder().decode(chunk.value);
+  }
+  strictEqual(text, "start\r\nend\r\n");
+  strictEqual((await child.status).code, 0);
+});
+
 Deno.test("a failing standard output (a full disk) loses what is written; io.write and io.flush return nil, message, errno", async () => {
   const dir = await tempFiles({
     "full.lua": `local function show(...)
