@@ -39,7 +39,8 @@ Options:
   -timeout, --timeout <duration>   stop the script after this long: 500ms, 10s, 2m, 1h
                                    (default ${DEFAULT_TIMEOUT}; 0 = no limit). The default limit
                                    is suspended while a server, listener, interval or cron
-                                   job is active; an explicit limit always applies.
+                                   job is active, or while the script waits for a line typed
+                                   at a terminal; an explicit limit always applies.
   --memory-limit <MB>              memory the Lua state may use (default 1024); past it an allocation
                                    raises a catchable "not enough memory" error
   --max-goroutines <n>             goroutines started by go() that may be alive at once (default 100000);

@@ -504,10 +504,14 @@ function pushChunk(engine: Engine, L: LuaState, chunk: Chunk): number {
 /** The standard streams' registration table (it also gives `io.stdin` and `io.stdout` methods of their own). */
 export const standardStreams = (engine: Engine): Family => {
   const vm = engine.vm;
+  const terminal = Deno.stdin.isTerminal();
   const fill = engine.blocking("io.read", (L) => {
     // Inside a C call (a sort comparator, a gsub callback) a goroutine cannot park: read as C would.
     if (!engine.canPark(L) || chunks.length > 0) return pushChunk(engine, L, nextChunkNow());
-    return readChunk().then((): Pusher => (L) => pushChunk(engine, L, nextChunkNow()));
+    const read = readChunk();
+    // Waiting for the user at a terminal is idle, as a server is: it suspends the default time limit meanwhile.
+    if (terminal) read.then(engine.hold());
+    return read.then((): Pusher => (L) => pushChunk(engine, L, nextChunkNow()));
   }, { worksWhereNoWait: true });
   // Reads waiting for the turn (Lua keeps whose it is), woken one at a time as it comes free, in order.
   const queued: (() => void)[] = [];

@@ -564,6 +564,23 @@ Deno.test("on a terminal each line printed shows as it ends (as C's stdout, line
   strictEqual((await child.status).code, 0);
 });
 
+Deno.test("the default time limit is suspended while the script waits for a line typed at a terminal", async () => {
+  const dir = await tempFiles({ "prompt.lua": `io.write("Your name: ") io.flush() print("hello", io.read())` });
+  const child = solvmOnTerminal([`${dir}/prompt.lua`]);
+  const reader = child.stdout.getReader();
+  let text = "";
+  while (!text.includes("Your name: ")) text += new TextDecoder().decode((await reader.read()).value);
+  await sleep(5500); // past the default 5 s
+  const writer = child.stdin.getWriter();
+  // Stopped by the limit, it has gone: the output below says so.
+  await writer.write(new TextEncoder().encode("bob\n")).then(() => writer.close()).catch(() => {});
+  for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+    text += new TextDecoder().decode(chunk.value);
+  }
+  strictEqual(text, "Your name: bob\r\nhello\tbob\r\n");
+  strictEqual((await child.status).code, 0);
+});
+
 Deno.test("a failing standard output (a full disk) loses what is written; io.write and io.flush return nil, message, errno", async () => {
   const dir = await tempFiles({
     "full.lua": `local function show(...)
