@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { drainSharedOutput, newSharedOutput, sharedOutput } from "./runtime/output.ts";
+import { drainSharedOutput, newSharedOutput, sharedOutput, writeStderr } from "./runtime/output.ts";
 import type { FlushFiles, WorkerReply, WorkerRequest } from "./host/worker.ts";
 import type { RunRequest } from "./host/run.ts";
 import type { WatchedFiles } from "./host/debug.ts";
@@ -276,7 +276,7 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
 }
 
 function fail(message: string, code: number): never {
-  Deno.stderr.writeSync(new TextEncoder().encode(`solvm: ${message}\n`));
+  writeStderr(`solvm: ${message}\n`);
   Deno.exit(code);
 }
 
@@ -432,7 +432,7 @@ async function stopAndExit(runs: WorkerRun[], code: number, message?: string): P
   const grace = new Promise<void>((resolve) => after(FLUSH_GRACE_MS, resolve));
   await Promise.race([Promise.all(runs.map((run) => run.flushFiles())), grace]);
   for (const run of runs) run.stop();
-  if (message) Deno.stderr.writeSync(new TextEncoder().encode(`${message}\n`));
+  if (message) writeStderr(`${message}\n`);
   Deno.exit(code);
 }
 
@@ -450,7 +450,7 @@ async function watchScript(
   watchFiles: () => WatchedFiles,
   start: (reload: boolean, onLoaded: (path: string) => void) => WorkerRun,
 ): Promise<number> {
-  const say = (text: string) => Deno.stderr.writeSync(new TextEncoder().encode(`${label}${text}\n`));
+  const say = (text: string) => writeStderr(`${label}${text}\n`);
   for (let reload = false;; reload = true) {
     const files = watchFiles();
     const run = start(reload, (path) => files.add(path));
@@ -576,7 +576,7 @@ function startWorker(
     worker.onerror = (e) => {
       e.preventDefault();
       stop();
-      Deno.stderr.writeSync(new TextEncoder().encode(`solvm: internal error: ${e.message}\n`));
+      writeStderr(`solvm: internal error: ${e.message}\n`);
       resolve(1);
     };
   });

@@ -26,7 +26,14 @@ import {
 import { type HostFunction, LuaUnwind, LuaVM } from "./state.ts";
 import { SCHEDULER_LUA } from "./scheduler_lua.ts";
 import { log, logEnabled } from "./log.ts";
-import { newSharedOutput, type OutputSink, sharedOutput, stdoutClosed, takeStdoutFailure } from "./output.ts";
+import {
+  newSharedOutput,
+  type OutputSink,
+  sharedOutput,
+  stdoutClosed,
+  takeStdoutFailure,
+  writeStderr,
+} from "./output.ts";
 import { after } from "./_timer.ts";
 
 export type { OutputSink };
@@ -363,7 +370,7 @@ export class Engine {
         if (stdoutClosed()) this.#outputClosed();
       },
     };
-    this.stderr = options.stderr ?? ((text) => Deno.stderr.writeSync(new TextEncoder().encode(text)));
+    this.stderr = options.stderr ?? writeStderr;
     this.#onResidentChange = options.onResidentChange;
   }
 

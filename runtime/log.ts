@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { writeStderr } from "./output.ts";
 
 /** The levels, most severe first. */
 export const LOG_LEVELS = ["error", "warn", "info", "debug", "trace"] as const;
@@ -51,8 +52,6 @@ export function logEnabled(level: LogLevel): boolean {
   return LOG_LEVELS.indexOf(level) <= threshold;
 }
 
-const encoder = new TextEncoder();
-
 /**
  * Writes `solvm <time> <level> <message>` to stderr when `level` is enabled.
  *
@@ -63,5 +62,5 @@ const encoder = new TextEncoder();
  */
 export function log(level: LogLevel, message: string): void {
   if (!logEnabled(level)) return;
-  Deno.stderr.writeSync(encoder.encode(`[solvm ${new Date().toISOString()} ${level}] ${message}\n`));
+  writeStderr(`[solvm ${new Date().toISOString()} ${level}] ${message}\n`);
 }

@@ -48,6 +48,25 @@ export function takeStdoutFailure(): Error | undefined {
   return taken;
 }
 
+/**
+ * Writes `text` to standard error, all of it; a failing stderr (closed, a
+ * full disk) drops it, as C's unchecked fprintf(stderr) would: there is
+ * nowhere left to report the failure.
+ *
+ * ```ts
+ * import { writeStderr } from "./output.ts";
+ * writeStderr("a message\n");
+ * ```
+ */
+export function writeStderr(text: string): void {
+  const bytes = new TextEncoder().encode(text);
+  try {
+    for (let off = 0; off < bytes.length;) off += Deno.stderr.writeSync(bytes.subarray(off));
+  } catch {
+    // Dropped: see above.
+  }
+}
+
 function writeAll(bytes: Uint8Array): void {
   let off = 0;
   try {
@@ -153,10 +172,8 @@ export interface PrefixedText {
  * ```
  */
 export function prefixedText(prefix: string): PrefixedText {
-  const encoder = new TextEncoder();
   let begun = "";
-  const writeLines = (lines: string[]) =>
-    Deno.stderr.writeSync(encoder.encode(lines.map((line) => `${prefix}${line}\n`).join("")));
+  const writeLines = (lines: string[]) => writeStderr(lines.map((line) => `${prefix}${line}\n`).join(""));
   return {
     write(text) {
       const lines = (begun + text).split("\n");

@@ -613,6 +613,17 @@ show("end")`,
   strictEqual(code, 0);
 });
 
+Deno.test("a failing standard error (a full disk) loses what goes there and nothing else: no crash, the exit code holds", async () => {
+  const dir = await tempFiles({ "err.lua": `io.stderr:write("to stderr\\n") print("to stdout") error("boom")` });
+  const main = new URL("../main.ts", import.meta.url).pathname;
+  const { code, stdout } = await new Deno.Command("sh", {
+    args: ["-c", 'exec "$@" 2> /dev/full', "sh", Deno.execPath(), "run", "-A", main, `${dir}/err.lua`],
+    stdout: "piped",
+  }).output();
+  strictEqual(new TextDecoder().decode(stdout), "to stdout\n");
+  strictEqual(code, 1);
+});
+
 Deno.test("when the reader of standard output goes away (solvm x.lua | head), the run ends quietly with 141, as lua5.4's does", async () => {
   for (const write of ['print("line", i)', 'io.write("line ", i, "\\n")', 'pcall(io.write, "line ", i, "\\n")']) {
     const dir = await tempFiles({ "many.lua": `for i = 1, 1000000 do ${write} end\nio.stderr:write("went on\\n")` });
