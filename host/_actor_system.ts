@@ -156,7 +156,8 @@ export class Inbox {
   #at = 0;
   /** Where messages to oneself are added: the writer behind the last chunk, if any. */
   #tail?: ByteWriter;
-  #waiter?: () => void;
+  /** Those waiting for mail, in the order they came (several goroutines, or calls, may wait at once). */
+  #waiters = new Set<() => void>();
   stopped = false;
 
   /** The next message, or undefined when none is waiting. */
@@ -183,9 +184,14 @@ export class Inbox {
     return undefined;
   }
 
-  /** Resolves when a message arrives or the actor is asked to stop. */
-  arrival(): Promise<void> {
-    return new Promise((resolve) => this.#waiter = resolve);
+  /** Calls `wake` once, when a message arrives or the actor is asked to stop: every waiter is woken, first come first. */
+  onArrival(wake: () => void): void {
+    this.#waiters.add(wake);
+  }
+
+  /** Calls off `wake` (a waiter that stopped waiting): it is not called. */
+  forget(wake: () => void): void {
+    this.#waiters.delete(wake);
   }
 
   /** Adds chunks of framed messages. */
@@ -210,9 +216,10 @@ export class Inbox {
   }
 
   #wake(): void {
-    const waiter = this.#waiter;
-    this.#waiter = undefined;
-    waiter?.();
+    if (this.#waiters.size === 0) return;
+    const waiters = this.#waiters;
+    this.#waiters = new Set();
+    for (const wake of waiters) wake();
   }
 }
 

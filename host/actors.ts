@@ -529,10 +529,19 @@ export const actors = (engine: Engine, context: RunContext): Family => {
       const now = next();
       if (now) return now(L);
       let cancelled = false; // a mailbox() call that was stopped takes no message
+      let wake = () => {};
       const waitForMail = (): Promise<Pusher | void> =>
-        inbox.arrival().then(() => cancelled ? undefined : next() ?? waitForMail());
+        new Promise<void>((resolve) => inbox.onArrival(wake = resolve)).then(() =>
+          cancelled ? undefined : next() ?? waitForMail()
+        );
+      // A stopped call leaves the waiters at once, and its wait ends (the engine counts it until then).
+      const cancel = () => {
+        cancelled = true;
+        inbox.forget(wake);
+        wake();
+      };
       // Only actors can send to the main script, and its engine is kept going while it has any: without them, nothing can.
-      return { wait: waitForMail(), cancel: () => cancelled = true, holdsRun: linkOf().parentId !== undefined };
+      return { wait: waitForMail(), cancel, holdsRun: linkOf().parentId !== undefined };
     }),
     self_id: (L: LuaState) => (api.lua_pushinteger(L, BigInt(linkOf().selfId)), 1),
     parent_id: (L: LuaState) => {

@@ -414,6 +414,48 @@ return "got " .. table.concat(got, ",") .. " then nil"
   );
 });
 
+Deno.test("several goroutines wait in mailbox() at once: each message goes to one of them, and after stop() each gets nil", async () => {
+  const dir = await folder({
+    "main.lua": String.raw`
+local pool = spawn("pool.lua")
+sleep(0.1) -- both of its workers now wait in mailbox()
+for n = 1, 4 do
+  pool.send({ n = n, reply_to = self() })
+  print("reply:", mailbox())
+end
+pool.stop()
+print("pool:", pool.wait())
+-- The main script's goroutines too: two wait at once, and the two messages go one to each.
+local got = {}
+for _ = 1, 2 do go(function() table.insert(got, mailbox()) end) end
+spawn("twice.lua")
+wait()
+table.sort(got)
+print("main's goroutines:", table.concat(got, ","))
+`,
+    "pool.lua": String.raw`
+local jobs, ended = {}, 0
+for w = 1, 2 do
+  go(function()
+    while true do
+      local job = mailbox()
+      if job == nil then ended = ended + 1 return end
+      jobs[w] = (jobs[w] or 0) + 1
+      job.reply_to.send(job.n * 10)
+    end
+  end)
+end
+wait()
+return string.format("jobs %d + %d, %d workers saw nil", jobs[1] or 0, jobs[2] or 0, ended)
+`,
+    "twice.lua": `sleep(0.1)\nparent().send("a")\nparent().send("b")\n`,
+  });
+  strictEqual(
+    await cleanRun(dir),
+    "reply:\t10\nreply:\t20\nreply:\t30\nreply:\t40\npool:\tjobs 2 + 2, 2 workers saw nil\nmain's goroutines:\ta,b\n",
+  );
+});
+
 Deno.test("stop() reaches the actors a stopped actor started; wait() gives what it returned even if one of them holds on", async () => {
   const dir = await folder({
     "main.lua": String.raw`

@@ -934,6 +934,30 @@ Deno.test("each context has its own actors and mailbox; closing it ends its acto
   strictEqual(code, 0);
 });
 
+Deno.test("several calls wait in mailbox() at once: each message goes to one of them, and an aborted one takes none", async () => {
+  const dir = await tempFiles({ "twice.lua": 'sleep(0.2) parent().send("first") parent().send("second")' });
+  // Before, the mailbox kept one waiter: each new one replaced the last, which then never returned.
+  const { code, stdout, stderr } = await runProgram(
+    `
+    import { Context } from "MOD";
+    const lua = new Context();
+    const hung = setTimeout(() => (console.log("a call never returned"), Deno.exit(3)), 5000);
+    await lua.execute('spawn("${dir}/twice.lua")');
+    const controller = new AbortController();
+    const aborted = lua.execute("return mailbox()", "=c", { signal: controller.signal }).catch((e) => e.message);
+    const a = lua.execute("return mailbox()");
+    const b = lua.execute("return mailbox()");
+    controller.abort();
+    console.log(await aborted, "|", await a, await b);
+    clearTimeout(hung);
+    lua.close();`,
+    ["-A"],
+  );
+  strictEqual(stderr, "");
+  strictEqual(stdout, "the call was aborted | first second\n");
+  strictEqual(code, 0);
+});
+
 Deno.test("without allowBytecode Lua's own load, loadfile, dofile and require refuse bytecode too", async () => {
   const dir = await tempFiles({});
   const source = `
