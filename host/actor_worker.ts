@@ -13,7 +13,7 @@
  * @module
  */
 import { CallStopped, Engine, type Outcome } from "../runtime/engine.ts";
-import { prefixedOutput, prefixedText, sharedOutput } from "../runtime/output.ts";
+import { prefixedOutput, prefixedText, sharedOutput, stdoutClosed } from "../runtime/output.ts";
 import { LuaError } from "../runtime/errors.ts";
 import { type LogLevel, setLogLevel } from "../runtime/log.ts";
 import { ActorThreadLink, type Exit, type ToActor } from "./_actor_system.ts";
@@ -105,6 +105,8 @@ function failure(outcome: Outcome): Exit {
     case "timeout":
       return { ok: false, error: outcome.message };
     case "exit":
+      // Its reader gone, the actor ends quietly, as the main script does: it failed at nothing.
+      if (outcome.code === 141 && stdoutClosed()) return { ok: true, unfinished: "standard output was closed" };
       return { ok: false, error: `the actor called os.exit(${outcome.code})` };
     case "deadlock":
       return { ok: false, error: `all goroutines are asleep - deadlock!\n\n${outcome.report}` };

@@ -244,6 +244,31 @@ print("main goes on")
   match(unhandled.stderr, /stack traceback:\n/);
 });
 
+Deno.test("an actor that prints after the reader of standard output has gone ends quietly; wait() says why", async () => {
+  const dir = await folder({
+    "main.lua": String.raw`
+local chatty = spawn("chatty.lua")
+print("main line")
+local value, why = chatty.wait()
+io.stderr:write("wait: ", tostring(value), " ", why, "\n")
+`,
+    "chatty.lua": `for i = 1, 1000 do print("actor line " .. i) sleep(0.01) end\nreturn "done"\n`,
+  });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname, "main.lua"],
+    cwd: dir,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  strictEqual((await reader.read()).value!.length > 0, true, "some output first");
+  await reader.cancel();
+  const [{ code }, stderr] = await Promise.all([child.status, new Response(child.stderr).text()]);
+  // Before, it was reported as "error in actor 1 (...): the actor called os.exit(141)".
+  strictEqual(stderr, "wait: nil standard output was closed\n");
+  strictEqual(code, 0);
+});
+
 Deno.test("the main script's mailbox() with no actor left to send is a deadlock, as a channel wait is", async () => {
   const dir = await folder({
     "none.lua": `print("waiting") print(mailbox())`,
