@@ -289,6 +289,8 @@ export interface ActorLink {
   stop(id: number): void;
   /** Resolves once actor `id` has ended. */
   exitOf(id: number): Promise<Exit>;
+  /** Writes out what this thread's script printed; called before its messages (or a stop) leave, lest they overtake it. */
+  flushOutput: () => void;
 }
 
 /** Time a stopped actor gets to end by itself before it is ended by force. */
@@ -347,6 +349,7 @@ export class RootSystem implements ActorLink {
   readonly #batches = new Batches();
   #next = 0;
   #flushing = false;
+  flushOutput = () => {};
   readonly #makeThread: ThreadMaker;
   readonly #logLevel: string;
   readonly #label?: string;
@@ -476,6 +479,7 @@ export class RootSystem implements ActorLink {
 
   #flush(): void {
     this.#flushing = false;
+    this.flushOutput();
     for (const [to, chunk] of this.#batches.take()) this.#route(to, chunk);
   }
 
@@ -548,6 +552,7 @@ export class ActorThreadLink implements ActorLink {
   #nextRequest = 0;
   /** What this actor sent this turn. */
   readonly #batches = new Batches();
+  flushOutput = () => {};
 
   constructor(port: MessagePort, readonly selfId: number, readonly parentId: number) {
     this.#port = port;
@@ -639,6 +644,7 @@ export class ActorThreadLink implements ActorLink {
   }
 
   #flush(): void {
+    this.flushOutput();
     for (const [to, chunk] of this.#batches.take()) {
       const peer = to === 0 ? undefined : this.#peers.get(to);
       if (peer?.gone) continue;

@@ -390,7 +390,12 @@ export const actors = (engine: Engine, context: RunContext): Family => {
   const codec = () => codecs.get(engine)!; // made once the Lua side exists, below
   // This thread's link in an actor, else the engine's own root, made on first use.
   let link: ActorLink | undefined;
-  const linkOf = () => link ??= threadLink ?? newRoot(engine);
+  const linkOf = () => {
+    if (link) return link;
+    link = threadLink ?? newRoot(engine);
+    link.flushOutput = () => engine.stdout.flush();
+    return link;
+  };
   const readArgs = (L: LuaState, from: number) => {
     const args: Packed[] = [];
     for (let i = from; i <= api.lua_gettop(L); i++) args.push(toMessage(engine, L, i));

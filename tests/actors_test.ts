@@ -286,6 +286,31 @@ Deno.test("the main script's mailbox() with no actor left to send is a deadlock,
   strictEqual(after.code, 2);
 });
 
+Deno.test("what a script printed before it sent a message is written before what the message makes its receiver print, both ways", async () => {
+  const spin = "local function spin(s) local t = os.clock() while os.clock() - t < s do end end\n";
+  // Each sender computes on after sending, without waiting: its output must not wait for it in its buffer.
+  const dir = await folder({
+    "main.lua": spin + String.raw`
+local echo = spawn("echo.lua")
+sleep(0.1)
+print("main sends")
+echo.send(self())
+spin(0.3)
+print("main got " .. mailbox())
+echo.wait()
+`,
+    "echo.lua": spin + String.raw`
+local from = mailbox()
+print("actor got it")
+sleep(0.1)
+print("actor replies")
+from.send("the reply")
+spin(0.3)
+`,
+  });
+  strictEqual(await cleanRun(dir), "main sends\nactor got it\nactor replies\nmain got the reply\n");
+});
+
 Deno.test("a message goes while its sender computes on without waiting, both ways", async () => {
   // Each side spins (no waiting, so no end of turn) until the other side shows it got the message.
   const spinUntil = (flag: string) =>
