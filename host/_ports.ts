@@ -1,8 +1,9 @@
 /**
- * Ports that listeners of this thread let go a moment ago. The system frees
- * a closed listener's port a little after close() (and Deno's server a
- * moment after shutdown), so a new listener there may meet the old one: the
- * families that listen (http_server.ts, sockets.ts) then ask again.
+ * What the families that listen (http_server.ts, sockets.ts) share. Ports
+ * that listeners of this thread let go a moment ago: the system frees a
+ * closed listener's port a little after close() (and Deno's server a moment
+ * after shutdown), so a new listener there may meet the old one, and asks
+ * again. And a shortage of file descriptors, which a listener waits out.
  *
  * @module
  */
@@ -35,4 +36,24 @@ export function mayListenAgain(port: number, e: unknown, since: number): boolean
 /** The pause before a listen is tried again. */
 export function shortly(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 5));
+}
+
+/**
+ * Whether `e` says the process or the system is out of file descriptors
+ * (EMFILE, ENFILE; Windows' WSAEMFILE): a shortage that passes as
+ * connections close.
+ *
+ * ```ts
+ * import { ok } from "node:assert";
+ * import { outOfDescriptors } from "./_ports.ts";
+ * ok(outOfDescriptors(new Error("Too many open files (os error 24)")));
+ * ```
+ */
+export function outOfDescriptors(e: unknown): boolean {
+  return e instanceof Error && /\(os error (?:23|24|10024)\)/.test(e.message);
+}
+
+/** The pause before a listener out of descriptors tries again. */
+export function untilDescriptorsFree(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 100));
 }

@@ -47,7 +47,7 @@ import { argError, checkBytes, checkInteger, checkString, isNone } from "../runt
 import { LUA_TNUMBER, LUA_TSTRING, type LuaState } from "../runtime/lua.ts";
 import { checkResolvedNet, hostPort, ipVersion, lookupAddress, pushFailure, SoftFailure } from "./dns.ts";
 import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
-import { lettingGo, mayListenAgain, shortly } from "./_ports.ts";
+import { lettingGo, mayListenAgain, outOfDescriptors, shortly, untilDescriptorsFree } from "./_ports.ts";
 
 /** Bytes `conn.read()` returns at most when no limit is given. */
 export const DEFAULT_READ_SIZE = 64 * 1024;
@@ -294,7 +294,8 @@ class SocketTable {
     const id = ++this.#next;
     const real = listener.addr.port;
     this.#listeningOn.set(real, (this.#listeningOn.get(real) ?? 0) + 1);
-    const channel = engine.newChannel(`tcp_listen ${hostPort(host, real)}`, () => this.#stopSource(id));
+    const name = `tcp_listen ${hostPort(host, real)}`;
+    const channel = engine.newChannel(name, () => this.#stopSource(id));
     const entry: Source = {
       channel,
       release: engine.hold(),
@@ -309,14 +310,29 @@ class SocketTable {
       },
     };
     this.#sources.set(id, entry);
-    entry.done = this.#accept(id, listener, entry);
+    entry.done = this.#accept(id, listener, entry, name);
     return this.#pushDressed(L, channel, id, real);
   }
 
-  async #accept(id: number, listener: Deno.TcpListener, entry: Source): Promise<void> {
+  async #accept(id: number, listener: Deno.TcpListener, entry: Source, name: string): Promise<void> {
+    let shortageReported = false;
     try {
       while (true) {
-        const conn = await listener.accept();
+        let conn: Deno.TcpConn;
+        try {
+          conn = await listener.accept();
+        } catch (e) {
+          if (entry.stopped || !outOfDescriptors(e)) throw e;
+          // A passing shortage (as Go's accept loop takes it): the port stays ours, clients wait in the backlog.
+          if (!shortageReported) {
+            const why = (e as Error).message;
+            const message = `cannot accept connections: ${why}; accepting again once descriptors are free`;
+            this.engine.reportFailure(name, message, message);
+            shortageReported = true;
+          }
+          await untilDescriptorsFree();
+          continue;
+        }
         let connId = 0;
         if (!this.engine.feedChannel(entry.channel, (L) => connId = this.#pushConnection(L, conn))) {
           // Lua closed the channel (or the run ended): nobody will take this connection or the next.

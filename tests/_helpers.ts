@@ -50,7 +50,8 @@ const BINARY = Deno.env.get("SOLVM_BIN");
 /**
  * Runs `solvm args...` as `deno run -A main.ts args...` (or as the binary
  * in SOLVM_BIN), feeding `stdin` if given, with `env` added to the
- * environment; `whileRunning` gets the process as soon as it starts.
+ * environment, under a limit of `maxOpenFiles` descriptors if given;
+ * `whileRunning` gets the process as soon as it starts.
  */
 export async function solvm(
   args: string[],
@@ -59,11 +60,17 @@ export async function solvm(
     stdin?: string | ((write: (text: string) => Promise<void>) => Promise<void>);
     cwd?: string;
     env?: Record<string, string>;
+    maxOpenFiles?: number;
     whileRunning?: (child: Deno.ChildProcess) => Promise<void>;
   } = {},
 ): Promise<CliRun> {
-  const child = new Deno.Command(BINARY ?? Deno.execPath(), {
-    args: BINARY ? args : ["run", "-A", MAIN, ...args],
+  const command = [BINARY ?? Deno.execPath(), ...(BINARY ? args : ["run", "-A", MAIN, ...args])];
+  // The shell lowers the limit, then becomes SolVM.
+  const limited = options.maxOpenFiles === undefined
+    ? command
+    : ["sh", "-c", `ulimit -n ${options.maxOpenFiles} && exec "$@"`, "sh", ...command];
+  const child = new Deno.Command(limited[0], {
+    args: limited.slice(1),
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",

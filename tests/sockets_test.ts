@@ -1,6 +1,6 @@
 import { deepStrictEqual, match, strictEqual } from "node:assert";
 import dgram from "node:dgram";
-import { type LuaRun, runLua, sleep, solvmUnder } from "./_helpers.ts";
+import { type LuaRun, runLua, sleep, solvm, solvmUnder, tempFiles } from "./_helpers.ts";
 
 /** Every byte value once, in Lua: the binary-safety payload. */
 const ALL_BYTES_LUA =
@@ -371,6 +371,48 @@ Deno.test("closing a listener resets the connections it accepted that nobody rec
   strictEqual(
     stdout,
     "receive after close:\tnil\tfalse\nclient reads:\tnil\nafter close_channel:\tnil\nreceived one:\tstill here\n",
+  );
+});
+
+/** Lua that opens files until none can be opened, then closes `spare` of them: they hold the rest in `files`. */
+const USE_UP_DESCRIPTORS = `
+  local function use_up_descriptors(spare)
+    local files = {}
+    while true do
+      local f = io.open(arg[0])
+      if not f then break end
+      files[#files + 1] = f
+    end
+    for _ = 1, spare do table.remove(files):close() end
+    return files
+  end`;
+
+Deno.test("a listener out of file descriptors keeps its port and accepts again once some are free", async () => {
+  const dir = await tempFiles({
+    "accept.lua": USE_UP_DESCRIPTORS + `
+      on_error(function(e) print("on_error:", e) end)
+      local server = assert(tcp_listen(0, "127.0.0.1"))
+      go(function()
+        while true do
+          local conn = receive(server)
+          if not conn then return end
+          conn.write("hi")
+          conn.close()
+        end
+      end)
+      local files = use_up_descriptors(1)
+      local during = assert(tcp_connect("127.0.0.1", server.port))  -- the last descriptor: the listener has none
+      sleep(0.3)
+      for _, f in ipairs(files) do f:close() end
+      print("during:", during.read())
+      print("after:", assert(tcp_connect("127.0.0.1", server.port)).read())
+      server.close()`,
+  });
+  const { code, stdout, stderr } = await solvm(["accept.lua"], { cwd: dir, maxOpenFiles: 128 });
+  strictEqual(code, 0, stderr);
+  match(
+    stdout,
+    /^on_error:\tcannot accept connections: Too many open files \(os error 24\); accepting again once descriptors are free\nduring:\thi\nafter:\thi\n$/,
   );
 });
 
