@@ -17,7 +17,7 @@ import { LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, type LuaState } from ".
 import { fileErrorReason } from "./filesystem.ts";
 import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
 import { headersMetatable } from "./_headers.ts";
-import { lettingGo, mayListenAgain, shortly } from "./_ports.ts";
+import { lettingGo, mayListenAgain, outOfDescriptors, shortly, untilDescriptorsFree } from "./_ports.ts";
 import { hostPort } from "./dns.ts";
 import { log } from "../runtime/log.ts";
 
@@ -44,6 +44,8 @@ interface Server {
   http?: Deno.HttpServer;
   sockets: Set<WebSocket>;
   release?: () => void;
+  /** Whether running out of file descriptors was told since the server started (it is told once). */
+  shortageReported?: boolean;
 }
 
 /** The fields of a request table made on first use (method and path are made at once). */
@@ -418,7 +420,7 @@ class ServerTable {
     const since = performance.now();
     while (true) {
       try {
-        return await this.#listenOnce(server);
+        return this.#listenOnce(server);
       } catch (e) {
         if (!mayListenAgain(server.port, e, since)) throw this.#startFailure(server, e);
         await shortly();
@@ -431,33 +433,60 @@ class ServerTable {
     return new Error(`start_server: cannot start '${server.name}' on port ${server.port}: ${listenReason(e, server)}`);
   }
 
-  #listenOnce(server: Server): Promise<(L: LuaState) => number> {
-    return new Promise((resolve, reject) => {
+  #listenOnce(server: Server): (L: LuaState) => number {
+    const port = this.#serveOn(server, server.port);
+    server.port = port;
+    server.release = this.engine.hold();
+    server.shortageReported = false;
+    log("info", `server '${server.name}' listening on ${server.tls ? "https" : "http"}://${server.hostname}:${port}`);
+    return (L) => (this.engine.vm.api.lua_pushinteger(L, BigInt(port)), 1);
+  }
+
+  /** Makes Deno serve `server` on `port` (0: any free one); returns the port it listens on, or throws. */
+  #serveOn(server: Server, port: number): number {
+    checkAccess("net", hostPort(server.hostname, port));
+    const http = Deno.serve({
+      port,
+      hostname: server.hostname,
+      ...server.tls,
+      onListen: () => {}, // Deno's own would print "Listening on ..."
+      onError: (e) => {
+        this.engine.reportError(`server '${server.name}': ${e instanceof Error ? e.message : e}`);
+        return plain(500, "Internal Server Error");
+      },
+    }, (request, info) => this.#serve(server, request, info));
+    server.http = http;
+    http.finished.catch((e) => this.#acceptFailed(server, http, e));
+    return (http.addr as Deno.NetAddr).port;
+  }
+
+  /**
+   * Deno's server stops accepting for good when an accept fails (out of file
+   * descriptors, say): told once, the server listens on its port again after
+   * a pause, while it is meant to run; clients meanwhile are refused.
+   */
+  async #acceptFailed(server: Server, http: Deno.HttpServer, e: unknown): Promise<void> {
+    if (server.http !== http) return; // stopped meanwhile
+    lettingGo(server.port);
+    const since = performance.now();
+    if (!server.shortageReported) {
+      server.shortageReported = true;
+      const why = (e instanceof Error ? e.message : String(e)).replace(/^Error: /, ""); // Deno wraps the system error
+      const message = `cannot accept connections: ${why}; listening again once descriptors are free`;
+      this.engine.reportFailure(`server '${server.name}'`, message, message);
+    }
+    while (server.http === http) {
+      await untilDescriptorsFree();
+      if (server.http !== http) return;
       try {
-        checkAccess("net", hostPort(server.hostname, server.port));
-        server.http = Deno.serve({
-          port: server.port,
-          hostname: server.hostname,
-          ...server.tls,
-          onListen: ({ port }) => {
-            server.port = port;
-            server.release = this.engine.hold();
-            log(
-              "info",
-              `server '${server.name}' listening on ${server.tls ? "https" : "http"}://${server.hostname}:${port}`,
-            );
-            resolve((L) => (this.engine.vm.api.lua_pushinteger(L, BigInt(port)), 1));
-          },
-          onError: (e) => {
-            this.engine.reportError(`server '${server.name}': ${e instanceof Error ? e.message : e}`);
-            return plain(500, "Internal Server Error");
-          },
-        }, (request, info) => this.#serve(server, request, info));
+        this.#serveOn(server, server.port);
       } catch (e) {
-        server.http = undefined;
-        reject(e);
+        if (outOfDescriptors(e) || mayListenAgain(server.port, e, since)) continue;
+        const message = `cannot listen on port ${server.port} again: ${listenReason(e, server)}; the server is stopped`;
+        this.engine.reportFailure(`server '${server.name}'`, message, message);
+        this.#shutdown(server);
       }
-    });
+    }
   }
 
   /**

@@ -128,6 +128,19 @@ export async function tempFiles(files: Record<string, string | Uint8Array>): Pro
   return dir;
 }
 
+/** Lua defining use_up_descriptors(spare), which opens files until none can be opened, then closes `spare` of them: they hold the rest in `files`. */
+export const USE_UP_DESCRIPTORS = `
+  local function use_up_descriptors(spare)
+    local files = {}
+    while true do
+      local f = io.open(arg[0])
+      if not f then break end
+      files[#files + 1] = f
+    end
+    for _ = 1, spare do table.remove(files):close() end
+    return files
+  end`;
+
 /** Resolves after `ms` milliseconds. */
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -1,5 +1,5 @@
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert";
-import { type LuaRun, runLua, sleep, tempFiles, within } from "./_helpers.ts";
+import { type LuaRun, runLua, sleep, solvm, tempFiles, USE_UP_DESCRIPTORS, within } from "./_helpers.ts";
 
 // Each test runs a Lua script that starts its server(s) on port 0 and calls
 // ready(port, ...): the ports land in a file the test polls for. The test
@@ -1392,4 +1392,33 @@ Deno.test("a running handler is listed by get_goroutines and counted by check_me
     count: 2,
     after: ["main", "http api /work"],
   });
+});
+
+Deno.test("a server out of file descriptors says so once and listens again on its port once some are free", async () => {
+  const dir = await tempFiles({
+    "serve.lua": USE_UP_DESCRIPTORS + `
+      on_error(function(e) print("on_error:", e) end)
+      create_server("s", 0, { host = "127.0.0.1" })
+      handle_http("s", "/", function() return "ok" end)
+      local port = start_server("s")
+      local files = use_up_descriptors(1)
+      local during = tcp_connect("127.0.0.1", port)  -- the last descriptor: Deno's server cannot accept
+      sleep(0.3)
+      for _, f in ipairs(files) do f:close() end
+      local r
+      for _ = 1, 100 do  -- the server listens again after a pause
+        r = http_get("http://127.0.0.1:" .. port .. "/")
+        if r then break end
+        sleep(0.05)
+      end
+      print("after:", r and r.body)
+      stop_server("s")`,
+  });
+  const { code, stdout, stderr } = await solvm(["serve.lua"], { cwd: dir, maxOpenFiles: 128 });
+  strictEqual(code, 0, stderr);
+  strictEqual(
+    stdout,
+    "on_error:\tcannot accept connections: Too many open files (os error 24); " +
+      "listening again once descriptors are free\nafter:\tok\n",
+  );
 });

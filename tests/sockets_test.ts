@@ -1,6 +1,6 @@
 import { deepStrictEqual, match, strictEqual } from "node:assert";
 import dgram from "node:dgram";
-import { type LuaRun, runLua, sleep, solvm, solvmUnder, tempFiles } from "./_helpers.ts";
+import { type LuaRun, runLua, sleep, solvm, solvmUnder, tempFiles, USE_UP_DESCRIPTORS } from "./_helpers.ts";
 
 /** Every byte value once, in Lua: the binary-safety payload. */
 const ALL_BYTES_LUA =
@@ -373,19 +373,6 @@ Deno.test("closing a listener resets the connections it accepted that nobody rec
     "receive after close:\tnil\tfalse\nclient reads:\tnil\nafter close_channel:\tnil\nreceived one:\tstill here\n",
   );
 });
-
-/** Lua that opens files until none can be opened, then closes `spare` of them: they hold the rest in `files`. */
-const USE_UP_DESCRIPTORS = `
-  local function use_up_descriptors(spare)
-    local files = {}
-    while true do
-      local f = io.open(arg[0])
-      if not f then break end
-      files[#files + 1] = f
-    end
-    for _ = 1, spare do table.remove(files):close() end
-    return files
-  end`;
 
 Deno.test("a listener out of file descriptors keeps its port and accepts again once some are free", async () => {
   const dir = await tempFiles({
