@@ -62,9 +62,13 @@ local read, write, close = helpers.read, helpers.write, helpers.close
 local stop_source, send_from = helpers.stop_source, helpers.send_from
 local setmetatable, pcall = setmetatable, pcall
 return function(receive, close_channel)
-  local conn_mt = { __name = "tcp connection" }
+  -- A connection nothing refers to any more is closed when collected, as Lua closes a file.
+  local ids = setmetatable({}, { __mode = "k" })
+  local conn_mt = { __name = "tcp connection", __gc = function(conn) close(ids[conn]) end }
   local function make_conn(id, addr, port)
     local conn = setmetatable({ remote_addr = addr, remote_port = port }, conn_mt)
+    ids[conn] = id
+    -- A goroutine parked in read or write keeps conn: the wrapper, whose upvalue it is, stays on its stack.
     conn.read = function(a, b) if a == conn then a = b end return read(id, a) end
     conn.write = function(a, b) if a == conn then a = b end return write(id, a) end
     conn.close = function() return close(id) end

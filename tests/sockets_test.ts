@@ -292,6 +292,42 @@ Deno.test("tcp_connect and tcp_listen failures give nil and a message; bad argum
   );
 });
 
+Deno.test("a connection nothing refers to is closed when collected, not while a goroutine waits on it", async () => {
+  const { outcome, stdout } = await runLuaWithin(`
+    local function fds() return #list_dir("/proc/self/fd") end
+    local server = assert(tcp_listen(0, "127.0.0.1"))
+    local answer_late = chan(nil)
+    go(function()
+      receive(answer_late)
+      local conn = receive(server)
+      conn.write("late")
+      conn.close()
+      while true do
+        conn = receive(server)
+        if not conn then return end
+        conn.write("hello")
+        conn.close()
+      end
+    end)
+    local read = chan(nil, 1)
+    go(function() send(read, tcp_connect("127.0.0.1", server.port).read()) end)  -- held only by its waiting read
+    sleep(0.05)
+    collectgarbage() collectgarbage()
+    send(answer_late, true)
+    print((receive(read)))
+    collectgarbage() collectgarbage()
+    local before = fds()
+    for _ = 1, 200 do
+      local conn = assert(tcp_connect("127.0.0.1", server.port))
+      while conn.read() do end
+    end
+    collectgarbage() collectgarbage()
+    print(fds() - before < 20)
+    server.close()`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(stdout, "late\ntrue\n");
+});
+
 Deno.test("a listener stops at close() and at close_channel", async () => {
   // Ports are taken below Linux's ephemeral range (32768+): there, another test running meanwhile may get a freed port
   // (as a connection's local port, or a listener's), and this test would fail for a reason of its own.
