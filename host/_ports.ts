@@ -33,7 +33,7 @@ export function mayListenAgain(port: number, e: unknown, since: number): boolean
     performance.now() - since < LET_GO_MS;
 }
 
-/** The pause before a listen is tried again. */
+/** The pause before a listen, or an accept held back, is tried again. */
 export function shortly(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 5));
 }

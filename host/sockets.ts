@@ -53,6 +53,10 @@ import { lettingGo, mayListenAgain, outOfDescriptors, shortly, untilDescriptorsF
 export const DEFAULT_READ_SIZE = 64 * 1024;
 /** The largest buffer one `conn.read(max)` allocates, whatever `max` says. */
 const MAX_READ_SIZE = 4 * 1024 * 1024;
+/** Datagrams a UDP receiver holds that nobody has received, at most: later ones are dropped, as a full socket drops them. */
+export const UDP_QUEUE_LIMIT = 1024;
+/** Connections a listener holds that nobody has received, at most: later clients wait in the system's backlog. */
+export const ACCEPT_QUEUE_LIMIT = 128;
 
 // Lua helpers: connection objects, and the dressing of listener and
 // receiver channels (methods callable as x.f() and x:f()).
@@ -322,6 +326,8 @@ class SocketTable {
     let shortageReported = false;
     try {
       while (true) {
+        // A reader behind: no more is accepted until it has taken some (looked at again shortly).
+        while (this.engine.channelLength(entry.channel) >= ACCEPT_QUEUE_LIMIT && !entry.stopped) await shortly();
         let conn: Deno.TcpConn;
         try {
           conn = await listener.accept();
@@ -587,6 +593,7 @@ class SocketTable {
       };
       this.#sources.set(id, entry);
       socket.on("message", (data, from) => {
+        if (engine.channelLength(channel) >= UDP_QUEUE_LIMIT) return; // UDP is lossy: a reader behind loses some
         const fed = engine.feedChannel(channel, (L) => {
           vm.api.lua_createtable(L, 0, 3);
           vm.pushBytes(L, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));

@@ -1316,7 +1316,8 @@ export class Engine {
   /**
    * A channel fed from JavaScript (accepted connections, datagrams), named
    * `name`; returns a registry reference to its channel object. Its buffer
-   * is unbounded, so feeding it never waits. `onClose` is told when the
+   * is unbounded, so feeding it never waits: the feeder bounds it, asking
+   * {@linkcode channelLength}. `onClose` is told when the
    * channel is closed (by Lua's close_channel or by {@linkcode closeChannel}).
    * Closing it drops the values nobody took, calling the `close` of each
    * that has one (an accepted connection is reset as a listener's backlog is).
@@ -1358,6 +1359,17 @@ export class Engine {
     push(L);
     this.#kick();
     return vm.api.lua_pcallk(L, 2, 0, 0, 0, 0) === LUA_OK || (vm.api.lua_settop(L, -2), false);
+  }
+
+  /** How many values the channel `ref` holds that nobody has taken yet (0 once the run has ended). */
+  channelLength(ref: number): number {
+    if (this.#closed || this.#stopped) return 0;
+    const { vm, L } = this;
+    vm.pushRef(L, ref);
+    vm.api.lua_len(L, -1);
+    const n = Number(vm.api.lua_tointegerx(L, -1, 0));
+    vm.api.lua_settop(L, -3);
+    return n;
   }
 
   /** Closes the channel `ref` (from the event loop) unless Lua already did: receivers drain it, then get nil. */

@@ -73,6 +73,7 @@ export interface LuaExports {
   lua_tolstring(L: LuaState, idx: number, len: number): number;
   lua_topointer(L: LuaState, idx: number): number;
   lua_rawlen(L: LuaState, idx: number): bigint;
+  lua_len(L: LuaState, idx: number): void;
   lua_pushnil(L: LuaState): void;
   lua_pushnumber(L: LuaState, n: number): void;
   lua_pushinteger(L: LuaState, n: bigint): void;

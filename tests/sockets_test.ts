@@ -1,5 +1,6 @@
 import { deepStrictEqual, match, strictEqual } from "node:assert";
 import dgram from "node:dgram";
+import { ACCEPT_QUEUE_LIMIT, UDP_QUEUE_LIMIT } from "../host/sockets.ts";
 import { type LuaRun, runLua, sleep, solvm, solvmUnder, tempFiles, USE_UP_DESCRIPTORS } from "./_helpers.ts";
 
 /** Every byte value once, in Lua: the binary-safety payload. */
@@ -328,6 +329,28 @@ Deno.test("a connection nothing refers to is closed when collected, not while a 
   strictEqual(stdout, "late\ntrue\n");
 });
 
+Deno.test("a listener whose reader is behind leaves further clients in the system's backlog, then takes them", async () => {
+  const { outcome, stdout } = await runLuaWithin(`
+    local server = assert(tcp_listen(0, "127.0.0.1"))
+    local clients = {}
+    for i = 1, 300 do clients[i] = assert(tcp_connect("127.0.0.1", server.port)) end
+    sleep(0.2)
+    print(#server)
+    for _ = 1, 300 do
+      local conn = receive(server)
+      conn.write("hi")
+      conn.close()
+    end
+    local answered = 0
+    for i = 1, 300 do
+      if clients[i].read() == "hi" then answered = answered + 1 end
+    end
+    print(answered)
+    server.close()`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(stdout, `${ACCEPT_QUEUE_LIMIT}\n300\n`);
+});
+
 Deno.test("a listener stops at close() and at close_channel", async () => {
   // Ports are taken below Linux's ephemeral range (32768+): there, another test running meanwhile may get a freed port
   // (as a connection's local port, or a listener's), and this test would fail for a reason of its own.
@@ -573,6 +596,20 @@ Deno.test("a UDP receiver's send() names bad arguments as the caller counts them
     "false\ttest:3: bad argument #3 to 'send' (string expected, got table)\n" +
       "false\ttest:4: bad argument #2 to 'send' (number expected, got no value)\n",
   );
+});
+
+Deno.test("a UDP receiver whose reader is behind holds a bounded queue and drops the datagrams past it", async () => {
+  const { outcome, stdout } = await runLuaWithin(`
+    local inbox = assert(udp_recvfrom(0, "127.0.0.1"))
+    for i = 1, ${UDP_QUEUE_LIMIT + 500} do
+      udp_sendto("127.0.0.1", inbox.port, tostring(i))
+      if i % 50 == 0 then sleep(0.005) end  -- the system's own buffer never fills
+    end
+    sleep(0.1)
+    print(#inbox, inbox.receive().data)
+    inbox.close()`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(stdout, `${UDP_QUEUE_LIMIT}\t1\n`);
 });
 
 Deno.test("udp: a closed receiver frees its port; failures give nil and a message; bad arguments raise", async () => {
