@@ -36,7 +36,10 @@ interface Route {
 
 interface Server {
   name: string;
+  /** The port asked for: 0 picks a free one at each start. */
   port: number;
+  /** The port it listens on while it runs. */
+  listening?: number;
   hostname: string;
   maxBody: number;
   tls?: { cert: string; key: string };
@@ -435,7 +438,7 @@ class ServerTable {
 
   #listenOnce(server: Server): (L: LuaState) => number {
     const port = this.#serveOn(server, server.port);
-    server.port = port;
+    server.listening = port;
     server.release = this.engine.hold();
     server.shortageReported = false;
     log("info", `server '${server.name}' listening on ${server.tls ? "https" : "http"}://${server.hostname}:${port}`);
@@ -467,7 +470,8 @@ class ServerTable {
    */
   async #acceptFailed(server: Server, http: Deno.HttpServer, e: unknown): Promise<void> {
     if (server.http !== http) return; // stopped meanwhile
-    lettingGo(server.port);
+    const port = server.listening!;
+    lettingGo(port);
     const since = performance.now();
     if (!server.shortageReported) {
       server.shortageReported = true;
@@ -479,10 +483,10 @@ class ServerTable {
       await untilDescriptorsFree();
       if (server.http !== http) return;
       try {
-        this.#serveOn(server, server.port);
+        this.#serveOn(server, port);
       } catch (e) {
-        if (outOfDescriptors(e) || mayListenAgain(server.port, e, since)) continue;
-        const message = `cannot listen on port ${server.port} again: ${listenReason(e, server)}; the server is stopped`;
+        if (outOfDescriptors(e) || mayListenAgain(port, e, since)) continue;
+        const message = `cannot listen on port ${port} again: ${listenReason(e, server)}; the server is stopped`;
         this.engine.reportFailure(`server '${server.name}'`, message, message);
         this.#shutdown(server);
       }
@@ -512,7 +516,7 @@ class ServerTable {
     server.release = undefined;
     if (http) {
       const done = this.engine.keepAlive();
-      lettingGo(server.port);
+      lettingGo(server.listening!);
       http.shutdown().catch(() => {}).finally(done);
     }
   }

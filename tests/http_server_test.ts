@@ -813,7 +813,9 @@ Deno.test("two servers at once on different ports, each with its own routes; one
 
 Deno.test("a server stopped and started again at once, or another server on its port, listens and serves", async () => {
   const s = await start(`
-    create_server("s", 0, false, nil, nil, ${LOCAL})
+    local probe = assert(tcp_listen(0, "127.0.0.1"))  -- a free port
+    probe.close()
+    create_server("s", probe.port, false, nil, nil, ${LOCAL})
     handle_http("s", "/who", function() return "again" end)
     local quit = chan("quit", 1)
     handle_http("s", "/quit", function() send(quit, true) return "bye" end)
@@ -836,6 +838,25 @@ Deno.test("a server stopped and started again at once, or another server on its 
   finishedOk(r);
   strictEqual(r.stdout, "true\ntrue\nstopped\n");
   strictEqual(r.stderr, "");
+});
+
+Deno.test("a server created with port 0 picks a free port again at each start", async () => {
+  const r = await within(
+    runLua(`
+      create_server("s", 0, ${LOCAL})
+      handle_http("s", "/", function() return "ok" end)
+      local first = start_server("s")
+      stop_server("s")
+      local other = assert(tcp_listen(first, "127.0.0.1"))  -- something else takes the port it had
+      local second = start_server("s")
+      print(second ~= first, http_get("http://127.0.0.1:" .. second .. "/").body)
+      stop_server("s")
+      other.close()`),
+    10_000,
+    "the script",
+  );
+  finishedOk(r);
+  strictEqual(r.stdout, "true\tok\n");
 });
 
 Deno.test("API errors: unknown server, duplicate name, bad port, bad path, start twice, port in use", async () => {
