@@ -38,8 +38,10 @@ interface Server {
   name: string;
   /** The port asked for: 0 picks a free one at each start. */
   port: number;
-  /** The port it listens on while it runs. */
+  /** The port it listens on while it runs (the last one once stopped). */
   listening?: number;
+  /** Settles once a stopped server has answered the requests it had. */
+  stopped?: Promise<void>;
   hostname: string;
   maxBody: number;
   tls?: { cert: string; key: string };
@@ -345,7 +347,9 @@ class ServerTable {
     const name = checkString(vm, L, 1, "create_server");
     const port = checkInteger(vm, L, 2, "create_server");
     if (port < 0 || port > 65535) throw argError(2, "create_server", `port 0-65535 expected, got ${port}`);
-    if (this.#servers.has(name)) throw new Error(`create_server: a server named '${name}' already exists`);
+    const before = this.#servers.get(name);
+    // The name of a server that ran and was stopped may be taken again; a running or new one keeps it.
+    if (before && !before.stopped) throw new Error(`create_server: a server named '${name}' already exists`);
     const server: Server = {
       name,
       port,
@@ -386,9 +390,18 @@ class ServerTable {
         vm.api.lua_settop(L, -2);
       }
     }
+    if (before) this.#forget(before);
     this.#servers.set(name, server);
     vm.api.lua_pushboolean(L, 1);
     return 1;
+  }
+
+  /** Frees the handlers of a stopped server that a new one replaces, once it has answered its last requests. */
+  #forget(server: Server): void {
+    server.stopped!.then(() => {
+      if (this.engine.closed) return;
+      for (const route of [...server.routes.http, ...server.routes.ws]) this.engine.vm.unref(route.ref);
+    });
   }
 
   /** `handle_http(name, path, fn)` and `handle_ws(name, path, fn)`. */
@@ -411,8 +424,13 @@ class ServerTable {
   start(L: LuaState): Promise<(L: LuaState) => number> {
     const server = this.#server(L, "start_server");
     if (server.http) throw new Error(`start_server: server '${server.name}' is already running`);
+    const stopped = server.stopped;
+    server.stopped = undefined; // its name is taken while it starts, and free again if it cannot
     this.#ensureSupport();
-    return this.#listen(server);
+    return this.#listen(server).catch((e) => {
+      server.stopped = stopped;
+      throw e;
+    });
   }
 
   /**
@@ -517,7 +535,7 @@ class ServerTable {
     if (http) {
       const done = this.engine.keepAlive();
       lettingGo(server.listening!);
-      http.shutdown().catch(() => {}).finally(done);
+      server.stopped = http.shutdown().catch(() => {}).finally(done);
     }
   }
 

@@ -859,6 +859,49 @@ Deno.test("a server created with port 0 picks a free port again at each start", 
   strictEqual(r.stdout, "true\tok\n");
 });
 
+Deno.test("create_server on a stopped server's name replaces it and frees its handlers", async () => {
+  const r = await within(
+    runLua(`
+      local held = setmetatable({}, { __mode = "k" })
+      do
+        local captured = {}
+        held[captured] = true
+        create_server("api", 0, ${LOCAL})
+        handle_http("api", "/", function() return captured and "v1" end)
+      end
+      local port = start_server("api")
+      print(pcall(create_server, "api", 0, ${LOCAL}))
+      print(http_get("http://127.0.0.1:" .. port .. "/").body)
+      stop_server("api")
+      print(pcall(create_server, "api", 0, ${LOCAL}))
+      handle_http("api", "/", function() return "v2" end)
+      port = start_server("api")
+      print(http_get("http://127.0.0.1:" .. port .. "/").body)
+      stop_server("api")
+      sleep(0.1)  -- the first server has answered its last requests
+      collectgarbage() collectgarbage()
+      print(next(held) == nil)
+      -- Stopped, then failing to start again (its port taken meanwhile): its name is free too.
+      local probe = assert(tcp_listen(0, "127.0.0.1"))
+      probe.close()
+      create_server("fixed", probe.port, ${LOCAL})
+      start_server("fixed")
+      stop_server("fixed")
+      local other = assert(tcp_listen(probe.port, "127.0.0.1"))
+      print(pcall(start_server, "fixed"))
+      print(pcall(create_server, "fixed", 0, ${LOCAL}))
+      other.close()`),
+    10_000,
+    "the script",
+  );
+  finishedOk(r);
+  strictEqual(
+    r.stdout.replace(/port \d+/, "port PORT"),
+    "false\tcreate_server: a server named 'api' already exists\nv1\ntrue\ttrue\nv2\ntrue\n" +
+      "false\tstart_server: cannot start 'fixed' on port PORT: address already in use\ntrue\ttrue\n",
+  );
+});
+
 Deno.test("API errors: unknown server, duplicate name, bad port, bad path, start twice, port in use", async () => {
   const r = await within(
     runLua(`
