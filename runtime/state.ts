@@ -354,7 +354,8 @@ export class LuaVM {
         // A number is Emscripten's longjmp (a Lua error or yield in flight).
         if (typeof e === "number" || e instanceof LuaUnwind) throw e;
         message = e instanceof Error ? e.message : String(e);
-        level = (e as { luaLevel?: number }).luaLevel ?? 1;
+        // `throw undefined` or `throw null` has no properties to read: it is a Lua error like any other.
+        level = (e as { luaLevel?: number } | null | undefined)?.luaLevel ?? 1;
       }
       return this.raise(L, message, level);
     }, "ii");

@@ -200,6 +200,9 @@ Deno.test("values: a JavaScript throw is a Lua error pcall catches, with its mes
     lua.setGlobal("failText", () => {
       throw "a bare string";
     });
+    lua.setGlobal("failWith", (value: unknown) => {
+      throw value;
+    });
     lua.setGlobal("failLater", async () => {
       await sleep(5);
       throw new RangeError("too late");
@@ -216,6 +219,13 @@ function wrapped(f, ...) local args = { ... } return try(function() return f(tab
     deepStrictEqual(await lua.execute("return wrapped(fail, 'y')"), { ok: false, e: "try.lua:5: js says no to y" });
     deepStrictEqual(await lua.execute("return try(failText)"), { ok: false, e: "a bare string" });
     deepStrictEqual(await lua.execute("return try(failLater)"), { ok: false, e: "too late" });
+    // Values with no properties at all: the state stays sound and later calls run.
+    deepStrictEqual(await lua.execute("return try(failWith)"), { ok: false, e: "undefined" });
+    lua.setGlobal("failNull", () => {
+      throw null;
+    });
+    deepStrictEqual(await lua.execute("return try(failNull)"), { ok: false, e: "null" });
+    strictEqual(await lua.execute("return 'next call'"), "next call");
     const uncaught = await failure(lua.execute("\nfail('z')", "@main.lua"), LuaError, "main.lua:2: js says no to z");
     strictEqual(uncaught.file, "main.lua");
     strictEqual(uncaught.line, 2);
