@@ -365,19 +365,18 @@ export class Script {
   #release(entry: PoolEntry): void {
     const spent = this.#closed || entry.context.engine.stopped !== undefined || entry.version !== this.#version;
     if (spent) entry.context.close();
-    const next = this.#queue.shift();
-    if (!next) {
-      this.#busy--;
-      if (!spent) this.#idle.push(entry);
-      return;
+    let next = this.#queue.shift();
+    if (next && !spent) return next.resolve(entry);
+    // A fresh engine takes a spent one's place; a waiting run it fails for rejects and the next one tries again.
+    for (; next; next = this.#queue.shift()) {
+      try {
+        return next.resolve({ context: this.#newContext(), version: this.#version });
+      } catch (e) {
+        next.reject(e);
+      }
     }
-    if (!spent) return next.resolve(entry);
-    try {
-      next.resolve({ context: this.#newContext(), version: this.#version });
-    } catch (e) {
-      this.#busy--;
-      next.reject(e);
-    }
+    this.#busy--;
+    if (!spent) this.#idle.push(entry);
   }
 
   /**

@@ -424,6 +424,28 @@ Deno.test("update: the pool never holds more engines than its size; a later run 
   }
 });
 
+Deno.test("update: when the fresh engine of a waiting run fails to load, that run rejects and the next waiting run gets its own", async () => {
+  let loads = 0;
+  const config = new NativeModule({ name: "config" }).register("load", () => {
+    if (++loads === 3) throw new Error("config service unavailable"); // one transient failure
+    return 2;
+  });
+  const source = (tag: string) =>
+    `local factor = require("config").load() function main(n) sleep(0.1) return "${tag} " .. n * factor end`;
+  const s = Script.fromString("q.lua", source("old"), config, { pool: 1 });
+  try {
+    const runs = [1, 2, 3].map((n) => s.run(n).catch((e: Error) => e.message));
+    s.update(source("new"));
+    deepStrictEqual(await within(Promise.all(runs), 3000, "the queued runs"), [
+      "old 2",
+      "q.lua:1: config service unavailable",
+      "new 6",
+    ]);
+  } finally {
+    s.close();
+  }
+});
+
 Deno.test("update: runs in flight finish on the old code, later runs use the new", async () => {
   const s = Script.fromString("v.lua", `function main(x) sleep(0.1) return "old " .. x end`);
   try {
