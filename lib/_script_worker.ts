@@ -5,7 +5,7 @@
  * @module
  */
 import { Script, ScriptModule } from "./script.ts";
-import type { PoolReply, PoolRequest } from "./_worker_pool.ts";
+import type { Blueprint, PoolReply, PoolRequest } from "./_worker_pool.ts";
 
 const scope = self as unknown as {
   onmessage: (e: MessageEvent<PoolRequest>) => void;
@@ -13,33 +13,43 @@ const scope = self as unknown as {
 };
 
 let script: Script | undefined;
+/** Runs in flight by script: a script replaced by a load is closed once its own have ended. */
+const inFlight = new Map<Script, number>();
 const aborts = new Map<number, AbortController>();
+
+function build({ name, source, modules, options }: Blueprint): Script {
+  const attached = modules.map((m) => new ScriptModule({ script: Script.fromString(m.name, m.source), name: m.name }));
+  return Script.fromString(name, source, ...attached, options);
+}
+
+/** Closes `old` unless runs use it or it is still the current script (closing at once would fail those queued in its pool). */
+function closeIfDone(old: Script): void {
+  if (old !== script && !inFlight.has(old)) old.close();
+}
 
 scope.onmessage = ({ data }) => {
   switch (data.type) {
     case "load": {
-      const { name, source, modules, options } = data.blueprint;
-      const attached = modules.map((m) =>
-        new ScriptModule({ script: Script.fromString(m.name, m.source), name: m.name })
-      );
       const previous = script;
-      script = Script.fromString(name, source, ...attached, options);
-      previous?.close();
+      script = build(data.blueprint);
+      if (previous) closeIfDone(previous);
       return;
     }
     case "abort":
       return aborts.get(data.id)?.abort();
     case "run": {
       const { id } = data;
-      const controller = new AbortController();
-      aborts.set(id, controller);
       const fail = (e: { name?: string; message?: string; traceback?: string }) =>
         scope.postMessage({
           id,
           ok: false,
           error: { name: e?.name ?? "Error", message: e?.message ?? String(e), traceback: e?.traceback },
         });
-      script!.runWith({ signal: controller.signal, timeout: data.timeout }, ...data.args).then(
+      const current = script!;
+      const controller = new AbortController();
+      aborts.set(id, controller);
+      inFlight.set(current, (inFlight.get(current) ?? 0) + 1);
+      current.runWith({ signal: controller.signal, timeout: data.timeout }, ...data.args).then(
         (value) => {
           try {
             scope.postMessage({ id, ok: true, value });
@@ -48,7 +58,13 @@ scope.onmessage = ({ data }) => {
           }
         },
         fail,
-      ).finally(() => aborts.delete(id));
+      ).finally(() => {
+        aborts.delete(id);
+        const left = inFlight.get(current)! - 1;
+        if (left > 0) return void inFlight.set(current, left);
+        inFlight.delete(current);
+        closeIfDone(current);
+      });
     }
   }
 };

@@ -805,6 +805,21 @@ Deno.test("workers: timeouts and aborts of waiting runs, update, and close", asy
   }
 });
 
+Deno.test("workers: update lets every run sent before it finish on the old code, more than a worker's pool holds", async () => {
+  const s = Script.fromString("w.lua", "function main(i) sleep(0.2) return 'v1 run ' .. i end", { workers: 1 });
+  try {
+    await s.run(0); // the worker is up
+    // A worker's own pool holds 8 engines: runs 9 and 10 wait inside it.
+    const runs = Array.from({ length: 10 }, (_, i) => s.run(i + 1).catch((e: Error) => e.message));
+    await sleep(50);
+    s.update("function main(i) return 'v2 run ' .. i end");
+    deepStrictEqual(await Promise.all(runs), Array.from({ length: 10 }, (_, i) => `v1 run ${i + 1}`));
+    strictEqual(await s.run(11), "v2 run 11");
+  } finally {
+    s.close();
+  }
+});
+
 Deno.test("workers: a worker that cannot start fails every run clearly instead of hanging", async () => {
   // Without --allow-read a worker cannot load its module: a real child process.
   const { code, stdout } = await runProgram(
