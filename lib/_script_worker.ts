@@ -12,6 +12,8 @@ const scope = self as unknown as {
   postMessage(message: PoolReply): void;
 };
 
+let blueprint: Blueprint;
+/** The script runs use; undefined until one loads (a run that finds none tries again). */
 let script: Script | undefined;
 /** Runs in flight by script: a script replaced by a load is closed once its own have ended. */
 const inFlight = new Map<Script, number>();
@@ -31,7 +33,13 @@ scope.onmessage = ({ data }) => {
   switch (data.type) {
     case "load": {
       const previous = script;
-      script = build(data.blueprint);
+      blueprint = data.blueprint;
+      script = undefined;
+      try {
+        script = build(blueprint);
+      } catch {
+        // The next run tries again and fails with the reason, as the engine pool's runs do.
+      }
       if (previous) closeIfDone(previous);
       return;
     }
@@ -45,7 +53,12 @@ scope.onmessage = ({ data }) => {
           ok: false,
           error: { name: e?.name ?? "Error", message: e?.message ?? String(e), traceback: e?.traceback },
         });
-      const current = script!;
+      let current: Script;
+      try {
+        current = script ??= build(blueprint);
+      } catch (e) {
+        return fail(e as Error);
+      }
       const controller = new AbortController();
       aborts.set(id, controller);
       inFlight.set(current, (inFlight.get(current) ?? 0) + 1);

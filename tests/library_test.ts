@@ -836,6 +836,36 @@ s.close();
   strictEqual(code, 0);
 });
 
+Deno.test("workers: a replacement worker whose script fails to load fails that run with the reason, and the next run tries again", async () => {
+  // A child process: what the worker might print on stderr is part of the check.
+  const config = `${await tempFiles({ "config.json": '{"factor": 3}' })}/config.json`;
+  const { code, stdout, stderr } = await runProgram(
+    `import { Script } from "MOD";
+const s = Script.fromString("w.lua", \`local config = json_decode(assert(io.open(${JSON.stringify(config)})):read("a"))
+function main(n, spin)
+  local t = os.clock()
+  while spin and os.clock() - t < 0.5 do end
+  return n * config.factor
+end\`, { workers: 1 });
+const show = (p) => p.then(String, (e) => \`\${e.constructor.name}: \${e.message}\`);
+console.log(await show(s.run(2)));
+await Deno.remove(${JSON.stringify(config)});
+console.log(await show(s.runWith({ timeout: 100 }, 1, true))); // its worker is replaced while the file is missing
+console.log(await show(s.run(2)));
+await Deno.writeTextFile(${JSON.stringify(config)}, '{"factor": 4}');
+console.log(await show(s.run(2)));
+s.close();
+`,
+    ["-A"],
+  );
+  strictEqual(stderr, "");
+  strictEqual(
+    stdout,
+    `6\nError: timeout: the call ran longer than 100 ms\nLuaError: w.lua:1: ${config}: No such file or directory\n8\n`,
+  );
+  strictEqual(code, 0);
+});
+
 Deno.test("workers: the timeout option stops a main that never yields", async () => {
   const s = Script.fromString("spin.lua", "function main() while true do end end", { workers: 1, timeout: 100 });
   try {
