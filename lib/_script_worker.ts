@@ -20,7 +20,9 @@ const inFlight = new Map<Script, number>();
 const aborts = new Map<number, AbortController>();
 
 function build({ name, source, modules, options }: Blueprint): Script {
-  const attached = modules.map((m) => new ScriptModule({ script: Script.fromString(m.name, m.source), name: m.name }));
+  const attached = modules.map((m) =>
+    new ScriptModule({ script: Script.fromString(m.scriptName, m.source), name: m.name })
+  );
   return Script.fromString(name, source, ...attached, options);
 }
 
@@ -66,8 +68,10 @@ scope.onmessage = ({ data }) => {
         (value) => {
           try {
             scope.postMessage({ id, ok: true, value });
-          } catch (e) { // a function in the result, say: the worker lives on
-            fail(new TypeError(`main's result cannot leave its worker (results must be plain data): ${e}`));
+          } catch { // the worker lives on; a Lua function is the one value read from Lua that cannot be copied
+            fail(
+              new TypeError("main's result cannot leave its worker (results must be plain data): it holds a function"),
+            );
           }
         },
         fail,

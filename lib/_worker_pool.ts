@@ -22,7 +22,8 @@ const ERROR_TYPES: Record<string, new (message: string) => Error> = { TypeError,
 export interface Blueprint {
   name: string;
   source: string;
-  modules: { name: string; source: string }[];
+  /** Script modules: the name `require` takes, and the name and source of the module's script. */
+  modules: { name: string; scriptName: string; source: string }[];
   options: Omit<ContextOptions, "shared" | "stdout">;
 }
 

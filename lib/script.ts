@@ -239,7 +239,10 @@ export class Script {
     return {
       name: this.name,
       source: this.#source,
-      modules: this.modules.map((m) => ({ name: m.name, source: (m as ScriptModule).script.source })),
+      modules: this.modules.map((m) => {
+        const { script } = m as ScriptModule;
+        return { name: m.name, scriptName: script.name, source: script.source };
+      }),
       options,
     };
   }
