@@ -1431,6 +1431,10 @@ export class Engine {
       this.#topLevel = undefined;
       if (hit) vm.api.lua_sethook(L, hit.hook, hit.mask, hit.step);
     }
+    // The text a goroutine's error gets: an error value that is not a string (a table, nil) has one too.
+    this.pushSchedulerField(L, "message_of");
+    vm.api.lua_rotate(L, -2, 1);
+    this.#call(1, 1);
     const message = vm.toText(L, -1);
     vm.api.lua_settop(L, -2);
     return message;

@@ -856,7 +856,7 @@ end
 return {
   run = run, wake = wake, spawn = spawn, direct = direct, cancel = cancel, cancel_started = cancel_started,
   started_by_call = started_by_call, running_goroutine = running_goroutine, parked_report = parked_report,
-  report_failure = report_failure,
+  report_failure = report_failure, message_of = message_of,
   goroutines = goroutines, tier_up = tier_up, traceback = user_traceback,
   list_goroutines = list_goroutines, limit_goroutines = limit_goroutines,
   channel_metatable = Channel, host_chan = host_chan,

@@ -172,6 +172,14 @@ Deno.test("Script.fromString: a syntax error or a failing top level throws LuaEr
   );
   strictEqual(syntax.line, 1);
   thrown(() => Script.fromString("top.lua", "\nerror('at load')"), LuaError, "top.lua:2: at load");
+  // An error value that is not a string gets the text it gets from main() and the CLI.
+  thrown(() => Script.fromString("top.lua", "error({ code = 1 })"), LuaError, "(error object is a table value)");
+  thrown(
+    () => Script.fromString("top.lua", "error(setmetatable({}, { __tostring = function() return 'custom' end }))"),
+    LuaError,
+    "custom",
+  );
+  thrown(() => Script.fromString("top.lua", "error()"), LuaError, "(error object is a nil value)");
   thrown(() => Script.fromString("exit.lua", "os.exit(3)"), Error, "the script called os.exit(3)");
 });
 
