@@ -172,11 +172,12 @@ end
 return function(original, name, returns, outer)
   local level = 3 + (outer or 0)
   -- pcall called original, so its own argument errors and io.lines's "cannot open" lack the caller's position
-  -- and the function's name: give them back, as a direct call would have. Other errors pass unchanged.
+  -- and this function's name (they have '?', or loadfile's when dofile calls a text-only loadfile): give them
+  -- back, as a direct call would have. Other errors pass unchanged.
   local function rethrow(e)
     if type(e) == "string" then
       if e:find("^bad argument") or e:find("^cannot open file '") or e == "attempt to use a closed file" then
-        error(explain((e:gsub("to '%?'", "to '" .. name .. "'", 1))), level)
+        error(explain((e:gsub("to '[^']*'", "to '" .. name .. "'", 1))), level)
       end
       if e:find("Permission denied", 1, true) then error(explain(e), 0) end
     end

@@ -129,16 +129,32 @@ export interface EngineOptions {
 
 /** Makes Lua's own loaders take source text only (a binary chunk gets Lua's "attempt to load a binary chunk"). */
 const TEXT_ONLY_LUA = `
-local raw_load, raw_loadfile, select, error = load, loadfile, select, error
-function load(chunk, name, _, ...)
-  if select("#", ...) > 0 then return raw_load(chunk, name, "t", ...) end -- an env given, even nil, is used
+local raw_load, raw_loadfile, select, error, type = load, loadfile, select, error, type
+-- Arguments are checked here as Lua checks them, so that an error names the caller's line and the function it called.
+local function check(n, fname, expected, ok, ...)
+  if ok then return end
+  local got = select("#", ...) == 0 and "no value" or type((...))
+  error("bad argument #" .. n .. " to '" .. fname .. "' (" .. expected .. " expected, got " .. got .. ")", 3)
+end
+local function optional_text(value)
+  local kind = type(value)
+  return value == nil or kind == "string" or kind == "number"
+end
+function load(...)
+  local chunk, name = ...
+  local kind = type(chunk)
+  check(1, "load", "function", kind == "string" or kind == "function", ...)
+  check(2, "load", "string", optional_text(name), name)
+  if select("#", ...) > 3 then return raw_load(chunk, name, "t", (select(4, ...))) end -- an env given, even nil, is used
   return raw_load(chunk, name, "t")
 end
 function loadfile(filename, _, ...)
+  check(1, "loadfile", "string", optional_text(filename), filename)
   if select("#", ...) > 0 then return raw_loadfile(filename, "t", ...) end
   return raw_loadfile(filename, "t")
 end
 function dofile(filename)
+  check(1, "dofile", "string", optional_text(filename), filename)
   local chunk, message = raw_loadfile(filename, "t")
   if not chunk then error(message, 0) end
   return chunk()

@@ -993,6 +993,34 @@ Deno.test("without allowBytecode Lua's own load, loadfile, dofile and require re
   }
 });
 
+Deno.test("without allowBytecode, bad arguments to load, loadfile and dofile name the function and the caller's line, as in lua5.4", async () => {
+  for (const options of [{}, { solvm: false }]) {
+    const lua = new Context(options);
+    try {
+      const bad = (call: string, n: number, expected: string, got: string) =>
+        failure(
+          lua.execute(call, "@app.lua"),
+          LuaError,
+          `app.lua:1: bad argument #${n} to '${call.slice(0, call.indexOf("("))}' (${expected} expected, got ${got})`,
+        );
+      await bad("load()", 1, "function", "no value");
+      await bad("load({})", 1, "function", "table");
+      await bad("load('return 1', {})", 2, "string", "table");
+      await bad("loadfile({})", 1, "string", "table");
+      await bad("dofile({})", 1, "string", "table");
+      strictEqual(
+        await lua.execute("return select(2, pcall(load, true))"),
+        "bad argument #1 to 'load' (function expected, got boolean)",
+      );
+      // Good arguments still load, with an environment when one is given.
+      strictEqual(await lua.execute("return load('return x', 'c', 't', { x = 5 })()"), 5);
+      strictEqual(await lua.execute("return load(coroutine.wrap(function() coroutine.yield('return 7') end))()"), 7);
+    } finally {
+      lua.close();
+    }
+  }
+});
+
 Deno.test("a finalizer that runs as the context closes cannot leave a timer or a watcher behind", async () => {
   const lua = new Context();
   const seen: string[] = [];
