@@ -11,6 +11,7 @@ import {
   LUA_REGISTRYINDEX,
   LUA_TBOOLEAN,
   LUA_TFUNCTION,
+  LUA_TLIGHTUSERDATA,
   LUA_TNIL,
   LUA_TNUMBER,
   LUA_TSTRING,
@@ -313,7 +314,7 @@ export class Values {
   }
 
   /**
-   * The value at `idx` as JavaScript: nil is undefined, valid UTF-8 strings
+   * The value at `idx` as JavaScript: nil is undefined, `json_null` null, valid UTF-8 strings
    * are strings and other strings `Uint8Array`, sequences are arrays, other
    * tables plain objects, functions callable (see {@linkcode luaFunction}).
    */
@@ -336,6 +337,9 @@ export class Values {
         return this.#readTable(L, api.lua_absindex(L, idx), seen ?? new Map());
       case LUA_TFUNCTION:
         return this.luaFunction(L, idx);
+      case LUA_TLIGHTUSERDATA:
+        if (api.lua_topointer(L, idx) === 0) return null; // json_null, JSON's null
+        break;
       case LUA_TUSERDATA: {
         const id = this.#objectId(L, idx);
         if (id) return this.#objects.get(id);

@@ -89,6 +89,8 @@ Deno.test("values: what Lua makes comes to JavaScript as expected", async () => 
     ["return { x = 1, [1] = 'a', [2] = 'b' }", { 1: "a", 2: "b", x: 1 }],
     ["return { [1.5] = 'f', [true] = 'dropped', [{}] = 'dropped' }", { "1.5": "f" }],
     ["return 1, 2, 3", 1],
+    ["return json_null", null],
+    [`return json_decode('{"a": null, "b": [1, null, 3]}')`, { a: null, b: [1, null, 3] }],
   ];
   try {
     for (const [source, expected] of cases) deepStrictEqual(await lua.execute(source), expected, source);
