@@ -382,14 +382,23 @@ export class Values {
     api.lua_pushnil(L);
     while (api.lua_next(L, idx)) {
       const keyType = api.lua_type(L, -2);
-      if (keyType === LUA_TSTRING || keyType === LUA_TNUMBER) {
-        api.lua_pushvalue(L, -2); // lua_next needs the key unconverted
-        const key = this.read(L, -1);
-        if (key instanceof Uint8Array) throw new TypeError(BINARY_KEY);
-        object[String(key)] = this.read(L, -2, seen);
-        api.lua_settop(L, -2);
+      if (keyType !== LUA_TSTRING && keyType !== LUA_TNUMBER) {
+        throw new TypeError(
+          `a ${
+            this.#engine.vm.typeName(L, -2)
+          } table key cannot name a JavaScript property (only strings and numbers can)`,
+        );
       }
-      api.lua_settop(L, -2);
+      api.lua_pushvalue(L, -2); // lua_next needs the key unconverted
+      const key = this.read(L, -1);
+      if (key instanceof Uint8Array) throw new TypeError(BINARY_KEY);
+      const name = String(key);
+      // Only a number and a string key can name the same property: one of the two values would be lost.
+      if (Object.hasOwn(object, name)) {
+        throw new TypeError(`the table keys ${name} and "${name}" would be one JavaScript property`);
+      }
+      object[name] = this.read(L, -2, seen);
+      api.lua_settop(L, -3);
     }
     return object;
   }

@@ -87,7 +87,7 @@ Deno.test("values: what Lua makes comes to JavaScript as expected", async () => 
     ["return {}", {}],
     ["return { 1, 2, { 3 } }", [1, 2, [3]]],
     ["return { x = 1, [1] = 'a', [2] = 'b' }", { 1: "a", 2: "b", x: 1 }],
-    ["return { [1.5] = 'f', [true] = 'dropped', [{}] = 'dropped' }", { "1.5": "f" }],
+    ["return { [1.5] = 'f', [-2] = 'n', [2^63] = 'big' }", { "1.5": "f", "-2": "n", "9223372036854776000": "big" }],
     ["return 1, 2, 3", 1],
     ["return json_null", null],
     [`return json_decode('{"a": null, "b": [1, null, 3]}')`, { a: null, b: [1, null, 3] }],
@@ -343,6 +343,27 @@ Deno.test("values: a table key that is not UTF-8 is refused with a TypeError, ne
     await failure(lua.execute(`o["\\xff"] = 1`), LuaError, `chunk:1: ${message}`);
     await failure(lua.execute(`return o["\\xff"]`), LuaError, `chunk:1: ${message}`);
     deepStrictEqual(target, {});
+    strictEqual(await lua.execute("return 1 + 1"), 2);
+  } finally {
+    lua.close();
+  }
+});
+
+Deno.test("values: table keys JavaScript cannot keep apart (1 and '1') or cannot hold (booleans, tables) are refused with a TypeError", async () => {
+  const lua = new Context();
+  try {
+    const same = 'the table keys 1 and "1" would be one JavaScript property';
+    await failure(lua.execute(`return { [1] = "integer key", ["1"] = "string key", n = 1 }`), TypeError, same);
+    await failure(lua.execute(`return { x = { [2.5] = 1, ["2.5"] = 2 } }`), TypeError, same.replaceAll("1", "2.5"));
+    const only = "table key cannot name a JavaScript property (only strings and numbers can)";
+    await failure(lua.execute(`return { [true] = "yes", n = 1 }`), TypeError, `a boolean ${only}`);
+    await failure(lua.execute(`return { [{}] = 1 }`), TypeError, `a table ${only}`);
+    await failure(lua.execute(`return { [print] = 1 }`), TypeError, `a function ${only}`);
+    await lua.execute(`t = { list = { { [false] = 1 } } }`);
+    const { vm, L } = lua.engine;
+    const top = vm.api.lua_gettop(L);
+    thrown(() => lua.getGlobal("t"), TypeError, `a boolean ${only}`);
+    strictEqual(vm.api.lua_gettop(L), top, "a refused read leaves nothing on the stack");
     strictEqual(await lua.execute("return 1 + 1"), 2);
   } finally {
     lua.close();
