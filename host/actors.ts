@@ -245,6 +245,7 @@ class Supervisor {
     children: { name: string; script: string; args: Packed[] }[],
     readonly engine: Engine,
     readonly label: string,
+    readonly embedded: boolean,
   ) {
     this.children = children.map((c) => ({ ...c, state: "running", restarts: 0 }));
     // A supervisor is a service: like a server, it keeps the run going.
@@ -280,7 +281,8 @@ class Supervisor {
         `within ${this.withinMs / 1000} s (last error: ${exit.error})`;
       log("warn", message); // the run's own error report says it too
       this.stop();
-      this.engine.halt({ status: "error", message, traceback: "" });
+      if (this.embedded) this.engine.reportFailure(this.label, message, message);
+      else this.engine.halt({ status: "error", message, traceback: "" });
       return;
     }
     const at = this.children.indexOf(child);
@@ -477,6 +479,7 @@ export const actors = (engine: Engine, context: RunContext): Family => {
       children,
       engine,
       `supervisor ${id}`,
+      context.embedded === true,
     );
     supervisors.set(id, supervisor);
     return supervisor.start().then(() => (L: LuaState) => (api.lua_pushinteger(L, BigInt(id)), 1));

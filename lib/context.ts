@@ -146,7 +146,9 @@ export class Context {
     const { vm, L } = this.engine;
     vm.api.lua_getglobal(L, vm.cstr("collectgarbage"));
     this.#collectRef = vm.ref(L);
-    if (options.solvm !== false) installGlobals(this.engine, { mainScript: options.scriptPath, loaded: new Set() });
+    if (options.solvm !== false) {
+      installGlobals(this.engine, { mainScript: options.scriptPath, loaded: new Set(), embedded: true });
+    }
     const kept = new Set(options.libraries ?? ALL_LIBRARIES);
     const dropped = ALL_LIBRARIES.filter((library) => !kept.has(library));
     if (dropped.length > 0) {

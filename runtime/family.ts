@@ -14,6 +14,11 @@ export interface RunContext {
   mainScript?: string;
   /** Files the run has loaded (the main script, imported modules); `--watch` reloads when one changes. */
   readonly loaded: Set<string>;
+  /**
+   * The engine serves a TypeScript program's calls (a Context) and has no script of its own to end: a failure
+   * that would end the script (a supervisor's) is reported as an actor's is instead.
+   */
+  readonly embedded?: boolean;
 }
 
 /**

@@ -958,6 +958,38 @@ Deno.test("several calls wait in mailbox() at once: each message goes to one of 
   strictEqual(code, 0);
 });
 
+Deno.test("a supervisor that fails in a context is reported as an actor's failure is (on_error, else stderr); the context goes on", async () => {
+  const dir = await tempFiles({ "crash.lua": "error('child crashed')" });
+  const start =
+    `sup = supervise{ max_restarts = 1, within = 5, children = { { name = "worker", script = "${dir}/crash.lua" } } }`;
+  const failed =
+    `supervisor 1 failed: child 'worker' failed more than 1 times within 5 s (last error: ${dir}/crash.lua:1: child crashed)`;
+  const { code, stdout, stderr } = await within(
+    runProgram(
+      `
+    import { Context } from "MOD";
+    const until = async (lua, check) => { while (!(await lua.execute(check))) await new Promise((r) => setTimeout(r, 20)); };
+    const handled = new Context();
+    await handled.execute('reports = {} on_error(function(e) reports[#reports + 1] = e end)');
+    await handled.execute(${JSON.stringify(start)});
+    await until(handled, "return #reports > 0");
+    console.log(await handled.execute("return table.concat(reports, '|')"), "/", await handled.execute("return 2 + 2"));
+    const plain = new Context();
+    await plain.execute(${JSON.stringify(start)});
+    await until(plain, "return sup.children()[1].state == 'failed'");
+    console.log(await plain.execute("return 'still usable'"));
+    handled.close();
+    plain.close();`,
+      ["-A"],
+    ),
+    20_000,
+    "the program whose supervisors fail",
+  );
+  strictEqual(stdout, `${failed} / 4\nstill usable\n`);
+  strictEqual(stderr, `error in supervisor 1: ${failed}\n`);
+  strictEqual(code, 0);
+});
+
 Deno.test("without allowBytecode Lua's own load, loadfile, dofile and require refuse bytecode too", async () => {
   const dir = await tempFiles({});
   const source = `
