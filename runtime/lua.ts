@@ -102,6 +102,8 @@ export interface LuaExports {
   lua_yieldk(L: LuaState, nresults: number, ctx: number, k: number): number;
   lua_newthread(L: LuaState): LuaState;
   lua_gethookmask(L: LuaState): number;
+  lua_gethook(L: LuaState): number;
+  lua_gethookcount(L: LuaState): number;
   lua_getstack(L: LuaState, level: number, ar: number): number;
   lua_newuserdatauv(L: LuaState, size: number, nuvalue: number): number;
   lua_touserdata(L: LuaState, idx: number): number;

@@ -8,6 +8,7 @@
  * @module
  */
 import {
+  LUA_OK,
   LUA_REGISTRYINDEX,
   LUA_TBOOLEAN,
   LUA_TFUNCTION,
@@ -21,6 +22,7 @@ import {
 } from "./lua.ts";
 import type { CallReader, Engine } from "./engine.ts";
 import { LuaError } from "./errors.ts";
+import { LuaUnwind } from "./state.ts";
 
 /**
  * An object passed to Lua by reference: Lua reads and writes its fields in
@@ -101,6 +103,9 @@ export class Values {
   #nextObject = 0;
   readonly #callJs: number;
   readonly #referenceMeta: number;
+  // The C function that builds the table of #building inside a protected call (see #pushProtected).
+  readonly #buildTable: number;
+  #building: { value: object; failure?: Error } | undefined;
   readonly #release = new FinalizationRegistry<number>((ref) => {
     if (!this.#engine.closed) this.#engine.vm.unref(ref);
   });
@@ -110,6 +115,17 @@ export class Values {
     const { vm, L } = engine;
     const api = vm.api;
     this.#callJs = vm.hostFunction((L) => this.#invoke(L));
+    this.#buildTable = vm.hostFunction((L) => {
+      const building = this.#building!;
+      try {
+        this.#pushTable(L, building.value, new Map());
+        return 1;
+      } catch (e) {
+        if (!(e instanceof Error) || e instanceof LuaUnwind) throw e; // Lua's own errors unwind as Lua's
+        building.failure = e;
+        return 0;
+      }
+    });
     api.lua_createtable(L, 0, 1);
     api.lua_pushcclosure(
       L,
@@ -170,9 +186,32 @@ export class Values {
         if (v === null) return api.lua_pushnil(L);
         if (v instanceof Uint8Array) return vm.pushBytes(L, v);
         if (v instanceof ByReference) return this.#pushReference(L, v.target);
-        return this.#pushTable(L, v, seen ?? new Map());
+        return seen ? this.#pushTable(L, v, seen) : this.#pushProtected(L, v);
     }
     throw new TypeError(`cannot pass a ${typeof v} to Lua`);
+  }
+
+  /**
+   * Pushes table `v` built inside a protected call: memory running out
+   * while it is built is Lua's "not enough memory", never a panic.
+   */
+  #pushProtected(L: LuaState, v: object): void {
+    const { vm } = this.#engine;
+    const api = vm.api;
+    const outer = this.#building; // a getter of `v` may call into Lua, which may push another table
+    const building: { value: object; failure?: Error } = { value: v };
+    this.#building = building;
+    // No hook sees this call: it is SolVM's, not the script's, and runs no Lua instruction to count.
+    const [hook, mask, count] = [api.lua_gethook(L), api.lua_gethookmask(L), api.lua_gethookcount(L)];
+    if (mask) api.lua_sethook(L, 0, 0, 0);
+    api.lua_pushcclosure(L, this.#buildTable, 0);
+    const status = api.lua_pcallk(L, 0, 1, 0, 0, 0);
+    if (mask) api.lua_sethook(L, hook, mask, count);
+    this.#building = outer;
+    if (status === LUA_OK && !building.failure) return;
+    const message = status === LUA_OK ? "" : vm.toText(L, -1);
+    api.lua_settop(L, -2);
+    throw building.failure ?? new Error(message);
   }
 
   #pushTable(L: LuaState, v: object, seen: Map<object, number>): void {

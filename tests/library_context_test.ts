@@ -523,6 +523,28 @@ Deno.test("maxMemory: allocating past it is a catchable 'not enough memory'; usa
   }
 });
 
+Deno.test("maxMemory: a value too big to pass in is refused with 'not enough memory', nothing on stderr; the engine goes on", async () => {
+  // A child process: Lua's panic handler writes to stderr.
+  const { code, stdout, stderr } = await runProgram(
+    `import { Context, Script } from "MOD";
+const list = Array.from({ length: 1_000_000 }, (_, i) => i);
+const show = (p) => p.then(String, (e) => \`\${e.constructor.name}: \${e.message}\`);
+const s = Script.fromString("sum.lua", "function main(t) local s = 0 for _, v in ipairs(t) do s = s + v end return s end",
+  { maxMemory: 4 * 1024 * 1024 });
+console.log(await show(s.run(list)), "|", await show(s.run([1, 2, 3])));
+s.close();
+const lua = new Context({ maxMemory: 4 * 1024 * 1024 });
+const set = () => { try { lua.setGlobal("big", { list }); return "set"; } catch (e) { return \`\${e.constructor.name}: \${e.message}\`; } };
+console.log(set(), "|", await show(lua.execute("return big")));
+lua.close();
+`,
+    ["-A"],
+  );
+  strictEqual(stderr, "");
+  strictEqual(stdout, "Error: not enough memory | 6\nError: not enough memory | undefined\n");
+  strictEqual(code, 0);
+});
+
 Deno.test("maxMemory below what an engine needs to start is refused with a RangeError", () => {
   for (const maxMemory of [1000, 500_000, NaN]) {
     thrown(
@@ -714,6 +736,11 @@ Deno.test({
       lua.setHook((event, line, name) => events.push(`${event} ${line} ${name}`), { call: true, return: true });
       await lua.execute("local function add(a, b)\n  return a + b\nend\nlocal x = add(1, 2)\nreturn x", "@h.lua");
       deepStrictEqual(events, ["call 3 ", "call 2 add", "return 2 add", "return 5 "]);
+      // Nor the building of a table passed in.
+      await lua.execute("function count(t) return #t end", "@c.lua");
+      events.length = 0;
+      strictEqual(await lua.call("count", [1, 2, 3]), 3);
+      deepStrictEqual(events, ["call 1 ", "return 1 "]);
     } finally {
       lua.close();
     }
