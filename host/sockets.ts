@@ -326,8 +326,9 @@ class SocketTable {
     let shortageReported = false;
     try {
       while (true) {
-        // A reader behind: no more is accepted until it has taken some (looked at again shortly).
-        while (this.engine.channelLength(entry.channel) >= ACCEPT_QUEUE_LIMIT && !entry.stopped) await shortly();
+        // A reader behind: no more is accepted until it has taken some; clients wait in the system's backlog.
+        await this.engine.whenChannelHasRoom(entry.channel, ACCEPT_QUEUE_LIMIT);
+        if (entry.stopped) break;
         let conn: Deno.TcpConn;
         try {
           conn = await listener.accept();

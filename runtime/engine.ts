@@ -342,6 +342,7 @@ export class Engine {
   #inLuaClose = false;
   #closers: (() => void)[] = [];
   #channelClosers = new Map<number, () => void>();
+  #roomWaiters = new Map<number, () => void>();
   #nextChannel = 0;
   #idleWaiters: (() => void)[] = [];
   #stopWaiters: ((outcome: Outcome) => void)[] = [];
@@ -490,6 +491,8 @@ export class Engine {
       });
     api.lua_pushcclosure(L, tellOnce(this.#channelClosers), 0);
     api.lua_setfield(L, -2, vm.cstr("channel_closed"));
+    api.lua_pushcclosure(L, tellOnce(this.#roomWaiters), 0);
+    api.lua_setfield(L, -2, vm.cstr("channel_room"));
     api.lua_pushcclosure(L, tellOnce(this.#outlived), 0);
     api.lua_setfield(L, -2, vm.cstr("released"));
     this.#call(2, 1);
@@ -971,6 +974,7 @@ export class Engine {
     this.#watchers.clear();
     for (const call of this.#calls.values()) call.stopped(outcome);
     this.#calls.clear();
+    this.#wakeRoomWaiters();
     this.#releaseIdle();
   }
 
@@ -1388,6 +1392,28 @@ export class Engine {
     return n;
   }
 
+  /**
+   * Resolves once the channel `ref` holds fewer than `limit` values nobody
+   * has taken (at once when it does now), or once it is closed or the run
+   * ends: a feeder waits so, told by the scheduler rather than looking.
+   */
+  whenChannelHasRoom(ref: number, limit: number): Promise<void> {
+    if (this.channelLength(ref) < limit) return Promise.resolve();
+    const { vm, L } = this;
+    const id = ++this.#nextChannel;
+    this.pushSchedulerField(L, "watch_room");
+    vm.pushRef(L, ref);
+    vm.api.lua_pushinteger(L, BigInt(limit));
+    vm.api.lua_pushinteger(L, BigInt(id));
+    this.#call(3, 0);
+    return new Promise((resolve) => this.#roomWaiters.set(id, resolve));
+  }
+
+  #wakeRoomWaiters(): void {
+    for (const wake of this.#roomWaiters.values()) wake();
+    this.#roomWaiters.clear();
+  }
+
   /** Closes the channel `ref` (from the event loop) unless Lua already did: receivers drain it, then get nil. */
   closeChannel(ref: number): void {
     if (this.#closed || this.#stopped) return;
@@ -1552,6 +1578,7 @@ export class Engine {
     this.#releaseIdle();
     this.#clearDeadlineTimer();
     this.#cancellable.clear();
+    this.#wakeRoomWaiters();
     for (const cleanup of this.#closers.splice(0)) cleanup();
     this.stdout.flush();
     this.#inLuaClose = true;

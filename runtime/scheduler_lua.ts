@@ -460,6 +460,10 @@ local function try_receive(ch)
     ch.bh = i % ch.cap
     ch.n = n - 1
     if n == 1 and ch.closed then retire(ch) end
+    if ch.room_at and n <= ch.room_at then  -- JavaScript waits to feed it again (see watch_room)
+      ch.room_at = nil
+      host.channel_room(ch.room_id)
+    end
     local sq = ch.sq
     if sq.h <= sq.t then
       local g, sv = pop_sender(sq)
@@ -497,6 +501,10 @@ local function close_channel(c)
   ch.closed = true
   if ch.host_id then  -- a channel fed from JavaScript: what nobody took goes with it, closed if it can be
     host.channel_closed(ch.host_id)
+    if ch.room_at then
+      ch.room_at = nil
+      host.channel_room(ch.room_id)
+    end
     local buf = ch.buf
     for _ = 1, ch.n do
       local i = ch.bh + 1
@@ -595,6 +603,12 @@ local function chan(name, size)
   local ch = named and channels[name]
   if ch and not ch.closed then return ch.handle end
   return new_channel(name, size, named)
+end
+
+-- JavaScript is told host.channel_room(id) once the channel behind handle holds fewer than limit values (or closes).
+local function watch_room(handle, limit, id)
+  local ch = channels[handle]
+  ch.room_at, ch.room_id = limit, id
 end
 
 -- A channel fed from JavaScript: told to the host as id when closed. Its name is for messages only: scripts reach
@@ -859,7 +873,7 @@ return {
   report_failure = report_failure, message_of = message_of,
   goroutines = goroutines, tier_up = tier_up, traceback = user_traceback,
   list_goroutines = list_goroutines, limit_goroutines = limit_goroutines,
-  channel_metatable = Channel, host_chan = host_chan,
+  channel_metatable = Channel, host_chan = host_chan, watch_room = watch_room,
   go = go, chan = chan, send = send, receive = receive, close_channel = close_channel,
   select = select, wait = wait, on_error = on_error,
 }
