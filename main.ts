@@ -19,7 +19,7 @@ const EXIT_TIMEOUT = 124;
 const EXIT_USAGE = 2;
 const DEFAULT_MEMORY_LIMIT_MB = 1024;
 const DEFAULT_MAX_GOROUTINES = 100_000;
-/** How long a signal or the time limit waits for the Lua threads to write out their open files. */
+/** How long a signal, the time limit or a --watch reload waits for the Lua threads to write out their open files. */
 const FLUSH_GRACE_MS = 200;
 
 const USAGE = `SolVM ${meta.version}: a Lua 5.4 runtime with goroutines, channels and more.
@@ -422,24 +422,28 @@ function main(argv: string[]): void {
 let stopping = false;
 
 /**
- * Ends SolVM with `code` (and `message` on stderr): the runs' Lua threads
- * first write out their open files, as lua5.4 closing its state would,
- * within FLUSH_GRACE_MS (a thread in a loop that never yields cannot
- * answer); then the runs stop, which kills their commands.
+ * Stops `runs` once their Lua threads wrote out their open files, as
+ * lua5.4 closing its state would, or after FLUSH_GRACE_MS (a thread in a
+ * loop that never yields cannot answer); stopping kills their commands.
  */
-async function stopAndExit(runs: WorkerRun[], code: number, message?: string): Promise<never> {
-  stopping = true;
+async function flushAndStop(runs: WorkerRun[]): Promise<void> {
   const grace = new Promise<void>((resolve) => after(FLUSH_GRACE_MS, resolve));
   await Promise.race([Promise.all(runs.map((run) => run.flushFiles())), grace]);
   for (const run of runs) run.stop();
+}
+
+/** Ends SolVM with `code` (and `message` on stderr), once the runs stopped (see flushAndStop). */
+async function stopAndExit(runs: WorkerRun[], code: number, message?: string): Promise<never> {
+  stopping = true;
+  await flushAndStop(runs);
   if (message) writeStderr(`${message}\n`);
   Deno.exit(code);
 }
 
 /**
  * Runs `script` under --watch, each run in a new worker that tells this
- * thread of the files it loads: a change to one replaces the worker, even
- * one stuck in a loop that never yields. An explicit time limit applies
+ * thread of the files it loads: a change to one replaces the worker (see
+ * flushAndStop), even one stuck in a loop that never yields. An explicit time limit applies
  * to each run, and watching goes on after a run it stopped. Ends only when
  * the script cannot be read (nothing to watch), with that run's exit code.
  */
@@ -462,14 +466,14 @@ async function watchScript(
     disarm();
     if (ended !== "changed") {
       if (ended === "timeout") {
-        run.stop();
+        await flushAndStop([run]);
         say(timeoutMessage(options));
       } else if (files.size === 0) return ended;
       say(`solvm: ${script} finished; watching for changes`);
       await files.changed;
     }
     files.stop();
-    run.stop();
+    await flushAndStop([run]);
     say(`solvm: reloading ${script}`);
   }
 }

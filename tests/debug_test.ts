@@ -232,6 +232,20 @@ Deno.test("--watch --timeout limits each run: a quick script is not stopped, one
   );
 });
 
+Deno.test("--watch writes out the open files of a run it replaces, after a change or its --timeout, as Ctrl-C does", async () => {
+  const logger = (version: string) =>
+    `local f = assert(io.open(arg[0]:gsub("[^/]*$", "log.txt"), "a"))\nf:write("${version} started\\n")\n` +
+    `print("${version}")\nwhile true do sleep(0.1) end\n`;
+  const dir = await tempFiles({ "app.lua": logger("v1") });
+  await watching(`${dir}/app.lua`, async (waitFor) => {
+    await waitFor("v1\n");
+    await Deno.writeTextFile(`${dir}/app.lua`, logger("v2"));
+    await waitFor("v2\n");
+    await sleep(1200); // past the limit: the run is stopped
+  }, ["--timeout", "1s"]);
+  strictEqual(await Deno.readTextFile(`${dir}/log.txt`), "v1 started\nv2 started\n");
+});
+
 Deno.test("check_memory reports sizes and their change since the previous call", async () => {
   const { stdout } = await runLua(`
     local first = check_memory()
