@@ -530,7 +530,7 @@ export const standardStreams = (engine: Engine): Family => {
   let wired = 0;
   const rewired = (L: LuaState) => {
     const flushStdout = (L: LuaState) => {
-      engine.stdout.flush();
+      engine.stdout.flush(true);
       const failure = takeStdoutFailure();
       if (!failure) {
         vm.api.lua_pushboolean(L, 1);

@@ -382,8 +382,8 @@ export class Engine {
         sink.write(bytes);
         if (stdoutClosed()) this.#outputClosed();
       },
-      flush: () => {
-        sink.flush();
+      flush: (partialLine) => {
+        sink.flush(partialLine);
         if (stdoutClosed()) this.#outputClosed();
       },
     };

@@ -10,8 +10,11 @@
 export interface OutputSink {
   /** Takes `bytes` of output (they may wait in a buffer). */
   write(bytes: Uint8Array): void;
-  /** Writes out whatever waits in the buffer. */
-  flush(): void;
+  /**
+   * Writes out what waits in the buffer; a whole-lines buffer keeps a line
+   * begun unless `partialLine` (an explicit `io.flush()`: a prompt).
+   */
+  flush(partialLine?: boolean): void;
 }
 
 /** Int32 slots: the bytes buffered, and 1 when only whole lines go out before the end (several scripts at once). */
@@ -93,7 +96,7 @@ export function sharedOutput(buffer: SharedArrayBuffer): OutputSink {
   const data = new Uint8Array(buffer, HEADER);
   // On a terminal each line shows as it ends, as C's stdout is line-buffered there; pipes and files keep the buffer.
   const byLine = Deno.stdout.isTerminal();
-  const flush = () => writeOut(buffer, false);
+  const flush = (partialLine = false) => writeOut(buffer, partialLine);
   return {
     write(bytes) {
       if (Atomics.load(used, 0) + bytes.length > data.length) flush();
@@ -148,7 +151,7 @@ export function prefixedOutput(sink: OutputSink, prefix: string): OutputSink {
         from = to;
       }
     },
-    flush: () => sink.flush(),
+    flush: (partialLine) => sink.flush(partialLine),
   };
 }
 

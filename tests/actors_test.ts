@@ -5,7 +5,7 @@
  * its actors report back to it, so every expected output is deterministic.
  */
 import { deepStrictEqual, match, strictEqual } from "node:assert";
-import { solvm, tempFiles } from "./_helpers.ts";
+import { solvm, tempFiles, within } from "./_helpers.ts";
 
 /** Runs `main.lua` of `dir`, which must end cleanly (exit 0, nothing on stderr); returns its standard output. */
 async function cleanRun(dir: string): Promise<string> {
@@ -733,6 +733,36 @@ Deno.test("several scripts at once: a line begun is kept whole until it ends, on
   deepStrictEqual(lines(ab.stderr), ["", "[a.lua] A-err A-err-end", "[b.lua] B err"]);
   strictEqual(same.code, 0);
   deepStrictEqual(same.stdout.split("\n").sort(), ["", "[x/s.lua#2] in x", "[x/s.lua] in x", "[y/s.lua] in y"]);
+});
+
+Deno.test("several scripts at once: io.flush() writes a line begun (a prompt), labelled, before the script waits", async () => {
+  const dir = await folder({
+    "ask.lua": `io.write("Your name? ") io.flush() print("hello " .. io.read())`,
+    "other.lua": `-- prints nothing: its line could come in the middle of the prompt's`,
+  });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname, "ask.lua", "other.lua"],
+    cwd: dir,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const reader = child.stdout.getReader();
+  let text = "";
+  const read = async (until: (text: string) => boolean) => {
+    for (let chunk; !until(text) && !(chunk = await reader.read()).done;) text += new TextDecoder().decode(chunk.value);
+  };
+  try {
+    await within(read((t) => t.includes("[ask.lua] Your name? ")), 10_000, `the prompt; got ${JSON.stringify(text)}`);
+  } finally {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode("bob\n"));
+    await writer.close();
+    await read(() => false);
+  }
+  strictEqual((await child.status).code, 0);
+  strictEqual(text, "[ask.lua] Your name? hello bob\n");
 });
 
 Deno.test("SOLVM_LOG=info logs actor starts and ends on stderr; by default nothing", async () => {
