@@ -20,13 +20,17 @@ export interface OutputSink {
 /** Int32 slots: the bytes buffered, and 1 when only whole lines go out before the end (several scripts at once). */
 const HEADER = 8;
 
+/** The longest line a whole-lines buffer grows to keep whole; a longer one goes out in pieces. */
+const LONGEST_WHOLE_LINE = 16 << 20;
+
 /**
  * A buffer for {@linkcode sharedOutput} and {@linkcode drainSharedOutput}.
  * With `wholeLines`, a line begun stays buffered until it ends or the
- * output is drained, so lines of scripts running at once do not mix.
+ * output is drained, so lines of scripts running at once do not mix; the
+ * buffer grows for a line longer than `size`.
  */
 export function newSharedOutput(wholeLines = false, size = 1 << 16): SharedArrayBuffer {
-  const buffer = new SharedArrayBuffer(HEADER + size);
+  const buffer = new SharedArrayBuffer(HEADER + size, wholeLines ? { maxByteLength: HEADER + LONGEST_WHOLE_LINE } : {});
   new Int32Array(buffer, 0, 2)[1] = wholeLines ? 1 : 0;
   return buffer;
 }
@@ -100,8 +104,10 @@ export function sharedOutput(buffer: SharedArrayBuffer): OutputSink {
   return {
     write(bytes) {
       if (Atomics.load(used, 0) + bytes.length > data.length) flush();
-      // A line begun that still leaves no room goes out unfinished.
-      if (Atomics.load(used, 0) + bytes.length > data.length) writeOut(buffer, true);
+      // A line begun that still leaves no room grows a whole-lines buffer, or else goes out unfinished.
+      if (Atomics.load(used, 0) + bytes.length > data.length && !grow(buffer, Atomics.load(used, 0) + bytes.length)) {
+        writeOut(buffer, true);
+      }
       if (bytes.length > data.length) return writeAll(bytes);
       const n = Atomics.load(used, 0);
       data.set(bytes, n);
@@ -110,6 +116,13 @@ export function sharedOutput(buffer: SharedArrayBuffer): OutputSink {
     },
     flush,
   };
+}
+
+/** Grows a growable `buffer` to hold `bytes` of output, at least doubling it; false when it cannot grow that far. */
+function grow(buffer: SharedArrayBuffer, bytes: number): boolean {
+  if (!buffer.growable || HEADER + bytes > buffer.maxByteLength) return false;
+  buffer.grow(Math.min(buffer.maxByteLength, Math.max(HEADER + bytes, 2 * buffer.byteLength)));
+  return true;
 }
 
 /** Writes out what `buffer` holds: all of it, or up to its last line end for a whole-lines buffer. */

@@ -735,6 +735,21 @@ Deno.test("several scripts at once: a line begun is kept whole until it ends, on
   deepStrictEqual(same.stdout.split("\n").sort(), ["", "[x/s.lua#2] in x", "[x/s.lua] in x", "[y/s.lua] in y"]);
 });
 
+Deno.test("several scripts at once: a line longer than the 64 KiB buffer is kept whole too", async () => {
+  const dir = await folder({
+    "long.lua": `for i = 1, 40 do io.write(string.rep("a", 5000)) sleep(0.01) end print()`,
+    "lines.lua": `for i = 1, 40 do print("line " .. i) sleep(0.01) end`,
+  });
+  const r = await solvm(["long.lua", "lines.lua"], { cwd: dir });
+  strictEqual(r.code, 0);
+  const lines = r.stdout.trimEnd().split("\n");
+  deepStrictEqual(lines.filter((line) => line.startsWith("[long.lua] ")), [`[long.lua] ${"a".repeat(200_000)}`]);
+  deepStrictEqual(
+    lines.filter((line) => !line.startsWith("[long.lua] ")),
+    [...Array(40)].map((_, i) => `[lines.lua] line ${i + 1}`),
+  );
+});
+
 Deno.test("several scripts at once: io.flush() writes a line begun (a prompt), labelled, before the script waits", async () => {
   const dir = await folder({
     "ask.lua": `io.write("Your name? ") io.flush() print("hello " .. io.read())`,
