@@ -164,7 +164,18 @@ function positiveInteger(flag: string, value: string | undefined): number {
 }
 
 /** Flags that are on or off: `--watch=no` is a mistake, not a way to turn watching off. */
-const FLAGS_WITHOUT_VALUE = ["-h", "--help", "-v", "--version", "--watch", "--sandbox", "-A", "--allow-all", "--"];
+const FLAGS_WITHOUT_VALUE = [
+  "-h",
+  "--help",
+  "-v",
+  "--version",
+  "-i",
+  "--watch",
+  "--sandbox",
+  "-A",
+  "--allow-all",
+  "--",
+];
 
 function parseArgs(argv: string[]): Options | "help" | "version" {
   const options: Options = {

@@ -156,7 +156,7 @@ Deno.test("bad flags and durations are usage errors", async () => {
   const missing = await solvm(["--timeout"]);
   strictEqual(missing.code, 2);
   // A flag that is on or off refuses a value rather than ignoring it (--allow-all=no would allow all).
-  for (const arg of ["--watch=no", "--allow-all=no", "-A=0", "--sandbox=x", "--help=x", "-v=1", "--=x"]) {
+  for (const arg of ["--watch=no", "-i=no", "--allow-all=no", "-A=0", "--sandbox=x", "--help=x", "-v=1", "--=x"]) {
     const valued = await solvm([arg, "x.lua"]);
     strictEqual(valued.code, 2, arg);
     strictEqual(valued.stdout, "", arg);
