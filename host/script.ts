@@ -175,8 +175,15 @@ export async function runScriptFile(path: string, args: string[], options: Scrip
     let source: Uint8Array;
     try {
       // As lua5.4 - does; vm.load skips a #! line and a BOM only in "@file" chunks, and this one is "=stdin".
-      if (path === STDIN_SCRIPT) source = skipFilePreamble(await new Response(Deno.stdin.readable).bytes());
-      else {
+      if (path === STDIN_SCRIPT) {
+        // Waiting for the script's text is not running it: the default time limit is suspended meanwhile.
+        const release = engine.hold();
+        try {
+          source = skipFilePreamble(await new Response(Deno.stdin.readable).bytes());
+        } finally {
+          release();
+        }
+      } else {
         checkAccess("read", path);
         source = Deno.readFileSync(path);
       }

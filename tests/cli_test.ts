@@ -34,6 +34,27 @@ Deno.test("without a script, standard input that is not a terminal is the script
   strictEqual(withScript.stderr, "solvm: -i starts the REPL: it takes no script\n");
 });
 
+Deno.test("a script read from standard input: the default limit starts once it is read; an explicit one counts from the start", async () => {
+  const late = async (write: (text: string) => Promise<void>) => {
+    await sleep(5500); // past the default 5 s
+    await write('print("ran")\n');
+  };
+  // Its text never comes: standard input stays open until the limit has ended the run.
+  const waiting = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname, "--timeout", "1s", "-"],
+    stdin: "piped",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const [unlimited, limited] = await Promise.all([solvm([], { stdin: late }), waiting.output()]);
+  strictEqual(unlimited.stderr, "");
+  strictEqual(unlimited.code, 0);
+  strictEqual(unlimited.stdout, "ran\n");
+  strictEqual(limited.code, 124);
+  strictEqual(new TextDecoder().decode(limited.stderr), "timeout: script ran longer than 1s\n");
+  await waiting.stdin.close().catch(() => {});
+});
+
 Deno.test("solvm - skips a #! first line and a byte-order mark, as running a file does", async () => {
   const shebang = await solvm(["-"], { stdin: '#!/usr/bin/env solvm\nprint("shebang ok")\nerror("boom")\n' });
   strictEqual(shebang.stdout, "shebang ok\n");
