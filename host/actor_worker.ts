@@ -18,7 +18,7 @@ import { LuaError } from "../runtime/errors.ts";
 import { type LogLevel, setLogLevel } from "../runtime/log.ts";
 import { ActorThreadLink, type Exit, type ToActor } from "./_actor_system.ts";
 import { pushMessage, setActorLink, toMessage } from "./actors.ts";
-import { installGlobals } from "./script.ts";
+import { closeAfter, installGlobals } from "./script.ts";
 import { denoFileSystem } from "./filesystem.ts";
 import { flushOpenFiles } from "./files.ts";
 import type { FlushFiles } from "./worker.ts";
@@ -64,6 +64,9 @@ async function run(link: ActorThreadLink, start: Extract<ToActor, { t: "start" }
     maxInstructions: rules.maxInstructions,
   });
   const { vm } = engine;
+  // How the run ended, for closing the engine as the main script's is (see closeAfter).
+  let ending: Outcome = { status: "ok" };
+  let exit: Exit;
   try {
     installGlobals(engine, { mainScript: path, loaded: new Set() });
     checkAccess("read", path);
@@ -80,21 +83,24 @@ async function run(link: ActorThreadLink, start: Extract<ToActor, { t: "start" }
     link.returned(value);
     await engine.idle();
     const stopped = engine.stopped;
+    if (stopped) ending = stopped;
     if (stopped && stopped.status !== "ok" && !(stopped.status === "exit" && stopped.code === 0)) {
-      return failure(stopped);
-    }
-    return { ok: true, value, stopped: link.inbox.stopped };
+      exit = failure(stopped);
+    } else exit = { ok: true, value, stopped: link.inbox.stopped };
   } catch (e) {
     if (e instanceof CallStopped) {
-      return e.outcome.status === "exit" && e.outcome.code === 0 ? { ok: true } : failure(e.outcome);
+      ending = e.outcome;
+      exit = e.outcome.status === "exit" && e.outcome.code === 0 ? { ok: true } : failure(e.outcome);
+    } else {
+      const error = e instanceof Error ? e.message : String(e);
+      ending = { status: "error", message: error, traceback: "" };
+      exit = e instanceof LuaError ? { ok: false, error: e.luaMessage, traceback: e.traceback } : { ok: false, error };
     }
-    if (e instanceof LuaError) return { ok: false, error: e.luaMessage, traceback: e.traceback };
-    return { ok: false, error: e instanceof Error ? e.message : String(e) };
-  } finally {
-    engine.stdout.flush();
-    engine.close();
-    stderr?.end();
   }
+  engine.stdout.flush();
+  await closeAfter(engine, ending);
+  stderr?.end();
+  return exit;
 }
 
 /** How an engine that stopped early ended, as an actor's exit. */

@@ -21,8 +21,8 @@
  * `io` functions (`io.input`, `io.lines`, ...) take only Lua's own files.
  * A file left open is closed (its input ended) when it is collected.
  *
- * At a normal end of the CLI's script (it ended or failed, `os.exit(code,
- * true)`), popen files left open are closed as lua5.4's pclose does when it
+ * At a normal end of the CLI's script or an actor's (it ended or failed,
+ * `os.exit(code, true)`), popen files left open are closed as lua5.4's pclose does when it
  * closes its state: their input ends and their commands are waited for
  * (see {@linkcode closePipes}).
  *

@@ -206,11 +206,31 @@ export async function runScriptFile(path: string, args: string[], options: Scrip
       continue;
     }
     const code = reportOutcome(engine, outcome);
-    // lua5.4 closes its state after the script ends or fails, and after os.exit(code, true) only.
-    const closedAsLua = outcome.status === "ok" || outcome.status === "error" ||
-      (outcome.status === "exit" && outcome.close);
-    if (closedAsLua) await closePipes(engine); // closing its state, lua5.4 pcloses the popen files left open
-    engine.close(); // runs the finalizers left, which may call os.exit as lua5.4's do
-    return (closedAsLua ? engine.exitWhileClosing : undefined) ?? code;
+    return await closeAfter(engine, outcome) ?? code;
   }
+}
+
+/**
+ * Closes `engine` after its run (a script's, an actor's, the REPL's) ended
+ * with `outcome`, as lua5.4 closes its state after the script ends or
+ * fails and after `os.exit(code, true)`: first the popen files left open
+ * are closed the pclose way; then the finalizers left run, and may call
+ * `os.exit`. Returns the code such a call gave, which the run ends with.
+ *
+ * ```ts
+ * import { strictEqual } from "node:assert";
+ * import { Engine } from "../runtime/engine.ts";
+ * import { closeAfter, installGlobals } from "./script.ts";
+ * const engine = await Engine.create();
+ * installGlobals(engine);
+ * const outcome = await engine.execute("KEEP = setmetatable({}, { __gc = function() os.exit(9) end })", "=example");
+ * strictEqual(await closeAfter(engine, outcome), 9);
+ * ```
+ */
+export async function closeAfter(engine: Engine, outcome: Outcome): Promise<number | undefined> {
+  const closesState = outcome.status === "ok" || outcome.status === "error" ||
+    (outcome.status === "exit" && outcome.close === true);
+  if (closesState) await closePipes(engine);
+  engine.close();
+  return closesState ? engine.exitWhileClosing : undefined;
 }

@@ -349,6 +349,23 @@ Deno.test("CLI: popen files left open at a normal end (the script's end, an erro
   }
 });
 
+Deno.test("CLI: popen files left open when an actor's script ends are closed as pclose does, as the main script's", async () => {
+  const dir = await tempFiles({
+    "job.lua": `local dir = ...
+      local mail = io.popen("cat > " .. dir .. "/out.txt", "w")
+      mail:write("line written to the command\\n")
+      io.popen("sleep 0.3; echo finished > " .. dir .. "/background.txt")
+      return "job ended"`,
+    "main.lua": `local dir = ...
+      print(spawn(dir .. "/job.lua", dir).wait())`,
+  });
+  const r = await solvm([`${dir}/main.lua`, dir]);
+  strictEqual(r.code, 0, r.stderr);
+  strictEqual(r.stdout, "job ended\n");
+  strictEqual(await Deno.readTextFile(`${dir}/out.txt`), "line written to the command\n");
+  strictEqual(await Deno.readTextFile(`${dir}/background.txt`).catch(() => ""), "finished\n");
+});
+
 Deno.test("CLI: a time limit that stops a busy script also kills the commands it left running", async () => {
   const dir = await tempFiles({
     "runaway.lua": `local dir = ...
