@@ -98,9 +98,10 @@ async function run(link: ActorThreadLink, start: Extract<ToActor, { t: "start" }
     }
   }
   engine.stdout.flush();
-  await closeAfter(engine, ending);
+  // os.exit(n) in a finalizer run as the state closes is the actor calling os.exit(n), as the main script's is.
+  const code = await closeAfter(engine, ending);
   stderr?.end();
-  return exit;
+  return code ? failure({ status: "exit", code }) : exit;
 }
 
 /** How an engine that stopped early ended, as an actor's exit. */

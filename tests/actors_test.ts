@@ -244,6 +244,18 @@ print("main goes on")
   match(unhandled.stderr, /stack traceback:\n/);
 });
 
+Deno.test("os.exit(n) in a finalizer run as an actor's state closes is the actor calling os.exit(n), as the main script's sets its code", async () => {
+  const dir = await folder({
+    "main.lua": `print("wait:", spawn("gc_exit.lua").wait())\nprint("wait:", spawn("gc_exit_zero.lua").wait())\n`,
+    "gc_exit.lua": `setmetatable({}, { __gc = function() os.exit(9) end })\nreturn "returned"\n`,
+    "gc_exit_zero.lua": `setmetatable({}, { __gc = function() os.exit(0) end })\nreturn "returned"\n`,
+  });
+  const r = await solvm(["main.lua"], { cwd: dir });
+  strictEqual(r.code, 0);
+  strictEqual(r.stdout, "wait:\tnil\tthe actor called os.exit(9)\nwait:\treturned\n");
+  match(r.stderr, new RegExp(`^error in actor 1 \\(${dir}/gc_exit\\.lua\\): the actor called os\\.exit\\(9\\)\\n$`));
+});
+
 Deno.test("an actor that prints after the reader of standard output has gone ends quietly; wait() says why", async () => {
   const dir = await folder({
     "main.lua": String.raw`
