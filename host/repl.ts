@@ -7,7 +7,7 @@
  */
 import { CallStopped, type Engine } from "../runtime/engine.ts";
 import { LUA_TSTRING } from "../runtime/lua.ts";
-import { reportOutcome } from "./script.ts";
+import { closeAfter, reportOutcome } from "./script.ts";
 import meta from "../deno.json" with { type: "json" };
 
 // Runs a chunk and prints what it returns, as Lua's own REPL does; called unnamed, so tracebacks say "in main chunk".
@@ -51,7 +51,7 @@ async function* lines(engine: Engine): AsyncGenerator<string> {
   }
 }
 
-/** Runs the REPL until `exit` or end of input; returns the exit code. */
+/** Runs the REPL until `exit` or end of input, then closes `engine`; returns the exit code. */
 export async function runRepl(engine: Engine): Promise<number> {
   const { vm, L } = engine;
   const interactive = Deno.stdin.isTerminal();
@@ -77,9 +77,12 @@ export async function runRepl(engine: Engine): Promise<number> {
   prompt("> ");
   while (true) {
     const next = await input.next();
-    if (next.done) break;
+    if (next.done) {
+      if (interactive && !engine.stopped) engine.stdout.write(new TextEncoder().encode("\n")); // after Ctrl-D
+      break;
+    }
     const line = next.value;
-    if (chunk === "" && line.trim() === "exit") return 0;
+    if (chunk === "" && line.trim() === "exit") break;
     // "=x" is "return x", as lua5.4's REPL still reads it.
     chunk = chunk === "" ? line.replace(/^=/, "return ") : chunk + "\n" + line;
     // An expression first (so "1 + 1" prints 2), then a statement.
@@ -102,7 +105,8 @@ export async function runRepl(engine: Engine): Promise<number> {
     prompt("> ");
   }
   // os.exit or a limit (--max-instructions) in a line, a goroutine or a timer stops the engine, and the session.
-  if (engine.stopped) return reportOutcome(engine, engine.stopped);
-  if (interactive) engine.stdout.write(new TextEncoder().encode("\n"));
-  return 0;
+  const outcome = engine.stopped ?? { status: "ok" };
+  const code = reportOutcome(engine, outcome);
+  // As lua5.4's REPL closes its state at its end: files written out, popen files pclosed, finalizers run.
+  return await closeAfter(engine, outcome) ?? code;
 }

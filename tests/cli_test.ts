@@ -293,6 +293,26 @@ Deno.test("REPL: end of input ends it; syntax errors are reported and the sessio
   match(r.stderr, /^stdin:1: .*near '='\n$/);
 });
 
+Deno.test("REPL: its end (exit, end of input) closes the Lua state as lua5.4's: files written out, popen files pclosed, finalizers run", async () => {
+  for (const ending of ["exit\n", ""]) {
+    const dir = await tempFiles({});
+    const input = `log = io.open("${dir}/log.txt", "w")
+do log:write("written from the REPL\\n") end
+mail = io.popen("cat > ${dir}/piped.txt", "w")
+do mail:write("line for the command\\n") end
+guard = setmetatable({}, { __gc = function() print("finalizer ran") end })
+${ending}`;
+    const r = await solvm(["-i"], { stdin: input });
+    strictEqual(r.code, 0, r.stderr);
+    strictEqual(r.stdout, "finalizer ran\n", ending);
+    strictEqual(await Deno.readTextFile(`${dir}/log.txt`), "written from the REPL\n", ending);
+    strictEqual(await Deno.readTextFile(`${dir}/piped.txt`), "line for the command\n", ending);
+  }
+  // os.exit in a finalizer then gives the exit code, as it does at a script's end.
+  const exits = await solvm(["-i"], { stdin: "guard = setmetatable({}, { __gc = function() os.exit(9) end })\n" });
+  strictEqual(exits.code, 9);
+});
+
 Deno.test("REPL: os.exit ends the session with its code", async () => {
   const r = await solvm(["-i"], { stdin: "print('a')\nos.exit(5)\nprint('b')\n" });
   strictEqual(r.code, 5);
