@@ -55,5 +55,6 @@ export {
   type OutputSink,
   type Pusher,
 } from "./runtime/engine.ts";
+export type { BufferMode } from "./runtime/output.ts";
 export { installGlobals, runScriptFile } from "./host/script.ts";
 export { type Family, installFamily } from "./runtime/family.ts";

@@ -6,7 +6,8 @@
  * meanwhile (the C library's read would hold the whole engine until a line
  * arrives); formats and results are Lua's: `"n"`, `"l"`, `"L"`, `"a"` and
  * byte counts. Flushing standard output (`io.flush()`, `io.stdout:flush()`)
- * flushes the engine's buffer, which `print` and `io.write` share.
+ * flushes the engine's buffer, which `print` and `io.write` share, and
+ * `io.stdout:setvbuf(mode)` sets that buffer's mode.
  *
  * Lua keeps the bytes read and not yet taken (a line costs a string search,
  * not a call into JavaScript); JavaScript only reads the next chunk.
@@ -16,7 +17,7 @@
 import type { Engine, Pusher } from "../runtime/engine.ts";
 import type { Family } from "../runtime/family.ts";
 import type { LuaState } from "../runtime/lua.ts";
-import { takeStdoutFailure } from "../runtime/output.ts";
+import { type BufferMode, takeStdoutFailure } from "../runtime/output.ts";
 
 /** Bytes asked of standard input at a time. */
 const CHUNK = 256 * 1024;
@@ -65,6 +66,7 @@ function nextChunkNow(): Chunk {
 const STDIO_LUA = `
 local helpers = ...
 local fill, flush_stdout, wait_turn, turn_free = helpers.fill, helpers.flush_stdout, helpers.wait_turn, helpers.turn_free
+local set_stdout_buffering = helpers.set_stdout_buffering
 local yieldable, running, setmetatable = coroutine.isyieldable, coroutine.running, setmetatable
 local getinfo = debug and debug.getinfo  -- a Context may be opened without the debug library
 local io, type, select, tonumber, error, tointeger, unpack, load = io, type, select, tonumber, error, math.tointeger,
@@ -73,8 +75,8 @@ local sub, find, byte, concat = string.sub, string.find, string.byte, table.conc
 local stdin, stdout, input, output, io_type = io.stdin, io.stdout, io.input, io.output, io.type
 local methods = getmetatable(stdin).__index
 -- The C library's own (named as they are, for the messages of their own errors).
-local read, lines, flush, io_lines, loadfile, dofile = methods.read, methods.lines, methods.flush, io.lines, loadfile,
-  dofile
+local read, lines, flush, setvbuf, io_lines, loadfile, dofile = methods.read, methods.lines, methods.flush,
+  methods.setvbuf, io.lines, loadfile, dofile
 
 -- Standard input read and not yet taken: buf from pos on. A read that finds what it needs in buf takes it at once;
 -- one that must wait for input holds the turn (acquire/release) while it does, so two goroutines never interleave
@@ -437,6 +439,23 @@ methods.flush = function(...)
   check("flush", select("#", ...), f)
   return flush(f)
 end
+-- Standard output's buffer is the engine's (C's stays unbuffered, so print and io.write share it): its mode goes there.
+-- The arguments are checked here, as C would, so that an error names the caller's line.
+local BUFFER_MODES = { no = true, full = true, line = true }
+methods.setvbuf = function(...)
+  local n, f, mode, size = select("#", ...), ...
+  check("setvbuf", n, f)
+  if not BUFFER_MODES[mode] then
+    local got = n < 2 and "no value" or type(mode)
+    local problem = type(mode) == "string" and "invalid option '" .. mode .. "'" or "string expected, got " .. got
+    error("bad argument #1 to 'setvbuf' (" .. problem .. ")", 2)
+  end
+  if size ~= nil and not tointeger(size) then
+    error("bad argument #2 to 'setvbuf' (number expected, got " .. type(size) .. ")", 2)
+  end
+  if f == stdout then return set_stdout_buffering(mode) end
+  return setvbuf(...)
+end
 
 -- Lua's loadfile() and dofile() without a name read standard input: the same buffer, or bytes would be lost.
 local function load_stdin(mode, env)
@@ -544,9 +563,15 @@ export const standardStreams = (engine: Engine): Family => {
       vm.api.lua_pushinteger(L, BigInt(os[2]));
       return 3;
     };
+    const setStdoutBuffering = (L: LuaState) => {
+      engine.stdout.setBuffering?.(vm.toText(L, 1) as BufferMode);
+      vm.api.lua_pushboolean(L, 1);
+      return 1;
+    };
     wired ||= engine.compileLua("standard streams", STDIO_LUA, {
       fill,
       flush_stdout: flushStdout,
+      set_stdout_buffering: setStdoutBuffering,
       wait_turn: waitTurn,
       turn_free: turnFree,
     });

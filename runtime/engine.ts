@@ -386,6 +386,7 @@ export class Engine {
         sink.flush(partialLine);
         if (stdoutClosed()) this.#outputClosed();
       },
+      setBuffering: (mode) => sink.setBuffering?.(mode),
     };
     this.stderr = options.stderr ?? writeStderr;
     this.#onResidentChange = options.onResidentChange;

@@ -15,7 +15,12 @@ export interface OutputSink {
    * begun unless `partialLine` (an explicit `io.flush()`: a prompt).
    */
   flush(partialLine?: boolean): void;
+  /** When what is written goes out, as C's setvbuf sets (`io.stdout:setvbuf`); a sink without it keeps its own way. */
+  setBuffering?(mode: BufferMode): void;
 }
+
+/** As C's setvbuf modes: "no" writes at once, "line" at each line end, "full" when the buffer fills or is flushed. */
+export type BufferMode = "no" | "line" | "full";
 
 /** Int32 slots: the bytes buffered, and 1 when only whole lines go out before the end (several scripts at once). */
 const HEADER = 8;
@@ -99,7 +104,7 @@ export function sharedOutput(buffer: SharedArrayBuffer): OutputSink {
   const used = new Int32Array(buffer, 0, 1);
   const data = new Uint8Array(buffer, HEADER);
   // On a terminal each line shows as it ends, as C's stdout is line-buffered there; pipes and files keep the buffer.
-  const byLine = Deno.stdout.isTerminal();
+  let mode: BufferMode = Deno.stdout.isTerminal() ? "line" : "full";
   const flush = (partialLine = false) => writeOut(buffer, partialLine);
   return {
     write(bytes) {
@@ -112,9 +117,11 @@ export function sharedOutput(buffer: SharedArrayBuffer): OutputSink {
       const n = Atomics.load(used, 0);
       data.set(bytes, n);
       Atomics.store(used, 0, n + bytes.length);
-      if (byLine && bytes.includes(10)) flush();
+      if (mode === "no") flush(true); // unbuffered: a line begun goes out too, as a prompt would
+      else if (mode === "line" && bytes.includes(10)) flush();
     },
     flush,
+    setBuffering: (to) => void (mode = to),
   };
 }
 
@@ -165,6 +172,7 @@ export function prefixedOutput(sink: OutputSink, prefix: string): OutputSink {
       }
     },
     flush: (partialLine) => sink.flush(partialLine),
+    setBuffering: (mode) => sink.setBuffering?.(mode),
   };
 }
 

@@ -605,6 +605,29 @@ Deno.test("on a terminal each line printed shows as it ends (as C's stdout, line
   strictEqual((await child.status).code, 0);
 });
 
+Deno.test('io.stdout:setvbuf("no") or ("line") on a pipe writes at once or at each line end, as C\'s does', async () => {
+  const dir = await tempFiles({
+    "progress.lua": `local mode = ...
+io.stdout:setvbuf(mode)
+io.write(mode == "no" and "partial" or "whole line\\n")
+local t = os.clock() while os.clock() - t < 1 do end
+print("end")`,
+  });
+  const main = new URL("../main.ts", import.meta.url).pathname;
+  for (const [mode, first] of [["no", "partial"], ["line", "whole line\n"]]) {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", main, `${dir}/progress.lua`, mode],
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    const reader = child.stdout.getReader();
+    const text = new TextDecoder().decode((await reader.read()).value);
+    strictEqual(text, first, "the first write waited for the script's end");
+    await reader.cancel();
+    await child.status;
+  }
+});
+
 Deno.test("the default time limit is suspended while the script waits for a line typed at a terminal", async () => {
   const dir = await tempFiles({ "prompt.lua": `io.write("Your name: ") io.flush() print("hello", io.read())` });
   const child = solvmOnTerminal([`${dir}/prompt.lua`]);
