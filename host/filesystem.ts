@@ -189,5 +189,8 @@ export function denoFileSystem(): LuaSystem {
         return [];
       }
     },
+    closeAll: () => {
+      for (const fd of [...open.keys()]) release(fd);
+    },
   };
 }

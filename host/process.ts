@@ -24,10 +24,12 @@
  * At a normal end of the CLI's script or an actor's (it ended or failed,
  * `os.exit(code, true)`), popen files left open are closed as lua5.4's pclose does when it
  * closes its state: their input ends and their commands are waited for
- * (see {@linkcode closePipes}).
+ * (see {@linkcode closePipes}). At `os.exit(code)` without close, as C's
+ * exit() does, their input ends and their commands run on (see
+ * {@linkcode endPipes}).
  *
  * Each command runs in its own process group, killed when the engine
- * closes while the shell still runs (an `os.exit`, a reload): the whole
+ * closes while the shell still runs (a reload, a time limit): the whole
  * group when the script may run any program, only the shell under
  * `--allow-run=sh` (Deno refuses to signal a group then). Not being
  * permitted to run `sh` is an error naming the flag. Being in a group of
@@ -389,12 +391,34 @@ export async function closePipes(engine: Engine): Promise<void> {
   await childTables.get(engine)?.closePipes();
 }
 
+/**
+ * Ends the input of the popen files `engine`'s script left open, and stops
+ * reading their output, as C's exit() does at `os.exit(code)`: what was
+ * written is delivered; the commands are neither waited for nor killed.
+ *
+ * ```ts
+ * import { Engine } from "../runtime/engine.ts";
+ * import { installFamily } from "../runtime/family.ts";
+ * import { endPipes, processes } from "./process.ts";
+ * const engine = await Engine.create();
+ * installFamily(engine, processes);
+ * await engine.execute(`io.popen("cat > /dev/null", "w"):write("data")`, "=example");
+ * await endPipes(engine); // cat got the data and its end of input, and finishes on its own
+ * engine.close();
+ * ```
+ */
+export async function endPipes(engine: Engine): Promise<void> {
+  await childTables.get(engine)?.endPipes();
+}
+
 /** A running command and the pipes SolVM holds to it. */
 interface Child {
   process: Deno.ChildProcess;
   exited: boolean;
   /** Lua no longer holds it (closed, collected, or os.execute returned). */
   released: boolean;
+  /** Its input was ended at an os.exit, as C's exit() leaves it: it is not killed when the engine closes. */
+  runsOn?: boolean;
   /** The command's output read by Lua (popen "r"). */
   reader?: ReadableStreamDefaultReader<Uint8Array>;
   /** The command's input written by Lua (popen "w"). */
@@ -532,7 +556,7 @@ class ChildTable {
 
   /** Kills a command still running, with the group it started, and lets go of its pipes. */
   #end(child: Child): void {
-    if (!child.exited) killGroup(child.process.pid);
+    if (!child.exited && !child.runsOn) killGroup(child.process.pid);
     for (const reader of [...child.copies, ...child.reader ? [child.reader] : []]) reader.cancel().catch(() => {});
     child.writer?.abort().catch(() => {});
   }
@@ -643,6 +667,18 @@ class ChildTable {
   async closePipes(): Promise<void> {
     const pipes = [...this.#live].filter(([, child]) => child.reader || child.writer);
     await Promise.all(pipes.map(([id, child]) => this.#close(id, child)));
+  }
+
+  /** Ends the input of every popen file still open and stops reading it, not waiting for it (see endPipes). */
+  async endPipes(): Promise<void> {
+    const pipes = [...this.#live.values()].filter((child) => child.reader || child.writer);
+    await Promise.all(pipes.map(async (child) => {
+      child.runsOn = true;
+      await child.writing;
+      await child.writer?.close().catch(() => {});
+      await child.reader?.cancel().catch(() => {});
+      commandWatcher?.(child.process.pid, false); // no longer the thread's to kill when it ends
+    }));
   }
 
   /** popen helper `release(id)` for a file collected unclosed: ends its input, stops reading; the command runs on. */

@@ -22,7 +22,7 @@ import { httpServer } from "./http_server.ts";
 import { sockets } from "./sockets.ts";
 import { dns } from "./dns.ts";
 import { httpClient } from "./http_client.ts";
-import { closePipes, processes } from "./process.ts";
+import { closePipes, endPipes, processes } from "./process.ts";
 import { actors } from "./actors.ts";
 
 /** Exit code of a deadlock (as Go's runtime uses for fatal errors). */
@@ -216,6 +216,8 @@ export async function runScriptFile(path: string, args: string[], options: Scrip
  * fails and after `os.exit(code, true)`: first the popen files left open
  * are closed the pclose way; then the finalizers left run, and may call
  * `os.exit`. Returns the code such a call gave, which the run ends with.
+ * After `os.exit(code)` without close, as lua5.4's C exit() does, files
+ * are flushed and popen commands' input ends, and no finalizer runs.
  *
  * ```ts
  * import { strictEqual } from "node:assert";
@@ -230,7 +232,10 @@ export async function runScriptFile(path: string, args: string[], options: Scrip
 export async function closeAfter(engine: Engine, outcome: Outcome): Promise<number | undefined> {
   const closesState = outcome.status === "ok" || outcome.status === "error" ||
     (outcome.status === "exit" && outcome.close === true);
+  const exits = outcome.status === "exit" && !closesState;
   if (closesState) await closePipes(engine);
-  engine.close();
+  // As C's exit() after os.exit(code): files flushed, popen commands' input ended (they run on), no finalizer runs.
+  else if (exits) await endPipes(engine);
+  engine.close({ finalizers: !exits });
   return closesState ? engine.exitWhileClosing : undefined;
 }

@@ -340,6 +340,9 @@ export class Engine {
   /** The first `os.exit` code a finalizer asked for while close() freed the state. */
   #exitWhileClosing: number | undefined;
   #inLuaClose = false;
+  // Cleared by close({ finalizers: false }).
+  #runFinalizers = true;
+  readonly #files: LuaSystem;
   #closers: (() => void)[] = [];
   #channelClosers = new Map<number, () => void>();
   #roomWaiters = new Map<number, () => void>();
@@ -375,6 +378,7 @@ export class Engine {
 
   private constructor(vm: LuaVM, options: EngineOptions) {
     this.vm = vm;
+    this.#files = options.files ?? NO_FILES;
     const sink = options.stdout ?? sharedOutput(newSharedOutput());
     // Once standard output's reader has gone, the run ends as lua5.4 does when SIGPIPE kills it (exit 141).
     this.stdout = {
@@ -1558,10 +1562,14 @@ export class Engine {
   /**
    * Frees the Lua state; pending calls are dropped. Called while Lua runs
    * (from a function or hook Lua called), it unwinds Lua first: the call
-   * or run ends as closed once that function returns.
+   * or run ends as closed once that function returns. With `finalizers`
+   * false (after `os.exit(code)`, as C's exit() ends a process) no `__gc`
+   * runs: open files are flushed and their descriptors closed, and the
+   * state is left to the garbage collector instead of `lua_close`.
    */
-  close(): void {
+  close(options: { finalizers?: boolean } = {}): void {
     if (this.#closed) return;
+    this.#runFinalizers &&= options.finalizers ?? true;
     if (this.#inPump) {
       this.#closing = true;
       this.vm.unwinding ??= new StopRequest({ status: "closed" });
@@ -1582,11 +1590,16 @@ export class Engine {
     this.#wakeRoomWaiters();
     for (const cleanup of this.#closers.splice(0)) cleanup();
     this.stdout.flush();
-    this.#inLuaClose = true;
-    try {
-      this.vm.close();
-    } finally {
-      this.#inLuaClose = false;
+    if (this.#runFinalizers) {
+      this.#inLuaClose = true;
+      try {
+        this.vm.close();
+      } finally {
+        this.#inLuaClose = false;
+      }
+    } else {
+      this.vm.api.fflush(0);
+      this.#files.closeAll?.();
     }
     this.stdout.flush();
     this.vm.lua.removeFunction(this.#continuation);

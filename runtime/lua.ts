@@ -134,6 +134,8 @@ export interface LuaSystem {
   readlink(path: string, into: Uint8Array): number;
   /** `NAME=value` lines for `os.getenv`. */
   environment(): string[];
+  /** Closes every descriptor still open: for a state dropped without lua_close, whose files never close theirs. */
+  closeAll?(): void;
 }
 
 /** Errno values of this WebAssembly build's C library (WASI numbering). */

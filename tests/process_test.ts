@@ -349,6 +349,31 @@ Deno.test("CLI: popen files left open at a normal end (the script's end, an erro
   }
 });
 
+Deno.test("CLI: os.exit(code) without close, as C's exit(): open files are written out, popen input is delivered and its command runs on, no finalizer runs", async () => {
+  const dir = await tempFiles({
+    "exits.lua": `local dir = ...
+      KEEP = setmetatable({}, { __gc = function() print("finalizer ran") os.remove(dir .. "/lock") end })
+      io.open(dir .. "/lock", "w"):close()
+      local log = io.open(dir .. "/log.txt", "w")
+      log:write("buffered line\\n")
+      local mail = io.popen("sleep 0.3; cat > " .. dir .. "/out.txt", "w")
+      mail:write("line written to the command\\n")
+      os.exit(3)`,
+  });
+  const r = await solvm([`${dir}/exits.lua`, dir]);
+  strictEqual(r.code, 3, r.stderr);
+  strictEqual(r.stdout, "");
+  ok(await Deno.stat(`${dir}/lock`).then(() => true, () => false), "a finalizer ran");
+  strictEqual(await Deno.readTextFile(`${dir}/log.txt`), "buffered line\n");
+  // Not killed: the command finishes after SolVM has exited.
+  let out = "";
+  for (let i = 0; i < 100 && out === ""; i++) {
+    await sleep(50);
+    out = await Deno.readTextFile(`${dir}/out.txt`).catch(() => "");
+  }
+  strictEqual(out, "line written to the command\n");
+});
+
 Deno.test("CLI: popen files left open when an actor's script ends are closed as pclose does, as the main script's", async () => {
   const dir = await tempFiles({
     "job.lua": `local dir = ...
