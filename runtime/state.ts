@@ -16,6 +16,7 @@ import {
   type LuaModule,
   type LuaState,
 } from "./lua.ts";
+import { LuaError } from "./errors.ts";
 
 /** A host function: reads its arguments from `L`, pushes results, returns their count. */
 export type HostFunction = (L: LuaState) => number;
@@ -356,6 +357,8 @@ export class LuaVM {
         message = e instanceof Error ? e.message : String(e);
         // `throw undefined` or `throw null` has no properties to read: it is a Lua error like any other.
         level = (e as { luaLevel?: number } | null | undefined)?.luaLevel ?? 1;
+        // A Lua error passing back out through JavaScript (a callback's) keeps its position, as through a C function.
+        if (e instanceof LuaError && e.file !== undefined) level = 0;
       }
       return this.raise(L, message, level);
     }, "ii");
