@@ -110,6 +110,8 @@ interface Source {
   close: () => void;
   /** A UDP receiver's socket, which its send() uses too. */
   udp?: dgram.Socket;
+  /** Ends a listener's wait for room in its channel (its reader is behind) when it is stopped. */
+  wake?: () => void;
 }
 
 /** Why a read or write failed, as Lua is told. */
@@ -213,6 +215,7 @@ class SocketTable {
     if (!entry) return;
     this.#sources.delete(id);
     entry.stopped = true;
+    entry.wake?.();
     entry.release();
     try {
       entry.close();
@@ -326,8 +329,13 @@ class SocketTable {
     let shortageReported = false;
     try {
       while (true) {
-        // A reader behind: no more is accepted until it has taken some; clients wait in the system's backlog.
-        await this.engine.whenChannelHasRoom(entry.channel, ACCEPT_QUEUE_LIMIT);
+        // A reader behind: no more is accepted until it has taken some (or the listener stops); clients wait in the
+        // system's backlog.
+        await new Promise<void>((resolve) => {
+          entry.wake = resolve;
+          this.engine.whenChannelHasRoom(entry.channel, ACCEPT_QUEUE_LIMIT).then(resolve);
+        });
+        entry.wake = undefined;
         if (entry.stopped) break;
         let conn: Deno.TcpConn;
         try {

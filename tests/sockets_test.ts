@@ -329,6 +329,19 @@ Deno.test("a connection nothing refers to is closed when collected, not while a 
   strictEqual(stdout, "late\ntrue\n");
 });
 
+Deno.test("a listener whose reader is behind can still be closed: close() returns and its clients see the end", async () => {
+  const { outcome, stdout } = await runLuaWithin(`
+    local server = assert(tcp_listen(0, "127.0.0.1"))
+    local clients = {}
+    for i = 1, ${ACCEPT_QUEUE_LIMIT} + 2 do clients[i] = assert(tcp_connect("127.0.0.1", server.port)) end
+    sleep(0.2)
+    print(#server)
+    server.close()
+    print("closed", clients[1].read())`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(stdout, `${ACCEPT_QUEUE_LIMIT}\nclosed\tnil\n`);
+});
+
 Deno.test("a listener whose reader is behind leaves further clients in the system's backlog, then takes them", async () => {
   const { outcome, stdout } = await runLuaWithin(`
     local server = assert(tcp_listen(0, "127.0.0.1"))
