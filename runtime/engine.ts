@@ -23,7 +23,7 @@ import {
   type LuaSystem,
   NO_FILES,
 } from "./lua.ts";
-import { type HostFunction, LuaUnwind, LuaVM } from "./state.ts";
+import { type HostFunction, LuaUnwind, LuaVM, thrownText } from "./state.ts";
 import { SCHEDULER_LUA } from "./scheduler_lua.ts";
 import { log, logEnabled } from "./log.ts";
 import {
@@ -823,7 +823,7 @@ export class Engine {
     if (cancellable && this.#callsMayStop) this.#cancellable.set(id, cancellable);
     promise.then(
       (push) => this.#settle(id, { ok: true, push: push ?? NO_RESULTS }),
-      (e) => this.#settle(id, { ok: false, message: e instanceof Error ? e.message : String(e) }),
+      (e) => this.#settle(id, { ok: false, message: thrownText(e) }),
     );
     api.lua_settop(L, 0);
     this.vm.pushRef(L, this.#parkRef);
@@ -880,8 +880,8 @@ export class Engine {
       try {
         return result.push(L);
       } catch (e) {
-        if (typeof e === "number" || e instanceof LuaUnwind) throw e;
-        message = e instanceof Error ? e.message : String(e);
+        if (e === Infinity || e instanceof LuaUnwind) throw e; // Emscripten's longjmp (see lua.ts)
+        message = thrownText(e);
       }
     } else message = result.message;
     return this.vm.raise(L, message);

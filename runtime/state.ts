@@ -18,6 +18,24 @@ import {
 } from "./lua.ts";
 import { LuaError } from "./errors.ts";
 
+/**
+ * What a thrown value says, whatever it is: an Error's message, else its
+ * text; a value whose text cannot be had (a null-prototype object, a
+ * throwing getter) is named by its kind.
+ *
+ * ```ts
+ * import { thrownText } from "./state.ts";
+ * console.assert(thrownText(Object.create(null)) === "[object Object]");
+ * ```
+ */
+export function thrownText(e: unknown): string {
+  try {
+    return e instanceof Error ? String(e.message) : String(e);
+  } catch {
+    return Object.prototype.toString.call(e);
+  }
+}
+
 /** A host function: reads its arguments from `L`, pushes results, returns their count. */
 export type HostFunction = (L: LuaState) => number;
 
@@ -352,9 +370,9 @@ export class LuaVM {
         return results;
       } catch (e) {
         if (this.unwinding) throw this.unwinding;
-        // A number is Emscripten's longjmp (a Lua error or yield in flight).
-        if (typeof e === "number" || e instanceof LuaUnwind) throw e;
-        message = e instanceof Error ? e.message : String(e);
+        // Infinity is Emscripten's longjmp (a Lua error or yield in flight, see lua.ts).
+        if (e === Infinity || e instanceof LuaUnwind) throw e;
+        message = thrownText(e);
         // `throw undefined` or `throw null` has no properties to read: it is a Lua error like any other.
         level = (e as { luaLevel?: number } | null | undefined)?.luaLevel ?? 1;
         // A Lua error passing back out through JavaScript (a callback's) keeps its position, as through a C function.

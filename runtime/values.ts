@@ -90,6 +90,9 @@ function methodOf(target: object, method: (...a: unknown[]) => unknown): (...a: 
   return Object.defineProperty(call, "name", { value: method.name });
 }
 
+/** Strings and bytes longer than this are pushed under protection (see #pushProtected); shorter ones cost no call. */
+const PROTECT_FROM = 4096;
+
 /** Converts values between JavaScript and one engine's Lua state. */
 export class Values {
   readonly #engine: Engine;
@@ -105,7 +108,7 @@ export class Values {
   readonly #referenceMeta: number;
   // The C function that builds the table of #building inside a protected call (see #pushProtected).
   readonly #buildTable: number;
-  #building: { value: object; failure?: Error } | undefined;
+  #building: { value: unknown; failure?: Error } | undefined;
   readonly #release = new FinalizationRegistry<number>((ref) => {
     if (!this.#engine.closed) this.#engine.vm.unref(ref);
   });
@@ -118,7 +121,7 @@ export class Values {
     this.#buildTable = vm.hostFunction((L) => {
       const building = this.#building!;
       try {
-        this.#pushTable(L, building.value, new Map());
+        this.push(L, building.value, new Map());
         return 1;
       } catch (e) {
         if (!(e instanceof Error) || e instanceof LuaUnwind) throw e; // Lua's own errors unwind as Lua's
@@ -179,12 +182,15 @@ export class Values {
         if (BigInt.asIntN(64, v) !== v) throw new RangeError(`${v} does not fit a Lua integer (64 bits)`);
         return api.lua_pushinteger(L, v);
       case "string":
-        return vm.pushString(L, v);
+        // A long one is copied in under protection too: Lua running out of memory there must not panic.
+        return seen || v.length <= PROTECT_FROM ? vm.pushString(L, v) : this.#pushProtected(L, v);
       case "function":
         return this.#pushFunction(L, v as (...args: unknown[]) => unknown);
       case "object":
         if (v === null) return api.lua_pushnil(L);
-        if (v instanceof Uint8Array) return vm.pushBytes(L, v);
+        if (v instanceof Uint8Array) {
+          return seen || v.length <= PROTECT_FROM ? vm.pushBytes(L, v) : this.#pushProtected(L, v);
+        }
         if (v instanceof ByReference) return this.#pushReference(L, v.target);
         return seen ? this.#pushTable(L, v, seen) : this.#pushProtected(L, v);
     }
@@ -192,14 +198,15 @@ export class Values {
   }
 
   /**
-   * Pushes table `v` built inside a protected call: memory running out
-   * while it is built is Lua's "not enough memory", never a panic.
+   * Pushes `v` (a table, a long string) built inside a protected call:
+   * memory running out while it is built is Lua's "not enough memory",
+   * never a panic.
    */
-  #pushProtected(L: LuaState, v: object): void {
+  #pushProtected(L: LuaState, v: unknown): void {
     const { vm } = this.#engine;
     const api = vm.api;
     const outer = this.#building; // a getter of `v` may call into Lua, which may push another table
-    const building: { value: object; failure?: Error } = { value: v };
+    const building: { value: unknown; failure?: Error } = { value: v };
     this.#building = building;
     // No hook sees this call: it is SolVM's, not the script's, and runs no Lua instruction to count.
     const [hook, mask, count] = [api.lua_gethook(L), api.lua_gethookmask(L), api.lua_gethookcount(L)];

@@ -536,12 +536,19 @@ s.close();
 const lua = new Context({ maxMemory: 4 * 1024 * 1024 });
 const set = () => { try { lua.setGlobal("big", { list }); return "set"; } catch (e) { return \`\${e.constructor.name}: \${e.message}\`; } };
 console.log(set(), "|", await show(lua.execute("return big")));
+await lua.execute("function len(s) return #s end");
+const bytes = new Uint8Array(5 * 1024 * 1024);
+console.log(await show(lua.call("len", bytes)), "|", await show(lua.call("len", "y".repeat(5 * 1024 * 1024))));
 lua.close();
 `,
     ["-A"],
   );
   strictEqual(stderr, "");
-  strictEqual(stdout, "Error: not enough memory | 6\nError: not enough memory | undefined\n");
+  strictEqual(
+    stdout,
+    "Error: not enough memory | 6\nError: not enough memory | undefined\n" +
+      "Error: not enough memory | Error: not enough memory\n",
+  );
   strictEqual(code, 0);
 });
 

@@ -227,6 +227,15 @@ function wrapped(f, ...) local args = { ... } return try(function() return f(tab
       throw null;
     });
     deepStrictEqual(await lua.execute("return try(failNull)"), { ok: false, e: "null" });
+    // A number is not taken for the WebAssembly build's own unwinding, and a value without text is named by its kind.
+    lua.setGlobal("failNumber", () => {
+      throw 42;
+    });
+    deepStrictEqual(await lua.execute("return try(failNumber)"), { ok: false, e: "42" });
+    lua.setGlobal("failBare", () => {
+      throw Object.create(null);
+    });
+    deepStrictEqual(await lua.execute("return try(failBare)"), { ok: false, e: "[object Object]" });
     strictEqual(await lua.execute("return 'next call'"), "next call");
     const uncaught = await failure(lua.execute("\nfail('z')", "@main.lua"), LuaError, "main.lua:2: js says no to z");
     strictEqual(uncaught.file, "main.lua");
