@@ -140,16 +140,37 @@ local function optional_text(value)
   local kind = type(value)
   return value == nil or kind == "string" or kind == "number"
 end
-function load(...)
-  local chunk, name = ...
-  local kind = type(chunk)
-  check(1, "load", "function", kind == "string" or kind == "function", ...)
-  check(2, "load", "string", optional_text(name), name)
-  if select("#", ...) > 3 then return raw_load(chunk, name, "t", (select(4, ...))) end -- an env given, even nil, is used
-  return raw_load(chunk, name, "t")
+-- Whether mode (Lua's "b", "t", "bt") lets text load; binary chunks never do here.
+local function allows_text(mode)
+  return mode == nil or string.find(mode, "t", 1, true) ~= nil
 end
-function loadfile(filename, _, ...)
+local function text_refused(mode)
+  return nil, "attempt to load a text chunk (mode is '" .. mode .. "')"
+end
+-- C's load raises a reader's bad piece at its caller: here, this chunk. It is placed at the script's line instead.
+local getinfo, gsub = debug.getinfo, string.gsub
+local function placed(chunk, message)
+  if chunk ~= nil or type(message) ~= "string" then return chunk, message end
+  local caller = getinfo(2, "Sl") -- load tail-called this: its caller is next
+  local where = caller and caller.currentline > 0 and caller.short_src .. ":" .. caller.currentline .. ": " or ""
+  return nil, (gsub(message, "^%[solvm%] loaders:%d+: ", where))
+end
+function load(...)
+  local chunk, name, mode = ...
+  local kind = type(chunk)
+  check(1, "load", "function", kind == "string" or kind == "number" or kind == "function", ...)
+  check(2, "load", "string", optional_text(name), name)
+  check(3, "load", "string", optional_text(mode), mode)
+  if not allows_text(mode) and not (kind == "string" and string.byte(chunk) == 27) then
+    return text_refused(mode)
+  end
+  if select("#", ...) > 3 then return placed(raw_load(chunk, name, "t", (select(4, ...)))) end -- an env given, even nil
+  return placed(raw_load(chunk, name, "t"))
+end
+function loadfile(filename, mode, ...)
   check(1, "loadfile", "string", optional_text(filename), filename)
+  check(2, "loadfile", "string", optional_text(mode), mode)
+  if not allows_text(mode) then return text_refused(mode) end
   if select("#", ...) > 0 then return raw_loadfile(filename, "t", ...) end
   return raw_loadfile(filename, "t")
 end

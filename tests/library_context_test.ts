@@ -1081,6 +1081,17 @@ Deno.test("without allowBytecode, bad arguments to load, loadfile and dofile nam
       // Good arguments still load, with an environment when one is given.
       strictEqual(await lua.execute("return load('return x', 'c', 't', { x = 5 })()"), 5);
       strictEqual(await lua.execute("return load(coroutine.wrap(function() coroutine.yield('return 7') end))()"), 7);
+      // As lua5.4: a number is text to load, a mode without "t" refuses text, a reader's bad piece is at the caller.
+      strictEqual(await lua.execute("return select(2, load(42))"), `[string "42"]:1: unexpected symbol near '42'`);
+      strictEqual(
+        await lua.execute("return select(2, load('return 1', 'c', 'b'))"),
+        "attempt to load a text chunk (mode is 'b')",
+      );
+      strictEqual(
+        await lua.execute("return select(2, load(function() return {} end))", "@app.lua"),
+        "app.lua:1: reader function must return a string",
+      );
+      await bad("load('return 1', 'c', {})", 3, "string", "table");
     } finally {
       lua.close();
     }
