@@ -1618,10 +1618,11 @@ export class Engine {
       } finally {
         this.#inLuaClose = false;
       }
-    } else {
-      this.vm.api.fflush(0);
-      this.#files.closeAll?.();
     }
+    // What is still open (every file when no finalizer ran; one a finalizer opened as the state closed) is written
+    // out and its descriptor closed, as C's exit() would.
+    this.vm.api.fflush(0);
+    this.#files.closeAll?.();
     this.stdout.flush();
     this.vm.lua.removeFunction(this.#continuation);
     this.vm.lua.removeFunction(this.#tierUpHook);

@@ -125,6 +125,15 @@ Deno.test("os.exit in a finalizer run as the script ends exits with its code, as
   strictEqual((await solvm([`${dir}/exits_closing.lua`])).code, 9);
 });
 
+Deno.test("a file a finalizer opens as the state closes is written out, as C's exit() writes every stream", async () => {
+  const dir = await tempFiles({
+    "gc.lua":
+      `setmetatable({}, { __gc = function() local f = io.open("out.txt", "w") f:write("by a finalizer\\n") end })`,
+  });
+  strictEqual((await solvm(["gc.lua"], { cwd: dir })).code, 0);
+  strictEqual(await Deno.readTextFile(`${dir}/out.txt`), "by a finalizer\n");
+});
+
 Deno.test("--timeout stops a loop that never yields and keeps the output printed so far", async () => {
   const dir = await tempFiles({ "spin.lua": `print("started")\nwhile true do end\n` });
   const started = performance.now();
