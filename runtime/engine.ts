@@ -130,6 +130,7 @@ export interface EngineOptions {
 /** Makes Lua's own loaders take source text only (a binary chunk gets Lua's "attempt to load a binary chunk"). */
 const TEXT_ONLY_LUA = `
 local raw_load, raw_loadfile, select, error, type = load, loadfile, select, error, type
+local byte, find, gsub, getinfo = string.byte, string.find, string.gsub, debug.getinfo
 -- Arguments are checked here as Lua checks them, so that an error names the caller's line and the function it called.
 local function check(n, fname, expected, ok, ...)
   if ok then return end
@@ -142,13 +143,12 @@ local function optional_text(value)
 end
 -- Whether mode (Lua's "b", "t", "bt") lets text load; binary chunks never do here.
 local function allows_text(mode)
-  return mode == nil or string.find(mode, "t", 1, true) ~= nil
+  return mode == nil or find(mode, "t", 1, true) ~= nil
 end
 local function text_refused(mode)
   return nil, "attempt to load a text chunk (mode is '" .. mode .. "')"
 end
 -- C's load raises a reader's bad piece at its caller: here, this chunk. It is placed at the script's line instead.
-local getinfo, gsub = debug.getinfo, string.gsub
 local function placed(chunk, message)
   if chunk ~= nil or type(message) ~= "string" then return chunk, message end
   local caller = getinfo(2, "Sl") -- load tail-called this: its caller is next
@@ -161,7 +161,7 @@ function load(...)
   check(1, "load", "function", kind == "string" or kind == "number" or kind == "function", ...)
   check(2, "load", "string", optional_text(name), name)
   check(3, "load", "string", optional_text(mode), mode)
-  if not allows_text(mode) and not (kind == "string" and string.byte(chunk) == 27) then
+  if not allows_text(mode) and not (kind == "string" and byte(chunk) == 27) then
     return text_refused(mode)
   end
   if select("#", ...) > 3 then return placed(raw_load(chunk, name, "t", (select(4, ...)))) end -- an env given, even nil
