@@ -33,7 +33,10 @@ Usage:
                                            non-zero one, in the order given
   solvm [options]                          start the interactive REPL; with standard input not a
                                            terminal, run the script read from it (as solvm -)
-  solvm [options] -i                       start the REPL even when standard input is not a terminal
+  solvm [options] -i [script.lua [args...]]
+                                           start the REPL even when standard input is not a terminal;
+                                           with a script, run its main chunk first, then the REPL in
+                                           its state (as lua5.4 -i)
 
 Options:
   -timeout, --timeout <duration>   stop the script after this long: 500ms, 10s, 2m, 1h
@@ -276,7 +279,10 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
       }
     }
   }
-  if (options.repl && options.script !== undefined) throw new UsageError("-i starts the REPL: it takes no script");
+  // As lua5.4 -i: a script given runs first, then the REPL in its state; one at a time, and nothing to watch.
+  if (options.repl && (options.scripts.length > 1 || options.watch)) {
+    throw new UsageError("-i runs one script and then the REPL: not with several scripts or --watch");
+  }
   // As lua5.4 does: without a script, standard input is the REPL's only when it is a terminal.
   if (!options.repl && options.script === undefined && !Deno.stdin.isTerminal()) options.script = "-";
   // Standard input read once cannot change, and the REPL has no file: watching either would wait for ever.
@@ -319,7 +325,9 @@ function armTimeout(options: Options, resident: Int32Array, stop: () => void): v
 
 /** True when one time limit applies to the whole process (under --watch an explicit one limits each run). */
 function timeLimited(options: Options): boolean {
-  return options.timeoutMs > 0 && !options.watch && (options.explicitTimeout || options.script !== undefined);
+  // The REPL (-i with a script too) waits for a person: only an explicit limit applies there.
+  const script = options.script !== undefined && !options.repl;
+  return options.timeoutMs > 0 && !options.watch && (options.explicitTimeout || script);
 }
 
 /**
@@ -378,6 +386,7 @@ function main(argv: string[]): void {
     script,
     args: options.args,
     watch: options.watch,
+    repl: options.repl,
     maxMemory: options.memoryLimit * 1024 * 1024,
     maxGoroutines: options.maxGoroutines,
     maxInstructions: options.maxInstructions,

@@ -20,6 +20,8 @@ import { type OutputSink, prefixedOutput, prefixedText } from "../runtime/output
 export interface RunRequest {
   /** Script path, or undefined for the REPL. */
   script?: string;
+  /** `-i`: the REPL after the script's main chunk, in its state (as lua5.4 -i). */
+  repl?: boolean;
   args: string[];
   /** `--watch`: tell `RunHooks.onLoaded` of each file the script loads (the CLI reloads when one changes). */
   watch: boolean;
@@ -122,7 +124,13 @@ export async function runRequest(request: RunRequest, hooks: RunHooks): Promise<
     exit = await runRepl(engine);
   } else {
     const onLoaded = request.watch ? hooks.onLoaded : undefined;
-    exit = await runScriptFile(request.script, request.args, { newEngine, onLoaded, reload: request.reload });
+    const afterMainChunk = request.repl ? runRepl : undefined;
+    exit = await runScriptFile(request.script, request.args, {
+      newEngine,
+      onLoaded,
+      reload: request.reload,
+      afterMainChunk,
+    });
   }
   stdout.flush();
   stderr?.end();

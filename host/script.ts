@@ -128,13 +128,25 @@ export interface ScriptOptions {
   onLoaded?: (path: string) => void;
   /** A run started again after a change (`--watch`): a script briefly missing (git checkout) is waited for. */
   reload?: boolean;
+  /**
+   * Runs once the main chunk has ended well, in its Lua state, instead of
+   * waiting for what it left running (`solvm -i script.lua`: the REPL);
+   * ends the engine and gives the exit code.
+   */
+  afterMainChunk?: (engine: Engine) => Promise<number>;
 }
 
 /** Runs the main script once in `engine`: the main chunk, then whatever it left running. */
-async function runOnce(engine: Engine, path: string, source: Uint8Array, args: string[]): Promise<Outcome> {
+async function runOnce(
+  engine: Engine,
+  path: string,
+  source: Uint8Array,
+  args: string[],
+  untilIdle = true,
+): Promise<Outcome> {
   setArgTable(engine, path, args);
   const outcome = await engine.execute(source, path === STDIN_SCRIPT ? "=stdin" : "@" + path, args);
-  if (outcome.status !== "ok") return outcome;
+  if (outcome.status !== "ok" || !untilIdle) return outcome;
   await engine.idle();
   return engine.stopped ?? outcome;
 }
@@ -200,7 +212,9 @@ export async function runScriptFile(path: string, args: string[], options: Scrip
     const files = new LoadedFiles(options.onLoaded);
     files.add(realPathOr(path));
     installGlobals(engine, { mainScript: path, loaded: files });
-    const outcome = await runOnce(engine, path, source, args);
+    const after = options.afterMainChunk;
+    const outcome = await runOnce(engine, path, source, args, after === undefined);
+    if (after && outcome.status === "ok") return await after(engine);
     if (outcome.status === "reload") {
       engine.close();
       continue;

@@ -29,9 +29,24 @@ Deno.test("without a script, standard input that is not a terminal is the script
   const repl = await solvm(["-i"], { stdin: "1 + 1\n" });
   strictEqual(repl.code, 0);
   strictEqual(repl.stdout, "2\n");
-  const withScript = await solvm(["-i", "x.lua"]);
-  strictEqual(withScript.code, 2);
-  strictEqual(withScript.stderr, "solvm: -i starts the REPL: it takes no script\n");
+  const several = await solvm(["-i", "x.lua", "y.lua"]);
+  strictEqual(several.code, 2);
+  strictEqual(several.stderr, "solvm: -i runs one script and then the REPL: not with several scripts or --watch\n");
+});
+
+Deno.test("-i with a script runs its main chunk, then the REPL in its state, as lua5.4 -i; a failing script ends there", async () => {
+  const dir = await tempFiles({
+    "lib.lua": 'x = 41\nfunction f() return x + 1 end\nprint("script ran", ...)\n',
+    "fails.lua": 'error("boom")\n',
+  });
+  const r = await solvm(["-i", `${dir}/lib.lua`, "a", "b"], { stdin: "print(f())\n=x\n" });
+  strictEqual(r.stdout, "script ran\ta\tb\n42\n41\n");
+  strictEqual(r.stderr, "");
+  strictEqual(r.code, 0);
+  const fails = await solvm(["-i", `${dir}/fails.lua`], { stdin: "print('not reached')\n" });
+  strictEqual(fails.stdout, "");
+  match(fails.stderr, /fails\.lua:1: boom\nstack traceback:/);
+  strictEqual(fails.code, 1);
 });
 
 Deno.test("a script read from standard input: the default limit starts once it is read; an explicit one counts from the start", async () => {
