@@ -13,6 +13,7 @@ import {
   ERRNO,
   errnoOfCode,
   loadLuaModule,
+  LONGJMP,
   LUA_ERRMEM,
   LUA_MASKCOUNT,
   LUA_MULTRET,
@@ -150,7 +151,8 @@ local function text_refused(mode)
 end
 -- C's load raises a reader's bad piece at its caller: here, this chunk. It is placed at the script's line instead.
 local function placed(chunk, message)
-  if chunk ~= nil or type(message) ~= "string" then return chunk, message end
+  if chunk ~= nil then return chunk end
+  if type(message) ~= "string" then return nil, message end
   local caller = getinfo(2, "Sl") -- load tail-called this: its caller is next
   local where = caller and caller.currentline > 0 and caller.short_src .. ":" .. caller.currentline .. ": " or ""
   return nil, (gsub(message, "^%[solvm%] loaders:%d+: ", where))
@@ -901,7 +903,7 @@ export class Engine {
       try {
         return result.push(L);
       } catch (e) {
-        if (e === Infinity || e instanceof LuaUnwind) throw e; // Emscripten's longjmp (see lua.ts)
+        if (e === LONGJMP || e instanceof LuaUnwind) throw e; // a Lua error or yield in flight
         message = thrownText(e);
       }
     } else message = result.message;

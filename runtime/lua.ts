@@ -34,6 +34,12 @@ export const LUA_OK = 0, LUA_YIELD = 1, LUA_ERRRUN = 2, LUA_ERRSYNTAX = 3, LUA_E
 /** `lua_pcallk`'s result count for "all of them". */
 export const LUA_MULTRET = -1;
 
+/**
+ * What C's longjmp throws through JavaScript (a Lua error or yield in
+ * flight): a value of its own, which nothing a host function throws can be.
+ */
+export const LONGJMP: unique symbol = Symbol("longjmp");
+
 /** The registry's pseudo-index (LUAI_MAXSTACK = 1000000). */
 export const LUA_REGISTRYINDEX = -1000000 - 1000;
 
@@ -280,12 +286,12 @@ export function loadLuaModule(system: LuaSystem, maxMemory = MAX_WASM_MEMORY): L
         (exports.__indirect_function_table.get(index) as (a: number, b: number) => void)(a, b);
       } catch (e) {
         exports.stackRestore(sp);
-        if (e !== Infinity) throw e;
+        if (e !== LONGJMP) throw e;
         exports.setThrew(1, 0);
       }
     },
     _emscripten_throw_longjmp: () => {
-      throw Infinity;
+      throw LONGJMP;
     },
     emscripten_date_now: () => Date.now() + clockSkew,
     _emscripten_get_now_is_monotonic: () => 1,

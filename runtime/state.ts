@@ -6,6 +6,7 @@
  * @module
  */
 import {
+  LONGJMP,
   LUA_OK,
   LUA_REGISTRYINDEX,
   LUA_TBOOLEAN,
@@ -370,8 +371,8 @@ export class LuaVM {
         return results;
       } catch (e) {
         if (this.unwinding) throw this.unwinding;
-        // Infinity is Emscripten's longjmp (a Lua error or yield in flight, see lua.ts).
-        if (e === Infinity || e instanceof LuaUnwind) throw e;
+        if (e === LONGJMP || e instanceof LuaUnwind) throw e; // a Lua error or yield in flight
+
         message = thrownText(e);
         // `throw undefined` or `throw null` has no properties to read: it is a Lua error like any other.
         level = (e as { luaLevel?: number } | null | undefined)?.luaLevel ?? 1;

@@ -1083,6 +1083,7 @@ Deno.test("without allowBytecode, bad arguments to load, loadfile and dofile nam
       strictEqual(await lua.execute("return load(coroutine.wrap(function() coroutine.yield('return 7') end))()"), 7);
       // As lua5.4: a number is text to load, a mode without "t" refuses text, a reader's bad piece is at the caller.
       strictEqual(await lua.execute("return select(2, load(42))"), `[string "42"]:1: unexpected symbol near '42'`);
+      strictEqual(await lua.execute("return select('#', load('return 1'))"), 1);
       strictEqual(
         await lua.execute("return select(2, load('return 1', 'c', 'b'))"),
         "attempt to load a text chunk (mode is 'b')",

@@ -232,6 +232,10 @@ function wrapped(f, ...) local args = { ... } return try(function() return f(tab
       throw 42;
     });
     deepStrictEqual(await lua.execute("return try(failNumber)"), { ok: false, e: "42" });
+    lua.setGlobal("failInfinity", () => {
+      throw 1 / 0;
+    });
+    deepStrictEqual(await lua.execute("return try(failInfinity)"), { ok: false, e: "Infinity" });
     lua.setGlobal("failBare", () => {
       throw Object.create(null);
     });
