@@ -142,11 +142,15 @@ local function at_end(parts)
   return s
 end
 
--- Moves what is left of buf into parts, then reads the next chunk: true, or false at the end (and the message).
-local function spill(parts)
+-- Moves what is left of buf into parts, then reads the next chunk. Nothing when one came; at the end of input, true
+-- and what the read gives: finish(parts), or nil and the message of a failed read.
+local function spill(parts, finish)
   parts[#parts + 1] = sub(buf, pos)
   buf, pos = "", 1
-  return more()
+  local ok, err = more()
+  if ok then return end
+  if err then return true, nil, err end
+  return true, finish(parts)
 end
 
 local function read_line_waiting(keep)
@@ -158,11 +162,8 @@ local function read_line_waiting(keep)
       pos = e + 1
       return concat(parts)
     end
-    local ok, err = spill(parts)
-    if not ok then
-      if err then return nil, err end
-      return at_end(parts)
-    end
+    local ended, s, err = spill(parts, at_end)
+    if ended then return s, err end
   end
 end
 
@@ -183,11 +184,8 @@ local function read_L() return read_line(true) end
 local function read_all_waiting()
   local parts = {}
   while true do
-    local ok, err = spill(parts)
-    if not ok then
-      if err then return nil, err end
-      return concat(parts)
-    end
+    local ended, s, err = spill(parts, concat)
+    if ended then return s, err end
   end
 end
 local function read_all() return holding_turn(read_all_waiting) end
@@ -209,11 +207,8 @@ local function read_chars_waiting(n)
       return concat(parts)
     end
     need = need - have
-    local ok, err = spill(parts)
-    if not ok then
-      if err then return nil, err end
-      return at_end(parts)
-    end
+    local ended, s, err = spill(parts, at_end)
+    if ended then return s, err end
   end
 end
 local function read_chars(n)
