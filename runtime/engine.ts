@@ -371,7 +371,6 @@ export class Engine {
   #roomWaiters = new Map<number, () => void>();
   #nextChannel = 0;
   #idleWaiters: (() => void)[] = [];
-  #stopWaiters: ((outcome: Outcome) => void)[] = [];
   /** The limit of a top level running outside the pump (see runTopLevel). */
   #topLevel: TopLevelLimit | undefined;
   #stopped: Outcome | undefined;
@@ -681,7 +680,7 @@ export class Engine {
       try {
         fn(names[event], record.getInt32(ar + LUA_DEBUG_CURRENTLINE, true), name);
       } catch (e) {
-        if (!vm.unwinding) vm.raise(T, e instanceof Error ? e.message : String(e));
+        if (!vm.unwinding) vm.raise(T, thrownText(e));
       }
       if (vm.unwinding) throw vm.unwinding;
     }, "vii");
@@ -997,7 +996,6 @@ export class Engine {
   #finish(outcome: Outcome): void {
     this.#stopped = outcome;
     this.stdout.flush();
-    for (const resolve of this.#stopWaiters.splice(0)) resolve(outcome);
     for (const watcher of this.#watchers.values()) watcher(outcome);
     this.#watchers.clear();
     for (const call of this.#calls.values()) call.stopped(outcome);
@@ -1526,12 +1524,6 @@ export class Engine {
   /** How the run was stopped (`os.exit`, `reload_script`, a halt), if it was. */
   get stopped(): Outcome | undefined {
     return this.#stopped;
-  }
-
-  /** Resolves with how the run was stopped, once it is (from a goroutine or timer as well as a watched run). */
-  whenStopped(): Promise<Outcome> {
-    if (this.#stopped) return Promise.resolve(this.#stopped);
-    return new Promise((resolve) => this.#stopWaiters.push(resolve));
   }
 
   /** Sets a global (dotted names reach into tables: "os.exit") to a host function. */
