@@ -33,10 +33,8 @@ export function mayListenAgain(port: number, e: unknown, since: number): boolean
     performance.now() - since < LET_GO_MS;
 }
 
-/** The pause before a listen, or an accept held back, is tried again. */
-export function shortly(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 5));
-}
+/** Milliseconds before a listen on a port let go a moment ago is tried again. */
+export const LISTEN_RETRY_MS = 5;
 
 /**
  * Whether `e` says the process or the system is out of file descriptors
@@ -53,7 +51,5 @@ export function outOfDescriptors(e: unknown): boolean {
   return e instanceof Error && /\(os error (?:23|24|10024)\)/.test(e.message);
 }
 
-/** The pause before a listener out of descriptors tries again. */
-export function untilDescriptorsFree(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 100));
-}
+/** Milliseconds before a listener out of descriptors tries again. */
+export const SHORTAGE_RETRY_MS = 100;

@@ -17,7 +17,8 @@ import { LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, type LuaState } from ".
 import { fileErrorReason } from "./filesystem.ts";
 import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
 import { headersMetatable } from "./_headers.ts";
-import { lettingGo, mayListenAgain, outOfDescriptors, shortly, untilDescriptorsFree } from "./_ports.ts";
+import { lettingGo, LISTEN_RETRY_MS, mayListenAgain, outOfDescriptors, SHORTAGE_RETRY_MS } from "./_ports.ts";
+import { delay } from "./core.ts";
 import { hostPort } from "./dns.ts";
 import { log } from "../runtime/log.ts";
 
@@ -444,7 +445,7 @@ class ServerTable {
         return this.#listenOnce(server);
       } catch (e) {
         if (!mayListenAgain(server.port, e, since)) throw this.#startFailure(server, e);
-        await shortly();
+        await delay(LISTEN_RETRY_MS);
         if (server.http) throw new Error(`start_server: server '${server.name}' is already running`);
       }
     }
@@ -498,7 +499,7 @@ class ServerTable {
       this.engine.reportFailure(`server '${server.name}'`, message, message);
     }
     while (server.http === http) {
-      await untilDescriptorsFree();
+      await delay(SHORTAGE_RETRY_MS);
       if (server.http !== http) return;
       try {
         this.#serveOn(server, port);

@@ -47,7 +47,8 @@ import { argError, checkBytes, checkInteger, checkString, isNone } from "../runt
 import { LUA_TNUMBER, LUA_TSTRING, type LuaState } from "../runtime/lua.ts";
 import { checkResolvedNet, hostPort, ipVersion, lookupAddress, pushFailure, SoftFailure } from "./dns.ts";
 import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
-import { lettingGo, mayListenAgain, outOfDescriptors, shortly, untilDescriptorsFree } from "./_ports.ts";
+import { lettingGo, LISTEN_RETRY_MS, mayListenAgain, outOfDescriptors, SHORTAGE_RETRY_MS } from "./_ports.ts";
+import { delay } from "./core.ts";
 
 /** Bytes `conn.read()` returns at most when no limit is given. */
 export const DEFAULT_READ_SIZE = 64 * 1024;
@@ -290,7 +291,7 @@ class SocketTable {
     return (async (): Promise<Pusher> => {
       let result: Deno.TcpListener | Error = first;
       while (result instanceof Error && mayRetry(result)) {
-        await shortly();
+        await delay(LISTEN_RETRY_MS);
         result = attempt();
       }
       const listener = result;
@@ -331,12 +332,14 @@ class SocketTable {
       while (true) {
         // A reader behind: no more is accepted until it has taken some (or the listener stops); clients wait in the
         // system's backlog.
-        await new Promise<void>((resolve) => {
-          entry.wake = resolve;
-          this.engine.whenChannelHasRoom(entry.channel, ACCEPT_QUEUE_LIMIT).then(resolve);
-        });
-        entry.wake = undefined;
-        if (entry.stopped) break;
+        if (this.engine.channelLength(entry.channel) >= ACCEPT_QUEUE_LIMIT) {
+          await new Promise<void>((resolve) => {
+            entry.wake = resolve;
+            this.engine.whenChannelHasRoom(entry.channel, ACCEPT_QUEUE_LIMIT).then(resolve);
+          });
+          entry.wake = undefined;
+          if (entry.stopped) break;
+        }
         let conn: Deno.TcpConn;
         try {
           conn = await listener.accept();
@@ -349,7 +352,7 @@ class SocketTable {
             this.engine.reportFailure(name, message, message);
             shortageReported = true;
           }
-          await untilDescriptorsFree();
+          await delay(SHORTAGE_RETRY_MS);
           continue;
         }
         let connId = 0;
