@@ -101,20 +101,23 @@ function writeAll(bytes: Uint8Array): void {
  * ```
  */
 export function sharedOutput(buffer: SharedArrayBuffer): OutputSink {
-  const used = new Int32Array(buffer, 0, 1);
-  const data = new Uint8Array(buffer, HEADER);
+  const { used, data, wholeLines } = views(buffer);
   // On a terminal each line shows as it ends, as C's stdout is line-buffered there; pipes and files keep the buffer.
   let mode: BufferMode = Deno.stdout.isTerminal() ? "line" : "full";
-  const flush = (partialLine = false) => writeOut(buffer, partialLine);
+  const flush = (partialLine = false) => writeOut(used, data, wholeLines && !partialLine);
   return {
     write(bytes) {
-      if (Atomics.load(used, 0) + bytes.length > data.length) flush();
+      let n = Atomics.load(used, 0);
+      if (n + bytes.length > data.length) {
+        flush();
+        n = Atomics.load(used, 0);
+      }
       // A line begun that still leaves no room grows a whole-lines buffer, or else goes out unfinished.
-      if (Atomics.load(used, 0) + bytes.length > data.length && !grow(buffer, Atomics.load(used, 0) + bytes.length)) {
-        writeOut(buffer, true);
+      if (n + bytes.length > data.length && !grow(buffer, n + bytes.length)) {
+        writeOut(used, data, false);
+        n = 0;
       }
       if (bytes.length > data.length) return writeAll(bytes);
-      const n = Atomics.load(used, 0);
       data.set(bytes, n);
       Atomics.store(used, 0, n + bytes.length);
       if (mode === "no") flush(true); // unbuffered: a line begun goes out too, as a prompt would
@@ -132,15 +135,21 @@ function grow(buffer: SharedArrayBuffer, bytes: number): boolean {
   return true;
 }
 
-/** Writes out what `buffer` holds: all of it, or up to its last line end for a whole-lines buffer. */
-function writeOut(buffer: SharedArrayBuffer, all: boolean): void {
-  const [n, wholeLines] = new Int32Array(buffer, 0, 2);
-  const data = new Uint8Array(buffer, HEADER);
-  const end = all || !wholeLines ? n : data.subarray(0, n).lastIndexOf(10) + 1;
+/** A shared output buffer's count of bytes held, its bytes (tracking its growth) and whether it keeps lines whole. */
+function views(buffer: SharedArrayBuffer): { used: Int32Array; data: Uint8Array; wholeLines: boolean } {
+  const header = new Int32Array(buffer, 0, 2);
+  return { used: header.subarray(0, 1), data: new Uint8Array(buffer, HEADER), wholeLines: header[1] === 1 };
+}
+
+/** Writes out what `data` holds: all of it, or with `wholeLines` up to its last line end. */
+function writeOut(used: Int32Array, data: Uint8Array, wholeLines: boolean): void {
+  const n = Atomics.load(used, 0);
+  if (n === 0) return;
+  const end = wholeLines ? data.subarray(0, n).lastIndexOf(10) + 1 : n;
   if (end === 0) return;
   const pending = data.slice(0, end);
   data.copyWithin(0, end, n);
-  Atomics.store(new Int32Array(buffer, 0, 1), 0, n - end);
+  Atomics.store(used, 0, n - end);
   writeAll(pending);
 }
 
@@ -220,9 +229,10 @@ export function prefixedText(prefix: string): PrefixedText {
  * ```
  */
 export function drainSharedOutput(buffer: SharedArrayBuffer): void {
-  const [n, wholeLines] = new Int32Array(buffer, 0, 2);
-  const unended = wholeLines === 1 && n > 0 && new Uint8Array(buffer, HEADER)[n - 1] !== 10;
-  writeOut(buffer, true);
+  const { used, data, wholeLines } = views(buffer);
+  const n = Atomics.load(used, 0);
+  const unended = wholeLines && n > 0 && data[n - 1] !== 10;
+  writeOut(used, data, false);
   // A line left begun is ended, so that the next line another script prints starts on its own.
   if (unended) writeAll(LINE_END);
 }
