@@ -291,8 +291,16 @@ export class Values {
 
   #pushResult(L: LuaState, v: unknown): number {
     if (v === undefined) return 0;
-    this.push(L, v);
+    this.#pushInside(L, v);
     return 1;
+  }
+
+  /**
+   * Pushes `v` from a host function Lua called: a memory error there is
+   * already caught by what called Lua, so no protected call of its own.
+   */
+  #pushInside(L: LuaState, v: unknown): void {
+    this.push(L, v, new Map());
   }
 
   #pushReference(L: LuaState, target: object): void {
@@ -325,7 +333,7 @@ export class Values {
     let v = target[this.#property(L, target, 2)];
     if (typeof v === "function") v = methodOf(target, v as (...a: unknown[]) => unknown);
     else if (v !== null && typeof v === "object" && !(v instanceof Uint8Array)) v = new ByReference(v);
-    this.push(L, v);
+    this.#pushInside(L, v);
     return 1;
   }
 
@@ -355,7 +363,7 @@ export class Values {
   /** The keys `pairs` gives for the referenced object at 1, as a Lua list. */
   #keys(L: LuaState): number {
     const target = this.#objects.get(this.#objectId(L, 1))!;
-    this.push(L, Array.isArray(target) ? target.map((_, i) => i + 1) : Object.keys(target));
+    this.#pushInside(L, Array.isArray(target) ? target.map((_, i) => i + 1) : Object.keys(target));
     return 1;
   }
 
