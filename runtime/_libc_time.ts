@@ -22,9 +22,13 @@ function dayOfYear(d: Date, utc: boolean): number {
   return Math.round((today - start) / 86_400_000);
 }
 
+/** The local zone's offsets from UTC (minutes, as getTimezoneOffset) on January 1 and July 1 of `year`. */
+function yearOffsets(year: number): { jan: number; jul: number } {
+  return { jan: new Date(year, 0, 1).getTimezoneOffset(), jul: new Date(year, 6, 1).getTimezoneOffset() };
+}
+
 function isDst(d: Date): boolean {
-  const jan = new Date(d.getFullYear(), 0, 1).getTimezoneOffset();
-  const jul = new Date(d.getFullYear(), 6, 1).getTimezoneOffset();
+  const { jan, jul } = yearOffsets(d.getFullYear());
   return jan !== jul && d.getTimezoneOffset() === Math.min(jan, jul);
 }
 
@@ -64,8 +68,7 @@ function readTm(mem: Memory32, ptr: number): Date {
   const hour = t[at + HOUR], min = t[at + MIN], sec = t[at + SEC];
   const d = localDate(year, mon, mday, hour, min, sec);
   if (t[at + ISDST] < 0 || Number.isNaN(d.getTime())) return d;
-  const jan = new Date(d.getFullYear(), 0, 1).getTimezoneOffset();
-  const jul = new Date(d.getFullYear(), 6, 1).getTimezoneOffset();
+  const { jan, jul } = yearOffsets(d.getFullYear());
   if (jan === jul) return d;
   const wall = new Date(0);
   wall.setUTCFullYear(year, mon, mday);

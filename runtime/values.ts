@@ -309,6 +309,11 @@ export class Values {
     this.#pushIdUserdata(L, id, this.#referenceMeta);
   }
 
+  /** The object the reference at 1 (the `self` of its metamethods) stands for. */
+  #referenced(L: LuaState): object {
+    return this.#objects.get(this.#objectId(L, 1))!;
+  }
+
   /** The id of the reference at `idx`, or 0 when it is not one of ours. */
   #objectId(L: LuaState, idx: number): number {
     const { vm } = this.#engine;
@@ -329,7 +334,7 @@ export class Values {
   }
 
   #index(L: LuaState): number {
-    const target = this.#objects.get(this.#objectId(L, 1)) as Record<string, unknown>;
+    const target = this.#referenced(L) as Record<string, unknown>;
     let v = target[this.#property(L, target, 2)];
     if (typeof v === "function") v = methodOf(target, v as (...a: unknown[]) => unknown);
     else if (v !== null && typeof v === "object" && !(v instanceof Uint8Array)) v = new ByReference(v);
@@ -338,7 +343,7 @@ export class Values {
   }
 
   #newIndex(L: LuaState): number {
-    const target = this.#objects.get(this.#objectId(L, 1)) as Record<string, unknown>;
+    const target = this.#referenced(L) as Record<string, unknown>;
     const property = this.#property(L, target, 2);
     const value = this.read(L, 3);
     // nil at an array's end shortens it, so # follows as for a Lua sequence (table.remove, a[#a] = nil); nil past
@@ -355,14 +360,14 @@ export class Values {
 
   /** `#obj`: an array's length; a plain object, like a table without a sequence, has 0. */
   #length(L: LuaState): number {
-    const target = this.#objects.get(this.#objectId(L, 1))!;
+    const target = this.#referenced(L);
     this.#engine.vm.api.lua_pushinteger(L, BigInt(Array.isArray(target) ? target.length : 0));
     return 1;
   }
 
   /** The keys `pairs` gives for the referenced object at 1, as a Lua list. */
   #keys(L: LuaState): number {
-    const target = this.#objects.get(this.#objectId(L, 1))!;
+    const target = this.#referenced(L);
     this.#pushInside(L, Array.isArray(target) ? target.map((_, i) => i + 1) : Object.keys(target));
     return 1;
   }
