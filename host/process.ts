@@ -654,13 +654,18 @@ class ChildTable {
 
   /** popen helper `close(id)`: ends the input (or stops reading), waits for the command, returns its status. */
   async #close(id: number, child: Child): Promise<Pusher> {
-    if (child.writer) {
-      await child.writing;
-      await child.writer.close().catch(() => {});
-    }
-    // As pclose does: a command still writing gets SIGPIPE.
-    await child.reader?.cancel().catch(() => {});
+    await this.#endInput(child);
     return statusPusher(this.engine, await this.#wait(id, child));
+  }
+
+  /**
+   * Ends a command's input once what was written has gone, and stops
+   * reading its output (a command still writing gets SIGPIPE, as under pclose).
+   */
+  async #endInput(child: Child): Promise<void> {
+    await child.writing.catch(() => {});
+    await child.writer?.close().catch(() => {});
+    await child.reader?.cancel().catch(() => {});
   }
 
   /** Closes every popen file still open, and waits for the commands of those collected unclosed (see closePipes). */
@@ -674,9 +679,7 @@ class ChildTable {
     const pipes = [...this.#live.values()].filter((child) => child.reader || child.writer);
     await Promise.all(pipes.map(async (child) => {
       child.runsOn = true;
-      await child.writing;
-      await child.writer?.close().catch(() => {});
-      await child.reader?.cancel().catch(() => {});
+      await this.#endInput(child);
       commandWatcher?.(child.process.pid, false); // no longer the thread's to kill when it ends
     }));
   }
@@ -687,8 +690,7 @@ class ChildTable {
     const child = this.#live.get(id);
     if (!child) return 0;
     child.released = true;
-    child.writing.then(() => child.writer?.close()).catch(() => {});
-    child.reader?.cancel().catch(() => {});
+    this.#endInput(child);
     this.#forgetIfDone(id, child);
     return 0;
   }
