@@ -382,6 +382,7 @@ function main(argv: string[]): void {
   const scripts = options.scripts.length > 0 ? options.scripts : [options.script];
   const logLevel = logLevelFromEnvironment();
   const labels = options.scripts.length > 1 ? scriptLabels(options.scripts) : undefined;
+  const labelOf = (index: number) => labels ? `[${labels[index]}] ` : undefined;
   const request = (script: string | undefined, index = 0): RunRequest => ({
     script,
     args: options.args,
@@ -392,7 +393,7 @@ function main(argv: string[]): void {
     maxInstructions: options.maxInstructions,
     deny: options.deny,
     logLevel,
-    label: labels ? `[${labels[index]}] ` : undefined,
+    label: labelOf(index),
   });
   const workerModule = new URL("./host/worker.ts", import.meta.url);
   if (
@@ -422,8 +423,8 @@ function main(argv: string[]): void {
         watchScript(
           options,
           script!,
-          request(script, i).label ?? "",
-          () => new WatchedFiles(),
+          labelOf(i) ?? "",
+          WatchedFiles,
           (reload, onLoaded) => start(i, reload, onLoaded),
         )
       ))
@@ -471,12 +472,12 @@ async function watchScript(
   options: Options,
   script: string,
   label: string,
-  watchFiles: () => WatchedFiles,
+  Files: typeof WatchedFiles,
   start: (reload: boolean, onLoaded: (path: string) => void) => WorkerRun,
 ): Promise<number> {
   const say = (text: string) => writeStderr(`${label}${text}\n`);
   for (let reload = false;; reload = true) {
-    const files = watchFiles();
+    const files = new Files();
     const run = start(reload, (path) => files.add(path));
     let disarm = () => {};
     const timedOut = new Promise<"timeout">((resolve) => {
