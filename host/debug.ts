@@ -5,7 +5,7 @@
  * @module
  */
 import type { Engine } from "../runtime/engine.ts";
-import { type Family, inScheduler } from "../runtime/family.ts";
+import { type Family, inScheduler, type RunContext } from "../runtime/family.ts";
 import { checkFunction, checkInteger, checkStrictText } from "../runtime/args.ts";
 import type { LuaState } from "../runtime/lua.ts";
 import { checkAccess, isPermissionError } from "./_permissions.ts";
@@ -176,13 +176,22 @@ class WatchTable {
 }
 
 /** The debug family's registration table. */
-export const debugging = (engine: Engine): Family => {
+export const debugging = (engine: Engine, context: RunContext): Family => {
   const watches = new WatchTable(engine);
+  // Where nothing would start the script again, stopping the run for a reload would only end it.
+  const noReload = context.embedded
+    ? "a library Context has no script to reload"
+    : context.mainScript === undefined
+    ? "the REPL has no script to reload"
+    : "this run cannot start its script again (an actor, or solvm -i)";
   return {
     "debug.traceback": inScheduler("traceback"), // before trace, which keeps it
     trace: { lua: TRACE_LUA, helpers: {} },
     watch_file: (L) => watches.watch(L),
     unwatch_file: (L) => watches.unwatch(L),
-    reload_script: () => engine.abort({ status: "reload" }),
+    reload_script: () => {
+      if (!context.reloadable) throw new Error(`reload_script: ${noReload}`);
+      return engine.abort({ status: "reload" });
+    },
   };
 };

@@ -68,10 +68,6 @@ export async function runRepl(engine: Engine): Promise<number> {
   const showFailure = vm.load(L, SHOW_RESULTS, "=[solvm] repl");
   if (showFailure) throw new Error(showFailure);
   const show = vm.ref(L);
-  // There is no script to run again: reload_script() would stop the engine and leave the REPL deaf.
-  engine.setGlobal("reload_script", () => {
-    throw new Error("reload_script: the REPL has no script to reload");
-  });
   const input = lines(engine);
   let chunk = "";
   prompt("> ");

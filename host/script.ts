@@ -211,7 +211,7 @@ export async function runScriptFile(path: string, args: string[], options: Scrip
     }
     const files = new LoadedFiles(options.onLoaded);
     files.add(realPathOr(path));
-    installGlobals(engine, { mainScript: path, loaded: files });
+    installGlobals(engine, { mainScript: path, loaded: files, reloadable: options.afterMainChunk === undefined });
     const after = options.afterMainChunk;
     const outcome = await runOnce(engine, path, source, args, after === undefined);
     if (after && outcome.status === "ok") return await after(engine);

@@ -1142,3 +1142,16 @@ ctx.close();
   strictEqual(new TextDecoder().decode(stdout), "timeout: the call ran longer than 200 ms\none\ntwo\n");
   strictEqual(code, 0);
 });
+
+Deno.test("reload_script() in a Context is an error the script can catch: nothing would start it again, so the context goes on", async () => {
+  const lua = new Context();
+  try {
+    strictEqual(
+      await lua.execute("return select(2, pcall(reload_script))"),
+      "reload_script: a library Context has no script to reload",
+    );
+    strictEqual(await lua.execute("return 1 + 1"), 2);
+  } finally {
+    lua.close();
+  }
+});
