@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { Engine } from "../runtime/engine.ts";
+import type { CancellableWait, Engine, Pusher } from "../runtime/engine.ts";
 import type { Family } from "../runtime/family.ts";
 import { argError, checkFunction, checkInteger, checkString, checkTable, isNone } from "../runtime/args.ts";
 import { LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, type LuaState } from "../runtime/lua.ts";
@@ -24,6 +24,10 @@ import { log } from "../runtime/log.ts";
 
 /** Request bodies above this many bytes get 413 unless `max_body` says otherwise. */
 export const DEFAULT_MAX_BODY = 10 * 1024 * 1024;
+/** Bytes a WebSocket may hold that its client has not taken yet; past them `ws.send` waits for the client. */
+export const WS_SEND_BUFFER_LIMIT = 1024 * 1024;
+/** How often a waiting `ws.send` looks at its socket's send buffer (Deno tells no event when it drains). */
+const WS_DRAIN_CHECK_MS = 5;
 
 interface Route {
   pattern: string;
@@ -117,6 +121,20 @@ class Inbox {
   /** Resolves when a message or the close arrives (every waiting receiver is woken to look). */
   next(): Promise<void> {
     return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  /** Waits until the client has taken all but {@linkcode WS_SEND_BUFFER_LIMIT} bytes sent to it, or the connection closes. */
+  drained(sent: Pusher, closed: Pusher): CancellableWait {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const wait = new Promise<Pusher>((resolve) => {
+      const look = () => {
+        if (this.closed || this.socket.readyState !== WebSocket.OPEN) resolve(closed);
+        else if (this.socket.bufferedAmount <= WS_SEND_BUFFER_LIMIT) resolve(sent);
+        else timer = setTimeout(look, WS_DRAIN_CHECK_MS);
+      };
+      timer = setTimeout(look, WS_DRAIN_CHECK_MS);
+    });
+    return { wait, cancel: () => clearTimeout(timer) };
   }
 }
 
@@ -318,7 +336,7 @@ class ServerTable {
     const { engine } = this;
     const vm = engine.vm;
     this.#support = engine.compileLua("http support", SUPPORT_LUA, {
-      send: (L) => this.#wsSend(L),
+      send: engine.blocking("ws.send", (L) => this.#wsSend(L), { worksWhereNoWait: true }),
       receive: engine.blocking("ws.receive", (L) => this.#wsReceive(L)),
       close: (L) => this.#wsClose(L),
     });
@@ -873,24 +891,33 @@ class ServerTable {
     return this.#inboxes.get(Number(this.engine.vm.api.lua_tointegerx(L, 1, 0)));
   }
 
-  #wsSend(L: LuaState): number {
-    const vm = this.engine.vm;
+  /** `ws.send(data, [kind])`: true, or nil and a message; waits while the client is behind (where it can wait). */
+  #wsSend(L: LuaState): number | CancellableWait {
+    const { engine } = this;
+    const vm = engine.vm;
     const inbox = this.#inbox(L);
     const type = vm.api.lua_type(L, 2);
     if (type !== LUA_TSTRING && type !== LUA_TNUMBER) {
       throw argError(1, "send", `string expected, got ${vm.typeName(L, 2)}`);
     }
-    if (!inbox || inbox.closed || inbox.socket.readyState !== WebSocket.OPEN) {
-      vm.api.lua_pushnil(L);
-      vm.pushString(L, "connection closed");
-      return 2;
-    }
+    if (!inbox || inbox.closed || inbox.socket.readyState !== WebSocket.OPEN) return this.#wsClosed(L);
     // A text frame when the bytes are UTF-8, unless "binary" is asked for (the Lua side checked "text" is UTF-8).
     const kind = vm.api.lua_type(L, 3) === LUA_TSTRING ? vm.toText(L, 3) : undefined;
     inbox.socket.send((kind === "binary" ? undefined : vm.toUtf8Text(L, 2)) ?? vm.toBytes(L, 2));
-    vm.api.lua_pushboolean(L, 1);
-    return 1;
+    // Inside a C call (a sort comparator, say) nothing can wait: the frame is queued like any other.
+    if (inbox.socket.bufferedAmount > WS_SEND_BUFFER_LIMIT && engine.canPark(L)) {
+      return inbox.drained(this.#wsSent, this.#wsClosed);
+    }
+    return this.#wsSent(L);
   }
+
+  /** What `ws.send` returns. */
+  readonly #wsSent: Pusher = (L) => (this.engine.vm.api.lua_pushboolean(L, 1), 1);
+  readonly #wsClosed: Pusher = (L) => {
+    this.engine.vm.api.lua_pushnil(L);
+    this.engine.vm.pushString(L, "connection closed");
+    return 2;
+  };
 
   #wsReceive(L: LuaState): number | Promise<(L: LuaState) => number> {
     const inbox = this.#inbox(L);

@@ -1329,6 +1329,59 @@ Deno.test("20 WebSocket connections at once, each its own goroutine, each echoin
   strictEqual(r.stderr, "");
 });
 
+Deno.test("ws.send waits while a client that does not read is 1 MiB behind, and goes on once it reads", async () => {
+  const total = 800, size = 60_000; // 48 MB: far more than the system's socket buffers hold
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    local sent = 0
+    handle_ws("s", "/ws", function(ws)
+      local frame = string.rep("x", ${size})
+      for i = 1, ${total} do
+        assert(ws.send(frame))
+        sent = i
+      end
+    end)
+    handle_http("s", "/sent", function() return tostring(sent) end)
+    serve("s")`);
+  const sent = async () => Number((await request(s.url("/sent"))).text);
+  // A raw client: it shakes hands, then reads nothing until told to.
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: s.ports[0] });
+  await session(s, async () => {
+    try {
+      await conn.write(new TextEncoder().encode(
+        "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+      ));
+      const buffer = new Uint8Array(1 << 16);
+      let head = "";
+      let received = 0;
+      while (!head.includes("\r\n\r\n")) {
+        const n = await conn.read(buffer);
+        ok(n !== null, "the connection closed during the handshake");
+        head += new TextDecoder().decode(buffer.subarray(0, n));
+      }
+      match(head, /^HTTP\/1.1 101/);
+      received += head.length - head.indexOf("\r\n\r\n") - 4;
+      // The sender stalls: its count stops growing well before the end.
+      let last = -1, now = await sent();
+      while (now !== last) {
+        await sleep(300);
+        [last, now] = [now, await sent()];
+      }
+      ok(now < total, `all ${total} frames were sent to a client that read none`);
+      const expected = total * (size + 4); // each frame: 2 header bytes, 2 length bytes, the payload
+      while (received < expected) {
+        const n = await within(conn.read(buffer), 10_000, "the next frame");
+        ok(n !== null, `the connection closed after ${received} of ${expected} bytes`);
+        received += n;
+      }
+      strictEqual(await sent(), total);
+    } finally {
+      conn.close();
+    }
+  }).then(finishedOk);
+});
+
 Deno.test("stop_server closes open WebSockets; their handlers see nil and the script ends", async () => {
   const s = await start(`
     create_server("s", 0, false, nil, nil, ${LOCAL})
