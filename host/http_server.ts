@@ -617,10 +617,7 @@ class ServerTable {
           } else engine.reportFailure(name, engine.vm.toText(L, at), engine.vm.toText(L, at + 1));
           return plain(500, "Internal Server Error");
         },
-        undefined,
-        undefined,
-        undefined,
-        name,
+        { name },
       );
     } catch {
       return plain(500, "Internal Server Error"); // the engine is stopping

@@ -247,7 +247,7 @@ export class Context {
       let result: unknown;
       try {
         // Beside calls that have a limit, one without has its own, so that theirs never stops it.
-        result = engine.call(pushCall, this.#values.reader, undefined, this.#limits.size > 0 ? NO_LIMIT : undefined);
+        result = engine.call(pushCall, this.#values.reader, { limit: this.#limits.size > 0 ? NO_LIMIT : undefined });
       } catch (e) {
         throw flushedFailure(engine, e);
       }
@@ -280,7 +280,11 @@ export class Context {
     };
     let result: unknown;
     try {
-      result = engine.call(pushCall, this.#values.reader, stopWaiting.signal, limit, release);
+      result = engine.call(pushCall, this.#values.reader, {
+        stopWaiting: stopWaiting.signal,
+        limit,
+        released: release,
+      });
     } catch (e) {
       throw flushedFailure(engine, e);
     }

@@ -239,6 +239,18 @@ export interface CallLimit {
   message: string;
 }
 
+/** What else an {@linkcode Engine.call} may be given (see there). */
+export interface CallOptions {
+  /** Aborting it while the call waits ends that call alone, as a "timeout" with the signal's reason. */
+  stopWaiting?: AbortSignal;
+  /** The call's own time limit. */
+  limit?: CallLimit;
+  /** Told once the call and the goroutines it started have all ended. */
+  released?: () => void;
+  /** How `get_goroutines` and deadlock reports show the call ("call" unless given). */
+  name?: string;
+}
+
 /** Thrown through Lua to stop the engine at once (`os.exit`, `reload_script`). */
 class StopRequest extends LuaUnwind {
   constructor(readonly outcome: Outcome) {
@@ -1120,10 +1132,7 @@ export class Engine {
   call<T>(
     pushCall: (T: LuaState) => number,
     read: CallReader<T>,
-    stopWaiting?: AbortSignal,
-    limit?: CallLimit,
-    released?: () => void,
-    name = "call",
+    { stopWaiting, limit, released, name = "call" }: CallOptions = {},
   ): T | Promise<T> {
     const { vm, L } = this;
     const api = vm.api;
