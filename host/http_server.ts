@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { CancellableWait, Engine, Pusher } from "../runtime/engine.ts";
+import { CallStopped, type CancellableWait, type Engine, type Pusher } from "../runtime/engine.ts";
 import type { Family } from "../runtime/family.ts";
 import { argError, checkFunction, checkInteger, checkString, checkTable, isNone } from "../runtime/args.ts";
 import { LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, type LuaState } from "../runtime/lua.ts";
@@ -604,7 +604,7 @@ class ServerTable {
     const { engine } = this;
     const name = `http ${server.name} ${url.pathname}`;
     try {
-      return engine.call(
+      const answer = engine.call(
         (T) => {
           engine.vm.pushRef(T, ref);
           return pushRequest(T);
@@ -619,6 +619,8 @@ class ServerTable {
         },
         { name },
       );
+      // A handler that waited when the run ended (os.exit, reload_script, a limit) failed nothing: the run says why it ended.
+      return answer instanceof Promise ? answer.catch((e) => stoppedAnswer(e)) : answer;
     } catch {
       return plain(500, "Internal Server Error"); // the engine is stopping
     }
@@ -942,6 +944,12 @@ class ServerTable {
     if (inbox && inbox.socket.readyState === WebSocket.OPEN) inbox.socket.close(1000, "closed by server");
     return 0;
   }
+}
+
+/** The answer to a request whose handler the run's end stopped; anything else thrown is the server's failure. */
+function stoppedAnswer(e: unknown): Response {
+  if (e instanceof CallStopped) return plain(500, "Internal Server Error");
+  throw e;
 }
 
 function listenReason(e: unknown, server: Server): string {

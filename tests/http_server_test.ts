@@ -1004,6 +1004,33 @@ Deno.test("CLI: a server (on all interfaces by default) outlives the main chunk;
   }
 });
 
+Deno.test("CLI: os.exit while a handler waits ends quietly: stderr stays empty", async () => {
+  const s = await startCli(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    local waiting = chan("waiting", 1)
+    handle_http("s", "/slow", function() send(waiting, true) sleep(30) return "late" end)
+    handle_http("s", "/exit", function()
+      receive(waiting)
+      print("exiting")
+      os.exit(3)
+    end)
+    ready(start_server("s"))`);
+  try {
+    // The process may exit before it answers.
+    const slow = request(s.url("/slow")).then((r) => r.status, () => "connection closed");
+    await request(s.url("/exit")).catch(() => {}); // no answer: the process exits
+    const answer = await slow;
+    ok(answer === 500 || answer === "connection closed", `the waiting request got ${answer}`);
+    const r = await ended(s, 10_000, "the process to exit");
+    strictEqual(r.stderr, "");
+    strictEqual(r.stdout, "exiting\n");
+    strictEqual(r.code, 3);
+  } finally {
+    s.kill();
+    await s.run;
+  }
+});
+
 Deno.test("stop_server called inside a handler of the same server answers that request and stops", async () => {
   const s = await startCli(
     `
