@@ -82,7 +82,12 @@ local function make_ws(id)
     end
     return send(id, a, b)
   end
-  ws.receive = function() return receive(id) end
+  ws.receive = function()
+    local message, kind = receive(id)
+    -- Checked here so the error points at the caller's line.
+    if message == nil and kind then error(kind, 2) end
+    return message, kind
+  end
   ws.close = function() return close(id) end
   return ws
 end
@@ -99,6 +104,8 @@ return { make_ws = make_ws, request_pairs = request_pairs }`;
 class Inbox {
   readonly queue: (string | Uint8Array)[] = [];
   closed = false;
+  /** Whether a receive has returned nil (the end): a receive after that is an error, not a loop that never waits. */
+  endTold = false;
   #waiters: (() => void)[] = [];
 
   constructor(readonly socket: WebSocket) {
@@ -924,6 +931,7 @@ class ServerTable {
     const push = (message: string | Uint8Array | undefined) => (L: LuaState) => {
       const vm = this.engine.vm;
       if (message === undefined) {
+        if (inbox) inbox.endTold = true;
         vm.api.lua_pushnil(L);
         return 1;
       }
@@ -931,6 +939,11 @@ class ServerTable {
       vm.pushString(L, typeof message === "string" ? "text" : "binary");
       return 2;
     };
+    if (inbox?.endTold && inbox.queue.length === 0) {
+      this.engine.vm.api.lua_pushnil(L);
+      this.engine.vm.pushString(L, "ws.receive: the connection is closed (a receive returned nil already)");
+      return 2;
+    }
     if (!inbox || inbox.queue.length > 0 || inbox.closed) return push(inbox?.queue.shift())(L);
     // Claim the message here, not when the goroutine resumes: several may wait on one socket.
     return (async () => {

@@ -1409,6 +1409,42 @@ Deno.test("ws.send waits while a client that does not read is 1 MiB behind, and 
   }).then(finishedOk);
 });
 
+Deno.test("CLI: ws.receive after it returned nil is an error at the caller's line: a loop without a nil check ends", async () => {
+  // A child process: were the loop to spin, it would hold up only the child, which is killed.
+  const s = await startCli(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    on_error(function(e) print("on_error: " .. tostring(e)) end)
+    handle_ws("s", "/ws", function(ws)
+      ws.send("Connected!")
+      while true do
+        local msg = ws.receive()
+        if msg then ws.send("Echo: " .. msg) end
+      end
+    end)
+    handle_http("s", "/", function() return "Hello World!" end)
+    serve("s")`);
+  try {
+    const client = new WsClient(wsUrl(s, "/ws"));
+    try {
+      strictEqual(await client.next(), "Connected!");
+      client.socket.send("hi");
+      strictEqual(await client.next(), "Echo: hi");
+    } finally {
+      await client.close();
+    }
+    await quit(s); // the loop ended: the server answers
+    const r = await ended(s, 10_000, "the process to exit");
+    strictEqual(r.stderr, "");
+    match(
+      r.stdout,
+      /^on_error: .*:8: ws\.receive: the connection is closed \(a receive returned nil already\)\nstopped\n$/,
+    );
+  } finally {
+    s.kill();
+    await s.run;
+  }
+});
+
 Deno.test("stop_server closes open WebSockets; their handlers see nil and the script ends", async () => {
   const s = await start(`
     create_server("s", 0, false, nil, nil, ${LOCAL})
