@@ -417,11 +417,20 @@ class Json {
     if (top < 1) throw argError(1, "json_encode", "value expected");
     let gap = "";
     if (top >= 2) {
-      // As JSON.stringify: at most 10 spaces, or the first 10 characters.
+      // As JSON.stringify: at most 10 spaces, or the first 10 characters of a string of whitespace.
       const type = api.lua_type(L, 2);
-      if (type === LUA_TNUMBER) gap = " ".repeat(Math.max(0, Math.min(10, Math.floor(api.lua_tonumberx(L, 2, 0)))));
-      else if (type === LUA_TSTRING) gap = vm.toText(L, 2).slice(0, 10);
-      else if (type !== LUA_TNIL && type !== LUA_TNONE) {
+      const spaces = (n: number) => " ".repeat(Math.max(0, Math.min(10, Math.floor(n))));
+      if (type === LUA_TNUMBER) gap = spaces(api.lua_tonumberx(L, 2, 0));
+      else if (type === LUA_TSTRING) {
+        const text = vm.toText(L, 2);
+        // A number in a string (an indent width from arg, say) counts as that number, as Lua's own functions take it.
+        const width = text.trim() === "" ? NaN : Number(text);
+        if (Number.isFinite(width)) gap = spaces(width);
+        else if (/^[ \t\n\r]*$/.test(text)) gap = text.slice(0, 10);
+        else {
+          throw argError(2, "json_encode", `indent must be a number of spaces or a string of whitespace, got "${text}"`);
+        }
+      } else if (type !== LUA_TNIL && type !== LUA_TNONE) {
         throw argError(2, "json_encode", `number or string expected, got ${vm.typeName(L, 2)}`);
       }
     }

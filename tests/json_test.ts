@@ -277,6 +277,22 @@ Deno.test("pretty printing matches JSON.stringify", async () => {
   );
 });
 
+Deno.test("a string indent is a width when it holds a number, whitespace as it is, and any other an error", async () => {
+  const out = await lines(`
+    local t = { a = { 1 } }
+    print(json_encode(t, "2") == json_encode(t, 2), json_encode(t, " 3 ") == json_encode(t, 3))
+    print(json_encode(t, " \\t"))
+    print(pcall(json_encode, t, "x"))
+    print(pcall(json_encode, t, "2x"))
+  `);
+  deepStrictEqual(out, [
+    "true\ttrue",
+    ...JSON.stringify({ a: [1] }, null, " \t").split("\n"),
+    `false\tbad argument #2 to 'json_encode' (indent must be a number of spaces or a string of whitespace, got "x")`,
+    `false\tbad argument #2 to 'json_encode' (indent must be a number of spaces or a string of whitespace, got "2x")`,
+  ]);
+});
+
 Deno.test("encoding errors", async () => {
   const out = await lines(
     ERR + `
