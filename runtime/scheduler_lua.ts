@@ -17,7 +17,7 @@ local PARK, host = ...
 local co_create, co_resume, co_yield, co_status, co_close, co_running, co_isyieldable = coroutine.create,
   coroutine.resume, coroutine.yield, coroutine.status, coroutine.close, coroutine.running, coroutine.isyieldable
 local lua_select, traceback, getinfo, pack, unpack = select, debug.traceback, debug.getinfo, table.pack, table.unpack
-local pcall, co_running, math_maxinteger = pcall, coroutine.running, math.maxinteger
+local pcall, co_running, math_maxinteger, string_format = pcall, coroutine.running, math.maxinteger, string.format
 local type, tostring, tonumber, error, setmetatable, getmetatable, rawget, math_type, math_tointeger =
   type, tostring, tonumber, error, setmetatable, getmetatable, rawget, math.type, math.tointeger
 
@@ -596,10 +596,14 @@ local function chan(name, size)
   elseif type(name) ~= "string" then
     error("bad argument #1 to 'chan' (string expected, got " .. type(name) .. ")", 2)
   end
-  if size == nil then size = 0
-  elseif math_type(size) ~= "integer" or size < 0 then
-    error("bad argument #2 to 'chan' (non-negative integer buffer size expected, got " .. tostring(size) .. ")", 2)
+  -- As luaL_checkinteger: 2.0 and "2" are 2.
+  local whole = size == nil and 0 or math_tointeger(size)
+  if not whole or whole < 0 then
+    local kind = type(size)
+    local got = kind == "string" and string_format("%q", size) or kind == "number" and tostring(size) or kind
+    error("bad argument #2 to 'chan' (non-negative integer buffer size expected, got " .. got .. ")", 2)
   end
+  size = whole
   local ch = named and channels[name]
   if ch and not ch.closed then return ch.handle end
   return new_channel(name, size, named)

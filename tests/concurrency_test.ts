@@ -162,6 +162,21 @@ Deno.test("channel errors: unknown names, wrong types, closed channels, bad size
   match(lines[7], /false\t.*bad argument #1 to 'select'/);
 });
 
+Deno.test('chan\'s size is taken as luaL_checkinteger takes it (2.0 and "2"); a bad one is shown as given', async () => {
+  const { stdout } = await runLua(`
+    local c = chan("c", "2")
+    send(c, 1) send(c, 2)
+    print(c, chan("f", 2.0))
+    print(pcall(chan, "x", "two"))
+    print(pcall(chan, "y", {}))`);
+  strictEqual(
+    stdout,
+    "channel 'c' (2/2 buffered)\tchannel 'f' (0/2 buffered)\n" +
+      `false\tbad argument #2 to 'chan' (non-negative integer buffer size expected, got "two")\n` +
+      "false\tbad argument #2 to 'chan' (non-negative integer buffer size expected, got table)\n",
+  );
+});
+
 Deno.test("a sender blocked on a channel that gets closed raises an error in its goroutine", async () => {
   const { stdout, stderr } = await runLua(`
     chan("full")
