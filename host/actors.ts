@@ -9,7 +9,15 @@
 import type { Engine, Pusher } from "../runtime/engine.ts";
 import type { Family, RunContext } from "../runtime/family.ts";
 import { argError, checkInteger, checkString, checkTable } from "../runtime/args.ts";
-import { LUA_TBOOLEAN, LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, type LuaState } from "../runtime/lua.ts";
+import {
+  LUA_TBOOLEAN,
+  LUA_TLIGHTUSERDATA,
+  LUA_TNIL,
+  LUA_TNUMBER,
+  LUA_TSTRING,
+  LUA_TTABLE,
+  type LuaState,
+} from "../runtime/lua.ts";
 import { log, logLevel } from "../runtime/log.ts";
 import {
   type ActorLink,
@@ -64,6 +72,7 @@ const MAX_DEPTH = 100;
 
 // How a packed value starts. Integers within 2^53 travel as doubles (no BigInt on the way), the rest as int64.
 const NIL = 0, FALSE = 1, TRUE = 2, INTEGER = 3, BIG_INTEGER = 4, FLOAT = 5, STRING = 6, TABLE = 7, HANDLE = 8;
+const JSON_NULL = 9; // the same value in every state, as booleans are: json_decode's records travel as they are
 const SAFE = 2 ** 53;
 
 /** A packed value being read. */
@@ -105,9 +114,13 @@ class Codec {
       }
       case LUA_TTABLE:
         return this.#packTable(out, L, at, path);
+      case LUA_TLIGHTUSERDATA:
+        if (api.lua_topointer(L, at) === 0) return out.u8(JSON_NULL);
     }
     throw new Error(
-      `cannot send a ${vm.typeName(L, at)}: messages carry strings, numbers, booleans, tables and actor handles`,
+      `cannot send a ${
+        vm.typeName(L, at)
+      }: messages carry strings, numbers, booleans, tables, json_null and actor handles`,
     );
   }
 
@@ -171,6 +184,8 @@ class Codec {
       case FALSE:
       case TRUE:
         return api.lua_pushboolean(L, tag === TRUE ? 1 : 0);
+      case JSON_NULL:
+        return api.lua_pushlightuserdata(L, 0);
       case INTEGER:
         return api.lua_pushinteger(L, BigInt(r.view.getFloat64((r.at += 8) - 8, true)));
       case BIG_INTEGER:

@@ -21,7 +21,7 @@ async function folder(files: Record<string, string>): Promise<string> {
 }
 
 const STOPPED = RegExp.escape("stopped: the actor did not end within 1 s of stop()");
-const NO_TRAVEL = "messages carry strings, numbers, booleans, tables and actor handles";
+const NO_TRAVEL = "messages carry strings, numbers, booleans, tables, json_null and actor handles";
 
 Deno.test("spawn with arguments, wait() for the result, send with a dot or a colon, self() and parent()", async () => {
   const dir = await folder({
@@ -139,6 +139,25 @@ end
   });
   const stdout = await cleanRun(dir);
   strictEqual(stdout, "whole list:\ttrue\n27 of 27 exact\narguments:\t9007199254740993 integer true float\n");
+});
+
+Deno.test("json_null travels as itself, so a decoded JSON record with nulls goes to an actor and back", async () => {
+  const dir = await folder({
+    "main.lua": String.raw`
+local echo = spawn("echo.lua")
+local record = json_decode('{"id": 7, "deleted_at": null, "tags": [null, "x"]}')
+echo.send({ reply = self(), payload = record })
+local back = mailbox()
+print(back.deleted_at == json_null, back.tags[1] == json_null, json_encode(back))
+print(echo.wait() == json_null)
+`,
+    "echo.lua": String.raw`
+local m = mailbox()
+m.reply.send(m.payload)
+return m.payload.deleted_at
+`,
+  });
+  strictEqual(await cleanRun(dir), 'true\ttrue\t{"deleted_at":null,"id":7,"tags":[null,"x"]}\ntrue\n');
 });
 
 Deno.test("a message that cannot travel raises a clear error at send; nothing of it is sent and the script goes on", async () => {
