@@ -428,7 +428,11 @@ class Json {
         if (Number.isFinite(width)) gap = spaces(width);
         else if (/^[ \t\n\r]*$/.test(text)) gap = text.slice(0, 10);
         else {
-          throw argError(2, "json_encode", `indent must be a number of spaces or a string of whitespace, got "${text}"`);
+          throw argError(
+            2,
+            "json_encode",
+            `indent must be a number of spaces or a string of whitespace, got "${text}"`,
+          );
         }
       } else if (type !== LUA_TNIL && type !== LUA_TNONE) {
         throw argError(2, "json_encode", `number or string expected, got ${vm.typeName(L, 2)}`);
