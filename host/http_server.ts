@@ -833,11 +833,16 @@ class ServerTable {
       problem ??= `http handler returned header '${name}' as a ${vm.typeName(L, at)}; ` +
         "expected a string, a number or a list of them";
     };
-    api.lua_getfield(L, index, vm.cstr("headers"));
-    if (api.lua_type(L, -1) === LUA_TTABLE) {
+    const headersType = api.lua_getfield(L, index, vm.cstr("headers"));
+    if (headersType !== LUA_TTABLE && headersType !== LUA_TNIL) {
+      problem = `http handler returned headers as a ${vm.typeName(L, -1)}; expected a table of name = value`;
+    } else if (headersType === LUA_TTABLE) {
       api.lua_pushnil(L);
       while (api.lua_next(L, -2)) {
-        if (api.lua_type(L, -2) === LUA_TSTRING) {
+        if (api.lua_type(L, -2) !== LUA_TSTRING) {
+          problem ??= `http handler returned a header named by a ${vm.typeName(L, -2)}; ` +
+            "expected a table of name = value";
+        } else {
           const name = vm.toByteString(L, -2);
           typed ||= name.length === 12 && name.toLowerCase() === "content-type";
           if (api.lua_type(L, -1) === LUA_TTABLE) {

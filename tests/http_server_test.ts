@@ -382,7 +382,7 @@ Deno.test("without on_error a handler's error goes to stderr with a traceback", 
   match(r.stderr, /^error in .*: test:4: attempt to index a nil value \(local 't'\)\nstack traceback:\n/);
 });
 
-Deno.test("a handler that returns a bad value (a function, a boolean, a bad status, body or header) answers 500", async () => {
+Deno.test("a handler that returns a bad value (a function, a boolean, a bad status, body, headers or header) answers 500", async () => {
   const s = await start(`
     create_server("s", 0, false, nil, nil, ${LOCAL})
     handle_http("s", "/status-word", function() return { status = "teapot" } end)
@@ -392,11 +392,15 @@ Deno.test("a handler that returns a bad value (a function, a boolean, a bad stat
     handle_http("s", "/boolean", function() return true end)
     handle_http("s", "/status999", function() return { status = 999, body = "x" } end)
     handle_http("s", "/status99", function() return { status = 99 } end)
+    handle_http("s", "/headers-string", function() return { headers = "Content-Type: application/json", body = "{}" } end)
+    handle_http("s", "/headers-list", function() return { headers = { "Content-Type: application/json" }, body = "{}" } end)
     handle_http("s", "/fine", function() return "fine" end)
     serve("s")`);
   const r = await session(s, async () => {
     for (
       const path of [
+        "/headers-string",
+        "/headers-list",
         "/function",
         "/boolean",
         "/status999",
@@ -419,6 +423,8 @@ Deno.test("a handler that returns a bad value (a function, a boolean, a bad stat
   match(r.stderr, /status "teapot"; expected a number 200-599/);
   match(r.stderr, /returned a table body; expected a string \(json_encode a table\)/);
   match(r.stderr, /header 'X-Cache' as a boolean; expected a string, a number or a list of them/);
+  match(r.stderr, /returned headers as a string; expected a table of name = value/);
+  match(r.stderr, /returned a header named by a number; expected a table of name = value/);
 });
 
 Deno.test("a response header with an invalid name or value answers 500 and the process survives", async () => {
