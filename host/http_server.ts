@@ -184,22 +184,47 @@ function match(routes: Route[], path: string): { route: Route; params: Record<st
   const exact = routes.find((r) => !r.segments && r.prefix === undefined && r.pattern === path);
   if (exact) return { route: exact, params: {} };
   const parts = path.split("/");
+  let found: { route: Route; params: Record<string, string> } | undefined;
   for (const route of routes) {
     if (!route.segments || route.prefix !== undefined) continue;
     const params = matchSegments(route.segments, parts, false);
-    if (params) return { route, params };
+    if (params && (!found || specificity(route, found.route) > 0)) found = { route, params };
   }
-  let best: { route: Route; params: Record<string, string> } | undefined;
+  if (found) return found;
+  // A * route: the one that matched the longest part of the path, then the more specific.
+  let matched = -1;
   for (const route of routes) {
-    if (route.prefix === undefined || (best && route.prefix.length <= best.route.prefix!.length)) continue;
+    if (route.prefix === undefined) continue;
+    let params: Record<string, string> | undefined;
+    let length: number;
     if (route.segments) {
-      const params = matchSegments(route.segments, parts, true);
-      if (params) best = { route, params };
-    } else if (path.startsWith(route.prefix)) {
-      best = { route, params: { "*": paramValue(path.slice(route.prefix.length)) } };
+      params = matchSegments(route.segments, parts, true);
+      const fixed = route.segments.length - 1;
+      length = parts.slice(0, fixed).join("/").length + 1 + route.segments[fixed].length;
+    } else {
+      if (path.startsWith(route.prefix)) params = { "*": paramValue(path.slice(route.prefix.length)) };
+      length = route.prefix.length;
     }
+    if (!params || length < matched || (length === matched && specificity(route, found!.route) <= 0)) continue;
+    found = { route, params };
+    matched = length;
   }
-  return best;
+  return found;
+}
+
+/**
+ * Compares how specific two patterns that match the same path are: the first
+ * segment where one has a literal and the other a `:param` decides. Positive
+ * when `a` is more specific; 0 when neither is (the one registered first wins).
+ */
+function specificity(a: Route, b: Route): number {
+  const segmentsOf = (route: Route) => (route.segments ?? (route.prefix ?? route.pattern).split("/"));
+  const sa = segmentsOf(a), sb = segmentsOf(b);
+  for (let i = 0; i < Math.min(sa.length, sb.length); i++) {
+    const la = !sa[i].startsWith(":"), lb = !sb[i].startsWith(":");
+    if (la !== lb) return la ? 1 : -1;
+  }
+  return 0;
 }
 
 /** The body of a request that has none. */

@@ -235,6 +235,34 @@ Deno.test("routes: exact beats :param beats *, the longest * prefix wins, unknow
   strictEqual(r.stderr, "");
 });
 
+Deno.test("routes: the more specific :param route wins whatever the order; a * route by the path it matched, not its text", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    local function show(label) return function() return label end end
+    handle_http("s", "/:kind/:id", show(":kind/:id"))
+    handle_http("s", "/users/:id", show("users/:id"))
+    handle_http("s", "/:kind/new", show(":kind/new"))
+    handle_http("s", "/docs/:version/*", show("docs/:version/*"))
+    handle_http("s", "/docs/v2/api/*", show("docs/v2/api/*"))
+    handle_http("s", "/files/:a/*", show("files/:a/*"))
+    handle_http("s", "/files/x/*", show("files/x/*"))
+    serve("s")`);
+  const r = await session(s, async () => {
+    const cases: [string, string][] = [
+      ["/users/7", "users/:id"],
+      ["/teams/7", ":kind/:id"],
+      ["/teams/new", ":kind/new"],
+      ["/users/new", "users/:id"], // the first segment decides: users is a literal there
+      ["/docs/v2/api/users", "docs/v2/api/*"], // 13 characters of the path against 9
+      ["/docs/v3/api/users", "docs/:version/*"],
+      ["/files/x/y", "files/x/*"], // the same length matched: the literal wins
+      ["/files/z/y", "files/:a/*"],
+    ];
+    for (const [path, want] of cases) await expectText(s.url(path), want);
+  });
+  finishedOk(r);
+});
+
 Deno.test("req: method, path, raw query, query_params, case-insensitive headers, body, remote_addr", async () => {
   const s = await start(`
     create_server("s", 0, false, nil, nil, ${LOCAL})
