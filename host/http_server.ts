@@ -26,6 +26,11 @@ import { log } from "../runtime/log.ts";
 export const DEFAULT_MAX_BODY = 10 * 1024 * 1024;
 /** Bytes a WebSocket may hold that its client has not taken yet; past them `ws.send` waits for the client. */
 export const WS_SEND_BUFFER_LIMIT = 1024 * 1024;
+/**
+ * Bytes of messages a WebSocket holds that its handler has not received, at most: Deno's WebSocket cannot stop
+ * reading, so past them the connection is closed (1008) rather than the process growing.
+ */
+export const WS_RECEIVE_QUEUE_LIMIT = 64 * 1024 * 1024;
 /** How often a waiting `ws.send` looks at its socket's send buffer (Deno tells no event when it drains). */
 const WS_DRAIN_CHECK_MS = 5;
 
@@ -103,15 +108,25 @@ return { make_ws = make_ws, request_pairs = request_pairs }`;
 /** Messages of one WebSocket, waiting for `ws.receive()`. */
 class Inbox {
   readonly queue: (string | Uint8Array)[] = [];
+  /** About how many bytes the queue holds (a string counts its length). */
+  #queued = 0;
   closed = false;
   /** Whether a receive has returned nil (the end): a receive after that is an error, not a loop that never waits. */
   endTold = false;
   #waiters: (() => void)[] = [];
 
-  constructor(readonly socket: WebSocket) {
+  /** `overflowed` is told when the client sent more than {@linkcode WS_RECEIVE_QUEUE_LIMIT} the handler did not take. */
+  constructor(readonly socket: WebSocket, overflowed: () => void) {
     socket.binaryType = "arraybuffer";
     socket.onmessage = (e) => {
-      this.queue.push(typeof e.data === "string" ? e.data : new Uint8Array(e.data));
+      if (this.closed) return;
+      const message = typeof e.data === "string" ? e.data : new Uint8Array(e.data);
+      this.#queued += typeof message === "string" ? message.length : message.byteLength;
+      if (this.#queued > WS_RECEIVE_QUEUE_LIMIT) {
+        this.closed = true;
+        socket.close(1008, "too much unread data");
+        overflowed();
+      } else this.queue.push(message);
       this.#notify();
     };
     socket.onclose = () => {
@@ -123,6 +138,13 @@ class Inbox {
 
   #notify(): void {
     for (const wake of this.#waiters.splice(0)) wake();
+  }
+
+  /** The oldest message not yet received, if any. */
+  take(): string | Uint8Array | undefined {
+    const message = this.queue.shift();
+    if (message !== undefined) this.#queued -= typeof message === "string" ? message.length : message.byteLength;
+    return message;
   }
 
   /** Resolves when a message or the close arrives (every waiting receiver is woken to look). */
@@ -901,11 +923,16 @@ class ServerTable {
     }
     const { socket, response } = upgraded;
     const id = ++this.#nextSocket;
-    const inbox = new Inbox(socket);
+    const name = `ws ${server.name} ${route.pattern}`;
+    const inbox = new Inbox(socket, () => {
+      const message = `the client sent more than ${WS_RECEIVE_QUEUE_LIMIT / 1024 / 1024} MiB the handler has not ` +
+        "received; the connection is closed (1008)";
+      this.engine.reportFailure(name, message, message);
+    });
     this.#inboxes.set(id, inbox);
     server.sockets.add(socket);
     socket.addEventListener("open", () => {
-      this.engine.spawnFunction(route.ref, `ws ${server.name} ${route.pattern}`, (ok) => {
+      this.engine.spawnFunction(route.ref, name, (ok) => {
         this.#inboxes.delete(id);
         server.sockets.delete(socket);
         // 1011: the server met an error (the handler failed); 1000: a normal end.
@@ -974,11 +1001,11 @@ class ServerTable {
       this.engine.vm.pushString(L, "ws.receive: the connection is closed (a receive returned nil already)");
       return 2;
     }
-    if (!inbox || inbox.queue.length > 0 || inbox.closed) return push(inbox?.queue.shift())(L);
+    if (!inbox || inbox.queue.length > 0 || inbox.closed) return push(inbox?.take())(L);
     // Claim the message here, not when the goroutine resumes: several may wait on one socket.
     return (async () => {
       while (inbox.queue.length === 0 && !inbox.closed) await inbox.next();
-      return push(inbox.queue.shift());
+      return push(inbox.take());
     })();
   }
 

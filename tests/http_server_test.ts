@@ -1479,6 +1479,42 @@ Deno.test("CLI: ws.receive after it returned nil is an error at the caller's lin
   }
 });
 
+Deno.test("a client that sends more than 64 MiB its handler has not received is closed (1008) and reported", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    on_error(function(e) print("on_error: " .. tostring(e)) end)
+    local go_on = chan("go on", 1)
+    handle_ws("s", "/ws", function(ws)
+      ws.send("ready")
+      receive(go_on) -- busy elsewhere: nothing is received meanwhile
+      local n, bytes = 0, 0
+      for message in ws.receive do n, bytes = n + 1, bytes + #message end
+      print("received afterwards", n, bytes)
+    end)
+    handle_http("s", "/go-on", function() send(go_on, true) return "ok" end)
+    serve("s")`);
+  const r = await session(s, async () => {
+    const client = new WsClient(wsUrl(s, "/ws"));
+    strictEqual(await client.next(), "ready");
+    // One message at a time, each once the last has gone: the server's close frame then meets an idle client.
+    const message = new Uint8Array(1024 * 1024);
+    for (let i = 0; i < 100 && client.socket.readyState === WebSocket.OPEN; i++) {
+      client.socket.send(message);
+      while (client.socket.bufferedAmount > 0 && client.socket.readyState === WebSocket.OPEN) await sleep(1);
+    }
+    const closed = await within(client.closed, 10_000, "the server to close the connection");
+    strictEqual(closed.code, 1008);
+    strictEqual(closed.reason, "too much unread data");
+    await expectText(s.url("/go-on"), "ok");
+  });
+  finishedOk(r);
+  strictEqual(
+    r.stdout,
+    "on_error: the client sent more than 64 MiB the handler has not received; the connection is closed (1008)\n" +
+      `received afterwards\t64\t${64 * 1024 * 1024}\nstopped\n`,
+  );
+});
+
 Deno.test("stop_server closes open WebSockets; their handlers see nil and the script ends", async () => {
   const s = await start(`
     create_server("s", 0, false, nil, nil, ${LOCAL})
