@@ -338,16 +338,42 @@ function paramValue(text: string): string {
   return value;
 }
 
-/** `req.query_params`: name -> value, or -> the list of values for a name given more than once (`?tag=a&tag=b`). */
-function queryParams(query: string): Record<string, string | string[]> {
-  const values = new Map<string, string | string[]>();
-  for (const [name, value] of new URLSearchParams(query)) {
-    const before = values.get(name);
-    if (before === undefined) values.set(name, value);
-    else if (typeof before === "string") values.set(name, [before, value]);
-    else before.push(value);
+/**
+ * `req.query_params`: name -> value, or -> the list of values for a name given more than once (`?tag=a&tag=b`).
+ * Read as URLSearchParams reads a query, but byte-exact: `%E9` is the byte E9 even where it is not UTF-8 (Lua strings
+ * are bytes; URLSearchParams would make it U+FFFD).
+ */
+function queryParams(query: string): Map<string, Uint8Array[]> {
+  const params = new Map<string, Uint8Array[]>(); // by the name's bytes as Latin-1 text
+  for (const pair of query.split("&")) {
+    if (pair === "") continue;
+    const equals = pair.indexOf("=");
+    const name = queryBytes(equals < 0 ? pair : pair.slice(0, equals));
+    const value = queryBytes(equals < 0 ? "" : pair.slice(equals + 1));
+    let key = "";
+    for (const byte of name) key += String.fromCharCode(byte);
+    const values = params.get(key);
+    if (values) values.push(value);
+    else params.set(key, [value]);
   }
-  return Object.fromEntries(values);
+  return params;
+}
+
+const HEX = /^[0-9a-fA-F]{2}$/;
+
+/** A query component's bytes: `+` is a space, `%XX` the byte XX (a `%` without two hex digits stays). */
+function queryBytes(component: string): Uint8Array {
+  const text = new TextEncoder().encode(component.replaceAll("+", " "));
+  if (!component.includes("%")) return text;
+  const bytes: number[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const hex = String.fromCharCode(text[i + 1] ?? 0, text[i + 2] ?? 0);
+    if (text[i] === 0x25 && HEX.test(hex)) {
+      bytes.push(parseInt(hex, 16));
+      i += 2;
+    } else bytes.push(text[i]);
+  }
+  return new Uint8Array(bytes);
 }
 
 const plain = (status: number, text: string) => new Response(text, { status, headers: { "content-type": TEXT } });
@@ -760,9 +786,17 @@ class ServerTable {
       case "query":
         vm.pushString(L, url.query);
         break;
-      case "query_params":
-        vm.pushValue(L, queryParams(url.query));
+      case "query_params": {
+        const params = queryParams(url.query);
+        api.lua_createtable(L, 0, params.size);
+        for (const [key, values] of params) {
+          vm.pushBytes(L, Uint8Array.from(key, (c) => c.charCodeAt(0)));
+          if (values.length === 1) vm.pushBytes(L, values[0]);
+          else vm.pushValue(L, values);
+          api.lua_rawset(L, -3);
+        }
         break;
+      }
       case "headers":
         api.lua_createtable(L, 0, 8);
         for (const [name, value] of request.headers) {

@@ -1224,6 +1224,25 @@ class WsClient {
   }
 }
 
+Deno.test("req.query_params is byte-exact: escapes of bytes that are not UTF-8 stay those bytes", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_http("s", "/q", function(req)
+      local out = {}
+      for name, value in pairs(req.query_params) do
+        out[#out + 1] = name:gsub(".", function(c) return string.format("%02X", c:byte()) end) .. "=" ..
+          value:gsub(".", function(c) return string.format("%02X", c:byte()) end)
+      end
+      table.sort(out)
+      return table.concat(out, " ")
+    end)
+    serve("s")`);
+  await session(s, async () => {
+    // Latin-1 "José", two bytes that are no UTF-8, a name that is not UTF-8, and UTF-8 as it was
+    await expectText(s.url("/q?q=Jos%E9&b=%FF%FE&%E9=1&u=%C3%A9"), "62=FFFE 71=4A6F73E9 75=C3A9 E9=31");
+  });
+});
+
 Deno.test("req.query_params: a name given more than once gives the list of its values, in order", async () => {
   const s = await start(`
     create_server("s", 0, false, nil, nil, ${LOCAL})
