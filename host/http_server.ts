@@ -444,6 +444,7 @@ class ServerTable {
   create(L: LuaState): number {
     const vm = this.engine.vm;
     const name = checkString(vm, L, 1, "create_server");
+    if (name === "") throw argError(1, "create_server", "a server name expected, got an empty string");
     const port = checkInteger(vm, L, 2, "create_server");
     if (port < 0 || port > 65535) throw argError(2, "create_server", `port 0-65535 expected, got ${port}`);
     const before = this.#servers.get(name);
@@ -480,7 +481,10 @@ class ServerTable {
         const type = vm.api.lua_type(L, -1);
         if (key === "max_body") {
           const limit = type === LUA_TNUMBER ? Number(vm.api.lua_tonumberx(L, -1, 0)) : NaN;
-          if (!(limit >= 0)) throw bad(`option max_body must be a number of bytes >= 0, got ${vm.typeName(L, -1)}`);
+          if (!(limit >= 0 && (Number.isInteger(limit) || limit === Infinity))) {
+            const got = type !== LUA_TNUMBER ? vm.typeName(L, -1) : Number.isNaN(limit) ? "nan" : String(limit);
+            throw bad(`option max_body must be a whole number of bytes >= 0, got ${got}`);
+          }
           server.maxBody = limit;
         } else if (key === "host") {
           if (type !== LUA_TSTRING) throw bad(`option host must be a string, got ${vm.typeName(L, -1)}`);

@@ -945,6 +945,10 @@ Deno.test("API errors: unknown server, duplicate name, bad port, bad path, start
       print(pcall(create_server, "t", -1))
       print(pcall(create_server, "t", 0, { hots = "127.0.0.1" }))
       print(pcall(create_server, "t", 0, { max_body = "10" }))
+      print(pcall(create_server, "t", 0, { max_body = -5 }))
+      print(pcall(create_server, "t", 0, { max_body = 1.5 }))
+      print(pcall(create_server, "t", 0, { max_body = 0/0 }))
+      print(pcall(create_server, "", 0))
       print(pcall(create_server, "t", 0, { host = 127 }))
       print(pcall(handle_http, "nope", "/", function() end))
       print(pcall(handle_ws, "nope", "/", function() end))
@@ -969,7 +973,11 @@ Deno.test("API errors: unknown server, duplicate name, bad port, bad path, start
       "false\tbad argument #2 to 'create_server' (port 0-65535 expected, got 70000)\n" +
       "false\tbad argument #2 to 'create_server' (port 0-65535 expected, got -1)\n" +
       "false\tbad argument #3 to 'create_server' (unknown option 'hots' (host, max_body))\n" +
-      "false\tbad argument #3 to 'create_server' (option max_body must be a number of bytes >= 0, got string)\n" +
+      "false\tbad argument #3 to 'create_server' (option max_body must be a whole number of bytes >= 0, got string)\n" +
+      "false\tbad argument #3 to 'create_server' (option max_body must be a whole number of bytes >= 0, got -5)\n" +
+      "false\tbad argument #3 to 'create_server' (option max_body must be a whole number of bytes >= 0, got 1.5)\n" +
+      "false\tbad argument #3 to 'create_server' (option max_body must be a whole number of bytes >= 0, got nan)\n" +
+      "false\tbad argument #1 to 'create_server' (a server name expected, got an empty string)\n" +
       "false\tbad argument #3 to 'create_server' (option host must be a string, got number)\n" +
       "false\thandle_http: no server named 'nope' (create it with create_server)\n" +
       "false\thandle_ws: no server named 'nope' (create it with create_server)\n" +
