@@ -440,13 +440,15 @@ local BUFFER_MODES = { no = true, full = true, line = true }
 methods.setvbuf = function(...)
   local n, f, mode, size = select("#", ...), ...
   check("setvbuf", n, f)
+  -- As luaL_argerror counts: f:setvbuf(mode) names mode #1, f.setvbuf(f, mode) #2.
+  local first = getinfo and getinfo(1, "n").namewhat ~= "method" and 2 or 1
   if not BUFFER_MODES[mode] then
     local got = n < 2 and "no value" or type(mode)
     local problem = type(mode) == "string" and "invalid option '" .. mode .. "'" or "string expected, got " .. got
-    error("bad argument #1 to 'setvbuf' (" .. problem .. ")", 2)
+    error("bad argument #" .. first .. " to 'setvbuf' (" .. problem .. ")", 2)
   end
   if size ~= nil and not tointeger(size) then
-    error("bad argument #2 to 'setvbuf' (number expected, got " .. type(size) .. ")", 2)
+    error("bad argument #" .. first + 1 .. " to 'setvbuf' (number expected, got " .. type(size) .. ")", 2)
   end
   if f == stdout then return set_stdout_buffering(mode) end
   return setvbuf(...)
