@@ -25,7 +25,7 @@ import type { LuaVM } from "../runtime/state.ts";
 /** Deepest nesting of arrays and objects accepted either way. */
 const MAX_DEPTH = 1000;
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;

@@ -508,7 +508,7 @@ class ChildTable {
       lastOutput: performance.now(),
     };
     const { engine } = this;
-    const decoder = new TextDecoder();
+    const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
     const copies = [
       this.#copy(child, process.stderr, (bytes) => {
         const text = decoder.decode(bytes, { stream: true });

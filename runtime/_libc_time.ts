@@ -190,7 +190,7 @@ export function timeImports(mem: Memory32, malloc: (size: number) => number) {
     const u8 = mem.u8();
     let end = p;
     while (u8[end]) end++;
-    return new TextDecoder().decode(u8.subarray(p, end));
+    return new TextDecoder("utf-8", { ignoreBOM: true }).decode(u8.subarray(p, end));
   };
   return {
     _localtime_js: (time: bigint, tm: number) => writeTm(mem, tm, new Date(Number(time) * 1000), false),

@@ -313,7 +313,7 @@ const SCHEDULER_CHUNKNAME = "=[solvm] scheduler";
 /** How the chunks of SolVM's own Lua are named (tracebacks and error positions leave them out). */
 const INTERNAL_CHUNK_PREFIX = "=[solvm] ";
 /** Decodes the function names a debug hook reports. */
-const hookNames = new TextDecoder();
+const hookNames = new TextDecoder("utf-8", { ignoreBOM: true });
 const WAKE_BATCH = 64;
 // Channels fed by JavaScript never make the event loop wait.
 const HOST_CHANNEL_BUFFER = 2 ** 31 - 1;
@@ -442,7 +442,7 @@ export class Engine {
       throw new RangeError(`maxMemory must be at least ${MIN_MEMORY} bytes (1 MiB): the engine itself needs that much`);
     }
     const files = options.files ?? NO_FILES;
-    const decoder = new TextDecoder();
+    const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
     let engine: Engine | undefined = undefined;
     // Descriptors 0-2 are the engine's streams, so io.write and print share one buffer.
     const system: LuaSystem = {

@@ -248,7 +248,7 @@ export function loadLuaModule(system: LuaSystem, maxMemory = MAX_WASM_MEMORY): L
   };
   const mem = { u8: heap, i32: () => (heap(), i32) };
   // Paths must be UTF-8: a lossy decoding would name another file.
-  const decoder = new TextDecoder("utf-8", { fatal: true });
+  const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
   const cString = (p: number) => {
     const bytes = heap();
     let end = p;

@@ -47,8 +47,8 @@ export type HostFunction = (L: LuaState) => number;
 export class LuaUnwind extends Error {}
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-const strictDecoder = new TextDecoder("utf-8", { fatal: true });
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** Strings up to this many bytes are converted in JavaScript (a TextEncoder or TextDecoder call costs more). */
 const SHORT_STRING = 256;

@@ -169,6 +169,17 @@ Deno.test("unicode text and escapes", async () => {
   ]);
 });
 
+Deno.test("a string or key that starts with U+FEFF (a byte-order mark) keeps it", async () => {
+  const out = await lines(`
+    local s = "\\xEF\\xBB\\xBFid"
+    print(json_encode(s) == '"' .. s .. '"', json_decode(json_encode(s)) == s)
+    print(json_encode({ [s] = 1, id = 2 }) == '{"id":2,"' .. s .. '":1}')
+    local long = s .. string.rep("é", 200)
+    print(json_decode(json_encode({ long }))[1] == long)
+  `);
+  deepStrictEqual(out, ["true\ttrue", "true", "true"]);
+});
+
 Deno.test("integers and floats stay distinct", async () => {
   const out = await lines(`
     local function show(text)

@@ -30,6 +30,8 @@ const ROUND_TRIPS: [string, unknown, string, unknown][] = [
   ["a UTF-8 string", "héllo", "string", "héllo"],
   ["an empty string", "", "string", ""],
   ["a string with NUL", "a\0b", "string", "a\0b"],
+  ["a string that starts with U+FEFF (a byte-order mark, kept)", "\uFEFFid", "string", "\uFEFFid"],
+  ["a long one (decoded another way)", "\uFEFF" + "é".repeat(300), "string", "\uFEFF" + "é".repeat(300)],
   ["invalid UTF-8 bytes", new Uint8Array([0xff, 0xfe, 0x00, 0x41]), "string", new Uint8Array([0xff, 0xfe, 0x00, 0x41])],
   ["valid UTF-8 bytes (come back a string)", new Uint8Array([0x68, 0xc3, 0xa9]), "string", "hé"],
   ["true", true, "boolean", true],
