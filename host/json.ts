@@ -59,9 +59,32 @@ function decodeUtf8(bytes: Uint8Array): string {
 }
 
 /** A Lua string's bytes as a JSON string literal; invalid UTF-8 is an error. */
+/** Bytes of a string quoted in one piece: V8 aborts the process (not an exception) quoting one of some 256 MiB. */
+const QUOTE_CHUNK = 16 * 1024 * 1024;
+
 function quoteBytes(bytes: Uint8Array): string {
   const ascii = plainAscii(bytes);
-  return ascii !== undefined ? `"${ascii}"` : JSON.stringify(decodeUtf8(bytes));
+  if (ascii !== undefined) return `"${ascii}"`;
+  if (bytes.length <= QUOTE_CHUNK) return JSON.stringify(decodeUtf8(bytes));
+  const parts = ['"'];
+  for (let start = 0; start < bytes.length;) {
+    let end = Math.min(start + QUOTE_CHUNK, bytes.length);
+    while (end < bytes.length && end > start && (bytes[end] & 0xc0) === 0x80) end--; // not inside a character
+    parts.push(JSON.stringify(decodeUtf8(bytes.subarray(start, end))).slice(1, -1));
+    start = end;
+  }
+  parts.push('"');
+  return joinText(parts);
+}
+
+/** `parts` joined; JavaScript strings hold at most about 512 MiB, which a JSON text may not fit. */
+function joinText(parts: string[]): string {
+  try {
+    return parts.join("");
+  } catch (e) {
+    if (e instanceof RangeError) throw new Error("json_encode: the JSON text is too long (over 512 MiB)");
+    throw e;
+  }
 }
 
 /** A float in JS's shortest round-trip form, always readable back as a float. */
@@ -440,7 +463,7 @@ class Json {
     }
     const encoder = new Encoder(vm, L, gap, this.#emptyArray, this.#channel);
     encoder.value(1, 0);
-    vm.pushString(L, encoder.out.join(""));
+    vm.pushString(L, joinText(encoder.out));
     return 1;
   }
 
@@ -452,7 +475,10 @@ class Json {
     try {
       text = utf8.decode(bytes);
     } catch {
-      throw new Error("json_decode: invalid UTF-8");
+      // More bytes than a JavaScript string holds characters (2^29 - 24) fail to decode however valid they are.
+      throw new Error(
+        bytes.length > 536_870_888 ? "json_decode: the text is too long (over 512 MiB)" : "json_decode: invalid UTF-8",
+      );
     }
     const spans = ambiguousNumbers(text);
     const marked = spans.length > 0 && !text.includes("\\u0000");

@@ -690,6 +690,18 @@ print("after")
   },
 });
 
+Deno.test("json_encode of a string past 256 MiB is a catchable error, not a crash of the process (V8 aborts quoting one)", async () => {
+  const dir = await tempFiles({
+    "big.lua": `local s = string.rep("a", 300000000)
+print(#s)
+print(pcall(json_encode, s))
+print("still alive")
+`,
+  });
+  const r = await solvm([`${dir}/big.lua`]);
+  deepStrictEqual(r, { code: 0, stdout: "300000000\nfalse\tnot enough memory\nstill alive\n", stderr: "" });
+});
+
 // ---- 6. deep recursion --------------------------------------------------------------------------------------------------
 
 Deno.test("deep recursion: pcall gives false and 'stack overflow' (C stack overflow through metamethods); the script goes on", async () => {

@@ -180,6 +180,15 @@ Deno.test("a string or key that starts with U+FEFF (a byte-order mark) keeps it"
   deepStrictEqual(out, ["true\ttrue", "true", "true"]);
 });
 
+Deno.test("a string over 16 MiB is quoted in pieces, cut between characters: it round trips exactly", async () => {
+  const out = await lines(`
+    local s = "x" .. string.rep("é✓😀", 2500000) -- 22.5 MB, characters of 2, 3 and 4 bytes across every cut
+    local text = json_encode({ s })
+    print(#text == #s + 4, json_decode(text)[1] == s)
+  `);
+  deepStrictEqual(out, ["true\ttrue"]);
+});
+
 Deno.test("integers and floats stay distinct", async () => {
   const out = await lines(`
     local function show(text)
