@@ -185,10 +185,12 @@ function describeFailure(call: Call, e: unknown, timedOut: boolean): string {
   return connect ? `${fname}: cannot connect to ${url}: ${reason}` : `${fname}: request to ${url} failed: ${reason}`;
 }
 
-/** Statuses whose Location fetch follows. */
+/** Statuses whose Location is followed, as fetch does. */
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
-/** Redirects fetch follows before it gives up. */
+/** Redirects followed before giving up, as fetch does. */
 const MAX_REDIRECTS = 20;
+/** Headers fetch drops when a redirect leaves the origin: credentials meant for the first server only. */
+const CREDENTIAL_HEADERS = ["authorization", "proxy-authorization", "cookie"];
 
 /** `headers` without those that describe a request body (dropped when a redirect turns a request into a GET). */
 function withoutBodyHeaders(headers: Headers): Headers {
@@ -261,28 +263,23 @@ class HttpClient {
       controller.abort();
     });
     this.#inFlight.add(controller);
-    // fetch follows redirects without asking: under a --deny-net list each hop is followed here, and checked.
+    // Redirects are followed here, not by fetch: its "follow" mode drops the body of a 3xx without Location, and
+    // under a --deny-net list each hop is checked.
     const checkHops = hasDenyList("net");
     let { url, method, body, headers } = call;
     try {
       for (let hop = 0;; hop++) {
         checkAccess("net", netTarget(url));
         if (checkHops) await checkResolvedNet(new URL(url).hostname.replace(/^\[|\]$/g, ""), netPort(url));
-        const response = await fetch(url, {
-          method,
-          headers,
-          body,
-          signal: controller.signal,
-          redirect: checkHops ? "manual" : "follow",
-        });
-        const location = checkHops && REDIRECTS.has(response.status) ? response.headers.get("location") : null;
+        const response = await fetch(url, { method, headers, body, signal: controller.signal, redirect: "manual" });
+        const location = REDIRECTS.has(response.status) ? response.headers.get("location") : null;
         if (location === null) {
           const received = new Uint8Array(await response.arrayBuffer());
           return {
             status: response.status,
             body: received,
             headers: decodedHeaders(response.headers, headers),
-            url: checkHops ? url : response.url,
+            url: response.url,
           };
         }
         await response.body?.cancel();
@@ -301,7 +298,7 @@ class HttpClient {
         }
         if (next.origin !== new URL(url).origin) {
           headers = new Headers(headers);
-          headers.delete("authorization");
+          for (const name of CREDENTIAL_HEADERS) headers.delete(name);
         }
         url = next.href;
       }

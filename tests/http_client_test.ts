@@ -162,6 +162,49 @@ Deno.test("non-2xx statuses are responses, and redirects are followed", async ()
   }
 });
 
+Deno.test("a redirect status without Location comes back as it is, body and all", async () => {
+  const { base, server } = serve((request) => {
+    const status = Number(new URL(request.url).pathname.slice(1));
+    return new Response(`see elsewhere (${status})`, { status });
+  });
+  try {
+    const { outcome, stdout, stderr } = await runLua(`
+      for _, code in ipairs{ 300, 301, 302, 303, 307, 308 } do
+        local r = http_get(${JSON.stringify(base)} .. "/" .. code)
+        print(r.status, r.body, r.headers["content-length"] == tostring(#r.body))
+      end`);
+    strictEqual(stderr, "");
+    deepStrictEqual(outcome, { status: "ok" });
+    strictEqual(
+      stdout,
+      [300, 301, 302, 303, 307, 308].map((code) => `${code}\tsee elsewhere (${code})\ttrue\n`).join(""),
+    );
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("a redirect to another origin drops the credentials and keeps the other headers", async () => {
+  const { base: target, server: targetServer } = serve((request) => {
+    const seen = ["authorization", "proxy-authorization", "cookie", "x-keep"].map((name) =>
+      request.headers.get(name) ?? "-"
+    );
+    return new Response(seen.join(" "));
+  });
+  const { base, server } = serve(() => Response.redirect(`${target}/landed`, 302));
+  try {
+    const { outcome, stdout, stderr } = await runLua(`
+      local r = http_get(${JSON.stringify(base)}, {
+        Authorization = "Bearer x", ["Proxy-Authorization"] = "Basic y", Cookie = "a=1", ["X-Keep"] = "kept" })
+      print(r.status, r.body, r.url)`);
+    strictEqual(stderr, "");
+    deepStrictEqual(outcome, { status: "ok" });
+    strictEqual(stdout, `200\t- - - kept\t${target}/landed\n`);
+  } finally {
+    await Promise.all([server.shutdown(), targetServer.shutdown()]);
+  }
+});
+
 Deno.test("a refused connection returns nil and a message naming the URL and the cause", async () => {
   const { base, server } = serve(() => new Response("gone"));
   await server.shutdown();
