@@ -201,17 +201,20 @@ function withoutBodyHeaders(headers: Headers): Headers {
   return kept;
 }
 
+/** The codings Deno's fetch decodes (measured on Deno 2.9): gzip and br, alone, in any case; not deflate nor zstd. */
+const DECODED_CODINGS = new Set(["gzip", "br"]);
+
 /**
- * The headers of a response whose body fetch has decoded (it does so for a
- * coding the request accepted: by default gzip, deflate, br, zstd): without
- * `content-encoding` and `content-length`, which describe the bytes on the
- * wire, not the body the script gets.
+ * The headers of a response as the script gets them: when fetch has
+ * decoded the body, without `content-encoding` and `content-length`, which
+ * describe the bytes on the wire. fetch decodes whatever the request's
+ * `Accept-Encoding` said, except when it is exactly `identity` or the
+ * request has a `Range` (then fetch sends `identity` itself).
  */
 function decodedHeaders(headers: Headers, sent: Headers): Headers {
-  const coding = headers.get("content-encoding")?.trim().toLowerCase();
-  if (!coding || coding === "identity") return headers;
-  const accepted = (sent.get("accept-encoding") ?? "gzip, deflate, br, zstd").toLowerCase();
-  if (!accepted.split(",").some((part) => part.split(";")[0].trim() === coding)) return headers;
+  const coding = headers.get("content-encoding")?.toLowerCase();
+  if (!coding || !DECODED_CODINGS.has(coding)) return headers;
+  if (sent.has("range") || sent.get("accept-encoding")?.toLowerCase() === "identity") return headers;
   const kept = new Headers(headers);
   kept.delete("content-encoding");
   kept.delete("content-length");

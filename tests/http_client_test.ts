@@ -463,3 +463,32 @@ Deno.test("a gzip body comes decoded, without the headers that describe the enco
     await server.shutdown();
   }
 });
+
+Deno.test("content-encoding and content-length go exactly when fetch decoded the body, whatever was accepted", async () => {
+  const compress = async (format: CompressionFormat) =>
+    new Uint8Array(
+      await new Response(new Blob(["hello coded"]).stream().pipeThrough(new CompressionStream(format))).arrayBuffer(),
+    );
+  const gzipped = await compress("gzip");
+  const deflated = await compress("deflate");
+  const { base, server } = serve((request) => {
+    const deflate = new URL(request.url).pathname === "/deflate";
+    const body = deflate ? deflated : gzipped;
+    // Whatever the request accepts, as some servers do.
+    return new Response(body, {
+      headers: { "content-encoding": deflate ? "deflate" : "gzip", "content-length": String(body.length) },
+    });
+  });
+  try {
+    const { outcome, stdout } = await runLua(`
+      local function show(r) print(r.body == "hello coded", r.headers["content-encoding"], r.headers["content-length"] == tostring(#r.body)) end
+      show(http_get(${JSON.stringify(base)}, { ["Accept-Encoding"] = "br" }))
+      show(http_get(${JSON.stringify(base)}, { Range = "bytes=0-" }))
+      show(http_get(${JSON.stringify(base)} .. "/deflate"))`);
+    deepStrictEqual(outcome, { status: "ok" });
+    // Decoded: no content-length, so the last column is false; left as sent: both headers stay.
+    strictEqual(stdout, "true\tnil\tfalse\nfalse\tgzip\ttrue\nfalse\tdeflate\ttrue\n");
+  } finally {
+    await server.shutdown();
+  }
+});
