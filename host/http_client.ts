@@ -163,7 +163,7 @@ function netTarget(url: string): string {
 /** The innermost reason in a fetch error: "Connection refused", "DNS lookup failed (...)". */
 function failureReason(e: Error): { connect: boolean; reason: string } {
   const detail = e.cause instanceof Error ? e.cause.message : e.message;
-  const connect = /\(Connect\)|blocked/.test(detail);
+  const connect = /\(Connect\)/.test(detail);
   const dns = /dns error: (?:failed to lookup address information: )?(.*)$/.exec(detail);
   if (dns) return { connect, reason: `DNS lookup failed (${dns[1]})` };
   const tcp = /tcp connect error: (.*?)(?: \(os error \d+\))?$/.exec(detail);
@@ -306,6 +306,12 @@ class HttpClient {
         url = next.href;
       }
     } catch (e) {
+      // fetch refuses the browsers' "bad ports" before it connects, with no way around it (see README, Known limits).
+      const blocked = e instanceof TypeError && /Requests to port (\d+) are blocked/.exec(e.message);
+      if (blocked) {
+        return `${call.fname}: cannot request ${url}: Deno refuses HTTP requests to port ${blocked[1]}, ` +
+          "which browsers block (tcp_connect still reaches it)";
+      }
       if (url !== call.url && isPermissionError(e)) {
         return `${call.fname}: cannot follow the redirect to ${url}: ${accessReason(e, "net", netTarget(url))}`;
       }

@@ -221,6 +221,27 @@ Deno.test("a refused connection returns nil and a message naming the URL and the
   );
 });
 
+Deno.test("a port Deno's fetch refuses (the browsers' bad ports) gets a message that says so", async () => {
+  const { base, server } = serve(() => Response.redirect("http://127.0.0.1:10080/x", 302));
+  try {
+    // Nothing needs to listen there: fetch refuses before it connects.
+    const { outcome, stdout, stderr } = await runLua(`
+      print(http_get("http://127.0.0.1:6000/"))
+      print(http_get(${JSON.stringify(base)}))`);
+    strictEqual(stderr, "");
+    deepStrictEqual(outcome, { status: "ok" });
+    strictEqual(
+      stdout,
+      "nil\thttp_get: cannot request http://127.0.0.1:6000/: Deno refuses HTTP requests to port 6000, which browsers " +
+        "block (tcp_connect still reaches it)\n" +
+        "nil\thttp_get: cannot request http://127.0.0.1:10080/x: Deno refuses HTTP requests to port 10080, which " +
+        "browsers block (tcp_connect still reaches it)\n",
+    );
+  } finally {
+    await server.shutdown();
+  }
+});
+
 Deno.test("a server that hangs up without answering: the message says so, without Deno's noise", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const hangUp = (async () => {
