@@ -233,12 +233,15 @@ interface Received {
 class HttpClient {
   readonly #inFlight = new Set<AbortController>();
   readonly #headersMeta: number;
+  /** For requests with a Host header, which fetch's default client drops; made on first use. */
+  #hostClient?: Deno.HttpClient;
 
   constructor(readonly engine: Engine) {
     this.#headersMeta = headersMetatable(engine);
     engine.onClose(() => {
       for (const controller of this.#inFlight) controller.abort();
       this.#inFlight.clear();
+      this.#hostClient?.close();
     });
   }
 
@@ -274,7 +277,17 @@ class HttpClient {
       for (let hop = 0;; hop++) {
         checkAccess("net", netTarget(url));
         if (checkHops) await checkResolvedNet(new URL(url).hostname.replace(/^\[|\]$/g, ""), netPort(url));
-        const response = await fetch(url, { method, headers, body, signal: controller.signal, redirect: "manual" });
+        const client = headers.has("host")
+          ? this.#hostClient ??= Deno.createHttpClient({ allowHost: true })
+          : undefined;
+        const response = await fetch(url, {
+          method,
+          headers,
+          body,
+          client,
+          signal: controller.signal,
+          redirect: "manual",
+        });
         const location = REDIRECTS.has(response.status) ? response.headers.get("location") : null;
         if (location === null) {
           const received = new Uint8Array(await response.arrayBuffer());
@@ -302,6 +315,7 @@ class HttpClient {
         if (next.origin !== new URL(url).origin) {
           headers = new Headers(headers);
           for (const name of CREDENTIAL_HEADERS) headers.delete(name);
+          headers.delete("host"); // named the first server, not this one
         }
         url = next.href;
       }

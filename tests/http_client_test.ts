@@ -110,6 +110,30 @@ Deno.test("custom request headers arrive byte for byte, numbers as their text", 
   }
 });
 
+Deno.test("a Host header is sent as given, and dropped on a redirect to another origin", async () => {
+  const { base: target, server: targetServer } = serve((request) => new Response(request.headers.get("host")));
+  const { base, server } = serve((request) => {
+    const path = new URL(request.url).pathname;
+    if (path === "/away") return Response.redirect(`${target}/`, 302);
+    if (path === "/here") return Response.redirect(`${base}/`, 302);
+    return new Response(request.headers.get("host"));
+  });
+  try {
+    const { outcome, stdout, stderr } = await runLua(`
+      local host = { Host = "api.example.test" }
+      print(http_get(${JSON.stringify(base)}, host).body)
+      print(http_get(${JSON.stringify(base)} .. "/here", host).body)
+      print(http_get(${JSON.stringify(base)} .. "/away", host).body)
+      print(http_get(${JSON.stringify(base)}).body)`);
+    strictEqual(stderr, "");
+    deepStrictEqual(outcome, { status: "ok" });
+    const own = (url: string) => new URL(url).host;
+    strictEqual(stdout, `api.example.test\napi.example.test\n${own(target)}\n${own(base)}\n`);
+  } finally {
+    await Promise.all([server.shutdown(), targetServer.shutdown()]);
+  }
+});
+
 Deno.test("response headers: lower-case names, any casing finds them", async () => {
   const { base, server } = serve(() => {
     const headers = new Headers({ "X-Custom-Thing": "v1", "Content-Type": "text/html" });
