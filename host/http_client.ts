@@ -25,7 +25,7 @@ import { accessReason, checkAccess, hasDenyList, isPermissionError } from "./_pe
 import { after } from "../runtime/_timer.ts";
 import { checkResolvedNet } from "./dns.ts";
 
-/** Seconds a request may take when the call gives no `timeout`. */
+/** Seconds a request (or a `tcp_connect`) may take when the call gives no `timeout`. */
 export const DEFAULT_TIMEOUT = 30;
 
 const OPTIONS = ["timeout"];
@@ -78,7 +78,12 @@ function readHeaders(vm: LuaVM, L: LuaState, i: number, fname: string): Headers 
   return headers;
 }
 
-function readTimeout(vm: LuaVM, L: LuaState, i: number, fname: string): number {
+/**
+ * Reads argument `i`, an optional options table whose only option is
+ * `timeout` in seconds (default {@linkcode DEFAULT_TIMEOUT}); raises on an
+ * unknown option or a timeout that is not a positive number.
+ */
+export function readTimeout(vm: LuaVM, L: LuaState, i: number, fname: string): number {
   if (isNone(vm, L, i)) return DEFAULT_TIMEOUT;
   checkTable(vm, L, i, fname);
   const api = vm.api;

@@ -26,6 +26,10 @@
  * the port. While open, a listener or receiver is resident: it keeps the
  * script alive and suspends the default time limit.
  *
+ * `tcp_connect(host, port, [options])` gives up after `options.timeout`
+ * seconds (default 30, as the HTTP client), closing a connection that
+ * comes later.
+ *
  * Connections: `conn.read([max])` returns up to `max` bytes (default 64
  * KiB, at most 4 MiB per call), nil at the end of the stream, or nil and a
  * message; `conn.write(data)` returns true once all of it is written (one
@@ -41,7 +45,7 @@
  */
 // node:dgram costs ~20 ms to load, so it is imported on the first UDP call, not at start-up.
 import type dgram from "node:dgram";
-import type { Engine, Pusher } from "../runtime/engine.ts";
+import type { CancellableWait, Engine, Pusher } from "../runtime/engine.ts";
 import type { Family } from "../runtime/family.ts";
 import { argError, checkBytes, checkInteger, checkString, isNone } from "../runtime/args.ts";
 import { LUA_TNUMBER, LUA_TSTRING, type LuaState } from "../runtime/lua.ts";
@@ -49,6 +53,8 @@ import { checkResolvedNet, hostPort, ipVersion, lookupAddress, pushFailure, Soft
 import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
 import { lettingGo, LISTEN_RETRY_MS, mayListenAgain, outOfDescriptors, SHORTAGE_RETRY_MS } from "./_ports.ts";
 import { delay } from "./core.ts";
+import { readTimeout } from "./http_client.ts";
+import { after } from "../runtime/_timer.ts";
 
 /** Bytes `conn.read()` returns at most when no limit is given. */
 export const DEFAULT_READ_SIZE = 64 * 1024;
@@ -163,11 +169,14 @@ class SocketTable {
   /** Port -> how many of this engine's TCP listeners hold it now (one per host). */
   readonly #listeningOn = new Map<number, number>();
   readonly #pushTrue: Pusher;
+  /** tcp_connect calls in flight, aborted when the engine closes so no connect outlives it. */
+  readonly #connecting = new Set<AbortController>();
 
   constructor(readonly engine: Engine) {
     this.#pushTrue = (L) => (engine.vm.api.lua_pushboolean(L, 1), 1);
     engine.onClose(() => {
       this.#closed = true;
+      for (const controller of this.#connecting) controller.abort();
       for (const id of this.#sources.keys()) this.#stopSource(id);
       for (const id of this.#connections.keys()) this.#closeConnection(id);
       for (const sender of this.#senders.values()) sender.then((socket) => socket.close(), () => {});
@@ -371,25 +380,39 @@ class SocketTable {
     if (!this.#closed) this.engine.vm.unref(entry.channel);
   }
 
-  /** `tcp_connect(host, port)`: a connection, or nil and a message. */
-  connect(L: LuaState): Promise<Pusher> {
+  /** `tcp_connect(host, port, [options])`: a connection, or nil and a message. */
+  connect(L: LuaState): CancellableWait {
     const vm = this.engine.vm;
     const host = checkString(vm, L, 1, "tcp_connect");
     const port = checkPort(this, L, 2, "tcp_connect", 1);
-    return Promise.resolve().then(async () => {
+    const timeout = readTimeout(vm, L, 3, "tcp_connect");
+    // Aborted when the timeout passes, when the goroutine stops waiting, or when the engine closes.
+    const controller = new AbortController();
+    let timedOut = false;
+    const stopTimer = after(timeout * 1000, () => {
+      timedOut = true;
+      controller.abort();
+    });
+    this.#connecting.add(controller);
+    const failed = (e: unknown): Pusher => (L) =>
+      pushFailure(
+        vm,
+        L,
+        timedOut ? `connection to ${hostPort(host, port)} timed out after ${timeout}s` : connectReason(e, host, port),
+      );
+    const wait = (async () => {
       checkAccess("net", hostPort(host, port));
       await checkResolvedNet(host, port);
-      return Deno.connect({ hostname: host, port, transport: "tcp" });
-    }).then(
-      (conn) => {
-        if (this.#closed) {
-          conn.close();
-          return () => 0;
-        }
-        return (L: LuaState) => (this.#pushConnection(L, conn), 1);
-      },
-      (e) => (L: LuaState) => pushFailure(vm, L, connectReason(e, host, port)),
-    );
+      return await Deno.connect({ hostname: host, port, transport: "tcp", signal: controller.signal });
+    })().then((conn) => {
+      if (!controller.signal.aborted && !this.#closed) return (L: LuaState) => (this.#pushConnection(L, conn), 1);
+      conn.close(); // it came as the wait was given up: nobody would get it
+      return failed(undefined);
+    }, failed).finally(() => {
+      stopTimer();
+      this.#connecting.delete(controller);
+    });
+    return { wait, cancel: () => controller.abort() };
   }
 
   #connection(L: LuaState): [number, Connection | undefined] {

@@ -1,4 +1,4 @@
-import { deepStrictEqual, match, strictEqual } from "node:assert";
+import { deepStrictEqual, match, ok, strictEqual } from "node:assert";
 import dgram from "node:dgram";
 import { ACCEPT_QUEUE_LIMIT, UDP_QUEUE_LIMIT } from "../host/sockets.ts";
 import { type LuaRun, runLua, sleep, solvm, solvmUnder, tempFiles, USE_UP_DESCRIPTORS } from "./_helpers.ts";
@@ -264,6 +264,9 @@ Deno.test("tcp_connect and tcp_listen failures give nil and a message; bad argum
     try(tcp_connect, "127.0.0.1", 0)
     try(tcp_connect, {}, 80)
     try(tcp_connect, "127.0.0.1", 1.5)
+    try(tcp_connect, "127.0.0.1", 80, 5)
+    try(tcp_connect, "127.0.0.1", 80, { timeout = 0 })
+    try(tcp_connect, "127.0.0.1", 80, { timout = 1 })
     try(tcp_listen)
     try(tcp_listen, 70000)
     try(tcp_listen, 0, {})
@@ -283,6 +286,9 @@ Deno.test("tcp_connect and tcp_listen failures give nil and a message; bad argum
       "bad argument #2 to 'tcp_connect' (port 1-65535 expected, got 0)\n" +
       "bad argument #1 to 'tcp_connect' (string expected, got table)\n" +
       "bad argument #2 to 'tcp_connect' (number has no integer representation)\n" +
+      "bad argument #3 to 'tcp_connect' (table expected, got number)\n" +
+      "bad argument #3 to 'tcp_connect' (timeout must be a positive number of seconds, got 0)\n" +
+      "bad argument #3 to 'tcp_connect' (unknown option 'timout'; options are: timeout)\n" +
       "bad argument #1 to 'tcp_listen' (number expected, got no value)\n" +
       "bad argument #1 to 'tcp_listen' (port 0-65535 expected, got 70000)\n" +
       "bad argument #2 to 'tcp_listen' (string expected, got table)\n" +
@@ -291,6 +297,62 @@ Deno.test("tcp_connect and tcp_listen failures give nil and a message; bad argum
       "bad argument #1 to 'write' (string expected, got table)\n" +
       "bad argument #1 to 'write' (string expected, got nil)\n",
   );
+});
+
+/** A listener whose accept queue is full and never taken from: the system drops further SYNs, so a connect waits. */
+async function unansweredPort(): Promise<{ port: number; close: () => void }> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.TcpConn[] = [];
+  while (true) {
+    const giveUp = new AbortController();
+    const timer = setTimeout(() => giveUp.abort(), 200);
+    try {
+      held.push(await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port, signal: giveUp.signal }));
+    } catch {
+      break;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  return {
+    port: listener.addr.port,
+    close: () => {
+      for (const conn of held) conn.close();
+      listener.close();
+    },
+  };
+}
+
+/** How many sockets (of this machine's loopback) are still trying to connect to 127.0.0.1:`port` (SYN_SENT). */
+async function connectingTo(port: number): Promise<number> {
+  await sleep(50); // an aborted connect's socket closes on Deno's next turn
+  const remote = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  const rows = (await Deno.readTextFile("/proc/net/tcp")).split("\n").map((line) => line.trim().split(/\s+/));
+  return rows.filter((fields) => fields[2] === remote && fields[3] === "02").length;
+}
+
+Deno.test("tcp_connect gives up after options.timeout, and the end of the run gives it up too", async () => {
+  const silent = await unansweredPort();
+  try {
+    strictEqual(await connectingTo(silent.port), 0);
+    const started = performance.now();
+    const { outcome, stdout } = await runLuaWithin(`
+      print(tcp_connect("127.0.0.1", ${silent.port}, { timeout = 0.3 }))`);
+    const elapsed = performance.now() - started;
+    deepStrictEqual(outcome, { status: "ok" });
+    strictEqual(stdout, `nil\tconnection to 127.0.0.1:${silent.port} timed out after 0.3s\n`);
+    ok(elapsed < 5000, `a 0.3 s timeout took ${elapsed} ms`);
+    strictEqual(await connectingTo(silent.port), 0, "the timed-out connect still tries");
+    // A connect left waiting (default timeout: 30 s) when the run ends is given up with it.
+    const { outcome: exited } = await runLuaWithin(`
+      go(function() tcp_connect("127.0.0.1", ${silent.port}) end)
+      sleep(0.1)
+      os.exit(3)`);
+    deepStrictEqual(exited, { status: "exit", code: 3 });
+    strictEqual(await connectingTo(silent.port), 0, "the connect outlived its run");
+  } finally {
+    silent.close();
+  }
 });
 
 Deno.test("a connection nothing refers to is closed when collected, not while a goroutine waits on it", async () => {
