@@ -47,6 +47,56 @@ function writeTm(mem: Memory32, ptr: number, d: Date, utc: boolean): void {
   t[at + GMTOFF] = utc ? 0 : -60 * d.getTimezoneOffset();
 }
 
+/** localtime's or gmtime's tm of `time` (seconds since 1970), in Date's range or past it. */
+function brokenDown(mem: Memory32, ptr: number, time: bigint, utc: boolean): void {
+  const d = new Date(Number(time) * 1000);
+  if (Number.isNaN(d.getTime())) writeFarTm(mem, ptr, time, utc);
+  else writeTm(mem, ptr, d, utc);
+}
+
+/** Days since 1970-01-01 of a date in the proleptic Gregorian calendar (`mon` 1-12), for any year. */
+function daysFromCivil(year: bigint, mon: bigint, mday: bigint): bigint {
+  const y = mon <= 2n ? year - 1n : year;
+  const era = (y >= 0n ? y : y - 399n) / 400n;
+  const yoe = y - era * 400n;
+  const doy = (153n * (mon > 2n ? mon - 3n : mon + 9n) + 2n) / 5n + mday - 1n;
+  return era * 146097n + yoe * 365n + yoe / 4n - yoe / 100n + doy - 719468n;
+}
+
+/**
+ * Writes the tm of a time past Date's range (±8.64e15 ms, some 275,000 years) by calendar arithmetic, as glibc
+ * gives it; the local zone's offset is the one at the end of Date's range, without daylight saving. Years past
+ * C's int are clamped (glibc fails there, which these imports cannot).
+ */
+function writeFarTm(mem: Memory32, ptr: number, time: bigint, utc: boolean): void {
+  const offset = utc ? 0 : -60 * new Date(time > 0n ? 8.64e15 : -8.64e15).getTimezoneOffset();
+  const local = time + BigInt(offset);
+  let days = local / 86400n, secs = local % 86400n;
+  if (secs < 0n) [days, secs] = [days - 1n, secs + 86400n];
+  // The date of day `days` (Howard Hinnant's civil_from_days).
+  const z = days + 719468n;
+  const era = (z >= 0n ? z : z - 146096n) / 146097n;
+  const doe = z - era * 146097n;
+  const yoe = (doe - doe / 1460n + doe / 36524n - doe / 146096n) / 365n;
+  const doy = doe - (365n * yoe + yoe / 4n - yoe / 100n);
+  const mp = (5n * doy + 2n) / 153n;
+  const mday = doy - (153n * mp + 2n) / 5n + 1n;
+  const mon = mp < 10n ? mp + 3n : mp - 9n;
+  const year = yoe + era * 400n + (mon <= 2n ? 1n : 0n);
+  const t = mem.i32();
+  const at = ptr >> 2;
+  t[at + SEC] = Number(secs % 60n);
+  t[at + MIN] = Number((secs / 60n) % 60n);
+  t[at + HOUR] = Number(secs / 3600n);
+  t[at + MDAY] = Number(mday);
+  t[at + MON] = Number(mon - 1n);
+  t[at + YEAR] = Math.max(-(2 ** 31), Math.min(2 ** 31 - 1, Number(year - 1900n)));
+  t[at + WDAY] = Number((((days + 4n) % 7n) + 7n) % 7n); // 1970-01-01 was a Thursday
+  t[at + YDAY] = Number(days - daysFromCivil(year, 1n, 1n));
+  t[at + ISDST] = 0;
+  t[at + GMTOFF] = offset;
+}
+
 /** A local time; years 0-99 stay themselves (Date's constructor would read them as 1900-1999). */
 function localDate(year: number, mon: number, mday: number, hour: number, min: number, sec: number): Date {
   const d = new Date(2000, 0, 1);
@@ -193,8 +243,8 @@ export function timeImports(mem: Memory32, malloc: (size: number) => number) {
     return new TextDecoder("utf-8", { ignoreBOM: true }).decode(u8.subarray(p, end));
   };
   return {
-    _localtime_js: (time: bigint, tm: number) => writeTm(mem, tm, new Date(Number(time) * 1000), false),
-    _gmtime_js: (time: bigint, tm: number) => writeTm(mem, tm, new Date(Number(time) * 1000), true),
+    _localtime_js: (time: bigint, tm: number) => brokenDown(mem, tm, time, false),
+    _gmtime_js: (time: bigint, tm: number) => brokenDown(mem, tm, time, true),
     _mktime_js: (tm: number) => {
       const d = readTm(mem, tm);
       if (Number.isNaN(d.getTime())) return -1n; // past Date's range: Lua says it cannot be represented

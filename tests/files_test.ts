@@ -1026,6 +1026,23 @@ Deno.test("os.time, os.date and os.clock", async () => {
   strictEqual(lines[9], "true\ttrue");
 });
 
+Deno.test("os.date past JavaScript Date's range (some 275,000 years) gives the calendar's date, as glibc does", async () => {
+  const out = await lua(`
+    for _, t in ipairs({ 10^13, 2^55, -10^14, 8.64e12 + 1, -8.64e12 - 86401 }) do
+      print(os.date("!%Y-%m-%d %H:%M:%S %a", t), os.date("!*t", t).yday)
+    end
+  `);
+  // As lua5.4 prints them on Linux.
+  strictEqual(
+    out,
+    "318857-05-20 17:46:40 Sun\t140\n" +
+      "1141709097-06-13 06:26:08 Sun\t164\n" +
+      "-3166904-02-24 14:13:20 Mon\t55\n" +
+      "275760-09-13 00:00:01 Sat\t257\n" +
+      "-271821-04-18 23:59:59 Sun\t108\n",
+  );
+});
+
 Deno.test("os.date's %Z and %z describe the time's own zone: UTC's with !, standard or daylight time's north and south", async () => {
   const r = await solvm(["/dev/stdin"], {
     stdin: `print(os.date("!%H:%M %Z %z", 1000000000))\nprint(os.date("%H:%M %Z %z", 1000000000))`,
