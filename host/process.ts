@@ -355,8 +355,11 @@ local function io_close(...)
     s.closed = true
     return close_child(s.id)
   end
-  if f ~= nil and c_type(f) == nil then
-    error(format("bad argument #1 to 'close' (FILE* expected, got %s)", type(f)), 2)
+  if f ~= nil then
+    local t = c_type(f)
+    if t == nil then error(format("bad argument #1 to 'close' (FILE* expected, got %s)", type(f)), 2) end
+    -- Here, not in C's close: its error would name this wrapper's line.
+    if t == "closed file" then error("attempt to use a closed file", 2) end
   end
   return c_close(...)
 end

@@ -558,6 +558,7 @@ Deno.test("io.open failures return nil, '<path>: <reason>', errno; bad modes and
       print(pcall(function() return (f:setvbuf("bogus")) end))
       print(pcall(function() return (f.setvbuf(f, "bogus")) end))
       print(pcall(function() return (f.setvbuf(f, "full", "x")) end))
+      print(pcall(function() io.close(closed) end))
       f:close()
     `);
     strictEqual(
@@ -575,7 +576,8 @@ Deno.test("io.open failures return nil, '<path>: <reason>', errno; bad modes and
         // As lua5.4 counts: a method call does not count the file.
         `false\ttest:21: bad argument #1 to 'setvbuf' (invalid option 'bogus')\n` +
         `false\ttest:22: bad argument #2 to 'setvbuf' (invalid option 'bogus')\n` +
-        `false\ttest:23: bad argument #3 to 'setvbuf' (number expected, got string)\n`,
+        `false\ttest:23: bad argument #3 to 'setvbuf' (number expected, got string)\n` +
+        `false\ttest:24: attempt to use a closed file\n`,
     );
     strictEqual(await exists(`${dir}/no`), false);
   }));
