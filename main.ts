@@ -93,6 +93,8 @@ interface Options {
   permissions?: Permissions;
   /** What `--deny-<kind>=a,b` refuses; `true` for a bare `--deny-<kind>`. */
   deny: DenyLists;
+  /** `-A` or `--allow-all` as given, for messages about what it asks for. */
+  allowAll?: string;
 }
 
 /** What a confined script may touch: true for all, a list, or nothing. */
@@ -143,6 +145,31 @@ function confinement(options: Options, script: string | undefined): Deno.Permiss
     : Object.fromEntries(PERMISSION_KINDS.map((kind) => [kind, "inherit"]));
   for (const kind of deniedKinds(options)) granted[kind] = false;
   return granted;
+}
+
+/** The field of Deno's permission descriptor that names one item of each kind. */
+const DESCRIPTOR_FIELDS = { read: "path", write: "path", net: "host", env: "variable", run: "command", sys: "kind" };
+
+/**
+ * A usage error for the first access in `granted` that Deno itself was not
+ * given, naming the SolVM flag that asks for it and the Deno flag to add: a
+ * worker cannot get more than its parent has (Deno throws NotCapable).
+ */
+function beyondDeno(options: Options, granted: Deno.PermissionOptionsObject): string | undefined {
+  for (const kind of PERMISSION_KINDS) {
+    const grant = granted[kind];
+    for (const item of grant === true ? [undefined] : Array.isArray(grant) ? grant.map(String) : []) {
+      const descriptor = { name: kind, ...(item === undefined ? {} : { [DESCRIPTOR_FIELDS[kind]]: item }) };
+      if (Deno.permissions.querySync(descriptor as Deno.PermissionDescriptor).state === "granted") continue;
+      const flag = `--allow-${kind}${item === undefined ? "" : `=${item}`}`;
+      const asked = options.permissions?.[kind];
+      const asker = asked === true ? options.allowAll ?? flag : Array.isArray(asked) && asked.includes(item!) && flag;
+      // The only grant no flag asked for is reading the script's own folder.
+      if (!asker) return `a confined script may read its own folder, ${item}: Deno may not (run Deno with ${flag})`;
+      return `${asker} asks for ${kind} access Deno was not given (run Deno with ${flag})`;
+    }
+  }
+  return undefined;
 }
 
 /** Parses "500ms", "10s", "2m", "1h" or a bare number of seconds: milliseconds, and the duration as messages show it ("2" is "2s"). */
@@ -239,6 +266,7 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
       case "-A":
       case "--allow-all":
         options.permissions = { read: true, write: true, net: true, env: true, run: true, sys: true };
+        options.allowAll = flag;
         break;
       case "--memory-limit": {
         const value = inline ?? argv[++i];
@@ -403,6 +431,10 @@ function main(argv: string[]): void {
     if (scripts.length > 1) fail("several scripts at once need read access to SolVM's own files", EXIT_USAGE);
     runInThisThread(options, request(options.script));
     return;
+  }
+  for (const script of scripts) {
+    const refused = beyondDeno(options, confinement(options, script) ?? {});
+    if (refused) fail(refused, EXIT_USAGE);
   }
   const control = new SharedArrayBuffer(4);
   // Watched before any worker starts: under load a worker can start a command before this thread runs on.

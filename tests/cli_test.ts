@@ -546,6 +546,34 @@ Deno.test("deno run --allow-read=DIR main.ts DIR/script.lua runs a pure computat
   strictEqual(r.code, 0);
 });
 
+Deno.test("a permission flag asking for more than Deno was given is a usage error naming it and the Deno flag to add", async () => {
+  const dir = await tempFiles({ "hi.lua": `print("hi")` });
+  for (
+    const [flag, message] of [
+      ["--allow-net", "--allow-net asks for net access Deno was not given (run Deno with --allow-net)"],
+      ["--allow-env=HOME", "--allow-env=HOME asks for env access Deno was not given (run Deno with --allow-env=HOME)"],
+      ["-A", "-A asks for write access Deno was not given (run Deno with --allow-write)"],
+    ]
+  ) {
+    const r = await solvmUnder(["--allow-read"], [flag, `${dir}/hi.lua`]);
+    strictEqual(r.stderr, `solvm: ${message}\n`, flag);
+    strictEqual(r.stdout, "");
+    strictEqual(r.code, 2);
+  }
+  // Deno may read the script but not its folder, which a confined script may read.
+  const repo = new URL("..", import.meta.url).pathname;
+  const folder = await solvmUnder([`--allow-read=${repo},${dir}/hi.lua`], ["--sandbox", `${dir}/hi.lua`]);
+  strictEqual(
+    folder.stderr,
+    `solvm: a confined script may read its own folder, ${dir}: Deno may not (run Deno with --allow-read=${dir})\n`,
+  );
+  strictEqual(folder.code, 2);
+  // What Deno has can be given on.
+  const given = await solvmUnder(["--allow-read", "--allow-net=127.0.0.1"], ["--allow-net=127.0.0.1", `${dir}/hi.lua`]);
+  strictEqual(given.stdout, "hi\n");
+  strictEqual(given.code, 0);
+});
+
 Deno.test("without read access to SolVM's files the time limit still stops a never-yielding loop", async () => {
   const dir = await tempFiles({
     "spin.lua": `print("started") while true do end`,
