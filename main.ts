@@ -39,11 +39,11 @@ Usage:
                                            its state (as lua5.4 -i)
 
 Options:
-  -timeout, --timeout <duration>   stop the script after this long: 500ms, 10s, 2m, 1h
-                                   (default ${DEFAULT_TIMEOUT}; 0 = no limit). The default limit
-                                   is suspended while a server, listener, interval or cron
-                                   job is active, or while the script waits for a line typed
-                                   at a terminal; an explicit limit always applies.
+  -timeout, --timeout <duration>   stop the script after this long: 500ms, 10s, 2m, 1h30m
+                                   (Go's durations, or bare seconds; default ${DEFAULT_TIMEOUT}; 0 = no limit).
+                                   The default limit is suspended while a server, listener,
+                                   interval or cron job is active, or while the script waits
+                                   for a line typed at a terminal; an explicit limit always applies.
   --memory-limit <MB>              memory the Lua state may use (default 1024); past it an allocation
                                    raises a catchable "not enough memory" error
   --max-goroutines <n>             goroutines started by go() that may be alive at once (default 100000);
@@ -172,13 +172,30 @@ function beyondDeno(options: Options, granted: Deno.PermissionOptionsObject): st
   return undefined;
 }
 
-/** Parses "500ms", "10s", "2m", "1h" or a bare number of seconds: milliseconds, and the duration as messages show it ("2" is "2s"). */
+/** Milliseconds in each unit of Go's time.ParseDuration. */
+const DURATION_UNITS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  "µs": 1e-3,
+  "μs": 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
+
+/**
+ * Parses a duration as Go's time.ParseDuration does ("500ms", "10s", "1h30m", "1m0.5s"), or a bare number of
+ * seconds: milliseconds, and the duration as messages show it ("2" is "2s").
+ */
 function parseDuration(text: string): { ms: number; shown: string } {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (!m) throw new UsageError(`invalid duration "${text}" (examples: 500ms, 10s, 2m)`);
-  const unit = m[2] ?? "s";
-  const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!;
-  return { ms: Number(m[1]) * scale, shown: `${m[1]}${unit}` };
+  const trimmed = text.trim();
+  if (/^\d+(?:\.\d+)?$/.test(trimmed)) return { ms: Number(trimmed) * 1000, shown: `${trimmed}s` };
+  const parts = [...trimmed.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/gy)];
+  if (parts.length === 0 || parts.map(([part]) => part).join("") !== trimmed) {
+    throw new UsageError(`invalid duration "${text}" (examples: 500ms, 10s, 2m, 1h30m)`);
+  }
+  return { ms: parts.reduce((ms, [, n, unit]) => ms + Number(n) * DURATION_UNITS[unit], 0), shown: trimmed };
 }
 
 function noPermissions(): Permissions {
@@ -249,7 +266,7 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
       case "-timeout":
       case "--timeout": {
         const value = inline ?? argv[++i];
-        if (value === undefined) throw new UsageError(`${flag} needs a duration (examples: 500ms, 10s, 2m)`);
+        if (value === undefined) throw new UsageError(`${flag} needs a duration (examples: 500ms, 10s, 2m, 1h30m)`);
         ({ ms: options.timeoutMs, shown: options.timeoutText } = parseDuration(value));
         options.explicitTimeout = true;
         break;

@@ -180,6 +180,24 @@ Deno.test("-timeout (single dash) and --timeout=value forms; 0 means no limit", 
   strictEqual(bare.stderr, "timeout: script ran longer than 0.2s\n");
 });
 
+Deno.test("--timeout takes Go's compound durations, as time.ParseDuration does: 1h30m, 2m30s, 1m0.5s", async () => {
+  const dir = await tempFiles({ "slow.lua": `sleep(0.6) print("done")` });
+  const compound = await solvm(["--timeout", "0m0.2s", `${dir}/slow.lua`]);
+  strictEqual(compound.code, 124);
+  strictEqual(compound.stderr, "timeout: script ran longer than 0m0.2s\n");
+  for (const duration of ["1h30m", "2m30s", "1m0.5s", "1s500ms"]) {
+    const long = await solvm(["--timeout", duration, `${dir}/slow.lua`]);
+    strictEqual(long.stderr, "", duration);
+    strictEqual(long.stdout, "done\n");
+  }
+  // As Go's, every number needs its unit, and signs are not durations here.
+  for (const duration of ["2m30", "1h-1m", "m"]) {
+    const bad = await solvm(["--timeout", duration, `${dir}/slow.lua`]);
+    strictEqual(bad.code, 2, duration);
+    strictEqual(bad.stderr, `solvm: invalid duration "${duration}" (examples: 500ms, 10s, 2m, 1h30m)\n`);
+  }
+});
+
 Deno.test("the default limit is 5s", async () => {
   const dir = await tempFiles({ "long.lua": `print("waiting") sleep(30)` });
   const started = performance.now();
