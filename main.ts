@@ -69,7 +69,8 @@ Environment:
 
 Exit codes:
   0 success, 1 uncaught error, 2 deadlock or bad usage, 124 timeout,
-  n when the script calls os.exit(n).
+  n when the script calls os.exit(n), 130, 143 or 129 when SIGINT (Ctrl-C),
+  SIGTERM or SIGHUP ends it.
 `;
 
 /** What the command line asked for. */

@@ -245,6 +245,8 @@ Deno.test("--version and --help", async () => {
   for (const option of ["--timeout", "--version", "--help", "REPL", "-i ", "Exit codes"]) {
     ok(help.stdout.includes(option), option);
   }
+  // The exit codes of the signals that end SolVM, as the README lists them.
+  match(help.stdout, /130, 143 or 129 when SIGINT \(Ctrl-C\),\s+SIGTERM or SIGHUP/);
 });
 
 Deno.test("deadlock: message, parked goroutines with the line where each waits, exit 2", async () => {
