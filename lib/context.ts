@@ -46,7 +46,7 @@ const ALL_LIBRARIES: LuaLibrary[] = ["coroutine", "table", "io", "os", "string",
 export interface ContextOptions {
   /** Bytes the Lua state may use (default 256 MiB); past it Lua raises "not enough memory". */
   maxMemory?: number;
-  /** Lua instructions each `execute` or `call` may run; checking makes Lua about 2x slower. */
+  /** Lua instructions (a whole number, at least 1) each `execute` or `call` may run; checking makes Lua about 2x slower. */
   maxInstructions?: number;
   /** Milliseconds (above 0) each `execute` or `call` may take, even inside a loop that never yields. */
   timeout?: number;
@@ -126,6 +126,9 @@ export class Context {
 
   /** A fresh Lua state; throws a TypeError for an unknown library name. */
   constructor(options: ContextOptions = {}) {
+    if (options.libraries !== undefined && !Array.isArray(options.libraries)) {
+      throw new TypeError(`libraries must be a list of library names, got ${typeof options.libraries}`);
+    }
     for (const library of options.libraries ?? []) {
       if (!ALL_LIBRARIES.includes(library)) {
         throw new TypeError(`unknown Lua library "${library}" (${ALL_LIBRARIES.join(", ")})`);

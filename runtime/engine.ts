@@ -101,8 +101,8 @@ export interface EngineOptions {
   /** How many goroutines started by `go` may be alive at once (default: no limit). */
   maxGoroutines?: number;
   /**
-   * Lua VM instructions the run may execute (default: no limit), counted in
-   * steps of 1000. Counting keeps a hook on every instruction: about 2x slower.
+   * Lua VM instructions the run may execute (a whole number, at least 1;
+   * default: no limit), counted in steps of 1000. Counting keeps a hook on every instruction: about 2x slower.
    */
   maxInstructions?: number;
   /**
@@ -437,9 +437,19 @@ export class Engine {
 
   /** {@linkcode create}, returning the engine itself (loading needs no waiting). */
   static createSync(options: EngineOptions = {}): Engine {
-    const { maxMemory } = options;
+    const { maxMemory, maxInstructions } = options;
+    if (maxMemory !== undefined && typeof maxMemory !== "number") {
+      throw new TypeError(`maxMemory must be a number of bytes, got ${typeof maxMemory}`);
+    }
     if (maxMemory !== undefined && !(maxMemory >= MIN_MEMORY)) {
       throw new RangeError(`maxMemory must be at least ${MIN_MEMORY} bytes (1 MiB): the engine itself needs that much`);
+    }
+    if (maxInstructions !== undefined && typeof maxInstructions !== "number") {
+      throw new TypeError(`maxInstructions must be a number, got ${typeof maxInstructions}`);
+    }
+    // 0 would mean no limit below: a computed limit of 0, -1 or NaN must not lift it unnoticed.
+    if (maxInstructions !== undefined && (!Number.isInteger(maxInstructions) || maxInstructions < 1)) {
+      throw new RangeError(`maxInstructions must be a whole number of at least 1, got ${maxInstructions}`);
     }
     const files = options.files ?? NO_FILES;
     const decoder = new TextDecoder("utf-8", { ignoreBOM: true });

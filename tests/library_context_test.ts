@@ -562,6 +562,34 @@ Deno.test("maxMemory below what an engine needs to start is refused with a Range
   }
 });
 
+Deno.test("maxInstructions that is not a whole number of at least 1 is refused, as the CLI refuses it: 0 would lift the limit", () => {
+  for (const maxInstructions of [0, -1, NaN, 1.5, Infinity]) {
+    thrown(
+      () => new Context({ maxInstructions }),
+      RangeError,
+      `maxInstructions must be a whole number of at least 1, got ${maxInstructions}`,
+    );
+  }
+  thrown(
+    () => new Context({ maxInstructions: "1000" as unknown as number }),
+    TypeError,
+    "maxInstructions must be a number, got string",
+  );
+});
+
+Deno.test("options of the wrong type are refused with a TypeError naming them: maxMemory as text, libraries as one string", () => {
+  thrown(
+    () => new Context({ maxMemory: "64MB" as unknown as number }),
+    TypeError,
+    "maxMemory must be a number of bytes, got string",
+  );
+  thrown(
+    () => new Context({ libraries: "string" as unknown as ["string"] }),
+    TypeError,
+    "libraries must be a list of library names, got string",
+  );
+});
+
 Deno.test("maxMemory below the 16 MiB the WebAssembly memory starts with is enforced too", async () => {
   const lua = new Context({ maxMemory: 1024 * 1024 });
   try {
