@@ -124,7 +124,7 @@ export class Context {
   // The base library's collectgarbage, kept before a script can replace the global.
   readonly #collectRef: number;
 
-  /** A fresh Lua state; throws a TypeError for an unknown library name. */
+  /** A fresh Lua state; throws a TypeError for an unknown library name or a shared value that is no SharedTable. */
   constructor(options: ContextOptions = {}) {
     if (options.libraries !== undefined && !Array.isArray(options.libraries)) {
       throw new TypeError(`libraries must be a list of library names, got ${typeof options.libraries}`);
@@ -132,6 +132,13 @@ export class Context {
     for (const library of options.libraries ?? []) {
       if (!ALL_LIBRARIES.includes(library)) {
         throw new TypeError(`unknown Lua library "${library}" (${ALL_LIBRARIES.join(", ")})`);
+      }
+    }
+    for (const [name, table] of Object.entries(options.shared ?? {})) {
+      if (!(table instanceof SharedTable)) {
+        throw new TypeError(
+          `shared.${name} must be a SharedTable (made with createSharedTable(...)), got ${typeof table}`,
+        );
       }
     }
     checkTimeout(options.timeout);

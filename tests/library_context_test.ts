@@ -833,6 +833,14 @@ Deno.test("setHook and maxInstructions work together", async () => {
   }
 });
 
+Deno.test("shared: a value that is not a SharedTable (a plain object) is refused with a TypeError naming it", () => {
+  thrown(
+    () => new Context({ shared: { settings: { mode: "fast" } as unknown as SharedTable } }),
+    TypeError,
+    "shared.settings must be a SharedTable (made with createSharedTable(...)), got object",
+  );
+});
+
 Deno.test("shared tables: set and sync reach every context; other globals stay apart", async () => {
   const settings = createSharedTable({ config: { debug: true }, level: 1 });
   ok(settings instanceof SharedTable);
