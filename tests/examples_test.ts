@@ -1,5 +1,5 @@
-import { strictEqual } from "node:assert";
-import { solvm } from "./_helpers.ts";
+import { ok, strictEqual } from "node:assert";
+import { solvm, tempFiles } from "./_helpers.ts";
 
 const dir = new URL("../examples/", import.meta.url).pathname;
 
@@ -47,3 +47,14 @@ for (const entry of Deno.readDirSync(dir)) {
     strictEqual(r.stdout, want);
   });
 }
+
+Deno.test("the README's TCP, UDP and DNS block runs to its end under the default time limit", async () => {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const block = /### TCP, UDP and DNS\n\n```lua\n([^]*?)```/.exec(readme)![1];
+  const folder = await tempFiles({ "readme.lua": block });
+  const r = await solvm([`${folder}/readme.lua`]);
+  strictEqual(r.stderr, "");
+  strictEqual(r.code, 0);
+  // The last line is the MX lookup's message: nothing answers on 127.0.0.1:5353.
+  ok(r.stdout.startsWith("echo: hi\nping\n127.0.0.1\n"), r.stdout);
+});
