@@ -32,6 +32,10 @@ Deno.test("--sandbox: only the script's own folder can be read; every other acce
       'http_get: cannot connect to http://127.0.0.1:12345/: permission denied: net access to "127.0.0.1:12345" (run with --allow-net=127.0.0.1:12345)\n' +
       'false\tpermission denied: env access to "HOME" (run with --allow-env=HOME)\n',
   );
+  // The README quotes io.open's results as they are.
+  const readme = (await Deno.readTextFile(new URL("../README.md", import.meta.url))).replace(/\s+/g, " ");
+  const message = run.stdout.split("\n")[2];
+  ok(readme.includes(`\`nil, '${message}'`), `README does not quote: ${message}`);
 });
 
 Deno.test("--allow-* flags grant exactly what they list", async () => {
