@@ -398,9 +398,16 @@ local function lines_stdin(...)
   return function() return results(read_stdin(3, "for iterator", unpack(formats, 1, n))) end
 end
 
+-- Whether the function at level (1: the caller of this) was called as f.method(f, ...), not f:method(...): then,
+-- as luaL_argerror counts, the file is argument #1 and the others count from #2.
+local function called_with_self(level)
+  return getinfo ~= nil and getinfo(level + 1, "n").namewhat ~= "method"
+end
+
 -- What the C library would raise for the file at argument 1 (with arguments ... ) and these formats, raised here at
--- the caller's line: from inside it, the message would give this chunk's line.
-local function check(fname, count, f, ...)
+-- the caller's line: from inside it, the message would give this chunk's line. A format is counted as the method
+-- (the caller) was called, unless plain (io.read's formats always count from #1).
+local function check(fname, plain, count, f, ...)
   local t = io_type(f)
   if t ~= "file" then
     if t == "closed file" then error("attempt to use a closed file", 3) end
@@ -409,7 +416,10 @@ local function check(fname, count, f, ...)
   end
   for i = 1, select("#", ...) do
     local found, problem = reader(fname, i, (select(i, ...)))
-    if not found then error(problem, 3) end
+    if not found then
+      if not plain and called_with_self(2) then problem = select(2, reader(fname, i + 1, (select(i, ...)))) end
+      error(problem, 3)
+    end
   end
 end
 
@@ -419,19 +429,19 @@ end
 methods.read = function(...)
   local f = ...
   if f == stdin then return read_stdin(2, "read", select(2, ...)) end
-  check("read", select("#", ...), ...)
+  check("read", false, select("#", ...), ...)
   return read(...)
 end
 methods.lines = function(...)
   local f = ...
   if f == stdin then return lines_stdin(select(2, ...)) end
-  check("lines", select("#", ...), f)
+  check("lines", false, select("#", ...), f)
   return lines(...)
 end
 methods.flush = function(...)
   local f = ...
   if f == stdout then return flush_stdout() end
-  check("flush", select("#", ...), f)
+  check("flush", false, select("#", ...), f)
   return flush(f)
 end
 -- Standard output's buffer is the engine's (C's stays unbuffered, so print and io.write share it): its mode goes there.
@@ -439,9 +449,9 @@ end
 local BUFFER_MODES = { no = true, full = true, line = true }
 methods.setvbuf = function(...)
   local n, f, mode, size = select("#", ...), ...
-  check("setvbuf", n, f)
-  -- As luaL_argerror counts: f:setvbuf(mode) names mode #1, f.setvbuf(f, mode) #2.
-  local first = getinfo and getinfo(1, "n").namewhat ~= "method" and 2 or 1
+  check("setvbuf", false, n, f)
+  local first = called_with_self(1) and 2 or 1
+  if type(mode) == "number" then mode = tostring(mode) end  -- as luaL_checkoption takes it
   if not BUFFER_MODES[mode] then
     local got = n < 2 and "no value" or type(mode)
     local problem = type(mode) == "string" and "invalid option '" .. mode .. "'" or "string expected, got " .. got
@@ -480,7 +490,7 @@ return {
       return read_stdin(2, "read", ...)
     end
     if io_type(f) == "closed file" then error("default input file is closed", 2) end
-    check("read", 1, f, ...)
+    check("read", true, 1, f, ...)
     return read(f, ...)
   end,
   lines = function(name, ...)

@@ -559,6 +559,8 @@ Deno.test("io.open failures return nil, '<path>: <reason>', errno; bad modes and
       print(pcall(function() return (f.setvbuf(f, "bogus")) end))
       print(pcall(function() return (f.setvbuf(f, "full", "x")) end))
       print(pcall(function() io.close(closed) end))
+      print(pcall(function() return (f.read(f, {})) end))
+      print(pcall(function() return (f:setvbuf(5)) end))
       f:close()
     `);
     strictEqual(
@@ -577,7 +579,9 @@ Deno.test("io.open failures return nil, '<path>: <reason>', errno; bad modes and
         `false\ttest:21: bad argument #1 to 'setvbuf' (invalid option 'bogus')\n` +
         `false\ttest:22: bad argument #2 to 'setvbuf' (invalid option 'bogus')\n` +
         `false\ttest:23: bad argument #3 to 'setvbuf' (number expected, got string)\n` +
-        `false\ttest:24: attempt to use a closed file\n`,
+        `false\ttest:24: attempt to use a closed file\n` +
+        `false\ttest:25: bad argument #2 to 'read' (string expected, got table)\n` +
+        `false\ttest:26: bad argument #1 to 'setvbuf' (invalid option '5')\n`,
     );
     strictEqual(await exists(`${dir}/no`), false);
   }));
