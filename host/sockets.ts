@@ -405,7 +405,10 @@ class SocketTable {
       await checkResolvedNet(host, port);
       return await Deno.connect({ hostname: host, port, transport: "tcp", signal: controller.signal });
     })().then((conn) => {
-      if (!controller.signal.aborted && !this.#closed) return (L: LuaState) => (this.#pushConnection(L, conn), 1);
+      if (!controller.signal.aborted && !this.#closed) {
+        // Closed if the goroutine is ended before it takes the connection.
+        return Object.assign((L: LuaState) => (this.#pushConnection(L, conn), 1), { discard: () => conn.close() });
+      }
       conn.close(); // it came as the wait was given up: nobody would get it
       return failed(undefined);
     }, failed).finally(() => {

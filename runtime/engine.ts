@@ -42,8 +42,12 @@ export type { OutputSink };
 /** Go's words for every goroutine waiting on another. */
 const DEADLOCK_MESSAGE = "all goroutines are asleep - deadlock!";
 
-/** Pushes the results of a finished blocking call and returns their count. */
-export type Pusher = (L: LuaState) => number;
+/**
+ * Pushes the results of a finished blocking call and returns their count.
+ * `discard`, when given, releases what the results hold (a connection, say)
+ * if no goroutine takes them: the waiting one was ended, or the engine closed.
+ */
+export type Pusher = ((L: LuaState) => number) & { discard?: () => void };
 
 /**
  * A wait a blocking function started, and how to call it off: the engine
@@ -249,6 +253,11 @@ export interface CallOptions {
   released?: () => void;
   /** How `get_goroutines` and deadlock reports show the call ("call" unless given). */
   name?: string;
+}
+
+/** Releases what a finished wait's results hold, when nobody will take them. */
+function discarded(result: { ok: true; push: Pusher } | { ok: false; message: string }): void {
+  if (result.ok) result.push.discard?.();
 }
 
 /** Thrown through Lua to stop the engine at once (`os.exit`, `reload_script`). */
@@ -904,8 +913,9 @@ export class Engine {
   #settle(id: number, result: { ok: true; push: Pusher } | { ok: false; message: string }): void {
     if (!this.#unheld.delete(id)) this.#pending--;
     this.#cancellable.delete(id);
-    if (this.#closed) return;
+    if (this.#closed) return discarded(result);
     if (this.#abandoned.delete(id)) {
+      discarded(result);
       this.#kick(); // the pump looks again whether anything can still make progress
       return;
     }
@@ -1329,7 +1339,11 @@ export class Engine {
 
   /** Forgets host operation `op`, whose goroutine no longer waits for it: its result is dropped, its wait called off. */
   #dropWait(op: number): void {
-    if (this.#results.delete(op)) return;
+    const result = this.#results.get(op);
+    if (result) {
+      this.#results.delete(op);
+      return discarded(result);
+    }
     this.#abandoned.add(op);
     this.#cancellable.get(op)?.cancel();
     this.#cancellable.delete(op);
@@ -1621,6 +1635,8 @@ export class Engine {
     this.#releaseIdle();
     this.#clearDeadlineTimer();
     this.#cancellable.clear();
+    for (const result of this.#results.values()) discarded(result);
+    this.#results.clear();
     this.#wakeRoomWaiters();
     for (const cleanup of this.#closers.splice(0)) cleanup();
     this.stdout.flush();

@@ -1,5 +1,7 @@
 import { deepStrictEqual, match, strictEqual } from "node:assert";
 import { runLua } from "./_helpers.ts";
+import { Engine, type Pusher } from "../runtime/engine.ts";
+import { installFamily } from "../runtime/family.ts";
 
 Deno.test("goroutines share globals and upvalues, get their arguments, and wait() joins them", async () => {
   const { outcome, stdout } = await runLua(`
@@ -697,4 +699,19 @@ Deno.test("select(n, ...) keeps Lua's meaning and errors, a numeric string inclu
     "b\tc\nb\nb\nfalse\tbad argument #1 to 'select' (index out of range)\n" +
       "false\tbad argument #1 to 'select' (number has no integer representation)\nv\t7\ttrue\n",
   );
+});
+
+Deno.test("a finished wait's results that no goroutine will take are discarded: the engine closed before the pump ran", async () => {
+  const engine = await Engine.create();
+  let discards = 0;
+  let finish!: (push: Pusher) => void;
+  const done = new Promise<Pusher>((resolve) => finish = resolve);
+  installFamily(engine, (e) => ({ wait_for: e.blocking("wait_for", () => done) }));
+  const outcome = engine.execute("wait_for() print('resumed')", "=test");
+  await new Promise((resolve) => setTimeout(resolve, 0)); // the main chunk is parked in wait_for
+  // Registered after the engine's own reaction: runs once the result is stored, before the pump takes it.
+  done.then(() => engine.close());
+  finish(Object.assign(() => 0, { discard: () => discards++ }));
+  deepStrictEqual(await outcome, { status: "closed" });
+  strictEqual(discards, 1);
 });
