@@ -100,6 +100,8 @@ function formatFloat(d: number): string {
 /** An object key of a table being encoded: its text and how to fetch its value again. */
 interface Key {
   text: string;
+  /** `text` remapped so that comparing it as a JavaScript string follows Lua's byte order. */
+  order: string;
   quoted: string; // the JSON string literal
   kind: number; // KEY_STRING, KEY_INTEGER or KEY_FLOAT
   integer: bigint;
@@ -109,7 +111,20 @@ interface Key {
 }
 const KEY_STRING = 0, KEY_INTEGER = 1, KEY_FLOAT = 2;
 
-const byText = (a: Key, b: Key) => (a.text < b.text ? -1 : a.text > b.text ? 1 : 0);
+const byText = (a: Key, b: Key) => (a.order < b.order ? -1 : a.order > b.order ? 1 : 0);
+
+/**
+ * `text` with its UTF-16 units from U+D800 up remapped so that comparing
+ * the result unit by unit follows code points, hence UTF-8 bytes: JavaScript
+ * puts surrogates (characters past U+FFFF) before U+E000..U+FFFF, Lua after.
+ */
+function byteOrder(text: string): string {
+  if (!/[\ud800-\uffff]/.test(text)) return text;
+  return text.replace(/[\ud800-\uffff]/g, (c) => {
+    const u = c.charCodeAt(0);
+    return String.fromCharCode(u >= 0xe000 ? u - 0x800 : u + 0x2000);
+  });
+}
 
 /** One `json_encode` call (state kept per call: a `__gc` metamethod may re-enter). */
 class Encoder {
@@ -269,15 +284,16 @@ class Encoder {
         const ascii = plainAscii(bytes);
         const text = ascii ?? decodeUtf8(bytes);
         const quoted = ascii !== undefined ? `"${ascii}"` : JSON.stringify(text);
-        keys.push({ text, quoted, kind: KEY_STRING, integer: 0n, float: 0, json });
+        const order = ascii ?? byteOrder(text);
+        keys.push({ text, order, quoted, kind: KEY_STRING, integer: 0n, float: 0, json });
       } else if (type === LUA_TNUMBER && api.lua_isinteger(L, -2)) {
         const integer = api.lua_tointegerx(L, -2, 0);
         const text = String(integer);
-        keys.push({ text, quoted: `"${text}"`, kind: KEY_INTEGER, integer, float: 0, json });
+        keys.push({ text, order: text, quoted: `"${text}"`, kind: KEY_INTEGER, integer, float: 0, json });
       } else if (type === LUA_TNUMBER) {
         const float = api.lua_tonumberx(L, -2, 0);
         const text = formatFloat(float);
-        keys.push({ text, quoted: `"${text}"`, kind: KEY_FLOAT, integer: 0n, float, json });
+        keys.push({ text, order: text, quoted: `"${text}"`, kind: KEY_FLOAT, integer: 0n, float, json });
       } else {
         throw new Error(`json_encode: cannot encode a table key of type ${vm.typeName(L, -2)}`);
       }

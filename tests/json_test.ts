@@ -169,6 +169,20 @@ Deno.test("unicode text and escapes", async () => {
   ]);
 });
 
+Deno.test("object keys are sorted as Lua compares strings: by bytes, so U+E000..U+FFFF before characters past U+FFFF", async () => {
+  const out = await lines(`
+    local keys = {"a", "z", "\\u{D7FF}", "\\u{E000}", "\\u{FF61}", "\\u{FFFF}x", "\\u{10000}", "\\u{1F600}", "\\u{10FFFF}", "é"}
+    local t = {}
+    for i, k in ipairs(keys) do t[k] = i end
+    table.sort(keys)
+    local sorted = {}
+    for i, k in ipairs(keys) do sorted[i] = json_encode(k) .. ":" .. t[k] end
+    print(json_encode(t) == "{" .. table.concat(sorted, ",") .. "}")
+    print(json_encode({["\\u{FF61}"] = 1, ["\\u{1F600}"] = 2}))
+  `);
+  deepStrictEqual(out, ["true", '{"\u{FF61}":1,"\u{1F600}":2}']);
+});
+
 Deno.test("a string or key that starts with U+FEFF (a byte-order mark) keeps it", async () => {
   const out = await lines(`
     local s = "\\xEF\\xBB\\xBFid"
