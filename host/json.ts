@@ -418,14 +418,174 @@ function integerOf(source: string, value: number): bigint | Float {
   return n >= INT64_MIN && n <= INT64_MAX ? n : new Float(value);
 }
 
-/** JSON.parse's message for invalid `text`. */
-function parseError(text: string, e: unknown): Error {
-  try {
-    JSON.parse(text);
-  } catch (original) {
-    e = original;
+/** Where a text stops being JSON: the index of the first character that cannot continue it, and in what. */
+interface SyntaxFault {
+  at: number;
+  context: string;
+}
+
+const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+const isHex = (c: number) => isDigit(c) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
+/** The characters allowed after a backslash in a string: " \ / b f n r t u. */
+const ESCAPES = new Set([0x22, 0x5c, 0x2f, 0x62, 0x66, 0x6e, 0x72, 0x74, 0x75]);
+
+/**
+ * The first spot where `text` breaks RFC 8259's grammar, or undefined when
+ * it has none. Run only after JSON.parse refused the text, to say where.
+ */
+function syntaxFault(text: string): SyntaxFault | undefined {
+  const n = text.length;
+  const open: number[] = []; // 0x5b or 0x7b for each array or object entered
+  let i = 0;
+  const fault = (context = ""): SyntaxFault => ({ at: i, context });
+  const skipSpace = () => {
+    while (isSpace(text.charCodeAt(i))) i++;
+  };
+  const digits = () => {
+    const start = i;
+    while (isDigit(text.charCodeAt(i))) i++;
+    return i > start;
+  };
+  const string = (): SyntaxFault | undefined => {
+    for (i++; i < n; i++) {
+      const c = text.charCodeAt(i);
+      if (c === 0x22) {
+        i++;
+        return undefined;
+      }
+      if (c < 0x20) return fault(" in a string");
+      if (c !== 0x5c) continue;
+      const escape = text.charCodeAt(++i);
+      if (!ESCAPES.has(escape)) return fault(" after a backslash");
+      if (escape === 0x75) {
+        for (let k = 0; k < 4; k++) if (!isHex(text.charCodeAt(++i))) return fault(" in a \\u escape");
+      }
+    }
+    return fault();
+  };
+  const number = (): SyntaxFault | undefined => {
+    if (text.charCodeAt(i) === 0x2d) i++;
+    if (text.charCodeAt(i) === 0x30) i++;
+    else if (!digits()) return fault();
+    if (text.charCodeAt(i) === 0x2e) {
+      i++;
+      if (!digits()) return fault();
+    }
+    const e = text.charCodeAt(i);
+    if (e === 0x65 || e === 0x45) {
+      i++;
+      const sign = text.charCodeAt(i);
+      if (sign === 0x2b || sign === 0x2d) i++;
+      if (!digits()) return fault();
+    }
+    return undefined;
+  };
+  const word = (w: string): SyntaxFault | undefined => {
+    for (let k = 0; k < w.length; k++, i++) if (text.charCodeAt(i) !== w.charCodeAt(k)) return fault();
+    return undefined;
+  };
+  /** An object key and its colon. */
+  const key = (): SyntaxFault | undefined => {
+    skipSpace();
+    if (text.charCodeAt(i) !== 0x22) return fault();
+    const failed = string();
+    if (failed !== undefined) return failed;
+    skipSpace();
+    if (text.charCodeAt(i) !== 0x3a) return fault();
+    i++;
+    return undefined;
+  };
+  // Each turn reads one value (after a key and colon inside an object), then the commas and closings after it.
+  for (;;) {
+    skipSpace();
+    const c = text.charCodeAt(i);
+    let failed: SyntaxFault | undefined;
+    if (c === 0x5b || c === 0x7b) {
+      i++;
+      skipSpace();
+      if (text.charCodeAt(i) === c + 2) i++; // "]" or "}": empty
+      else {
+        open.push(c);
+        if (c === 0x7b && (failed = key()) !== undefined) return failed;
+        continue;
+      }
+    } else if (c === 0x22) failed = string();
+    else if (c === 0x2d || isDigit(c)) failed = number();
+    else if (c === 0x74) failed = word("true");
+    else if (c === 0x66) failed = word("false");
+    else if (c === 0x6e) failed = word("null");
+    else return fault();
+    if (failed !== undefined) return failed;
+    for (;;) {
+      skipSpace();
+      if (open.length === 0) return i < n ? fault(" after the JSON value") : undefined;
+      const container = open[open.length - 1];
+      const next = text.charCodeAt(i);
+      if (next === container + 2) {
+        open.pop();
+        i++;
+        continue;
+      }
+      if (next !== 0x2c) return fault();
+      i++;
+      if (container === 0x7b && (failed = key()) !== undefined) return failed;
+      break;
+    }
   }
-  return new Error(`json_decode: ${e instanceof Error ? e.message : e}`);
+}
+
+/** " at byte N" (counted from 1, as string.sub does) for index `at` of `text`, with line and column when it has lines. */
+function position(text: string, at: number): string {
+  let bytes = 0, line = 1, column = 1;
+  for (let k = 0; k < at; k++) {
+    const c = text.charCodeAt(k);
+    bytes += c < 0x80 ? 1 : c < 0x800 || (c >= 0xd800 && c <= 0xdfff) ? 2 : 3;
+    if (c === 0x0a) {
+      line++;
+      column = 1;
+    } else if (c < 0xdc00 || c > 0xdfff) column++; // a low surrogate ends a character already counted
+  }
+  return ` at byte ${bytes + 1}` + (text.includes("\n") ? ` (line ${line}, column ${column})` : "");
+}
+
+/** The error for `text`, which JSON.parse refused with `e`: what is wrong and where. */
+function parseError(text: string, e: unknown): Error {
+  const fault = syntaxFault(text);
+  if (fault === undefined) return new Error(`json_decode: ${e instanceof Error ? e.message : e}`);
+  const { at, context } = fault;
+  if (at >= text.length) return new Error(`json_decode: unexpected end of text${position(text, at)}`);
+  const c = text.codePointAt(at)!;
+  // Other than printable ASCII is often invisible (a tab, a byte-order mark, a no-break space): name its code point.
+  const shown = c > 0x20 && c < 0x7f
+    ? `'${String.fromCharCode(c)}'`
+    : `U+${c.toString(16).toUpperCase().padStart(4, "0")}`;
+  return new Error(`json_decode: unexpected ${shown}${context}${position(text, at)}`);
+}
+
+/** Index of the first byte of the first ill-formed sequence in `bytes` (as TextDecoder's fatal mode judges), or -1. */
+function firstInvalidUtf8(bytes: Uint8Array): number {
+  const n = bytes.length;
+  for (let i = 0; i < n;) {
+    const b = bytes[i];
+    if (b < 0x80) {
+      i++;
+      continue;
+    }
+    // The second byte's range excludes overlong forms, surrogates and code points past U+10FFFF.
+    let size = 4, low = 0x80, high = 0xbf;
+    if (b >= 0xc2 && b <= 0xdf) size = 2;
+    else if (b >= 0xe0 && b <= 0xef) {
+      size = 3;
+      if (b === 0xe0) low = 0xa0;
+      else if (b === 0xed) high = 0x9f;
+    } else if (b === 0xf0) low = 0x90;
+    else if (b === 0xf4) high = 0x8f;
+    else if (b < 0xf1 || b > 0xf3) return i;
+    if (i + size > n || bytes[i + 1] < low || bytes[i + 1] > high) return i;
+    for (let k = 2; k < size; k++) if ((bytes[i + k] & 0xc0) !== 0x80) return i;
+    i += size;
+  }
+  return -1;
 }
 
 /** JSON for both directions, bound to one engine. */
@@ -493,7 +653,9 @@ class Json {
     } catch {
       // More bytes than a JavaScript string holds characters (2^29 - 24) fail to decode however valid they are.
       throw new Error(
-        bytes.length > 536_870_888 ? "json_decode: the text is too long (over 512 MiB)" : "json_decode: invalid UTF-8",
+        bytes.length > 536_870_888
+          ? "json_decode: the text is too long (over 512 MiB)"
+          : `json_decode: invalid UTF-8 at byte ${firstInvalidUtf8(bytes) + 1}`,
       );
     }
     const spans = ambiguousNumbers(text);

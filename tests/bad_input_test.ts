@@ -227,7 +227,7 @@ Deno.test("invalid UTF-8: json_encode and json_decode refuse it with a clear err
   strictEqual(
     stdout,
     "false\tjson_encode: invalid UTF-8 in string\n".repeat(3) +
-      "false\tjson_decode: invalid UTF-8\n".repeat(2) +
+      "false\tjson_decode: invalid UTF-8 at byte 2\nfalse\tjson_decode: invalid UTF-8 at byte 3\n" +
       "true\n" +
       `{"ok":"é"}\n`,
   );

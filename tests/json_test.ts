@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { deepStrictEqual, match, ok, strictEqual } from "node:assert";
+import { deepStrictEqual, match, ok, strictEqual, throws } from "node:assert";
 import { Engine, type Outcome } from "../runtime/engine.ts";
 import { installFamily } from "../runtime/family.ts";
 import { core } from "../host/core.ts";
@@ -430,20 +430,15 @@ Deno.test("decoding errors", async () => {
     print(json_decode(12), math.type(json_decode(12)))
   `,
   );
-  strictEqual(out.length, 13);
-  for (const line of out.slice(0, 6)) match(line, /^json_decode: \S/);
-  const expected = (text: string) => {
-    try {
-      JSON.parse(text);
-    } catch (e) {
-      return `json_decode: ${(e as Error).message}`;
-    }
-    throw new Error("expected a parse error");
-  };
-  deepStrictEqual(out.slice(0, 6), ["{bad", "", "[1, 2", "[1,]", "1.5.5", "nul"].map(expected));
-  deepStrictEqual(out.slice(6), [
-    "json_decode: invalid UTF-8",
-    "json_decode: invalid UTF-8",
+  deepStrictEqual(out, [
+    "json_decode: unexpected 'b' at byte 2",
+    "json_decode: unexpected end of text at byte 1",
+    "json_decode: unexpected end of text at byte 6",
+    "json_decode: unexpected ']' at byte 4",
+    "json_decode: unexpected '.' after the JSON value at byte 4",
+    "json_decode: unexpected end of text at byte 4",
+    "json_decode: invalid UTF-8 at byte 2",
+    "json_decode: invalid UTF-8 at byte 8",
     "bad argument #1 to 'json_decode' (string expected, got nil)",
     "bad argument #1 to 'json_decode' (string expected, got no value)",
     "bad argument #1 to 'json_decode' (string expected, got table)",
@@ -546,46 +541,160 @@ Deno.test("number kinds are kept whichever way the text is parsed", async () => 
   ]);
 });
 
-/** Decodes each of `texts` with json_decode: each must fail with JSON.parse's own message for it. */
-async function failsAsJsonParse(texts: string[]): Promise<void> {
+/** Decodes each text with json_decode: each is one JSON.parse refuses, and must fail with the message given. */
+async function failsWith(cases: [text: string, message: string][]): Promise<void> {
+  for (const [text] of cases) throws(() => JSON.parse(text), SyntaxError);
   const out = await lines(
     ERR + `
-    for _, text in ipairs(${"{" + texts.map((c) => JSON.stringify(c)).join(", ") + "}"}) do
+    for _, text in ipairs(${"{" + cases.map(([text]) => JSON.stringify(text)).join(", ") + "}"}) do
+      err(json_decode, text)
+    end
+  `,
+  );
+  deepStrictEqual(out, cases.map(([, message]) => `json_decode: ${message}`));
+}
+
+Deno.test("parse errors give the same position whatever the path", async () => {
+  await failsWith([
+    ["[1.0,]", "unexpected ']' at byte 6"],
+    ['["\\u0000", 1.0,]', "unexpected ']' at byte 16"],
+    ["[9007199254740993 1]", "unexpected '1' at byte 19"],
+    ['{"a": 1e5 "b"}', "unexpected '\"' at byte 11"],
+    ["01", "unexpected '1' after the JSON value at byte 2"],
+  ]);
+});
+
+Deno.test("malformed numbers and number keys are rejected as JSON.parse rejects them, whatever their value", async () => {
+  await failsWith([
+    ["1.", "unexpected end of text at byte 3"],
+    ["[1.]", "unexpected ']' at byte 4"],
+    ["1.e5", "unexpected 'e' at byte 3"],
+    ["01.0", "unexpected '1' after the JSON value at byte 2"],
+    ["[-00.0]", "unexpected '0' at byte 4"],
+    ["0123456789012345678", "unexpected '1' after the JSON value at byte 2"],
+    ["-01e2", "unexpected '1' after the JSON value at byte 3"],
+    ["{1.0: 2}", "unexpected '1' at byte 2"],
+    ['{"a": 1, 12345678901234567890: 1}', "unexpected '1' at byte 10"],
+    ['{"\\u0000": 1, 2.0: 1}', "unexpected '2' at byte 15"],
+  ]);
+});
+
+Deno.test("every parse error says where: the byte (from 1), with line and column in a text of several lines", async () => {
+  const doc = '{"items":[' + '{"id":1,"name":"abc"},'.repeat(5000) + '{"id":2,"name":abc}]}';
+  await failsWith([
+    [doc, `unexpected 'a' at byte ${doc.indexOf("abc}") + 1}`],
+    ['{"a": tru}', "unexpected '}' at byte 10"],
+    ['{"a":1}\n{"b":2}', "unexpected '{' after the JSON value at byte 9 (line 2, column 1)"],
+    ['[\n  "é😀", x]', "unexpected 'x' at byte 15 (line 2, column 9)"],
+    ['{"é": "😀", "b": x}', "unexpected 'x' at byte 21"],
+    ['["a\tb"]', "unexpected U+0009 in a string at byte 4"],
+    ['["a\\qb"]', "unexpected 'q' after a backslash at byte 5"],
+    ['"\\u12g4"', "unexpected 'g' in a \\u escape at byte 6"],
+    ['"\\u12', "unexpected end of text at byte 6"],
+    ["\ufeff[]", "unexpected U+FEFF at byte 1"],
+    ["[1, 2\u00a0]", "unexpected U+00A0 at byte 6"],
+    ["[[[[", "unexpected end of text at byte 5"],
+    ['{"a":1,}', "unexpected '}' at byte 8"],
+    ['{"a" 1}', "unexpected '1' at byte 6"],
+    ["[1 2]", "unexpected '2' at byte 4"],
+    ["nulL", "unexpected 'L' at byte 4"],
+    ["-", "unexpected end of text at byte 2"],
+    ["1e+", "unexpected end of text at byte 4"],
+    ["  ", "unexpected end of text at byte 3"],
+  ]);
+});
+
+Deno.test("randomly broken texts: the position is where JSON.parse itself stops, whenever it says", async () => {
+  let seed = 2024;
+  const random = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return Math.floor((seed / 2147483648) * n);
+  };
+  const base = '{"a": [1, -2.5e3, true, false, null, "s\\n\\u00e9"], "b": {"c": {}, "d": []}, "e": 0.5}';
+  const alphabet = '{}[],:"\\0123456789.eE+-tfnul x\n\t';
+  const texts = new Set<string>();
+  while (texts.size < 400) {
+    let text = base;
+    for (let m = 1 + random(2); m > 0; m--) {
+      const at = random(text.length);
+      const c = alphabet[random(alphabet.length)];
+      const kind = random(3);
+      text = text.slice(0, at) + (kind === 0 ? "" : c) + text.slice(kind === 1 ? at : at + 1);
+    }
+    try {
+      JSON.parse(text);
+    } catch {
+      texts.add(text);
+    }
+  }
+  const cases = [...texts];
+  const out = await lines(
+    ERR + `
+    for _, text in ipairs(${"{" + cases.map((text) => JSON.stringify(text)).join(", ") + "}"}) do
+      err(json_decode, text)
+    end
+  `,
+  );
+  strictEqual(out.length, cases.length);
+  let compared = 0;
+  cases.forEach((text, k) => {
+    const at = out[k].match(/ at byte (\d+)(?: \(line \d+, column \d+\))?$/);
+    ok(at, `${JSON.stringify(text)}: ${out[k]}`);
+    let v8: string;
+    try {
+      JSON.parse(text);
+      throw new Error("unreachable");
+    } catch (e) {
+      v8 = (e as Error).message;
+    }
+    // The text is ASCII, so V8's position (a UTF-16 index from 0) is the byte minus one.
+    const position = v8.match(/at position (\d+)/)?.[1] ??
+      (v8 === "Unexpected end of JSON input" ? text.length : undefined);
+    if (position === undefined) return;
+    compared++;
+    strictEqual(Number(at[1]), Number(position) + 1, `${JSON.stringify(text)}: ${out[k]} / ${v8}`);
+  });
+  ok(compared > 200, `compared ${compared}`);
+});
+
+Deno.test("invalid UTF-8 is reported at the first byte of the first bad sequence, as TextDecoder judges", async () => {
+  let seed = 99;
+  const random = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return Math.floor((seed / 2147483648) * n);
+  };
+  // Valid characters of every length (no U+FFFD, which stands for the bad bytes below), then bytes near the boundaries of the UTF-8 ranges.
+  const pieces = ["a", "é", "✓", "😀", "\u{10FFFF}"].map((c) => [...new TextEncoder().encode(c)]);
+  const odd = [0x80, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff, 0x9f, 0xa0, 0x8f, 0x90];
+  const cases: number[][] = [];
+  while (cases.length < 300) {
+    const bytes: number[] = [0x22];
+    for (let k = random(6); k > 0; k--) bytes.push(...pieces[random(pieces.length)]);
+    for (let k = 1 + random(3); k > 0; k--) bytes.push(odd[random(odd.length)]);
+    for (let k = random(3); k > 0; k--) bytes.push(random(2) ? odd[random(odd.length)] : 0x41);
+    bytes.push(0x22);
+    try {
+      new TextDecoder("utf-8", { fatal: true }).decode(new Uint8Array(bytes));
+    } catch {
+      cases.push(bytes);
+    }
+  }
+  const out = await lines(
+    ERR + `
+    for _, text in ipairs({${cases.map((bytes) => '"' + bytes.map((b) => `\\${b}`).join("") + '"').join(", ")}}) do
       err(json_decode, text)
     end
   `,
   );
   deepStrictEqual(
     out,
-    texts.map((text) => {
-      try {
-        JSON.parse(text);
-        return "NO ERROR";
-      } catch (e) {
-        return `json_decode: ${(e as Error).message}`;
-      }
+    cases.map((bytes) => {
+      // Everything before the first replacement TextDecoder makes is valid, and decodes to itself.
+      const text = new TextDecoder().decode(new Uint8Array(bytes));
+      const valid = new TextEncoder().encode(text.slice(0, text.indexOf("\uFFFD"))).length;
+      return `json_decode: invalid UTF-8 at byte ${valid + 1}`;
     }),
   );
-  ok(!out.includes("NO ERROR"), "each text is one JSON.parse refuses");
-}
-
-Deno.test("parse errors report JSON.parse's message on the original text, whatever the path", async () => {
-  await failsAsJsonParse(["[1.0,]", '["\\u0000", 1.0,]', "[9007199254740993 1]", '{"a": 1e5 "b"}', "01"]);
-});
-
-Deno.test("malformed numbers and number keys are rejected as JSON.parse rejects them, whatever their value", async () => {
-  await failsAsJsonParse([
-    "1.",
-    "[1.]",
-    "1.e5",
-    "01.0",
-    "[-00.0]",
-    "0123456789012345678",
-    "-01e2",
-    "{1.0: 2}",
-    '{"a": 1, 12345678901234567890: 1}',
-    '{"\\u0000": 1, 2.0: 1}',
-  ]);
 });
 
 Deno.test("randomized numbers decode to the right kind and value", async () => {
