@@ -169,6 +169,26 @@ Deno.test("unicode text and escapes", async () => {
   ]);
 });
 
+Deno.test("an escaped lone surrogate becomes U+FFFD (as in Go); a proper pair is its character", async () => {
+  const out = await lines(`
+    local function hex(s) return (s:gsub(".", function(c) return string.format("%02X ", c:byte()) end)) end
+    print(hex(json_decode('"\\\\ud800"')))
+    print(hex(json_decode('"a\\\\udc00b"')))
+    print(hex(json_decode('"\\\\ude00\\\\ud83d"')))
+    print(hex(json_decode('"\\\\ud83d\\\\ude00"')))
+    print(hex(next(json_decode('{"\\\\udead": 1}'))))
+    print(json_encode(json_decode('["\\\\udead", "\\\\ud83d\\\\ude00"]')))
+  `);
+  deepStrictEqual(out, [
+    "EF BF BD ",
+    "61 EF BF BD 62 ",
+    "EF BF BD EF BF BD ",
+    "F0 9F 98 80 ",
+    "EF BF BD ",
+    '["\uFFFD","😀"]',
+  ]);
+});
+
 Deno.test("object keys are sorted as Lua compares strings: by bytes, so U+E000..U+FFFF before characters past U+FFFF", async () => {
   const out = await lines(`
     local keys = {"a", "z", "\\u{D7FF}", "\\u{E000}", "\\u{FF61}", "\\u{FFFF}x", "\\u{10000}", "\\u{1F600}", "\\u{10FFFF}", "é"}
