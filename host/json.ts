@@ -50,26 +50,35 @@ function plainAscii(bytes: Uint8Array): string | undefined {
   return String.fromCharCode.apply(null, bytes as unknown as number[]);
 }
 
+/** The longest JavaScript string (V8's), in UTF-16 units: more bytes than this never decode, however valid. */
+const MAX_STRING_LENGTH = 536_870_888;
+
 function decodeUtf8(bytes: Uint8Array): string {
   try {
     return utf8.decode(bytes);
   } catch {
-    throw new Error("json_encode: invalid UTF-8 in string");
+    throw new Error(
+      bytes.length > MAX_STRING_LENGTH
+        ? "json_encode: a string is too long (over 512 MiB)"
+        : "json_encode: invalid UTF-8 in string",
+    );
   }
 }
 
-/** A Lua string's bytes as a JSON string literal; invalid UTF-8 is an error. */
 /** Bytes of a string quoted in one piece: V8 aborts the process (not an exception) quoting one of some 256 MiB. */
 const QUOTE_CHUNK = 16 * 1024 * 1024;
 
+/** A Lua string's bytes as a JSON string literal; invalid UTF-8 is an error. */
 function quoteBytes(bytes: Uint8Array): string {
   const ascii = plainAscii(bytes);
   if (ascii !== undefined) return `"${ascii}"`;
   if (bytes.length <= QUOTE_CHUNK) return JSON.stringify(decodeUtf8(bytes));
   const parts = ['"'];
   for (let start = 0; start < bytes.length;) {
-    let end = Math.min(start + QUOTE_CHUNK, bytes.length);
+    const limit = Math.min(start + QUOTE_CHUNK, bytes.length);
+    let end = limit;
     while (end < bytes.length && end > start && (bytes[end] & 0xc0) === 0x80) end--; // not inside a character
+    if (end === start) end = limit; // no character starts in the piece: it is not UTF-8, as decoding says
     parts.push(JSON.stringify(decodeUtf8(bytes.subarray(start, end))).slice(1, -1));
     start = end;
   }
@@ -283,7 +292,11 @@ class Encoder {
         const bytes = vm.viewBytes(L, -2);
         const ascii = plainAscii(bytes);
         const text = ascii ?? decodeUtf8(bytes);
-        const quoted = ascii !== undefined ? `"${ascii}"` : JSON.stringify(text);
+        const quoted = ascii !== undefined
+          ? `"${ascii}"`
+          : text.length > QUOTE_CHUNK
+          ? quoteBytes(bytes)
+          : JSON.stringify(text);
         const order = ascii ?? byteOrder(text);
         keys.push({ text, order, quoted, kind: KEY_STRING, integer: 0n, float: 0, json });
       } else if (type === LUA_TNUMBER && api.lua_isinteger(L, -2)) {
@@ -534,9 +547,9 @@ function syntaxFault(text: string): SyntaxFault | undefined {
   }
 }
 
-/** " at byte N" (counted from 1, as string.sub does) for index `at` of `text`, with line and column when it has lines. */
-function position(text: string, at: number): string {
-  let bytes = 0, line = 1, column = 1;
+/** " at byte N" (from 1, as string.sub counts; `skipped` bytes came before `text`) for index `at`, with line and column when it has lines. */
+function position(text: string, at: number, skipped: number): string {
+  let bytes = skipped, line = 1, column = 1;
   for (let k = 0; k < at; k++) {
     const c = text.charCodeAt(k);
     bytes += c < 0x80 ? 1 : c < 0x800 || (c >= 0xd800 && c <= 0xdfff) ? 2 : 3;
@@ -549,17 +562,17 @@ function position(text: string, at: number): string {
 }
 
 /** The error for `text`, which JSON.parse refused with `e`: what is wrong and where. */
-function parseError(text: string, e: unknown): Error {
+function parseError(text: string, e: unknown, skipped = 0): Error {
   const fault = syntaxFault(text);
   if (fault === undefined) return new Error(`json_decode: ${e instanceof Error ? e.message : e}`);
   const { at, context } = fault;
-  if (at >= text.length) return new Error(`json_decode: unexpected end of text${position(text, at)}`);
+  if (at >= text.length) return new Error(`json_decode: unexpected end of text${position(text, at, skipped)}`);
   const c = text.codePointAt(at)!;
   // Other than printable ASCII is often invisible (a tab, a byte-order mark, a no-break space): name its code point.
   const shown = c > 0x20 && c < 0x7f
     ? `'${String.fromCharCode(c)}'`
     : `U+${c.toString(16).toUpperCase().padStart(4, "0")}`;
-  return new Error(`json_decode: unexpected ${shown}${context}${position(text, at)}`);
+  return new Error(`json_decode: unexpected ${shown}${context}${position(text, at, skipped)}`);
 }
 
 /** Index of the first byte of the first ill-formed sequence in `bytes` (as TextDecoder's fatal mode judges), or -1. */
@@ -651,13 +664,15 @@ class Json {
     try {
       text = utf8.decode(bytes);
     } catch {
-      // More bytes than a JavaScript string holds characters (2^29 - 24) fail to decode however valid they are.
       throw new Error(
-        bytes.length > 536_870_888
+        bytes.length > MAX_STRING_LENGTH
           ? "json_decode: the text is too long (over 512 MiB)"
           : `json_decode: invalid UTF-8 at byte ${firstInvalidUtf8(bytes) + 1}`,
       );
     }
+    // A byte-order mark before the text (Notepad writes one) is ignored, as RFC 8259 lets a parser do.
+    const skipped = text.charCodeAt(0) === 0xfeff ? 3 : 0;
+    if (skipped) text = text.slice(1);
     const spans = ambiguousNumbers(text);
     const marked = spans.length > 0 && !text.includes("\\u0000");
     let value: unknown;
@@ -666,7 +681,7 @@ class Json {
       else if (marked) value = JSON.parse(markNumbers(text, spans));
       else value = JSON.parse(text, reviveNumber);
     } catch (e) {
-      throw parseError(text, e);
+      throw parseError(text, e, skipped);
     }
     this.#push(L, value, marked ? text : undefined, 0);
     return 1;

@@ -702,6 +702,12 @@ print("still alive")
   deepStrictEqual(r, { code: 0, stdout: "300000000\nfalse\tnot enough memory\nstill alive\n", stderr: "" });
 });
 
+Deno.test("json_encode of over 16 MiB that holds no character start (0xAA bytes) is invalid UTF-8 at once, not a hang", async () => {
+  const dir = await tempFiles({ "aa.lua": `print(pcall(json_encode, string.rep("\\xAA", 17 * 1024 * 1024)))` });
+  const r = await solvm(["--timeout", "30s", `${dir}/aa.lua`]); // a child process: a hang ends at its limit
+  deepStrictEqual(r, { code: 0, stdout: "false\tjson_encode: invalid UTF-8 in string\n", stderr: "" });
+});
+
 // ---- 6. deep recursion --------------------------------------------------------------------------------------------------
 
 Deno.test("deep recursion: pcall gives false and 'stack overflow' (C stack overflow through metamethods); the script goes on", async () => {

@@ -223,6 +223,15 @@ Deno.test("a string over 16 MiB is quoted in pieces, cut between characters: it 
   deepStrictEqual(out, ["true\ttrue"]);
 });
 
+Deno.test("json_decode ignores a byte-order mark before the text (Notepad writes one); positions still count it", async () => {
+  const out = await lines(`
+    print(json_decode("\\xEF\\xBB\\xBF" .. '{"port": 8080}').port)
+    print(pcall(json_decode, "\\xEF\\xBB\\xBF" .. '{"port": x}'))
+    print(json_decode('"\\xEF\\xBB\\xBFkept"') == "\\xEF\\xBB\\xBFkept")
+  `);
+  deepStrictEqual(out, ["8080", "false\tjson_decode: unexpected 'x' at byte 13", "true"]);
+});
+
 Deno.test("integers and floats stay distinct", async () => {
   const out = await lines(`
     local function show(text)
