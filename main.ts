@@ -161,8 +161,12 @@ function beyondDeno(options: Options, granted: Deno.PermissionOptionsObject): st
     const grant = granted[kind];
     for (const item of grant === true ? [undefined] : Array.isArray(grant) ? grant.map(String) : []) {
       const descriptor = { name: kind, ...(item === undefined ? {} : { [DESCRIPTOR_FIELDS[kind]]: item }) };
-      if (Deno.permissions.querySync(descriptor as Deno.PermissionDescriptor).state === "granted") continue;
       const flag = `--allow-${kind}${item === undefined ? "" : `=${item}`}`;
+      try {
+        if (Deno.permissions.querySync(descriptor as Deno.PermissionDescriptor).state === "granted") continue;
+      } catch (e) {
+        return `${flag}: not a value Deno can grant: ${e instanceof Error ? e.message : e}`;
+      }
       const asked = options.permissions?.[kind];
       const asker = asked === true ? options.allowAll ?? flag : Array.isArray(asked) && asked.includes(item!) && flag;
       // The only grant no flag asked for is reading the script's own folder.
@@ -611,7 +615,14 @@ function startWorker(
 ): WorkerRun {
   const output = newSharedOutput(request.label !== undefined);
   const options = { type: "module" as const, ...(permissions ? { deno: { permissions } } : {}) };
-  const worker = new Worker(module, options);
+  let worker: Worker;
+  try {
+    worker = new Worker(module, options);
+  } catch (e) {
+    // Deno reads the --allow-* values only here (under -A it never looks at them before).
+    if (!(e instanceof TypeError || e instanceof URIError)) throw e;
+    fail(`an --allow-* value is not one Deno can grant: ${e.message}`, EXIT_USAGE);
+  }
   // Process groups of commands still running, per thread: a thread ended at once cannot end them itself.
   const commands = new RunningCommands();
   const actorThreads = new Map<number, { thread: Worker; commands: RunningCommands }>();

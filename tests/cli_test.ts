@@ -1,4 +1,4 @@
-import { match, ok, strictEqual } from "node:assert";
+import { deepStrictEqual, match, ok, strictEqual } from "node:assert";
 import { type CliRun, sleep, solvm, solvmUnder, tempFiles } from "./_helpers.ts";
 
 Deno.test("runs a script: arguments reach Lua in arg and ..., a #! line is allowed", async () => {
@@ -592,6 +592,29 @@ Deno.test("a permission flag asking for more than Deno was given is a usage erro
   const given = await solvmUnder(["--allow-read", "--allow-net=127.0.0.1"], ["--allow-net=127.0.0.1", `${dir}/hi.lua`]);
   strictEqual(given.stdout, "hi\n");
   strictEqual(given.code, 0);
+});
+
+Deno.test("an --allow-* value Deno cannot take (an empty host, a URL, a bad port, an unknown sys kind) is a usage error", async () => {
+  const dir = await tempFiles({ "hi.lua": `print("hi")` });
+  for (
+    const [flag, reason] of [
+      ["--allow-net=:8080", "invalid empty host: ''"],
+      ["--allow-net=http://x", "invalid value 'http://x': URLs are not supported, only domains and IPs"],
+      ["--allow-net=127.0.0.1:99999", "invalid port in '127.0.0.1:99999': '99999'"],
+      ["--allow-sys=bogus", 'unknown system info kind "bogus"'],
+    ]
+  ) {
+    const r = await solvm([flag, `${dir}/hi.lua`]);
+    deepStrictEqual(r, {
+      code: 2,
+      stdout: "",
+      stderr: `solvm: an --allow-* value is not one Deno can grant: ${reason}\n`,
+    });
+  }
+  // Where Deno checks what it was given first, the flag is named.
+  const r = await solvmUnder(["--allow-read"], ["--allow-sys=bogus", `${dir}/hi.lua`]);
+  strictEqual(r.stderr, 'solvm: --allow-sys=bogus: not a value Deno can grant: unknown system info kind "bogus"\n');
+  strictEqual(r.code, 2);
 });
 
 Deno.test("without read access to SolVM's files the time limit still stops a never-yielding loop", async () => {
