@@ -79,7 +79,7 @@ const POPEN_LUA = `
 local helpers = ...
 local spawn, read_chunk, write_bytes = helpers.spawn, helpers.read, helpers.write
 local flush_bytes, close_child, release = helpers.flush, helpers.close, helpers.release
-local c_type, c_close = io.type, io.close
+local c_type, c_close, c_output = io.type, io.close, io.output
 local error, select, type, tonumber, tostring = error, select, type, tonumber, tostring
 local getmetatable, setmetatable, math_type, tointeger = getmetatable, setmetatable, math.type, math.tointeger
 local sub, find, format = string.sub, string.find, string.format
@@ -355,12 +355,10 @@ local function io_close(...)
     s.closed = true
     return close_child(s.id)
   end
-  if f ~= nil then
-    local t = c_type(f)
-    if t == nil then error(format("bad argument #1 to 'close' (FILE* expected, got %s)", type(f)), 2) end
-    -- Here, not in C's close: its error would name this wrapper's line.
-    if t == "closed file" then error("attempt to use a closed file", 2) end
-  end
+  -- Checked here, not in C's close: its errors would name this wrapper's line. No argument means the default output.
+  local t = c_type(select("#", ...) == 0 and c_output() or f)
+  if t == nil then error(format("bad argument #1 to 'close' (FILE* expected, got %s)", type(f)), 2) end
+  if t == "closed file" then error("attempt to use a closed file", 2) end
   return c_close(...)
 end
 
