@@ -47,54 +47,34 @@ function writeTm(mem: Memory32, ptr: number, d: Date, utc: boolean): void {
   t[at + GMTOFF] = utc ? 0 : -60 * d.getTimezoneOffset();
 }
 
-/** localtime's or gmtime's tm of `time` (seconds since 1970), in Date's range or past it. */
-function brokenDown(mem: Memory32, ptr: number, time: bigint, utc: boolean): void {
-  const d = new Date(Number(time) * 1000);
-  if (Number.isNaN(d.getTime())) writeFarTm(mem, ptr, time, utc);
-  else writeTm(mem, ptr, d, utc);
-}
+/** Seconds in 400 Gregorian years: the calendar repeats after them, weekdays included. */
+const CYCLE_SECONDS = 12_622_780_800n;
+/** Times (in seconds) whose whole year lies inside Date's range (±8.64e15 ms), a cycle to spare. */
+const SAFE_SECONDS = 8_640_000_000_000n - CYCLE_SECONDS;
+/** Years inside that range (the year of a time glibc takes for mktime). */
+const SAFE_YEARS = 270_000;
 
-/** Days since 1970-01-01 of a date in the proleptic Gregorian calendar (`mon` 1-12), for any year. */
-function daysFromCivil(year: bigint, mon: bigint, mday: bigint): bigint {
-  const y = mon <= 2n ? year - 1n : year;
-  const era = (y >= 0n ? y : y - 399n) / 400n;
-  const yoe = y - era * 400n;
-  const doy = (153n * (mon > 2n ? mon - 3n : mon + 9n) + 2n) / 5n + mday - 1n;
-  return era * 146097n + yoe * 365n + yoe / 4n - yoe / 100n + doy - 719468n;
+/** C's int tm_year for `year - 1900`: clamped past it (glibc fails there, which these imports cannot). */
+function tmYear(year: bigint): number {
+  const y = year - 1900n;
+  return Number(y > 2147483647n ? 2147483647n : y < -2147483648n ? -2147483648n : y);
 }
 
 /**
- * Writes the tm of a time past Date's range (±8.64e15 ms, some 275,000 years) by calendar arithmetic, as glibc
- * gives it; the local zone's offset is the one at the end of Date's range, without daylight saving. Years past
- * C's int are clamped (glibc fails there, which these imports cannot).
+ * localtime's or gmtime's tm of `time` (seconds since 1970). A time past
+ * Date's range is moved by whole 400-year cycles into it and its year moved
+ * back: the calendar and the zone's rules are the same there.
  */
-function writeFarTm(mem: Memory32, ptr: number, time: bigint, utc: boolean): void {
-  const offset = utc ? 0 : -60 * new Date(time > 0n ? 8.64e15 : -8.64e15).getTimezoneOffset();
-  const local = time + BigInt(offset);
-  let days = local / 86400n, secs = local % 86400n;
-  if (secs < 0n) [days, secs] = [days - 1n, secs + 86400n];
-  // The date of day `days` (Howard Hinnant's civil_from_days).
-  const z = days + 719468n;
-  const era = (z >= 0n ? z : z - 146096n) / 146097n;
-  const doe = z - era * 146097n;
-  const yoe = (doe - doe / 1460n + doe / 36524n - doe / 146096n) / 365n;
-  const doy = doe - (365n * yoe + yoe / 4n - yoe / 100n);
-  const mp = (5n * doy + 2n) / 153n;
-  const mday = doy - (153n * mp + 2n) / 5n + 1n;
-  const mon = mp < 10n ? mp + 3n : mp - 9n;
-  const year = yoe + era * 400n + (mon <= 2n ? 1n : 0n);
+function brokenDown(mem: Memory32, ptr: number, time: bigint, utc: boolean): void {
+  const cycles = time > SAFE_SECONDS
+    ? (time - SAFE_SECONDS) / CYCLE_SECONDS + 1n
+    : time < -SAFE_SECONDS
+    ? -((-SAFE_SECONDS - time) / CYCLE_SECONDS + 1n)
+    : 0n;
+  writeTm(mem, ptr, new Date(Number(time - cycles * CYCLE_SECONDS) * 1000), utc);
+  if (cycles === 0n) return;
   const t = mem.i32();
-  const at = ptr >> 2;
-  t[at + SEC] = Number(secs % 60n);
-  t[at + MIN] = Number((secs / 60n) % 60n);
-  t[at + HOUR] = Number(secs / 3600n);
-  t[at + MDAY] = Number(mday);
-  t[at + MON] = Number(mon - 1n);
-  t[at + YEAR] = Math.max(-(2 ** 31), Math.min(2 ** 31 - 1, Number(year - 1900n)));
-  t[at + WDAY] = Number((((days + 4n) % 7n) + 7n) % 7n); // 1970-01-01 was a Thursday
-  t[at + YDAY] = Number(days - daysFromCivil(year, 1n, 1n));
-  t[at + ISDST] = 0;
-  t[at + GMTOFF] = offset;
+  t[(ptr >> 2) + YEAR] = tmYear(BigInt(t[(ptr >> 2) + YEAR]) + 1900n + cycles * 400n);
 }
 
 /** A local time; years 0-99 stay themselves (Date's constructor would read them as 1900-1999). */
@@ -180,6 +160,7 @@ export function formatTime(format: string, tm: Int32Array, zone?: string): strin
   const fullYear = year + 1900;
   const d = localDate(fullYear, mon, mday, hour, min, sec);
   const hour12 = hour % 12 === 0 ? 12 : hour % 12;
+  const yearInCentury = ((fullYear % 100) + 100) % 100; // as C's, never negative
   const [isoYear, isoWeekNumber] = isoWeek(fullYear, yday, wday);
   const conversions: Record<string, () => string> = {
     a: () => DAYS[wday].slice(0, 3),
@@ -190,7 +171,7 @@ export function formatTime(format: string, tm: Int32Array, zone?: string): strin
     c: () => `${DAYS[wday].slice(0, 3)} ${MONTHS[mon].slice(0, 3)} ${pad(mday, 2, " ")} ${conversions.T()} ${fullYear}`,
     C: () => pad(Math.floor(fullYear / 100)),
     d: () => pad(mday),
-    D: () => `${pad(mon + 1)}/${pad(mday)}/${pad(fullYear % 100)}`,
+    D: () => `${pad(mon + 1)}/${pad(mday)}/${pad(yearInCentury)}`,
     e: () => pad(mday, 2, " "),
     F: () => `${fullYear}-${pad(mon + 1)}-${pad(mday)}`,
     g: () => pad(((isoYear % 100) + 100) % 100),
@@ -213,9 +194,9 @@ export function formatTime(format: string, tm: Int32Array, zone?: string): strin
     V: () => pad(isoWeekNumber),
     W: () => pad(Math.floor((yday + 7 - ((wday + 6) % 7)) / 7)),
     w: () => String(wday),
-    x: () => `${pad(mon + 1)}/${pad(mday)}/${pad(fullYear % 100)}`,
+    x: () => `${pad(mon + 1)}/${pad(mday)}/${pad(yearInCentury)}`,
     X: () => conversions.T(),
-    y: () => pad(fullYear % 100),
+    y: () => pad(yearInCentury),
     Y: () => String(fullYear),
     // From the tm itself, as C does: a UTC time ("!" in os.date) is not in the local zone.
     z: () => zoneOffset(tm[GMTOFF]),
@@ -246,10 +227,16 @@ export function timeImports(mem: Memory32, malloc: (size: number) => number) {
     _localtime_js: (time: bigint, tm: number) => brokenDown(mem, tm, time, false),
     _gmtime_js: (time: bigint, tm: number) => brokenDown(mem, tm, time, true),
     _mktime_js: (tm: number) => {
+      // A year past Date's range is moved by whole 400-year cycles into it, and back after (see brokenDown).
+      const t = mem.i32(), at = (tm >> 2) + YEAR;
+      const year = t[at] + 1900;
+      const cycles = Math.abs(year) > SAFE_YEARS ? Math.trunc((year - 2000) / 400) : 0;
+      t[at] -= cycles * 400;
       const d = readTm(mem, tm);
-      if (Number.isNaN(d.getTime())) return -1n; // past Date's range: Lua says it cannot be represented
+      if (Number.isNaN(d.getTime())) return -1n; // Lua says it cannot be represented
       writeTm(mem, tm, d, false);
-      return BigInt(Math.floor(d.getTime() / 1000));
+      mem.i32()[at] += cycles * 400;
+      return BigInt(Math.floor(d.getTime() / 1000)) + BigInt(cycles) * CYCLE_SECONDS;
     },
     _tzset_js: (timezone: number, daylight: number, stdName: number, dstName: number) => {
       const year = new Date().getFullYear();
