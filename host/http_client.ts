@@ -131,6 +131,8 @@ function readCall(vm: LuaVM, L: LuaState, fname: string, fixedMethod: string, sh
     body = checkBytes(vm, L, shape.body, fname) as Uint8Array<ArrayBuffer>;
   }
   const upper = method.toUpperCase();
+  // As fetch does, the standard methods are taken in any case (and sent in upper case); the redirect rules need that.
+  if (STANDARD_METHODS.has(upper)) method = upper;
   if ((upper === "GET" || upper === "HEAD") && body) {
     if (body.length > 0) throw argError(shape.body, fname, `a ${upper} request cannot have a body`);
     body = undefined;
@@ -139,6 +141,9 @@ function readCall(vm: LuaVM, L: LuaState, fname: string, fixedMethod: string, sh
   const timeout = readTimeout(vm, L, shape.options, fname);
   return { fname, method, url, urlNotUtf8, body, headers, timeout };
 }
+
+/** The methods fetch upper-cases (the Fetch standard's normalization). */
+const STANDARD_METHODS = new Set(["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"]);
 
 /** Why `url` is no URL this client can fetch, or undefined when it is one. */
 function badUrl(url: string): string | undefined {
@@ -180,10 +185,13 @@ function failureReason(e: Error): { connect: boolean; reason: string } {
   return { connect, reason: cleaned };
 }
 
-/** The message a failed request returns as `nil, message`. */
-function describeFailure(call: Call, e: unknown, timedOut: boolean): string {
-  const { fname, url } = call;
-  if (timedOut) return `${fname}: request to ${url} timed out after ${call.timeout}s`;
+/**
+ * The message a failed request returns as `nil, message`: why `call` failed
+ * at `url` (a redirect's target when a later hop failed: the first server answered).
+ */
+function describeFailure(call: Call, url: string, e: unknown, timedOut: boolean): string {
+  const { fname } = call;
+  if (timedOut) return `${fname}: request to ${call.url} timed out after ${call.timeout}s`;
   if (!(e instanceof Error)) return `${fname}: request to ${url} failed: ${String(e)}`;
   if (isPermissionError(e)) return `${fname}: cannot connect to ${url}: ${accessReason(e, "net", netTarget(url))}`;
   const { connect, reason } = failureReason(e);
@@ -312,7 +320,10 @@ class HttpClient {
           return `${call.fname}: request to ${call.url} failed: redirected to ${next.href}, which is not http or https`;
         }
         // As fetch does: 303 (and 301/302 after a POST) turn into a GET without a body.
-        if ((response.status === 303 && method !== "HEAD") || (response.status <= 302 && method === "POST")) {
+        if (
+          (response.status === 303 && method !== "HEAD" && method !== "GET") ||
+          (response.status <= 302 && method === "POST")
+        ) {
           method = "GET";
           body = undefined;
           headers = withoutBodyHeaders(headers);
@@ -334,7 +345,7 @@ class HttpClient {
       if (url !== call.url && isPermissionError(e)) {
         return `${call.fname}: cannot follow the redirect to ${url}: ${accessReason(e, "net", netTarget(url))}`;
       }
-      return describeFailure(call, e, timedOut);
+      return describeFailure(call, url, e, timedOut);
     } finally {
       stopTimer();
       this.#inFlight.delete(controller);

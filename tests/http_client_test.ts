@@ -208,6 +208,39 @@ Deno.test("a redirect status without Location comes back as it is, body and all"
   }
 });
 
+Deno.test("a method in any case follows redirects as fetch's would; a failing later hop is the one named", async () => {
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const free = closed.addr.port; // nothing listens there once closed
+  closed.close();
+  const { base, server } = serve(async (request) => {
+    const path = new URL(request.url).pathname;
+    if (path === "/r302") return new Response(null, { status: 302, headers: { location: "/echo" } });
+    if (path === "/r303") return new Response(null, { status: 303, headers: { location: "/echo" } });
+    if (path === "/away") {
+      return new Response(null, { status: 301, headers: { location: `http://127.0.0.1:${free}/x` } });
+    }
+    return new Response(`${request.method} [${await request.text()}] ${request.headers.get("content-type")}`);
+  });
+  try {
+    const { outcome, stdout, stderr } = await runLua(`
+      for _, m in ipairs({ "POST", "post", "Post" }) do
+        print(m, http_request(m, ${JSON.stringify(base)} .. "/r302", "data", { ["Content-Type"] = "text/plain" }).body)
+      end
+      print(#http_request("head", ${JSON.stringify(base)} .. "/r303").body)
+      print(http_request("get", ${JSON.stringify(base)} .. "/r303", nil, { ["Content-Type"] = "text/plain" }).body)
+      print(http_get(${JSON.stringify(base)} .. "/away"))`);
+    strictEqual(stderr, "");
+    deepStrictEqual(outcome, { status: "ok" });
+    strictEqual(
+      stdout,
+      "POST\tGET [] null\npost\tGET [] null\nPost\tGET [] null\n0\nGET [] text/plain\n" +
+        `nil\thttp_get: cannot connect to http://127.0.0.1:${free}/x: Connection refused\n`,
+    );
+  } finally {
+    await server.shutdown();
+  }
+});
+
 Deno.test("a redirect to another origin drops the credentials and keeps the other headers", async () => {
   const { base: target, server: targetServer } = serve((request) => {
     const seen = ["authorization", "proxy-authorization", "cookie", "x-keep"].map((name) =>
