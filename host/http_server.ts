@@ -87,10 +87,13 @@ local function make_ws(id)
     end
     return send(id, a, b)
   end
+  -- After a receive returned nil (the end), one more is an error, not a loop that never waits; kept here, with the
+  -- object, it holds after the handler has returned too.
+  local ended = false
   ws.receive = function()
+    if ended then error("ws.receive: the connection is closed (a receive returned nil already)", 2) end
     local message, kind = receive(id)
-    -- Checked here so the error points at the caller's line.
-    if message == nil and kind then error(kind, 2) end
+    if message == nil then ended = true end
     return message, kind
   end
   ws.close = function() return close(id) end
@@ -108,11 +111,9 @@ return { make_ws = make_ws, request_pairs = request_pairs }`;
 /** Messages of one WebSocket, waiting for `ws.receive()`. */
 class Inbox {
   readonly queue: (string | Uint8Array)[] = [];
-  /** About how many bytes the queue holds (a string counts its length). */
+  /** How many bytes (as UTF-8) the queue holds. */
   #queued = 0;
   closed = false;
-  /** Whether a receive has returned nil (the end): a receive after that is an error, not a loop that never waits. */
-  endTold = false;
   #waiters: (() => void)[] = [];
 
   /** `overflowed` is told when the client sent more than {@linkcode WS_RECEIVE_QUEUE_LIMIT} the handler did not take. */
@@ -121,7 +122,7 @@ class Inbox {
     socket.onmessage = (e) => {
       if (this.closed) return;
       const message = typeof e.data === "string" ? e.data : new Uint8Array(e.data);
-      this.#queued += typeof message === "string" ? message.length : message.byteLength;
+      this.#queued += typeof message === "string" ? utf8Length(message) : message.byteLength;
       if (this.#queued > WS_RECEIVE_QUEUE_LIMIT) {
         this.closed = true;
         socket.close(1008, "too much unread data");
@@ -143,7 +144,7 @@ class Inbox {
   /** The oldest message not yet received, if any. */
   take(): string | Uint8Array | undefined {
     const message = this.queue.shift();
-    if (message !== undefined) this.#queued -= typeof message === "string" ? message.length : message.byteLength;
+    if (message !== undefined) this.#queued -= typeof message === "string" ? utf8Length(message) : message.byteLength;
     return message;
   }
 
@@ -156,15 +157,30 @@ class Inbox {
   drained(sent: Pusher, closed: Pusher): CancellableWait {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const wait = new Promise<Pusher>((resolve) => {
+      let delay = 0; // a client that keeps up has taken it by the next turns: looked at soon, then every few ms
       const look = () => {
-        if (this.closed || this.socket.readyState !== WebSocket.OPEN) resolve(closed);
-        else if (this.socket.bufferedAmount <= WS_SEND_BUFFER_LIMIT) resolve(sent);
-        else timer = setTimeout(look, WS_DRAIN_CHECK_MS);
+        // Taken first: a client that read the message and then closed got it.
+        if (this.socket.bufferedAmount <= WS_SEND_BUFFER_LIMIT) resolve(sent);
+        else if (this.closed || this.socket.readyState !== WebSocket.OPEN) resolve(closed);
+        else {
+          timer = setTimeout(look, delay);
+          delay = Math.min(WS_DRAIN_CHECK_MS, delay + 1);
+        }
       };
-      timer = setTimeout(look, WS_DRAIN_CHECK_MS);
+      look();
     });
     return { wait, cancel: () => clearTimeout(timer) };
   }
+}
+
+/** Bytes of `text` as UTF-8. */
+function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80) bytes += c < 0x800 || (c >= 0xd800 && c <= 0xdfff) ? 1 : 2; // a surrogate pair is 4 bytes
+  }
+  return bytes;
 }
 
 function routeOf(pattern: string, kind: "http" | "ws", ref: number): Route {
@@ -808,6 +824,12 @@ class ServerTable {
           vm.pushByteString(L, value);
           api.lua_rawset(L, -3);
         }
+        // HTTP/2 (any HTTPS client that offers it) names the host in :authority, which Deno leaves out: as Go's r.Host.
+        if (!request.headers.has("host")) {
+          vm.pushString(L, "host");
+          vm.pushString(L, request.url.slice(request.url.indexOf("//") + 2).split("/", 1)[0]);
+          api.lua_rawset(L, -3);
+        }
         vm.pushRef(L, this.#headersMeta);
         api.lua_setmetatable(L, -2);
         break;
@@ -1026,7 +1048,6 @@ class ServerTable {
     const push = (message: string | Uint8Array | undefined) => (L: LuaState) => {
       const vm = this.engine.vm;
       if (message === undefined) {
-        if (inbox) inbox.endTold = true;
         vm.api.lua_pushnil(L);
         return 1;
       }
@@ -1034,11 +1055,6 @@ class ServerTable {
       vm.pushString(L, typeof message === "string" ? "text" : "binary");
       return 2;
     };
-    if (inbox?.endTold && inbox.queue.length === 0) {
-      this.engine.vm.api.lua_pushnil(L);
-      this.engine.vm.pushString(L, "ws.receive: the connection is closed (a receive returned nil already)");
-      return 2;
-    }
     if (!inbox || inbox.queue.length > 0 || inbox.closed) return push(inbox?.take())(L);
     // Claim the message here, not when the goroutine resumes: several may wait on one socket.
     return (async () => {

@@ -1127,7 +1127,7 @@ async function makeCertificate(dir: string): Promise<string> {
   return await Deno.readTextFile(`${dir}/cert.pem`);
 }
 
-Deno.test("HTTPS with a PEM certificate and key", async () => {
+Deno.test("HTTPS with a PEM certificate and key; req.headers.host is there over HTTP/2 too", async () => {
   const certDir = await tempFiles({});
   const certPem = await makeCertificate(certDir);
   const client = Deno.createHttpClient({ caCerts: [certPem] });
@@ -1135,13 +1135,16 @@ Deno.test("HTTPS with a PEM certificate and key", async () => {
     const [cert, key] = [`${certDir}/cert.pem`, `${certDir}/key.pem`].map((path) => JSON.stringify(path));
     const s = await start(`
       create_server("tls", 0, true, ${cert}, ${key}, ${LOCAL})
-      handle_http("tls", "/hello", function(req) return "secure " .. req.method .. " " .. req.body end)
+      handle_http("tls", "/hello", function(req)
+        return "secure " .. req.method .. " " .. req.body .. " " .. tostring(req.headers.Host)
+      end)
       serve("tls")`);
     let r: LuaRun;
     try {
+      // fetch speaks HTTP/2 here, which names the host in :authority, not in a Host header
       const reply = await request(s.url("/hello", 0, "https"), { client, method: "POST", body: "data" });
       strictEqual(reply.status, 200);
-      strictEqual(reply.text, "secure POST data");
+      strictEqual(reply.text, `secure POST data 127.0.0.1:${s.ports[0]}`);
       const plainHttp = await request(s.url("/hello"), {}, 5000).then(() => "answered", (e) => (e as Error).name);
       strictEqual(plainHttp, "TypeError", "plain HTTP to the TLS port must fail");
     } finally {
@@ -1539,6 +1542,108 @@ Deno.test("a client that sends more than 64 MiB its handler has not received is 
     r.stdout,
     "on_error: the client sent more than 64 MiB the handler has not received; the connection is closed (1008)\n" +
       `received afterwards\t64\t${64 * 1024 * 1024}\nstopped\n`,
+  );
+});
+
+Deno.test("CLI: a goroutine that reads a WebSocket after its handler returned gets nil once, then an error", async () => {
+  const s = await startCli(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    on_error(function(e) print("on_error: " .. tostring(e)) end)
+    handle_ws("s", "/ws", function(ws)
+      go(function()
+        local n = 0
+        while true do -- no nil check
+          local m = ws.receive()
+          n = n + 1
+          print("receive " .. n .. ": " .. tostring(m))
+        end
+      end)
+      ws.send("bye")
+    end)
+    serve("s")`);
+  try {
+    const client = new WsClient(wsUrl(s, "/ws"));
+    strictEqual(await client.next(), "bye");
+    await within(client.closed, 10_000, "the handler's end to close the connection");
+    await quit(s); // the reader ended: the server answers
+    const r = await ended(s, 10_000, "the process to exit");
+    strictEqual(r.stderr, "");
+    match(
+      r.stdout,
+      /^receive 1: nil\non_error: .*:9: ws\.receive: the connection is closed \(a receive returned nil already\)\nstopped\n$/,
+    );
+  } finally {
+    s.kill();
+    await s.run;
+  }
+});
+
+Deno.test("CLI: ws.send of large messages to a client that reads them all and then closes returns true for each", async () => {
+  const s = await startCli(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    local results = {}
+    handle_ws("s", "/ws", function(ws)
+      for i = 1, 20 do results[#results + 1] = tostring((ws.send(string.rep("x", 2 * 1024 * 1024)))) end
+      print(table.concat(results, " "))
+    end)
+    serve("s")`);
+  try {
+    const socket = new WebSocket(wsUrl(s, "/ws"));
+    let n = 0;
+    await within(
+      new Promise<void>((resolve) => {
+        socket.onmessage = () => {
+          if (++n === 20) {
+            socket.close(); // at once, as a client that got what it wanted
+            resolve();
+          }
+        };
+      }),
+      10_000,
+      "20 messages",
+    );
+    await sleep(300);
+    await quit(s);
+    const r = await ended(s, 10_000, "the process to exit");
+    strictEqual(r.stdout, `${Array(20).fill("true").join(" ")}\nstopped\n`);
+  } finally {
+    s.kill();
+    await s.run;
+  }
+});
+
+Deno.test("the 64 MiB a WebSocket may hold unread counts text as UTF-8 bytes", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    on_error(function(e) print("on_error: " .. tostring(e)) end)
+    local go_on = chan("go on", 1)
+    handle_ws("s", "/ws", function(ws)
+      ws.send("ready")
+      receive(go_on)
+      local n, bytes = 0, 0
+      for message in ws.receive do n, bytes = n + 1, bytes + #message end
+      print("received afterwards", n, bytes)
+    end)
+    handle_http("s", "/go-on", function() send(go_on, true) return "ok" end)
+    serve("s")`);
+  const r = await session(s, async () => {
+    const client = new WsClient(wsUrl(s, "/ws"));
+    strictEqual(await client.next(), "ready");
+    const text = "€".repeat(1024 * 1024); // 3 MiB as UTF-8, 1 Mi UTF-16 units
+    for (let i = 0; i < 40 && client.socket.readyState === WebSocket.OPEN; i++) {
+      client.socket.send(text);
+      while (client.socket.bufferedAmount > 0 && client.socket.readyState === WebSocket.OPEN) await sleep(1);
+    }
+    // 1008, or an abrupt end when a message was on its way as the server closed (the server read no further)
+    const { code } = await within(client.closed, 10_000, "the server to close the connection");
+    ok([1008, 1006, 0].includes(code), `closed with ${code}`);
+    await expectText(s.url("/go-on"), "ok");
+  });
+  finishedOk(r);
+  strictEqual(
+    r.stdout,
+    "on_error: the client sent more than 64 MiB the handler has not received; the connection is closed (1008)\n" +
+      `received afterwards\t21\t${21 * 3 * 1024 * 1024}\nstopped\n`,
   );
 });
 
