@@ -555,8 +555,9 @@ export class Engine {
     api.lua_setfield(L, -2, vm.cstr("released"));
     this.#call(2, 1);
     this.#sched = vm.ref(L);
-    // C stdio would hold io.write output apart from print's buffer; ours buffers both.
-    if (vm.load(L, `io.stdout:setvbuf("no")`, "=boot")) throw new Error("boot failed");
+    // C stdio would hold io.write output apart from print's buffer; ours buffers both. Emscripten's clock() counts
+    // from its first call: made here, os.clock() is the time since the state started (as the README says).
+    if (vm.load(L, `io.stdout:setvbuf("no") if os then os.clock() end`, "=boot")) throw new Error("boot failed");
     this.#call(0, 0);
     // A limit kept by the count hook must not be lifted by the script: debug.sethook() would remove the hook.
     if (this.#counting) {
