@@ -473,7 +473,11 @@ export class Engine {
           engine!.stdout.write(bytes);
           const failure = takeStdoutFailure();
           if (failure) return -(errnoOfCode(failure) ?? ERRNO.EIO); // io.write returns it, as C's does
-        } else if (fd === 2) engine!.reportError(decoder.decode(bytes), false);
+        } else if (fd === 2) {
+          // Streamed: a character split between two writes arrives whole (bytes that are no UTF-8 become U+FFFD).
+          const text = decoder.decode(bytes, { stream: true });
+          if (text) engine!.reportError(text, false);
+        }
         else return files.write(fd, bytes);
         return bytes.length;
       },

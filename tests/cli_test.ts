@@ -772,6 +772,16 @@ show("end")`,
   strictEqual(code, 0);
 });
 
+Deno.test("a character written to io.stderr in two pieces arrives whole", async () => {
+  const dir = await tempFiles({
+    "split.lua":
+      `io.stderr:write("\\xC3") io.stderr:write("\\xA9\\n") io.stderr:write("\\xE2\\x82") io.stderr:write("\\xAC!\\n")`,
+  });
+  const r = await solvm([`${dir}/split.lua`]);
+  strictEqual(r.stderr, "é\n€!\n");
+  strictEqual(r.code, 0);
+});
+
 Deno.test("a failing standard error (a full disk) loses what goes there and nothing else: no crash, the exit code holds", async () => {
   const dir = await tempFiles({ "err.lua": `io.stderr:write("to stderr\\n") print("to stdout") error("boom")` });
   const main = new URL("../main.ts", import.meta.url).pathname;
