@@ -636,8 +636,7 @@ class Json {
       else if (type === LUA_TSTRING) {
         const text = vm.toText(L, 2);
         // A number in a string (an indent width from arg, say) counts as that number, as Lua's own functions take it.
-        const width = text.trim() === "" ? NaN : Number(text);
-        if (Number.isFinite(width)) gap = spaces(width);
+        if (api.lua_isnumber(L, 2)) gap = spaces(api.lua_tonumberx(L, 2, 0));
         else if (/^[ \t\n\r]*$/.test(text)) gap = text.slice(0, 10);
         else {
           throw argError(

@@ -458,7 +458,9 @@ methods.setvbuf = function(...)
     error("bad argument #" .. first .. " to 'setvbuf' (" .. problem .. ")", 2)
   end
   if size ~= nil and not tointeger(size) then
-    error("bad argument #" .. first + 1 .. " to 'setvbuf' (number expected, got " .. type(size) .. ")", 2)
+    local problem = type(size) == "number" and "number has no integer representation"
+      or "number expected, got " .. type(size)
+    error("bad argument #" .. first + 1 .. " to 'setvbuf' (" .. problem .. ")", 2)
   end
   if f == stdout then return set_stdout_buffering(mode) end
   return setvbuf(...)

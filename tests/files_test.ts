@@ -561,7 +561,7 @@ Deno.test("io.open failures return nil, '<path>: <reason>', errno; bad modes and
       print(pcall(function() io.close(closed) end))
       print(pcall(function() return (f.read(f, {})) end))
       print(pcall(function() return (f:setvbuf(5)) end))
-      print(pcall(function() return (io.close(nil)) end))
+      print(pcall(function() return (f:setvbuf("full", 1.5)) end)) print(pcall(function() return (io.close(nil)) end))
       io.output(dir .. "/out.txt") io.close()
       print(pcall(function() return (io.close()) end))
       f:close()
@@ -585,6 +585,7 @@ Deno.test("io.open failures return nil, '<path>: <reason>', errno; bad modes and
         `false\ttest:24: attempt to use a closed file\n` +
         `false\ttest:25: bad argument #2 to 'read' (string expected, got table)\n` +
         `false\ttest:26: bad argument #1 to 'setvbuf' (invalid option '5')\n` +
+        `false\ttest:27: bad argument #2 to 'setvbuf' (number has no integer representation)\n` +
         `false\ttest:27: bad argument #1 to 'close' (FILE* expected, got nil)\n` +
         `false\ttest:29: attempt to use a closed file\n`,
     );

@@ -347,12 +347,14 @@ Deno.test("a string indent is a width when it holds a number, whitespace as it i
     print(json_encode(t, " \\t"))
     print(pcall(json_encode, t, "x"))
     print(pcall(json_encode, t, "2x"))
+    print(json_encode(t, "0x1p1") == json_encode(t, 2), pcall(json_encode, t, "0b11")) -- as tonumber reads them
   `);
   deepStrictEqual(out, [
     "true\ttrue",
     ...JSON.stringify({ a: [1] }, null, " \t").split("\n"),
     `false\tbad argument #2 to 'json_encode' (indent must be a number of spaces or a string of whitespace, got "x")`,
     `false\tbad argument #2 to 'json_encode' (indent must be a number of spaces or a string of whitespace, got "2x")`,
+    `true\tfalse\tbad argument #2 to 'json_encode' (indent must be a number of spaces or a string of whitespace, got "0b11")`,
   ]);
 });
 
