@@ -134,7 +134,12 @@ export class Context {
         throw new TypeError(`unknown Lua library "${library}" (${ALL_LIBRARIES.join(", ")})`);
       }
     }
-    for (const [name, table] of Object.entries(options.shared ?? {})) {
+    const { shared } = options;
+    if (shared !== undefined && (typeof shared !== "object" || shared === null || Array.isArray(shared))) {
+      const got = shared === null ? "null" : Array.isArray(shared) ? "an array" : typeof shared;
+      throw new TypeError(`shared must be an object of global names to SharedTables, got ${got}`);
+    }
+    for (const [name, table] of Object.entries(shared ?? {})) {
       if (!(table instanceof SharedTable)) {
         throw new TypeError(
           `shared.${name} must be a SharedTable (made with createSharedTable(...)), got ${typeof table}`,

@@ -839,6 +839,14 @@ Deno.test("shared: a value that is not a SharedTable (a plain object) is refused
     TypeError,
     "shared.settings must be a SharedTable (made with createSharedTable(...)), got object",
   );
+  const table = createSharedTable({});
+  for (const [shared, got] of [["abc", "string"], [[table], "an array"], [null, "null"]] as const) {
+    thrown(
+      () => new Context({ shared: shared as unknown as Record<string, SharedTable> }),
+      TypeError,
+      `shared must be an object of global names to SharedTables, got ${got}`,
+    );
+  }
 });
 
 Deno.test("shared tables: set and sync reach every context; other globals stay apart", async () => {
