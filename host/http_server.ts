@@ -359,8 +359,8 @@ function paramValue(text: string): string {
  * Read as URLSearchParams reads a query, but byte-exact: `%E9` is the byte E9 even where it is not UTF-8 (Lua strings
  * are bytes; URLSearchParams would make it U+FFFD).
  */
-function queryParams(query: string): Map<string, Uint8Array[]> {
-  const params = new Map<string, Uint8Array[]>(); // by the name's bytes as Latin-1 text
+function queryParams(query: string): { name: Uint8Array; values: Uint8Array[] }[] {
+  const params = new Map<string, { name: Uint8Array; values: Uint8Array[] }>(); // by the name's bytes as Latin-1 text
   for (const pair of query.split("&")) {
     if (pair === "") continue;
     const equals = pair.indexOf("=");
@@ -368,11 +368,11 @@ function queryParams(query: string): Map<string, Uint8Array[]> {
     const value = queryBytes(equals < 0 ? "" : pair.slice(equals + 1));
     let key = "";
     for (const byte of name) key += String.fromCharCode(byte);
-    const values = params.get(key);
-    if (values) values.push(value);
-    else params.set(key, [value]);
+    const param = params.get(key);
+    if (param) param.values.push(value);
+    else params.set(key, { name, values: [value] });
   }
-  return params;
+  return [...params.values()];
 }
 
 const HEX = /^[0-9a-fA-F]{2}$/;
@@ -808,9 +808,9 @@ class ServerTable {
         break;
       case "query_params": {
         const params = queryParams(url.query);
-        api.lua_createtable(L, 0, params.size);
-        for (const [key, values] of params) {
-          vm.pushBytes(L, Uint8Array.from(key, (c) => c.charCodeAt(0)));
+        api.lua_createtable(L, 0, params.length);
+        for (const { name, values } of params) {
+          vm.pushBytes(L, name);
           if (values.length === 1) vm.pushBytes(L, values[0]);
           else vm.pushValue(L, values);
           api.lua_rawset(L, -3);
