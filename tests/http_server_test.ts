@@ -1509,7 +1509,11 @@ Deno.test("CLI: ws.receive after it returned nil is an error at the caller's lin
   }
 });
 
-Deno.test("a client that sends more than 64 MiB its handler has not received is closed (1008) and reported", async () => {
+/**
+ * A handler busy elsewhere while a client sends `message` (one at a time, each once the last has gone) up to `count`
+ * times: how the connection closed, and the script's output once the handler received what was kept.
+ */
+async function sendUnread(message: string | Uint8Array, count: number): Promise<{ closed: CloseEvent; run: LuaRun }> {
   const s = await start(`
     create_server("s", 0, false, nil, nil, ${LOCAL})
     on_error(function(e) print("on_error: " .. tostring(e)) end)
@@ -1523,26 +1527,30 @@ Deno.test("a client that sends more than 64 MiB its handler has not received is 
     end)
     handle_http("s", "/go-on", function() send(go_on, true) return "ok" end)
     serve("s")`);
-  const r = await session(s, async () => {
+  let closed!: CloseEvent;
+  const run = await session(s, async () => {
     const client = new WsClient(wsUrl(s, "/ws"));
     strictEqual(await client.next(), "ready");
-    // One message at a time, each once the last has gone: the server's close frame then meets an idle client.
-    const message = new Uint8Array(1024 * 1024);
-    for (let i = 0; i < 100 && client.socket.readyState === WebSocket.OPEN; i++) {
+    for (let i = 0; i < count && client.socket.readyState === WebSocket.OPEN; i++) {
       client.socket.send(message);
       while (client.socket.bufferedAmount > 0 && client.socket.readyState === WebSocket.OPEN) await sleep(1);
     }
-    const closed = await within(client.closed, 10_000, "the server to close the connection");
-    strictEqual(closed.code, 1008);
-    strictEqual(closed.reason, "too much unread data");
+    closed = await within(client.closed, 10_000, "the server to close the connection");
     await expectText(s.url("/go-on"), "ok");
   });
-  finishedOk(r);
-  strictEqual(
-    r.stdout,
-    "on_error: the client sent more than 64 MiB the handler has not received; the connection is closed (1008)\n" +
-      `received afterwards\t64\t${64 * 1024 * 1024}\nstopped\n`,
-  );
+  finishedOk(run);
+  return { closed, run };
+}
+
+const UNREAD_REPORT =
+  "on_error: the client sent more than 64 MiB the handler has not received; the connection is closed (1008)\n";
+
+Deno.test("a client that sends more than 64 MiB its handler has not received is closed (1008) and reported", async () => {
+  const { closed, run } = await sendUnread(new Uint8Array(1024 * 1024), 100);
+  // The server's close frame met an idle client: a clean close.
+  strictEqual(closed.code, 1008);
+  strictEqual(closed.reason, "too much unread data");
+  strictEqual(run.stdout, `${UNREAD_REPORT}received afterwards\t64\t${64 * 1024 * 1024}\nstopped\n`);
 });
 
 Deno.test("CLI: a goroutine that reads a WebSocket after its handler returned gets nil once, then an error", async () => {
@@ -1613,38 +1621,10 @@ Deno.test("CLI: ws.send of large messages to a client that reads them all and th
 });
 
 Deno.test("the 64 MiB a WebSocket may hold unread counts text as UTF-8 bytes", async () => {
-  const s = await start(`
-    create_server("s", 0, false, nil, nil, ${LOCAL})
-    on_error(function(e) print("on_error: " .. tostring(e)) end)
-    local go_on = chan("go on", 1)
-    handle_ws("s", "/ws", function(ws)
-      ws.send("ready")
-      receive(go_on)
-      local n, bytes = 0, 0
-      for message in ws.receive do n, bytes = n + 1, bytes + #message end
-      print("received afterwards", n, bytes)
-    end)
-    handle_http("s", "/go-on", function() send(go_on, true) return "ok" end)
-    serve("s")`);
-  const r = await session(s, async () => {
-    const client = new WsClient(wsUrl(s, "/ws"));
-    strictEqual(await client.next(), "ready");
-    const text = "€".repeat(1024 * 1024); // 3 MiB as UTF-8, 1 Mi UTF-16 units
-    for (let i = 0; i < 40 && client.socket.readyState === WebSocket.OPEN; i++) {
-      client.socket.send(text);
-      while (client.socket.bufferedAmount > 0 && client.socket.readyState === WebSocket.OPEN) await sleep(1);
-    }
-    // 1008, or an abrupt end when a message was on its way as the server closed (the server read no further)
-    const { code } = await within(client.closed, 10_000, "the server to close the connection");
-    ok([1008, 1006, 0].includes(code), `closed with ${code}`);
-    await expectText(s.url("/go-on"), "ok");
-  });
-  finishedOk(r);
-  strictEqual(
-    r.stdout,
-    "on_error: the client sent more than 64 MiB the handler has not received; the connection is closed (1008)\n" +
-      `received afterwards\t21\t${21 * 3 * 1024 * 1024}\nstopped\n`,
-  );
+  const { closed, run } = await sendUnread("€".repeat(1024 * 1024), 40); // 3 MiB as UTF-8, 1 Mi UTF-16 units
+  // 1008, or an abrupt end when a message was on its way as the server closed (the server read no further)
+  ok([1008, 1006, 0].includes(closed.code), `closed with ${closed.code}`);
+  strictEqual(run.stdout, `${UNREAD_REPORT}received afterwards\t21\t${21 * 3 * 1024 * 1024}\nstopped\n`);
 });
 
 Deno.test("stop_server closes open WebSockets; their handlers see nil and the script ends", async () => {
