@@ -15,11 +15,10 @@ export interface Memory32 {
 const SEC = 0, MIN = 1, HOUR = 2, MDAY = 3, MON = 4, YEAR = 5, WDAY = 6, YDAY = 7, ISDST = 8, GMTOFF = 9, ZONE = 10;
 
 function dayOfYear(d: Date, utc: boolean): number {
-  const start = utc ? Date.UTC(d.getUTCFullYear(), 0, 1) : new Date(d.getFullYear(), 0, 1).getTime();
-  const today = utc
-    ? Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate())
-    : new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
-  return Math.round((today - start) / 86_400_000);
+  const year = utc ? d.getUTCFullYear() : d.getFullYear(), mon = utc ? d.getUTCMonth() : d.getMonth();
+  // Counted in UTC days (no daylight-saving hour in between); setUTCFullYear, as Date.UTC takes 0-99 for 1900-1999.
+  const day = (m: number, mday: number) => new Date(0).setUTCFullYear(year, m, mday);
+  return Math.round((day(mon, utc ? d.getUTCDate() : d.getDate()) - day(0, 1)) / 86_400_000);
 }
 
 /** The local zone's offsets from UTC (minutes, as getTimezoneOffset) on January 1 and July 1 of `year`. */
@@ -51,8 +50,19 @@ function writeTm(mem: Memory32, ptr: number, d: Date, utc: boolean): void {
 const CYCLE_SECONDS = 12_622_780_800n;
 /** Times (in seconds) whose whole year lies inside Date's range (±8.64e15 ms), a cycle to spare. */
 const SAFE_SECONDS = 8_640_000_000_000n - CYCLE_SECONDS;
-/** Years inside that range (the year of a time glibc takes for mktime). */
-const SAFE_YEARS = 270_000;
+/** Years inside that range (-271,821 to 275,760), a cycle to spare. */
+const SAFE_FIRST_YEAR = -271_400, SAFE_LAST_YEAR = 275_300;
+
+/**
+ * The 400-year cycles to move `year` by to bring it inside Date's range: the
+ * fewest, so that it lands near the range's edge, where the zone's rules are
+ * those of any later year (or, in the past, its local mean time), as for times.
+ */
+function cyclesOut(year: number): number {
+  if (year > SAFE_LAST_YEAR) return Math.ceil((year - SAFE_LAST_YEAR) / 400);
+  if (year < SAFE_FIRST_YEAR) return -Math.ceil((SAFE_FIRST_YEAR - year) / 400);
+  return 0;
+}
 
 /** C's int tm_year for `year - 1900`: clamped past it (glibc fails there, which these imports cannot). */
 function tmYear(year: bigint): number {
@@ -108,7 +118,7 @@ function readTm(mem: Memory32, ptr: number): Date {
 
 /** Weeks in ISO 8601 week-numbering year `y`: 53 when it starts on a Thursday (or a Wednesday in a leap year). */
 function isoWeeks(y: number): number {
-  const p = (y: number) => (y + Math.floor(y / 4) - Math.floor(y / 100) + Math.floor(y / 400)) % 7;
+  const p = (y: number) => (((y + Math.floor(y / 4) - Math.floor(y / 100) + Math.floor(y / 400)) % 7) + 7) % 7;
   return p(y) === 4 || p(y - 1) === 3 ? 53 : 52;
 }
 
@@ -158,7 +168,8 @@ function zoneOffset(seconds: number): string {
 export function formatTime(format: string, tm: Int32Array, zone?: string): string {
   const [sec, min, hour, mday, mon, year, wday, yday] = tm;
   const fullYear = year + 1900;
-  const d = localDate(fullYear, mon, mday, hour, min, sec);
+  const cycles = cyclesOut(fullYear); // a year past Date's range: the same date 400k years nearer, as in brokenDown
+  const d = localDate(fullYear - cycles * 400, mon, mday, hour, min, sec);
   const hour12 = hour % 12 === 0 ? 12 : hour % 12;
   const yearInCentury = ((fullYear % 100) + 100) % 100; // as C's, never negative
   const [isoYear, isoWeekNumber] = isoWeek(fullYear, yday, wday);
@@ -169,7 +180,7 @@ export function formatTime(format: string, tm: Int32Array, zone?: string): strin
     h: () => MONTHS[mon].slice(0, 3),
     B: () => MONTHS[mon],
     c: () => `${DAYS[wday].slice(0, 3)} ${MONTHS[mon].slice(0, 3)} ${pad(mday, 2, " ")} ${conversions.T()} ${fullYear}`,
-    C: () => pad(Math.floor(fullYear / 100)),
+    C: () => String(Math.floor(fullYear / 100)), // as glibc, not padded (0 for 0-99, -1 for -100..-1)
     d: () => pad(mday),
     D: () => `${pad(mon + 1)}/${pad(mday)}/${pad(yearInCentury)}`,
     e: () => pad(mday, 2, " "),
@@ -185,7 +196,7 @@ export function formatTime(format: string, tm: Int32Array, zone?: string): strin
     p: () => (hour < 12 ? "AM" : "PM"),
     r: () => `${pad(hour12)}:${pad(min)}:${pad(sec)} ${hour < 12 ? "AM" : "PM"}`,
     R: () => `${pad(hour)}:${pad(min)}`,
-    s: () => String(Math.floor(d.getTime() / 1000)),
+    s: () => String(BigInt(Math.floor(d.getTime() / 1000)) + BigInt(cycles) * CYCLE_SECONDS),
     S: () => pad(sec),
     t: () => "\t",
     T: () => `${pad(hour)}:${pad(min)}:${pad(sec)}`,
@@ -230,7 +241,7 @@ export function timeImports(mem: Memory32, malloc: (size: number) => number) {
       // A year past Date's range is moved by whole 400-year cycles into it, and back after (see brokenDown).
       const t = mem.i32(), at = (tm >> 2) + YEAR;
       const year = t[at] + 1900;
-      const cycles = Math.abs(year) > SAFE_YEARS ? Math.trunc((year - 2000) / 400) : 0;
+      const cycles = cyclesOut(year);
       t[at] -= cycles * 400;
       const d = readTm(mem, tm);
       if (Number.isNaN(d.getTime())) return -1n; // Lua says it cannot be represented

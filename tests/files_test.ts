@@ -1081,6 +1081,26 @@ print(os.date("!%Y %y %D %x", os.time({ year = -50, month = 6, day = 15, hour = 
   );
 });
 
+Deno.test("far dates both ways agree (%Z does not crash), ISO weeks of negative years, year 0's days, %C as glibc", async () => {
+  const r = await solvm(["/dev/stdin"], {
+    stdin: `print(os.date("%z", 8640000000000 + 86400), (pcall(os.date, "%Z", 8640000000000 + 86400)))
+print(os.date("%Y-%m-%d %H:%M %z", os.time({ year = 300000, month = 3, day = 20, hour = 12 })))
+print(os.date("%Y-%m-%d %H:%M %z", os.time({ year = -300000, month = 7, day = 1, hour = 12 })))
+print(os.time(os.date("*t", -10^13)))
+for _, d in ipairs({ { -30, 12, 31 }, { -29, 1, 1 }, { 0, 12, 31 }, { 0, 3, 1 }, { 5, 6, 1 } }) do
+  print(os.date("!%G %V %j %C", os.time({ year = d[1], month = d[2], day = d[3], hour = 12 })))
+end`,
+    env: { TZ: "America/New_York" },
+  });
+  strictEqual(r.stderr, "");
+  // As lua5.4 prints them on Linux (the local mean time of New York before its zone, -04:56:02, included).
+  strictEqual(
+    r.stdout,
+    "-0400\ttrue\n300000-03-20 12:00 -0400\n-300000-07-01 12:00 -0456\n-10000000000000\n" +
+      "-30 53 365 -1\n-30 53 001 -1\n0 52 366 0\n0 09 061 0\n5 22 152 0\n",
+  );
+});
+
 Deno.test("os.date's %Z and %z describe the time's own zone: UTC's with !, standard or daylight time's north and south", async () => {
   const r = await solvm(["/dev/stdin"], {
     stdin: `print(os.date("!%H:%M %Z %z", 1000000000))\nprint(os.date("%H:%M %Z %z", 1000000000))`,
