@@ -1030,6 +1030,19 @@ export class Engine {
     if (!this.#stopped) this.#finish(outcome);
   }
 
+  /**
+   * Ends the run after an exception that is not Lua's own unwinding went through the Lua state (a bug in a host
+   * function): the state was left in the middle of a call, so nothing may run in it again (it could loop for ever).
+   * Returns `e`, to be thrown on.
+   */
+  #brokenBy(e: unknown): unknown {
+    if (!this.#stopped) {
+      const message = `internal error: ${thrownText(e)}`;
+      this.#finish({ status: "error", message, traceback: e instanceof Error && e.stack ? e.stack : message });
+    }
+    return e;
+  }
+
   #finish(outcome: Outcome): void {
     this.#stopped = outcome;
     this.stdout.flush();
@@ -1072,8 +1085,9 @@ export class Engine {
         this.#finish({ status: "error", message: "not enough memory", traceback: "not enough memory" });
         return;
       }
-      if (!(e instanceof StopRequest)) throw e;
-      this.#finish(e.outcome);
+      // Not thrown on from this microtask: it would take the embedding program down; the run's outcome tells it.
+      if (!(e instanceof StopRequest)) this.#brokenBy(e);
+      else this.#finish(e.outcome);
       return;
     } finally {
       this.#inPump = false;
@@ -1207,7 +1221,7 @@ export class Engine {
     } catch (e) {
       api.lua_settop(L, top);
       this.#callLimits.delete(T);
-      if (!(e instanceof StopRequest)) throw e;
+      if (!(e instanceof StopRequest)) throw this.#brokenBy(e);
       this.#finish(e.outcome);
       throw new CallStopped(e.outcome);
     } finally {
@@ -1529,7 +1543,7 @@ export class Engine {
     try {
       if (vm.api.lua_pcallk(L, 0, 0, 0, 0, 0) === LUA_OK) return undefined;
     } catch (e) {
-      if (!(e instanceof StopRequest)) throw e;
+      if (!(e instanceof StopRequest)) throw this.#brokenBy(e);
       this.#finish(e.outcome);
       throw new CallStopped(e.outcome);
     } finally {

@@ -1,5 +1,6 @@
 import { deepStrictEqual, match, strictEqual } from "node:assert";
-import { runLua } from "./_helpers.ts";
+import { runLua, within } from "./_helpers.ts";
+import { denoFileSystem } from "../host/filesystem.ts";
 import { Engine, type Pusher } from "../runtime/engine.ts";
 import { installFamily } from "../runtime/family.ts";
 
@@ -714,4 +715,32 @@ Deno.test("a finished wait's results that no goroutine will take are discarded: 
   finish(Object.assign(() => 0, { discard: () => discards++ }));
   deepStrictEqual(await outcome, { status: "closed" });
   strictEqual(discards, 1);
+});
+
+Deno.test("an exception a host part throws through Lua ends the run with 'internal error'; later calls do not run in the broken state", async () => {
+  const files = denoFileSystem();
+  const engine = await Engine.create({
+    files: {
+      ...files,
+      write: (fd, bytes) => {
+        if (fd > 2) throw new TypeError("a file system's bug");
+        return files.write(fd, bytes);
+      },
+    },
+  });
+  const path = await Deno.makeTempFile();
+  try {
+    const first = await engine.execute(
+      `local f = io.open(${JSON.stringify(path)}, "w") f:setvbuf("no") f:write("x")`,
+      "=test",
+    );
+    deepStrictEqual([first.status, first.status === "error" && first.message], [
+      "error",
+      "internal error: a file system's bug",
+    ]);
+    deepStrictEqual(await within(engine.execute("return 1", "=test"), 5_000, "a later call"), first);
+  } finally {
+    engine.close();
+    await Deno.remove(path);
+  }
 });
