@@ -159,9 +159,10 @@ class Inbox {
     const wait = new Promise<Pusher>((resolve) => {
       let delay = 0; // a client that keeps up has taken it by the next turns: looked at soon, then every few ms
       const look = () => {
-        // Taken first: a client that read the message and then closed got it.
-        if (this.socket.bufferedAmount <= WS_SEND_BUFFER_LIMIT) resolve(sent);
-        else if (this.closed || this.socket.readyState !== WebSocket.OPEN) resolve(closed);
+        // Closed first: Deno empties the buffer when the connection ends, delivered or not, so a send still waiting
+        // then cannot tell whether its message arrived (a client that read it and closed at once is told nil too).
+        if (this.closed || this.socket.readyState !== WebSocket.OPEN) resolve(closed);
+        else if (this.socket.bufferedAmount <= WS_SEND_BUFFER_LIMIT) resolve(sent);
         else {
           timer = setTimeout(look, delay);
           delay = Math.min(WS_DRAIN_CHECK_MS, delay + 1);
