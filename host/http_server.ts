@@ -825,8 +825,9 @@ class ServerTable {
           vm.pushByteString(L, value);
           api.lua_rawset(L, -3);
         }
-        // HTTP/2 (any HTTPS client that offers it) names the host in :authority, which Deno leaves out: as Go's r.Host.
-        if (!request.headers.has("host")) {
+        // HTTP/2 (any HTTPS client that offers it; Deno speaks it only over TLS) names the host in :authority, which
+        // Deno leaves out of the headers: as Go's r.Host. Over plain HTTP a request without Host has none.
+        if (request.url.startsWith("https:") && !request.headers.has("host")) {
           vm.pushString(L, "host");
           vm.pushString(L, request.url.slice(request.url.indexOf("//") + 2).split("/", 1)[0]);
           api.lua_rawset(L, -3);

@@ -637,6 +637,21 @@ async function rawGet(port: number, target: string): Promise<string> {
   }
 }
 
+Deno.test("a plain HTTP request without a Host header shows none (HTTP/1.0, or 1.1 without one)", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_http("s", "/", function(req) return "host=" .. tostring(req.headers.host) end)
+    serve("s")`);
+  await session(s, async () => {
+    for (const request of ["GET / HTTP/1.0\r\n\r\n", "GET / HTTP/1.1\r\nConnection: close\r\n\r\n"]) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: s.ports[0] });
+      await conn.write(new TextEncoder().encode(request));
+      const text = new TextDecoder().decode(await within(new Response(conn.readable).bytes(), 10_000, "the answer"));
+      strictEqual(text.slice(text.indexOf("\r\n\r\n") + 4), "host=nil", request);
+    }
+  });
+});
+
 Deno.test("dot segments (.., %2e%2e, .) are resolved before routing, a parameter with one (..%2F) gets 400: a * route cannot climb out", async () => {
   const s = await start(`
     create_server("s", 0, false, nil, nil, ${LOCAL})
