@@ -135,8 +135,20 @@ export class Context {
       }
     }
     const { shared } = options;
-    if (shared !== undefined && (typeof shared !== "object" || shared === null || Array.isArray(shared))) {
-      const got = shared === null ? "null" : Array.isArray(shared) ? "an array" : typeof shared;
+    // A plain object: a SharedTable itself (the braces forgotten), a Map or an array would share nothing.
+    if (
+      shared !== undefined &&
+      (typeof shared !== "object" || shared === null || Object.getPrototypeOf(shared) !== Object.prototype)
+    ) {
+      const got = shared === null
+        ? "null"
+        : Array.isArray(shared)
+        ? "an array"
+        : shared instanceof SharedTable
+        ? "a SharedTable (write { name: table })"
+        : typeof shared === "object"
+        ? `a ${shared.constructor?.name ?? "object"}`
+        : typeof shared;
       throw new TypeError(`shared must be an object of global names to SharedTables, got ${got}`);
     }
     for (const [name, table] of Object.entries(shared ?? {})) {

@@ -840,7 +840,15 @@ Deno.test("shared: a value that is not a SharedTable (a plain object) is refused
     "shared.settings must be a SharedTable (made with createSharedTable(...)), got object",
   );
   const table = createSharedTable({});
-  for (const [shared, got] of [["abc", "string"], [[table], "an array"], [null, "null"]] as const) {
+  for (
+    const [shared, got] of [
+      ["abc", "string"],
+      [[table], "an array"],
+      [null, "null"],
+      [table, "a SharedTable (write { name: table })"],
+      [new Map([["settings", table]]), "a Map"],
+    ] as const
+  ) {
     thrown(
       () => new Context({ shared: shared as unknown as Record<string, SharedTable> }),
       TypeError,
