@@ -458,8 +458,7 @@ methods.setvbuf = function(...)
     error("bad argument #" .. first .. " to 'setvbuf' (" .. problem .. ")", 2)
   end
   if size ~= nil and not tointeger(size) then
-    local problem = type(size) == "number" and "number has no integer representation"
-      or "number expected, got " .. type(size)
+    local problem = tonumber(size) and "number has no integer representation" or "number expected, got " .. type(size)
     error("bad argument #" .. first + 1 .. " to 'setvbuf' (" .. problem .. ")", 2)
   end
   if f == stdout then return set_stdout_buffering(mode) end

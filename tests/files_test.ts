@@ -561,7 +561,7 @@ Deno.test("io.open failures return nil, '<path>: <reason>', errno; bad modes and
       print(pcall(function() io.close(closed) end))
       print(pcall(function() return (f.read(f, {})) end))
       print(pcall(function() return (f:setvbuf(5)) end))
-      print(pcall(function() return (f:setvbuf("full", 1.5)) end)) print(pcall(function() return (io.close(nil)) end))
+      print(pcall(function() return (f:setvbuf("full", "1.5")) end)) print(pcall(function() return (io.close(nil)) end))
       io.output(dir .. "/out.txt") io.close()
       print(pcall(function() return (io.close()) end))
       f:close()
