@@ -115,6 +115,20 @@ const PERMISSION_KINDS = ["read", "write", "net", "env", "run", "sys"] as const;
 
 class UsageError extends Error {}
 
+/**
+ * An entry of `--deny-net=` as SolVM matches it (`host` or `host:port`, an IPv6 address in brackets): a bare IPv6
+ * address (`::1`) is put in brackets, and what Deno itself would refuse (an empty host, a URL, a bad port) is bad usage.
+ */
+function denyNetEntry(flag: string, item: string): string {
+  if (!item.startsWith("[") && item.split(":").length > 2) return `[${item}]`;
+  const port = /^(?:\[[^\]]*\]|[^:]*)(?::(.*))?$/.exec(item)?.[1];
+  const host = port === undefined ? item : item.slice(0, item.length - port.length - 1);
+  if (host === "" || item.includes("/") || (port !== undefined && !(/^\d+$/.test(port) && Number(port) <= 65535))) {
+    throw new UsageError(`${flag}=${item}: not a host or host:port`);
+  }
+  return item;
+}
+
 /** Adds `--allow-<kind>[=a,b]` to `permissions`: undefined for the bare flag. */
 function allow(permissions: Permissions, kind: keyof Permissions, list: string[] | undefined): void {
   if (list === undefined) permissions[kind] = true;
@@ -321,7 +335,8 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
         }
         if (flag.startsWith("--deny-")) {
           const before = options.deny[kind];
-          options.deny[kind] = inline === undefined || before === true ? true : [...before ?? [], ...listed];
+          const entries = kind === "net" ? listed.map((item) => denyNetEntry(flag, item)) : listed;
+          options.deny[kind] = inline === undefined || before === true ? true : [...before ?? [], ...entries];
           break;
         }
         options.permissions ??= noPermissions();

@@ -259,6 +259,20 @@ print(select(2, tcp_connect("localhost", 10)))`,
   );
 });
 
+Deno.test("--deny-net takes a bare IPv6 address (::1) as [::1]; a value that is no host or host:port is bad usage", async () => {
+  const dir = await tempFiles({ "v6.lua": `print(select(2, tcp_connect("::1", 9)))` });
+  const r = await solvm(["--deny-net=::1", `${dir}/v6.lua`]);
+  deepStrictEqual(r, {
+    code: 0,
+    stdout: 'permission denied: net access to "[::1]:9" (denied by --deny-net=[::1])\n',
+    stderr: "",
+  });
+  for (const value of [":8080", "http://x", "127.0.0.1:99999", "[::1"]) {
+    const bad = await solvm([`--deny-net=${value}`, `${dir}/v6.lua`]);
+    deepStrictEqual(bad, { code: 2, stdout: "", stderr: `solvm: --deny-net=${value}: not a host or host:port\n` });
+  }
+});
+
 Deno.test("--deny-net applies to every redirect hop; redirects are followed as fetch does", async () => {
   let deniedHits = 0;
   const denied = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
