@@ -477,8 +477,7 @@ export class Engine {
           // Streamed: a character split between two writes arrives whole (bytes that are no UTF-8 become U+FFFD).
           const text = decoder.decode(bytes, { stream: true });
           if (text) engine!.reportError(text, false);
-        }
-        else return files.write(fd, bytes);
+        } else return files.write(fd, bytes);
         return bytes.length;
       },
     };
