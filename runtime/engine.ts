@@ -255,8 +255,11 @@ export interface CallOptions {
   name?: string;
 }
 
+/** How a host operation a goroutine waited for ended: its results to push, or its failure's message. */
+type WaitResult = { ok: true; push: Pusher } | { ok: false; message: string };
+
 /** Releases what a finished wait's results hold, when nobody will take them. */
-function discarded(result: { ok: true; push: Pusher } | { ok: false; message: string }): void {
+function discarded(result: WaitResult): void {
   if (result.ok) result.push.discard?.();
 }
 
@@ -348,7 +351,7 @@ export class Engine {
   #parkRef = 0;
   #continuation = 0;
   #nextOp = 0;
-  #results = new Map<number, { ok: true; push: Pusher } | { ok: false; message: string }>();
+  #results = new Map<number, WaitResult>();
   // Host operations whose goroutine was cancelled: their results are dropped when they come.
   readonly #abandoned = new Set<number>();
   // Waits that can be called off, by host operation id, kept once a call may be stopped while it waits.
@@ -914,7 +917,7 @@ export class Engine {
     });
   }
 
-  #settle(id: number, result: { ok: true; push: Pusher } | { ok: false; message: string }): void {
+  #settle(id: number, result: WaitResult): void {
     if (!this.#unheld.delete(id)) this.#pending--;
     this.#cancellable.delete(id);
     if (this.#closed) return discarded(result);

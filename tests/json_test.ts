@@ -214,13 +214,15 @@ Deno.test("a string or key that starts with U+FEFF (a byte-order mark) keeps it"
   deepStrictEqual(out, ["true\ttrue", "true", "true"]);
 });
 
-Deno.test("a string over 16 MiB is quoted in pieces, cut between characters: it round trips exactly", async () => {
+Deno.test("a string or key over 16 MiB is quoted in pieces, cut between characters: it round trips exactly", async () => {
   const out = await lines(`
     local s = "x" .. string.rep("é✓😀", 2500000) -- 22.5 MB, characters of 2, 3 and 4 bytes across every cut
     local text = json_encode({ s })
     print(#text == #s + 4, json_decode(text)[1] == s)
+    local keyed = json_encode({ [s] = 1 }) -- a key that long is quoted in pieces too
+    print(#keyed == #s + 6, json_decode(keyed)[s])
   `);
-  deepStrictEqual(out, ["true\ttrue"]);
+  deepStrictEqual(out, ["true\ttrue", "true\t1"]);
 });
 
 Deno.test("json_decode ignores a byte-order mark before the text (Notepad writes one); positions still count it", async () => {
