@@ -8,6 +8,8 @@
  * @module
  */
 
+import { delay } from "./core.ts";
+
 /** How long after a port was let go a listen there is tried again, and for how long. */
 const LET_GO_MS = 1000;
 const letGoAt = new Map<number, number>();
@@ -34,7 +36,46 @@ export function mayListenAgain(port: number, e: unknown, since: number): boolean
 }
 
 /** Milliseconds before a listen on a port let go a moment ago is tried again. */
-export const LISTEN_RETRY_MS = 5;
+const LISTEN_RETRY_MS = 5;
+
+/**
+ * Listens by `attempt` (which throws when it cannot), and while it fails on
+ * `port` let go a moment ago (see {@link mayListenAgain}) and `mayRetry`
+ * agrees, tries again after a pause. The first attempt is made at once: a
+ * listen that needs no second one returns its result, or throws, without a
+ * wait; one that does returns a Promise of it.
+ *
+ * ```ts
+ * import { equal } from "node:assert";
+ * import { listenAgainIfLetGo } from "./_ports.ts";
+ * const listener = listenAgainIfLetGo(0, () => Deno.listen({ port: 0 })) as Deno.Listener;
+ * equal(listener.addr.transport, "tcp");
+ * listener.close();
+ * ```
+ */
+export function listenAgainIfLetGo<T>(
+  port: number,
+  attempt: () => T,
+  mayRetry: (e: unknown) => boolean = () => true,
+): T | Promise<T> {
+  const since = performance.now();
+  const again = (e: unknown) => mayListenAgain(port, e, since) && mayRetry(e);
+  try {
+    return attempt();
+  } catch (e) {
+    if (!again(e)) throw e;
+  }
+  return (async () => {
+    while (true) {
+      await delay(LISTEN_RETRY_MS);
+      try {
+        return attempt();
+      } catch (e) {
+        if (!again(e)) throw e;
+      }
+    }
+  })();
+}
 
 /**
  * Whether `e` says the process or the system is out of file descriptors

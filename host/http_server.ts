@@ -17,7 +17,7 @@ import { LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, type LuaState } from ".
 import { fileErrorReason } from "./filesystem.ts";
 import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
 import { headersMetatable } from "./_headers.ts";
-import { lettingGo, LISTEN_RETRY_MS, mayListenAgain, outOfDescriptors, SHORTAGE_RETRY_MS } from "./_ports.ts";
+import { lettingGo, listenAgainIfLetGo, mayListenAgain, outOfDescriptors, SHORTAGE_RETRY_MS } from "./_ports.ts";
 import { delay } from "./core.ts";
 import { hostPort } from "./dns.ts";
 import { log } from "../runtime/log.ts";
@@ -558,15 +558,14 @@ class ServerTable {
    * lets a stopped server's port go a moment after stop_server).
    */
   async #listen(server: Server): Promise<(L: LuaState) => number> {
-    const since = performance.now();
-    while (true) {
-      try {
+    const running = new Error(`start_server: server '${server.name}' is already running`);
+    try {
+      return await listenAgainIfLetGo(server.port, () => {
+        if (server.http) throw running; // another start_server of it listened while this one waited
         return this.#listenOnce(server);
-      } catch (e) {
-        if (!mayListenAgain(server.port, e, since)) throw this.#startFailure(server, e);
-        await delay(LISTEN_RETRY_MS);
-        if (server.http) throw new Error(`start_server: server '${server.name}' is already running`);
-      }
+      });
+    } catch (e) {
+      throw e === running ? e : this.#startFailure(server, e);
     }
   }
 

@@ -51,7 +51,7 @@ import { argError, checkBytes, checkInteger, checkString, isNone } from "../runt
 import { LUA_TNUMBER, LUA_TSTRING, type LuaState } from "../runtime/lua.ts";
 import { checkResolvedNet, hostPort, ipVersion, lookupAddress, pushFailure, SoftFailure } from "./dns.ts";
 import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
-import { lettingGo, LISTEN_RETRY_MS, mayListenAgain, outOfDescriptors, SHORTAGE_RETRY_MS } from "./_ports.ts";
+import { lettingGo, listenAgainIfLetGo, outOfDescriptors, SHORTAGE_RETRY_MS } from "./_ports.ts";
 import { delay } from "./core.ts";
 import { readTimeout } from "./http_client.ts";
 import { after } from "../runtime/_timer.ts";
@@ -281,32 +281,23 @@ class SocketTable {
     const vm = engine.vm;
     const port = checkPort(this, L, 1, "tcp_listen", 0);
     const host = isNone(vm, L, 2) ? "0.0.0.0" : checkString(vm, L, 2, "tcp_listen");
-    const started = performance.now();
-    const attempt = (): Deno.TcpListener | Error => {
-      try {
+    // A port let go a moment ago is asked for again, but not when one of this engine's listeners holds it now, nor
+    // inside a C call, which cannot wait.
+    const mayRetry = () => !this.#listeningOn.has(port) && engine.canPark(L);
+    let listened: Deno.TcpListener | Promise<Deno.TcpListener>;
+    try {
+      listened = listenAgainIfLetGo(port, () => {
         checkAccess("net", hostPort(host, port));
         return Deno.listen({ port, hostname: host, transport: "tcp" });
-      } catch (e) {
-        return e as Error;
-      }
-    };
-    // A port let go a moment ago is asked for again (see _ports.ts), but not when one of this engine's listeners
-    // holds it now, nor inside a C call, which cannot wait.
-    const mayRetry = (e: Error) =>
-      mayListenAgain(port, e, started) && !this.#listeningOn.has(port) && engine.canPark(L);
-    const first = attempt();
-    if (!(first instanceof Error)) return this.#listening(L, first, host);
-    if (!mayRetry(first)) return pushFailure(vm, L, listenReason(first, host, port));
-    return (async (): Promise<Pusher> => {
-      let result: Deno.TcpListener | Error = first;
-      while (result instanceof Error && mayRetry(result)) {
-        await delay(LISTEN_RETRY_MS);
-        result = attempt();
-      }
-      const listener = result;
-      if (listener instanceof Error) return (L) => pushFailure(vm, L, listenReason(listener, host, port));
-      return (L) => this.#listening(L, listener, host);
-    })();
+      }, mayRetry);
+    } catch (e) {
+      return pushFailure(vm, L, listenReason(e, host, port));
+    }
+    if (!(listened instanceof Promise)) return this.#listening(L, listened, host);
+    return listened.then(
+      (listener): Pusher => (L) => this.#listening(L, listener, host),
+      (e): Pusher => (L) => pushFailure(vm, L, listenReason(e, host, port)),
+    );
   }
 
   /** Pushes the channel of a new listener. */
