@@ -129,6 +129,20 @@ function denyNetEntry(flag: string, item: string): string {
   return item;
 }
 
+/** The system values Deno 2.9 names (its `--allow-sys` list; `username` is its old name for userInfo). */
+const SYS_NAMES = new Set(
+  ("hostname inspector osRelease osUptime loadavg networkInterfaces systemMemoryInfo uid gid cpus homedir getegid " +
+    "statfs getPriority setPriority userInfo username setegid seteuid setgid setuid").split(" "),
+);
+
+/** An entry of `--deny-sys=`: a name Deno does not know would deny nothing, so it is bad usage, as Deno's own flag has it. */
+function denySysEntry(flag: string, item: string): string {
+  if (!SYS_NAMES.has(item)) {
+    throw new UsageError(`${flag}=${item}: not a system value Deno knows (${[...SYS_NAMES].join(", ")})`);
+  }
+  return item;
+}
+
 /** Adds `--allow-<kind>[=a,b]` to `permissions`: undefined for the bare flag. */
 function allow(permissions: Permissions, kind: keyof Permissions, list: string[] | undefined): void {
   if (list === undefined) permissions[kind] = true;
@@ -335,7 +349,8 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
         }
         if (flag.startsWith("--deny-")) {
           const before = options.deny[kind];
-          const entries = kind === "net" ? listed.map((item) => denyNetEntry(flag, item)) : listed;
+          const check = kind === "net" ? denyNetEntry : kind === "sys" ? denySysEntry : undefined;
+          const entries = check ? listed.map((item) => check(flag, item)) : listed;
           options.deny[kind] = inline === undefined || before === true ? true : [...before ?? [], ...entries];
           break;
         }

@@ -273,6 +273,24 @@ Deno.test("--deny-net takes a bare IPv6 address (::1) as [::1]; a value that is 
   }
 });
 
+Deno.test("--deny-sys takes only the system values Deno knows: another name would deny nothing, so it is bad usage", async () => {
+  const dir = await tempFiles({ "host.lua": `print(pcall(os.hostname))` });
+  for (const value of ["bogus", "Hostname", "hostname,hostnam"]) {
+    const bad = await solvm([`--deny-sys=${value}`, `${dir}/host.lua`]);
+    strictEqual(bad.code, 2);
+    strictEqual(bad.stdout, "");
+    ok(
+      bad.stderr.startsWith(`solvm: --deny-sys=${value.split(",").at(-1)}: not a system value Deno knows (hostname, `),
+    );
+  }
+  const r = await solvm(["--deny-sys=hostname", `${dir}/host.lua`]);
+  deepStrictEqual(r, {
+    code: 0,
+    stdout: 'false\tpermission denied: sys access to "hostname" (denied by --deny-sys=hostname)\n',
+    stderr: "",
+  });
+});
+
 Deno.test("--deny-net applies to every redirect hop; redirects are followed as fetch does", async () => {
   let deniedHits = 0;
   const denied = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
