@@ -205,6 +205,24 @@ function beyondDeno(options: Options, granted: Deno.PermissionOptionsObject): st
   return undefined;
 }
 
+/**
+ * The `--allow-<kind>=<item>` in `granted` that Deno refuses, and why: where Deno holds a kind in full it looks at
+ * such values only as a worker starts, and then names none. Each is tried alone, in a worker given only it.
+ */
+function refusedByWorker(granted: Deno.PermissionOptionsObject): string | undefined {
+  for (const kind of PERMISSION_KINDS) {
+    const grant = granted[kind];
+    for (const item of Array.isArray(grant) ? grant.map(String) : []) {
+      try {
+        new Worker("data:text/javascript,", { type: "module", deno: { permissions: { [kind]: [item] } } }).terminate();
+      } catch (e) {
+        return `--allow-${kind}=${item}: not a value Deno can grant: ${e instanceof Error ? e.message : e}`;
+      }
+    }
+  }
+  return undefined;
+}
+
 /** Milliseconds in each unit of Go's time.ParseDuration. */
 const DURATION_UNITS: Record<string, number> = {
   ns: 1e-6,
@@ -651,7 +669,10 @@ function startWorker(
   } catch (e) {
     // Deno reads the --allow-* values only here (under -A it never looks at them before).
     if (!(e instanceof TypeError || e instanceof URIError)) throw e;
-    fail(`an --allow-* value is not one Deno can grant: ${e.message}`, EXIT_USAGE);
+    fail(
+      refusedByWorker(permissions ?? {}) ?? `an --allow-* value is not one Deno can grant: ${e.message}`,
+      EXIT_USAGE,
+    );
   }
   // Process groups of commands still running, per thread: a thread ended at once cannot end them itself.
   const commands = new RunningCommands();
