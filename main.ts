@@ -288,6 +288,8 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
     scripts: [],
     repl: false,
   };
+  /** The first `--allow-<kind>=list` given: -A beside it is bad usage. */
+  let narrowing: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (!arg.startsWith("-") || arg === "-") {
@@ -374,8 +376,15 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
         }
         options.permissions ??= noPermissions();
         allow(options.permissions, kind, inline === undefined ? undefined : listed);
+        if (inline !== undefined) narrowing ??= arg;
       }
     }
+  }
+  // As Deno's own -A: a list beside it would narrow nothing, and taking it quietly would hide that everything is allowed.
+  if (options.allowAll && narrowing) {
+    throw new UsageError(
+      `${options.allowAll} allows everything: ${narrowing} would narrow nothing (give one or the other)`,
+    );
   }
   // As lua5.4 -i: a script given runs first, then the REPL in its state; one at a time, and nothing to watch.
   if (options.repl && (options.scripts.length > 1 || options.watch)) {

@@ -225,6 +225,17 @@ Deno.test("bad flags and durations are usage errors", async () => {
     strictEqual(valued.stdout, "", arg);
     strictEqual(valued.stderr, `solvm: ${arg.slice(0, arg.indexOf("="))} takes no value, got ${arg}\n`);
   }
+  // As Deno's own -A: a list beside it would narrow nothing, so it is refused rather than quietly allowing all.
+  const cases: [string[], string, string][] = [
+    [["-A", "--allow-net=127.0.0.1"], "-A", "--allow-net=127.0.0.1"],
+    [["--allow-read=/tmp", "--allow-all"], "--allow-all", "--allow-read=/tmp"],
+  ];
+  for (const [args, all, list] of cases) {
+    const both = await solvm([...args, "x.lua"]);
+    strictEqual(both.code, 2, args.join(" "));
+    strictEqual(both.stdout, "");
+    strictEqual(both.stderr, `solvm: ${all} allows everything: ${list} would narrow nothing (give one or the other)\n`);
+  }
   for (const args of [["--watch"], ["--watch", "-"]]) {
     const watched = await solvm(args, { stdin: 'print("ran")' });
     strictEqual(watched.code, 2, args.join(" "));
