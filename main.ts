@@ -7,10 +7,12 @@
  */
 import { drainSharedOutput, newSharedOutput, sharedOutput, writeStderr } from "./runtime/output.ts";
 import type { FlushFiles, WorkerReply, WorkerRequest } from "./host/worker.ts";
+import type { ActorThreadStart } from "./host/actor_worker.ts";
 import type { RunRequest } from "./host/run.ts";
 import type { WatchedFiles } from "./host/debug.ts";
 import type { AccessKind, DenyLists } from "./host/_permissions.ts";
 import { RunningCommands } from "./host/_process_group.ts";
+import { ResidentShare } from "./host/_resident.ts";
 import { after } from "./runtime/_timer.ts";
 import meta from "./deno.json" with { type: "json" };
 
@@ -685,12 +687,13 @@ function startWorker(
   }
   // Process groups of commands still running, per thread: a thread ended at once cannot end them itself.
   const commands = new RunningCommands();
-  const actorThreads = new Map<number, { thread: Worker; commands: RunningCommands }>();
+  const actorThreads = new Map<number, { thread: Worker; commands: RunningCommands; resident: ResidentShare }>();
   const endActorThread = (id: number) => {
     const actor = actorThreads.get(id);
     actorThreads.delete(id);
     actor?.thread.terminate();
     actor?.commands.killAll();
+    actor?.resident.set(0); // its servers and intervals ended with it
   };
   let ended = false;
   const end = () => {
@@ -715,8 +718,11 @@ function startWorker(
       const actor = {
         thread: new Worker(new URL("./host/actor_worker.ts", import.meta.url), options),
         commands: new RunningCommands(),
+        resident: new ResidentShare(request.control),
       };
-      actor.thread.postMessage({ port: data.port, commands: actor.commands.buffer }, [data.port]);
+      const { total, share } = actor.resident;
+      const start: ActorThreadStart = { port: data.port, commands: actor.commands.buffer, resident: { total, share } };
+      actor.thread.postMessage(start, [data.port]);
       actorThreads.set(data.actorThread, actor);
     };
     worker.onerror = (e) => {

@@ -3,10 +3,11 @@
  * run with its arguments as `...`, then whatever it left running; its first
  * result (or its error) goes back to the root when it ends.
  *
- * Protocol: the first message is `{ port, commands }`: the port to the
- * root (see host/_actor_system.ts), and memory shared with the thread's
- * maker where it records each running command's process group (see
- * host/_process_group.ts). The root then sends "start". The maker may post
+ * Protocol: the first message is an {@linkcode ActorThreadStart}: the
+ * port to the root (see host/_actor_system.ts), memory shared with the
+ * thread's maker where it records each running command's process group
+ * (see host/_process_group.ts), and from the CLI, where its resident
+ * sources count (see host/_resident.ts). The root then sends "start". The maker may post
  * `{ flushFiles }` before it ends the thread by force, answered as the
  * script's worker does (see host/worker.ts).
  *
@@ -24,10 +25,19 @@ import { flushOpenFiles } from "./files.ts";
 import type { FlushFiles } from "./worker.ts";
 import { checkAccess, setDenied } from "./_permissions.ts";
 import { RunningCommands } from "./_process_group.ts";
+import { ResidentShare } from "./_resident.ts";
 import { watchCommands } from "./process.ts";
 
+/** The first message to an actor's thread. */
+export interface ActorThreadStart {
+  port: MessagePort;
+  commands: SharedArrayBuffer;
+  /** The CLI's total of resident sources, and this thread's share of it (a library's actors have none). */
+  resident?: { total: SharedArrayBuffer; share: SharedArrayBuffer };
+}
+
 const scope = self as unknown as {
-  onmessage: (e: MessageEvent<{ port: MessagePort; commands: SharedArrayBuffer } | FlushFiles>) => void;
+  onmessage: (e: MessageEvent<ActorThreadStart | FlushFiles>) => void;
   postMessage(message: { filesFlushed: true }): void;
 };
 
@@ -40,6 +50,7 @@ scope.onmessage = ({ data }) => {
   // The thread's maker kills these groups if it has to end the thread by force.
   const commands = new RunningCommands(data.commands);
   watchCommands((group, running) => commands.record(group, running));
+  const resident = data.resident && new ResidentShare(data.resident.total, data.resident.share);
   let actorLink: ActorThreadLink | undefined;
   port.onmessage = ({ data: message }: MessageEvent<ToActor>) => {
     if (message.t !== "start") return actorLink?.receive(message);
@@ -47,11 +58,15 @@ scope.onmessage = ({ data }) => {
     actorLink = new ActorThreadLink(port, message.id, message.parent);
     setActorLink(actorLink);
     setDenied(message.rules.deny ?? {});
-    run(actorLink, message).then((exit) => actorLink!.done(exit));
+    run(actorLink, message, resident).then((exit) => actorLink!.done(exit));
   };
 };
 
-async function run(link: ActorThreadLink, start: Extract<ToActor, { t: "start" }>): Promise<Exit> {
+async function run(
+  link: ActorThreadLink,
+  start: Extract<ToActor, { t: "start" }>,
+  resident: ResidentShare | undefined,
+): Promise<Exit> {
   const { path, args, output, rules } = start;
   const stdout = sharedOutput(output.buffer);
   const stderr = output.label ? prefixedText(output.label) : undefined;
@@ -62,6 +77,7 @@ async function run(link: ActorThreadLink, start: Extract<ToActor, { t: "start" }
     maxMemory: rules.maxMemory,
     maxGoroutines: rules.maxGoroutines,
     maxInstructions: rules.maxInstructions,
+    onResidentChange: resident && ((n) => resident.set(n)),
   });
   const { vm } = engine;
   // How the run ended, for closing the engine as the main script's is (see closeAfter).

@@ -13,7 +13,8 @@
  * CLI watches to replace the worker on a change. It records each
  * running command's process group in `commands`, memory it shares with
  * the CLI, which kills them when a time limit or a signal stops the
- * worker; actor threads do the same.
+ * worker; actor threads do the same, and add their resident sources into
+ * `control` as the script does (see host/_resident.ts).
  *
  * @module
  */
@@ -21,12 +22,13 @@ import { sharedOutput } from "../runtime/output.ts";
 import { type RunRequest, runRequest } from "./run.ts";
 import { flushOpenFiles } from "./files.ts";
 import { RunningCommands } from "./_process_group.ts";
+import { ResidentShare } from "./_resident.ts";
 
 /** What the CLI asks the worker to run. */
 export interface WorkerRequest extends RunRequest {
   /** Standard output buffer shared with the CLI (see runtime/output.ts). */
   output: SharedArrayBuffer;
-  /** Int32 slot 0: how many resident sources (servers, intervals, ...) are active, summed over the CLI's workers. */
+  /** Int32 slot 0: how many resident sources (servers, intervals, ...) are active, summed over every Lua thread. */
   control: SharedArrayBuffer;
   /** The process groups of the script's running commands (see host/_process_group.ts). */
   commands: SharedArrayBuffer;
@@ -55,16 +57,11 @@ scope.onmessage = async ({ data }) => {
     flushOpenFiles();
     return scope.postMessage({ filesFlushed: true });
   }
-  const resident = new Int32Array(data.control);
+  const resident = new ResidentShare(data.control);
   const commands = new RunningCommands(data.commands);
-  let mine = 0;
   const exit = await runRequest(data, {
     stdout: sharedOutput(data.output),
-    onResidentChange: (n) => {
-      Atomics.add(resident, 0, n - mine);
-      mine = n;
-      Atomics.notify(resident, 0);
-    },
+    onResidentChange: (n) => resident.set(n),
     threads: (id) => {
       const { port1, port2 } = new MessageChannel();
       scope.postMessage({ actorThread: id, port: port2 }, [port2]);

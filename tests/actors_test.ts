@@ -4,7 +4,7 @@
  * several scripts at once, logging and the sandbox. Each Lua script makes
  * its actors report back to it, so every expected output is deterministic.
  */
-import { deepStrictEqual, match, strictEqual } from "node:assert";
+import { deepStrictEqual, match, ok, strictEqual } from "node:assert";
 import { solvm, tempFiles, within } from "./_helpers.ts";
 
 /** Runs `main.lua` of `dir`, which must end cleanly (exit 0, nothing on stderr); returns its standard output. */
@@ -867,4 +867,35 @@ return e .. " | " .. tostring(ok2) .. " " .. tostring(e2)`,
     'read_file: cannot read "/etc/hostname": permission denied: read access to "/etc/hostname" ' +
       "(denied by --deny-read=/etc) | false not enough memory\n",
   );
+});
+
+Deno.test("CLI [slow, ~6.5 s]: an actor's interval suspends the default 5 s limit as the script's own would; a stopped actor's no longer does", async () => {
+  const dir = await folder({
+    "ticks.lua": `local t = spawn("ticker.lua")\nprint("wait:", t.wait())\n`,
+    "ticker.lua": `local n, id = 0, nil
+id = set_interval(function()
+  n = n + 1
+  print("tick", n)
+  if n == 6 then clear_interval(id) end
+end, 1)
+`,
+    "stops.lua": `local t = spawn("forever.lua")\nsleep(1)\nt.stop()\nprint("stopped")\nsleep(30)\n`,
+    "forever.lua": `set_interval(function() end, 0.2)\n`,
+  });
+  const timed = async (script: string) => {
+    const started = performance.now();
+    const r = await solvm([script], { cwd: dir });
+    return { ...r, elapsed: performance.now() - started };
+  };
+  // Both run at once to keep the test near 6.5 s.
+  const [ticks, stops] = await Promise.all([timed("ticks.lua"), timed("stops.lua")]);
+  // Before, the limit ended the run at 5 s, at the fourth or fifth tick.
+  strictEqual(ticks.stderr, "");
+  strictEqual(ticks.code, 0);
+  strictEqual(ticks.stdout, [1, 2, 3, 4, 5, 6].map((n) => `tick\t${n}\n`).join("") + "wait:\tnil\n");
+  // The limit starts again once the actor, and with it its interval, has gone: 5 s after the stop, not 30 s.
+  strictEqual(stops.stdout, "stopped\n");
+  strictEqual(stops.stderr, "timeout: script ran longer than 5s\n");
+  strictEqual(stops.code, 124);
+  ok(stops.elapsed > 5500 && stops.elapsed < 15000, `the stopping script took ${stops.elapsed} ms`);
 });
