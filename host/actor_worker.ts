@@ -21,7 +21,7 @@ import { ActorThreadLink, type Exit, type ToActor } from "./_actor_system.ts";
 import { pushMessage, setActorLink, toMessage } from "./actors.ts";
 import { closeAfter, installGlobals } from "./script.ts";
 import { denoFileSystem } from "./filesystem.ts";
-import { flushOpenFiles } from "./files.ts";
+import { flushOpenFiles, trackOpenFiles } from "./files.ts";
 import type { FlushFiles } from "./worker.ts";
 import { checkAccess, setDenied } from "./_permissions.ts";
 import { RunningCommands } from "./_process_group.ts";
@@ -40,6 +40,9 @@ const scope = self as unknown as {
   onmessage: (e: MessageEvent<ActorThreadStart | FlushFiles>) => void;
   postMessage(message: { filesFlushed: true }): void;
 };
+
+// This thread may be ended by force: its Lua files are written out first when asked (FlushFiles).
+trackOpenFiles();
 
 scope.onmessage = ({ data }) => {
   if ("flushFiles" in data) {

@@ -194,14 +194,32 @@ return function(original, name, returns, outer)
   end
 end`;
 
-// The engines of this thread whose Lua files may hold buffered writes (see flushOpenFiles); held weakly, as a
-// library user may drop an engine without closing it.
-const engines = new Set<WeakRef<Engine>>();
+// The engines of this thread whose Lua files may hold buffered writes (see flushOpenFiles), once trackOpenFiles
+// asked for them; held weakly, as an engine may be dropped unclosed.
+let engines: Set<WeakRef<Engine>> | undefined;
+
+/**
+ * Makes {@linkcode flushOpenFiles} reach every engine this thread makes
+ * from now on: for the CLI's threads, which may be ended by force. Other
+ * threads (a library's) need no list, and are better without it: a WeakRef
+ * keeps its engine alive to the end of the task that made it, so a loop
+ * that makes and closes engines without yielding would pile them up.
+ *
+ * ```ts
+ * import { flushOpenFiles, trackOpenFiles } from "./files.ts";
+ * trackOpenFiles();
+ * flushOpenFiles();
+ * ```
+ */
+export function trackOpenFiles(): void {
+  engines ??= new Set();
+}
 
 /**
  * Writes out what Lua's open files hold in their buffers (C's
- * `fflush(NULL)`), in every engine of this thread: for a thread about to
- * be ended by force (Ctrl-C, SIGTERM, a time limit), which closes no file.
+ * `fflush(NULL)`), in every engine of this thread made since
+ * {@linkcode trackOpenFiles}: for a thread about to be ended by force
+ * (Ctrl-C, SIGTERM, a time limit), which closes no file.
  *
  * ```ts
  * import { flushOpenFiles } from "./files.ts";
@@ -209,14 +227,16 @@ const engines = new Set<WeakRef<Engine>>();
  * ```
  */
 export function flushOpenFiles(): void {
-  for (const engine of engines) engine.deref()?.vm.api.fflush(0);
+  for (const engine of engines ?? []) engine.deref()?.vm.api.fflush(0);
 }
 
 /** The files family's registration table. */
 export const files = (engine: Engine): Family => {
-  const held = new WeakRef(engine);
-  engines.add(held);
-  engine.onClose(() => engines.delete(held));
+  if (engines) {
+    const held = new WeakRef(engine);
+    engines.add(held);
+    engine.onClose(() => engines!.delete(held));
+  }
   let factory = 0;
   const make = (L: LuaState) => {
     factory ||= engine.compileLua("file access", EXPLAINED_LUA, {

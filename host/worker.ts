@@ -20,7 +20,7 @@
  */
 import { sharedOutput } from "../runtime/output.ts";
 import { type RunRequest, runRequest } from "./run.ts";
-import { flushOpenFiles } from "./files.ts";
+import { flushOpenFiles, trackOpenFiles } from "./files.ts";
 import { RunningCommands } from "./_process_group.ts";
 import { ResidentShare } from "./_resident.ts";
 
@@ -51,6 +51,9 @@ const scope = self as unknown as {
   onmessage: (e: MessageEvent<WorkerRequest | FlushFiles>) => void;
   postMessage(message: WorkerReply, transfer?: Transferable[]): void;
 };
+
+// This thread may be ended by force: its Lua files are written out first when asked (FlushFiles).
+trackOpenFiles();
 
 scope.onmessage = async ({ data }) => {
   if ("flushFiles" in data) {

@@ -1207,3 +1207,22 @@ Deno.test("reload_script() in a Context is an error the script can catch: nothin
     lua.close();
   }
 });
+
+Deno.test("contexts made and closed in a loop that never yields are freed by the collector, not held to the task's end", async () => {
+  const { stdout, stderr } = await runProgram(
+    `import { Context } from "MOD";
+const gc = (globalThis as unknown as { gc: () => void }).gc;
+for (let i = 0; i < 20; i++) new Context().close();
+gc();
+const before = Deno.memoryUsage().rss;
+for (let i = 0; i < 300; i++) new Context().close();
+gc();
+console.log(Math.round((Deno.memoryUsage().rss - before) / 2 ** 20));
+`,
+    ["-A", "--v8-flags=--expose-gc"],
+  );
+  strictEqual(stderr, "");
+  // Before, each engine's files family kept a WeakRef to it, which holds its engine until the task ends: +150 MiB.
+  const grown = Number(stdout);
+  ok(grown < 40, `300 closed contexts grew the process by ${grown} MiB`);
+});
