@@ -207,13 +207,14 @@ export class Context {
    * thread while it runs (use a {@linkcode Script} with `workers` to run elsewhere).
    */
   execute(source: string | Uint8Array, name = "=chunk", options: CallOptions = {}): Promise<unknown> {
-    return settled(() =>
-      this.#callWith(options, undefined, (T) => {
+    return settled(() => {
+      checkSource("execute", source);
+      return this.#callWith(options, undefined, (T) => {
         const failure = this.engine.vm.load(T, source, name);
         if (failure) throw new LuaError(failure);
         return 0;
-      })
-    );
+      });
+    });
   }
 
   /** Calls global function `name` with `args` and returns its first result. */
@@ -222,7 +223,7 @@ export class Context {
   }
 
   /** {@linkcode call} with limits for this call. */
-  callWith(name: string, options: CallOptions, ...args: unknown[]): Promise<unknown> {
+  callWith(name: string, options: CallOptions | undefined, ...args: unknown[]): Promise<unknown> {
     return settled(() => this.invoke(name, options, args));
   }
 
@@ -230,7 +231,7 @@ export class Context {
    * @internal {@linkcode callWith} without a Promise when the call ends at
    * once: the result, or a Promise when the call waits. Throws at once.
    */
-  invoke(name: string, options: CallOptions, args: unknown[], since?: number): unknown {
+  invoke(name: string, options: CallOptions | undefined, args: unknown[], since?: number): unknown {
     return this.#callWith(options, since, (T) => {
       const api = this.engine.vm.api;
       if (api.lua_getglobal(T, this.engine.vm.cstr(name)) !== 6) {
@@ -260,9 +261,9 @@ export class Context {
   }
 
   /** The engine call behind `execute` and `call`, with limits armed and cleared; its time counts from `since` (default now). */
-  #callWith(options: CallOptions, since: number | undefined, pushCall: (T: number) => number): unknown {
+  #callWith(given: CallOptions | undefined, since: number | undefined, pushCall: (T: number) => number): unknown {
     const engine = this.#open();
-    checkTimeout(options.timeout);
+    const options = callOptions(given);
     const timeout = options.timeout ?? this.#options.timeout;
     // Before the deadline is armed: a refused call must leave no timer behind.
     if (options.signal?.aborted) throw new Error("the call was aborted");
@@ -434,7 +435,8 @@ export class Context {
   }
 
   /** Compiles `source` to Lua bytecode without running it; a syntax error throws {@linkcode LuaError}. */
-  compile(source: string, name = "=chunk"): Uint8Array {
+  compile(source: string | Uint8Array, name = "=chunk"): Uint8Array {
+    checkSource("compile", source);
     const { vm, L } = this.#open();
     const api = vm.api;
     const failure = vm.load(L, source, name);
@@ -466,19 +468,35 @@ export class Context {
         new Error("loadBytecode is refused: make the context with allowBytecode: true (only for trusted bytecode)"),
       );
     }
-    return settled(() =>
-      this.#callWith({}, undefined, (T) => {
+    return settled(() => {
+      if (!(bytes instanceof Uint8Array)) {
+        throw new TypeError(`loadBytecode's bytes must be a Uint8Array, got ${kindOf(bytes)}`);
+      }
+      return this.#callWith({}, undefined, (T) => {
         const failure = this.engine.vm.load(T, bytes, name, "bt");
         if (failure) throw new LuaError(failure);
         return 0;
-      })
-    );
+      });
+    });
   }
 
   /** Calls `hook(event, line, name)` on the events asked for (see {@linkcode DebugEvents}). */
   setHook(hook: DebugHook, events: DebugEvents): void {
     if (typeof hook !== "function") throw new TypeError("setHook needs a function");
-    if (!events.call && !events.return && !events.line && !events.count) {
+    if (typeof events !== "object" || events === null) {
+      throw new TypeError(`setHook needs an object of events ({ call, return, line, count }), got ${kindOf(events)}`);
+    }
+    const { count } = events;
+    if (count !== undefined) {
+      if (typeof count !== "number") throw new TypeError(`setHook's count must be a number, got ${typeof count}`);
+      // Lua takes a count below 1 as no count hook: it would be set and never fire.
+      if (!Number.isInteger(count) || count < 1 || count > 0x7fffffff) {
+        throw new RangeError(
+          `setHook's count must be a whole number of instructions from 1 to 2147483647, got ${count}`,
+        );
+      }
+    }
+    if (!events.call && !events.return && !events.line && !count) {
       throw new TypeError("setHook needs at least one of call, return, line or count");
     }
     this.#open().setDebugHook(hook, events);
@@ -520,13 +538,43 @@ export class Context {
   }
 }
 
-/** @internal Throws unless `timeout` is undefined or a number of milliseconds above 0 (a timer would take anything else as 1 ms). */
-export function checkTimeout(timeout: unknown): void {
+/** Throws unless `timeout` is undefined or a number of milliseconds above 0 (a timer would take anything else as 1 ms). */
+function checkTimeout(timeout: unknown): void {
   if (timeout === undefined) return;
   if (typeof timeout !== "number") {
     throw new TypeError(`timeout must be a number of milliseconds, got ${typeof timeout}`);
   }
   if (!(timeout > 0)) throw new RangeError(`timeout must be a number of milliseconds above 0, got ${timeout}`);
+}
+
+/**
+ * @internal The options of one call, `undefined` being none; throws a
+ * TypeError for what is not an object of them (or a RangeError for a timeout out of range).
+ */
+export function callOptions(options: CallOptions | undefined): CallOptions {
+  if (options === undefined) return {};
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`call options must be an object ({ signal, timeout }), got ${kindOf(options)}`);
+  }
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    throw new TypeError(`signal must be an AbortSignal, got ${kindOf(options.signal)}`);
+  }
+  checkTimeout(options.timeout);
+  return options;
+}
+
+/** Throws unless `source`, given to `method`, is Lua source: text or bytes. */
+function checkSource(method: string, source: unknown): void {
+  // vm.load would read anything else (an ArrayBuffer, a number) as zero bytes: an empty chunk that runs without error.
+  if (typeof source === "string" || source instanceof Uint8Array) return;
+  throw new TypeError(`${method}'s source must be a string or a Uint8Array, got ${kindOf(source)}`);
+}
+
+/** What `value` is, for a message: its type, `null`, or an object's class (`ArrayBuffer`). */
+function kindOf(value: unknown): string {
+  if (value === null) return "null";
+  if (typeof value !== "object") return typeof value;
+  return (value as object).constructor?.name ?? "object";
 }
 
 /** @internal The error message of a call that ran past its `timeout` (milliseconds). */

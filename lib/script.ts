@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type CallOptions, checkTimeout, Context, type ContextOptions, timeoutMessage } from "./context.ts";
+import { type CallOptions, callOptions, Context, type ContextOptions, timeoutMessage } from "./context.ts";
 import { WorkerPool } from "./_worker_pool.ts";
 import { after } from "../runtime/_timer.ts";
 
@@ -285,8 +285,14 @@ export class Script {
    * script.close();
    * ```
    */
-  runWith(options: CallOptions, ...args: unknown[]): Promise<unknown> {
-    return this.#start(options, args);
+  runWith(options: CallOptions | undefined, ...args: unknown[]): Promise<unknown> {
+    let checked: CallOptions;
+    try {
+      checked = callOptions(options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.#start(checked, args);
   }
 
   #start(options: CallOptions, args: unknown[]): Promise<unknown> {
@@ -315,11 +321,6 @@ export class Script {
   /** Queues a run until #release hands it an engine (kept counted as busy); its limits bind the wait, which counts toward its timeout. */
   #waitForEngine(options: CallOptions, args: unknown[]): Promise<unknown> {
     if (options.signal?.aborted) return Promise.reject(new Error("the call was aborted"));
-    try {
-      checkTimeout(options.timeout);
-    } catch (e) {
-      return Promise.reject(e);
-    }
     const timeout = options.timeout ?? this.options.timeout;
     const since = performance.now();
     return new Promise<PoolEntry>((resolve, reject) => {

@@ -734,6 +734,90 @@ Deno.test("compile and loadBytecode: refused without allowBytecode, run with it,
   }
 });
 
+Deno.test("a source that is neither text nor bytes is a TypeError naming it, never an empty chunk run without error", async () => {
+  const lua = new Context({ allowBytecode: true });
+  try {
+    const source = new TextEncoder().encode("answer = 42 return 'ran'");
+    const cases: [unknown, string][] = [
+      [source.buffer, "ArrayBuffer"],
+      [42, "number"],
+      [{}, "Object"],
+      [null, "null"],
+      [undefined, "undefined"],
+    ];
+    for (const [given, kind] of cases) {
+      await failure(
+        lua.execute(given as string),
+        TypeError,
+        `execute's source must be a string or a Uint8Array, got ${kind}`,
+      );
+      thrown(
+        () => lua.compile(given as string),
+        TypeError,
+        `compile's source must be a string or a Uint8Array, got ${kind}`,
+      );
+      await failure(
+        lua.loadBytecode(given as Uint8Array),
+        TypeError,
+        `loadBytecode's bytes must be a Uint8Array, got ${kind}`,
+      );
+    }
+    await failure(
+      lua.loadBytecode("return 1" as unknown as Uint8Array),
+      TypeError,
+      "loadBytecode's bytes must be a Uint8Array, got string",
+    );
+    strictEqual(lua.getGlobal("answer"), undefined, "nothing ran");
+    strictEqual(await lua.execute(source), "ran");
+  } finally {
+    lua.close();
+  }
+});
+
+Deno.test("setHook, callWith and runWith refuse options they cannot use with a clear error; undefined call options are none", async () => {
+  const lua = new Context();
+  const script = Script.fromString("main.lua", "function main(n) return n * 2 end");
+  try {
+    await lua.execute("function double(n) return n * 2 end");
+    const range = "setHook's count must be a whole number of instructions from 1 to 2147483647, got";
+    for (const count of [-1, 0, 1.5, 2 ** 31]) {
+      thrown(() => lua.setHook(() => {}, { count }), RangeError, `${range} ${count}`);
+    }
+    thrown(
+      () => lua.setHook(() => {}, { count: "1000" as unknown as number }),
+      TypeError,
+      "setHook's count must be a number, got string",
+    );
+    for (const [events, kind] of [[undefined, "undefined"], [null, "null"], [true, "boolean"]]) {
+      thrown(
+        () => lua.setHook(() => {}, events as unknown as { line: boolean }),
+        TypeError,
+        `setHook needs an object of events ({ call, return, line, count }), got ${kind}`,
+      );
+    }
+    let counts = 0;
+    lua.setHook((event) => event === "count" && counts++, { count: 1 });
+    await lua.execute("local s = 0 for i = 1, 10 do s = s + i end");
+    ok(counts >= 10, `a count of 1 fires at every instruction: ${counts}`);
+    lua.removeHook();
+    const options = "call options must be an object ({ signal, timeout }), got";
+    await failure(lua.callWith("double", null as unknown as undefined, 1), TypeError, `${options} null`);
+    await failure(lua.callWith("double", 1000 as unknown as undefined, 1), TypeError, `${options} number`);
+    await failure(lua.execute("return 1", "=chunk", null as unknown as undefined), TypeError, `${options} null`);
+    await failure(script.runWith(null as unknown as undefined, 1), TypeError, `${options} null`);
+    await failure(
+      lua.callWith("double", { signal: {} as AbortSignal }, 1),
+      TypeError,
+      "signal must be an AbortSignal, got Object",
+    );
+    strictEqual(await lua.callWith("double", undefined, 21), 42);
+    strictEqual(await script.runWith(undefined, 21), 42);
+  } finally {
+    lua.close();
+    script.close();
+  }
+});
+
 Deno.test("setHook: line events carry the right line numbers", async () => {
   const lua = new Context();
   try {
