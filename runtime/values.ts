@@ -376,6 +376,7 @@ export class Values {
    * The value at `idx` as JavaScript: nil is undefined, `json_null` null, valid UTF-8 strings
    * are strings and other strings `Uint8Array`, sequences are arrays, other
    * tables plain objects, functions callable (see {@linkcode luaFunction}).
+   * A channel, a thread or a userdata not from {@linkcode byRef} is refused with a TypeError.
    */
   read(L: LuaState, idx: number, seen?: Map<number, unknown>): unknown {
     const { vm } = this.#engine;
@@ -404,7 +405,8 @@ export class Values {
         if (id) return this.#objects.get(id);
       }
     }
-    return new TextDecoder().decode(vm.tostringBytes(L, idx)); // a thread or foreign userdata, as tostring shows it
+    // A thread or a foreign userdata (a file handle) means nothing outside Lua: its tostring text would pass for a string.
+    throw new TypeError(`a ${vm.typeName(L, idx)} cannot leave its Lua state`);
   }
 
   #readTable(L: LuaState, idx: number, seen: Map<number, unknown>): unknown {

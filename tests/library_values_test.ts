@@ -97,8 +97,6 @@ Deno.test("values: what Lua makes comes to JavaScript as expected", async () => 
   try {
     for (const [source, expected] of cases) deepStrictEqual(await lua.execute(source), expected, source);
     strictEqual(Object.is(await lua.execute("return -0.0"), -0), true);
-    const co = await lua.execute("return coroutine.create(print)");
-    ok(typeof co === "string" && co.startsWith("thread: "), `a thread shows as tostring does: ${co}`);
   } finally {
     lua.close();
   }
@@ -398,6 +396,38 @@ Deno.test("values: a channel is refused with a TypeError (it cannot leave its Lu
     const script = Script.fromString("w.lua", "function main() return { ch = chan() } end", { workers: 1 });
     try {
       await failure(script.run(), TypeError, message);
+    } finally {
+      script.close();
+    }
+  } finally {
+    lua.close();
+  }
+});
+
+Deno.test("values: a coroutine or a file handle is refused with a TypeError as a channel is, never its tostring text", async () => {
+  const lua = new Context();
+  const thread = "a thread cannot leave its Lua state";
+  const userdata = "a userdata cannot leave its Lua state";
+  try {
+    await failure(lua.execute("return coroutine.create(print)"), TypeError, thread);
+    await failure(lua.execute("return { worker = coroutine.create(print) }"), TypeError, thread);
+    await failure(lua.execute("return io.stdout"), TypeError, userdata);
+    await failure(lua.execute("return { { log = io.stderr } }"), TypeError, userdata);
+    await lua.execute("co = coroutine.running()");
+    thrown(() => lua.getGlobal("co"), TypeError, thread);
+    lua.setGlobal("take", (_: unknown) => "taken");
+    deepStrictEqual(await lua.execute("return { pcall(take, io.stdout) }"), [false, userdata]);
+    strictEqual(await lua.execute("return 'still usable'"), "still usable");
+    const script = Script.fromString(
+      "w.lua",
+      "function main(what) return { [what] = what == 'co' and coroutine.running() or io.stdout } end",
+      {
+        workers: 1,
+      },
+    );
+    try {
+      await failure(script.run("co"), TypeError, thread);
+      await failure(script.run("file"), TypeError, userdata);
     } finally {
       script.close();
     }
