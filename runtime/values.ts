@@ -2,8 +2,9 @@
  * JavaScript values to Lua and back, for the embedding library, on the raw
  * C API: numbers (integers exact to 64 bits, as BigInt past 2^53), strings,
  * booleans, nil, arrays and plain objects as tables (nested, cycles kept),
- * `Uint8Array` as byte strings, functions both ways, and objects passed by
- * reference (see {@linkcode byRef}).
+ * `Uint8Array`, `ArrayBuffer` and `DataView` as byte strings, other typed
+ * arrays as lists, functions both ways, and objects passed by reference
+ * (see {@linkcode byRef}).
  *
  * @module
  */
@@ -88,6 +89,53 @@ end`;
 function methodOf(target: object, method: (...a: unknown[]) => unknown): (...a: unknown[]) => unknown {
   const call = (...args: unknown[]) => method.apply(target, args[0] === target ? args.slice(1) : args);
   return Object.defineProperty(call, "name", { value: method.name });
+}
+
+/** Built-ins whose contents live in internal slots, not in own properties: as tables they would come empty or wrong. */
+const REFUSED_BUILT_INS: ReadonlyArray<{ [Symbol.hasInstance](v: unknown): boolean }> = [
+  Map,
+  Set,
+  WeakMap,
+  WeakSet,
+  WeakRef,
+  Date,
+  Promise,
+  Error,
+  RegExp,
+  Boolean,
+  Number,
+  String,
+  Symbol,
+  BigInt,
+];
+
+/**
+ * What an object that is neither an array nor a plain object goes to Lua
+ * as: the bytes of an `ArrayBuffer` or `DataView` (as a Uint8Array's), a
+ * list of the numbers of another typed array, or itself (an instance of a
+ * user's class, by its own enumerable properties); a built-in whose state
+ * Lua would not see is a TypeError.
+ */
+function standInFor(v: object): object {
+  if (ArrayBuffer.isView(v)) {
+    return v instanceof DataView
+      ? new Uint8Array(v.buffer, v.byteOffset, v.byteLength)
+      : Array.from(v as unknown as ArrayLike<number | bigint>);
+  }
+  if (v instanceof ArrayBuffer || v instanceof SharedArrayBuffer) return new Uint8Array(v);
+  if (REFUSED_BUILT_INS.some((type) => v instanceof type)) {
+    const name = v.constructor.name;
+    throw new TypeError(
+      `cannot pass ${/^[AEIOU]/.test(name) ? "an" : "a"} ${name} to Lua (use a plain object, an array or byRef)`,
+    );
+  }
+  return v;
+}
+
+/** Whether `fn` is a class: its prototype is fixed (as a built-in constructor's) and its source says class. */
+function isClass(fn: (...args: unknown[]) => unknown): boolean {
+  return Object.getOwnPropertyDescriptor(fn, "prototype")?.writable === false &&
+    /^class[\s{]/.test(Function.prototype.toString.call(fn));
 }
 
 /** Strings and bytes longer than this are pushed under protection (see #pushProtected); shorter ones cost no call. */
@@ -235,8 +283,10 @@ export class Values {
         api.lua_rawseti(L, -2, BigInt(i + 1));
       }
     } else {
-      if (v instanceof Map || v instanceof Set || v instanceof Date || v instanceof Promise) {
-        throw new TypeError(`cannot pass a ${v.constructor.name} to Lua (use a plain object, an array or byRef)`);
+      const proto = Object.getPrototypeOf(v);
+      if (proto !== Object.prototype && proto !== null) {
+        const standIn = standInFor(v);
+        if (standIn !== v) return this.push(L, standIn, seen);
       }
       const keys = Object.keys(v);
       api.lua_createtable(L, 0, keys.length);
@@ -253,6 +303,12 @@ export class Values {
   }
 
   #pushFunction(L: LuaState, fn: (...args: unknown[]) => unknown): void {
+    // Lua calls without new: each call of a class would throw.
+    if (isClass(fn)) {
+      throw new TypeError(
+        `cannot pass a class to Lua (${fn.name || "anonymous"}: pass a function that makes the object)`,
+      );
+    }
     const id = ++this.#nextFunction;
     this.#functions.set(id, fn);
     this.#pushIdUserdata(L, id, this.#functionMeta);

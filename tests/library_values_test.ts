@@ -533,6 +533,81 @@ Deno.test("values: what Lua cannot hold is refused with a clear error", async ()
   }
 });
 
+Deno.test("values: typed arrays go as lists of numbers, ArrayBuffer and DataView as bytes, a user's class instance by its fields; Error, RegExp, boxed primitives, weak collections and classes are refused", async () => {
+  class Point {
+    constructor(public x: number, public y: number) {}
+    get length() {
+      return Math.hypot(this.x, this.y);
+    }
+  }
+  const bytes = new Uint8Array([0xff, 0x00, 0x41, 0x42]);
+  // [name, value sent, what Lua sees (describe), value back]
+  const passed: [string, unknown, string, unknown][] = [
+    ["a Float64Array", new Float64Array([1.5, 2.5]), "table 2: 1.5 2.5", [1.5, 2.5]],
+    ["an Int32Array", new Int32Array([5, -6]), "table 2: 5 -6", [5, -6]],
+    ["a Uint8ClampedArray", new Uint8ClampedArray([0, 255]), "table 2: 0 255", [0, 255]],
+    ["a BigInt64Array", new BigInt64Array([2n ** 60n]), "table 1: 1152921504606846976", [2n ** 60n]],
+    ["an empty Float32Array", new Float32Array(0), "table 0: ", {}],
+    ["an ArrayBuffer", bytes.buffer, "string 4", bytes],
+    ["a DataView of part of one", new DataView(bytes.buffer, 2, 2), "string 2", "AB"],
+    ["a typed array inside a table", { samples: new Int16Array([7]) }, "table 0: ", { samples: [7] }],
+    ["an instance of a user's class", new Point(3, 4), "table 0: ", { x: 3, y: 4 }],
+  ];
+  const refused: [string, unknown, string][] = [
+    ["an Error", new Error("boom"), "an Error"],
+    ["a TypeError", new TypeError("boom"), "a TypeError"],
+    ["a RegExp", /abc/, "a RegExp"],
+    ["a boxed false", new Boolean(false), "a Boolean"],
+    ["a boxed number", new Number(1), "a Number"],
+    ["a boxed string", new String("s"), "a String"],
+    ["a WeakMap", new WeakMap(), "a WeakMap"],
+    ["a WeakSet", new WeakSet(), "a WeakSet"],
+    ["an Error inside a list", [1, { cause: new Error("deep") }], "an Error"],
+  ];
+  const describe = `
+  function describe(v)
+    if type(v) ~= "table" then return type(v) .. " " .. #v end
+    local items = {}
+    for i, x in ipairs(v) do items[i] = tostring(x) end
+    return "table " .. #v .. ": " .. table.concat(items, " ")
+  end
+  function echo(v) return v end`;
+  const lua = new Context();
+  const pooled = Script.fromString("p.lua", `${describe} function main(v) return echo(v) end`);
+  const inWorkers = Script.fromString("w.lua", `${describe} function main(v) return echo(v) end`, { workers: 1 });
+  try {
+    await lua.execute(describe);
+    for (const [name, sent, seen, back] of passed) {
+      strictEqual(await lua.call("describe", sent), seen, `${name}: what Lua sees`);
+      deepStrictEqual(await lua.call("echo", sent), back, `${name}: value back`);
+      deepStrictEqual(await pooled.run(sent), back, `${name}: value back from the pool`);
+      deepStrictEqual(await inWorkers.run(sent), back, `${name}: value back from a worker`);
+    }
+    for (const [name, sent, kind] of refused) {
+      const message = `cannot pass ${kind} to Lua (use a plain object, an array or byRef)`;
+      await failure(lua.call("echo", sent), TypeError, message);
+      thrown(() => lua.setGlobal("g", sent), TypeError, message);
+      await failure(pooled.run(sent), TypeError, message);
+      if (!(sent instanceof WeakMap || sent instanceof WeakSet)) { // these cannot be copied to a worker at all
+        await failure(inWorkers.run(sent), TypeError, message);
+      }
+      strictEqual(lua.getGlobal("g"), undefined, `${name}: nothing set`);
+    }
+    thrown(
+      () => lua.setGlobal("Point", Point),
+      TypeError,
+      "cannot pass a class to Lua (Point: pass a function that makes the object)",
+    );
+    lua.setGlobal("makePoint", (x: number, y: number) => new Point(x, y));
+    lua.setGlobal("Num", Number);
+    deepStrictEqual(await lua.execute("return { makePoint(1, 2).y, Num('7') }"), [2, 7], "functions still go");
+  } finally {
+    lua.close();
+    pooled.close();
+    inWorkers.close();
+  }
+});
+
 Deno.test("values: a value refused halfway by setGlobal or SharedTable.set leaves the Lua stack as it was", async () => {
   const settings = new SharedTable({ mode: "slow" });
   const lua = new Context({ shared: { settings } });
