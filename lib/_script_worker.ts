@@ -4,11 +4,12 @@
  *
  * @module
  */
+import { parentPort } from "node:worker_threads";
 import { Script, ScriptModule } from "./script.ts";
 import type { Blueprint, PoolReply, PoolRequest } from "./_worker_pool.ts";
 
-const scope = self as unknown as {
-  onmessage: (e: MessageEvent<PoolRequest>) => void;
+const scope = parentPort as unknown as {
+  on(event: "message", listener: (data: PoolRequest) => void): void;
   postMessage(message: PoolReply): void;
 };
 
@@ -31,7 +32,7 @@ function closeIfDone(old: Script): void {
   if (old !== script && !inFlight.has(old)) old.close();
 }
 
-scope.onmessage = ({ data }) => {
+scope.on("message", (data) => {
   switch (data.type) {
     case "load": {
       const previous = script;
@@ -84,4 +85,4 @@ scope.onmessage = ({ data }) => {
       });
     }
   }
-};
+});

@@ -14,6 +14,8 @@ import type { ContextOptions } from "./context.ts";
 import { LuaError } from "../runtime/errors.ts";
 import { ByReference } from "../runtime/values.ts";
 import { after } from "../runtime/_timer.ts";
+// Not the web Worker: only this one can be unreferenced, so idle workers let the program end.
+import { Worker } from "node:worker_threads";
 
 /** The error types a run may reject with in a worker, made again on this side by name (as run() documents them). */
 const ERROR_TYPES: Record<string, new (message: string) => Error> = { TypeError, RangeError };
@@ -66,15 +68,15 @@ export class WorkerPool {
 
   /** A new worker, loaded with the current blueprint. */
   #start(): Member {
-    const worker = new Worker(new URL("./_script_worker.ts", import.meta.url), { type: "module" });
+    const worker = new Worker(new URL("./_script_worker.ts", import.meta.url));
     const member: Member = { worker, running: 0 };
-    worker.onmessage = ({ data }: MessageEvent<PoolReply>) => this.#settle(data);
-    worker.onerror = (e) => {
-      e.preventDefault();
+    worker.on("message", (reply: PoolReply) => this.#settle(reply));
+    worker.on("error", (e: Error) => {
       member.failure = `worker failed: ${e.message}`;
       worker.terminate();
       this.#failAll(member, new Error(member.failure));
-    };
+    });
+    worker.unref(); // held only while it has runs (see run and #settle)
     worker.postMessage({ type: "load", blueprint: this.#blueprint } satisfies PoolRequest);
     return member;
   }
@@ -103,8 +105,10 @@ export class WorkerPool {
     if (!pending) return;
     this.#pending.delete(reply.id);
     pending.forget();
-    pending.member.running--;
-    if (this.#closing && pending.member.running === 0) pending.member.worker.terminate();
+    if (--pending.member.running === 0) {
+      if (this.#closing) pending.member.worker.terminate();
+      else pending.member.worker.unref(); // idle: it must not keep the program from ending
+    }
     if (reply.ok) return pending.resolve(reply.value);
     const { name, message, traceback } = reply.error;
     pending.reject(name === "LuaError" ? new LuaError(message, traceback) : new (ERROR_TYPES[name] ?? Error)(message));
@@ -136,7 +140,7 @@ export class WorkerPool {
         new TypeError(`arguments for workers must be copyable values: ${e instanceof Error ? e.message : e}`),
       );
     }
-    member.running++;
+    if (member.running++ === 0) member.worker.ref(); // a run in flight keeps the program up until it answers
     const { signal, timeout } = options;
     let grace: ReturnType<typeof setTimeout> | undefined;
     // The worker's own check ends most runs; one that holds the worker's thread ends with the worker.

@@ -873,19 +873,39 @@ Deno.test("workers: update lets every run sent before it finish on the old code,
   }
 });
 
-Deno.test("workers: a worker that cannot start fails every run clearly instead of hanging", async () => {
+Deno.test("workers: a worker that cannot start is refused clearly as the script is made, instead of hanging", async () => {
   // Without --allow-read a worker cannot load its module: a real child process.
   const { code, stdout } = await runProgram(
     `import { Script } from "MOD";
-const s = Script.fromString("w.lua", "function main(x) return x end", { workers: 1 });
-for (const n of [1, 2]) console.log(await s.run(n).then(String, (e) => e.message));
-s.close();
+try {
+  Script.fromString("w.lua", "function main(x) return x end", { workers: 1 });
+} catch (e) {
+  console.log(e.message);
+}
 `,
     ["--no-prompt"],
   );
   const worker = new URL("../lib/_script_worker.ts", import.meta.url).pathname;
-  const message = `worker failed: Requires read access to "${worker}", run again with the --allow-read flag`;
-  strictEqual(stdout, `${message}\n${message}\n`);
+  strictEqual(stdout, `Requires read access to "${worker}", run again with the --allow-read flag\n`);
+  strictEqual(code, 0);
+});
+
+Deno.test("workers: a script never closed lets the program end once its runs are answered, as the engine pool does", async () => {
+  // A real child process: its own end is what is tested. The unreferenced timer ends it only if something holds it.
+  const { code, stdout, stderr } = await runProgram(
+    `import { Script } from "MOD";
+Deno.unrefTimer(setTimeout(() => (console.log("still running after 10 s"), Deno.exit(3)), 10_000));
+const s = Script.fromString("w.lua", "function main(n, nap) sleep(nap) return n * 2 end", { workers: 2 });
+console.log(await s.run(21, 0));
+// Not awaited: a run in flight keeps the program up until it answers.
+s.run(5, 0.5).then((v) => console.log("late", v));
+setTimeout(() => s.run(6, 0.2).then((v) => console.log("later", v)), 100);
+console.log("end of module");
+`,
+    ["-A"],
+  );
+  strictEqual(stderr, "");
+  strictEqual(stdout, "42\nend of module\nlater 12\nlate 10\n");
   strictEqual(code, 0);
 });
 
