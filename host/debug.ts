@@ -22,6 +22,87 @@ return function(message)
   stderr:write(traceback(message ~= nil and tostring(message) or "trace", 2), "\\n")
 end`;
 
+/** The folder holding `path`: "." for a bare name. */
+function folderOf(path: string): string {
+  const slash = path.lastIndexOf("/");
+  return slash < 0 ? "." : path.slice(0, slash) || "/";
+}
+
+/** `path` itself when it exists, else its nearest ancestor that does. */
+function nearestExisting(path: string): string {
+  for (;;) {
+    try {
+      Deno.statSync(path);
+      return path;
+    } catch (e) {
+      const parent = folderOf(path);
+      if (parent === path || !(e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory)) throw e;
+      path = parent;
+    }
+  }
+}
+
+/**
+ * Watches the folder `folder` (not recursively), calling `onEvent` with its
+ * events. A folder removed or replaced (rm -rf, a git checkout) is followed:
+ * while it is missing its nearest existing ancestor is watched instead, and
+ * once it is back `onEvent` gets a "create" event naming it; `onError` is
+ * told when nothing on its way may be watched any more (no permission).
+ * Returns a function that stops watching.
+ */
+function followFolder(
+  folder: string,
+  onEvent: (event: Deno.FsEvent) => void,
+  onError: (e: unknown) => void = () => {},
+): () => void {
+  let watcher: Deno.FsWatcher | undefined;
+  let nearest = "";
+  let canonical = "";
+  const watch = () => {
+    watcher?.close();
+    for (;;) {
+      const found = nearestExisting(folder);
+      let next: Deno.FsWatcher;
+      try {
+        canonical = Deno.realPathSync(found);
+        next = Deno.watchFs(canonical, { recursive: false });
+      } catch (e) {
+        if (e instanceof Deno.errors.NotFound) continue; // removed meanwhile: look again
+        throw e;
+      }
+      // A folder made on the way to `folder` meanwhile would go unseen: look again.
+      if (nearestExisting(folder) !== found) {
+        next.close();
+        continue;
+      }
+      nearest = found;
+      watcher = next;
+      listen(next);
+      return;
+    }
+  };
+  const listen = async (current: Deno.FsWatcher) => {
+    try {
+      for await (const event of current) {
+        if (nearest === folder) onEvent(event);
+        // Deno's watch of a removed (or renamed) folder is dead, even once one is made again at its path.
+        const watchEnded = (event.kind === "remove" || event.kind === "rename") && event.paths.includes(canonical);
+        try {
+          if (!watchEnded && (nearest === folder || nearestExisting(folder) === nearest)) continue;
+          watch();
+        } catch (e) {
+          return onError(e);
+        }
+        if (nearest === folder) onEvent({ kind: "create", paths: [canonical] });
+      }
+    } catch {
+      // The watcher was closed.
+    }
+  };
+  watch();
+  return () => watcher?.close();
+}
+
 /**
  * Calls `onChange` once per burst of changes to the file `path`. Watches
  * the folder, since editors often replace a file rather than write to it.
@@ -58,37 +139,41 @@ export function watchPath(path: string, onChange: () => void): () => void {
 }
 
 /**
+ * Calls `onBack` once a file exists at `path` (now, or after a quiet moment
+ * following a change on its way, its folders included), or `onError` when
+ * nothing on its way may be watched; returns a function that stops looking.
+ */
+function onceExists(path: string, onBack: () => void, onError?: (e: unknown) => void): () => void {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let stopFollowing = () => {};
+  const stop = () => {
+    clearTimeout(timer);
+    stopFollowing();
+  };
+  const look = () => {
+    try {
+      Deno.statSync(path);
+    } catch {
+      return;
+    }
+    stop();
+    onBack();
+  };
+  stopFollowing = followFolder(folderOf(path), () => {
+    clearTimeout(timer);
+    timer = setTimeout(look, DEBOUNCE_MS);
+  }, onError);
+  look();
+  return stop;
+}
+
+/**
  * Resolves once a file exists at `path` again (`--watch` waits so for a
- * script that is briefly missing, as during a `git checkout`): looked for
- * now, then after each quiet moment following a change in its folder.
+ * script that is briefly missing, as during a `git checkout`, its folder
+ * included); rejects when nothing on its way may be watched.
  */
 export function fileReturns(path: string): Promise<void> {
-  const folder = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".";
-  const watcher = Deno.watchFs(folder, { recursive: false });
-  return new Promise((resolve) => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const look = () => {
-      try {
-        Deno.statSync(path);
-      } catch {
-        return;
-      }
-      clearTimeout(timer);
-      watcher.close();
-      resolve();
-    };
-    (async () => {
-      try {
-        for await (const _ of watcher) {
-          clearTimeout(timer);
-          timer = setTimeout(look, DEBOUNCE_MS);
-        }
-      } catch {
-        // The watcher was closed.
-      }
-    })();
-    look();
-  });
+  return new Promise((resolve, reject) => onceExists(path, resolve, reject));
 }
 
 /**

@@ -206,7 +206,13 @@ export async function runScriptFile(path: string, args: string[], options: Scrip
       engine.reportError(`solvm: cannot read script "${path}": ${reason}`);
       engine.close();
       if (!gone) return 1;
-      await fileReturns(path);
+      try {
+        await fileReturns(path);
+      } catch (e) {
+        // A confined run may read its own folder only: it cannot watch for that folder to come back.
+        engine.reportError(`solvm: cannot wait for script "${path}": ${e instanceof Error ? e.message : e}`);
+        return 1;
+      }
       continue;
     }
     const files = new LoadedFiles(options.onLoaded);

@@ -103,11 +103,11 @@ Deno.test("reload_script re-runs the main script in a fresh Lua state and stops 
 
 /**
  * Runs `solvm --watch [flags] script` while `steps` edits files, each step waiting with `waitFor` until stdout
- * holds a text; then stops it and returns what it printed.
+ * holds a text (or with `exited` for SolVM to end); then stops it and returns what it printed.
  */
 async function watching(
   script: string,
-  steps: (waitFor: (text: string) => Promise<void>) => Promise<void>,
+  steps: (waitFor: (text: string) => Promise<void>, exited: Promise<Deno.CommandStatus>) => Promise<void>,
   flags: string[] = [],
 ) {
   const child = new Deno.Command(Deno.execPath(), {
@@ -132,10 +132,12 @@ async function watching(
     // Changes made at once after a run would be too early for its watchers.
     await new Promise((r) => setTimeout(r, 300));
   };
+  let running = true;
+  const exited = child.status.finally(() => running = false);
   try {
-    await steps(waitFor);
+    await steps(waitFor, exited);
   } finally {
-    child.kill();
+    if (running) child.kill();
     await reader.cancel();
     await child.status;
   }
@@ -196,6 +198,46 @@ Deno.test("--watch goes on after os.exit, and waits for a script that is briefly
   });
   strictEqual(stdout, "v1\nv2\n");
   match(stderr, /no such file or directory; waiting for it to come back\n/);
+});
+
+Deno.test("--watch waits for a script whose folder is briefly missing, folders above it included", async () => {
+  const top = await tempFiles({});
+  const dir = `${top}/app/src`;
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(`${dir}/main.lua`, `print("v1")\n`);
+  const { stdout, stderr } = await watching(`${dir}/main.lua`, async (waitFor) => {
+    await waitFor("v1\n");
+    await Deno.remove(`${dir}/main.lua`);
+    await sleep(500);
+    await Deno.remove(`${top}/app`, { recursive: true });
+    await sleep(500);
+    await Deno.mkdir(`${top}/app`);
+    await sleep(300);
+    await Deno.mkdir(dir);
+    await sleep(300);
+    await Deno.writeTextFile(`${dir}/main.lua`, `print("v2")\n`);
+    await waitFor("v2\n");
+    await Deno.writeTextFile(`${dir}/main.lua`, `print("v3")\n`);
+    await waitFor("v3\n");
+  });
+  strictEqual(stdout, "v1\nv2\nv3\n");
+  match(stderr, /no such file or directory; waiting for it to come back\n/);
+});
+
+Deno.test("--watch --sandbox: a script whose folder is removed cannot be waited for, a clear error", async () => {
+  const top = await tempFiles({});
+  await Deno.mkdir(`${top}/app`);
+  await Deno.writeTextFile(`${top}/app/main.lua`, `print("v1")\n`);
+  let code = 0;
+  const { stderr } = await watching(`${top}/app/main.lua`, async (waitFor, exited) => {
+    await waitFor("v1\n");
+    await Deno.remove(`${top}/app/main.lua`);
+    await sleep(500);
+    await Deno.remove(`${top}/app`, { recursive: true });
+    code = (await within(exited, 10_000, "SolVM to end")).code;
+  }, ["--sandbox"]);
+  strictEqual(code, 1);
+  match(stderr, new RegExp(`solvm: cannot wait for script "${top}/app/main.lua": Requires read access to "${top}"`));
 });
 
 Deno.test("--watch reloads a script stuck in a loop that never yields", async () => {
