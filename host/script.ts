@@ -182,6 +182,8 @@ class LoadedFiles extends Set<string> {
  * ```
  */
 export async function runScriptFile(path: string, args: string[], options: ScriptOptions): Promise<number> {
+  // Standard input can be read only once: a reload_script() runs the text read then again.
+  let stdinSource: Uint8Array | undefined;
   for (let run = 1;; run++) {
     const engine = await options.newEngine();
     let source: Uint8Array;
@@ -191,7 +193,7 @@ export async function runScriptFile(path: string, args: string[], options: Scrip
         // Waiting for the script's text is not running it: the default time limit is suspended meanwhile.
         const release = engine.hold();
         try {
-          source = skipFilePreamble(await new Response(Deno.stdin.readable).bytes());
+          source = stdinSource ??= skipFilePreamble(await new Response(Deno.stdin.readable).bytes());
         } finally {
           release();
         }

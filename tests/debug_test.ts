@@ -101,6 +101,24 @@ Deno.test("reload_script re-runs the main script in a fresh Lua state and stops 
   strictEqual(r.stdout, "run 1\tnil\nrun 2\tnil\nrun 3\tnil\ndone\n");
 });
 
+Deno.test("reload_script in a script read from standard input runs the text read again", async () => {
+  const dir = await tempFiles({});
+  const script = `
+    local runs = #(read_file("${dir}/runs.txt") or "") + 1
+    write_file("${dir}/runs.txt", "x", "a")
+    print("run " .. runs, leftover, io.read("l"))
+    leftover = true
+    if runs < 3 then print(pcall(reload_script)) end
+    print("done")`;
+  for (const args of [["-"], []]) {
+    await Deno.writeTextFile(`${dir}/runs.txt`, "");
+    const r = await solvm(args, { stdin: script });
+    strictEqual(r.stderr, "");
+    strictEqual(r.code, 0);
+    strictEqual(r.stdout, "run 1\tnil\tnil\nrun 2\tnil\tnil\nrun 3\tnil\tnil\ndone\n");
+  }
+});
+
 /**
  * Runs `solvm --watch [flags] script` while `steps` edits files, each step waiting with `waitFor` until stdout
  * holds a text (or with `exited` for SolVM to end); then stops it and returns what it printed.
