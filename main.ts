@@ -589,8 +589,9 @@ async function watchScript(
   start: (reload: boolean, onLoaded: (path: string) => void) => WorkerRun,
 ): Promise<number> {
   const say = (text: string) => writeStderr(`${label}${text}\n`);
+  let files = new Files();
   for (let reload = false;; reload = true) {
-    const files = new Files();
+    if (reload) files = new Files(files);
     const run = start(reload, (path) => files.add(path));
     let disarm = () => {};
     const timedOut = new Promise<"timeout">((resolve) => {

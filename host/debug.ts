@@ -105,36 +105,39 @@ function followFolder(
 
 /**
  * Calls `onChange` once per burst of changes to the file `path`. Watches
- * the folder, since editors often replace a file rather than write to it.
+ * the folder, since editors often replace a file rather than write to it,
+ * and follows it when it is removed or replaced.
  */
 export function watchPath(path: string, onChange: () => void): () => void {
   checkAccess("read", path);
   const absolute = Deno.realPathSync(path);
-  const folder = absolute.slice(0, absolute.lastIndexOf("/")) || "/";
   const isFolder = Deno.statSync(absolute).isDirectory;
-  let watcher: Deno.FsWatcher;
+  const folder = isFolder ? absolute : folderOf(absolute);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const changed = (event: Deno.FsEvent) => {
+    if (event.kind === "access" || (!isFolder && !event.paths.some((p) => p === absolute || p === folder))) return;
+    clearTimeout(timer);
+    timer = setTimeout(onChange, DEBOUNCE_MS);
+  };
+  let stopWatching: () => void;
   try {
-    watcher = Deno.watchFs(isFolder ? absolute : folder, { recursive: false });
+    stopWatching = followFolder(folder, changed);
   } catch (e) {
     // Granted the file but not its folder: watch the file itself (a file replaced by an editor is then missed).
     if (isFolder || !isPermissionError(e)) throw e;
-    watcher = Deno.watchFs(absolute, { recursive: false });
-  }
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  (async () => {
-    try {
-      for await (const event of watcher) {
-        if (event.kind === "access" || (!isFolder && !event.paths.includes(absolute))) continue;
-        clearTimeout(timer);
-        timer = setTimeout(onChange, DEBOUNCE_MS);
+    const watcher = Deno.watchFs(absolute, { recursive: false });
+    (async () => {
+      try {
+        for await (const event of watcher) changed(event);
+      } catch {
+        // The watcher was closed.
       }
-    } catch {
-      // The watcher was closed.
-    }
-  })();
+    })();
+    stopWatching = () => watcher.close();
+  }
   return () => {
     clearTimeout(timer);
-    watcher.close();
+    stopWatching();
   };
 }
 
@@ -191,16 +194,40 @@ export class WatchedFiles extends Set<string> {
   readonly #stops: (() => void)[] = [];
   #notify: (path: string) => void = () => {};
   readonly changed = new Promise<string>((resolve) => this.#notify = resolve);
+  /** The first file added, a run's script: a run waits itself for its script to come back. */
+  #script?: string;
 
-  override add(path: string): this {
-    if (!this.has(path)) {
+  /**
+   * Also waits for the files of the run before (`previous`, its script
+   * aside) that are missing now to come back: a module deleted for a moment
+   * fails to load, so this run cannot tell of it.
+   */
+  constructor(previous?: WatchedFiles) {
+    super();
+    if (!previous) return;
+    for (const path of previous) {
+      if (path === previous.#script) continue;
       try {
-        this.#stops.push(watchPath(path, () => this.#notify(path)));
+        Deno.statSync(path);
       } catch {
-        // A file that vanished cannot be watched; the others still are.
+        this.#watch(path, onceExists);
+        super.add(path);
       }
     }
+  }
+
+  override add(path: string): this {
+    this.#script ??= path;
+    if (!this.has(path)) this.#watch(path, watchPath);
     return super.add(path);
+  }
+
+  #watch(path: string, watch: (path: string, onChange: () => void) => () => void): void {
+    try {
+      this.#stops.push(watch(path, () => this.#notify(path)));
+    } catch {
+      // A file that vanished or may not be watched is left out; the others still are.
+    }
   }
 
   /** Stops watching every file. */

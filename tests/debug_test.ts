@@ -65,6 +65,24 @@ Deno.test("watch_file follows a file that an editor replaces", async () => {
   strictEqual(stdout, "true\treturn 2\n");
 });
 
+Deno.test("watch_file follows a file whose folder is replaced (rm -rf dir && mkdir dir)", async () => {
+  const top = await tempFiles({});
+  const dir = `${top}/conf`;
+  const { stdout } = await runLua(`
+    local path = "${dir}/config.txt"
+    os.execute("mkdir ${dir} && echo 1 > " .. path)
+    local seen = {}
+    watch_file(path, function() seen[#seen + 1] = read_file(path) end)
+    sleep(0.2)
+    os.execute("rm -rf ${dir} && mkdir ${dir} && echo 2 > " .. path)
+    sleep(0.5)
+    os.execute("echo 3 >> " .. path)
+    sleep(0.5)
+    print(seen[#seen])
+    os.exit(0)`);
+  strictEqual(stdout, "2\n3\n\n");
+});
+
 Deno.test("watch_file: bad arguments and missing paths are clear errors", async () => {
   const { stdout } = await runLua(`
     print(pcall(watch_file, "/nonexistent/file.txt", function() end))
@@ -203,6 +221,24 @@ Deno.test("--watch follows a required module whose first load failed to compile:
   });
   strictEqual(stdout, "before\nbefore\nport\t8080\n");
   match(stderr, /'}' expected/);
+});
+
+Deno.test("--watch follows a module whose folder is replaced, and one missing at a reload", async () => {
+  const dir = await tempFiles({ "main.lua": `import("m")\nprint("m says", m)\n` });
+  await Deno.mkdir(`${dir}/modules`);
+  await Deno.writeTextFile(`${dir}/modules/m.lua`, `return "v1"\n`);
+  const { stdout, stderr } = await watching(`${dir}/main.lua`, async (waitFor) => {
+    await waitFor("m says\tv1\n");
+    await Deno.remove(`${dir}/modules`, { recursive: true });
+    await sleep(1500); // the reload this starts cannot find the module
+    await Deno.mkdir(`${dir}/modules`);
+    await Deno.writeTextFile(`${dir}/modules/m.lua`, `return "v2"\n`);
+    await waitFor("m says\tv2\n");
+    await Deno.writeTextFile(`${dir}/modules/m.lua`, `return "v3"\n`);
+    await waitFor("m says\tv3\n");
+  });
+  strictEqual(stdout, "m says\tv1\nm says\tv2\nm says\tv3\n");
+  match(stderr, /import: module 'm' not found/);
 });
 
 Deno.test("--watch goes on after os.exit, and waits for a script that is briefly missing", async () => {
