@@ -722,7 +722,16 @@ function startWorker(
         resident: new ResidentShare(request.control),
       };
       const { total, share } = actor.resident;
-      const start: ActorThreadStart = { port: data.port, commands: actor.commands.buffer, resident: { total, share } };
+      const start: ActorThreadStart = {
+        port: data.port,
+        commands: actor.commands.buffer,
+        resident: { total, share },
+        watch: onLoaded !== undefined,
+      };
+      // Under --watch an actor's script and modules are watched as the script's are.
+      actor.thread.onmessage = ({ data }: MessageEvent<{ loaded?: string }>) => {
+        if (data.loaded !== undefined) onLoaded?.(data.loaded);
+      };
       actor.thread.postMessage(start, [data.port]);
       actorThreads.set(data.actorThread, actor);
     };

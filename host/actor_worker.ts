@@ -19,7 +19,7 @@ import { LuaError } from "../runtime/errors.ts";
 import { type LogLevel, setLogLevel } from "../runtime/log.ts";
 import { ActorThreadLink, type Exit, type ToActor } from "./_actor_system.ts";
 import { pushMessage, setActorLink, toMessage } from "./actors.ts";
-import { closeAfter, installGlobals } from "./script.ts";
+import { closeAfter, installGlobals, LoadedFiles, realPathOr } from "./script.ts";
 import { denoFileSystem } from "./filesystem.ts";
 import { flushOpenFiles, trackOpenFiles } from "./files.ts";
 import type { FlushFiles } from "./worker.ts";
@@ -34,11 +34,13 @@ export interface ActorThreadStart {
   commands: SharedArrayBuffer;
   /** The CLI's total of resident sources, and this thread's share of it (a library's actors have none). */
   resident?: { total: SharedArrayBuffer; share: SharedArrayBuffer };
+  /** `--watch`: tell the maker of each file the actor loads (`{ loaded }`), as the script's worker does. */
+  watch?: boolean;
 }
 
 const scope = self as unknown as {
   onmessage: (e: MessageEvent<ActorThreadStart | FlushFiles>) => void;
-  postMessage(message: { filesFlushed: true }): void;
+  postMessage(message: { filesFlushed: true } | { loaded: string }): void;
 };
 
 // This thread may be ended by force: its Lua files are written out first when asked (FlushFiles).
@@ -61,7 +63,8 @@ scope.onmessage = ({ data }) => {
     actorLink = new ActorThreadLink(port, message.id, message.parent);
     setActorLink(actorLink);
     setDenied(message.rules.deny ?? {});
-    run(actorLink, message, resident).then((exit) => actorLink!.done(exit));
+    const loaded = new LoadedFiles(data.watch ? (path) => scope.postMessage({ loaded: path }) : undefined);
+    run(actorLink, message, resident, loaded).then((exit) => actorLink!.done(exit));
   };
 };
 
@@ -69,6 +72,7 @@ async function run(
   link: ActorThreadLink,
   start: Extract<ToActor, { t: "start" }>,
   resident: ResidentShare | undefined,
+  loaded: LoadedFiles,
 ): Promise<Exit> {
   const { path, args, output, rules } = start;
   const stdout = sharedOutput(output.buffer);
@@ -87,9 +91,10 @@ async function run(
   let ending: Outcome = { status: "ok" };
   let exit: Exit;
   try {
-    installGlobals(engine, { mainScript: path, loaded: new Set() });
+    installGlobals(engine, { mainScript: path, loaded });
     checkAccess("read", path);
     const source = Deno.readFileSync(path);
+    loaded.add(realPathOr(path));
     const value = await engine.call((T) => {
       const failure = vm.load(T, source, `@${path}`);
       if (failure) throw new LuaError(failure);

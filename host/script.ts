@@ -69,7 +69,7 @@ export function installGlobals(engine: Engine, context: RunContext = { loaded: n
 const STDIN_SCRIPT = "-";
 
 /** The canonical path, or `path` itself for what has none (a pipe like /dev/fd/63). */
-function realPathOr(path: string): string {
+export function realPathOr(path: string): string {
   try {
     return Deno.realPathSync(path);
   } catch {
@@ -152,7 +152,7 @@ async function runOnce(
 }
 
 /** The files a run loads (the script, its modules); with `--watch` each is told as it first is. */
-class LoadedFiles extends Set<string> {
+export class LoadedFiles extends Set<string> {
   constructor(private readonly onLoaded?: (path: string) => void) {
     super();
   }

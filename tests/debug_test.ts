@@ -209,6 +209,26 @@ Deno.test("--watch reloads when the script or a module it imported (or required)
   ]);
 });
 
+Deno.test("--watch reloads when an actor's script or a module the actor required changes", async () => {
+  const dir = await tempFiles({
+    "main.lua": `local a = spawn("worker.lua")\nprint("worker says", a.wait())\n`,
+    "worker.lua": `return "worker v1, " .. require("helper")\n`,
+    "helper.lua": `return "helper v1"\n`,
+  });
+  const { stdout } = await watching(`${dir}/main.lua`, async (waitFor) => {
+    await waitFor("worker says\tworker v1, helper v1\n");
+    await Deno.writeTextFile(`${dir}/worker.lua`, `return "worker v2, " .. require("helper")\n`);
+    await waitFor("worker says\tworker v2, helper v1\n");
+    await Deno.writeTextFile(`${dir}/helper.lua`, `return "helper v2"\n`);
+    await waitFor("worker says\tworker v2, helper v2\n");
+  });
+  // Before, neither edit reloaded: only the main script's own files were watched.
+  strictEqual(
+    stdout,
+    "worker says\tworker v1, helper v1\nworker says\tworker v2, helper v1\nworker says\tworker v2, helper v2\n",
+  );
+});
+
 Deno.test("--watch follows a required module whose first load failed to compile: fixing it reloads", async () => {
   const dir = await tempFiles({
     "main.lua": `print("before") local cfg = require("cfg") print("port", cfg.port)\n`,
