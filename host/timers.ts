@@ -180,6 +180,16 @@ function cronRangeProblem(expr: string): string | undefined {
   return undefined;
 }
 
+/**
+ * `expr` with each `?` read as `*`, as Go's robfig/cron does (croner would put the field's value at the time the job
+ * is made in its place); a `?` that is not a whole item, or before a step, is refused.
+ */
+function cronQuestionMarks(expr: string): string {
+  const starred = expr.replace(/(^|[\s,])\?(?=[\s,/]|$)/g, "$1*");
+  if (starred.includes("?")) throw new Error(`"?" stands alone for "any value", as "*" does`);
+  return starred;
+}
+
 /** `cron(expr, fn)`: runs fn on a six-field (with seconds) or five-field cron schedule. */
 function cronLua(table: TimerTable, L: LuaState): number {
   const { engine } = table;
@@ -194,7 +204,7 @@ function cronLua(table: TimerTable, L: LuaState): number {
   try {
     const outOfRange = cronRangeProblem(expr);
     if (outOfRange) throw new Error(outOfRange);
-    job = new Cron(expr, () => tick());
+    job = new Cron(cronQuestionMarks(expr), () => tick());
     next = job.nextRun();
   } catch (e) {
     vm.unref(ref);

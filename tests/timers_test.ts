@@ -252,6 +252,23 @@ Deno.test("cron every second fires at least once within 2.2 s", async () => {
   ok(Number(fired) >= 1 && Number(fired) <= 3, `fired ${fired} times in 2.2 s`);
 });
 
+Deno.test("cron reads ? as *, as Go's cron does, not as the field's value when the job was made", async () => {
+  const { outcome, stdout } = await run(`
+    local fired, stepped = 0, 0
+    local id = cron("? * * ? * ?", function() fired = fired + 1 end)
+    local step = cron("?/1 * * * * *", function() stepped = stepped + 1 end)
+    sleep(2.2)
+    print(clear_cron(id), clear_cron(step), fired >= 1, stepped >= 1)
+    for _, expr in ipairs({ "0 0 9 1? * *", "0 ?-5 * * * *" }) do
+      print(select(2, pcall(cron, expr, function() end)))
+    end`);
+  deepStrictEqual(outcome, { status: "ok" });
+  const lines = stdout.trim().split("\n");
+  strictEqual(lines[0], "true\ttrue\ttrue\ttrue");
+  match(lines[1], /^cron: invalid expression "0 0 9 1\? \* \*": .*"\?"/);
+  match(lines[2], /^cron: invalid expression "0 \?-5 \* \* \* \*": .*"\?"/);
+});
+
 Deno.test("a five-field cron expression is accepted, keeps the run alive and can be cleared", async () => {
   const { outcome, stdout, elapsed } = await run(`
     local every_minute = cron("* * * * *", function() print("never within the test") end)
