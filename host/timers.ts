@@ -151,43 +151,106 @@ function setIntervalLua(table: TimerTable, L: LuaState): number {
   return pushId(table, L, id);
 }
 
-/** The fields of a cron expression, seconds first, and the values each takes. */
-const CRON_FIELDS: [string, number, number][] = [
-  ["second", 0, 59],
-  ["minute", 0, 59],
-  ["hour", 0, 23],
-  ["day of month", 1, 31],
-  ["month", 1, 12],
-  ["day of week", 0, 7],
+/** A field of a cron expression: its name, the values it takes, its largest step, and its names if it has them. */
+interface CronField {
+  name: string;
+  min: number;
+  max: number;
+  steps: number;
+  names?: string[];
+}
+
+/** The fields of a cron expression, seconds first. */
+const CRON_FIELDS: CronField[] = [
+  { name: "second", min: 0, max: 59, steps: 60 },
+  { name: "minute", min: 0, max: 59, steps: 60 },
+  { name: "hour", min: 0, max: 23, steps: 24 },
+  { name: "day of month", min: 1, max: 31, steps: 31 },
+  {
+    name: "month",
+    min: 1,
+    max: 12,
+    steps: 12,
+    names: ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
+  },
+  { name: "day of week", min: 0, max: 7, steps: 7, names: ["sun", "mon", "tue", "wed", "thu", "fri", "sat"] },
 ];
 
-/** Why a plain number in `expr` is out of its field's range, if one is (croner's own message counts from 0). */
-function cronRangeProblem(expr: string): string | undefined {
-  const fields = expr.trim().split(/\s+/);
-  const names = fields.length === 5 ? CRON_FIELDS.slice(1) : CRON_FIELDS;
-  for (const [i, field] of fields.entries()) {
-    if (i >= names.length) break;
-    const [name, min, max] = names[i];
-    for (const part of field.split(",")) {
-      const plain = /^(\d+)(?:-(\d+))?(?:\/\d+)?$/.exec(part);
-      for (const text of plain ? [plain[1], plain[2]] : []) {
-        if (text !== undefined && (Number(text) < min || Number(text) > max)) {
-          return `${name} ${text} is out of range (${min}-${max})`;
-        }
-      }
+/** The nicknames croner reads as whole expressions. */
+const CRON_NICKNAMES = /^@(yearly|annually|monthly|weekly|daily|hourly)$/i;
+
+/** One value of `field` as written (a number, or a name such as MON), or an error naming the field. */
+function cronValue(field: CronField, text: string): number {
+  const named = field.names?.indexOf(text.toLowerCase()) ?? -1;
+  if (named >= 0) return field.min + named;
+  if (!/^\d+$/.test(text)) {
+    const hint = field.names ? ` or a name (${field.names[0].toUpperCase()}-${field.names.at(-1)!.toUpperCase()})` : "";
+    throw new Error(`${field.name} "${text}" is not a number${hint}`);
+  }
+  const value = Number(text);
+  if (value < field.min || value > field.max) {
+    throw new Error(`${field.name} ${text} is out of range (${field.min}-${field.max})`);
+  }
+  return value;
+}
+
+/** The error for an item of `field` that is no form a cron field takes. */
+function malformed(field: CronField, item: string): Error {
+  return new Error(`${field.name} "${item}" is not a value, a range (a-b) or a step (*/n, a-b/n)`);
+}
+
+/** The values `span` of `item` names (`5`, `1-5`, `MON-FRI`) as croner reads them: numbers only. */
+function cronRange(field: CronField, item: string, span: string): string {
+  const [low, high, ...more] = span.split("-");
+  if (low === "" || high === "" || more.length > 0) throw malformed(field, item);
+  const from = cronValue(field, low);
+  if (high === undefined) return `${from}`;
+  let to = cronValue(field, high);
+  // "fri-sun": Sunday closes a range as 7, as croner reads it.
+  if (field.name === "day of week" && to === 0 && !/^\d+$/.test(high)) to = 7;
+  if (to < from) throw new Error(`${field.name} "${item}": the range ends before it starts`);
+  return `${from}-${to}`;
+}
+
+/** One item of a comma list in `field` (`*`, `5`, `1-5`, a step, `MON#2`...), in the form croner reads. */
+function cronItem(field: CronField, item: string): string {
+  if (field.name === "day of month" && item === "L") return item;
+  const [stepped, nth, ...moreNth] = item.split("#");
+  if (nth !== undefined) {
+    if (field.name !== "day of week" || moreNth.length > 0 || !/^\w+$/.test(stepped)) throw malformed(field, item);
+    if (!/^([1-5]|L)$/.test(nth)) {
+      throw new Error(`day of week "${item}": the weekday's place in the month is 1-5 or L`);
     }
   }
-  return undefined;
+  const [span, step, ...moreSteps] = stepped.split("/");
+  if (moreSteps.length > 0) throw malformed(field, item);
+  if (step !== undefined && !(/^\d+$/.test(step) && Number(step) >= 1 && Number(step) <= field.steps)) {
+    throw new Error(`${field.name} "${item}": the step is a whole number from 1 to ${field.steps}`);
+  }
+  // "?" is "any value", as in Go's robfig/cron; croner would read it as the field's value when the job is made.
+  const values = span === "*" || span === "?" ? "*" : cronRange(field, item, span);
+  return values + (step === undefined ? "" : `/${step}`) + (nth === undefined ? "" : `#${nth}`);
 }
 
 /**
- * `expr` with each `?` read as `*`, as Go's robfig/cron does (croner would put the field's value at the time the job
- * is made in its place); a `?` that is not a whole item, or before a step, is refused.
+ * Checks a cron expression field by field, with messages that name the field and the value (croner's own count
+ * fields from 0 or from 1 and speak of NaN); returns it in the form croner reads: numbers only, `?` as `*`, one
+ * space between fields, none around them (a line read from a file).
  */
-function cronQuestionMarks(expr: string): string {
-  const starred = expr.replace(/(^|[\s,])\?(?=[\s,/]|$)/g, "$1*");
-  if (starred.includes("?")) throw new Error(`"?" stands alone for "any value", as "*" does`);
-  return starred;
+function cronPattern(expr: string): string {
+  const trimmed = expr.trim();
+  if (CRON_NICKNAMES.test(trimmed)) return trimmed;
+  const fields = trimmed === "" ? [] : trimmed.split(/\s+/);
+  if (fields.length !== 5 && fields.length !== 6) {
+    throw new Error(`expected 6 fields (second minute hour day-of-month month day-of-week) or 5, got ${fields.length}`);
+  }
+  const kinds = fields.length === 5 ? CRON_FIELDS.slice(1) : CRON_FIELDS;
+  return fields.map((text, i) => {
+    const items = text.split(",");
+    if (items.includes("")) throw new Error(`${kinds[i].name} "${text}" has an empty item between commas`);
+    // Once each: croner reads only the first L of a day of month.
+    return [...new Set(items.map((item) => cronItem(kinds[i], item)))].join(",");
+  }).join(" ");
 }
 
 /** `cron(expr, fn)`: runs fn on a six-field (with seconds) or five-field cron schedule. */
@@ -202,9 +265,7 @@ function cronLua(table: TimerTable, L: LuaState): number {
   let job: Cron;
   let next: Date | null;
   try {
-    const outOfRange = cronRangeProblem(expr);
-    if (outOfRange) throw new Error(outOfRange);
-    job = new Cron(cronQuestionMarks(expr), () => tick());
+    job = new Cron(cronPattern(expr), () => tick());
     next = job.nextRun();
   } catch (e) {
     vm.unref(ref);
