@@ -522,7 +522,7 @@ export const actors = (engine: Engine, context: RunContext): Family => {
       });
     }),
     send: (L: LuaState) => {
-      const id = checkInteger(vm, L, 1, "send");
+      const id = Number(checkInteger(vm, L, 1, "send"));
       if (api.lua_gettop(L) < 2) atCaller(argError(1, "send", "message expected"));
       // mailbox() gives nil for "stopped": a nil message would end a receiver that loops until then.
       if (api.lua_type(L, 2) === LUA_TNIL) atCaller(new Error("cannot send nil: mailbox() returns nil once stopped"));
@@ -534,11 +534,11 @@ export const actors = (engine: Engine, context: RunContext): Family => {
       return 0;
     },
     stop: (L: LuaState) => {
-      linkOf().stop(checkInteger(vm, L, 1, "stop"));
+      linkOf().stop(Number(checkInteger(vm, L, 1, "stop")));
       return 0;
     },
     wait: engine.blocking("wait", (L) => {
-      const id = checkInteger(vm, L, 1, "wait");
+      const id = Number(checkInteger(vm, L, 1, "wait"));
       return linkOf().exitOf(id).then(pushExit);
     }),
     // mailbox(): the next message; nil once the actor was asked to stop and its mail is read.
@@ -581,7 +581,7 @@ export const actors = (engine: Engine, context: RunContext): Family => {
       }
     }),
     sup_children: (L: LuaState) => {
-      const supervisor = supervisors.get(checkInteger(vm, L, 1, "children"))!;
+      const supervisor = supervisors.get(Number(checkInteger(vm, L, 1, "children")))!;
       vm.pushValue(
         L,
         supervisor.children.map((c) => ({
@@ -594,7 +594,7 @@ export const actors = (engine: Engine, context: RunContext): Family => {
       return 1;
     },
     sup_stop: (L: LuaState) => {
-      supervisors.get(checkInteger(vm, L, 1, "stop"))?.stop();
+      supervisors.get(Number(checkInteger(vm, L, 1, "stop")))?.stop();
       return 0;
     },
   };

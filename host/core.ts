@@ -97,7 +97,7 @@ class SleepTimers {
 function sleep(engine: Engine, timers: SleepTimers, L: LuaState): SharedTimer {
   const seconds = checkNumber(engine.vm, L, 1, "sleep");
   if (!(seconds >= 0) || !Number.isFinite(seconds)) {
-    throw argError(1, "sleep", `non-negative finite number of seconds expected, got ${seconds}`);
+    throw argError(1, "sleep", `non-negative finite number of seconds expected, got ${engine.vm.tostring(L, 1)}`);
   }
   return timers.wait(seconds * 1000);
 }
@@ -107,7 +107,8 @@ function exit(engine: Engine, L: LuaState): never {
   const vm = engine.vm;
   let code = 0;
   if (vm.api.lua_type(L, 1) === LUA_TBOOLEAN) code = vm.api.lua_toboolean(L, 1) ? 0 : 1;
-  else if (!isNone(vm, L, 1)) code = checkInteger(vm, L, 1, "exit"); // as lua5.4: "3" and 3.0 are 3
+  // As lua5.4, which hands C's exit() an int: "3" and 3.0 are 3, and 2^32 + 1 is 1.
+  else if (!isNone(vm, L, 1)) code = Number(BigInt.asIntN(32, checkInteger(vm, L, 1, "exit")));
   // A finalizer run as the state closes: the run is over, and the code is what the process ends with.
   if (engine.exitAsClosing(code)) throw new Error("os.exit: the Lua state is closing");
   return engine.abort(vm.api.lua_toboolean(L, 2) ? { status: "exit", code, close: true } : { status: "exit", code });

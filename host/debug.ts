@@ -278,7 +278,7 @@ class WatchTable {
 
   /** `unwatch_file(id)`: stops a watcher; true when there was one. */
   unwatch(L: LuaState): number {
-    const id = checkInteger(this.engine.vm, L, 1, "unwatch_file");
+    const id = Number(checkInteger(this.engine.vm, L, 1, "unwatch_file"));
     const stop = this.#live.get(id);
     this.#live.delete(id);
     stop?.();

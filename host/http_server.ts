@@ -462,8 +462,9 @@ class ServerTable {
     const vm = this.engine.vm;
     const name = checkString(vm, L, 1, "create_server");
     if (name === "") throw argError(1, "create_server", "a server name expected, got an empty string");
-    const port = checkInteger(vm, L, 2, "create_server");
-    if (port < 0 || port > 65535) throw argError(2, "create_server", `port 0-65535 expected, got ${port}`);
+    const given = checkInteger(vm, L, 2, "create_server");
+    if (given < 0 || given > 65535) throw argError(2, "create_server", `port 0-65535 expected, got ${given}`);
+    const port = Number(given);
     const before = this.#servers.get(name);
     // The name of a server that ran and was stopped may be taken again; a running or new one keeps it.
     if (before && !before.stopped) throw new Error(`create_server: a server named '${name}' already exists`);

@@ -153,7 +153,7 @@ function listenReason(e: unknown, host: string, port: number): string {
 function checkPort(table: SocketTable, L: LuaState, i: number, fname: string, min: number): number {
   const port = checkInteger(table.engine.vm, L, i, fname);
   if (port < min || port > 65535) throw argError(i, fname, `port ${min}-65535 expected, got ${port}`);
-  return port;
+  return Number(port);
 }
 
 /** The sockets of one engine, by id. */

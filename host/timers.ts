@@ -101,7 +101,9 @@ function checkSeconds(table: TimerTable, L: LuaState, fname: string, positive: b
     throw argError(
       2,
       fname,
-      `${positive ? "positive" : "non-negative"} finite number of seconds expected, got ${seconds}`,
+      `${positive ? "positive" : "non-negative"} finite number of seconds expected, got ${
+        table.engine.vm.tostring(L, 2)
+      }`,
     );
   }
   return seconds * 1000;
@@ -291,7 +293,7 @@ function cronLua(table: TimerTable, L: LuaState): number {
 }
 
 function clearLua(table: TimerTable, L: LuaState, kind: Kind, fname: string): number {
-  const id = checkInteger(table.engine.vm, L, 1, fname);
+  const id = Number(checkInteger(table.engine.vm, L, 1, fname));
   table.engine.vm.api.lua_pushboolean(L, table.clear(id, kind) ? 1 : 0);
   return 1;
 }

@@ -32,11 +32,15 @@ export function checkNumber(vm: LuaVM, L: LuaState, i: number, fname: string): n
   return vm.api.lua_tonumberx(L, i, 0);
 }
 
-/** Argument `i` as an integer; floats with an integral value are accepted. */
-export function checkInteger(vm: LuaVM, L: LuaState, i: number, fname: string): number {
-  const n = checkNumber(vm, L, i, fname);
-  if (!Number.isInteger(n)) throw argError(i, fname, "number has no integer representation");
-  return n;
+/**
+ * Argument `i` as a Lua integer, exactly (a double would round past 2^53); floats with an integral value in range and
+ * numeric strings are accepted, as by `luaL_checkinteger`.
+ */
+export function checkInteger(vm: LuaVM, L: LuaState, i: number, fname: string): bigint {
+  const n = vm.toInteger(L, i);
+  if (n !== undefined) return n;
+  if (!vm.api.lua_isnumber(L, i)) throw typeError(vm, L, i, fname, "number");
+  throw argError(i, fname, "number has no integer representation");
 }
 
 /** Argument `i` as the raw bytes of a string (numbers are converted, as Lua does). */

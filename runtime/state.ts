@@ -253,6 +253,20 @@ export class LuaVM {
     return bytes;
   }
 
+  /** Any value as Lua's `tostring` shows it (`-inf`, `-nan`, every digit of an integer), as text. */
+  tostring(L: LuaState, idx: number): string {
+    return decoder.decode(this.tostringBytes(L, idx));
+  }
+
+  /**
+   * The value at `idx` as a Lua integer, exactly, as `lua_tointegerx` reads it (integral floats and numeric strings
+   * convert); undefined when it has none.
+   */
+  toInteger(L: LuaState, idx: number): bigint | undefined {
+    const n = this.api.lua_tointegerx(L, idx, this.#lenPtr); // the length cell holds lua_tointegerx's isnum flag
+    return this.#length(this.lua.heap()) ? n : undefined;
+  }
+
   /** The name of the type of the value at `idx` ("nil", "table", ...). */
   typeName(L: LuaState, idx: number): string {
     const p = this.api.lua_typename(L, this.api.lua_type(L, idx));

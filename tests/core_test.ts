@@ -65,6 +65,28 @@ Deno.test('os.exit ends the run with its code, converted as lua5.4 does ("3", 3.
   );
 });
 
+Deno.test("os.exit reads its integer exactly and refuses a float out of range, as lua5.4 does", async () => {
+  // lua5.4 hands C's exit() an int: past 2^53 a double would round 2^53 + 1 to 2^53, a failure code to success.
+  for (const [arg, code] of [["9007199254740993", 1], ["-9007199254740993", -1], ['"9007199254740993"', 1]] as const) {
+    deepStrictEqual((await runLua(`os.exit(${arg})`)).outcome, { status: "exit", code }, arg);
+  }
+  const bad = await runLua(`print(pcall(os.exit, 1e300)) print(pcall(os.exit, 2^63)) print(pcall(os.exit, "1e300"))`);
+  strictEqual(bad.stdout, "false\tbad argument #1 to 'exit' (number has no integer representation)\n".repeat(3));
+});
+
+Deno.test("sleep's errors show the value as Lua's tostring does", async () => {
+  const { stdout } = await runLua(`
+    print(pcall(sleep, math.mininteger))
+    print(pcall(sleep, -9007199254740993))
+    print(pcall(sleep, -math.huge))
+    print(pcall(sleep, -1.5))`);
+  const message = "false\tbad argument #1 to 'sleep' (non-negative finite number of seconds expected, got ";
+  strictEqual(
+    stdout,
+    `${message}-9223372036854775808)\n${message}-9007199254740993)\n${message}-inf)\n${message}-1.5)\n`,
+  );
+});
+
 Deno.test("uncaught error values: tables, tables with __tostring, nil", async () => {
   const table = await runLua(`error({ code = 1 })`);
   strictEqual(table.outcome.status === "error" && table.outcome.message, "(error object is a table value)");
