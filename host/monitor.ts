@@ -11,10 +11,13 @@ const CHECK_MEMORY_LUA = `
 local helpers = ...
 local sizes = helpers.sizes
 local list_goroutines = get_goroutines -- registered just before, see the table below
-local floor, collectgarbage, pairs = math.floor, collectgarbage, pairs  -- kept: the script may change the globals
+local floor, collectgarbage, pairs, error = math.floor, collectgarbage, pairs, error  -- the script may change them
 local last_heap, last_wasm, last_rss = 0, 0, 0
 return function()
-  local heap = floor(collectgarbage("count") * 1024)
+  local count = collectgarbage("count")
+  -- Lua 5.4 gives no count while a __gc finalizer runs (its collector is stopped), and nothing else measures the heap.
+  if not count then error("check_memory: the Lua heap cannot be measured inside a __gc finalizer", 2) end
+  local heap = floor(count * 1024)
   local wasm, rss = sizes()
   local goroutines = 0
   for _ in pairs(list_goroutines()) do goroutines = goroutines + 1 end

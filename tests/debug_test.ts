@@ -380,6 +380,20 @@ Deno.test("check_memory reports sizes and their change since the previous call",
   strictEqual(stdout, "true\ttrue\ttrue\ntrue\n2\n");
 });
 
+Deno.test("check_memory inside a __gc finalizer says why it cannot measure, at the caller's line", async () => {
+  // Lua 5.4's collectgarbage("count") gives nil while a finalizer runs.
+  const { stdout } = await runLua(`
+    setmetatable({}, { __gc = function()
+      print(pcall(function() local stats = check_memory() return stats end))
+    end })
+    collectgarbage()
+    print(math.type(check_memory().lua_heap))`);
+  strictEqual(
+    stdout,
+    "false\ttest:3: check_memory: the Lua heap cannot be measured inside a __gc finalizer\ninteger\n",
+  );
+});
+
 Deno.test("get_goroutines returns one table, id -> name, and with true what each one waits on", async () => {
   const { stdout } = await runLua(`
     chan("jobs")
