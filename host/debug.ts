@@ -257,7 +257,6 @@ class WatchTable {
     // A finalizer running as the engine closes may still ask: nothing would ever stop its watcher.
     if (engine.closed) throw new Error("watch_file: the engine is closed");
     let stopWatching: () => void;
-    const id = ++this.#next;
     vm.api.lua_pushvalue(L, 2);
     const ref = vm.ref(L);
     try {
@@ -267,6 +266,7 @@ class WatchTable {
       throw new Error(`watch_file: cannot watch "${path}": ${fileErrorReason(e, "read", path)}`);
     }
     const release = engine.hold();
+    const id = ++this.#next; // only a watch that started takes an id
     this.#live.set(id, () => {
       stopWatching();
       release();

@@ -87,8 +87,14 @@ Deno.test("watch_file: bad arguments and missing paths are clear errors", async 
   const { stdout } = await runLua(`
     print(pcall(watch_file, "/nonexistent/file.txt", function() end))
     print(pcall(watch_file, "x"))
-    print(pcall(unwatch_file, "x"))`);
+    print(pcall(unwatch_file, "x"))
+    local name = os.tmpname()
+    local id = watch_file(name, function() end)
+    print("first id", id, unwatch_file(id))
+    os.remove(name)`);
   const lines = stdout.trim().split("\n");
+  // A watch that failed takes no id.
+  strictEqual(lines[3], "first id\t1\ttrue");
   match(lines[0], /^false\twatch_file: cannot watch "\/nonexistent\/file.txt": no such file or directory$/);
   match(lines[1], /bad argument #2 to 'watch_file' \(function expected, got no value\)/);
   match(lines[2], /bad argument #1 to 'unwatch_file' \(number expected, got string\)/);
