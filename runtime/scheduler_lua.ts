@@ -81,6 +81,9 @@ local function name_of(g)
   return g.name or ("goroutine " .. g.id)
 end
 
+-- The error Lua raises when an allocation fails (coroutine.wrap and host functions may pass it on after a position).
+local MEMORY_ERROR = "not enough memory"
+
 local function message_of(err)
   local t = type(err)
   if t == "string" then return err end
@@ -175,6 +178,14 @@ local function close_failed(co, err)
   if not ok and close_err ~= err then return message_of(close_err) end
 end
 
+-- The message and traceback of err, the error co failed with, and close_failed's message; trace and close_err are
+-- the traceback and co_close's error when co was traced and closed as it failed (see direct).
+local function failure_of(co, err, trace, close_err)
+  local message = message_of(err)
+  if trace == nil then return message, without_internal(traceback(co, message)), close_failed(co, err) end
+  return message, without_internal(trace), close_err ~= err and message_of(close_err) or nil
+end
+
 local function report_close_error(g, message)
   dispatch_error({ name = name_of(g) .. " (closing a to-be-closed variable)" }, message, message, message)
 end
@@ -188,7 +199,7 @@ local function disown(o)
   end
 end
 
-local function finish(g, ok, err)
+local function finish(g, ok, err, trace, close_err)
   live = live - 1
   if g.by_go then started_by_go = started_by_go - 1 end
   goroutines[g.id] = nil
@@ -196,9 +207,7 @@ local function finish(g, ok, err)
   if ok then
     if g.mode then host.finished(g.id, true, err) end  -- err is the first result here
   else
-    local message = message_of(err)
-    local trace = without_internal(traceback(g.co, message))
-    local close_error = close_failed(g.co, err)
+    local message, trace, close_error = failure_of(g.co, err, trace, close_err)
     if g.mode ~= "watched" then dispatch_error(g, err, message, trace) end
     if g.mode then host.finished(g.id, false, message, trace) end
     if close_error then report_close_error(g, close_error) end
@@ -272,8 +281,13 @@ local function run()
       ok, r1, r2, r3 = co_resume(g.co)
     end
     if g.at_once then ok, r1, r2, r3 = past_tier_up(g, ok, r1, r2, r3) end
+    local trace, close_err -- see direct
+    if not ok and type(r1) == "string" and str_sub(r1, -#MEMORY_ERROR) == MEMORY_ERROR then
+      trace = lua_select(2, pcall(traceback, g.co, r1))
+      close_err = lua_select(2, co_close(g.co))
+    end
     current = nil
-    if co_status(g.co) == "dead" then finish(g, ok, r1) else suspended(g, r1, r2, r3) end
+    if co_status(g.co) == "dead" then finish(g, ok, r1, trace, close_err) else suspended(g, r1, r2, r3) end
     ::next::
   end
   rhead, rtail = 1, 0
@@ -306,6 +320,13 @@ local function direct(co, ...)
   current = g
   local ok, r1, r2, r3 = co_resume(co, ...)
   if g.at_once then ok, r1, r2, r3 = past_tier_up(g, ok, r1, r2, r3) end
+  -- Out of memory, co's stack may hold what filled it: co is traced and closed at once, with C calls only (a Lua
+  -- call here may need memory). trace is "not enough memory" when even the traceback found none.
+  local trace, close_err
+  if not ok and type(r1) == "string" and str_sub(r1, -#MEMORY_ERROR) == MEMORY_ERROR then
+    trace = lua_select(2, pcall(traceback, co, r1))
+    close_err = lua_select(2, co_close(co))
+  end
   current = outer
   if co_status(co) == "dead" then
     live = live - 1
@@ -321,9 +342,7 @@ local function direct(co, ...)
       if not left then g.id, g.name, spare = nil, nil, g end
       return true, true, r1, nil, rhead <= rtail, left
     end
-    local message = message_of(r1)
-    local trace = without_internal(traceback(co, message))
-    local close_error = close_failed(co, r1)
+    local message, trace, close_error = failure_of(co, r1, trace, close_err)
     if close_error then report_close_error(g, close_error) end
     return true, false, message, trace, rhead <= rtail, left
   end

@@ -523,6 +523,42 @@ Deno.test("maxMemory: allocating past it is a catchable 'not enough memory'; usa
   }
 });
 
+Deno.test("maxMemory: filled by many small values, a call fails with 'not enough memory' and the context gives the memory back and goes on", async () => {
+  // Each allocation is small: the heap is full to the byte when one fails, and what filled it is on the failed call's stack.
+  const fills = {
+    "tostring": "local t = {} for i = 1, 1e7 do t[i] = tostring(i) end",
+    "string.rep": "local t = {} for i = 1, 1e7 do t[i] = string.rep('x', 100) end",
+    "string.format": "local t = {} for i = 1, 1e7 do t[i] = string.format('%d:%s', i, 'v') end",
+    "table.insert of tables": "local t = {} for i = 1, 1e7 do table.insert(t, { i }) end",
+    "concatenation": "local t, s = {}, '' for i = 1, 1e7 do s = s .. 'x' t[i] = s .. i end",
+    "coroutine.wrap": "local t = {} coroutine.wrap(function() for i = 1, 1e7 do t[i] = tostring(i) end end)()",
+    "after a wait": "local t = {} sleep(0.001) for i = 1, 1e7 do t[i] = tostring(i) end",
+  };
+  for (const [name, fill] of Object.entries(fills)) {
+    const lua = new Context({ maxMemory: 8 * 1024 * 1024 });
+    try {
+      await lua.execute("function small() return 'small ok' end");
+      const e = await lua.execute(fill).then(() => undefined, (e: Error) => e);
+      ok(e instanceof LuaError && e.message.endsWith("not enough memory"), `${name}: ${Deno.inspect(e)}`);
+      strictEqual(await lua.call("small"), "small ok", name);
+      lua.gc("collect");
+      ok(lua.getMemoryUsage() < 2 * 1024 * 1024, `${name}: ${lua.getMemoryUsage()} bytes in use after collecting`);
+    } finally {
+      lua.close();
+    }
+  }
+  const s = Script.fromString("fill.lua", `function main(fill) if fill then ${fills.tostring} end return "ok" end`, {
+    pool: 1,
+    maxMemory: 8 * 1024 * 1024,
+  });
+  try {
+    await failure(s.run(true), LuaError, "not enough memory");
+    strictEqual(await s.run(false), "ok");
+  } finally {
+    s.close();
+  }
+});
+
 Deno.test("maxMemory: a value too big to pass in is refused with 'not enough memory', nothing on stderr; the engine goes on", async () => {
   // A child process: Lua's panic handler writes to stderr.
   const { code, stdout, stderr } = await runProgram(
