@@ -9,6 +9,7 @@ import { type CallLimit, CallStopped, type DebugEvents, type DebugHook, Engine }
 import type { OutputSink } from "../runtime/output.ts";
 import { LuaError } from "../runtime/errors.ts";
 import { Values } from "../runtime/values.ts";
+import { LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS, LUA_TFUNCTION, LUA_TTABLE, type LuaState } from "../runtime/lua.ts";
 import { installGlobals } from "../host/script.ts";
 import { denoFileSystem } from "../host/filesystem.ts";
 import { after } from "../runtime/_timer.ts";
@@ -234,7 +235,7 @@ export class Context {
   invoke(name: string, options: CallOptions | undefined, args: unknown[], since?: number): unknown {
     return this.#callWith(options, since, (T) => {
       const api = this.engine.vm.api;
-      if (api.lua_getglobal(T, this.engine.vm.cstr(name)) !== 6) {
+      if (this.#pushGlobal(T, name) !== LUA_TFUNCTION) {
         api.lua_settop(T, -2);
         throw new LuaError(`no function '${name}' to call (the script defines no global function ${name})`);
       }
@@ -331,7 +332,26 @@ export class Context {
     else this.engine.setDeadline(undefined);
   }
 
-  /** Sets global `name` (functions become callable from Lua; see runtime/values.ts). */
+  /**
+   * Pushes global `name` on `L` and returns its type. Only a metatable on
+   * `_G` runs Lua here (a strict `_G`'s `__index` raises): then the lookup
+   * is protected, so its error is thrown as a LuaError, not a panic.
+   */
+  #pushGlobal(L: LuaState, name: string): number {
+    const { vm } = this.engine;
+    const api = vm.api;
+    api.lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+    const plain = api.lua_getmetatable(L, -1) === 0;
+    api.lua_settop(L, plain ? -2 : -3);
+    return plain
+      ? api.lua_getglobal(L, vm.cstr(name))
+      : vm.protect(L, 0, 1, (L) => api.lua_getglobal(L, vm.cstr(name)));
+  }
+
+  /**
+   * Sets global `name` (functions become callable from Lua; see
+   * runtime/values.ts). An error `_G`'s `__newindex` raises is thrown as a LuaError.
+   */
   setGlobal(name: string, value: unknown): void {
     const { vm, L } = this.#open();
     const top = vm.api.lua_gettop(L);
@@ -341,14 +361,15 @@ export class Context {
       vm.api.lua_settop(L, top); // a value refused halfway leaves the tables built so far
       throw e;
     }
-    vm.api.lua_setglobal(L, vm.cstr(name));
+    // Protected: _G's __newindex may raise, and a new global may need memory.
+    vm.protect(L, 1, 0, (L) => vm.api.lua_setglobal(L, vm.cstr(name)));
   }
 
-  /** The value of global `name`. */
+  /** The value of global `name`; an error `_G`'s `__index` raises is thrown as a LuaError. */
   getGlobal(name: string): unknown {
     const { vm, L } = this.#open();
     const top = vm.api.lua_gettop(L);
-    vm.api.lua_getglobal(L, vm.cstr(name));
+    this.#pushGlobal(L, name);
     try {
       return this.#values.read(L, -1);
     } finally {
@@ -392,19 +413,17 @@ export class Context {
     });
   }
 
+  /** Runs `body` with the package table on top, protected: the script may have given it or its tables metamethods. */
   #withPackage(
     body: (L: number, api: Engine["vm"]["api"], vm: Engine["vm"]) => void,
   ): void {
     const { vm, L } = this.#open();
-    const top = vm.api.lua_gettop(L);
-    try {
-      if (vm.api.lua_getglobal(L, vm.cstr("package")) !== 5) {
+    vm.protect(L, 0, 0, (L) => {
+      if (vm.api.lua_getglobal(L, vm.cstr("package")) !== LUA_TTABLE) {
         throw new Error("the package library is not open in this context (see the libraries option)");
       }
       body(L, vm.api, vm);
-    } finally {
-      vm.api.lua_settop(L, top);
-    }
+    });
   }
 
   /** Bytes the Lua heap holds now. */
@@ -519,22 +538,25 @@ export class Context {
     this.setGlobal(name, value);
   }
 
-  /** @internal Updates one field of a shared table's copy. */
+  /** @internal Updates one field of a shared table's copy; an error its `__newindex` raises is thrown as a LuaError. */
   updateShared(name: string, key: string, value: unknown): void {
     const { vm, L } = this.engine;
-    const top = vm.api.lua_gettop(L);
-    if (vm.api.lua_getglobal(L, vm.cstr(name)) !== 5) {
-      vm.api.lua_settop(L, top);
-      return this.setGlobal(name, { [key]: value });
-    }
+    const api = vm.api;
+    const top = api.lua_gettop(L);
     try {
       this.#values.push(L, value);
     } catch (e) {
-      vm.api.lua_settop(L, top); // as in setGlobal
+      api.lua_settop(L, top); // as in setGlobal
       throw e;
     }
-    vm.api.lua_setfield(L, -2, vm.cstr(key));
-    vm.api.lua_settop(L, -2);
+    // Protected: the script may have given _G or the copy metamethods that raise.
+    const updated = vm.protect(L, 1, 0, (L) => {
+      if (api.lua_getglobal(L, vm.cstr(name)) !== LUA_TTABLE) return false;
+      api.lua_pushvalue(L, 1);
+      api.lua_setfield(L, -2, vm.cstr(key));
+      return true;
+    });
+    if (!updated) this.setGlobal(name, { [key]: value });
   }
 }
 

@@ -43,6 +43,9 @@ export const LONGJMP: unique symbol = Symbol("longjmp");
 /** The registry's pseudo-index (LUAI_MAXSTACK = 1000000). */
 export const LUA_REGISTRYINDEX = -1000000 - 1000;
 
+/** The registry's index of the globals table (for `lua_rawgeti`). */
+export const LUA_RIDX_GLOBALS = 2n;
+
 /** The raw C functions SolVM uses, as exported by the WebAssembly module. */
 export interface LuaExports {
   malloc(size: number): number;

@@ -7,6 +7,7 @@
  */
 import {
   LONGJMP,
+  LUA_ERRMEM,
   LUA_OK,
   LUA_REGISTRYINDEX,
   LUA_TBOOLEAN,
@@ -49,6 +50,14 @@ export class LuaUnwind extends Error {}
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/** A body {@linkcode LuaVM.protect} runs, with what it returned or threw. */
+interface Protecting {
+  body: (L: LuaState) => unknown;
+  nresults: number;
+  value?: unknown;
+  failure?: { error: unknown };
+}
 
 /** Strings up to this many bytes are converted in JavaScript (a TextEncoder or TextDecoder call costs more). */
 const SHORT_STRING = 256;
@@ -97,12 +106,27 @@ export class LuaVM {
   readonly #functions: number[] = [];
   /** Once set, every host function throws it as it returns: Lua must unwind at once (its state is being closed). */
   unwinding: LuaUnwind | undefined;
+  /** What the protected call of {@linkcode protect} runs now (an outer one is kept by the inner). */
+  #protecting: Protecting | undefined;
+  /** The C function {@linkcode protect} calls: it runs #protecting's body. */
+  readonly #protectedBody: number;
 
   constructor(readonly lua: LuaModule) {
     this.api = lua.raw;
     this.L = lua.newState();
     this.api.luaL_openlibs(this.L);
     this.#lenPtr = this.api.malloc(8);
+    this.#protectedBody = this.hostFunction((L) => {
+      const protecting = this.#protecting!;
+      try {
+        protecting.value = protecting.body(L);
+        return protecting.nresults;
+      } catch (e) {
+        if (e === LONGJMP || e instanceof LuaUnwind) throw e; // Lua's own errors unwind as Lua's
+        protecting.failure = { error: e };
+        return 0;
+      }
+    });
     this.#seedRandom();
   }
 
@@ -397,6 +421,58 @@ export class LuaVM {
     }, "ii");
     this.#functions.push(ptr);
     return ptr;
+  }
+
+  /**
+   * Runs `body` inside a protected call, for API calls made from outside Lua
+   * that may run Lua (a metamethod) or need memory: there a Lua error would
+   * be a panic that aborts the state. The `nargs` values on top of `L` are
+   * its arguments (1 to `nargs`), the `nresults` on top when it returns its
+   * results. Returns what `body` returns; throws a Lua error as
+   * {@linkcode LuaError} (running out of memory as an Error "not enough
+   * memory", as passing a value in does) and a JavaScript one as itself.
+   * No hook sees the call: it is SolVM's, not the script's.
+   *
+   * ```ts
+   * import { strictEqual } from "node:assert";
+   * import { loadLuaModule, NO_FILES } from "./lua.ts";
+   * import { LuaVM } from "./state.ts";
+   * const vm = new LuaVM(loadLuaModule(NO_FILES));
+   * vm.load(vm.L, "setmetatable(_G, { __index = function(_, k) error('undefined global ' .. k, 2) end })", "=strict");
+   * vm.api.lua_pcallk(vm.L, 0, 0, 0, 0, 0);
+   * const e = (() => {
+   *   try {
+   *     vm.protect(vm.L, 0, 1, (L) => vm.api.lua_getglobal(L, vm.cstr("missing")));
+   *   } catch (e) {
+   *     return e as Error;
+   *   }
+   * })();
+   * strictEqual(e?.message, "undefined global missing");
+   * vm.close();
+   * ```
+   */
+  protect<T>(L: LuaState, nargs: number, nresults: number, body: (L: LuaState) => T): T {
+    const api = this.api;
+    const outer = this.#protecting; // body may call into Lua, which may come back here
+    const protecting: Protecting = { body, nresults };
+    this.#protecting = protecting;
+    const [hook, mask, count] = [api.lua_gethook(L), api.lua_gethookmask(L), api.lua_gethookcount(L)];
+    if (mask) api.lua_sethook(L, 0, 0, 0);
+    api.lua_pushcclosure(L, this.#protectedBody, 0);
+    api.lua_rotate(L, -(nargs + 1), 1);
+    const status = api.lua_pcallk(L, nargs, nresults, 0, 0, 0);
+    if (mask) api.lua_sethook(L, hook, mask, count);
+    this.#protecting = outer;
+    if (status === LUA_OK && !protecting.failure) return protecting.value as T;
+    if (protecting.failure) {
+      api.lua_settop(L, -(nresults + 1));
+      throw protecting.failure.error;
+    }
+    const message = api.lua_type(L, -1) === LUA_TSTRING
+      ? this.toText(L, -1)
+      : `(error object is a ${this.typeName(L, -1)} value)`;
+    api.lua_settop(L, -2);
+    throw status === LUA_ERRMEM ? new Error(message) : new LuaError(message);
   }
 
   /** Raises a Lua error `message` prefixed with the calling Lua code's position. */

@@ -9,7 +9,6 @@
  * @module
  */
 import {
-  LUA_OK,
   LUA_REGISTRYINDEX,
   LUA_TBOOLEAN,
   LUA_TFUNCTION,
@@ -23,7 +22,6 @@ import {
 } from "./lua.ts";
 import type { CallReader, Engine } from "./engine.ts";
 import { LuaError } from "./errors.ts";
-import { LuaUnwind } from "./state.ts";
 
 /**
  * An object passed to Lua by reference: Lua reads and writes its fields in
@@ -154,9 +152,6 @@ export class Values {
   #nextObject = 0;
   readonly #callJs: number;
   readonly #referenceMeta: number;
-  // The C function that builds the table of #building inside a protected call (see #pushProtected).
-  readonly #buildTable: number;
-  #building: { value: unknown; failure?: Error } | undefined;
   readonly #release = new FinalizationRegistry<number>((ref) => {
     if (!this.#engine.closed) this.#engine.vm.unref(ref);
   });
@@ -166,17 +161,6 @@ export class Values {
     const { vm, L } = engine;
     const api = vm.api;
     this.#callJs = vm.hostFunction((L) => this.#invoke(L));
-    this.#buildTable = vm.hostFunction((L) => {
-      const building = this.#building!;
-      try {
-        this.push(L, building.value, new Map());
-        return 1;
-      } catch (e) {
-        if (!(e instanceof Error) || e instanceof LuaUnwind) throw e; // Lua's own errors unwind as Lua's
-        building.failure = e;
-        return 0;
-      }
-    });
     api.lua_createtable(L, 0, 1);
     api.lua_pushcclosure(
       L,
@@ -251,22 +235,7 @@ export class Values {
    * never a panic.
    */
   #pushProtected(L: LuaState, v: unknown): void {
-    const { vm } = this.#engine;
-    const api = vm.api;
-    const outer = this.#building; // a getter of `v` may call into Lua, which may push another table
-    const building: { value: unknown; failure?: Error } = { value: v };
-    this.#building = building;
-    // No hook sees this call: it is SolVM's, not the script's, and runs no Lua instruction to count.
-    const [hook, mask, count] = [api.lua_gethook(L), api.lua_gethookmask(L), api.lua_gethookcount(L)];
-    if (mask) api.lua_sethook(L, 0, 0, 0);
-    api.lua_pushcclosure(L, this.#buildTable, 0);
-    const status = api.lua_pcallk(L, 0, 1, 0, 0, 0);
-    if (mask) api.lua_sethook(L, hook, mask, count);
-    this.#building = outer;
-    if (status === LUA_OK && !building.failure) return;
-    const message = status === LUA_OK ? "" : vm.toText(L, -1);
-    api.lua_settop(L, -2);
-    throw building.failure ?? new Error(message);
+    this.#engine.vm.protect(L, 0, 1, (L) => this.push(L, v, new Map()));
   }
 
   #pushTable(L: LuaState, v: object, seen: Map<object, number>): void {

@@ -977,6 +977,51 @@ Deno.test("shared: a value that is not a SharedTable (a plain object) is refused
   }
 });
 
+Deno.test("a strict _G or guarded tables: getGlobal, setGlobal, call, SharedTable.set and registerModule throw Lua's error, nothing on stderr; the context goes on", async () => {
+  // A child process: Lua's panic handler writes to stderr.
+  const { code, stdout, stderr } = await runProgram(
+    `import { Context, createSharedTable } from "MOD";
+const settings = createSharedTable({ mode: "fast" });
+const lua = new Context({ shared: { settings } });
+await lua.execute(\`
+setmetatable(settings, { __newindex = function(_, k) error("settings are read-only: " .. k) end })
+setmetatable(package.loaded, { __newindex = function(_, k) error("no new modules: " .. k, 2) end })
+rawset(_G, "ok", function() return "ok" end)
+setmetatable(_G, {
+  __index = function(_, k) error("undefined global " .. tostring(k), 2) end,
+  __newindex = function(_, k) error("assignment to undeclared global " .. tostring(k), 2) end,
+})\`, "=setup");
+const show = async (f) => {
+  try {
+    return \`value \${await f()}\`;
+  } catch (e) {
+    return \`\${e.constructor.name}: \${e.message}\`;
+  }
+};
+console.log(await show(() => lua.getGlobal("missing")));
+console.log(await show(() => lua.setGlobal("missing", 1)));
+console.log(await show(() => lua.call("missing")));
+console.log(await show(() => settings.set("level", 2)));
+console.log(await show(() => lua.registerModule("m", {})));
+for (let i = 0; i < 300; i++) await show(() => lua.getGlobal("missing"));
+console.log(await show(() => lua.call("ok")), await show(() => lua.getGlobal("settings").mode));
+lua.close();
+`,
+    ["-A"],
+  );
+  strictEqual(stderr, "");
+  strictEqual(
+    stdout,
+    "LuaError: undefined global missing\n" +
+      "LuaError: assignment to undeclared global missing\n" +
+      "LuaError: undefined global missing\n" +
+      "LuaError: setup:2: settings are read-only: level\n" +
+      "LuaError: no new modules: m\n" +
+      "value ok value fast\n",
+  );
+  strictEqual(code, 0);
+});
+
 Deno.test("shared tables: set and sync reach every context; other globals stay apart", async () => {
   const settings = createSharedTable({ config: { debug: true }, level: 1 });
   ok(settings instanceof SharedTable);
