@@ -869,6 +869,23 @@ class ServerTable {
     }
     if (type === LUA_TNIL) return new Response(null, { status: 200 });
     if (type !== LUA_TTABLE) return `http handler returned a ${vm.typeName(L, index)}; expected a string or a table`;
+    // A metatable's __index may raise: outside a protected call that would abort the Lua state.
+    if (api.lua_getmetatable(L, index)) {
+      api.lua_settop(L, -2);
+      api.lua_pushvalue(L, index);
+      try {
+        return vm.protect(L, 1, 0, (L) => this.#tableResponse(L, 1));
+      } catch (e) {
+        return `http handler's result could not be read: ${e instanceof Error ? e.message : e}`;
+      }
+    }
+    return this.#tableResponse(L, index);
+  }
+
+  /** The response of the `{ status, headers, body }` table at `index`, or what is wrong with it. */
+  #tableResponse(L: LuaState, index: number): Response | string {
+    const vm = this.engine.vm;
+    const api = vm.api;
     api.lua_getfield(L, index, vm.cstr("status"));
     const statusType = api.lua_type(L, -1);
     // A numeric string is taken, as Lua arithmetic would.

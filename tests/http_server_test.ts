@@ -455,6 +455,28 @@ Deno.test("a handler that returns a bad value (a function, a boolean, a bad stat
   match(r.stderr, /returned a header named by a number; expected a table of name = value/);
 });
 
+Deno.test("a result whose metatable supplies its fields is read through it; one whose __index raises answers 500, and the state survives", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    local Reply = { __index = { status = 201, body = "made" } }
+    handle_http("s", "/class", function() return setmetatable({}, Reply) end)
+    local strict = { __index = function(_, k) error("no field " .. k) end }
+    handle_http("s", "/strict", function() return setmetatable({ body = "x" }, strict) end)
+    handle_http("s", "/fine", function() return "fine" end)
+    serve("s")`);
+  const r = await session(s, async () => {
+    const made = await request(s.url("/class"));
+    deepStrictEqual([made.status, made.text], [201, "made"]);
+    // Before, each one printed PANIC and left the Lua state half unwound: a few hundred of them broke it.
+    for (let i = 0; i < 300; i++) strictEqual((await request(s.url("/strict"))).status, 500);
+    await expectText(s.url("/fine"), "fine");
+  });
+  finishedOk(r);
+  strictEqual(r.stdout, "stopped\n");
+  ok(!r.stderr.includes("PANIC"), r.stderr.slice(0, 300));
+  match(r.stderr, /http handler's result could not be read: .*no field status/);
+});
+
 Deno.test("a response header with an invalid name or value answers 500 and the process survives", async () => {
   // Run through the CLI: a failure here must not take the test runner down with it.
   const s = await startCli(
