@@ -686,6 +686,7 @@ Deno.test("io.read waiting for standard input parks only its goroutine: the othe
       `${dir}/waits.lua`,
       `local ticks = 0
 go(function() while true do sleep(0.02) ticks = ticks + 1 end end)
+io.open("${dir}/started", "w"):close()
 local line = io.read()
 print(line, ticks >= 5)
 for l in io.stdin:lines() do print(l, ticks >= 10) end
@@ -694,6 +695,8 @@ os.exit(0)
     );
     const r = await solvm([`${dir}/waits.lua`], {
       stdin: async (write) => {
+        // Timed from the script's start, not the process's: a busy machine may take long to start it.
+        while (!await Deno.stat(`${dir}/started`).then(() => true, () => false)) await sleep(20);
         await sleep(400);
         await write("first\n");
         await sleep(400);
