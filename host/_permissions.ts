@@ -117,18 +117,18 @@ export function hasDenyList(kind: AccessKind): boolean {
 }
 
 /**
- * True for a refused access: Deno's permission errors, node's EPERM and
- * {@linkcode AccessDenied}.
+ * True for an access the flags refused: Deno's NotCapable or an
+ * {@linkcode AccessDenied}. The operating system's own refusal (EACCES,
+ * EPERM: Deno's PermissionDenied) is not one: no flag would cure it.
  *
  * ```ts
  * import { ok } from "node:assert";
  * import { isPermissionError } from "./_permissions.ts";
- * ok(isPermissionError(new Deno.errors.NotCapable("x")) && !isPermissionError(new Error("x")));
+ * ok(isPermissionError(new Deno.errors.NotCapable("x")) && !isPermissionError(new Deno.errors.PermissionDenied("x")));
  * ```
  */
 export function isPermissionError(e: unknown): boolean {
-  return e instanceof AccessDenied || e instanceof Deno.errors.NotCapable ||
-    e instanceof Deno.errors.PermissionDenied || (e as { code?: string })?.code === "EPERM";
+  return e instanceof AccessDenied || e instanceof Deno.errors.NotCapable;
 }
 
 /**

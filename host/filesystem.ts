@@ -44,7 +44,7 @@ export function errnoOf(e: unknown): number {
   const known = errnoOfCode(e);
   if (known !== undefined) return known;
   if (e instanceof Deno.errors.NotFound) return ERRNO.ENOENT;
-  if (isPermissionError(e)) return ERRNO.EACCES;
+  if (isPermissionError(e) || e instanceof Deno.errors.PermissionDenied) return ERRNO.EACCES;
   if (e instanceof Deno.errors.AlreadyExists) return ERRNO.EEXIST;
   if (e instanceof Deno.errors.IsADirectory) return ERRNO.EISDIR;
   if (e instanceof Deno.errors.NotADirectory) return ERRNO.ENOTDIR;
@@ -69,7 +69,10 @@ export function fileErrorReason(e: unknown, access: "read" | "write", path: stri
   if (e instanceof Deno.errors.IsADirectory) return "is a directory";
   if (e instanceof Deno.errors.NotADirectory) return "not a directory";
   if (e instanceof Deno.errors.AlreadyExists) return "already exists";
-  return e instanceof Error ? e.message : String(e);
+  const message = e instanceof Error ? e.message : String(e);
+  // Deno's text for the system's error goes on "(os error 13): open 'path'", naming the path a second time.
+  const system = /^(.+?) \(os error \d+\)/.exec(message)?.[1];
+  return system ? system[0].toLowerCase() + system.slice(1) : message;
 }
 
 const SEEK_MODES = [Deno.SeekMode.Start, Deno.SeekMode.Current, Deno.SeekMode.End];

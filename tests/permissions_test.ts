@@ -143,6 +143,49 @@ print(os.rename(dir .. "/other/x.txt", dir .. "/other/../secret/moved.txt"))
   }
 });
 
+Deno.test("the system's own refusal (EACCES, EPERM) reads as lua5.4's, with no flag advice, with or without flags", async () => {
+  // Root is refused too: writing a read-only sysfs file (EACCES), removing a process's /proc folder (EPERM).
+  const dir = await tempFiles({});
+  await Deno.writeTextFile(
+    `${dir}/os.lua`,
+    `print(io.open("/sys/kernel/notes", "w"))
+print(os.remove("/proc/1"))
+print(pcall(write_file, "/sys/kernel/notes", "x"))
+`,
+  );
+  const bare = await solvm([`${dir}/os.lua`]);
+  strictEqual(bare.stderr, "");
+  strictEqual(
+    bare.stdout,
+    "nil\t/sys/kernel/notes: Permission denied\t13\n" +
+      "nil\t/proc/1: Operation not permitted\t1\n" +
+      'false\twrite_file: cannot write "/sys/kernel/notes": permission denied\n',
+  );
+  // Under flags that grant the file, an immutable file (chattr +i) is refused by the system alone.
+  await Deno.writeTextFile(`${dir}/fixed.txt`, "kept");
+  await Deno.writeTextFile(
+    `${dir}/flags.lua`,
+    `print(io.open("fixed.txt", "w"))
+print(os.remove("fixed.txt"))
+print(pcall(write_file, "fixed.txt", "x"))
+`,
+  );
+  strictEqual((await new Deno.Command("chattr", { args: ["+i", `${dir}/fixed.txt`] }).output()).code, 0);
+  try {
+    const flagged = await solvm([`--allow-read=${dir}`, `--allow-write=${dir}`, "flags.lua"], { cwd: dir });
+    strictEqual(flagged.stderr, "");
+    strictEqual(
+      flagged.stdout,
+      "nil\tfixed.txt: Operation not permitted\t1\n" +
+        "nil\tfixed.txt: Operation not permitted\t1\n" +
+        'false\twrite_file: cannot write "fixed.txt": operation not permitted\n',
+    );
+  } finally {
+    await new Deno.Command("chattr", { args: ["-i", `${dir}/fixed.txt`] }).output();
+  }
+  strictEqual(await Deno.readTextFile(`${dir}/fixed.txt`), "kept");
+});
+
 Deno.test("--deny-read keeps a file from being moved out of reach (rename needs read) or described by list_dir", async () => {
   const dir = await tempFiles({ "pw.txt": "0123456789" });
   await Deno.mkdir(`${dir}/secret`);
