@@ -8,7 +8,7 @@
 import type { Engine } from "../runtime/engine.ts";
 import type { Family, LuaDefinedFunction } from "../runtime/family.ts";
 import { argError, checkBytes, checkStrictText, checkString, isNone } from "../runtime/args.ts";
-import type { LuaState } from "../runtime/lua.ts";
+import { type LuaState, SYSTEM_ERRORS } from "../runtime/lua.ts";
 import { fileErrorReason, takeDenials } from "./filesystem.ts";
 import { checkAccess, isPermissionError } from "./_permissions.ts";
 
@@ -153,17 +153,30 @@ local denials = (...).denials
 local select, error, pcall, type = select, error, pcall, type
 -- The C library numbers errors as WASI does; what these functions return has Linux's numbers (ENOENT is 2,
 -- EACCES 13). A file's own methods (f:read, ...) keep WASI's: a Lua wrapper there would cost every call.
-local LINUX = { [2] = 13, [6] = 11, [8] = 9, [10] = 16, [20] = 17, [22] = 27, [28] = 22, [29] = 5, [31] = 21,
-  [32] = 40, [33] = 24, [37] = 36, [44] = 2, [51] = 28, [52] = 38, [54] = 20, [55] = 39, [59] = 25, [60] = 6,
-  [63] = 1, [64] = 32, [69] = 30, [70] = 29, [74] = 26, [75] = 18 }
+local LINUX = { ${Object.values(SYSTEM_ERRORS).map(([own, linux]) => `[${own}] = ${linux}`).join(", ")} }
+-- Its texts (musl's) where lua5.4's (glibc's) differ.
+local GLIBC = { ["I/O error"] = "Input/output error", ["Cross-device link"] = "Invalid cross-device link",
+  ["Resource busy"] = "Device or resource busy", ["Symbolic link loop"] = "Too many levels of symbolic links",
+  ["Filename too long"] = "File name too long", ["No file descriptors available"] = "Too many open files",
+  ["Out of memory"] = "Cannot allocate memory", ["Not a tty"] = "Inappropriate ioctl for device",
+  ["Invalid seek"] = "Illegal seek", ["Quota exceeded"] = "Disk quota exceeded",
+  ["Not supported"] = "Operation not supported",
+  ["Value too large for data type"] = "Value too large for defined data type" }
 local function linux(...)
   local first, message, code = ...
   if first == nil and type(code) == "number" then return nil, message, LINUX[code] or code, select(4, ...) end
   return ...
 end
+-- The system's text ends a message: "name: text", "cannot open file 'name' (text)", or the text alone.
+local function as_glibc(message)
+  local head, text, tail = message:match("^(.*[:(] ?)([^:()]+)(%)?)$")
+  if head and GLIBC[text] then return head .. GLIBC[text] .. tail end
+  return GLIBC[message] or message
+end
 local function explain(message)
   local reason = denials()
-  if reason == nil or type(message) ~= "string" then return message end
+  if type(message) ~= "string" then return message end
+  if reason == nil then return as_glibc(message) end
   local at = message:find("Permission denied", 1, true)
   if at then return message:sub(1, at - 1) .. reason .. message:sub(at + #"Permission denied") end
   return message .. "\\n\\t" .. reason

@@ -8,7 +8,7 @@
  */
 import {
   ERRNO,
-  errnoOfCode,
+  errnoOfSystemError,
   type LuaSystem,
   O_APPEND,
   O_CREAT,
@@ -41,7 +41,7 @@ export function takeDenials(): string[] {
 
 /** The errno for a failed Deno file call. */
 export function errnoOf(e: unknown): number {
-  const known = errnoOfCode(e);
+  const known = errnoOfSystemError(e);
   if (known !== undefined) return known;
   if (e instanceof Deno.errors.NotFound) return ERRNO.ENOENT;
   if (isPermissionError(e) || e instanceof Deno.errors.PermissionDenied) return ERRNO.EACCES;

@@ -11,7 +11,7 @@
  */
 import {
   ERRNO,
-  errnoOfCode,
+  errnoOfSystemError,
   loadLuaModule,
   LONGJMP,
   LUA_ERRMEM,
@@ -475,7 +475,7 @@ export class Engine {
         if (fd === 1) {
           engine!.stdout.write(bytes);
           const failure = takeStdoutFailure();
-          if (failure) return -(errnoOfCode(failure) ?? ERRNO.EIO); // io.write returns it, as C's does
+          if (failure) return -(errnoOfSystemError(failure) ?? ERRNO.EIO); // io.write returns it, as C's does
         } else if (fd === 2) {
           // Streamed: a character split between two writes arrives whole (bytes that are no UTF-8 become U+FFFD).
           const text = decoder.decode(bytes, { stream: true });

@@ -147,38 +147,72 @@ export interface LuaSystem {
   closeAll?(): void;
 }
 
-/** Errno values of this WebAssembly build's C library (WASI numbering). */
-export const ERRNO = {
-  EACCES: 2,
-  EBADF: 8,
-  EEXIST: 20,
-  EINVAL: 28,
-  EIO: 29,
-  EISDIR: 31,
-  ENOENT: 44,
-  ENOSPC: 51,
-  ENOSYS: 52,
-  ENOTDIR: 54,
-  ENOTEMPTY: 55,
-  ENOTTY: 59,
-  EPERM: 63,
-  EXDEV: 75,
+/**
+ * The system errors a file call can meet: this WebAssembly build's number
+ * for each (the C library's, WASI's numbering), then Linux's (what Deno's
+ * "(os error N)" and lua5.4 give).
+ */
+export const SYSTEM_ERRORS = {
+  EPERM: [63, 1],
+  ENOENT: [44, 2],
+  EINTR: [27, 4],
+  EIO: [29, 5],
+  ENXIO: [60, 6],
+  EBADF: [8, 9],
+  EAGAIN: [6, 11],
+  ENOMEM: [48, 12],
+  EACCES: [2, 13],
+  EBUSY: [10, 16],
+  EEXIST: [20, 17],
+  EXDEV: [75, 18],
+  ENODEV: [43, 19],
+  ENOTDIR: [54, 20],
+  EISDIR: [31, 21],
+  EINVAL: [28, 22],
+  ENFILE: [41, 23],
+  EMFILE: [33, 24],
+  ENOTTY: [59, 25],
+  ETXTBSY: [74, 26],
+  EFBIG: [22, 27],
+  ENOSPC: [51, 28],
+  ESPIPE: [70, 29],
+  EROFS: [69, 30],
+  EMLINK: [34, 31],
+  EPIPE: [64, 32],
+  ENAMETOOLONG: [37, 36],
+  ENOSYS: [52, 38],
+  ENOTEMPTY: [55, 39],
+  ELOOP: [32, 40],
+  EOVERFLOW: [61, 75],
+  ENOTSUP: [58, 95],
+  EDQUOT: [19, 122],
 } as const;
 
+/** Errno values of this WebAssembly build's C library (WASI numbering), by name. */
+export const ERRNO = Object.fromEntries(Object.entries(SYSTEM_ERRORS).map(([name, [own]]) => [name, own])) as {
+  readonly [name in keyof typeof SYSTEM_ERRORS]: number;
+};
+
+const ERRNO_OF_LINUX = new Map(Object.values(SYSTEM_ERRORS).map(([own, linux]) => [linux as number, own as number]));
+
 /**
- * The errno for a failed Deno call by its error's code ("ENOSPC"), if
- * this build numbers it.
+ * The errno for a failed Deno call, by its error's code ("ENOSPC") or,
+ * as some errors come without one (ENXIO, ETXTBSY), by the Linux number in
+ * its message; undefined if this build does not number it.
  *
  * ```ts
  * import { strictEqual } from "node:assert";
- * import { ERRNO, errnoOfCode } from "./lua.ts";
+ * import { ERRNO, errnoOfSystemError } from "./lua.ts";
  * const full = Object.assign(new Error("No space left on device (os error 28)"), { code: "ENOSPC" });
- * strictEqual(errnoOfCode(full), ERRNO.ENOSPC);
+ * strictEqual(errnoOfSystemError(full), ERRNO.ENOSPC);
+ * strictEqual(errnoOfSystemError(new Error("Text file busy (os error 26): open 'a'")), ERRNO.ETXTBSY);
  * ```
  */
-export function errnoOfCode(e: unknown): number | undefined {
+export function errnoOfSystemError(e: unknown): number | undefined {
   const code = (e as { code?: unknown })?.code;
-  return typeof code === "string" && code in ERRNO ? ERRNO[code as keyof typeof ERRNO] : undefined;
+  if (typeof code === "string" && code in ERRNO) return ERRNO[code as keyof typeof ERRNO];
+  const linux = e instanceof Error ? /\(os error (\d+)\)/.exec(e.message)?.[1] : undefined;
+  return linux === undefined ? undefined : ERRNO_OF_LINUX.get(Number(linux));
 }
 
 /** open(2) flags as the C library passes them. */

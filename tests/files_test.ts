@@ -1285,6 +1285,45 @@ Deno.test("io.open, os.remove and os.rename give Linux's error numbers, as lua5.
     strictEqual(out, "2\t21\n2\t2\n");
   }));
 
+Deno.test("errors past the common few keep Linux's number and lua5.4's text: symlink loop, long name, busy, no device, too many open files", () =>
+  inTempDir(async (dir) => {
+    await Deno.symlink(`${dir}/loop_b`, `${dir}/loop_a`);
+    await Deno.symlink(`${dir}/loop_a`, `${dir}/loop_b`);
+    const socket = Deno.listen({ transport: "unix", path: `${dir}/socket` });
+    try {
+      const out = await lua(`
+        print(io.open("${dir}/loop_a"))
+        print(pcall(io.lines, "${dir}/loop_a"))
+        print(loadfile("${dir}/loop_a"))
+        print(select(2, io.open(("x"):rep(300))):sub(302), select(3, io.open(("x"):rep(300))))
+        print(os.remove("/"))
+        print(io.open("${dir}/socket"))`);
+      strictEqual(
+        out,
+        `nil\t${dir}/loop_a: Too many levels of symbolic links\t40\n` +
+          `false\tcannot open file '${dir}/loop_a' (Too many levels of symbolic links)\n` +
+          `nil\tcannot open ${dir}/loop_a: Too many levels of symbolic links\n` +
+          " File name too long\t36\n" +
+          "nil\t/: Device or resource busy\t16\n" +
+          `nil\t${dir}/socket: No such device or address\t6\n`,
+      );
+    } finally {
+      socket.close();
+    }
+    await Deno.writeTextFile(
+      `${dir}/leak.lua`,
+      `local keep = {}
+for i = 1, 1000 do
+  local f, err, code = io.open(arg[0])
+  if not f then print(err, code) break end
+  keep[i] = f
+end`,
+    );
+    const r = await solvm([`${dir}/leak.lua`], { maxOpenFiles: 200 });
+    strictEqual(r.stderr, "");
+    strictEqual(r.stdout, `${dir}/leak.lua: Too many open files\t24\n`);
+  }));
+
 Deno.test("os.tmpname makes the file it names (as lua5.4 on Linux does), so io.open can read it", async () => {
   const out = await lua(`
     local name = os.tmpname()
