@@ -29,6 +29,8 @@ import {
   RootSystem,
   type ThreadMaker,
 } from "./_actor_system.ts";
+import { fileErrorReason } from "./filesystem.ts";
+import { checkAccess } from "./_permissions.ts";
 
 /** The link of an actor's thread (one engine there); elsewhere each engine is the root of its own actors. */
 let threadLink: ActorLink | undefined;
@@ -388,14 +390,19 @@ function resolveScript(path: string, context: RunContext): string {
     ? `${context.mainScript.slice(0, context.mainScript.lastIndexOf("/") + 1)}${path}`
     : path;
   const candidates = path.startsWith("/") || beside === path ? [path] : [path, beside];
+  let refusal: string | undefined;
   for (const candidate of candidates) {
     try {
+      checkAccess("read", candidate);
       if (Deno.statSync(candidate).isFile) return Deno.realPathSync(candidate);
-    } catch {
-      // Try the next place.
+    } catch (e) {
+      // The next place may hold it; if none does, a script that is there but may not be read is named, not "no script".
+      if (!(e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory)) {
+        refusal ??= `spawn: cannot read "${candidate}": ${fileErrorReason(e, "read", candidate)}`;
+      }
     }
   }
-  throw new Error(`spawn: no script '${path}' (looked in ${candidates.join(", ")})`);
+  throw new Error(refusal ?? `spawn: no script '${path}' (looked in ${candidates.join(", ")})`);
 }
 
 /** The actors family's registration table. */

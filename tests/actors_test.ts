@@ -853,6 +853,35 @@ return table.concat({ tostring(ok), err, tostring(f), open_err, read_file(data) 
   );
 });
 
+Deno.test("spawn and supervise refuse at once a script the flags do not let them read, naming the flag as read_file does", async () => {
+  const dir = await folder({});
+  await Deno.mkdir(`${dir}/app`);
+  await Deno.mkdir(`${dir}/other`);
+  await Deno.writeTextFile(`${dir}/other/worker.lua`, 'return "worker"');
+  await Deno.writeTextFile(
+    `${dir}/app/main.lua`,
+    `print(pcall(spawn, "../other/worker.lua"))
+print(pcall(supervise, { children = { { name = "w", script = "../other/worker.lua" } } }))
+print(pcall(read_file, "../other/worker.lua"))
+`,
+  );
+  const cause = (flag: string) =>
+    `cannot read "../other/worker.lua": permission denied: read access to "../other/worker.lua" (${flag})`;
+  const runs: [string, string][] = [
+    ["--sandbox", "run with --allow-read=../other/worker.lua"],
+    ["--deny-read=../other", `denied by --deny-read=${dir}/other`],
+  ];
+  for (const [option, flag] of runs) {
+    const r = await solvm([option, "main.lua"], { cwd: `${dir}/app` });
+    strictEqual(r.stderr, "");
+    strictEqual(r.code, 0);
+    strictEqual(
+      r.stdout,
+      `false\tspawn: ${cause(flag)}\nfalse\tspawn: ${cause(flag)}\nfalse\tread_file: ${cause(flag)}\n`,
+    );
+  }
+});
+
 Deno.test("actors keep the run's --deny-* lists and limits", async () => {
   const dir = await tempFiles({
     "limited.lua": `local ok, e = pcall(read_file, "/etc/hostname")
