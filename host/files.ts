@@ -10,7 +10,7 @@ import type { Family, LuaDefinedFunction } from "../runtime/family.ts";
 import { argError, checkBytes, checkStrictText, checkString, isNone } from "../runtime/args.ts";
 import { type LuaState, SYSTEM_ERRORS } from "../runtime/lua.ts";
 import { fileErrorReason, takeDenials } from "./filesystem.ts";
-import { checkAccess, isPermissionError } from "./_permissions.ts";
+import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
 
 /** Runs `work` once `access` to `path` is allowed; rejects with `fname: cannot <verb> "<path>": <reason>`. */
 async function explain<T>(
@@ -137,6 +137,25 @@ function tmpName(engine: Engine, L: LuaState): number {
       throw new Error(`unable to generate a unique filename: ${fileErrorReason(e, "write", "/tmp")}`);
     }
   }
+}
+
+/**
+ * Why `io.tmpfile()` may not make its file, naming every flag it lacks, or
+ * undefined: C's tmpfile opens a new file in /tmp to read and write, and
+ * refused it can only say "Permission denied" about a random name.
+ */
+function tmpFileRefusal(): string | undefined {
+  const reasons = (["read", "write"] as const).flatMap((kind) => {
+    try {
+      checkAccess(kind, "/tmp");
+    } catch (e) {
+      return [accessReason(e, kind, "/tmp")];
+    }
+    return Deno.permissions.querySync({ name: kind, path: "/tmp" }).state === "granted"
+      ? []
+      : [accessReason(undefined, kind, "/tmp")];
+  });
+  return reasons.length > 0 ? reasons.join("; ") : undefined;
 }
 
 /**
@@ -291,5 +310,18 @@ export const files = (engine: Engine): Family => {
     "os.remove": explained("os.remove", "returns"),
     "os.rename": explained("os.rename", "returns"),
     "os.tmpname": (L) => tmpName(engine, L),
+    "io.tmpfile": {
+      lua: `local helpers = ...
+        local tmpfile = helpers.make()(io.tmpfile, "io.tmpfile", true)
+        return function()
+          local refusal = helpers.refusal()
+          if refusal then return nil, refusal, 13 end -- EACCES, as Linux numbers it
+          return tmpfile()
+        end`,
+      helpers: {
+        make,
+        refusal: (L) => (engine.vm.pushPrimitive(L, tmpFileRefusal()), 1),
+      },
+    },
   };
 };

@@ -285,6 +285,27 @@ local name = os.tmpname()
   );
 });
 
+Deno.test("a refused io.tmpfile names every flag it lacks for /tmp (it reads and writes there), with Linux's EACCES", async () => {
+  const dir = await tempFiles({ "tmpfile.lua": "print(io.tmpfile())\n" });
+  const runs: [string[], string][] = [
+    [
+      ["--sandbox"],
+      'permission denied: read access to "/tmp" (run with --allow-read=/tmp); ' +
+      'permission denied: write access to "/tmp" (run with --allow-write=/tmp)',
+    ],
+    [["--allow-write=/tmp"], 'permission denied: read access to "/tmp" (run with --allow-read=/tmp)'],
+    [["--deny-write=/tmp"], 'permission denied: write access to "/tmp" (denied by --deny-write=/tmp)'],
+  ];
+  for (const [flags, reason] of runs) {
+    const r = await solvm([...flags, `${dir}/tmpfile.lua`]);
+    strictEqual(r.stderr, "");
+    strictEqual(r.stdout, `nil\t${reason}\t13\n`, flags.join(" "));
+  }
+  const granted = await solvm(["--allow-read=/tmp", "--allow-write=/tmp", `${dir}/tmpfile.lua`]);
+  strictEqual(granted.stderr, "");
+  ok(granted.stdout.startsWith("file ("), granted.stdout);
+});
+
 Deno.test("--deny-net refuses a name that resolves to a denied address (localhost for 127.0.0.1)", async () => {
   const dir = await tempFiles({
     "name.lua": `print(select(2, http_get("http://localhost:9/")))
