@@ -69,8 +69,8 @@ local fill, flush_stdout, wait_turn, turn_free = helpers.fill, helpers.flush_std
 local set_stdout_buffering = helpers.set_stdout_buffering
 local yieldable, running, setmetatable = coroutine.isyieldable, coroutine.running, setmetatable
 local getinfo = debug and debug.getinfo  -- a Context may be opened without the debug library
-local io, type, select, tonumber, error, tointeger, unpack, load = io, type, select, tonumber, error, math.tointeger,
-  table.unpack, load
+local io, type, select, tonumber, error, tointeger, unpack, load, ipairs, pcall = io, type, select, tonumber,
+  error, math.tointeger, table.unpack, load, ipairs, pcall
 local sub, find, byte, concat = string.sub, string.find, string.byte, table.concat
 local stdin, stdout, input, output, io_type = io.stdin, io.stdout, io.input, io.output, io.type
 local methods = getmetatable(stdin).__index
@@ -404,9 +404,67 @@ local function called_with_self(level)
   return getinfo ~= nil and getinfo(level + 1, "n").namewhat ~= "method"
 end
 
+-- A count the C library cannot read: it allocates the count before reading, and this 32-bit build cuts one past
+-- 2^32 to its low bits (1 << 32 reads nothing). A string of 2^30 bytes or more cannot be made in 2 GiB (its buffer and
+-- its copy), so reading all that is left ("a") gives what such a count would, or "" where the count gives nil.
+local HUGE_COUNT = 1 << 30
+local function is_huge_count(format)
+  return type(format) == "number" and (tointeger(format) or 0) >= HUGE_COUNT
+end
+
+-- The formats with "a" for each huge count, and the places of those.
+local function without_huge_counts(...)
+  local formats, places = { ... }, {}
+  for i = 1, select("#", ...) do
+    if is_huge_count(formats[i]) then formats[i], places[#places + 1] = "a", i end
+  end
+  return formats, places
+end
+
+-- The results of a read of formats from without_huge_counts: nil for a huge count that got "", and nothing after it.
+local function as_counts(places, ...)
+  for _, i in ipairs(places) do
+    if select(i, ...) == "" then
+      local out = { ... }
+      out[i] = nil
+      return unpack(out, 1, i)
+    end
+  end
+  return ...
+end
+
+-- f:read(...) with a huge count among its formats.
+local function read_huge(f, ...)
+  local formats, places = without_huge_counts(...)
+  return as_counts(places, read(f, unpack(formats, 1, select("#", ...))))
+end
+
+-- lines(f, ...) (the method, or io.lines and its file name) with a huge count among its formats, read as C's
+-- iterator reads (which lines opens the file and checks the formats for): the iteration ends where a huge count gets
+-- "", closing the file when io.lines opened it.
+local function lines_huge(lines, f, ...)
+  local formats, places = without_huge_counts(...)
+  local n = select("#", ...)
+  -- Through pcall: lines would raise its errors ("cannot open file") at this chunk's line, not at the caller's.
+  local ok, failure, _, _, opened = pcall(lines, f, unpack(formats, 1, n))
+  if not ok then error(failure, 2) end
+  local file = opened or f or input()
+  local function results(first, ...)
+    if first ~= nil then return first, ... end
+    if select("#", ...) > 0 then error((...), 2) end  -- a failed read: its message, at the loop's line (a tail call)
+    if opened then opened:close() end
+  end
+  local function next_line()
+    if io_type(file) == "closed file" then error("file is already closed", 2) end
+    return results(as_counts(places, read(file, unpack(formats, 1, n))))
+  end
+  if opened then return next_line, nil, nil, opened end
+  return next_line
+end
+
 -- What the C library would raise for the file at argument 1 (with arguments ... ) and these formats, raised here at
 -- the caller's line: from inside it, the message would give this chunk's line. A format is counted as the method
--- (the caller) was called, unless plain (io.read's formats always count from #1).
+-- (the caller) was called, unless plain (io.read's formats always count from #1). True when a count is huge.
 local function check(fname, plain, count, f, ...)
   local t = io_type(f)
   if t ~= "file" then
@@ -414,13 +472,17 @@ local function check(fname, plain, count, f, ...)
     local got = count == 0 and "no value" or type(f)
     error("bad argument #1 to '" .. fname .. "' (FILE* expected, got " .. got .. ")", 3)
   end
+  local huge = false
   for i = 1, select("#", ...) do
-    local found, problem = reader(fname, i, (select(i, ...)))
+    local format = select(i, ...)
+    local found, problem = reader(fname, i, format)
     if not found then
-      if not plain and called_with_self(2) then problem = select(2, reader(fname, i + 1, (select(i, ...)))) end
+      if not plain and called_with_self(2) then problem = select(2, reader(fname, i + 1, format)) end
       error(problem, 3)
     end
+    huge = huge or (found == read_chars and format >= HUGE_COUNT) -- a number with an integer's value, then
   end
+  return huge
 end
 
 -- A file's methods are shared by every file (one metatable, whose __index stays a table scripts may extend):
@@ -429,13 +491,16 @@ end
 methods.read = function(...)
   local f = ...
   if f == stdin then return read_stdin(2, "read", select(2, ...)) end
-  check("read", false, select("#", ...), ...)
+  if check("read", false, select("#", ...), ...) then return read_huge(...) end
   return read(...)
 end
 methods.lines = function(...)
   local f = ...
   if f == stdin then return lines_stdin(select(2, ...)) end
   check("lines", false, select("#", ...), f)
+  for i = 2, select("#", ...) do
+    if is_huge_count((select(i, ...))) then return lines_huge(lines, ...) end
+  end
   return lines(...)
 end
 methods.flush = function(...)
@@ -491,11 +556,14 @@ return {
       return read_stdin(2, "read", ...)
     end
     if io_type(f) == "closed file" then error("default input file is closed", 2) end
-    check("read", true, 1, f, ...)
+    if check("read", true, 1, f, ...) then return read_huge(f, ...) end
     return read(f, ...)
   end,
   lines = function(name, ...)
     if name == nil and input() == stdin then return lines_stdin(...) end
+    for i = 1, select("#", ...) do
+      if is_huge_count((select(i, ...))) then return lines_huge(io_lines, name, ...) end
+    end
     return io_lines(name, ...)
   end,
   flush = function()

@@ -458,6 +458,46 @@ Deno.test("f:read formats: l, L, n, a, a count of bytes, several at once, at end
     );
   }));
 
+Deno.test("a count of 2^30 or more reads up to that many bytes, as lua5.4 does: not cut to 32 bits (1 << 32 read nothing, for ever)", () =>
+  inTempDir(async (dir) => {
+    const p = `${dir}/huge.txt`;
+    await Deno.writeTextFile(p, "one\ntwo\n");
+    const out = await lua(`
+      local p = ${lit(p)}
+      local f = assert(io.open(p))
+      print(("%q"):format(f:read(1 << 32)), f:read((1 << 32) + 5), f:read(0))
+      f:seek("set")
+      print(f:read("l", 1 << 30, "l"))
+      f:seek("set")
+      print(f:read(2^31, 2^31))
+      f:seek("set")
+      for a, b in f:lines("l", 1 << 32) do print("method", a, ("%q"):format(b)) end
+      f:close()
+      local chunks = 0
+      for chunk in io.lines(p, 1 << 32) do chunks = chunks + 1 end
+      local next_chunk, _, _, file = io.lines(p, 1 << 33)
+      print(chunks, #next_chunk(), next_chunk(), io.type(file), pcall(next_chunk))
+      io.input(p)
+      print(io.read(1 << 32, 1 << 32))
+      io.input():seek("set")
+      for all in io.lines(nil, 1 << 32) do print("default input", #all) end
+      print(io.type(io.input()), select("#", io.lines(nil, 1 << 32)))
+      print(pcall(io.lines, ${lit(`${dir}/missing.txt`)}, 1 << 32))
+    `);
+    strictEqual(
+      out,
+      '"one\\\ntwo\\\n"\tnil\tnil\n' +
+        "one\ttwo\n\tnil\n" +
+        "one\ntwo\n\tnil\n" +
+        'method\tone\t"two\\\n"\n' +
+        "1\t8\tnil\tclosed file\tfalse\tfile is already closed\n" +
+        "one\ntwo\n\tnil\n" +
+        "default input\t8\n" +
+        "file\t1\n" +
+        `false\tcannot open file '${dir}/missing.txt' (No such file or directory)\n`,
+    );
+  }));
+
 Deno.test("f:lines, io.lines(path), io.lines(path, 'L') and io.lines with formats", () =>
   inTempDir(async (dir) => {
     const p = `${dir}/lines.txt`;
