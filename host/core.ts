@@ -1,6 +1,7 @@
 /**
- * The core family: `print`, `sleep`, `os.exit` and `os.getenv` (through
- * Deno, so a denied variable is an error naming the flag, not a silent nil).
+ * The core family: `print`, `sleep`, `os.exit`, `os.getenv` (through
+ * Deno, so a denied variable is an error naming the flag, not a silent nil)
+ * and `os.setlocale`.
  *
  * @module
  */
@@ -134,6 +135,39 @@ function getenv(engine: Engine, L: LuaState): number {
   return 1;
 }
 
+/**
+ * `os.setlocale` as lua5.4 answers it where only C and C.UTF-8 are
+ * installed: the C library inside (musl) takes any name and honours no
+ * other, so another name fails (nil) and the locale stays as it was.
+ */
+const SETLOCALE_LUA = `
+local setlocale, pcall, error, type, gmatch, gsub = os.setlocale, pcall, error, type, string.gmatch, string.gsub
+local getinfo = debug and debug.getinfo  -- a Context may be opened without the debug library
+local HONOURED = { C = true, POSIX = true, ["C.UTF-8"] = true, ["C.utf8"] = true }
+-- Called through pcall, the C function's argument errors name '?' and no line: given the caller's name for this
+-- function (as a direct call would have, else its global name) and the caller's line.
+local function checked(ok, ...)
+  if ok then return ... end
+  local e = ...
+  if type(e) == "string" then
+    local name = getinfo and getinfo(2, "n").name or "os.setlocale"
+    e = gsub(e, "to '[^']*'", function() return "to '" .. name .. "'" end, 1)
+  end
+  error(e, 3)
+end
+return function(locale, category)
+  local before = setlocale(nil, "all")
+  local set = checked(pcall(setlocale, locale, category))
+  if locale == nil or set == nil then return set end
+  for name in gmatch(set, "[^;]+") do  -- "" takes a name from the environment, per category
+    if not HONOURED[name] then
+      setlocale(before, "all")
+      return nil
+    end
+  end
+  return set
+end`;
+
 /** The core family's registration table. */
 export const core = (engine: Engine): Family => {
   const timers = new SleepTimers(engine);
@@ -142,5 +176,6 @@ export const core = (engine: Engine): Family => {
     sleep: engine.blocking("sleep", (L) => sleep(engine, timers, L)),
     "os.exit": (L) => exit(engine, L),
     "os.getenv": (L) => getenv(engine, L),
+    "os.setlocale": { lua: SETLOCALE_LUA, helpers: {} },
   };
 };

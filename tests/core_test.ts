@@ -1,5 +1,5 @@
 import { deepStrictEqual, match, notStrictEqual, strictEqual } from "node:assert";
-import { runLua } from "./_helpers.ts";
+import { runLua, solvm, tempFiles } from "./_helpers.ts";
 
 Deno.test("print shows every type as tostring does, tab-separated", async () => {
   const { stdout } = await runLua(`
@@ -72,6 +72,29 @@ Deno.test("os.exit reads its integer exactly and refuses a float out of range, a
   }
   const bad = await runLua(`print(pcall(os.exit, 1e300)) print(pcall(os.exit, 2^63)) print(pcall(os.exit, "1e300"))`);
   strictEqual(bad.stdout, "false\tbad argument #1 to 'exit' (number has no integer representation)\n".repeat(3));
+});
+
+Deno.test("os.setlocale fails (nil) for a locale this build cannot honour, as lua5.4 where it is not installed, and keeps the locale", async () => {
+  const { stdout, outcome } = await runLua(`
+    print(os.setlocale("xx_YY"), os.setlocale("no-such-locale", "numeric"), os.setlocale(1))
+    print(os.setlocale(), string.format("%.1f", 1.5))
+    print(os.setlocale("POSIX"), os.setlocale("C", "numeric"), os.setlocale("C.UTF-8", "ctype"), os.setlocale(nil, "ctype"))
+    print(os.setlocale("de_DE.UTF-8", "ctype"), os.setlocale(nil, "ctype"))
+    print(pcall(os.setlocale, "C", "bogus"))
+    local set = os.setlocale
+    print(pcall(function() set({}) end))`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(
+    stdout,
+    "nil\tnil\tnil\nC\t1.5\nC\tC\tC.UTF-8\tC.UTF-8\nnil\tC.UTF-8\n" +
+      "false\tbad argument #2 to 'os.setlocale' (invalid option 'bogus')\n" +
+      "false\ttest:8: bad argument #1 to 'set' (string expected, got table)\n",
+  );
+  // "" takes the name from the environment: one this build cannot honour fails too.
+  const dir = await tempFiles({ "env.lua": "print(os.setlocale(''), os.setlocale())" });
+  const r = await solvm([`${dir}/env.lua`], { env: { LC_ALL: "xx_YY" } });
+  strictEqual(r.stderr, "");
+  strictEqual(r.stdout, "nil\tC\n");
 });
 
 Deno.test("sleep's errors show the value as Lua's tostring does", async () => {
