@@ -327,6 +327,9 @@ const INTERNAL_CHUNK_PREFIX = "=[solvm] ";
 /** Decodes the function names a debug hook reports. */
 const hookNames = new TextDecoder("utf-8", { ignoreBOM: true });
 const WAKE_BATCH = 64;
+// Milliseconds goroutines that keep each other ready run before the event loop gets a turn (timers, I/O), as Go
+// preempts after 10 ms.
+const SLICE_MS = 10;
 // Channels fed by JavaScript never make the event loop wait.
 const HOST_CHANNEL_BUFFER = 2 ** 31 - 1;
 
@@ -363,6 +366,9 @@ export class Engine {
   readonly #unheld = new Set<number>();
   #resident = 0;
   #scheduled = false;
+  // When the pump's slice ends (host.slice_over); what cancels the macrotask that goes on after the event loop's turn.
+  #sliceEnd = 0;
+  #nextSlice: (() => void) | undefined;
   #closed = false;
   // close() was called while Lua ran: the state is freed once Lua has unwound.
   #closing = false;
@@ -544,6 +550,12 @@ export class Engine {
     api.lua_setfield(L, -2, vm.cstr("relay_blocked"));
     api.lua_pushcclosure(L, vm.hostFunction((L) => (vm.pushString(L, this.#callName), 1)), 0);
     api.lua_setfield(L, -2, vm.cstr("call_name"));
+    api.lua_pushcclosure(
+      L,
+      vm.hostFunction((L) => (api.lua_pushboolean(L, performance.now() >= this.#sliceEnd ? 1 : 0), 1)),
+      0,
+    );
+    api.lua_setfield(L, -2, vm.cstr("slice_over"));
     // host.channel_closed(id) and host.released(id): each callback is told once, then forgotten.
     const tellOnce = (callbacks: Map<number, () => void>) =>
       vm.hostFunction((L) => {
@@ -1047,6 +1059,7 @@ export class Engine {
 
   #finish(outcome: Outcome): void {
     this.#stopped = outcome;
+    this.#dropNextSlice();
     this.stdout.flush();
     for (const watcher of this.#watchers.values()) watcher(outcome);
     this.#watchers.clear();
@@ -1069,7 +1082,10 @@ export class Engine {
     if (this.#closed || this.#stopped) return;
     const { vm, L } = this;
     this.#inPump = true;
-    this.#turnDeadline = performance.now() + this.#turnLimit;
+    const now = performance.now();
+    this.#turnDeadline = now + this.#turnLimit;
+    this.#sliceEnd = now + SLICE_MS;
+    let sliceOver: boolean;
     try {
       while (this.#woken.length > 0) {
         const batch = this.#woken.splice(0, WAKE_BATCH);
@@ -1080,7 +1096,9 @@ export class Engine {
       }
       this.#closeTierUp();
       this.pushSchedulerField(L, "run");
-      this.#call(0, 0);
+      this.#call(0, 1);
+      sliceOver = vm.api.lua_toboolean(L, -1) !== 0;
+      vm.api.lua_settop(L, -2);
     } catch (e) {
       if (e instanceof OutOfMemory) {
         // What the script holds fills the memory limit: the run ends with Lua's error, as lua5.4 ends.
@@ -1098,7 +1116,37 @@ export class Engine {
       if (this.#closing) this.close();
     }
     this.stdout.flush();
-    if (this.#woken.length === 0 && this.#pending === 0 && this.#resident === 0) this.#quiescent();
+    if (sliceOver) this.#continueAfterEventLoop();
+    else if (this.#woken.length === 0 && this.#pending === 0 && this.#resident === 0) this.#quiescent();
+  }
+
+  // Goroutines still ready go on from a macrotask, after timers. Deno polls sockets only when its loop goes idle, as
+  // it does waiting for a timer (~2 ms); a MessageChannel message (~20 us) is enough while the host waits on nothing.
+  #continueAfterEventLoop(): void {
+    if (this.#closed || this.#stopped) return;
+    this.#scheduled = true;
+    const next = () => {
+      this.#nextSlice = undefined;
+      this.#pump();
+    };
+    if (this.#pending > 0 || this.#unheld.size > 0 || this.#resident > 0) {
+      const timer = setTimeout(next, 0);
+      this.#nextSlice = () => clearTimeout(timer);
+      return;
+    }
+    const { port1, port2 } = new MessageChannel();
+    port1.onmessage = () => {
+      port1.close(); // an open port keeps the process alive
+      next();
+    };
+    this.#nextSlice = () => port1.close();
+    port2.postMessage(null);
+  }
+
+  // The run ended while a slice waited to go on: its timer or port would keep the process alive.
+  #dropNextSlice(): void {
+    this.#nextSlice?.();
+    this.#nextSlice = undefined;
   }
 
   #quiescent(): void {
@@ -1655,6 +1703,7 @@ export class Engine {
     this.#outlived.clear();
     this.#releaseIdle();
     this.#clearDeadlineTimer();
+    this.#dropNextSlice();
     this.#cancellable.clear();
     for (const result of this.#results.values()) discarded(result);
     this.#results.clear();

@@ -252,12 +252,23 @@ local function past_tier_up(g, ok, r1, r2, r3)
   return ok, r1, r2, r3
 end
 
+-- Goroutines resumed between looks at the clock: rare enough to cost nothing, often enough to keep slices short.
+local SLICE_CHECK = 32
+
+-- Runs ready goroutines until none is, or until the pump's slice is over with some still ready (returns true then:
+-- the pump goes on after the event loop has had a turn).
 local function run()
   if no_relay ~= 0 then                     -- an error went past a resume_from without its count going down
     no_relay = 0
     host.relay_blocked(false)
   end
+  local countdown = SLICE_CHECK
   while rhead <= rtail do
+    countdown = countdown - 1
+    if countdown == 0 then
+      if host.slice_over() then return true end
+      countdown = SLICE_CHECK
+    end
     local g = ready[rhead]
     ready[rhead] = nil
     rhead = rhead + 1
@@ -291,6 +302,7 @@ local function run()
     ::next::
   end
   rhead, rtail = 1, 0
+  return false
 end
 
 -- A call from JavaScript that runs at once as a goroutine on co, whose

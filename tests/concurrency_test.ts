@@ -40,6 +40,33 @@ Deno.test("a goroutine that computes without waiting is never interrupted, even 
   strictEqual(stdout, "start 1, end 1, start 2, end 2\t2\n");
 });
 
+Deno.test("goroutines that keep each other ready still let timers, sleep and the event loop run", async () => {
+  // A pipeline and a poller that yields stay ready all the time; they stop when the timer sets the flag (or at 3 s).
+  const { outcome, stdout } = await runLua(`
+    local stop, polls, slept = false, 0, nil
+    local t0 = os.clock()
+    set_timeout(function() stop = true end, 0.05)
+    go(function()
+      while not stop and os.clock() - t0 < 3 do polls = polls + 1 coroutine.yield() end
+    end)
+    go(function() sleep(0.02) slept = os.clock() - t0 end)
+    local jobs = chan("jobs")
+    go(function()
+      while not stop and os.clock() - t0 < 3 do send(jobs, 1) end
+      close_channel(jobs)
+    end)
+    local n = 0
+    while true do
+      local _, ok = receive(jobs)
+      if not ok then break end
+      n = n + 1
+    end
+    wait()
+    print(stop, os.clock() - t0 < 1, slept ~= nil and slept < 1, n > 0, polls > 0)`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(stdout, "true\ttrue\ttrue\ttrue\ttrue\n");
+});
+
 Deno.test("go returns an id and rejects a non-function", async () => {
   const { stdout } = await runLua(`
     local id = go(function() end)

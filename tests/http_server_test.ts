@@ -732,6 +732,29 @@ Deno.test("a malformed WebSocket handshake gets 400, quietly", async () => {
   strictEqual(r.stdout.includes("on_error"), false);
 });
 
+Deno.test("requests are answered while goroutines keep each other ready", async () => {
+  // The pipeline runs until a request has been answered during it (or for 5 s): its count tells which.
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    local busy, answered, t0 = true, false, os.clock()
+    handle_http("s", "/during", function() answered = busy return tostring(busy) end)
+    local jobs = chan("jobs")
+    go(function()
+      while not answered and os.clock() - t0 < 5 do send(jobs, 1) end
+      close_channel(jobs)
+    end)
+    go(function()
+      while select(2, receive(jobs)) do end
+      busy = false
+    end)
+    serve("s")`);
+  const r = await session(s, async () => {
+    await expectText(s.url("/during"), "true");
+  });
+  finishedOk(r);
+  strictEqual(r.stderr, "");
+});
+
 Deno.test("a handler blocked on a channel is released by another request", async () => {
   const s = await start(`
     create_server("s", 0, false, nil, nil, ${LOCAL})
