@@ -386,7 +386,8 @@ local anonymous = 0
 
 -- Waiter queues hold (goroutine, park sequence[, value]) in flat slots; an
 -- entry is stale once its goroutine has been woken by another channel.
-local function queue() return { h = 1, t = 0 } end
+-- stale counts those a select left on a receive queue (see left_stale).
+local function queue() return { h = 1, t = 0, stale = 0 } end
 
 local function pop_receiver(q)
   local h, t = q.h, q.t
@@ -395,11 +396,33 @@ local function pop_receiver(q)
     q[h], q[h + 1] = nil, nil
     h = h + 2
     if g.seq == seq and g.state == "parked" then
-      if h > t then q.h, q.t = 1, 0 else q.h = h end
+      if h > t then q.h, q.t, q.stale = 1, 0, 0 else q.h = h end
       return g
     end
+    if q.stale > 0 then q.stale = q.stale - 1 end
   end
-  q.h, q.t = 1, 0
+  q.h, q.t, q.stale = 1, 0, 0
+end
+
+-- A woken select's entry on a receive queue it was not woken by is stale: once such entries are half the queue,
+-- the live ones are moved to its front, so a select loop keeps no queue growing (amortised O(1) per select).
+local function left_stale(q)
+  local stale = q.stale + 1
+  local h, t = q.h, q.t
+  if stale * 4 < t - h + 1 then  -- two slots an entry
+    q.stale = stale
+    return
+  end
+  local j = 0
+  for i = h, t, 2 do
+    local g, seq = q[i], q[i + 1]
+    q[i], q[i + 1] = nil, nil
+    if g.seq == seq and g.state == "parked" then
+      q[j + 1], q[j + 2] = g, seq
+      j = j + 2
+    end
+  end
+  q.h, q.t, q.stale = 1, j, 0
 end
 
 local function pop_sender(q)
@@ -447,13 +470,14 @@ local function retire(ch)
   end
 end
 
+-- A select is woken with the channel itself: it knows which of its entries went with the wake.
 local function wake_receiver(ch, g, v, ok)
   if not g.selecting then
     make_ready(g, v, ok)
   elseif ok then
-    make_ready(g, v, ch.name)
+    make_ready(g, v, ch)
   else
-    make_ready(g, ch.name, CLOSED)
+    make_ready(g, ch, CLOSED)
   end
 end
 
@@ -600,10 +624,17 @@ local function select(first, ...)
     names[i] = "'" .. list[i].name .. "'"
   end
   g.selecting = true
-  local v, name = park("select on channels " .. table.concat(names, ", "))
+  local v, from = park("select on channels " .. table.concat(names, ", "))
   g.selecting = nil
-  if name == CLOSED then return nil, v, false end
-  return v, name, true
+  local closed = from == CLOSED
+  if closed then v, from = nil, v end
+  local taken = false -- the waking channel's entry went with the wake (a channel listed twice has two)
+  for i = 1, n do
+    local ch = list[i]
+    if ch == from and not taken then taken = true else left_stale(ch.rq) end
+  end
+  if closed then return nil, from.name, false end
+  return v, from.name, true
 end
 
 -- A channel's state and its handle; a named one is found by its name too.

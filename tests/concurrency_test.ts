@@ -169,6 +169,41 @@ Deno.test("select wakes once even when several channels become ready", async () 
   strictEqual(stdout, "1\tp\t2\ttrue\n");
 });
 
+Deno.test("a select loop keeps memory flat: a select woken by one channel leaves nothing on the others", async () => {
+  // Each select waits on both; quit is sent to only at the end, so its queue would keep every wait's entry.
+  const { outcome, stdout } = await runLua(`
+    local data, quit = chan("data"), chan("quit")
+    go(function()
+      for i = 1, 60000 do send(data, i) end
+      send(quit, "bye")
+    end)
+    local n, early = 0, nil
+    while true do
+      local v, from = select(data, quit)
+      if from == "quit" then print(v) break end
+      n = n + 1
+      if n == 10000 then collectgarbage() collectgarbage() early = collectgarbage("count") end
+    end
+    collectgarbage() collectgarbage()
+    local grown = collectgarbage("count") - early
+    print(n, grown < 64 or grown)`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(stdout, "bye\n60000\ttrue\n");
+});
+
+Deno.test("select on a channel listed twice, or closed while it waits, leaves the other queues working", async () => {
+  const { stdout } = await runLua(`
+    local a, b = chan("a"), chan("b")
+    go(function() send(a, 1) close_channel(b) end)
+    print(select(a, b, a))
+    print(select(b, a))
+    go(function() send(a, 2) end)
+    print(receive(a))
+    go(function() send(a, 3) end)
+    print(select(a, a))`);
+  strictEqual(stdout, "1\ta\ttrue\nnil\tb\tfalse\n2\ttrue\n3\ta\ttrue\n");
+});
+
 Deno.test("channel errors: unknown names, wrong types, closed channels, bad sizes", async () => {
   const { stdout } = await runLua(`
     print(pcall(send, "nope", 1))
