@@ -583,7 +583,9 @@ local function close_channel(c)
   if ch.n == 0 then retire(ch) end
 end
 
-local select_start = 0
+-- Where a select starts looking is pseudo-random, as in Go: no ready channel starves, whatever other selects run.
+-- An LCG of its own: math.random's sequence belongs to the script.
+local select_seed = 0
 
 -- Lua's select(n, ...), its errors naming 'select' (a numeric string is an index unless it names a channel).
 local function select_index(n, ...)
@@ -607,9 +609,9 @@ local function select(first, ...)
   if n == 1 and first == nil then error("bad argument #1 to 'select' (channel expected, got no value)", 2) end
   local list = { first, ... }
   for i = 1, n do list[i] = channels[list[i]] or lookup(list[i], "select", i) end
-  select_start = select_start % n + 1       -- rotate so no channel starves
+  select_seed = select_seed * 6364136223846793005 + 1442695040888963407
   for k = 0, n - 1 do
-    local ch = list[(select_start + k - 1) % n + 1]
+    local ch = list[((select_seed >> 33) + k) % n + 1] -- the high bits: an LCG's low ones repeat with a short period
     local got, v, ok = try_receive(ch)
     if got then return v, ch.name, ok end
   end

@@ -204,6 +204,24 @@ Deno.test("select on a channel listed twice, or closed while it waits, leaves th
   strictEqual(stdout, "1\ta\ttrue\nnil\tb\tfalse\n2\ttrue\n3\ta\ttrue\n");
 });
 
+Deno.test("select is fair per call: two selects in turn, or one on a single channel between, starve no ready channel", async () => {
+  const { stdout } = await runLua(`
+    local high, low = chan("high", 1000), chan("low", 1000)
+    local ticks, cmds = chan("ticks", 1000), chan("cmds", 1000)
+    local one = chan("one", 1000)
+    for i = 1, 1000 do send(high, i) send(low, i) send(ticks, i) send(cmds, i) send(one, i) end
+    local got = { high = 0, low = 0, ticks = 0, cmds = 0 }
+    for i = 1, 400 do
+      local _, from = select(high, low)
+      got[from] = got[from] + 1
+      select(one)
+      local _, from2 = select(ticks, cmds)
+      got[from2] = got[from2] + 1
+    end
+    print(got.high > 100, got.low > 100, got.ticks > 100, got.cmds > 100)`);
+  strictEqual(stdout, "true\ttrue\ttrue\ttrue\n");
+});
+
 Deno.test("channel errors: unknown names, wrong types, closed channels, bad sizes", async () => {
   const { stdout } = await runLua(`
     print(pcall(send, "nope", 1))
