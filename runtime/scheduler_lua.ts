@@ -62,19 +62,23 @@ end
 
 -- mode: nil, "watched" (JavaScript gets the outcome instead of on_error) or
 -- "tracked" (errors go to on_error as usual, and JavaScript hears of the end).
+-- Everything that allocates comes first: a goroutine that could not be made ("not enough memory") is not counted
+-- (wait() would wait for it for ever). Until its state is "ready", run() skips it where it sits in the queue; by_go's
+-- slot is made here so that go() marks it without allocating.
 local function spawn(fn, name, mode, ...)
-  next_id = next_id + 1
-  live = live + 1
-  local g = { id = next_id, co = co_create(fn), seq = 0, state = "ready" }
+  local id = next_id + 1
+  local g = { id = id, co = co_create(fn), seq = 0, state = false, by_go = false }
   if name then g.name = name end
   if mode then g.mode = mode end
   local owner = current and current.owner     -- a call from JavaScript, and what it started, own what they start
-  if owner then g.owner, owner.n = owner, owner.n + 1 end
+  if owner then g.owner = owner end
   if lua_select("#", ...) > 0 then g.args = pack(...) end
-  goroutines[next_id] = g
+  ready[rtail + 1] = g
   rtail = rtail + 1
-  ready[rtail] = g
-  return next_id
+  goroutines[id] = g
+  next_id, live, g.state = id, live + 1, "ready"
+  if owner then owner.n = owner.n + 1 end
+  return id
 end
 
 local function name_of(g)

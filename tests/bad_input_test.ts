@@ -647,6 +647,30 @@ print("not reached")
   );
 });
 
+Deno.test("--memory-limit: a go() that fails with 'not enough memory' starts nothing, and wait() still returns", async () => {
+  const dir = await tempFiles({
+    "go_oom.lua": `local hogs = {}
+local function fill(size)
+  local t = {}
+  hogs[#hogs + 1] = t
+  pcall(function() for i = 1, 1e8 do t[i] = string.rep("x", size) end end)
+end
+for _, s in ipairs({100000, 10000, 1000, 100, 10, 1}) do fill(s) end
+local fails = 0
+for i = 1, 20 do
+  if not pcall(go, function() end) then fails = fails + 1 end
+end
+hogs = nil
+collectgarbage()
+print("some go() failed:", fails > 0)
+wait()
+print("wait returned")
+`,
+  });
+  const r = await solvm(["--memory-limit", "20", `${dir}/go_oom.lua`]);
+  deepStrictEqual(r, { code: 0, stdout: "some go() failed:\ttrue\nwait returned\n", stderr: "" });
+});
+
 Deno.test("--memory-limit below the 16 MiB the WebAssembly memory starts with is enforced too", async () => {
   const dir = await tempFiles({
     "small.lua": `print(pcall(string.rep, "x", 5 * 1024 * 1024))\nprint(#string.rep("y", 256 * 1024), "after")\n`,
