@@ -53,10 +53,11 @@ local function waitable(fname)
   error(fname .. " cannot wait here (not in a goroutine, or across a C call)", 3)
 end
 
--- Parks the running goroutine; the caller has queued it where a waker finds it.
+-- Parks the running goroutine. The caller has taken its park sequence (g.seq + 1) before queueing it where a waker
+-- finds it: entries left by a wait that fails before it parks (out of memory) are stale at once, and stay so.
 local function park(what)
   local g = current
-  g.state, g.wait, g.seq = "parked", what, g.seq + 1
+  g.state, g.wait = "parked", what
   return co_yield(PARK)
 end
 
@@ -500,8 +501,9 @@ local function send(c, v)
     return
   end
   local g, sq = waitable("send"), ch.sq
-  local t = sq.t
-  sq[t + 1], sq[t + 2], sq[t + 3] = g, g.seq + 1, v
+  local t, seq = sq.t, g.seq + 1
+  g.seq = seq
+  sq[t + 1], sq[t + 2], sq[t + 3] = g, seq, v
   sq.t = t + 3
   if not park("send on channel '" .. ch.name .. "'") then
     error("send on closed channel '" .. ch.name .. "'", 2)
@@ -548,8 +550,9 @@ local function receive(c)
   local got, v, ok = try_receive(ch)
   if got then return v, ok end
   local g, rq = waitable("receive"), ch.rq
-  local t = rq.t
-  rq[t + 1], rq[t + 2] = g, g.seq + 1
+  local t, seq = rq.t, g.seq + 1
+  g.seq = seq
+  rq[t + 1], rq[t + 2] = g, seq
   rq.t = t + 2
   return park("receive on channel '" .. ch.name .. "'")
 end
@@ -620,17 +623,19 @@ local function select(first, ...)
     if got then return v, ch.name, ok end
   end
   local g = waitable("select")
+  local names = {}                          -- made before anything is queued: it may fail for memory
+  for i = 1, n do names[i] = "'" .. list[i].name .. "'" end
+  local what = "select on channels " .. table.concat(names, ", ")
   local seq = g.seq + 1
-  local names = {}
+  g.seq = seq
   for i = 1, n do
     local rq = list[i].rq
     local t = rq.t
     rq[t + 1], rq[t + 2] = g, seq
     rq.t = t + 2
-    names[i] = "'" .. list[i].name .. "'"
   end
   g.selecting = true
-  local v, from = park("select on channels " .. table.concat(names, ", "))
+  local v, from = park(what)
   g.selecting = nil
   local closed = from == CLOSED
   if closed then v, from = nil, v end
@@ -727,6 +732,7 @@ local function wait()
   local g = waitable("wait")
   nwaiting = nwaiting + 1
   waiters[nwaiting] = g
+  g.seq = g.seq + 1                         -- entries a select left elsewhere must not wake it here
   park("wait for goroutines")
 end
 

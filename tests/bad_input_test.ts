@@ -671,6 +671,38 @@ print("wait returned")
   deepStrictEqual(r, { code: 0, stdout: "some go() failed:\ttrue\nwait returned\n", stderr: "" });
 });
 
+Deno.test("--memory-limit: a select or receive that fails with 'not enough memory' leaves no waiter to take a later value", async () => {
+  // B's long name makes the text of the wait's report need 4 MB; with memory full, the wait fails before it parks.
+  const dir = await tempFiles({
+    "wait_oom.lua": `local A = chan("A")
+local B = chan(string.rep("b", 4 * 1024 * 1024))
+local C = chan("C")
+local hogs = {}
+local function fill(size)
+  local t = {}
+  hogs[#hogs + 1] = t
+  pcall(function() for i = 1, 1e8 do t[i] = string.rep("x", size) .. i end end)
+end
+fill(1000000) fill(100000)
+print("select:", pcall(select, A, B))
+print("receive:", pcall(receive, B))
+hogs = nil
+collectgarbage()
+go(function() sleep(0.05) send(A, "sent on A") send(B, "sent on B") end, "sender on A and B")
+go(function() sleep(0.3) send(C, "sent on C") end, "sender on C")
+print("receive(C):", receive(C))
+print("receive(A):", receive(A))
+`,
+  });
+  const r = await solvm(["--memory-limit", "30", `${dir}/wait_oom.lua`]);
+  deepStrictEqual(r, {
+    code: 0,
+    stdout: "select:\tfalse\tnot enough memory\nreceive:\tfalse\tnot enough memory\n" +
+      "receive(C):\tsent on C\ttrue\nreceive(A):\tsent on A\ttrue\n",
+    stderr: "",
+  });
+});
+
 Deno.test("--memory-limit below the 16 MiB the WebAssembly memory starts with is enforced too", async () => {
   const dir = await tempFiles({
     "small.lua": `print(pcall(string.rep, "x", 5 * 1024 * 1024))\nprint(#string.rep("y", 256 * 1024), "after")\n`,
