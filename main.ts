@@ -529,6 +529,8 @@ function main(argv: string[]): void {
       { ...request(scripts[i], i), reload, control },
       onLoaded,
     );
+  /** The exit codes of the scripts that have ended, by their place on the command line. */
+  const ended: (number | undefined)[] = [];
   // Under --watch every script starts in the same turn, once the watching code is loaded.
   const ends = options.watch
     ? import("./host/debug.ts").then(({ WatchedFiles }) =>
@@ -542,14 +544,22 @@ function main(argv: string[]): void {
         )
       ))
     )
-    : Promise.all(scripts.map((_, i) => start(i).exit));
+    : Promise.all(scripts.map((_, i) => start(i).exit.then((code) => ended[i] = code)));
   if (timeLimited(options)) {
-    armTimeout(options, new Int32Array(control), () => stopAndExit(runs, EXIT_TIMEOUT, timeoutMessage(options)));
+    armTimeout(options, new Int32Array(control), () => {
+      const running = scripts.flatMap((_, i) => ended[i] === undefined ? [i] : []);
+      const message = running.map((i) => `${labelOf(i) ?? ""}${timeoutMessage(options)}`).join("\n");
+      stopAndExit(runs, firstNonZero(scripts.map((_, i) => ended[i] ?? EXIT_TIMEOUT)), message);
+    });
   }
-  // The exit code is the first non-zero one, in the order the scripts were given.
   ends.then((codes) => {
-    if (!stopping) Deno.exit(codes.find((code) => code !== 0) ?? 0);
+    if (!stopping) Deno.exit(firstNonZero(codes));
   });
+}
+
+/** The exit code of several scripts: the first non-zero one, in the order they were given. */
+function firstNonZero(codes: number[]): number {
+  return codes.find((code) => code !== 0) ?? 0;
 }
 
 /** Set once a signal or the time limit stops the runs: a run ending meanwhile does not choose the exit code. */

@@ -744,6 +744,27 @@ os.exit(3)
   strictEqual(args.stdout, "2\tx.lua\ty.lua\n");
 });
 
+Deno.test("several scripts at once under --timeout: each still running counts as 124 in order, and its timeout line is labelled", async () => {
+  const dir = await folder({
+    "fails.lua": `error("fails first")`,
+    "spins.lua": `while true do end`,
+    "ok.lua": `print("done")`,
+  });
+  const [failed, spun] = await Promise.all([
+    solvm(["--timeout", "1s", "fails.lua", "spins.lua", "spins.lua"], { cwd: dir }),
+    solvm(["--timeout", "1s", "ok.lua", "spins.lua", "fails.lua"], { cwd: dir }),
+  ]);
+  strictEqual(failed.code, 1);
+  match(failed.stderr, /^\[fails\.lua\] fails\.lua:1: fails first$/m);
+  deepStrictEqual(failed.stderr.split("\n").filter((line) => line.includes("timeout")), [
+    "[spins.lua] timeout: script ran longer than 1s",
+    "[spins.lua#2] timeout: script ran longer than 1s",
+  ]);
+  strictEqual(spun.code, 124);
+  strictEqual(spun.stdout, "[ok.lua] done\n");
+  match(spun.stderr, /\[spins\.lua\] timeout: script ran longer than 1s\n$/);
+});
+
 Deno.test("several scripts at once: a line begun is kept whole until it ends, on stdout and stderr; same names get their folder", async () => {
   const dir = await folder({
     "a.lua": `io.write("A-start ") io.stderr:write("A-err ") sleep(0.5) print("A-end") io.stderr:write("A-err-end\\n")`,
