@@ -175,24 +175,21 @@ local function release_waiters()
   end
 end
 
--- Runs the to-be-closed variables a coroutine that failed with err left
--- open, as Lua does when an error leaves a pcall. Returns the message of a
--- new error one of them raised, if any (report it after err).
-local function close_failed(co, err)
-  local ok, close_err = co_close(co)
-  if not ok and close_err ~= err then return message_of(close_err) end
-end
-
--- The message and traceback of err, the error co failed with, and close_failed's message; trace and close_err are
--- the traceback and co_close's error when co was traced and closed as it failed (see direct).
+-- The error co failed with, its message and traceback: err, unless closing the to-be-closed variables co left open
+-- (as Lua does when an error leaves a pcall) raised another, which replaces it as in Lua. trace and close_err are the
+-- traceback and co_close's error when co was traced and closed as it failed (see direct).
 local function failure_of(co, err, trace, close_err)
-  local message = message_of(err)
-  if trace == nil then return message, without_internal(traceback(co, message)), close_failed(co, err) end
-  return message, without_internal(trace), close_err ~= err and message_of(close_err) or nil
-end
-
-local function report_close_error(g, message)
-  dispatch_error({ name = name_of(g) .. " (closing a to-be-closed variable)" }, message, message, message)
+  if trace == nil then
+    trace = traceback(co, message_of(err))
+    local closed
+    closed, close_err = co_close(co)
+    if closed then close_err = err end
+  end
+  if close_err ~= err then
+    local message = message_of(close_err)
+    return close_err, message, message  -- Lua runs __close with no message handler: there is no traceback to give
+  end
+  return err, message_of(err), without_internal(trace)
 end
 
 -- A goroutine call o started has ended: once o and all of them have, JavaScript lets go of o's limits.
@@ -212,10 +209,9 @@ local function finish(g, ok, err, trace, close_err)
   if ok then
     if g.mode then host.finished(g.id, true, err) end  -- err is the first result here
   else
-    local message, trace, close_error = failure_of(g.co, err, trace, close_err)
-    if g.mode ~= "watched" then dispatch_error(g, err, message, trace) end
+    local failure, message, trace = failure_of(g.co, err, trace, close_err)
+    if g.mode ~= "watched" then dispatch_error(g, failure, message, trace) end
     if g.mode then host.finished(g.id, false, message, trace) end
-    if close_error then report_close_error(g, close_error) end
   end
   local owner = g.owner
   if owner == g then                        -- a call that waited
@@ -359,8 +355,7 @@ local function direct(co, ...)
       if not left then g.id, g.name, spare = nil, nil, g end
       return true, true, r1, nil, rhead <= rtail, left
     end
-    local message, trace, close_error = failure_of(co, r1, trace, close_err)
-    if close_error then report_close_error(g, close_error) end
+    local _, message, trace = failure_of(co, r1, trace, close_err)
     return true, false, message, trace, rhead <= rtail, left
   end
   local id = g.id or new_id()

@@ -88,6 +88,16 @@ Deno.test("an uncaught error: exit 1, file:line: message and a traceback on stde
   match(r.stderr, /fail\.lua:5: in main chunk/);
 });
 
+Deno.test("an error in __close while an error unwinds the main chunk is the script's one error, as in lua5.4: exit 1", async () => {
+  const dir = await tempFiles({
+    "close.lua": `local x <close> = setmetatable({}, {__close = function() error("error in __close") end})\n` +
+      `error("original error")\n`,
+  });
+  const r = await solvm([`${dir}/close.lua`]);
+  strictEqual(r.code, 1);
+  strictEqual(r.stderr, `${dir}/close.lua:1: error in __close\n`);
+});
+
 Deno.test("a missing script, a folder and a syntax error give one clear line and exit 1", async () => {
   const dir = await tempFiles({ "syntax.lua": "local x = = 1\n" });
   const missing = await solvm([`${dir}/nope.lua`]);

@@ -747,7 +747,7 @@ Deno.test("wait() inside a goroutine that main waits for: the inner wait returns
   strictEqual(stdout, "inner,outer\n");
 });
 
-Deno.test("a goroutine or main failing closes its to-be-closed variables first; an error in one is reported too", async () => {
+Deno.test("a goroutine or main failing closes its to-be-closed variables first; an error in one replaces its error, as in Lua", async () => {
   const { outcome, stdout } = await runLua(`
     on_error(function(message) print("on_error:", message) end)
     local function guard(name) return setmetatable({}, { __close = function(_, e) print(name .. " closed:", e) end }) end
@@ -762,9 +762,18 @@ Deno.test("a goroutine or main failing closes its to-be-closed variables first; 
   strictEqual(
     stdout,
     "goroutine closed:\ttest:4: goroutine failed\non_error:\ttest:4: goroutine failed\n" +
-      "on_error:\tbody failed\non_error:\tclose failed\nmain closed:\ttest:11: main failed\n",
+      "on_error:\tclose failed\nmain closed:\ttest:11: main failed\n",
   );
   strictEqual(outcome.status === "error" && outcome.message, "test:11: main failed");
+  const replaced = await runLua(`
+    local bad <close> = setmetatable({}, { __close = function() error("close failed") end })
+    error("main failed")`);
+  deepStrictEqual(replaced.outcome, {
+    status: "error",
+    message: "test:2: close failed",
+    traceback: "test:2: close failed",
+  });
+  strictEqual(replaced.stderr, "");
 });
 
 Deno.test("select(n, ...) keeps Lua's meaning and errors, a numeric string included", async () => {
