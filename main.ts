@@ -13,6 +13,7 @@ import type { WatchedFiles } from "./host/debug.ts";
 import type { AccessKind, DenyLists } from "./host/_permissions.ts";
 import { RunningCommands } from "./host/_process_group.ts";
 import { ResidentShare } from "./host/_resident.ts";
+import { LineInterrupt } from "./host/_interrupt.ts";
 import { after } from "./runtime/_timer.ts";
 import meta from "./deno.json" with { type: "json" };
 
@@ -518,15 +519,17 @@ function main(argv: string[]): void {
     if (refused) fail(refused, EXIT_USAGE);
   }
   const control = new SharedArrayBuffer(4);
+  // Ctrl-C stops a REPL line; a script's (or -i's script's main chunk) ends SolVM.
+  const interrupt = options.script === undefined || options.repl ? new LineInterrupt() : undefined;
   // Watched before any worker starts: under load a worker can start a command before this thread runs on.
   const runs: WorkerRun[] = [];
-  stopOnSignals(runs);
+  stopOnSignals(runs, interrupt);
   // Each script may read its own folder.
   const start = (i: number, reload = false, onLoaded?: (path: string) => void) =>
     runs[i] = startWorker(
       workerModule,
       confinement(options, scripts[i]),
-      { ...request(scripts[i], i), reload, control },
+      { ...request(scripts[i], i), reload, control, interrupt: interrupt?.buffer },
       onLoaded,
     );
   /** The exit codes of the scripts that have ended, by their place on the command line. */
@@ -654,12 +657,16 @@ const STOP_SIGNALS: [Deno.Signal, number][] = [["SIGINT", 130], ["SIGTERM", 143]
 /**
  * A signal that ends SolVM stops every run first, and so kills their
  * commands: those run in process groups of their own, which the
- * terminal's Ctrl-C does not reach.
+ * terminal's Ctrl-C does not reach. In the REPL, Ctrl-C stops the line
+ * running instead (as lua5.4's "interrupted!"); at the prompt, or again
+ * before the line stopped (a goroutine that never yields holds it), it ends SolVM.
  */
-function stopOnSignals(runs: WorkerRun[]): void {
+function stopOnSignals(runs: WorkerRun[], interrupt: LineInterrupt | undefined): void {
   const signals = Deno.build.os === "windows" ? STOP_SIGNALS.filter(([name]) => name === "SIGINT") : STOP_SIGNALS;
   for (const [signal, code] of signals) {
-    Deno.addSignalListener(signal, () => stopAndExit(runs, code));
+    Deno.addSignalListener(signal, () => {
+      if (signal !== "SIGINT" || !interrupt?.request()) stopAndExit(runs, code);
+    });
   }
 }
 

@@ -6,6 +6,7 @@
  * @module
  */
 import { CallStopped, type Engine } from "../runtime/engine.ts";
+import type { LineInterrupt } from "./_interrupt.ts";
 import { LUA_TSTRING } from "../runtime/lua.ts";
 import { closeAfter, reportOutcome } from "./script.ts";
 import meta from "../deno.json" with { type: "json" };
@@ -51,8 +52,11 @@ async function* lines(engine: Engine): AsyncGenerator<string> {
   }
 }
 
-/** Runs the REPL until `exit` or end of input, then closes `engine`; returns the exit code. */
-export async function runRepl(engine: Engine): Promise<number> {
+/**
+ * Runs the REPL until `exit` or end of input, then closes `engine`; returns the exit code. `interrupt` (Ctrl-C)
+ * stops the line running, as lua5.4's "interrupted!", and the session goes on.
+ */
+export async function runRepl(engine: Engine, interrupt?: LineInterrupt): Promise<number> {
   const { vm, L } = engine;
   const interactive = Deno.stdin.isTerminal();
   const prompt = (text: string) => {
@@ -93,7 +97,9 @@ export async function runRepl(engine: Engine): Promise<number> {
     else {
       vm.pushRef(L, show);
       vm.api.lua_rotate(L, -2, 1);
-      const outcome = await engine.spawnWatched("repl", 1);
+      interrupt?.begin();
+      const outcome = await engine.spawnWatched("repl", 1, interrupt);
+      interrupt?.end();
       if (engine.stopped) break;
       if (outcome.status !== "ok") reportOutcome(engine, outcome);
     }

@@ -13,6 +13,7 @@ import { type DenyLists, setDenied } from "./_permissions.ts";
 import { configureActors } from "./actors.ts";
 import { watchCommands } from "./process.ts";
 import type { ThreadMaker } from "./_actor_system.ts";
+import type { LineInterrupt } from "./_interrupt.ts";
 import { LOG_LEVELS, type LogLevel, setLogLevel } from "../runtime/log.ts";
 import { type OutputSink, prefixedOutput, prefixedText } from "../runtime/output.ts";
 
@@ -61,6 +62,8 @@ export interface RunHooks {
   onCommand?: (group: number, running: boolean) => void;
   /** Told of each file a `watch` run loads (the script, its modules). */
   onLoaded?: (path: string) => void;
+  /** Ctrl-C, which stops the REPL's line running (the CLI's thread asks). */
+  interrupt?: LineInterrupt;
 }
 
 /**
@@ -121,10 +124,10 @@ export async function runRequest(request: RunRequest, hooks: RunHooks): Promise<
   if (request.script === undefined) {
     const engine = await newEngine();
     installGlobals(engine);
-    exit = await runRepl(engine);
+    exit = await runRepl(engine, hooks.interrupt);
   } else {
     const onLoaded = request.watch ? hooks.onLoaded : undefined;
-    const afterMainChunk = request.repl ? runRepl : undefined;
+    const afterMainChunk = request.repl ? (engine: Engine) => runRepl(engine, hooks.interrupt) : undefined;
     exit = await runScriptFile(request.script, request.args, {
       newEngine,
       onLoaded,

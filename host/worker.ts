@@ -23,6 +23,7 @@ import { type RunRequest, runRequest } from "./run.ts";
 import { flushOpenFiles, trackOpenFiles } from "./files.ts";
 import { RunningCommands } from "./_process_group.ts";
 import { ResidentShare } from "./_resident.ts";
+import { LineInterrupt } from "./_interrupt.ts";
 
 /** What the CLI asks the worker to run. */
 export interface WorkerRequest extends RunRequest {
@@ -32,6 +33,8 @@ export interface WorkerRequest extends RunRequest {
   control: SharedArrayBuffer;
   /** The process groups of the script's running commands (see host/_process_group.ts). */
   commands: SharedArrayBuffer;
+  /** For the REPL: the state of its line, which the CLI's Ctrl-C asks to stop (see host/_interrupt.ts). */
+  interrupt?: SharedArrayBuffer;
 }
 
 /** Asks a Lua thread (the script's or an actor's) to write out its open files; answered with `{ filesFlushed }`. */
@@ -72,6 +75,7 @@ scope.onmessage = async ({ data }) => {
     },
     onCommand: (group, running) => commands.record(group, running),
     onLoaded: (path) => scope.postMessage({ loaded: path }),
+    interrupt: data.interrupt && new LineInterrupt(data.interrupt),
   });
   scope.postMessage({ exit });
 };

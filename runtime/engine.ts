@@ -76,6 +76,16 @@ export interface CancellableWait {
   readonly holdsRun?: boolean;
 }
 
+/** How a watched goroutine (a REPL line at Ctrl-C) may be asked from outside to stop: see {@linkcode Engine.spawnWatched}. */
+export interface Interruption {
+  /** Whether it is asked to stop now: read by a count hook, so it must be cheap (another thread may set it). */
+  requested(): boolean;
+  /** Settles once it may have been asked (requested() then says whether it was). */
+  asked(): Promise<unknown>;
+  /** What it then fails with. */
+  readonly message: string;
+}
+
 /** How a watched goroutine (the main chunk, a REPL line) ended. */
 export type Outcome =
   | { status: "ok" }
@@ -301,6 +311,8 @@ const TIER_UP_MS = 300;
 const TIER_UP_INSTRUCTIONS = 100_000;
 // With an instruction limit the hook fires this often: the limit's precision.
 const LIMIT_STEP = 1000;
+// An interruptible goroutine's hook fires this often (about a millisecond of Lua): rare enough to cost nothing.
+const INTERRUPT_STEP = 100_000;
 // lua_Debug on wasm32: int event; char *name, *namewhat, *what, *source; ...
 const LUA_DEBUG_SOURCE = 16;
 const LUA_DEBUG_NAME = 4;
@@ -430,6 +442,9 @@ export class Engine {
   #pumpLimitHit: Extract<Outcome, { status: "error" | "timeout" }> | undefined;
   // Threads that already made their tier-up yield (only tracked while a limit keeps hooks on).
   readonly #tieredUp = new Set<number>();
+  /** What may interrupt a watched goroutine now, and a reference to its coroutine (see spawnWatched). */
+  #interrupting: { interruption: Interruption; thread: number } | undefined;
+  #interruptHook = 0;
 
   private constructor(vm: LuaVM, options: EngineOptions) {
     this.vm = vm;
@@ -598,6 +613,7 @@ export class Engine {
     const what = vm.cstr("S");
     const limited = this.#counting;
     this.#tierUpHook = vm.lua.addFunction((T: LuaState, ar: number) => {
+      this.#checkInterrupt(T, ar);
       if (limited) {
         this.#checkLimits(LIMIT_STEP, T, this.#tierUpHook);
         if (this.#tieredUp.has(T)) return;
@@ -609,7 +625,7 @@ export class Engine {
       api.lua_getinfo(T, what, ar);
       if (this.#isSchedulerSource(new DataView(vm.lua.heap().buffer).getUint32(ar + LUA_DEBUG_SOURCE, true))) return;
       if (limited) this.#tieredUp.add(T);
-      else api.lua_sethook(T, 0, 0, 0);
+      else api.lua_sethook(T, this.#interrupting ? this.#interruptHook : 0, LUA_MASKCOUNT, INTERRUPT_STEP);
       this.pushSchedulerField(T, "tier_up");
       api.lua_pushthread(T);
       if (api.lua_pcallk(T, 1, 1, 0, 0, 0) !== LUA_OK) throw new Error(`SolVM scheduler failure: ${vm.toText(T, -1)}`);
@@ -619,6 +635,29 @@ export class Engine {
     }, "vii");
     api.lua_sethook(L, this.#tierUpHook, LUA_MASKCOUNT, limited ? LIMIT_STEP : TIER_UP_INSTRUCTIONS);
     this.#tierUpOpen = !limited;
+  }
+
+  /**
+   * Raises the interruption's error in the interruptible goroutine when it
+   * is asked to stop (in its own code, or a coroutine it resumes); never in
+   * SolVM's own Lua (a channel operation half done): the next check comes.
+   */
+  #checkInterrupt(T: LuaState, ar: number): void {
+    const interrupting = this.#interrupting;
+    if (!interrupting?.interruption.requested() || !this.#inPump) return;
+    const { vm } = this;
+    const api = vm.api;
+    api.lua_getinfo(T, vm.cstr("S"), ar);
+    const source = new DataView(vm.lua.heap().buffer).getUint32(ar + LUA_DEBUG_SOURCE, true);
+    if (this.#startsWith(source, INTERNAL_CHUNK_PREFIX)) return;
+    this.pushSchedulerField(T, "running_goroutine");
+    if (api.lua_pcallk(T, 0, 1, 0, 0, 0) !== LUA_OK) throw new Error(`SolVM scheduler failure: ${vm.toText(T, -1)}`);
+    vm.pushRef(T, interrupting.thread);
+    const interrupted = api.lua_rawequal(T, -1, -2) !== 0;
+    api.lua_settop(T, -3);
+    if (!interrupted) return;
+    vm.pushString(T, interrupting.interruption.message);
+    api.lua_error(T);
   }
 
   /**
@@ -1189,8 +1228,12 @@ export class Engine {
   /**
    * Runs the function on top of the main stack as a watched goroutine
    * named `name`, with `nargs` arguments above it; resolves when it ends.
+   * With `interruption` (one such goroutine at a time), once asked to stop
+   * it fails with its message: where it waits, or, where it computes, at
+   * the next check of a count hook on its threads and those they make (every
+   * 100,000 instructions, unless a hook the script set replaced it).
    */
-  spawnWatched(name: string, nargs: number): Promise<Outcome> {
+  spawnWatched(name: string, nargs: number, interruption?: Interruption): Promise<Outcome> {
     const { vm, L } = this;
     if (this.#stopped) return Promise.resolve(this.#stopped);
     const api = vm.api;
@@ -1199,12 +1242,46 @@ export class Engine {
     vm.pushString(L, name);
     vm.pushString(L, "watched");
     api.lua_rotate(L, -(nargs + 2), 2); // spawn, fn, name, "watched", args...
-    this.#call(nargs + 3, 1);
+    if (interruption) {
+      this.#interruptHook ||= vm.lua.addFunction((T: LuaState, ar: number) => this.#checkInterrupt(T, ar), "vii");
+    }
+    // Its coroutine inherits the main thread's hook; the tier-up and limit hooks check interruptions too.
+    const hooked = interruption !== undefined && api.lua_gethookmask(L) === 0;
+    if (hooked) api.lua_sethook(L, this.#interruptHook, LUA_MASKCOUNT, INTERRUPT_STEP);
+    try {
+      this.#call(nargs + 3, 1);
+    } finally {
+      if (hooked) api.lua_sethook(L, 0, 0, 0);
+    }
     const id = Number(api.lua_tointegerx(L, -1, 0));
     api.lua_settop(L, -2);
     const done = new Promise<Outcome>((resolve) => this.#watchers.set(id, resolve));
+    if (interruption) this.#interruptible(id, interruption, done);
     this.#kick();
     return done;
+  }
+
+  /** Lets `interruption` stop watched goroutine `id` until `done`: the hook stops it computing, this where it waits. */
+  #interruptible(id: number, interruption: Interruption, done: Promise<Outcome>): void {
+    const { vm, L } = this;
+    this.pushSchedulerField(L, "goroutines");
+    vm.api.lua_rawgeti(L, -1, BigInt(id));
+    vm.api.lua_getfield(L, -1, vm.cstr("co"));
+    const thread = vm.ref(L);
+    vm.api.lua_settop(L, -3);
+    const current = { interruption, thread };
+    this.#interrupting = current;
+    this.#callsMayStop = true; // its wait is called off as it ends: a sleep's timer, an os.execute command
+    interruption.asked().then(() => {
+      if (this.#watchers.has(id) && interruption.requested() && !this.#closed) {
+        this.#endWaiting(id, interruption.message);
+        this.#kick();
+      }
+    });
+    done.then(() => {
+      if (this.#interrupting === current) this.#interrupting = undefined;
+      if (!this.#closed) vm.unref(thread);
+    });
   }
 
   /**
@@ -1732,6 +1809,7 @@ export class Engine {
     this.stdout.flush();
     this.vm.lua.removeFunction(this.#continuation);
     this.vm.lua.removeFunction(this.#tierUpHook);
+    if (this.#interruptHook) this.vm.lua.removeFunction(this.#interruptHook);
     if (this.#userHook) this.vm.lua.removeFunction(this.#userHook);
     if (this.#callerInfo) this.vm.api.free(this.#callerInfo);
   }

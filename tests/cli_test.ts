@@ -431,6 +431,77 @@ Deno.test("REPL: --max-instructions passed, in a line or a goroutine, is reporte
   strictEqual(goroutine.code, 1);
 });
 
+/** Runs `solvm args...`, `drive` writing its standard input (kept open until it exits) and signalling it. */
+function solvmDriven(
+  args: string[],
+  drive: (child: Deno.ChildProcess, write: (text: string) => Promise<void>) => Promise<void>,
+): Promise<CliRun> {
+  let started: (child: Deno.ChildProcess) => void;
+  const child = new Promise<Deno.ChildProcess>((resolve) => started = resolve);
+  return solvm(args, {
+    whileRunning: (c) => Promise.resolve(started(c)),
+    stdin: async (write) => {
+      await drive(await child, write);
+      await (await child).status;
+    },
+  });
+}
+
+/** Resolves once a file exists at `path` (a line's sign that it got there); rejects if `child` exits first. */
+async function marked(path: string, child: Deno.ChildProcess): Promise<void> {
+  let exited = false;
+  child.status.then(() => exited = true);
+  while (!(await Deno.stat(path).then(() => true, () => false))) {
+    if (exited) throw new Error(`solvm exited before ${path} was made`);
+    await sleep(20);
+  }
+}
+
+Deno.test("REPL: Ctrl-C (SIGINT) stops the line running, computing or waiting, as lua5.4's 'interrupted!'; the session goes on", async () => {
+  const dir = await tempFiles({});
+  const mark = (name: string) => `io.open(${JSON.stringify(`${dir}/${name}`)}, "w"):close()`;
+  const r = await solvmDriven(["-i"], async (child, write) => {
+    await write(`x = 5\n${mark("spinning")} for i = 1, 1e12 do end\n`);
+    await marked(`${dir}/spinning`, child);
+    child.kill("SIGINT");
+    await write(`print("alive", x)\n`);
+    await write(`c = chan("c") go(function() sleep(0.3) print("goroutine lives") end)\n`);
+    await write(`${mark("waiting")} receive(c)\n`);
+    await marked(`${dir}/waiting`, child);
+    child.kill("SIGINT");
+    await write(`sleep(0.5) print("again", x) ${mark("idle")}\n`);
+    await marked(`${dir}/idle`, child);
+    await sleep(300); // back at the prompt, where Ctrl-C ends the session, as at lua5.4's
+    child.kill("SIGINT");
+  });
+  strictEqual(r.code, 130);
+  strictEqual(r.stdout, "alive\t5\ngoroutine lives\nagain\t5\n");
+  const reports = r.stderr.split("interrupted!\nstack traceback:\n");
+  strictEqual(reports.length, 3, r.stderr);
+  match(reports[1], /^\tstdin:1: in main chunk\n$/);
+  match(reports[2], /stdin:1: in main chunk\n$/);
+});
+
+Deno.test("REPL: Ctrl-C while -i's script runs, or again before a goroutine that never yields lets the line stop, ends SolVM", async () => {
+  const dir = await tempFiles({ "spin.lua": `io.open(arg[0] .. ".started", "w"):close() while true do end` });
+  const script = await solvmDriven(["-i", `${dir}/spin.lua`], async (child) => {
+    await marked(`${dir}/spin.lua.started`, child);
+    child.kill("SIGINT");
+  });
+  strictEqual(script.code, 130);
+  const held = await solvmDriven(["-i"], async (child, write) => {
+    await write(
+      `go(function() io.open(${JSON.stringify(`${dir}/hog`)}, "w"):close() while true do end end) sleep(1)\n`,
+    );
+    await marked(`${dir}/hog`, child);
+    child.kill("SIGINT");
+    await sleep(300);
+    child.kill("SIGINT");
+  });
+  strictEqual(held.code, 130);
+  strictEqual(held.stderr, "");
+});
+
 Deno.test("REPL: a line reported as deadlocked ends there: it never runs on, and later reports do not list it", async () => {
   const r = await solvm(["-i"], {
     stdin: [
