@@ -219,7 +219,10 @@ function cronItem(field: CronField, item: string): string {
   if (field.name === "day of month" && item === "L") return item;
   const [stepped, nth, ...moreNth] = item.split("#");
   if (nth !== undefined) {
-    if (field.name !== "day of week" || moreNth.length > 0 || !/^\w+$/.test(stepped)) throw malformed(field, item);
+    // A weekday or a range of them (MON-FRI#2: each of them in the month's second week, as croner reads it).
+    if (field.name !== "day of week" || moreNth.length > 0 || !/^\w+(-\w+)?$/.test(stepped)) {
+      throw malformed(field, item);
+    }
     if (!/^([1-5]|L)$/.test(nth)) {
       throw new Error(`day of week "${item}": the weekday's place in the month is 1-5 or L`);
     }

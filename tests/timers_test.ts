@@ -378,6 +378,21 @@ Deno.test("a cron expression with space around it (a line read from a file) is r
   strictEqual(stdout, "true\ttrue\ttrue\ttrue\n");
 });
 
+Deno.test("cron takes croner's weekday ranges with a place in the month (MON-FRI#2, 5-6#L)", async () => {
+  const { outcome, stdout } = await run(`
+    for _, e in ipairs({ "0 0 * * MON-FRI#2", "0 0 * * 5-6#L", "0 0 0 * * 1-5#2" }) do
+      local ok, id = pcall(cron, e, function() end)
+      print(ok and clear_cron(id) or id)
+    end
+    print(select(2, pcall(cron, "0 0 * * 5-3#2", function() end)))`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(
+    stdout,
+    "true\ntrue\ntrue\n" +
+      'cron: invalid expression "0 0 * * 5-3#2": day of week "5-3#2": the range ends before it starts\n',
+  );
+});
+
 Deno.test("an uncaught invalid cron expression ends the run with that error", async () => {
   const { outcome } = await run(`cron("nope", function() end)`);
   if (outcome.status !== "error") throw new Error(`expected an error, got ${JSON.stringify(outcome)}`);
