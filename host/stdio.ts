@@ -412,6 +412,14 @@ local function is_huge_count(format)
   return type(format) == "number" and (tointeger(format) or 0) >= HUGE_COUNT
 end
 
+-- Whether a format among ... is a huge count.
+local function any_huge_count(...)
+  for i = 1, select("#", ...) do
+    if is_huge_count((select(i, ...))) then return true end
+  end
+  return false
+end
+
 -- The formats with "a" for each huge count, and the places of those.
 local function without_huge_counts(...)
   local formats, places = { ... }, {}
@@ -498,9 +506,7 @@ methods.lines = function(...)
   local f = ...
   if f == stdin then return lines_stdin(select(2, ...)) end
   check("lines", false, select("#", ...), f)
-  for i = 2, select("#", ...) do
-    if is_huge_count((select(i, ...))) then return lines_huge(lines, ...) end
-  end
+  if any_huge_count(select(2, ...)) then return lines_huge(lines, ...) end
   return lines(...)
 end
 methods.flush = function(...)
@@ -561,9 +567,7 @@ return {
   end,
   lines = function(name, ...)
     if name == nil and input() == stdin then return lines_stdin(...) end
-    for i = 1, select("#", ...) do
-      if is_huge_count((select(i, ...))) then return lines_huge(io_lines, name, ...) end
-    end
+    if any_huge_count(...) then return lines_huge(io_lines, name, ...) end
     return io_lines(name, ...)
   end,
   flush = function()
