@@ -566,6 +566,8 @@ export class Engine {
     api.lua_setfield(L, -2, vm.cstr("failed"));
     api.lua_pushcclosure(L, vm.hostFunction((L) => (this.#relayBlocked = api.lua_toboolean(L, 1) !== 0, 0)), 0);
     api.lua_setfield(L, -2, vm.cstr("relay_blocked"));
+    api.lua_pushcclosure(L, vm.hostFunction((L) => (this.#dropWait(Number(api.lua_tointegerx(L, 1, 0))), 0)), 0);
+    api.lua_setfield(L, -2, vm.cstr("dropped"));
     api.lua_pushcclosure(L, vm.hostFunction((L) => (vm.pushString(L, this.#callName), 1)), 0);
     api.lua_setfield(L, -2, vm.cstr("call_name"));
     api.lua_pushcclosure(
@@ -1274,7 +1276,7 @@ export class Engine {
     this.#callsMayStop = true; // its wait is called off as it ends: a sleep's timer, an os.execute command
     interruption.asked().then(() => {
       if (this.#watchers.has(id) && interruption.requested() && !this.#closed) {
-        this.#endWaiting(id, interruption.message);
+        this.#endWaiting(id, interruption.message, "interrupt");
         this.#kick();
       }
     });
@@ -1457,10 +1459,13 @@ export class Engine {
     this.#kick(); // its end may release goroutines in wait()
   }
 
-  /** Ends goroutine `id` where it waits, as a failure with `message`; the host operation it waited for is dropped. */
-  #endWaiting(id: number, message: string): void {
+  /**
+   * Ends goroutine `id` where it waits, as a failure with `message`; the host operation it waited for is dropped.
+   * An "interrupt" lets a goroutine woken already take what woke it, and ends it at its next wait.
+   */
+  #endWaiting(id: number, message: string, how: "cancel" | "interrupt" = "cancel"): void {
     const { vm, L } = this;
-    this.pushSchedulerField(L, "cancel");
+    this.pushSchedulerField(L, how);
     vm.api.lua_pushinteger(L, BigInt(id));
     vm.pushString(L, message);
     this.#call(2, 1);

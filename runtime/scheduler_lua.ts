@@ -222,6 +222,13 @@ local function finish(g, ok, err, trace, close_err)
   release_waiters()
 end
 
+-- Ends g, which was asked to stop (see interrupt) and has just parked; JavaScript drops the host operation it waits for.
+local cancel
+local function stop_parked(g)
+  local op = cancel(g.id, g.stop)
+  if math_type(op) == "integer" then host.dropped(op) end
+end
+
 -- After a resume that did not end g: parks it for the host operation it
 -- yielded (JavaScript wakes it), or queues it again after a bare yield.
 local function suspended(g, r1, r2, r3)
@@ -230,6 +237,7 @@ local function suspended(g, r1, r2, r3)
       g.state, g.wait, g.seq = "parked", r3, g.seq + 1
       host_waiting[r2], g.host_op = g, r2
     end
+    if g.stop then stop_parked(g) end
   else                                      -- a bare coroutine.yield(): let others run
     make_ready(g)
   end
@@ -736,7 +744,7 @@ end
 -- its places in waiter queues go stale and its to-be-closed variables are
 -- closed. Returns the id of the host operation it waited for, if any
 -- (JavaScript drops its result), or false when it is not waiting.
-local function cancel(id, message)
+function cancel(id, message)
   local g = goroutines[id]
   if g == nil or (g.state ~= "parked" and g.state ~= "ready") then return false end
   g.seq = g.seq + 1
@@ -751,6 +759,15 @@ local function cancel(id, message)
   end
   finish(g, false, message) -- which closes its to-be-closed variables
   return op or true
+end
+
+-- Ends goroutine id as cancel does, for an interruption (Ctrl-C in the REPL). One woken already with what it waited
+-- for (a value handed to its receive, a line read) takes that first, and is ended at its next wait (see suspended).
+local function interrupt(id, message)
+  local g = goroutines[id]
+  if g == nil or g.state ~= "ready" then return cancel(id, message) end
+  g.stop = message
+  return true
 end
 
 -- Ends, as cancel does, every goroutine the ended call id started that
@@ -941,7 +958,8 @@ coroutine.wrap = function(...)
 end
 
 return {
-  run = run, wake = wake, spawn = spawn, direct = direct, cancel = cancel, cancel_started = cancel_started,
+  run = run, wake = wake, spawn = spawn, direct = direct, cancel = cancel, interrupt = interrupt,
+  cancel_started = cancel_started,
   started_by_call = started_by_call, running_goroutine = running_goroutine, parked_report = parked_report,
   report_failure = report_failure, message_of = message_of,
   goroutines = goroutines, tier_up = tier_up, traceback = user_traceback,
