@@ -26,23 +26,28 @@ const CHUNK = 256 * 1024;
 type Chunk = Uint8Array | null | { failed: string };
 
 /**
- * Chunks read and not yet given to Lua, in input order. A read runs after
- * the one before it and queues its chunk; a reader takes the oldest. A
- * reader that stops waiting (its call ended) leaves its chunk to the next.
+ * Chunks read and not yet given to Lua, in input order; a reader takes the
+ * oldest. One read of the system's runs at a time. A reader that stops
+ * waiting (its call ended) leaves the chunk its read brings to the next,
+ * which waits for that read rather than starting one of its own.
  */
 const chunks: Chunk[] = [];
-let reading: Promise<unknown> = Promise.resolve();
-function readChunk(): Promise<unknown> {
-  reading = reading.then(async () => {
-    const into = new Uint8Array(CHUNK);
-    try {
-      const n = await Deno.stdin.read(into);
-      chunks.push(n === null ? null : into.subarray(0, n));
-    } catch (e) {
-      chunks.push({ failed: e instanceof Error ? e.message : String(e) });
-    }
-  });
-  return reading;
+let reading: Promise<void> | undefined;
+async function chunkQueued(): Promise<void> {
+  while (chunks.length === 0) {
+    reading ??= readChunk().finally(() => reading = undefined);
+    await reading;
+  }
+}
+
+async function readChunk(): Promise<void> {
+  const into = new Uint8Array(CHUNK);
+  try {
+    const n = await Deno.stdin.read(into);
+    chunks.push(n === null ? null : into.subarray(0, n));
+  } catch (e) {
+    chunks.push({ failed: e instanceof Error ? e.message : String(e) });
+  }
 }
 
 /** The next chunk, blocking the thread: for a read inside a C call (a sort comparator), which cannot park. */
@@ -607,7 +612,7 @@ export const standardStreams = (engine: Engine): Family => {
   const fill = engine.blocking("io.read", (L) => {
     // Inside a C call (a sort comparator, a gsub callback) a goroutine cannot park: read as C would.
     if (!engine.canPark(L) || chunks.length > 0) return pushChunk(engine, L, nextChunkNow());
-    const read = readChunk();
+    const read = chunkQueued();
     // Waiting for the user at a terminal is idle, as a server is: it suspends the default time limit meanwhile.
     if (terminal) read.then(engine.hold());
     return read.then((): Pusher => (L) => pushChunk(engine, L, nextChunkNow()));
