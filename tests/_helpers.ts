@@ -82,7 +82,8 @@ export async function solvm(
     const writer = child.stdin.getWriter();
     const write = (text: string) => writer.write(new TextEncoder().encode(text));
     const feed = typeof options.stdin === "string" ? write(options.stdin) : options.stdin(write);
-    feeding = feed.finally(() => writer.close());
+    // Closing fails once SolVM has ended and its end of the pipe is gone (a script that ended on "exit"): no matter.
+    feeding = feed.finally(() => writer.close().catch(() => {}));
   }
   const [{ code, stdout, stderr }] = await Promise.all([child.output(), options.whileRunning?.(child), feeding]);
   const decoder = new TextDecoder();

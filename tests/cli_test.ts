@@ -1,5 +1,5 @@
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert";
-import { type CliRun, sleep, solvm, solvmUnder, tempFiles } from "./_helpers.ts";
+import { type CliRun, sleep, solvm, solvmUnder, tempFiles, within } from "./_helpers.ts";
 
 Deno.test("runs a script: arguments reach Lua in arg and ..., a #! line is allowed", async () => {
   const dir = await tempFiles({
@@ -480,6 +480,52 @@ Deno.test("REPL: Ctrl-C (SIGINT) stops the line running, computing or waiting, a
   strictEqual(reports.length, 3, r.stderr);
   match(reports[1], /^\tstdin:1: in main chunk\n$/);
   match(reports[2], /stdin:1: in main chunk\n$/);
+});
+
+Deno.test("REPL: Ctrl-C on a line woken by a value it waited for lets the line take it: no value handed over is lost", async () => {
+  const dir = await tempFiles({});
+  const rounds = 5;
+  const r = await solvmDriven(["-i"], async (child, write) => {
+    await write(`c = chan("c") go(function() local i = 0 while true do i = i + 1 send(c, i) end end)\n`);
+    for (let round = 1; round <= rounds; round++) {
+      const mark = JSON.stringify(`${dir}/round${round}`);
+      await write(`io.open(${mark}, "w"):close() while true do got = receive(c) end\n`);
+      await marked(`${dir}/round${round}`, child);
+      await sleep(100); // both goroutines take turns: often the line is woken with a value when Ctrl-C comes
+      child.kill("SIGINT");
+      await write(`print(receive(c) - got)\n`);
+    }
+    await write("exit\n");
+  });
+  strictEqual(r.code, 0, r.stderr);
+  strictEqual(r.stdout, "1\n".repeat(rounds));
+  strictEqual(r.stderr.split("interrupted!\n").length, rounds + 1, r.stderr);
+});
+
+Deno.test("REPL: after Ctrl-C stops a line reading standard input, the next line typed runs at once", async () => {
+  const dir = await tempFiles({});
+  const file = (name: string) => JSON.stringify(`${dir}/${name}`);
+  let ranAlone = false;
+  const r = await solvmDriven(["-i"], async (child, write) => {
+    // The line's to-be-closed variable marks its end by Ctrl-C: only then is the next line typed (not read by it).
+    await write(
+      `do local stop <close> = setmetatable({}, { __close = function() io.open(${
+        file("stopped")
+      }, "w"):close() end }) io.open(${file("reading")}, "w"):close() x = io.read() end\n`,
+    );
+    await marked(`${dir}/reading`, child);
+    child.kill("SIGINT");
+    await within(marked(`${dir}/stopped`, child), 10_000, "the line's end by Ctrl-C");
+    await write(`io.open(${file("next")}, "w"):close() print("next line", x)\n`);
+    for (let i = 0; i < 50 && !ranAlone; i++) {
+      await sleep(100);
+      ranAlone = await Deno.stat(`${dir}/next`).then(() => true, () => false);
+    }
+    await write("exit\n");
+  });
+  ok(ranAlone, "the line typed after Ctrl-C waited for another");
+  strictEqual(r.code, 0);
+  strictEqual(r.stdout, "next line\tnil\n");
 });
 
 Deno.test("REPL: Ctrl-C while -i's script runs, or again before a goroutine that never yields lets the line stop, ends SolVM", async () => {
