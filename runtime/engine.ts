@@ -442,6 +442,8 @@ export class Engine {
   #pumpLimitHit: Extract<Outcome, { status: "error" | "timeout" }> | undefined;
   // Threads that already made their tier-up yield (only tracked while a limit keeps hooks on).
   readonly #tieredUp = new Set<number>();
+  /** The watched goroutine whose failure ends the run (a script's main chunk; see spawnWatched). */
+  #failureEndsRun: number | undefined;
   /** What may interrupt a watched goroutine now, and a reference to its coroutine (see spawnWatched). */
   #interrupting: { interruption: Interruption; thread: number } | undefined;
   #interruptHook = 0;
@@ -891,9 +893,13 @@ export class Engine {
     }
     const watcher = this.#watchers.get(id);
     if (!watcher) return 0;
+    const outcome: Outcome = vm.api.lua_toboolean(L, 2)
+      ? { status: "ok" }
+      : { status: "error", message: vm.toText(L, 3), traceback: vm.toText(L, 4) };
+    // Unwinds to the pump, which ends the run with it (and tells the watcher): the goroutines ready go no further.
+    if (outcome.status === "error" && id === this.#failureEndsRun && this.#inPump) throw new StopRequest(outcome);
     this.#watchers.delete(id);
-    if (vm.api.lua_toboolean(L, 2)) watcher({ status: "ok" });
-    else watcher({ status: "error", message: vm.toText(L, 3), traceback: vm.toText(L, 4) });
+    watcher(outcome);
     return 0;
   }
 
@@ -1234,8 +1240,10 @@ export class Engine {
    * it fails with its message: where it waits, or, where it computes, at
    * the next check of a count hook on its threads and those they make (every
    * 100,000 instructions, unless a hook the script set replaced it).
+   * With `failureEndsRun`, its failure ends the run there, as a failing
+   * main chunk does: no other goroutine runs on (as Go's main panicking).
    */
-  spawnWatched(name: string, nargs: number, interruption?: Interruption): Promise<Outcome> {
+  spawnWatched(name: string, nargs: number, interruption?: Interruption, failureEndsRun = false): Promise<Outcome> {
     const { vm, L } = this;
     if (this.#stopped) return Promise.resolve(this.#stopped);
     const api = vm.api;
@@ -1258,6 +1266,7 @@ export class Engine {
     const id = Number(api.lua_tointegerx(L, -1, 0));
     api.lua_settop(L, -2);
     const done = new Promise<Outcome>((resolve) => this.#watchers.set(id, resolve));
+    if (failureEndsRun) this.#failureEndsRun = id;
     if (interruption) this.#interruptible(id, interruption, done);
     this.#kick();
     return done;
@@ -1660,13 +1669,14 @@ export class Engine {
 
   /**
    * Compiles `source` and runs it as the goroutine "main" with `args` as `...`.
-   * A syntax error comes back as an error outcome with an empty traceback.
+   * A syntax error comes back as an error outcome with an empty traceback;
+   * an error the chunk does not catch ends the run (see spawnWatched).
    */
   execute(source: Uint8Array | string, chunkname: string, args: string[] = []): Promise<Outcome> {
     const failure = this.vm.load(this.L, source, chunkname);
     if (failure) return Promise.resolve({ status: "error", message: failure, traceback: "" });
     for (const a of args) this.vm.pushString(this.L, a);
-    return this.spawnWatched("main", args.length);
+    return this.spawnWatched("main", args.length, undefined, true);
   }
 
   /**

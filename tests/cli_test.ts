@@ -88,6 +88,24 @@ Deno.test("an uncaught error: exit 1, file:line: message and a traceback on stde
   match(r.stderr, /fail\.lua:5: in main chunk/);
 });
 
+Deno.test("an uncaught error in the main chunk ends the run there, as Go's main panicking: goroutines ready to run go no further", async () => {
+  const dir = await tempFiles({
+    "fail.lua": `go(function() print("goroutine ran") write_file(arg[0] .. ".after", "x") end)
+go(function() error("goroutine fails") end)
+go(function() os.exit(0) end)
+error("fatal")
+`,
+  });
+  const r = await solvm([`${dir}/fail.lua`]);
+  strictEqual(r.code, 1);
+  strictEqual(r.stdout, "");
+  strictEqual(
+    r.stderr,
+    `${dir}/fail.lua:4: fatal\nstack traceback:\n\t[C]: in function 'error'\n\t${dir}/fail.lua:4: in main chunk\n`,
+  );
+  strictEqual(await Deno.stat(`${dir}/fail.lua.after`).then(() => true, () => false), false);
+});
+
 Deno.test("an error in __close while an error unwinds the main chunk is the script's one error, as in lua5.4: exit 1", async () => {
   const dir = await tempFiles({
     "close.lua": `local x <close> = setmetatable({}, {__close = function() error("error in __close") end})\n` +
