@@ -33,6 +33,8 @@ export const WS_SEND_BUFFER_LIMIT = 1024 * 1024;
 export const WS_RECEIVE_QUEUE_LIMIT = 64 * 1024 * 1024;
 /** How often a waiting `ws.send` looks at its socket's send buffer (Deno tells no event when it drains). */
 const WS_DRAIN_CHECK_MS = 5;
+/** How long a stopped server lets Deno write its last answers out when Deno's own shutdown never ends. */
+const LAST_ANSWERS_MS = 1000;
 
 interface Route {
   pattern: string;
@@ -57,7 +59,12 @@ interface Server {
   tls?: { cert: string; key: string };
   routes: { http: Route[]; ws: Route[] };
   http?: Deno.HttpServer;
-  sockets: Set<WebSocket>;
+  /** Its WebSockets, open or opening, with the id of each one's inbox. */
+  sockets: Map<WebSocket, number>;
+  /** Requests it was handed whose answer Deno has not finished with. */
+  unanswered: number;
+  /** Told when `unanswered` drops to 0, while the server stops. */
+  onAnswered?: () => void;
   release?: () => void;
   /** Whether running out of file descriptors was told since the server started (it is told once). */
   shortageReported?: boolean;
@@ -474,7 +481,8 @@ class ServerTable {
       hostname: "0.0.0.0",
       maxBody: DEFAULT_MAX_BODY,
       routes: { http: [], ws: [] },
-      sockets: new Set(),
+      sockets: new Map(),
+      unanswered: 0,
     };
     if (vm.api.lua_type(L, 3) !== LUA_TTABLE && vm.api.lua_toboolean(L, 3)) {
       const certPath = checkString(vm, L, 4, "create_server");
@@ -648,18 +656,45 @@ class ServerTable {
     const http = server.http;
     server.http = undefined;
     if (http) log("info", `server '${server.name}' stopped`);
-    for (const socket of server.sockets) socket.close(1001, "server stopping");
+    for (const [socket, id] of server.sockets) {
+      // One still opening may never open (its client reset at once): its handler will not run, so its inbox goes now.
+      if (socket.readyState === WebSocket.CONNECTING) this.#inboxes.delete(id);
+      socket.close(1001, "server stopping");
+    }
     server.sockets.clear();
     server.release?.();
     server.release = undefined;
     if (http) {
       const done = this.engine.keepAlive();
       lettingGo(server.listening!);
-      server.stopped = http.shutdown().catch(() => {}).finally(done);
+      server.stopped = this.#lastAnswers(server, http).finally(done);
     }
   }
 
+  /**
+   * Settles once a stopping server has sent its last answers: when Deno's
+   * shutdown ends, or a moment after the last answer, as Deno's never ends
+   * while it holds an upgrade whose client reset before it completed.
+   */
+  #lastAnswers(server: Server, http: Deno.HttpServer): Promise<void> {
+    return new Promise((resolve) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const answered = () => void (timer ??= setTimeout(end, LAST_ANSWERS_MS));
+      const end = () => {
+        clearTimeout(timer);
+        if (server.onAnswered === answered) server.onAnswered = undefined;
+        resolve();
+      };
+      http.shutdown().catch(() => {}).then(end);
+      server.onAnswered = answered;
+      if (server.unanswered === 0) answered();
+    });
+  }
+
   #serve(server: Server, request: Request, info: Deno.ServeHandlerInfo): Response | Promise<Response> {
+    server.unanswered++;
+    const sent = () => void (--server.unanswered === 0 && server.onAnswered?.());
+    info.completed.then(sent, sent);
     let url: RequestTarget;
     let found: ReturnType<typeof match>;
     let http: ReturnType<typeof match>;
@@ -1009,8 +1044,10 @@ class ServerTable {
       this.engine.reportFailure(name, message, message);
     });
     this.#inboxes.set(id, inbox);
-    server.sockets.add(socket);
+    server.sockets.set(socket, id);
     socket.addEventListener("open", () => {
+      // Opened after its server stopped, which let its inbox go: no handler for it.
+      if (!this.#inboxes.has(id)) return socket.close(1001, "server stopping");
       this.engine.spawnFunction(route.ref, name, (ok) => {
         this.#inboxes.delete(id);
         server.sockets.delete(socket);

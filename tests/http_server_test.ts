@@ -1,4 +1,5 @@
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert";
+import { connect as tcpConnect } from "node:net";
 import { type LuaRun, runLua, sleep, solvm, tempFiles, USE_UP_DESCRIPTORS, within } from "./_helpers.ts";
 
 // Each test runs a Lua script that starts its server(s) on port 0 and calls
@@ -1260,6 +1261,10 @@ Deno.test("a missing certificate or key, or a garbage certificate, is a clear er
 // ---- WebSockets --------------------------------------------------------------
 
 /** A WebSocket client whose messages can be awaited one at a time. */
+/** The upgrade request of a WebSocket client (the key is RFC 6455's sample). */
+const UPGRADE = "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
 class WsClient {
   readonly socket: WebSocket;
   readonly opened: Promise<void>;
@@ -1499,10 +1504,7 @@ Deno.test("ws.send waits while a client that does not read is 1 MiB behind, and 
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: s.ports[0] });
   await session(s, async () => {
     try {
-      await conn.write(new TextEncoder().encode(
-        "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-      ));
+      await conn.write(new TextEncoder().encode(UPGRADE));
       const buffer = new Uint8Array(1 << 16);
       let head = "";
       let received = 0;
@@ -1707,6 +1709,30 @@ Deno.test("stop_server closes open WebSockets; their handlers see nil and the sc
   finishedOk(r);
   deepStrictEqual(r.stdout.split("\n").sort(), ["", "handler saw the close", "handler saw the close", "stopped"]);
   strictEqual(r.stderr, "");
+});
+
+Deno.test("CLI: WebSocket clients that reset right after their upgrade request do not keep a stopped server alive", async () => {
+  const s = await startCli(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_ws("s", "/ws", function(ws) print("handler ran") ws.receive() end)
+    serve("s")`);
+  try {
+    // A reset (not a close) before the 101 arrives: Deno's upgrade then never completes, nor fails.
+    for (let i = 0; i < 3; i++) {
+      await new Promise<void>((resolve, reject) => {
+        const client = tcpConnect(s.ports[0], "127.0.0.1", () => client.write(UPGRADE, () => client.resetAndDestroy()));
+        client.on("close", () => resolve());
+        client.on("error", reject);
+      });
+    }
+    await sleep(200);
+    await request(s.url("/quit"));
+    const r = await ended(s, 10_000, "the process to exit after stop_server");
+    deepStrictEqual(r, { code: 0, stdout: "stopped\n", stderr: "" });
+  } finally {
+    s.kill();
+    await s.run;
+  }
 });
 
 Deno.test("a WebSocket handler that errors reports to on_error and closes its connection; others go on", async () => {
