@@ -728,7 +728,12 @@ class ServerTable {
     // Deno gives GET and HEAD requests no body, so their body stream is not even asked for.
     const method = request.method;
     if (method === "GET" || method === "HEAD" || !request.body) return handle(EMPTY);
-    return readBody(request, server.maxBody).then(handle, () => plain(400, "Bad Request")); // the client went away
+    const serving = server.http;
+    // The read fails when the client went away, or when the server stops (Deno then ends the reads of bodies).
+    return readBody(request, server.maxBody).then(
+      handle,
+      () => server.http === serving ? plain(400, "Bad Request") : plain(503, "Service Unavailable"),
+    );
   }
 
   /**

@@ -817,6 +817,30 @@ Deno.test("a client that hangs up mid-request (waiting for the answer, or mid-bo
   strictEqual(r.stderr, "", "a client hanging up is not a server error");
 });
 
+Deno.test("CLI: a client stalled half-way through its request body gets 503 at stop_server, and the script ends", async () => {
+  const s = await startCli(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_http("s", "/upload", function(req) print("upload handler ran", #req.body) return "ok" end)
+    serve("s")`);
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: s.ports[0] });
+  try {
+    await conn.write(
+      new TextEncoder().encode("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789"),
+    );
+    await sleep(200);
+    await request(s.url("/quit"));
+    const buffer = new Uint8Array(1024);
+    const n = await within(conn.read(buffer), 10_000, "the answer to the stalled upload");
+    match(new TextDecoder().decode(buffer.subarray(0, n ?? 0)), /^HTTP\/1\.1 503 /);
+    const r = await ended(s, 10_000, "the process to exit after stop_server");
+    deepStrictEqual(r, { code: 0, stdout: "stopped\n", stderr: "" });
+  } finally {
+    conn.close();
+    s.kill();
+    await s.run;
+  }
+});
+
 // ---- body limits -----------------------------------------------------------
 
 Deno.test("a body over max_body gets 413 (with and without Content-Length); at the limit it is served", async () => {
