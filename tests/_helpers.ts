@@ -142,6 +142,10 @@ export const USE_UP_DESCRIPTORS = `
     return files
   end`;
 
+/** A WebSocket client's upgrade request for /ws (the key is RFC 6455's sample), for raw TCP clients. */
+export const WS_UPGRADE = "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
 /** Resolves after `ms` milliseconds. */
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 

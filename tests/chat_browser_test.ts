@@ -4,13 +4,14 @@
  * over the Chrome DevTools Protocol with Deno's own WebSocket client.
  *
  * Needs /usr/bin/chromium (Debian's `chromium` package; .ci/run installs it).
- * Without it the test is ignored, except under CI=true, where it fails.
+ * Without it the test is ignored, except under CI=true, where it fails. The
+ * test of a client that stops reading uses Deno's clients and needs no browser.
  * Set CHAT_SCREENSHOT=/tmp/chat.png to save a screenshot of tab 2.
  *
  * @module
  */
 import { deepStrictEqual, match, strictEqual } from "node:assert";
-import { sleep, within } from "./_helpers.ts";
+import { sleep, within, WS_UPGRADE } from "./_helpers.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -330,5 +331,42 @@ Deno.test({ name, ignore: !haveChromium && !inCi }, async () => {
     await browser?.stop();
     await server?.stop();
     await Deno.remove(profile, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("chat example: a client that stops reading holds up no one else", async () => {
+  const server = new Child(Deno.execPath(), ["run", "-A", "main.ts", "--timeout", "0", "examples/chat/chat.lua", "0"]);
+  const sockets: WebSocket[] = [];
+  let stalled: Deno.TcpConn | undefined;
+  try {
+    const [, port] = await server.stdout.match(/^chat listening on http:\/\/127\.0\.0\.1:(\d+)\/\n/, "the chat server");
+    const open = async (counted?: { n: number }) => {
+      const socket = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+      sockets.push(socket);
+      socket.onmessage = (e) => void (counted && String(e.data).startsWith("msg") && counted.n++);
+      await within(new Promise((resolve) => socket.onopen = resolve), WAIT_MS, "a chat client to connect");
+      return socket;
+    };
+    // A client that shakes hands, then reads nothing more.
+    stalled = await Deno.connect({ hostname: "127.0.0.1", port: Number(port) });
+    await stalled.write(new TextEncoder().encode(WS_UPGRADE));
+    const head = new Uint8Array(1024);
+    match(new TextDecoder().decode(head.subarray(0, (await stalled.read(head)) ?? 0)), /^HTTP\/1\.1 101 /);
+    const listeners = [{ n: 0 }, { n: 0 }];
+    for (const counted of listeners) await open(counted);
+    // 20 MB: far more than the stalled client's socket buffers and the 1 MiB ws.send lets queue up.
+    const talker = await open();
+    const total = 200;
+    for (let i = 0; i < total; i++) talker.send(`msg ${i} ${"x".repeat(100_000)}`);
+    await until(
+      "every listener to get every message",
+      () => Promise.resolve(listeners.every((l) => l.n === total) || undefined),
+    ).catch((e) => {
+      throw new Error(`${e.message}; they got ${listeners.map((l) => l.n).join(", ")} of ${total}`);
+    });
+  } finally {
+    stalled?.close();
+    for (const socket of sockets) socket.close();
+    await server.stop();
   }
 });

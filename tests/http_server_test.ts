@@ -1,6 +1,6 @@
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert";
 import { connect as tcpConnect } from "node:net";
-import { type LuaRun, runLua, sleep, solvm, tempFiles, USE_UP_DESCRIPTORS, within } from "./_helpers.ts";
+import { type LuaRun, runLua, sleep, solvm, tempFiles, USE_UP_DESCRIPTORS, within, WS_UPGRADE } from "./_helpers.ts";
 
 // Each test runs a Lua script that starts its server(s) on port 0 and calls
 // ready(port, ...): the ports land in a file the test polls for. The test
@@ -1285,10 +1285,6 @@ Deno.test("a missing certificate or key, or a garbage certificate, is a clear er
 // ---- WebSockets --------------------------------------------------------------
 
 /** A WebSocket client whose messages can be awaited one at a time. */
-/** The upgrade request of a WebSocket client (the key is RFC 6455's sample). */
-const UPGRADE = "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-
 class WsClient {
   readonly socket: WebSocket;
   readonly opened: Promise<void>;
@@ -1528,7 +1524,7 @@ Deno.test("ws.send waits while a client that does not read is 1 MiB behind, and 
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: s.ports[0] });
   await session(s, async () => {
     try {
-      await conn.write(new TextEncoder().encode(UPGRADE));
+      await conn.write(new TextEncoder().encode(WS_UPGRADE));
       const buffer = new Uint8Array(1 << 16);
       let head = "";
       let received = 0;
@@ -1744,7 +1740,11 @@ Deno.test("CLI: WebSocket clients that reset right after their upgrade request d
     // A reset (not a close) before the 101 arrives: Deno's upgrade then never completes, nor fails.
     for (let i = 0; i < 3; i++) {
       await new Promise<void>((resolve, reject) => {
-        const client = tcpConnect(s.ports[0], "127.0.0.1", () => client.write(UPGRADE, () => client.resetAndDestroy()));
+        const client = tcpConnect(
+          s.ports[0],
+          "127.0.0.1",
+          () => client.write(WS_UPGRADE, () => client.resetAndDestroy()),
+        );
         client.on("close", () => resolve());
         client.on("error", reject);
       });
