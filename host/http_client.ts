@@ -198,6 +198,22 @@ function describeFailure(call: Call, url: string, e: unknown, timedOut: boolean)
   return connect ? `${fname}: cannot connect to ${url}: ${reason}` : `${fname}: request to ${url} failed: ${reason}`;
 }
 
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * A Location header as the server meant it: Deno gives each of its bytes as
+ * one Latin-1 character, so raw UTF-8 (`/café`, as most servers send it) is
+ * decoded, as curl and browsers read it; other bytes stay as they came.
+ */
+function locationText(value: string): string {
+  if (!/[\x80-\xff]/.test(value)) return value;
+  try {
+    return strictUtf8.decode(Uint8Array.from(value, (c) => c.charCodeAt(0)));
+  } catch {
+    return value;
+  }
+}
+
 /** Statuses whose Location is followed, as fetch does. */
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 /** Redirects followed before giving up, as fetch does. */
@@ -315,7 +331,7 @@ class HttpClient {
         if (hop === MAX_REDIRECTS) {
           return `${call.fname}: request to ${call.url} failed: more than ${MAX_REDIRECTS} redirects`;
         }
-        const next = new URL(location, url);
+        const next = new URL(locationText(location), url);
         if (next.protocol !== "http:" && next.protocol !== "https:") { // as fetch: a file: or data: target is refused
           return `${call.fname}: request to ${call.url} failed: redirected to ${next.href}, which is not http or https`;
         }

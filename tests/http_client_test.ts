@@ -186,6 +186,24 @@ Deno.test("non-2xx statuses are responses, and redirects are followed", async ()
   }
 });
 
+Deno.test("a Location sent as raw UTF-8 bytes is followed to the path it names", async () => {
+  const { base, server } = serve((request) => {
+    const path = new URL(request.url).pathname;
+    // Each character below 256 of a header value goes out as that one byte: C3 A9 is "é" in UTF-8.
+    if (path === "/old") return new Response(null, { status: 302, headers: { location: "/caf\xc3\xa9?q=\xc3\xa9" } });
+    return new Response(path + new URL(request.url).search);
+  });
+  try {
+    const { stdout, stderr } = await runLua(`
+      local r = http_get(${JSON.stringify(base)} .. "/old")
+      print(r.status, r.body, r.url)`);
+    strictEqual(stderr, "");
+    strictEqual(stdout, `200\t/caf%C3%A9?q=%C3%A9\t${base}/caf%C3%A9?q=%C3%A9\n`);
+  } finally {
+    await server.shutdown();
+  }
+});
+
 Deno.test("a redirect status without Location comes back as it is, body and all", async () => {
   const { base, server } = serve((request) => {
     const status = Number(new URL(request.url).pathname.slice(1));
