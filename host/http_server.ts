@@ -44,6 +44,8 @@ interface Route {
   segments?: string[];
   /** The prefix of a pattern ending in `*`. */
   prefix?: string;
+  /** The subprotocols a WebSocket route accepts (handle_ws's `protocols` option). */
+  protocols?: string[];
 }
 
 interface Server {
@@ -77,8 +79,8 @@ const LAZY_FIELDS = new Set(["query", "query_params", "headers", "body", "params
 const SUPPORT_LUA = `
 local helpers = ...
 local send, receive, close = helpers.send, helpers.receive, helpers.close
-local function make_ws(id)
-  local ws = {}
+local function make_ws(id, protocol)
+  local ws = { protocol = protocol }
   ws.send = function(a, b, c)
     if a == ws then a, b = b, c end
     local t = type(a)
@@ -384,6 +386,8 @@ function queryParams(query: string): { name: Uint8Array; values: Uint8Array[] }[
 }
 
 const HEX = /^[0-9a-fA-F]{2}$/;
+/** An HTTP token (RFC 9110): what a WebSocket subprotocol's name is. */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /** A query component's bytes: `+` is a space, `%XX` the byte XX (a `%` without two hex digits stays). */
 function queryBytes(component: string): Uint8Array {
@@ -533,7 +537,7 @@ class ServerTable {
     });
   }
 
-  /** `handle_http(name, path, fn)` and `handle_ws(name, path, fn)`. */
+  /** `handle_http(name, path, fn)` and `handle_ws(name, path, fn, [options])`. */
   handle(L: LuaState, kind: "http" | "ws"): number {
     const fname = kind === "http" ? "handle_http" : "handle_ws";
     const vm = this.engine.vm;
@@ -541,12 +545,44 @@ class ServerTable {
     const path = checkString(vm, L, 2, fname);
     if (!path.startsWith("/")) throw argError(2, fname, `path starting with "/" expected, got "${path}"`);
     checkFunction(vm, L, 3, fname);
+    const protocols = kind === "ws" && !isNone(vm, L, 4) ? this.#protocolsOption(L, 4) : undefined;
     vm.api.lua_pushvalue(L, 3);
     const routes = server.routes[kind];
     const existing = routes.findIndex((r) => r.pattern === path);
     if (existing >= 0) vm.unref(routes.splice(existing, 1)[0].ref);
-    routes.push(routeOf(path, kind, vm.ref(L)));
+    routes.push({ ...routeOf(path, kind, vm.ref(L)), protocols });
     return 0;
+  }
+
+  /** handle_ws's options table at `at`: `{ protocols = { "chat", ... } }`; the list of protocols, if given. */
+  #protocolsOption(L: LuaState, at: number): string[] | undefined {
+    const vm = this.engine.vm;
+    const api = vm.api;
+    checkTable(vm, L, at, "handle_ws");
+    const bad = (why: string) => argError(at, "handle_ws", why);
+    let protocols: string[] | undefined;
+    api.lua_pushnil(L);
+    while (api.lua_next(L, at)) {
+      const key = api.lua_type(L, -2) === LUA_TSTRING ? vm.toText(L, -2) : vm.typeName(L, -2);
+      if (key !== "protocols") throw bad(`unknown option '${key}' (protocols)`);
+      if (api.lua_type(L, -1) !== LUA_TTABLE) {
+        throw bad(`option protocols must be a list of protocol names, got ${vm.typeName(L, -1)}`);
+      }
+      protocols = [];
+      const n = Number(api.lua_rawlen(L, -1));
+      for (let i = 1; i <= n; i++) {
+        api.lua_rawgeti(L, -1, BigInt(i));
+        const name = api.lua_type(L, -1) === LUA_TSTRING ? vm.toText(L, -1) : undefined;
+        if (name === undefined || !TOKEN.test(name)) {
+          const got = name === undefined ? `a ${vm.typeName(L, -1)}` : JSON.stringify(name);
+          throw bad(`option protocols must list protocol names (HTTP tokens), got ${got} (item ${i})`);
+        }
+        protocols.push(name);
+        api.lua_settop(L, -2);
+      }
+      api.lua_settop(L, -2);
+    }
+    return protocols;
   }
 
   /** `start_server(name)`: returns the port once the server listens. */
@@ -1034,9 +1070,12 @@ class ServerTable {
 
   /** Upgrades `request` to a WebSocket whose handler gets `(ws, req)`, req made whole from `pending`. */
   #upgrade(server: Server, request: Request, pending: PendingRequest, route: Route): Response {
+    // The first protocol the client offers that the route accepts (split as Deno splits it, which checks it again).
+    const offered = route.protocols && request.headers.get("sec-websocket-protocol")?.split(", ");
+    const protocol = offered?.find((name) => route.protocols!.includes(name));
     let upgraded: { socket: WebSocket; response: Response };
     try {
-      upgraded = Deno.upgradeWebSocket(request);
+      upgraded = Deno.upgradeWebSocket(request, { protocol });
     } catch {
       return plain(400, "Bad Request"); // a malformed handshake (no Sec-WebSocket-Key, say): the client's fault
     }
@@ -1064,7 +1103,9 @@ class ServerTable {
         const vm = this.engine.vm;
         vm.pushRef(L, this.#makeWs);
         vm.api.lua_pushinteger(L, BigInt(id));
-        vm.api.lua_callk(L, 1, 1, 0, 0);
+        if (protocol === undefined) vm.api.lua_pushnil(L);
+        else vm.pushString(L, protocol);
+        vm.api.lua_callk(L, 2, 1, 0, 0);
         return 1 + this.#pushRequest(L, pending, true);
       });
     });

@@ -1040,6 +1040,11 @@ Deno.test("API errors: unknown server, duplicate name, bad port, bad path, start
       print(pcall(start_server, "nope"))
       print(pcall(handle_http, "s", "relative", function() end))
       print(pcall(handle_http, "s", "/", "not a function"))
+      print(pcall(handle_ws, "s", "/ws", function() end, 5))
+      print(pcall(handle_ws, "s", "/ws", function() end, { protocol = "chat" }))
+      print(pcall(handle_ws, "s", "/ws", function() end, { protocols = "chat" }))
+      print(pcall(handle_ws, "s", "/ws", function() end, { protocols = { "chat", "two words" } }))
+      print(pcall(handle_ws, "s", "/ws", function() end, { protocols = { 1 } }))
       local port = start_server("s")
       print(math.type(port), port > 0)
       print(pcall(start_server, "s"))
@@ -1069,6 +1074,11 @@ Deno.test("API errors: unknown server, duplicate name, bad port, bad path, start
       "false\tstart_server: no server named 'nope' (create it with create_server)\n" +
       `false\tbad argument #2 to 'handle_http' (path starting with "/" expected, got "relative")\n` +
       "false\tbad argument #3 to 'handle_http' (function expected, got string)\n" +
+      "false\tbad argument #4 to 'handle_ws' (table expected, got number)\n" +
+      "false\tbad argument #4 to 'handle_ws' (unknown option 'protocol' (protocols))\n" +
+      "false\tbad argument #4 to 'handle_ws' (option protocols must be a list of protocol names, got string)\n" +
+      `false\tbad argument #4 to 'handle_ws' (option protocols must list protocol names (HTTP tokens), got "two words" (item 2))\n` +
+      "false\tbad argument #4 to 'handle_ws' (option protocols must list protocol names (HTTP tokens), got a number (item 1))\n" +
       "integer\ttrue\n" +
       "false\tstart_server: server 's' is already running\n" +
       "false\ttrue\n" +
@@ -1292,8 +1302,8 @@ class WsClient {
   readonly #queue: (string | ArrayBuffer)[] = [];
   readonly #waiters: ((m: string | ArrayBuffer) => void)[] = [];
 
-  constructor(url: string) {
-    this.socket = new WebSocket(url);
+  constructor(url: string, protocols?: string[]) {
+    this.socket = new WebSocket(url, protocols);
     this.socket.binaryType = "arraybuffer";
     this.opened = new Promise((resolve, reject) => {
       this.socket.onopen = () => resolve();
@@ -1425,6 +1435,35 @@ Deno.test("WebSocket: the handler gets the upgrade request as its second argumen
       await client.close();
     }
   });
+});
+
+Deno.test("WebSocket subprotocols: the first one offered that handle_ws's protocols accepts is answered; ws.protocol names it", async () => {
+  const s = await start(`
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_ws("s", "/ws", function(ws) ws.send(tostring(ws.protocol)) end, { protocols = { "json", "chat" } })
+    handle_ws("s", "/plain", function(ws) ws.send(tostring(ws.protocol)) end)
+    serve("s")`);
+  const r = await session(s, async () => {
+    for (
+      const [path, offered, chosen] of [
+        ["/ws", ["mqtt", "chat", "json"], "chat"],
+        ["/ws", ["json"], "json"],
+        ["/ws", [], ""],
+        ["/plain", [], ""],
+      ] as const
+    ) {
+      const client = new WsClient(wsUrl(s, path), [...offered]);
+      try {
+        await within(client.opened, 10_000, `the WebSocket offering ${offered} to open`);
+        strictEqual(client.socket.protocol, chosen, `${path} offering ${offered}`);
+        strictEqual(await client.next(), chosen || "nil", `${path} offering ${offered}: ws.protocol`);
+      } finally {
+        await client.close();
+      }
+    }
+  });
+  finishedOk(r);
+  strictEqual(r.stderr, "");
 });
 
 Deno.test("WebSocket frame kinds: receive() says text or binary, send(data, kind) chooses", async () => {
