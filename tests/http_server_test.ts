@@ -1776,8 +1776,9 @@ Deno.test("CLI: WebSocket clients that reset right after their upgrade request d
     handle_ws("s", "/ws", function(ws) print("handler ran") ws.receive() end)
     serve("s")`);
   try {
-    // A reset (not a close) before the 101 arrives: Deno's upgrade then never completes, nor fails.
-    for (let i = 0; i < 3; i++) {
+    // A reset (not a close) before the 101 arrives: Deno's upgrade then never completes, nor fails. One that comes
+    // after it (on a busy machine) lets the handler run, as for any client that leaves.
+    for (let i = 0; i < 5; i++) {
       await new Promise<void>((resolve, reject) => {
         const client = tcpConnect(
           s.ports[0],
@@ -1791,7 +1792,8 @@ Deno.test("CLI: WebSocket clients that reset right after their upgrade request d
     await sleep(200);
     await request(s.url("/quit"));
     const r = await ended(s, 10_000, "the process to exit after stop_server");
-    deepStrictEqual(r, { code: 0, stdout: "stopped\n", stderr: "" });
+    deepStrictEqual({ code: r.code, stderr: r.stderr }, { code: 0, stderr: "" });
+    match(r.stdout, /^(handler ran\n)*stopped\n$/);
   } finally {
     s.kill();
     await s.run;
