@@ -81,6 +81,12 @@ local function importer()
   return "", 0
 end
 
+-- Calls a module's chunk unnamed (a vararg, not a local), so tracebacks say "in main chunk", as require's do.
+local function run_chunk(...)
+  local value = (...)()
+  return value
+end
+
 return function(name)
   if type(name) ~= "string" then
     error("bad argument #1 to 'import' (string expected, got " .. type(name) .. ")", 2)
@@ -114,7 +120,7 @@ return function(name)
     end })
     local ok, chunk = pcall(load, key, shown)
     if not ok then error(chunk, chunk:sub(1, 8) == "import: " and level or 0) end
-    value = chunk()
+    value = run_chunk(chunk)
     if value == nil then value = true end
     cache[key] = value
   end

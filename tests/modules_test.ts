@@ -564,6 +564,21 @@ Deno.test("an uncaught error inside a required or dofile'd file keeps that file'
   }
 });
 
+Deno.test("an uncaught error while a module loads through import: its main chunk, then the import call", async () => {
+  const dir = await project({
+    "modules/broken.lua": `local function parse(cfg)\n  return cfg.port + 1\nend\nlocal m = parse(nil)\nreturn m\n`,
+    "app/main.lua": `local function setup()\n  local m = import("broken")\n  return m\nend\nsetup()\n`,
+  });
+  const r = await runMain(dir);
+  strictEqual(r.code, 1);
+  strictEqual(
+    r.stderr,
+    "modules/broken.lua:2: attempt to index a nil value (local 'cfg')\nstack traceback:\n" +
+      "\tmodules/broken.lua:2: in local 'parse'\n\tmodules/broken.lua:4: in main chunk\n" +
+      "\tapp/main.lua:2: in local 'setup'\n\tapp/main.lua:5: in main chunk\n",
+  );
+});
+
 Deno.test("require and dofile nest 150 deep, as in lua5.4", async () => {
   const files: Record<string, string> = {
     "app/main.lua": `print(pcall(require, "r1"))\nprint(pcall(dofile, "app/d1.lua"))\n`,
