@@ -31,6 +31,8 @@ local max_goroutines, started_by_go = math.huge, 0  -- the --max-goroutines limi
 local error_handler
 -- Calls from JavaScript that ended while goroutines they started live on, by id (see direct).
 local owners = {}
+-- Thread -> the coroutine it waits inside (it passes that one's park up: see relay), for deadlock reports.
+local waiting_inside = setmetatable({}, { __mode = "k" })
 -- The coroutines user code made: the only ones it may resume or close (a goroutine's belongs to the scheduler).
 -- Marking these rather than goroutines keeps go() free of the cost.
 local user_made = setmetatable({}, { __mode = "k" })
@@ -809,16 +811,21 @@ local function on_error(fn)
   error_handler = fn
 end
 
--- Where the parked coroutine co waits: its innermost line outside the scheduler ("file:line"), if any.
+-- Where the parked goroutine's coroutine co waits: the innermost line outside SolVM's code ("file:line"), in the
+-- innermost coroutine it waits inside (see relay) first, if any.
 local function waits_at(co)
-  local level = 0
-  while true do
-    local info = getinfo(co, level, "Sl")
-    if info == nil then return nil end
-    if info.currentline > 0 and str_sub(info.short_src, 1, #INTERNAL) ~= INTERNAL then
-      return info.short_src .. ":" .. info.currentline
+  local threads = { co }
+  while waiting_inside[threads[#threads]] do threads[#threads + 1] = waiting_inside[threads[#threads]] end
+  for i = #threads, 1, -1 do
+    local level = 0
+    while true do
+      local info = getinfo(threads[i], level, "Sl")
+      if info == nil then break end
+      if info.currentline > 0 and str_sub(info.short_src, 1, #INTERNAL) ~= INTERNAL then
+        return info.short_src .. ":" .. info.currentline
+      end
+      level = level + 1
     end
-    level = level + 1
   end
 end
 
@@ -864,12 +871,12 @@ end
 local relaying = setmetatable({}, { __mode = "k" })
 local relay
 local function relayed(co, ...)
-  relaying[co] = nil
+  relaying[co], waiting_inside[co_running()] = nil, nil
   return relay(co, co_resume(co, ...))
 end
 relay = function(co, ok, ...)
   if ok and ... == PARK and co_status(co) == "suspended" then
-    relaying[co] = true
+    relaying[co], waiting_inside[co_running()] = true, co
     return relayed(co, co_yield(PARK, lua_select(2, ...)))
   end
   return ok, ...

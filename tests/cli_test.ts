@@ -302,6 +302,34 @@ Deno.test("deadlock: message, parked goroutines with the line where each waits, 
   );
 });
 
+Deno.test("deadlock: a goroutine waiting inside a coroutine is reported at the line where it waits", async () => {
+  const dir = await tempFiles({
+    "inside.lua": `local c = chan("never")
+local function consumer()
+  return (receive(c))
+end
+go(function()
+  local co = coroutine.create(consumer)
+  coroutine.resume(co)
+end, "resumed")
+go(function()
+  local gen = coroutine.wrap(function() coroutine.yield(coroutine.wrap(consumer)()) end)
+  for _ in gen do end
+end, "wrapped")
+wait()
+`,
+  });
+  const r = await solvm([`${dir}/inside.lua`]);
+  strictEqual(r.code, 2);
+  strictEqual(
+    r.stderr,
+    "all goroutines are asleep - deadlock!\n\n" +
+      `goroutine 1 [main]: wait for goroutines at ${dir}/inside.lua:13\n` +
+      `goroutine 2 [resumed]: receive on channel 'never' at ${dir}/inside.lua:3\n` +
+      `goroutine 3 [wrapped]: receive on channel 'never' at ${dir}/inside.lua:3\n`,
+  );
+});
+
 Deno.test("the process lives on while a goroutine sleeps after main returns, then exits 0", async () => {
   const dir = await tempFiles({
     "tail.lua":
