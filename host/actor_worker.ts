@@ -83,6 +83,7 @@ async function run(
     files: denoFileSystem(),
     maxMemory: rules.maxMemory,
     maxGoroutines: rules.maxGoroutines,
+    reportName: `actor ${start.id} (${path})`, // as the spawner names the actor's own failure
     maxInstructions: rules.maxInstructions,
     onResidentChange: resident && ((n) => resident.set(n)),
   });
@@ -103,7 +104,7 @@ async function run(
     }, (ok, L, at) => {
       if (!ok) throw new LuaError(vm.toText(L, at), vm.toText(L, at + 1));
       return toMessage(engine, L, at);
-    });
+    }, { name: "main" });
     link.returned(value);
     await engine.idle();
     const stopped = engine.stopped;

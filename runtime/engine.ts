@@ -114,6 +114,8 @@ export interface EngineOptions {
   maxMemory?: number;
   /** How many goroutines started by `go` may be alive at once (default: no limit). */
   maxGoroutines?: number;
+  /** Names the run in its goroutines' failure reports (`error in NAME, goroutine 2: ...`): an actor's is `actor 1 (path)`. */
+  reportName?: string;
   /**
    * Lua VM instructions the run may execute (a whole number, at least 1;
    * default: no limit), counted in steps of 1000. Counting keeps a hook on every instruction: about 2x slower.
@@ -523,6 +525,11 @@ export class Engine {
     if (options.maxGoroutines !== undefined) {
       engine.pushSchedulerField(engine.L, "limit_goroutines");
       engine.vm.api.lua_pushinteger(engine.L, BigInt(options.maxGoroutines));
+      engine.#call(1, 0);
+    }
+    if (options.reportName !== undefined) {
+      engine.pushSchedulerField(engine.L, "name_reports");
+      engine.vm.pushString(engine.L, options.reportName);
       engine.#call(1, 0);
     }
     return engine;

@@ -29,6 +29,7 @@ local current                               -- the running goroutine
 local waiters, nwaiting = {}, 0             -- goroutines inside wait()
 local max_goroutines, started_by_go = math.huge, 0  -- the --max-goroutines limit on go()
 local error_handler
+local reported_in = ""                      -- what failure reports name the run in (an actor), with ", "
 -- Calls from JavaScript that ended while goroutines they started live on, by id (see direct).
 local owners = {}
 -- Thread -> the coroutine it waits inside (it passes that one's park up: see relay), for deadlock reports.
@@ -144,7 +145,7 @@ end
 -- and trace the text with a traceback (what stderr gets).
 local function dispatch_error(g, err, message, trace)
   host.failed(name_of(g), message)
-  local report = "error in " .. name_of(g) .. ": " .. trace
+  local report = "error in " .. reported_in .. name_of(g) .. ": " .. trace
   if error_handler and not g.handler then
     local handler = goroutines[spawn(error_handler, "on_error handler", nil, err, trace)]
     handler.handler, handler.handling = true, report
@@ -732,6 +733,9 @@ end
 
 local function limit_goroutines(n) max_goroutines = n end
 
+-- Names the run in its failure reports ("error in actor 1 (path), goroutine 2: ..."), as its own failure is named.
+local function name_reports(name) reported_in = name .. ", " end
+
 local function wait()
   if current ~= nil and live - nwaiting - 1 <= 0 then return end
   local g = waitable("wait")
@@ -970,7 +974,7 @@ return {
   started_by_call = started_by_call, running_goroutine = running_goroutine, parked_report = parked_report,
   report_failure = report_failure, message_of = message_of,
   goroutines = goroutines, tier_up = tier_up, traceback = user_traceback,
-  list_goroutines = list_goroutines, limit_goroutines = limit_goroutines,
+  list_goroutines = list_goroutines, limit_goroutines = limit_goroutines, name_reports = name_reports,
   channel_metatable = Channel, host_chan = host_chan, watch_room = watch_room,
   go = go, chan = chan, send = send, receive = receive, close_channel = close_channel,
   select = select, wait = wait, on_error = on_error,

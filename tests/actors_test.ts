@@ -263,6 +263,25 @@ print("main goes on")
   match(unhandled.stderr, /stack traceback:\n/);
 });
 
+Deno.test("an actor's goroutine failures name the actor, and get_goroutines() names its main chunk main", async () => {
+  const dir = await folder({
+    "main.lua": `spawn("worker.lua", "A").wait()\nspawn("worker.lua", "B").wait()\n`,
+    "worker.lua": `local who = ...
+print(who, get_goroutines()[1])
+go(function() error("failed in " .. who) end)
+wait()
+`,
+  });
+  const r = await solvm(["main.lua"], { cwd: dir });
+  strictEqual(r.code, 0);
+  strictEqual(r.stdout, "A\tmain\nB\tmain\n");
+  const reports = r.stderr.split("\n").filter((line) => line.startsWith("error in"));
+  deepStrictEqual(reports, [
+    `error in actor 1 (${dir}/worker.lua), goroutine 2: ${dir}/worker.lua:3: failed in A`,
+    `error in actor 2 (${dir}/worker.lua), goroutine 2: ${dir}/worker.lua:3: failed in B`,
+  ]);
+});
+
 Deno.test("os.exit(n) in a finalizer run as an actor's state closes is the actor calling os.exit(n), as the main script's sets its code", async () => {
   const dir = await folder({
     "main.lua": `print("wait:", spawn("gc_exit.lua").wait())\nprint("wait:", spawn("gc_exit_zero.lua").wait())\n`,
