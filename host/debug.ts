@@ -1,13 +1,13 @@
 /**
- * The debugging and hot-reload family: `trace`, `watch_file`,
+ * The debugging and hot-reload family: `debug.traceback`, `trace`, `watch_file`,
  * `unwatch_file` and `reload_script`.
  *
  * @module
  */
 import type { Engine } from "../runtime/engine.ts";
-import { type Family, inScheduler, type RunContext } from "../runtime/family.ts";
-import { checkFunction, checkInteger, checkStrictText } from "../runtime/args.ts";
-import type { LuaState } from "../runtime/lua.ts";
+import type { Family, RunContext } from "../runtime/family.ts";
+import { checkFunction, checkInteger, checkStrictText, isNone } from "../runtime/args.ts";
+import { LUA_TTHREAD, type LuaState } from "../runtime/lua.ts";
 import { checkAccess, isPermissionError } from "./_permissions.ts";
 import { fileErrorReason } from "./filesystem.ts";
 
@@ -21,6 +21,31 @@ local stderr, traceback, tostring = io.stderr, debug.traceback, tostring
 return function(message)
   stderr:write(traceback(message ~= nil and tostring(message) or "trace", 2), "\\n")
 end`;
+
+/**
+ * `debug.traceback([thread,] [message [, level]])` as lua5.4's, without SolVM's own frames. A C function as there:
+ * a tail call to it keeps its caller's frame, where one to a Lua function would replace it.
+ */
+function traceback(engine: Engine, L: LuaState): number {
+  const { vm } = engine;
+  const api = vm.api;
+  const ofThread = api.lua_type(L, 1) === LUA_TTHREAD;
+  const T = ofThread ? api.lua_tothread(L, 1) : L;
+  const arg = ofThread ? 1 : 0;
+  const message = api.lua_tolstring(L, arg + 1, 0);
+  if (message === 0 && !isNone(vm, L, arg + 1)) { // an error object that is not text goes back untouched
+    api.lua_pushvalue(L, arg + 1);
+    return 1;
+  }
+  // As C's (int) cast of lua_Integer: a level past 32 bits wraps, as in lua5.4.
+  const level = isNone(vm, L, arg + 2)
+    ? (T === L ? 1 : 0)
+    : Number(BigInt.asIntN(32, checkInteger(vm, L, arg + 2, "traceback")));
+  engine.pushSchedulerField(L, "without_internal");
+  api.luaL_traceback(L, T, message, level);
+  api.lua_callk(L, 1, 1, 0, 0);
+  return 1;
+}
 
 /** The folder holding `path`: "." for a bare name. */
 function folderOf(path: string): string {
@@ -297,7 +322,7 @@ export const debugging = (engine: Engine, context: RunContext): Family => {
     ? "the REPL has no script to reload"
     : "this run cannot start its script again (an actor, or solvm -i)";
   return {
-    "debug.traceback": inScheduler("traceback"), // before trace, which keeps it
+    "debug.traceback": (L) => traceback(engine, L), // before trace, which keeps it
     trace: { lua: TRACE_LUA, helpers: {} },
     watch_file: (L) => watches.watch(L),
     unwatch_file: (L) => watches.unwatch(L),

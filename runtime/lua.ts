@@ -107,6 +107,7 @@ export interface LuaExports {
   lua_isyieldable(L: LuaState): number;
   lua_sethook(L: LuaState, fn: number, mask: number, count: number): void;
   lua_pushthread(L: LuaState): number;
+  lua_tothread(L: LuaState, idx: number): LuaState;
   lua_getinfo(L: LuaState, what: number, ar: number): number;
   lua_yieldk(L: LuaState, nresults: number, ctx: number, k: number): number;
   lua_newthread(L: LuaState): LuaState;

@@ -17,7 +17,7 @@ local PARK, host = ...
 local co_create, co_resume, co_yield, co_status, co_close, co_running, co_isyieldable = coroutine.create,
   coroutine.resume, coroutine.yield, coroutine.status, coroutine.close, coroutine.running, coroutine.isyieldable
 local lua_select, traceback, getinfo, pack, unpack = select, debug.traceback, debug.getinfo, table.pack, table.unpack
-local pcall, co_running, math_maxinteger, string_format = pcall, coroutine.running, math.maxinteger, string.format
+local pcall, co_running, string_format = pcall, coroutine.running, string.format
 local type, tostring, tonumber, error, setmetatable, getmetatable, rawget, math_type, math_tointeger =
   type, tostring, tonumber, error, setmetatable, getmetatable, rawget, math.type, math.tointeger
 
@@ -112,33 +112,6 @@ local gsub, str_sub = string.gsub, string.sub
 local function without_internal(text)
   if type(text) ~= "string" then return text end
   return (gsub(text, "\n\t%[solvm%] [^\n]*", ""))
-end
-
--- debug.traceback as scripts get it: Lua's, without SolVM's own frames, its arguments checked as Lua checks them.
--- Its level counts from its caller, one frame further than Lua's own function sees (unless this function took its
--- caller's place in a tail call).
-local function user_traceback(...)
-  local first = ...
-  local thread = type(first) == "thread" and first or nil
-  local message, level
-  if thread then message, level = lua_select(2, ...) else message, level = ... end
-  local t = type(message)
-  if message ~= nil and t ~= "string" and t ~= "number" then return message end
-  local here = thread == nil or thread == co_running()
-  if level == nil then
-    level = here and 1 or 0
-  else
-    local whole = math_tointeger(level)
-    if whole == nil then
-      local problem = tonumber(level) and "number has no integer representation"
-        or "number expected, got " .. type(level)
-      error("bad argument #" .. (thread and 3 or 2) .. " to 'traceback' (" .. problem .. ")", 2)
-    end
-    level = whole
-  end
-  if here and level > 0 and level < math_maxinteger and not getinfo(1, "t").istailcall then level = level + 1 end
-  if thread then return without_internal(traceback(thread, message, level)) end
-  return without_internal(traceback(message, level))
 end
 
 -- err is the error value itself (what the handler gets), message its text
@@ -973,7 +946,7 @@ return {
   cancel_started = cancel_started,
   started_by_call = started_by_call, running_goroutine = running_goroutine, parked_report = parked_report,
   report_failure = report_failure, message_of = message_of,
-  goroutines = goroutines, tier_up = tier_up, traceback = user_traceback,
+  goroutines = goroutines, tier_up = tier_up, without_internal = without_internal,
   list_goroutines = list_goroutines, limit_goroutines = limit_goroutines, name_reports = name_reports,
   channel_metatable = Channel, host_chan = host_chan, watch_room = watch_room,
   go = go, chan = chan, send = send, receive = receive, close_channel = close_channel,

@@ -445,7 +445,11 @@ Deno.test("debug.traceback checks its arguments as lua5.4 does and counts levels
     print(pcall(debug.traceback, coroutine.running(), "m", 1.5))
     print(select(2, xpcall(function() error("oops") end, function(m) return debug.traceback(m, 2) end)))
     print(debug.traceback("neg", -1))
-    print(debug.traceback("str", "1"))`,
+    print(debug.traceback("str", "1"))
+    local function where() return debug.traceback("where") end
+    local function caller() local s = where() return s end
+    print(caller())
+    print(select(2, xpcall(function() error("e") end, function(m) return debug.traceback(m) end)))`,
     "=t",
   );
   deepStrictEqual(r.outcome, { status: "ok" });
@@ -456,6 +460,10 @@ Deno.test("debug.traceback checks its arguments as lua5.4 does and counts levels
       "t:4: oops\nstack traceback:\n\t[C]: in function 'error'\n\tt:4: in function <t:4>\n\t[C]: in function 'xpcall'\n" +
       "\tt:4: in main chunk\n" +
       "neg\nstack traceback:\n" +
-      "str\nstack traceback:\n\tt:6: in main chunk\n",
+      "str\nstack traceback:\n\tt:6: in main chunk\n" +
+      // The default level tail-called (a message handler's usual form) keeps the caller's frame, as lua5.4's C function.
+      "where\nstack traceback:\n\tt:7: in upvalue 'where'\n\tt:8: in local 'caller'\n\tt:9: in main chunk\n" +
+      "t:10: e\nstack traceback:\n\tt:10: in function <t:10>\n\t[C]: in function 'error'\n\tt:10: in function <t:10>\n" +
+      "\t[C]: in function 'xpcall'\n\tt:10: in main chunk\n",
   );
 });
