@@ -520,6 +520,8 @@ class SocketTable {
       socket.once("error", failed);
       socket.bind(port, host, () => {
         socket.off("error", failed);
+        // As Go's net package sets SO_BROADCAST on IPv4 datagram sockets: a broadcast address may be sent to.
+        if (type === "udp4") socket.setBroadcast(true);
         resolve(socket);
       });
     });

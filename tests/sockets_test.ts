@@ -659,6 +659,17 @@ Deno.test("a UDP receiver's send() answers from its own port, to a node:dgram cl
   }
 });
 
+Deno.test("udp: a broadcast address may be sent to, as Go's sockets allow (the loopback's 127.255.255.255 here)", async () => {
+  const { outcome, stdout } = await runLuaWithin(`
+    local inbox = assert(udp_recvfrom(0, "0.0.0.0")) -- a broadcast reaches sockets bound to any address
+    local function got(ok, err) return ok and receive(inbox).data or err end
+    print(got(udp_sendto("127.255.255.255", inbox.port, "from udp_sendto")))
+    print(got(inbox.send("127.255.255.255", inbox.port, "from its send")))
+    inbox.close()`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(stdout, "from udp_sendto\nfrom its send\n");
+});
+
 Deno.test("a UDP receiver's send() names bad arguments as the caller counts them, at the caller's line", async () => {
   const { outcome, stdout } = await runLuaWithin(`
     local inbox = assert(udp_recvfrom(0, "127.0.0.1"))
