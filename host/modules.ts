@@ -1,7 +1,7 @@
 /**
  * The modules family: `import(name)` (SolVM's module loader: the importing
- * script's folder, then `modules/` in the working directory and beside the
- * main script, then http(s) URLs) and the settings that make Lua's own
+ * script's folder, then the main script's folder, `modules/` in the working
+ * directory and `modules/` beside the main script, then http(s) URLs) and the settings that make Lua's own
  * `require` search the script's folder and `modules/` on the real disk.
  *
  * @module
@@ -165,10 +165,11 @@ function locate(engine: Engine, context: RunContext, L: LuaState): number {
   };
   if (/^https?:\/\//i.test(name)) return push(name, name);
   const file = name.endsWith(".lua") ? name : `${name}.lua`;
+  const main = context.mainScript ? dirname(context.mainScript) : undefined;
+  // After the importer's folder, require's places: a script named apart from its path (scriptPath) finds its neighbours.
   const folders = [
     source.startsWith("@") ? dirname(source.slice(1)) : ".",
-    "modules",
-    ...(context.mainScript ? [join(dirname(context.mainScript), "modules")] : []),
+    ...(main ? [main, "modules", join(main, "modules")] : ["modules"]),
   ];
   const searched = file.startsWith("/") ? [file] : [...new Set(folders.map((folder) => join(folder, file)))];
   const refused = new Map<string, string>();

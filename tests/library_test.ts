@@ -2,7 +2,7 @@
 // examples, modules, the engine pool (concurrency, update, close), limits
 // per run, and worker threads.
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert";
-import { byRef, LuaError, NativeModule, Script, ScriptModule } from "../mod.ts";
+import { byRef, Context, LuaError, NativeModule, Script, ScriptModule } from "../mod.ts";
 import { runDeno, sleep, tempFiles, within } from "./_helpers.ts";
 import { failure, fnv32a, runProgram, thrown, timed } from "./_library.ts";
 
@@ -158,6 +158,28 @@ function main() import("helpers") return sib.hi() .. " / " .. helpers.twice("x")
     } finally {
       s.close();
     }
+  }
+});
+
+Deno.test("scriptPath: import finds a module beside the file, as require does (Script.fromString, Context)", async () => {
+  const dir = await tempFiles({
+    "job.lua": `function main() return import("helper").inc(1) + require("helper").inc(1) end`,
+    "helper.lua": `return { inc = function(x) return x + 1 end }`,
+  });
+  const path = `${dir}/job.lua`;
+  const source = await Deno.readTextFile(path);
+  const s = Script.fromString("job.lua", source, { scriptPath: path });
+  try {
+    strictEqual(await s.run(), 4);
+  } finally {
+    s.close();
+  }
+  const context = new Context({ scriptPath: path });
+  try {
+    await context.execute(source);
+    strictEqual(await context.call("main"), 4);
+  } finally {
+    context.close();
   }
 });
 

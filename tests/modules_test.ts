@@ -309,7 +309,7 @@ Deno.test("a missing module imported by a module: that module's line and folder 
   strictEqual(r.stdout, "");
   // app/modules/inner.lua is both "the importer's folder" and "modules/ beside the script": listed once.
   const message = "app/modules/outer.lua:2: import: module 'inner' not found; searched:\n" +
-    "\tapp/modules/inner.lua\n\tmodules/inner.lua\nstack traceback:";
+    "\tapp/modules/inner.lua\n\tapp/inner.lua\n\tmodules/inner.lua\nstack traceback:";
   ok(r.stderr.startsWith(message), r.stderr);
 });
 
