@@ -24,7 +24,7 @@ import {
   type LuaSystem,
   NO_FILES,
 } from "./lua.ts";
-import { type HostFunction, LuaUnwind, LuaVM, thrownText } from "./state.ts";
+import { errorLevel, type HostFunction, LuaUnwind, LuaVM, thrownText } from "./state.ts";
 import { SCHEDULER_LUA } from "./scheduler_lua.ts";
 import { log, logEnabled } from "./log.ts";
 import {
@@ -267,8 +267,8 @@ export interface CallOptions {
   name?: string;
 }
 
-/** How a host operation a goroutine waited for ended: its results to push, or its failure's message. */
-type WaitResult = { ok: true; push: Pusher } | { ok: false; message: string };
+/** How a host operation a goroutine waited for ended: its results to push, or its failure's message and level. */
+type WaitResult = { ok: true; push: Pusher } | { ok: false; message: string; level: number };
 
 /** Releases what a finished wait's results hold, when nobody will take them. */
 function discarded(result: WaitResult): void {
@@ -952,7 +952,7 @@ export class Engine {
     if (cancellable && this.#callsMayStop) this.#cancellable.set(id, cancellable);
     promise.then(
       (push) => this.#settle(id, { ok: true, push: push ?? NO_RESULTS }),
-      (e) => this.#settle(id, { ok: false, message: thrownText(e) }),
+      (e) => this.#settle(id, { ok: false, message: thrownText(e), level: errorLevel(e) }),
     );
     api.lua_settop(L, 0);
     this.vm.pushRef(L, this.#parkRef);
@@ -1005,6 +1005,7 @@ export class Engine {
     this.#results.delete(id);
     this.vm.api.lua_settop(L, 0);
     let message: string;
+    let level = 1;
     if (!result) message = "a waiting call was resumed before it ended (only the scheduler may resume goroutines)";
     else if (result.ok) {
       try {
@@ -1012,9 +1013,10 @@ export class Engine {
       } catch (e) {
         if (e === LONGJMP || e instanceof LuaUnwind) throw e; // a Lua error or yield in flight
         message = thrownText(e);
+        level = errorLevel(e);
       }
-    } else message = result.message;
-    return this.vm.raise(L, message);
+    } else ({ message, level } = result);
+    return this.vm.raise(L, message, level);
   }
 
   /** Counts a resident source (server, interval, ...) that keeps the process alive; call the result to release it. */

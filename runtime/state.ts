@@ -38,6 +38,24 @@ export function thrownText(e: unknown): string {
   }
 }
 
+/**
+ * The level whose position prefixes the Lua error a thrown value becomes: 1
+ * (the caller), its `luaLevel` if it has one (2 for a function reached
+ * through a Lua wrapper), or 0 for a Lua error passing back out through
+ * JavaScript (a callback's), which keeps its own position as through a C
+ * function.
+ *
+ * ```ts
+ * import { errorLevel } from "./state.ts";
+ * console.assert(errorLevel(new Error("x")) === 1);
+ * ```
+ */
+export function errorLevel(e: unknown): number {
+  if (e instanceof LuaError && e.file !== undefined) return 0;
+  // `throw undefined` or `throw null` has no properties to read: it is a Lua error like any other.
+  return (e as { luaLevel?: number } | null | undefined)?.luaLevel ?? 1;
+}
+
 /** A host function: reads its arguments from `L`, pushes results, returns their count. */
 export type HostFunction = (L: LuaState) => number;
 
@@ -395,9 +413,8 @@ export class LuaVM {
 
   /**
    * Makes `impl` callable from Lua. A JavaScript exception thrown by it
-   * becomes a Lua error prefixed with the caller's position (or, when it
-   * has a `luaLevel` property, that level's: 2 for a function reached
-   * through a Lua wrapper).
+   * becomes a Lua error prefixed with the position {@linkcode errorLevel}
+   * picks (the caller's, unless it says otherwise).
    */
   hostFunction(impl: HostFunction): number {
     const ptr = this.lua.addFunction((L: LuaState) => {
@@ -412,10 +429,7 @@ export class LuaVM {
         if (e === LONGJMP || e instanceof LuaUnwind) throw e; // a Lua error or yield in flight
 
         message = thrownText(e);
-        // `throw undefined` or `throw null` has no properties to read: it is a Lua error like any other.
-        level = (e as { luaLevel?: number } | null | undefined)?.luaLevel ?? 1;
-        // A Lua error passing back out through JavaScript (a callback's) keeps its position, as through a C function.
-        if (e instanceof LuaError && e.file !== undefined) level = 0;
+        level = errorLevel(e);
       }
       return this.raise(L, message, level);
     }, "ii");
