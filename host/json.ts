@@ -362,11 +362,13 @@ const JSON_NUMBER = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$/;
 
 /**
  * Start and end offsets (flat pairs) of the number tokens JSON.parse would
- * misread: float syntax with an integral value, integers beyond 2^53.
+ * misread: float syntax with an integral value, integers beyond 2^53; and
+ * the start of the first token beyond a float's range (1e400), or -1.
  * Exact for valid JSON; a malformed number token is never listed.
  */
-function ambiguousNumbers(text: string): number[] {
+function ambiguousNumbers(text: string): { spans: number[]; huge: number } {
   const spans: number[] = [];
+  let huge = -1;
   const n = text.length;
   let i = 0;
   while (i < n) {
@@ -389,16 +391,22 @@ function ambiguousNumbers(text: string): number[] {
         while (i < n && isDigit(text.charCodeAt(i))) i++;
       }
       // Up to 15 digits is always safe; only longer integer tokens need a look.
-      if (float ? Number.isInteger(Number(text.slice(start, i))) : i - start > 15) {
+      if (float || i - start > 15) {
         const token = text.slice(start, i);
+        const value = Number(token);
+        const finite = Number.isFinite(value);
+        const misread = !finite ? huge < 0 : float ? Number.isInteger(value) : !Number.isSafeInteger(value);
         // A malformed token stays in place for JSON.parse to reject, as it would without the rewrite.
-        if ((float || !Number.isSafeInteger(Number(token))) && JSON_NUMBER.test(token)) spans.push(start, i);
+        if (misread && JSON_NUMBER.test(token)) {
+          if (finite) spans.push(start, i);
+          else huge = start;
+        }
       }
     } else {
       i++;
     }
   }
-  return spans;
+  return { spans, huge };
 }
 
 /** `text` with each span replaced by the string "\u0000<token>". */
@@ -672,7 +680,7 @@ class Json {
     // A byte-order mark before the text (Notepad writes one) is ignored, as RFC 8259 lets a parser do.
     const skipped = text.charCodeAt(0) === 0xfeff ? 3 : 0;
     if (skipped) text = text.slice(1);
-    const spans = ambiguousNumbers(text);
+    const { spans, huge } = ambiguousNumbers(text);
     const marked = spans.length > 0 && !text.includes("\\u0000");
     let value: unknown;
     try {
@@ -682,6 +690,8 @@ class Json {
     } catch (e) {
       throw parseError(text, e, skipped);
     }
+    // JSON.parse reads it as Infinity, which json_encode refuses: refused here with its place, as Go's decoder does.
+    if (huge >= 0) throw new Error(`json_decode: number out of range${position(text, huge, skipped)}`);
     this.#push(L, value, marked ? text : undefined, 0);
     return 1;
   }

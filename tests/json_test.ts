@@ -612,6 +612,31 @@ Deno.test("malformed numbers and number keys are rejected as JSON.parse rejects 
   ]);
 });
 
+Deno.test("a number beyond a float's range is refused at its place, as Go's decoder does; one that underflows is 0", async () => {
+  const texts = [
+    '{"reading": 1e400, "min": -1e999}',
+    "[1.5, -1e999]",
+    `[\n 1,\n 1${"0".repeat(400)}]`,
+    '[0, "1e400", {"\\u0000": 1e400}]',
+  ];
+  const out = await lines(
+    ERR + `
+    for _, text in ipairs(${"{" + texts.map((text) => JSON.stringify(text)).join(", ") + "}"}) do
+      err(json_decode, text)
+    end
+    local t = json_decode('[1e-400, 1e308, "1e400"]')
+    print(t[1], t[2] == 1e308, t[3])
+  `,
+  );
+  deepStrictEqual(out, [
+    "json_decode: number out of range at byte 13",
+    "json_decode: number out of range at byte 7",
+    "json_decode: number out of range at byte 8 (line 3, column 2)",
+    "json_decode: number out of range at byte 25",
+    "0.0\ttrue\t1e400",
+  ]);
+});
+
 Deno.test("every parse error says where: the byte (from 1), with line and column in a text of several lines", async () => {
   const doc = '{"items":[' + '{"id":1,"name":"abc"},'.repeat(5000) + '{"id":2,"name":abc}]}';
   await failsWith([
