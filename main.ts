@@ -29,7 +29,8 @@ const USAGE = `SolVM ${meta.version}: a Lua 5.4 runtime with goroutines, channel
 
 Usage:
   solvm [options] <script.lua> [args...]   run a script; args reach Lua in the arg table
-                                           (put -- before arguments that end in .lua)
+                                           (put -- before arguments that end in .lua; a -- right
+                                           after the script is always removed: write -- -- to pass one)
   solvm [options] - [args...]              run the script read from standard input
   solvm [options] a.lua b.lua ...          run several scripts at once, each in its own thread; output
                                            lines carry the script's name; the exit code is the first

@@ -288,6 +288,21 @@ Deno.test("--version and --help", async () => {
   match(help.stdout, /130, 143 or 129 when SIGINT \(Ctrl-C\),\s+SIGTERM or SIGHUP/);
 });
 
+Deno.test("a -- right after the script is always removed, as README and --help say; -- -- passes one", async () => {
+  const dir = await tempFiles({ "tool.lua": `print(#arg, ...)` });
+  for (
+    const [args, printed] of [
+      [["--", "--verbose"], "1\t--verbose\n"],
+      [["--", "--", "x"], "2\t--\tx\n"],
+      [["--", "a.lua", "b.lua"], "2\ta.lua\tb.lua\n"],
+    ] as const
+  ) {
+    const r = await solvm([`${dir}/tool.lua`, ...args]);
+    strictEqual(r.stdout, printed, args.join(" "));
+  }
+  match((await solvm(["--help"])).stdout, /a -- right\s+after the script is always removed/);
+});
+
 Deno.test("deadlock: message, parked goroutines with the line where each waits, exit 2", async () => {
   const dir = await tempFiles({
     "dead.lua": `chan("jobs")\ngo(function() receive("jobs") end, "worker")\nreceive("jobs")\n`,
