@@ -1,13 +1,15 @@
 /**
  * The standard streams under Lua's own `io`. Reading standard input
  * (`io.read`, `io.lines()`, `io.stdin`'s `read` and `lines`, `dofile()` and
- * `loadfile()` without a name) parks only the goroutine that reads when it
- * has to wait for input, so timers, servers and other goroutines go on
- * meanwhile (the C library's read would hold the whole engine until a line
- * arrives); formats and results are Lua's: `"n"`, `"l"`, `"L"`, `"a"` and
- * byte counts. Flushing standard output (`io.flush()`, `io.stdout:flush()`)
- * flushes the engine's buffer, which `print` and `io.write` share, and
- * `io.stdout:setvbuf(mode)` sets that buffer's mode.
+ * `loadfile()` without a name, and a file `io.open`, `io.lines` or `io.input`
+ * opens for reading on its path, `/dev/stdin`) parks only the goroutine that
+ * reads when it has to wait for input, so timers, servers and other
+ * goroutines go on meanwhile (the C library's read would hold the whole
+ * engine until a line arrives); formats and results are Lua's: `"n"`,
+ * `"l"`, `"L"`, `"a"` and byte counts. Flushing standard output
+ * (`io.flush()`, `io.stdout:flush()`) flushes the engine's buffer, which
+ * `print` and `io.write` share, and `io.stdout:setvbuf(mode)` sets that
+ * buffer's mode.
  *
  * Lua keeps the bytes read and not yet taken (a line costs a string search,
  * not a call into JavaScript); JavaScript only reads the next chunk.
@@ -80,8 +82,16 @@ local sub, find, byte, concat = string.sub, string.find, string.byte, table.conc
 local stdin, stdout, input, output, io_type = io.stdin, io.stdout, io.input, io.output, io.type
 local methods = getmetatable(stdin).__index
 -- The C library's own (named as they are, for the messages of their own errors).
-local read, lines, flush, setvbuf, io_lines, loadfile, dofile = methods.read, methods.lines, methods.flush,
-  methods.setvbuf, io.lines, loadfile, dofile
+local read, lines, flush, setvbuf, open, io_lines, loadfile, dofile = methods.read, methods.lines, methods.flush,
+  methods.setvbuf, io.open, io.lines, loadfile, dofile
+
+-- Files the C library opened for reading on standard input's own path: read through its buffer too (C's read would
+-- hold the thread, and the two buffers would split the input). Weak keys: a file nobody holds is collected.
+local STDIN_PATHS = { ["/dev/stdin"] = true, ["/dev/fd/0"] = true, ["/proc/self/fd/0"] = true }
+local stdin_files = setmetatable({}, { __mode = "k" })
+local function on_stdin(f)
+  return stdin_files[f] ~= nil and io_type(f) == "file"
+end
 
 -- Standard input read and not yet taken: buf from pos on. A read that finds what it needs in buf takes it at once;
 -- one that must wait for input holds the turn (acquire/release) while it does, so two goroutines never interleave
@@ -355,10 +365,10 @@ local function reader(fname, n, f)
 end
 
 -- Formats are checked as they come, as C does: one after a format that failed is never looked at.
-local function read_formats(level, fname, n, ...)
+local function read_formats(level, fname, first, n, ...)
   local out = {}
   for i = 1, n do
-    local read_format, count = reader(fname, i, (select(i, ...)))
+    local read_format, count = reader(fname, first + i - 1, (select(i, ...)))
     if not read_format then error(count, level + 1) end  -- past holding_turn (which read_stdin tail-called)
     local v, err = read_format(count)
     if err then return nil, err end
@@ -369,13 +379,13 @@ local function read_formats(level, fname, n, ...)
 end
 
 -- Lua's g_read on standard input: a value per format, up to the first that fails (nil in its place); nil and a
--- message when reading failed. A bad format raises at the given level.
-local function read_stdin(level, fname, ...)
+-- message when reading failed. A bad format raises at the given level, counted from argument first.
+local function read_stdin(level, fname, first, ...)
   local n = select("#", ...)
   if n <= 1 then
     local read_format, count = read_l, nil
     if n == 1 then
-      read_format, count = reader(fname, 1, (...))
+      read_format, count = reader(fname, first, (...))
       if not read_format then error(count, level) end
     end
     local v, err = read_format(count)
@@ -383,13 +393,14 @@ local function read_stdin(level, fname, ...)
     return v
   end
   -- Read holding the turn, so the values come from one place in the input.
-  return holding_turn(read_formats, level, fname, n, ...)
+  return holding_turn(read_formats, level, fname, first, n, ...)
 end
 
--- The lines iterator: nothing at the end; a read error raises, as the C library's does.
-local function lines_stdin(...)
+-- The lines iterator of file (standard input, or a file opened on its path): nothing at the end; a read error raises,
+-- and so does a call once file is closed, as the C library's do. closes: io.lines opened file, closed at the end.
+local function lines_stdin(file, closes, ...)
   local n, formats = select("#", ...), { ... }
-  if n == 0 then  -- the common case, kept short: a line costs little more than a string search
+  if n == 0 and file == stdin then  -- the common case, kept short: a line costs little more than a string search
     return function()
       local line, err = read_line(false)
       if line ~= nil then return line end
@@ -399,8 +410,12 @@ local function lines_stdin(...)
   local function results(v, ...)
     if v ~= nil then return v, ... end
     if (...) ~= nil then error((...), 3) end
+    if closes then file:close() end
   end
-  return function() return results(read_stdin(3, "for iterator", unpack(formats, 1, n))) end
+  return function()
+    if io_type(file) == "closed file" then error("file is already closed", 2) end
+    return results(read_stdin(3, "for iterator", 2, unpack(formats, 1, n)))  -- C's iterator counts them from #2
+  end
 end
 
 -- Whether the function at level (1: the caller of this) was called as f.method(f, ...), not f:method(...): then,
@@ -503,13 +518,13 @@ end
 -- an error the check raises cannot name the caller's line, whose frame the tail call replaced.
 methods.read = function(...)
   local f = ...
-  if f == stdin then return read_stdin(2, "read", select(2, ...)) end
+  if f == stdin or on_stdin(f) then return read_stdin(2, "read", 1, select(2, ...)) end
   if check("read", false, select("#", ...), ...) then return read_huge(...) end
   return read(...)
 end
 methods.lines = function(...)
   local f = ...
-  if f == stdin then return lines_stdin(select(2, ...)) end
+  if f == stdin or on_stdin(f) then return lines_stdin(f, false, select(2, ...)) end
   check("lines", false, select("#", ...), f)
   if any_huge_count(select(2, ...)) then return lines_huge(lines, ...) end
   return lines(...)
@@ -554,7 +569,7 @@ end
 return {
   read = function(...)
     local f = input()
-    if f == stdin then
+    if f == stdin or on_stdin(f) then
       if select("#", ...) <= 1 then  -- the usual call, kept short
         local format = ...
         local read_format = format == nil and read_l or FORMATS[format]
@@ -564,16 +579,42 @@ return {
           return v
         end
       end
-      return read_stdin(2, "read", ...)
+      return read_stdin(2, "read", 1, ...)
     end
     if io_type(f) == "closed file" then error("default input file is closed", 2) end
     if check("read", true, 1, f, ...) then return read_huge(f, ...) end
     return read(f, ...)
   end,
   lines = function(name, ...)
-    if name == nil and input() == stdin then return lines_stdin(...) end
+    if name == nil then
+      local f = input()
+      if f == stdin or on_stdin(f) then return lines_stdin(f, false, ...) end
+    elseif STDIN_PATHS[name] then
+      -- Opened by C (its checks and messages) through pcall: its errors would name this chunk's line.
+      local ok, failure, _, _, opened = pcall(io_lines, name, ...)
+      if not ok then error(failure, 2) end
+      stdin_files[opened] = true
+      return lines_stdin(opened, true, ...), nil, nil, opened
+    end
     if any_huge_count(...) then return lines_huge(io_lines, name, ...) end
     return io_lines(name, ...)
+  end,
+  open = function(...)
+    local name, mode = ...
+    -- A write mode ("w", "r+", ...) keeps C's file; a read mode raises no argument error for a path.
+    if not STDIN_PATHS[name] or (mode ~= nil and (type(mode) ~= "string" or not find(mode, "^rb*$"))) then
+      return open(...)
+    end
+    local f, err, code = open(name, mode)
+    if f then stdin_files[f] = true end
+    return f, err, code
+  end,
+  input = function(...)
+    if not STDIN_PATHS[(...)] then return input(...) end
+    local ok, f = pcall(input, ...)  -- as io.lines above
+    if not ok then error(f, 2) end
+    stdin_files[f] = true
+    return f
   end,
   flush = function()
     local f = output()
@@ -667,6 +708,8 @@ export const standardStreams = (engine: Engine): Family => {
   return {
     "io.read": member("read"),
     "io.lines": member("lines"),
+    "io.open": member("open"),
+    "io.input": member("input"),
     "io.flush": member("flush"),
     loadfile: member("loadfile"),
     dofile: member("dofile"),

@@ -747,6 +747,56 @@ os.exit(0)
     strictEqual(r.stdout, "first\ttrue\nsecond\ttrue\n");
   }));
 
+Deno.test("io.open and io.lines of /dev/stdin read standard input's buffer, parking only their goroutine", () =>
+  inTempDir(async (dir) => {
+    await Deno.writeTextFile(
+      `${dir}/waits.lua`,
+      `local ticks = 0
+go(function() while true do sleep(0.02) ticks = ticks + 1 end end)
+io.open("${dir}/started", "w"):close()
+local f = io.open("/proc/self/fd/0")
+print(f:read(), ticks >= 5)
+for l in io.lines("/dev/stdin") do print(l, ticks >= 10) end
+os.exit(0)
+`,
+    );
+    const waits = await solvm([`${dir}/waits.lua`], {
+      stdin: async (write) => {
+        while (!await Deno.stat(`${dir}/started`).then(() => true, () => false)) await sleep(20);
+        await sleep(400);
+        await write("first\n");
+        await sleep(400);
+        await write("second\n");
+      },
+    });
+    strictEqual(waits.stderr, "");
+    strictEqual(waits.stdout, "first\ttrue\nsecond\ttrue\n");
+
+    await Deno.writeTextFile(
+      `${dir}/shared.lua`,
+      `local f = io.open("/dev/stdin")
+print(io.type(f), f:read("n", "l"))
+print(io.read(), f:read(2, 0))
+print(f:write("x") == nil, f:read("L"))
+print(f:close(), io.type(f), pcall(f.read, f))
+print(io.input("/dev/stdin") ~= io.stdin, io.read())
+local lines, _, _, opened = io.lines("/dev/fd/0")
+print(lines(), io.type(opened))
+for line in lines do print("[" .. line .. "]") end
+print(io.type(opened), pcall(lines))
+print(pcall(function() for _ in io.lines("/dev/stdin", "x") do end end))
+`,
+    );
+    const shared = await solvm([`${dir}/shared.lua`], { stdin: "12 rest\nline two\nabc\nthree\nfour\nfive\n" });
+    strictEqual(shared.stderr, "");
+    strictEqual(
+      shared.stdout,
+      "file\t12\t rest\nline two\tab\t\ntrue\tc\n\ntrue\tclosed file\tfalse\tattempt to use a closed file\n" +
+        "true\tthree\nfour\tfile\n[five]\nclosed file\tfalse\tfile is already closed\n" +
+        `false\t${dir}/shared.lua:11: bad argument #2 to 'for iterator' (invalid format)\n`,
+    );
+  }));
+
 Deno.test("stdin formats as lua5.4 reads them: numbers, counts, lines, *-formats, bad formats, inside a C call", () =>
   inTempDir(async (dir) => {
     await Deno.writeTextFile(
