@@ -294,7 +294,7 @@ export class Context {
     if (timeout !== undefined) {
       const message = timeoutMessage(timeout);
       Object.assign(limit, { at: deadline, message });
-      disarm = after(deadline - performance.now(), () => stop(message));
+      disarm = after(Math.max(0, deadline - performance.now()), () => stop(message)); // a negative delay is a Node warning
     }
     this.#limits.add(limit);
     this.#limitsChanged();

@@ -154,6 +154,24 @@ console.log("closed");
   ok(ms < 15_000, `the program took ${ms} ms: a 30 s sleep kept it alive`);
 });
 
+Deno.test("a per call timeout shorter than arming it takes ends the call with nothing on stderr (no Node timer warning)", async () => {
+  // A child process: Deno's Node layer writes TimeoutNegativeWarning to the program's stderr.
+  const { code, stdout, stderr } = await runProgram(
+    `import { Context } from "MOD";
+const lua = new Context();
+await lua.execute("function f() sleep(1) end");
+const messages = new Set();
+for (let i = 0; i < 20; i++) await lua.callWith("f", { timeout: 0.05 }).catch((e) => messages.add(e.message));
+console.log([...messages].join("|"));
+lua.close();
+`,
+    ["-A"],
+  );
+  strictEqual(stderr, "");
+  strictEqual(stdout, "timeout: the call ran longer than 0.05 ms\n");
+  strictEqual(code, 0);
+});
+
 Deno.test("a sleep refused where it cannot wait (a sort comparator) leaves no timer behind", async () => {
   // The engine is left open on purpose: the refused sleep alone must let its timer go.
   const { value, ms } = await timed(() =>
