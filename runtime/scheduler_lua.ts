@@ -370,7 +370,7 @@ local anonymous = 0
 
 -- Waiter queues hold (goroutine, park sequence[, value]) in flat slots; an
 -- entry is stale once its goroutine has been woken by another channel.
--- stale counts those a select left on a receive queue (see left_stale).
+-- stale counts those a select or a cancel left on a receive queue (see left_stale).
 local function queue() return { h = 1, t = 0, stale = 0 } end
 
 local function pop_receiver(q)
@@ -533,7 +533,10 @@ local function receive(c)
   g.seq = seq
   rq[t + 1], rq[t + 2] = g, seq
   rq.t = t + 2
-  return park("receive on channel '" .. ch.name .. "'")
+  g.receiving = ch                          -- where cancel finds its entry
+  local v, ok = park("receive on channel '" .. ch.name .. "'")
+  g.receiving = nil
+  return v, ok
 end
 
 local function close_channel(c)
@@ -583,6 +586,16 @@ local function select_index(n, ...)
   return lua_select(i, ...)
 end
 
+-- The entries a select on list left on receive queues are stale, but the one that went with its wake from channel
+-- from (nil: none did).
+local function left_select(list, from)
+  local taken = false -- a channel listed twice has two entries, one taken
+  for i = 1, #list do
+    local ch = list[i]
+    if ch == from and not taken then taken = true else left_stale(ch.rq) end
+  end
+end
+
 local function select(first, ...)
   if first == "#" then return lua_select("#", ...) end
   local t = type(first)
@@ -613,16 +626,12 @@ local function select(first, ...)
     rq[t + 1], rq[t + 2] = g, seq
     rq.t = t + 2
   end
-  g.selecting = true
+  g.selecting = list                        -- where cancel finds its entries
   local v, from = park(what)
   g.selecting = nil
   local closed = from == CLOSED
   if closed then v, from = nil, v end
-  local taken = false -- the waking channel's entry went with the wake (a channel listed twice has two)
-  for i = 1, n do
-    local ch = list[i]
-    if ch == from and not taken then taken = true else left_stale(ch.rq) end
-  end
+  left_select(list, from)
   if closed then return nil, from.name, false end
   return v, from.name, true
 end
@@ -727,6 +736,14 @@ function cancel(id, message)
   local g = goroutines[id]
   if g == nil or (g.state ~= "parked" and g.state ~= "ready") then return false end
   g.seq = g.seq + 1
+  -- Its entries are counted stale as a returning select's are, so a quiet channel does not keep them (see left_stale).
+  local list = g.selecting
+  if list then
+    local from = g.state == "ready" and (g.b == CLOSED and g.a or g.b) or nil -- woken: that entry went with the wake
+    left_select(list, from)
+  elseif g.receiving and g.state == "parked" then
+    left_stale(g.receiving.rq)
+  end
   local op = g.host_op
   if op then host_waiting[op], g.host_op = nil, nil end
   for i = 1, nwaiting do

@@ -490,6 +490,42 @@ Deno.test("a waiting call that runs out of time ends alone: its to-be-closed var
   }
 });
 
+Deno.test("calls ended where they wait on a quiet channel (time limit, signal, deadlock) leave nothing queued on it", async () => {
+  const lua = new Context();
+  try {
+    await lua.execute(`jobs, quit, events = chan("jobs"), chan("quit"), chan("events")
+      function work() return select(jobs, quit) end
+      function event() return receive(events) end
+      function heap() collectgarbage() collectgarbage() return collectgarbage("count") end`);
+    // Nothing else runs: each call is first a deadlock, then, while a listener keeps the run alive, ended by its limit.
+    const ended = async () => {
+      for (let i = 0; i < 100; i++) {
+        await lua.call("work").catch(() => {});
+        await lua.call("event").catch(() => {});
+      }
+      await lua.execute(`held = tcp_listen(0, "127.0.0.1")`);
+      for (let i = 0; i < 100; i++) {
+        await lua.callWith("work", { timeout: 1 }).catch(() => {});
+        await lua.callWith("event", { signal: AbortSignal.timeout(1) }).catch(() => {});
+      }
+      await lua.execute("held.close()");
+    };
+    await ended(); // tables reach their working size
+    const before = await lua.call("heap") as number;
+    await ended();
+    const grown = await lua.call("heap") as number - before;
+    // Each ended call left about 1 KB on the channels it waited on.
+    ok(grown < 100, `400 ended calls grew the Lua heap by ${grown} KB`);
+    // Their entries are gone, not live: a send reaches the waiting call.
+    await lua.execute(`held = tcp_listen(0, "127.0.0.1")`);
+    const live = lua.call("work");
+    await lua.execute("send(quit, 'stop')");
+    strictEqual(await live, "stop");
+  } finally {
+    lua.close();
+  }
+});
+
 Deno.test("an AbortSignal cannot stop a loop that never yields: the loop holds the thread", async () => {
   // The abort is an event; no event runs while Lua holds the thread, even
   // on a context that counts instructions. Use timeout or maxInstructions.
