@@ -370,7 +370,7 @@ local anonymous = 0
 
 -- Waiter queues hold (goroutine, park sequence[, value]) in flat slots; an
 -- entry is stale once its goroutine has been woken by another channel.
--- stale counts those a select or a cancel left on a receive queue (see left_stale).
+-- stale counts those a select or a cancel left (see left_stale).
 local function queue() return { h = 1, t = 0, stale = 0 } end
 
 local function pop_receiver(q)
@@ -388,24 +388,26 @@ local function pop_receiver(q)
   q.h, q.t, q.stale = 1, 0, 0
 end
 
--- A woken select's entry on a receive queue it was not woken by is stale: once such entries are half the queue,
--- the live ones are moved to its front, so a select loop keeps no queue growing (amortised O(1) per select).
-local function left_stale(q)
+-- A woken select's entry on a receive queue it was not woken by is stale, as is an ended goroutine's (see cancel):
+-- once such entries are half the queue, the live ones are moved to its front, so a select loop keeps no queue
+-- growing (amortised O(1) per select). width: the slots an entry takes (3 on a send queue, with its value).
+local function left_stale(q, width)
+  width = width or 2
   local stale = q.stale + 1
   local h, t = q.h, q.t
-  if stale * 4 < t - h + 1 then  -- two slots an entry
+  if stale * 2 * width < t - h + 1 then
     q.stale = stale
     return
   end
   local j = 0
-  for i = h, t, 2 do
+  for i = h, t, width do
     local g, seq = q[i], q[i + 1]
-    q[i], q[i + 1] = nil, nil
     if g.seq == seq and g.state == "parked" then
-      q[j + 1], q[j + 2] = g, seq
-      j = j + 2
+      for k = 0, width - 1 do q[j + 1 + k] = q[i + k] end
+      j = j + width
     end
   end
+  for i = j + 1, t do q[i] = nil end
   q.h, q.t, q.stale = 1, j, 0
 end
 
@@ -416,11 +418,12 @@ local function pop_sender(q)
     q[h], q[h + 1], q[h + 2] = nil, nil, nil
     h = h + 3
     if g.seq == seq and g.state == "parked" then
-      if h > t then q.h, q.t = 1, 0 else q.h = h end
+      if h > t then q.h, q.t, q.stale = 1, 0, 0 else q.h = h end
       return g, v
     end
+    if q.stale > 0 then q.stale = q.stale - 1 end
   end
-  q.h, q.t = 1, 0
+  q.h, q.t, q.stale = 1, 0, 0
 end
 
 -- Names of channels closed and drained: only the name is kept (a closed channel is what they still name), the
@@ -484,9 +487,10 @@ local function send(c, v)
   g.seq = seq
   sq[t + 1], sq[t + 2], sq[t + 3] = g, seq, v
   sq.t = t + 3
-  if not park("send on channel '" .. ch.name .. "'") then
-    error("send on closed channel '" .. ch.name .. "'", 2)
-  end
+  g.sending = ch                            -- where cancel finds its entry
+  local sent = park("send on channel '" .. ch.name .. "'")
+  g.sending = nil
+  if not sent then error("send on closed channel '" .. ch.name .. "'", 2) end
 end
 
 -- Takes a value if one is ready: returns true, value, ok.
@@ -741,8 +745,10 @@ function cancel(id, message)
   if list then
     local from = g.state == "ready" and (g.b == CLOSED and g.a or g.b) or nil -- woken: that entry went with the wake
     left_select(list, from)
-  elseif g.receiving and g.state == "parked" then
+  elseif g.state == "parked" and g.receiving then
     left_stale(g.receiving.rq)
+  elseif g.state == "parked" and g.sending then
+    left_stale(g.sending.sq, 3)
   end
   local op = g.host_op
   if op then host_waiting[op], g.host_op = nil, nil end
