@@ -1375,6 +1375,7 @@ export class Engine {
     } catch (e) {
       api.lua_settop(L, top);
       this.#callLimits.delete(T);
+      if (e instanceof OutOfMemory) return this.#failedForMemory(threadRef, cached, read, released);
       if (!(e instanceof StopRequest)) throw this.#brokenBy(e);
       this.#finish(e.outcome);
       throw new CallStopped(e.outcome);
@@ -1439,6 +1440,33 @@ export class Engine {
         },
       });
     });
+  }
+
+  /**
+   * Ends a call whose scheduler code itself ran out of memory (see
+   * direct_failed in scheduler_lua.ts) with Lua's "not enough memory", as a
+   * pcall would, and drops its thread; the engine goes on.
+   */
+  #failedForMemory<T>(threadRef: number, cached: boolean, read: CallReader<T>, released?: () => void): T {
+    const { vm, L } = this;
+    const top = vm.api.lua_gettop(L);
+    this.pushSchedulerField(L, "direct_failed");
+    vm.pushRef(L, threadRef);
+    vm.unref(threadRef);
+    if (cached) this.#callThread = 0;
+    try {
+      this.#call(1, 0);
+    } catch (e) {
+      throw this.#brokenBy(e);
+    }
+    released?.();
+    vm.pushString(L, "not enough memory");
+    vm.pushString(L, "not enough memory");
+    try {
+      return read(false, L, top + 1);
+    } finally {
+      vm.api.lua_settop(L, top);
+    }
   }
 
   /**

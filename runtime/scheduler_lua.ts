@@ -17,7 +17,7 @@ local PARK, host = ...
 local co_create, co_resume, co_yield, co_status, co_close, co_running, co_isyieldable = coroutine.create,
   coroutine.resume, coroutine.yield, coroutine.status, coroutine.close, coroutine.running, coroutine.isyieldable
 local lua_select, traceback, getinfo, pack, unpack = select, debug.traceback, debug.getinfo, table.pack, table.unpack
-local pcall, co_running, string_format = pcall, coroutine.running, string.format
+local pcall, co_running, string_format, collectgarbage = pcall, coroutine.running, string.format, collectgarbage
 local type, tostring, tonumber, error, setmetatable, getmetatable, rawget, math_type, math_tointeger =
   type, tostring, tonumber, error, setmetatable, getmetatable, rawget, math.type, math.tointeger
 
@@ -306,17 +306,18 @@ end
 local function direct(co, ...)
   local g = spare
   if g == nil or g.co ~= co then
-    g = { co = co, seq = 0, n = 0 }
+    g = { co = co, seq = 0, n = 0, outer = false }  -- outer's slot is made here: setting it never allocates
     g.owner = g
   else
     spare = nil
   end
-  g.state = "running"
+  g.state, g.outer = "running", current or false
   live = live + 1
-  local outer = current
   current = g
   local ok, r1, r2, r3 = co_resume(co, ...)
   if g.at_once then ok, r1, r2, r3 = past_tier_up(g, ok, r1, r2, r3) end
+  -- Off the books before any other call, which may fail for memory (see direct_failed); counted again if co waits.
+  current, live = g.outer or nil, live - 1
   -- Out of memory, co's stack may hold what filled it: co is traced and closed at once, with C calls only (a Lua
   -- call here may need memory). trace is "not enough memory" when even the traceback found none.
   local trace, close_err
@@ -324,9 +325,7 @@ local function direct(co, ...)
     trace = lua_select(2, pcall(traceback, co, r1))
     close_err = lua_select(2, co_close(co))
   end
-  current = outer
   if co_status(co) == "dead" then
-    live = live - 1
     g.state = "dead"
     release_waiters()
     local left
@@ -345,8 +344,20 @@ local function direct(co, ...)
   local id = g.id or new_id()
   g.id, g.mode, g.name = id, "watched", g.name or host.call_name()
   goroutines[id] = g
+  live = live + 1
   suspended(g, r1, r2, r3)
   return false, id, nil, nil, true
+end
+
+-- Engine.call: direct(co) itself failed for memory (after co ran out of it, a C call had to grow the main stack,
+-- which Lua does without a collection, while co still held what filled the memory). co's call fails as if direct had
+-- failed it: co is closed, the call taken off the books if direct had not done so, and the memory given back.
+local function direct_failed(co)
+  co_close(co)
+  collectgarbage()
+  local g = current
+  if g ~= nil and g.co == co then current, live = g.outer or nil, live - 1 end
+  release_waiters()
 end
 
 local function wake(...)
@@ -965,7 +976,8 @@ coroutine.wrap = function(...)
 end
 
 return {
-  run = run, wake = wake, spawn = spawn, direct = direct, cancel = cancel, interrupt = interrupt,
+  run = run, wake = wake, spawn = spawn, direct = direct, direct_failed = direct_failed, cancel = cancel,
+  interrupt = interrupt,
   cancel_started = cancel_started,
   started_by_call = started_by_call, running_goroutine = running_goroutine, parked_report = parked_report,
   report_failure = report_failure, message_of = message_of,

@@ -616,6 +616,26 @@ Deno.test("maxMemory: filled by many small values, a call fails with 'not enough
   }
 });
 
+Deno.test("maxMemory: a call that fills the memory fails alone with 'not enough memory' wherever its frames sit on the stack", async () => {
+  // A collection at rest shrinks the main stack; the argument count moves the scheduler's frames up it. Some of these
+  // left the scheduler growing that stack with the memory still full, and the engine broke (an internal error).
+  for (let count = 0; count <= 16; count++) {
+    const lua = new Context({ maxMemory: 8 * 1024 * 1024 });
+    try {
+      await lua.execute(
+        "function small() return 'small ok' end function fill(...) local t = {} for i = 1, 1e7 do t[i] = tostring(i) end end",
+      );
+      lua.gc("collect");
+      await failure(lua.call("fill", ...Array(count).fill(0)), LuaError, "not enough memory");
+      strictEqual(await lua.call("small"), "small ok", `${count} arguments`);
+      lua.gc("collect");
+      ok(lua.getMemoryUsage() < 2 * 1024 * 1024, `${count} arguments: ${lua.getMemoryUsage()} bytes after collecting`);
+    } finally {
+      lua.close();
+    }
+  }
+});
+
 Deno.test("maxMemory: a value too big to pass in is refused with 'not enough memory', nothing on stderr; the engine goes on", async () => {
   // A child process: Lua's panic handler writes to stderr.
   const { code, stdout, stderr } = await runProgram(
