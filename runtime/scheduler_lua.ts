@@ -17,7 +17,8 @@ local PARK, host = ...
 local co_create, co_resume, co_yield, co_status, co_close, co_running, co_isyieldable = coroutine.create,
   coroutine.resume, coroutine.yield, coroutine.status, coroutine.close, coroutine.running, coroutine.isyieldable
 local lua_select, traceback, getinfo, pack, unpack = select, debug.traceback, debug.getinfo, table.pack, table.unpack
-local pcall, co_running, string_format, collectgarbage = pcall, coroutine.running, string.format, collectgarbage
+local pcall, co_running, string_format, collectgarbage, string_find = pcall, coroutine.running, string.format,
+  collectgarbage, string.find
 local type, tostring, tonumber, error, setmetatable, getmetatable, rawget, math_type, math_tointeger =
   type, tostring, tonumber, error, setmetatable, getmetatable, rawget, math.type, math.tointeger
 
@@ -668,9 +669,11 @@ local function chan(name, size)
   local named = name ~= nil
   if not named then
     anonymous = anonymous + 1
-    name = "chan-" .. anonymous
+    name = "(chan " .. anonymous .. ")"
   elseif type(name) ~= "string" then
     error("bad argument #1 to 'chan' (string expected, got " .. type(name) .. ")", 2)
+  elseif string_find(name, "^%(chan %d+%)$") then -- so select's name of an anonymous channel is never a named one's
+    error("bad argument #1 to 'chan' (the name '" .. name .. "' is kept for anonymous channels)", 2)
   end
   -- As luaL_checkinteger: 2.0 and "2" are 2.
   local whole = size == nil and 0 or math_tointeger(size)

@@ -281,7 +281,26 @@ Deno.test("chan objects: methods, tostring, anonymous channels, re-creating a cl
     print(chan("x") == d)
     d:close()
     print(chan("x") ~= d)`);
-  strictEqual(stdout, "chan-1\t1\tchannel 'chan-1' (1/3 buffered)\tm\ttrue\ntrue\ntrue\n");
+  strictEqual(stdout, "(chan 1)\t1\tchannel '(chan 1)' (1/3 buffered)\tm\ttrue\ntrue\ntrue\n");
+});
+
+Deno.test("select names an anonymous channel apart from every named one: chan refuses its name", async () => {
+  const { stdout } = await runLua(`
+    local named = chan("chan-1", 1)
+    local anon = chan(nil, 1)
+    send(anon, "from anon")
+    local v, from = select(named, anon)
+    print(v, from, from == anon.name, from ~= named.name)
+    print(pcall(chan, anon.name))
+    print(select(2, pcall(chan, "(chan 7)")))
+    print(chan("(chan)").name, chan("(chan 1) x").name)`);
+  strictEqual(
+    stdout,
+    "from anon\t(chan 1)\ttrue\ttrue\n" +
+      "false\tbad argument #1 to 'chan' (the name '(chan 1)' is kept for anonymous channels)\n" +
+      "bad argument #1 to 'chan' (the name '(chan 7)' is kept for anonymous channels)\n" +
+      "(chan)\t(chan 1) x\n",
+  );
 });
 
 Deno.test("a channel nothing refers to is collected: anonymous ones, and a closed name that chan(name) replaced", async () => {
