@@ -1355,6 +1355,10 @@ export class Engine {
     let nargs: number;
     try {
       nargs = pushCall(T);
+      // The arguments and direct's 6 results, past the 20 slots Lua guarantees.
+      if (!api.lua_checkstack(L, nargs + 6)) {
+        throw new RangeError(`cannot pass ${nargs} arguments (no room for them on Lua's stack)`);
+      }
     } catch (e) {
       api.lua_settop(L, top);
       api.lua_settop(T, 0);

@@ -490,6 +490,23 @@ Deno.test("a waiting call that runs out of time ends alone: its to-be-closed var
   }
 });
 
+Deno.test("a call passes any number of arguments, under maxMemory too (each push has room on Lua's stack)", async () => {
+  for (const maxMemory of [undefined, 8 * 1024 * 1024]) {
+    const lua = new Context({ maxMemory });
+    try {
+      await lua.execute(
+        "function count(...) local n = select('#', ...) return n .. ':' .. (n > 0 and select(n, ...) or '') end",
+      );
+      for (const n of [0, 19, 20, 21, 50, 80, 1000, 20000]) {
+        const args = Array.from({ length: n }, (_, i) => i + 1);
+        strictEqual(await lua.call("count", ...args), `${n}:${n === 0 ? "" : n}`, `${n} arguments`);
+      }
+    } finally {
+      lua.close();
+    }
+  }
+});
+
 Deno.test("calls ended where they wait on a quiet channel (time limit, signal, deadlock) leave nothing queued on it", async () => {
   const lua = new Context();
   try {
