@@ -99,6 +99,8 @@ async function run(
     const value = await engine.call((T) => {
       const failure = vm.load(T, source, `@${path}`);
       if (failure) throw new LuaError(failure);
+      // Past Lua's 20 guaranteed slots a push would write beyond the thread's stack.
+      if (!vm.api.lua_checkstack(T, args.length)) throw new LuaError(`no room for ${args.length} arguments`);
       for (const a of args) pushMessage(engine, T, a);
       return args.length;
     }, (ok, L, at) => {

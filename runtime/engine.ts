@@ -1716,6 +1716,12 @@ export class Engine {
   execute(source: Uint8Array | string, chunkname: string, args: string[] = []): Promise<Outcome> {
     const failure = this.vm.load(this.L, source, chunkname);
     if (failure) return Promise.resolve({ status: "error", message: failure, traceback: "" });
+    // The arguments, and what spawnWatched pushes beside them, past the 20 slots Lua guarantees.
+    if (!this.vm.api.lua_checkstack(this.L, args.length + 4)) {
+      this.vm.api.lua_settop(this.L, -2);
+      const message = `cannot pass ${args.length} arguments (no room for them on Lua's stack)`;
+      return Promise.resolve({ status: "error", message, traceback: message });
+    }
     for (const a of args) this.vm.pushString(this.L, a);
     return this.spawnWatched("main", args.length, undefined, true);
   }

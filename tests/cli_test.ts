@@ -12,6 +12,19 @@ Deno.test("runs a script: arguments reach Lua in arg and ..., a #! line is allow
   strictEqual(r.stdout, "true\t2\tone\ttwo words\t2\tone\ttwo words\n");
 });
 
+Deno.test("any number of arguments reach the script and an actor's, under --memory-limit too", async () => {
+  const dir = await tempFiles({
+    "count.lua": `local n = select("#", ...) print(n, #arg, (select(n, ...)))
+print(spawn("actor.lua", ...).wait())`,
+    "actor.lua": `local n = select("#", ...) return n .. " " .. select(n, ...)`,
+  });
+  const args = Array.from({ length: 300 }, (_, i) => String(i + 1));
+  for (const limit of [[], ["--memory-limit", "16"]]) {
+    const r = await solvm([...limit, `${dir}/count.lua`, ...args]);
+    deepStrictEqual(r, { code: 0, stdout: "300\t300\t300\n300 300\n", stderr: "" });
+  }
+});
+
 Deno.test("solvm - reads the script from standard input, as lua5.4 - does", async () => {
   const r = await solvm(["-", "a", "b"], { stdin: 'print("from stdin", arg[0], ...)\nerror("boom")\n' });
   strictEqual(r.code, 1);
