@@ -1159,14 +1159,14 @@ export class Engine {
       sliceOver = vm.api.lua_toboolean(L, -1) !== 0;
       vm.api.lua_settop(L, -2);
     } catch (e) {
-      if (e instanceof OutOfMemory) {
+      const failure = e instanceof OutOfMemory ? this.#runFailedForMemory() : e;
+      if (failure === undefined) this.#kick();
+      else if (failure instanceof OutOfMemory) {
         // What the script holds fills the memory limit: the run ends with Lua's error, as lua5.4 ends.
         this.#finish({ status: "error", message: "not enough memory", traceback: "not enough memory" });
-        return;
-      }
-      // Not thrown on from this microtask: it would take the embedding program down; the run's outcome tells it.
-      if (!(e instanceof StopRequest)) this.#brokenBy(e);
-      else this.#finish(e.outcome);
+      } // Not thrown on from this microtask: it would take the embedding program down; the run's outcome tells it.
+      else if (!(failure instanceof StopRequest)) this.#brokenBy(failure);
+      else this.#finish(failure.outcome);
       return;
     } finally {
       this.#inPump = false;
@@ -1177,6 +1177,20 @@ export class Engine {
     this.stdout.flush();
     if (sliceOver) this.#continueAfterEventLoop();
     else if (this.#woken.length === 0 && this.#pending === 0 && this.#resident === 0) this.#quiescent();
+  }
+
+  /**
+   * After the scheduler's run ran out of memory: the goroutine it was ending fails alone (run_failed) when that
+   * frees the memory, and the pump goes on (undefined); else what that threw (OutOfMemory again, a StopRequest).
+   */
+  #runFailedForMemory(): unknown {
+    try {
+      this.pushSchedulerField(this.L, "run_failed");
+      this.#call(0, 0);
+      return undefined;
+    } catch (e) {
+      return e;
+    }
   }
 
   // Goroutines still ready go on from a macrotask, after timers: a MessageChannel message (~20 us). Deno polls

@@ -179,6 +179,9 @@ local function disown(o)
 end
 
 local function finish(g, ok, err, trace, close_err)
+  -- What may need memory comes first: out of it here, g is still there for run_failed to end.
+  local failure, message
+  if not ok then failure, message, trace = failure_of(g.co, err, trace, close_err) end
   live = live - 1
   if g.by_go then started_by_go = started_by_go - 1 end
   goroutines[g.id] = nil
@@ -186,7 +189,6 @@ local function finish(g, ok, err, trace, close_err)
   if ok then
     if g.mode then host.finished(g.id, true, err) end  -- err is the first result here
   else
-    local failure, message, trace = failure_of(g.co, err, trace, close_err)
     if g.mode ~= "watched" then dispatch_error(g, failure, message, trace) end
     if g.mode then host.finished(g.id, false, message, trace) end
   end
@@ -241,6 +243,21 @@ end
 -- Goroutines resumed between looks at the clock: rare enough to cost nothing, often enough to keep slices short.
 local SLICE_CHECK = 32
 
+-- The goroutine run() has resumed and not yet finished or parked.
+local ending
+
+-- run() itself ran out of memory: after the goroutine it resumed did, a C call had to grow the main stack while that
+-- goroutine's stack still held what filled the memory (Lua's emergency collection could free none of it). That
+-- goroutine fails as run() would have failed it, once closing it has given the memory back; JavaScript then runs on.
+local function run_failed()
+  local g = ending
+  ending, current = nil, nil
+  if g == nil or g.state == "dead" then return end
+  co_close(g.co)
+  collectgarbage()
+  finish(g, false, MEMORY_ERROR, MEMORY_ERROR, MEMORY_ERROR)
+end
+
 -- Runs ready goroutines until none is, or until the pump's slice is over with some still ready (returns true then:
 -- the pump goes on after the event loop has had a turn).
 local function run()
@@ -259,7 +276,7 @@ local function run()
     ready[rhead] = nil
     rhead = rhead + 1
     if g.state ~= "ready" then goto next end  -- cancelled while it waited in the queue
-    current = g
+    current, ending = g, g                  -- ending: until finished or parked (see run_failed)
     g.state, g.host_op = "running", nil
     local ok, r1, r2, r3
     local args = g.args
@@ -285,6 +302,7 @@ local function run()
     end
     current = nil
     if co_status(g.co) == "dead" then finish(g, ok, r1, trace, close_err) else suspended(g, r1, r2, r3) end
+    ending = nil
     ::next::
   end
   rhead, rtail = 1, 0
@@ -979,7 +997,8 @@ coroutine.wrap = function(...)
 end
 
 return {
-  run = run, wake = wake, spawn = spawn, direct = direct, direct_failed = direct_failed, cancel = cancel,
+  run = run, run_failed = run_failed, wake = wake, spawn = spawn, direct = direct, direct_failed = direct_failed,
+  cancel = cancel,
   interrupt = interrupt,
   cancel_started = cancel_started,
   started_by_call = started_by_call, running_goroutine = running_goroutine, parked_report = parked_report,
