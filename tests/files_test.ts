@@ -720,57 +720,41 @@ print(io.read("L"), io.stdin:read("a") == "")
     strictEqual(empty.stdout, "nil\tnil\tfalse\tnil\ttrue\n");
   }));
 
-Deno.test("io.read waiting for standard input parks only its goroutine: the others run meanwhile", () =>
-  inTempDir(async (dir) => {
-    await Deno.writeTextFile(
-      `${dir}/waits.lua`,
-      `local ticks = 0
+/**
+ * Runs a script in `dir` that reads a line with `first` and the rest with the loop `rest` while a goroutine ticks,
+ * input written 0.4 s apart: each read must park only its goroutine (the ticks go on meanwhile).
+ */
+async function readsWhileTicking(dir: string, first: string, rest: string): Promise<void> {
+  await Deno.writeTextFile(
+    `${dir}/waits.lua`,
+    `local ticks = 0
 go(function() while true do sleep(0.02) ticks = ticks + 1 end end)
 io.open("${dir}/started", "w"):close()
-local line = io.read()
-print(line, ticks >= 5)
-for l in io.stdin:lines() do print(l, ticks >= 10) end
+print(${first}, ticks >= 5)
+for l in ${rest} do print(l, ticks >= 10) end
 os.exit(0)
 `,
-    );
-    const r = await solvm([`${dir}/waits.lua`], {
-      stdin: async (write) => {
-        // Timed from the script's start, not the process's: a busy machine may take long to start it.
-        while (!await Deno.stat(`${dir}/started`).then(() => true, () => false)) await sleep(20);
-        await sleep(400);
-        await write("first\n");
-        await sleep(400);
-        await write("second\n");
-      },
-    });
-    strictEqual(r.stderr, "");
-    strictEqual(r.stdout, "first\ttrue\nsecond\ttrue\n");
-  }));
+  );
+  const r = await solvm([`${dir}/waits.lua`], {
+    stdin: async (write) => {
+      // Timed from the script's start, not the process's: a busy machine may take long to start it.
+      while (!await Deno.stat(`${dir}/started`).then(() => true, () => false)) await sleep(20);
+      await sleep(400);
+      await write("first\n");
+      await sleep(400);
+      await write("second\n");
+    },
+  });
+  strictEqual(r.stderr, "");
+  strictEqual(r.stdout, "first\ttrue\nsecond\ttrue\n");
+}
+
+Deno.test("io.read waiting for standard input parks only its goroutine: the others run meanwhile", () =>
+  inTempDir((dir) => readsWhileTicking(dir, "io.read()", "io.stdin:lines()")));
 
 Deno.test("io.open and io.lines of /dev/stdin read standard input's buffer, parking only their goroutine", () =>
   inTempDir(async (dir) => {
-    await Deno.writeTextFile(
-      `${dir}/waits.lua`,
-      `local ticks = 0
-go(function() while true do sleep(0.02) ticks = ticks + 1 end end)
-io.open("${dir}/started", "w"):close()
-local f = io.open("/proc/self/fd/0")
-print(f:read(), ticks >= 5)
-for l in io.lines("/dev/stdin") do print(l, ticks >= 10) end
-os.exit(0)
-`,
-    );
-    const waits = await solvm([`${dir}/waits.lua`], {
-      stdin: async (write) => {
-        while (!await Deno.stat(`${dir}/started`).then(() => true, () => false)) await sleep(20);
-        await sleep(400);
-        await write("first\n");
-        await sleep(400);
-        await write("second\n");
-      },
-    });
-    strictEqual(waits.stderr, "");
-    strictEqual(waits.stdout, "first\ttrue\nsecond\ttrue\n");
+    await readsWhileTicking(dir, `io.open("/proc/self/fd/0"):read()`, `io.lines("/dev/stdin")`);
 
     await Deno.writeTextFile(
       `${dir}/shared.lua`,

@@ -61,52 +61,34 @@ Deno.test("README example: a native module's hash of 'abcdef' is 4282878506", as
   }
 });
 
-Deno.test("a Lua error raised in a callback a native function calls comes out as it went in, its position once", async () => {
-  const api = new NativeModule({ name: "api" }).register("each", (list: unknown[], fn: (x: unknown) => unknown) => {
-    for (const x of list) fn(x);
-    return true;
-  });
-  const s = Script.fromString(
-    "cb.lua",
-    `local api = require("api")
-    function main(caught)
-      if not caught then return api.each({ 1, 2 }, function(x) error("bad item " .. x) end) end
-      return select(2, pcall(api.each, { 1 }, function(x) error("caught") end))
-    end`,
-    api,
-  );
-  try {
-    const e = await failure(s.run(false), LuaError, "cb.lua:3: bad item 1");
-    strictEqual(e.reason, "bad item 1");
-    strictEqual(await s.run(true), "cb.lua:4: caught");
-  } finally {
-    s.close();
-  }
-});
-
-Deno.test("a Lua error raised in a callback an async native function awaits comes out as it went in, its position once", async () => {
-  const api = new NativeModule({ name: "api" }).register(
-    "each",
-    async (list: unknown[], fn: (x: unknown) => unknown) => {
+Deno.test("a Lua error raised in a callback a native function calls or awaits comes out as it went in, its position once", async () => {
+  const each = {
+    sync: (list: unknown[], fn: (x: unknown) => unknown) => {
+      for (const x of list) fn(x);
+      return true;
+    },
+    async: async (list: unknown[], fn: (x: unknown) => unknown) => {
       for (const x of list) await fn(x);
       return true;
     },
-  );
-  const s = Script.fromString(
-    "cb.lua",
-    `local api = require("api")
-    function main(caught)
-      if not caught then return api.each({ 1, 2 }, function(x) error("bad item " .. x) end) end
-      return select(2, pcall(api.each, { 1 }, function(x) error("caught") end))
-    end`,
-    api,
-  );
-  try {
-    const e = await failure(s.run(false), LuaError, "cb.lua:3: bad item 1");
-    strictEqual(e.reason, "bad item 1");
-    strictEqual(await s.run(true), "cb.lua:4: caught");
-  } finally {
-    s.close();
+  };
+  for (const [kind, impl] of Object.entries(each)) {
+    const s = Script.fromString(
+      "cb.lua",
+      `local api = require("api")
+      function main(caught)
+        if not caught then return api.each({ 1, 2 }, function(x) error("bad item " .. x) end) end
+        return select(2, pcall(api.each, { 1 }, function(x) error("caught") end))
+      end`,
+      new NativeModule({ name: "api" }).register("each", impl),
+    );
+    try {
+      const e = await failure(s.run(false), LuaError, "cb.lua:3: bad item 1");
+      strictEqual(e.reason, "bad item 1", kind);
+      strictEqual(await s.run(true), "cb.lua:4: caught", kind);
+    } finally {
+      s.close();
+    }
   }
 });
 
