@@ -239,13 +239,7 @@ export class Context {
         api.lua_settop(T, -2);
         throw new LuaError(`no function '${name}' to call (the script defines no global function ${name})`);
       }
-      // Past Lua's 20 guaranteed slots a push would write beyond the thread's stack.
-      if (!api.lua_checkstack(T, args.length)) {
-        api.lua_settop(T, -2);
-        throw new RangeError(`${name}: cannot pass ${args.length} arguments (no room for them on Lua's stack)`);
-      }
-      for (const a of args) this.#values.push(T, a);
-      return args.length;
+      return this.#values.pushArgs(T, args);
     });
   }
 

@@ -502,11 +502,19 @@ export class Values {
     const fn = (...args: unknown[]) =>
       engine.call((T) => {
         vm.pushRef(T, ref);
-        for (const a of args) this.push(T, a);
-        return args.length;
+        return this.pushArgs(T, args);
       }, this.reader);
     this.#release.register(fn, ref);
     return fn;
+  }
+
+  /** Pushes a call's `args` on `T`, with room made for them first (Lua guarantees 20 slots); returns their count. */
+  pushArgs(T: LuaState, args: unknown[]): number {
+    if (!this.#engine.vm.api.lua_checkstack(T, args.length)) {
+      throw new RangeError(`cannot pass ${args.length} arguments (no room for them on Lua's stack)`);
+    }
+    for (const a of args) this.push(T, a);
+    return args.length;
   }
 
   /** Reads a call's end for {@linkcode Engine.call}: its first result, or a thrown {@linkcode LuaError}. */
