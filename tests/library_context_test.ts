@@ -499,10 +499,12 @@ Deno.test("a call passes any number of arguments, under maxMemory too (each push
       );
       // A Lua function handed to JavaScript as a value is called the same way.
       const count = await lua.execute("return count") as (...args: unknown[]) => unknown;
-      for (const n of [0, 19, 20, 21, 50, 80, 1000, 20000]) {
+      for (const n of [0, 19, 20, 21, 50, 80, 1000, maxMemory ? 20000 : 100000]) {
         const args = Array.from({ length: n }, (_, i) => i + 1);
         // The function value first: the call thread's stack keeps the size a call before it made room for.
-        strictEqual(await count(...args), `${n}:${n === 0 ? "" : n}`, `${n} arguments to a function value`);
+        if (n <= 20000) {
+          strictEqual(await count(...args), `${n}:${n === 0 ? "" : n}`, `${n} arguments to a function value`);
+        }
         strictEqual(await lua.call("count", ...args), `${n}:${n === 0 ? "" : n}`, `${n} arguments`);
       }
       strictEqual(await lua.execute("return 6 * 7"), 42);
