@@ -9,7 +9,8 @@
  * (see host/_process_group.ts), and from the CLI, where its resident
  * sources count (see host/_resident.ts). The root then sends "start". The maker may post
  * `{ flushFiles }` before it ends the thread by force, answered as the
- * script's worker does (see host/worker.ts).
+ * script's worker does (see host/worker.ts). Under `--watch` it posts
+ * `{ loaded: path }` for each file it loads, as the script's worker does.
  *
  * @module
  */
@@ -19,7 +20,7 @@ import { LuaError } from "../runtime/errors.ts";
 import { type LogLevel, setLogLevel } from "../runtime/log.ts";
 import { ActorThreadLink, type Exit, type ToActor } from "./_actor_system.ts";
 import { pushMessage, setActorLink, toMessage } from "./actors.ts";
-import { closeAfter, installGlobals, LoadedFiles, realPathOr } from "./script.ts";
+import { closeAfter, installGlobals, LoadedFiles } from "./script.ts";
 import { denoFileSystem } from "./filesystem.ts";
 import { flushOpenFiles, trackOpenFiles } from "./files.ts";
 import type { FlushFiles } from "./worker.ts";
@@ -95,12 +96,11 @@ async function run(
     installGlobals(engine, { mainScript: path, loaded });
     checkAccess("read", path);
     const source = Deno.readFileSync(path);
-    loaded.add(realPathOr(path));
+    loaded.add(path); // canonical already (spawn's resolveScript)
     const value = await engine.call((T) => {
       const failure = vm.load(T, source, `@${path}`);
       if (failure) throw new LuaError(failure);
-      // Past Lua's 20 guaranteed slots a push would write beyond the thread's stack.
-      if (!vm.api.lua_checkstack(T, args.length)) throw new LuaError(`no room for ${args.length} arguments`);
+      vm.makeRoom(T, args.length);
       for (const a of args) pushMessage(engine, T, a);
       return args.length;
     }, (ok, L, at) => {

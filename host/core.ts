@@ -6,7 +6,7 @@
  * @module
  */
 import type { CancellableWait, Engine } from "../runtime/engine.ts";
-import { argError, checkInteger, checkNumber, checkString, isNone } from "../runtime/args.ts";
+import { checkCInt, checkSeconds, checkString, isNone } from "../runtime/args.ts";
 import { LUA_TBOOLEAN, type LuaState } from "../runtime/lua.ts";
 import type { Family } from "../runtime/family.ts";
 import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
@@ -96,11 +96,7 @@ class SleepTimers {
 
 /** `sleep(seconds)`: parks the calling goroutine; fractions allowed. */
 function sleep(engine: Engine, timers: SleepTimers, L: LuaState): SharedTimer {
-  const seconds = checkNumber(engine.vm, L, 1, "sleep");
-  if (!(seconds >= 0) || !Number.isFinite(seconds)) {
-    throw argError(1, "sleep", `non-negative finite number of seconds expected, got ${engine.vm.tostring(L, 1)}`);
-  }
-  return timers.wait(seconds * 1000);
+  return timers.wait(checkSeconds(engine.vm, L, 1, "sleep") * 1000);
 }
 
 /** `os.exit([code[, close]])`: flushes output and ends the run with `code` (true = 0, false = 1). */
@@ -109,7 +105,7 @@ function exit(engine: Engine, L: LuaState): never {
   let code = 0;
   if (vm.api.lua_type(L, 1) === LUA_TBOOLEAN) code = vm.api.lua_toboolean(L, 1) ? 0 : 1;
   // As lua5.4, which hands C's exit() an int: "3" and 3.0 are 3, and 2^32 + 1 is 1.
-  else if (!isNone(vm, L, 1)) code = Number(BigInt.asIntN(32, checkInteger(vm, L, 1, "exit")));
+  else if (!isNone(vm, L, 1)) code = checkCInt(vm, L, 1, "exit");
   // A finalizer run as the state closes: the run is over, and the code is what the process ends with.
   if (engine.exitAsClosing(code)) throw new Error("os.exit: the Lua state is closing");
   return engine.abort(vm.api.lua_toboolean(L, 2) ? { status: "exit", code, close: true } : { status: "exit", code });

@@ -6,7 +6,7 @@
  */
 import type { Engine } from "../runtime/engine.ts";
 import type { Family, RunContext } from "../runtime/family.ts";
-import { checkFunction, checkInteger, checkStrictText, isNone } from "../runtime/args.ts";
+import { checkCInt, checkFunction, checkInteger, checkStrictText, isNone } from "../runtime/args.ts";
 import { LUA_TTHREAD, type LuaState } from "../runtime/lua.ts";
 import { checkAccess, isPermissionError } from "./_permissions.ts";
 import { fileErrorReason } from "./filesystem.ts";
@@ -37,10 +37,7 @@ function traceback(engine: Engine, L: LuaState): number {
     api.lua_pushvalue(L, arg + 1);
     return 1;
   }
-  // As C's (int) cast of lua_Integer: a level past 32 bits wraps, as in lua5.4.
-  const level = isNone(vm, L, arg + 2)
-    ? (T === L ? 1 : 0)
-    : Number(BigInt.asIntN(32, checkInteger(vm, L, arg + 2, "traceback")));
+  const level = isNone(vm, L, arg + 2) ? (T === L ? 1 : 0) : checkCInt(vm, L, arg + 2, "traceback");
   engine.pushSchedulerField(L, "without_internal");
   api.luaL_traceback(L, T, message, level);
   api.lua_callk(L, 1, 1, 0, 0);

@@ -162,7 +162,8 @@ function tmpFileRefusal(): string | undefined {
  * Makes the wrapper of Lua's own `original` (a function of io, os, package
  * or the base library, named `name`) that puts the reason of a refused
  * access in its messages where the C library can only say "Permission
- * denied".
+ * denied", and gives the C library's other error texts in glibc's words,
+ * as lua5.4 on Linux shows them.
  * `returns`: it fails by returning nil and a message (else it raises).
  * Errors of its own (a bad argument) keep Lua's wording and the caller's
  * position. One chunk for every wrapped function, compiled once.

@@ -98,8 +98,12 @@ export async function runRepl(engine: Engine, interrupt?: LineInterrupt): Promis
       vm.pushRef(L, show);
       vm.api.lua_rotate(L, -2, 1);
       interrupt?.begin();
-      const outcome = await engine.spawnWatched("repl", 1, interrupt);
-      interrupt?.end();
+      let outcome;
+      try {
+        outcome = await engine.spawnWatched("repl", 1, { interruption: interrupt });
+      } finally {
+        interrupt?.end(); // from now on Ctrl-C ends the session, as at lua5.4's prompt
+      }
       if (engine.stopped) break;
       if (outcome.status !== "ok") reportOutcome(engine, outcome);
     }

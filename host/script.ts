@@ -69,7 +69,7 @@ export function installGlobals(engine: Engine, context: RunContext = { loaded: n
 const STDIN_SCRIPT = "-";
 
 /** The canonical path, or `path` itself for what has none (a pipe like /dev/fd/63). */
-export function realPathOr(path: string): string {
+function realPathOr(path: string): string {
   try {
     return Deno.realPathSync(path);
   } catch {

@@ -508,7 +508,7 @@ local function check(fname, plain, count, f, ...)
       if not plain and called_with_self(2) then problem = select(2, reader(fname, i + 1, format)) end
       error(problem, 3)
     end
-    huge = huge or (found == read_chars and format >= HUGE_COUNT) -- a number with an integer's value, then
+    huge = huge or is_huge_count(format)
   end
   return huge
 end

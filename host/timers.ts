@@ -13,7 +13,7 @@
 import { Cron } from "croner";
 import type { Engine } from "../runtime/engine.ts";
 import type { Family } from "../runtime/family.ts";
-import { argError, checkFunction, checkInteger, checkNumber, checkString } from "../runtime/args.ts";
+import { checkFunction, checkInteger, checkSeconds, checkString } from "../runtime/args.ts";
 import type { LuaState } from "../runtime/lua.ts";
 import { after } from "../runtime/_timer.ts";
 
@@ -95,20 +95,6 @@ class TimerTable {
   }
 }
 
-function checkSeconds(table: TimerTable, L: LuaState, fname: string, positive: boolean): number {
-  const seconds = checkNumber(table.engine.vm, L, 2, fname);
-  if (!Number.isFinite(seconds) || seconds < 0 || (positive && seconds === 0)) {
-    throw argError(
-      2,
-      fname,
-      `${positive ? "positive" : "non-negative"} finite number of seconds expected, got ${
-        table.engine.vm.tostring(L, 2)
-      }`,
-    );
-  }
-  return seconds * 1000;
-}
-
 function pushId(table: TimerTable, L: LuaState, id: number): number {
   table.engine.vm.api.lua_pushinteger(L, BigInt(id));
   return 1;
@@ -117,7 +103,7 @@ function pushId(table: TimerTable, L: LuaState, id: number): number {
 /** `set_timeout(fn, seconds)`: runs fn once, later; returns an id for clear_timeout. */
 function setTimeoutLua(table: TimerTable, L: LuaState): number {
   checkFunction(table.engine.vm, L, 1, "set_timeout");
-  const ms = checkSeconds(table, L, "set_timeout", false);
+  const ms = checkSeconds(table.engine.vm, L, 2, "set_timeout") * 1000;
   const ref = table.refCallback(L);
   const { engine } = table;
   const release = engine.keepAlive();
@@ -139,7 +125,7 @@ function setTimeoutLua(table: TimerTable, L: LuaState): number {
 /** `set_interval(fn, seconds)`: runs fn every `seconds`; returns an id for clear_interval. */
 function setIntervalLua(table: TimerTable, L: LuaState): number {
   checkFunction(table.engine.vm, L, 1, "set_interval");
-  const ms = checkSeconds(table, L, "set_interval", true);
+  const ms = checkSeconds(table.engine.vm, L, 2, "set_interval", true) * 1000;
   const ref = table.refCallback(L);
   const { engine } = table;
   const release = engine.hold();

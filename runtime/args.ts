@@ -43,6 +43,21 @@ export function checkInteger(vm: LuaVM, L: LuaState, i: number, fname: string): 
   throw argError(i, fname, "number has no integer representation");
 }
 
+/** Argument `i` as a finite number of seconds, at least 0 (above 0 when `positive`): a time to wait. */
+export function checkSeconds(vm: LuaVM, L: LuaState, i: number, fname: string, positive = false): number {
+  const seconds = checkNumber(vm, L, i, fname);
+  if (!Number.isFinite(seconds) || seconds < 0 || (positive && seconds === 0)) {
+    const kind = positive ? "positive" : "non-negative";
+    throw argError(i, fname, `${kind} finite number of seconds expected, got ${vm.tostring(L, i)}`);
+  }
+  return seconds;
+}
+
+/** Argument `i` as C's (int) cast of a Lua integer takes it, as lua5.4's C functions do: past 32 bits it wraps. */
+export function checkCInt(vm: LuaVM, L: LuaState, i: number, fname: string): number {
+  return Number(BigInt.asIntN(32, checkInteger(vm, L, i, fname)));
+}
+
 /** Argument `i` as the raw bytes of a string (numbers are converted, as Lua does). */
 export function checkBytes(vm: LuaVM, L: LuaState, i: number, fname: string): Uint8Array {
   const t = vm.api.lua_type(L, i);

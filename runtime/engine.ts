@@ -1266,7 +1266,11 @@ export class Engine {
    * With `failureEndsRun`, its failure ends the run there, as a failing
    * main chunk does: no other goroutine runs on (as Go's main panicking).
    */
-  spawnWatched(name: string, nargs: number, interruption?: Interruption, failureEndsRun = false): Promise<Outcome> {
+  spawnWatched(
+    name: string,
+    nargs: number,
+    { interruption, failureEndsRun = false }: { interruption?: Interruption; failureEndsRun?: boolean } = {},
+  ): Promise<Outcome> {
     const { vm, L } = this;
     if (this.#stopped) return Promise.resolve(this.#stopped);
     const api = vm.api;
@@ -1369,10 +1373,7 @@ export class Engine {
     let nargs: number;
     try {
       nargs = pushCall(T);
-      // The arguments and direct's 6 results, past the 20 slots Lua guarantees.
-      if (!api.lua_checkstack(L, nargs + 6)) {
-        throw new RangeError(`cannot pass ${nargs} arguments (no room for them on Lua's stack)`);
-      }
+      vm.makeRoom(L, nargs + 6); // the arguments and direct's 6 results
     } catch (e) {
       api.lua_settop(L, top);
       api.lua_settop(T, 0);
@@ -1730,14 +1731,15 @@ export class Engine {
   execute(source: Uint8Array | string, chunkname: string, args: string[] = []): Promise<Outcome> {
     const failure = this.vm.load(this.L, source, chunkname);
     if (failure) return Promise.resolve({ status: "error", message: failure, traceback: "" });
-    // The arguments, and what spawnWatched pushes beside them, past the 20 slots Lua guarantees.
-    if (!this.vm.api.lua_checkstack(this.L, args.length + 4)) {
+    try {
+      this.vm.makeRoom(this.L, args.length + 4); // the arguments, and what spawnWatched pushes beside them
+    } catch (e) {
       this.vm.api.lua_settop(this.L, -2);
-      const message = `cannot pass ${args.length} arguments (no room for them on Lua's stack)`;
+      const message = thrownText(e);
       return Promise.resolve({ status: "error", message, traceback: message });
     }
     for (const a of args) this.vm.pushString(this.L, a);
-    return this.spawnWatched("main", args.length, undefined, true);
+    return this.spawnWatched("main", args.length, { failureEndsRun: true });
   }
 
   /**

@@ -998,9 +998,7 @@ end
 
 return {
   run = run, run_failed = run_failed, wake = wake, spawn = spawn, direct = direct, direct_failed = direct_failed,
-  cancel = cancel,
-  interrupt = interrupt,
-  cancel_started = cancel_started,
+  cancel = cancel, interrupt = interrupt, cancel_started = cancel_started,
   started_by_call = started_by_call, running_goroutine = running_goroutine, parked_report = parked_report,
   report_failure = report_failure, message_of = message_of,
   goroutines = goroutines, tier_up = tier_up, without_internal = without_internal,

@@ -489,6 +489,13 @@ export class LuaVM {
     throw status === LUA_ERRMEM ? new Error(message) : new LuaError(message);
   }
 
+  /** Makes room for `n` more values on `L`'s stack (Lua guarantees 20): a push past them would write beyond it. */
+  makeRoom(L: LuaState, n: number): void {
+    if (!this.api.lua_checkstack(L, n)) {
+      throw new RangeError(`cannot pass ${n} values (no room for them on Lua's stack)`);
+    }
+  }
+
   /** Raises a Lua error `message` prefixed with the calling Lua code's position. */
   raise(L: LuaState, message: string, level = 1): number {
     this.api.luaL_where(L, level);

@@ -510,9 +510,7 @@ export class Values {
 
   /** Pushes a call's `args` on `T`, with room made for them first (Lua guarantees 20 slots); returns their count. */
   pushArgs(T: LuaState, args: unknown[]): number {
-    if (!this.#engine.vm.api.lua_checkstack(T, args.length)) {
-      throw new RangeError(`cannot pass ${args.length} arguments (no room for them on Lua's stack)`);
-    }
+    this.#engine.vm.makeRoom(T, args.length);
     for (const a of args) this.push(T, a);
     return args.length;
   }
