@@ -738,7 +738,10 @@ os.exit(0)
   const r = await solvm([`${dir}/waits.lua`], {
     stdin: async (write) => {
       // Timed from the script's start, not the process's: a busy machine may take long to start it.
-      while (!await Deno.stat(`${dir}/started`).then(() => true, () => false)) await sleep(20);
+      for (let i = 0; !await Deno.stat(`${dir}/started`).then(() => true, () => false); i++) {
+        if (i > 1000) throw new Error("the script did not start within 20 s");
+        await sleep(20);
+      }
       await sleep(400);
       await write("first\n");
       await sleep(400);

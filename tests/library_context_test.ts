@@ -523,17 +523,23 @@ Deno.test("calls ended where they wait on a quiet channel (time limit, signal, d
       function put() send(full, string.rep("x", 100)) end
       function heap() collectgarbage() collectgarbage() return collectgarbage("count") end`);
     // Nothing else runs: each call is first a deadlock, then, while a listener keeps the run alive, ended by its limit.
+    // Each call must end by its limit (a deadlock, a time limit, an aborted signal), not succeed or fail otherwise.
+    const endsStopped = (call: Promise<unknown>) =>
+      call.then(
+        () => ok(false, "a call ended without its limit"),
+        (e) => ok(e instanceof Error && /asleep - deadlock|ran longer than|was aborted/.test(e.message), String(e)),
+      );
     const ended = async () => {
       for (let i = 0; i < 100; i++) {
-        await lua.call("work").catch(() => {});
-        await lua.call("event").catch(() => {});
-        await lua.call("put").catch(() => {});
+        await endsStopped(lua.call("work"));
+        await endsStopped(lua.call("event"));
+        await endsStopped(lua.call("put"));
       }
       await lua.execute(`held = tcp_listen(0, "127.0.0.1")`);
       for (let i = 0; i < 100; i++) {
-        await lua.callWith("work", { timeout: 1 }).catch(() => {});
-        await lua.callWith("event", { signal: AbortSignal.timeout(1) }).catch(() => {});
-        await lua.callWith("put", { timeout: 1 }).catch(() => {});
+        await endsStopped(lua.callWith("work", { timeout: 1 }));
+        await endsStopped(lua.callWith("event", { signal: AbortSignal.timeout(1) }));
+        await endsStopped(lua.callWith("put", { timeout: 1 }));
       }
       await lua.execute("held.close()");
     };
@@ -545,7 +551,7 @@ Deno.test("calls ended where they wait on a quiet channel (time limit, signal, d
     ok(grown < 100, `600 ended calls grew the Lua heap by ${grown} KB`);
     // Their entries are gone, not live: a send reaches the waiting call.
     await lua.execute(`held = tcp_listen(0, "127.0.0.1")`);
-    const live = lua.call("work");
+    const live = lua.callWith("work", { timeout: 10_000 });
     await lua.execute("send(quit, 'stop')");
     strictEqual(await live, "stop");
   } finally {

@@ -928,7 +928,7 @@ Deno.unrefTimer(setTimeout(() => (console.log("still running after 10 s"), Deno.
 const s = Script.fromString("w.lua", "function main(n, nap) sleep(nap) return n * 2 end", { workers: 2 });
 console.log(await s.run(21, 0));
 // Not awaited: a run in flight keeps the program up until it answers.
-s.run(5, 0.5).then((v) => console.log("late", v));
+s.run(5, 1.5).then((v) => console.log("late", v)); // far later than the next, though its worker must load first
 setTimeout(() => s.run(6, 0.2).then((v) => console.log("later", v)), 100);
 console.log("end of module");
 `,
