@@ -210,6 +210,13 @@ end
 
 -- After a resume that did not end g: parks it for the host operation it
 -- yielded (JavaScript wakes it), or queues it again after a bare yield.
+-- co_resume(co, ...) refused to start co: its stack had no room for the nargs arguments (memory, or Lua's limit).
+-- co is closed, to fail with that reason: left suspended, it would be run later without them.
+local function refused_start(co, nargs)
+  co_close(co)
+  return string_format("cannot pass %d values (no room for them on Lua's stack)", nargs)
+end
+
 local function suspended(g, r1, r2, r3)
   if r1 == PARK then
     if r2 ~= nil then
@@ -283,6 +290,7 @@ local function run()
     if args then
       g.args = nil
       ok, r1, r2, r3 = co_resume(g.co, unpack(args, 1, args.n))
+      if not ok and co_status(g.co) == "suspended" then r1 = refused_start(g.co, args.n) end
     elseif g.b ~= nil then
       local a, b = g.a, g.b
       g.a, g.b = nil, nil
@@ -334,6 +342,7 @@ local function direct(co, ...)
   live = live + 1
   current = g
   local ok, r1, r2, r3 = co_resume(co, ...)
+  if not ok and co_status(co) == "suspended" then r1 = refused_start(co, lua_select("#", ...)) end
   if g.at_once then ok, r1, r2, r3 = past_tier_up(g, ok, r1, r2, r3) end
   -- Off the books before any other call, which may fail for memory (see direct_failed); counted again if co waits.
   current, live = g.outer or nil, live - 1

@@ -1,7 +1,7 @@
 // The embedding library's Context: the features of embedding-features.md
 // (limits, selective libraries, GC control, bytecode, debug hooks, shared
 // tables, modules, async execution) and their bad input.
-import { deepStrictEqual, match, ok, strictEqual } from "node:assert";
+import { deepStrictEqual, match, ok, rejects, strictEqual } from "node:assert";
 import { Context, createSharedTable, Engine, installGlobals, LuaError, Script, SharedTable } from "../mod.ts";
 import { sleep, tempFiles, within } from "./_helpers.ts";
 import { failure, runProgram, thrown, timed } from "./_library.ts";
@@ -511,6 +511,19 @@ Deno.test("a call passes any number of arguments, under maxMemory too (each push
     } finally {
       lua.close();
     }
+  }
+});
+
+Deno.test("under maxMemory a call whose arguments find no room on the goroutine's stack fails, and holds nothing", async () => {
+  const lua = new Context({ maxMemory: 8 * 1024 * 1024 });
+  try {
+    await lua.execute("function count(...) return select('#', ...) end");
+    const args = Array.from({ length: 100000 }, (_, i) => i + 1);
+    // The goroutine was left to run later without them: the call returned 0.
+    await rejects(lua.call("count", ...args), /: cannot pass 100000 values \(no room for them on Lua's stack\)$/);
+    strictEqual(await lua.call("count", ...args.slice(0, 20000)), 20000, "the failed call left no memory held");
+  } finally {
+    lua.close();
   }
 });
 
