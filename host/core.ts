@@ -105,7 +105,7 @@ function exit(engine: Engine, L: LuaState): never {
   let code = 0;
   if (vm.api.lua_type(L, 1) === LUA_TBOOLEAN) code = vm.api.lua_toboolean(L, 1) ? 0 : 1;
   // As lua5.4, which hands C's exit() an int: "3" and 3.0 are 3, and 2^32 + 1 is 1.
-  else if (!isNone(vm, L, 1)) code = checkCInt(vm, L, 1, "exit");
+  else if (!isNone(vm, L, 1)) code = checkCInt(vm, L, 1, "os.exit");
   // A finalizer run as the state closes: the run is over, and the code is what the process ends with.
   if (engine.exitAsClosing(code)) throw new Error("os.exit: the Lua state is closing");
   return engine.abort(vm.api.lua_toboolean(L, 2) ? { status: "exit", code, close: true } : { status: "exit", code });

@@ -37,7 +37,7 @@ function traceback(engine: Engine, L: LuaState): number {
     api.lua_pushvalue(L, arg + 1);
     return 1;
   }
-  const level = isNone(vm, L, arg + 2) ? (T === L ? 1 : 0) : checkCInt(vm, L, arg + 2, "traceback");
+  const level = isNone(vm, L, arg + 2) ? (T === L ? 1 : 0) : checkCInt(vm, L, arg + 2, "debug.traceback");
   engine.pushSchedulerField(L, "without_internal");
   api.luaL_traceback(L, T, message, level);
   api.lua_callk(L, 1, 1, 0, 0);

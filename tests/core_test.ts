@@ -59,9 +59,9 @@ Deno.test('os.exit ends the run with its code, converted as lua5.4 does ("3", 3.
   const bad = await runLua(`print(pcall(os.exit, "x")) print(pcall(os.exit, 3.5)) print(pcall(os.exit, {}))`);
   strictEqual(
     bad.stdout,
-    "false\tbad argument #1 to 'exit' (number expected, got string)\n" +
-      "false\tbad argument #1 to 'exit' (number has no integer representation)\n" +
-      "false\tbad argument #1 to 'exit' (number expected, got table)\n",
+    "false\tbad argument #1 to 'os.exit' (number expected, got string)\n" +
+      "false\tbad argument #1 to 'os.exit' (number has no integer representation)\n" +
+      "false\tbad argument #1 to 'os.exit' (number expected, got table)\n",
   );
 });
 
@@ -71,7 +71,7 @@ Deno.test("os.exit reads its integer exactly and refuses a float out of range, a
     deepStrictEqual((await runLua(`os.exit(${arg})`)).outcome, { status: "exit", code }, arg);
   }
   const bad = await runLua(`print(pcall(os.exit, 1e300)) print(pcall(os.exit, 2^63)) print(pcall(os.exit, "1e300"))`);
-  strictEqual(bad.stdout, "false\tbad argument #1 to 'exit' (number has no integer representation)\n".repeat(3));
+  strictEqual(bad.stdout, "false\tbad argument #1 to 'os.exit' (number has no integer representation)\n".repeat(3));
 });
 
 Deno.test("os.setlocale fails (nil) for a locale this build cannot honour, as lua5.4 where it is not installed, and keeps the locale", async () => {

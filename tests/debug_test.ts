@@ -455,8 +455,8 @@ Deno.test("debug.traceback checks its arguments as lua5.4 does and counts levels
   deepStrictEqual(r.outcome, { status: "ok" });
   strictEqual(
     r.stdout,
-    "false\tbad argument #2 to 'traceback' (number expected, got string)\n" +
-      "false\tbad argument #3 to 'traceback' (number has no integer representation)\n" +
+    "false\tbad argument #2 to 'debug.traceback' (number expected, got string)\n" +
+      "false\tbad argument #3 to 'debug.traceback' (number has no integer representation)\n" +
       "t:4: oops\nstack traceback:\n\t[C]: in function 'error'\n\tt:4: in function <t:4>\n\t[C]: in function 'xpcall'\n" +
       "\tt:4: in main chunk\n" +
       "neg\nstack traceback:\n" +
