@@ -590,7 +590,7 @@ class ChildTable {
       vm.api.lua_pushboolean(L, shellAllowed() ? 1 : 0);
       return 1;
     }
-    const [id, child] = this.#spawn(checkString(vm, L, 1, "execute"), "execute");
+    const [id, child] = this.#spawn(checkString(vm, L, 1, "os.execute"), "execute");
     return {
       wait: this.#wait(id, child).then((status) => statusPusher(this.engine, status)),
       cancel: () => this.#end(child), // its call was stopped: the command goes too

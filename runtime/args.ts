@@ -6,6 +6,7 @@
  */
 import { LUA_TFUNCTION, LUA_TNIL, LUA_TNONE, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, type LuaState } from "./lua.ts";
 import type { LuaVM } from "./state.ts";
+import { ArgumentError } from "./errors.ts";
 
 /**
  * Raises Lua's "bad argument" error for argument `i` of `fname`.
@@ -18,7 +19,7 @@ import type { LuaVM } from "./state.ts";
  * ```
  */
 export function argError(i: number, fname: string, detail: string): Error {
-  return new Error(`bad argument #${i} to '${fname}' (${detail})`);
+  return new ArgumentError(i, fname, detail);
 }
 
 function typeError(vm: LuaVM, L: LuaState, i: number, fname: string, expected: string): Error {

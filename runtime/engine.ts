@@ -24,7 +24,18 @@ import {
   type LuaSystem,
   NO_FILES,
 } from "./lua.ts";
-import { errorLevel, type HostFunction, LuaUnwind, LuaVM, thrownText } from "./state.ts";
+import {
+  errorLevel,
+  type HostFunction,
+  INTERNAL_CHUNK_PREFIX,
+  LUA_DEBUG_CURRENTLINE,
+  LUA_DEBUG_NAME,
+  LUA_DEBUG_SIZE,
+  LUA_DEBUG_SOURCE,
+  LuaUnwind,
+  LuaVM,
+  thrownText,
+} from "./state.ts";
 import { SCHEDULER_LUA } from "./scheduler_lua.ts";
 import { log, logEnabled } from "./log.ts";
 import {
@@ -315,14 +326,8 @@ const TIER_UP_INSTRUCTIONS = 100_000;
 const LIMIT_STEP = 1000;
 // An interruptible goroutine's hook fires this often (about a millisecond of Lua): rare enough to cost nothing.
 const INTERRUPT_STEP = 100_000;
-// lua_Debug on wasm32: int event; char *name, *namewhat, *what, *source; ...
-const LUA_DEBUG_SOURCE = 16;
-const LUA_DEBUG_NAME = 4;
-const LUA_DEBUG_CURRENTLINE = 24;
 const LUA_HOOKCOUNT = 3;
 const LUA_HOOKLINE = 2;
-// sizeof(lua_Debug) in this 32-bit build is 124 bytes; room to spare.
-const LUA_DEBUG_SIZE = 256;
 const LUA_MASKCALL = 1, LUA_MASKRET = 2, LUA_MASKLINE = 4;
 
 /** A debug hook: the event ("call", "return", "line", "count"), the current line, the function's name if known. */
@@ -335,11 +340,7 @@ export interface DebugEvents {
   line?: boolean;
   count?: number;
 }
-const SCHEDULER_CHUNKNAME = "=[solvm] scheduler";
-/** How the chunks of SolVM's own Lua are named (tracebacks and error positions leave them out). */
-const INTERNAL_CHUNK_PREFIX = "=[solvm] ";
-/** Decodes the function names a debug hook reports. */
-const hookNames = new TextDecoder("utf-8", { ignoreBOM: true });
+const SCHEDULER_CHUNKNAME = `${INTERNAL_CHUNK_PREFIX}scheduler`;
 const WAKE_BATCH = 64;
 // Milliseconds goroutines that keep each other ready run before the event loop gets a turn (timers), as Go
 // preempts after 10 ms.
@@ -770,16 +771,9 @@ export class Engine {
       api.lua_getinfo(T, info, ar);
       // The scheduler's own lines are SolVM's, not the script's, and so are the C functions it calls.
       if (event !== LUA_HOOKLINE && this.#calledByScheduler(T)) return;
-      const heap = vm.lua.heap(); // fetched after the calls into Lua, which may grow memory
-      const record = new DataView(heap.buffer);
+      const record = new DataView(vm.lua.heap().buffer); // fetched after the calls into Lua, which may grow memory
       if (this.#isSchedulerSource(record.getUint32(ar + LUA_DEBUG_SOURCE, true))) return;
-      const namePtr = record.getUint32(ar + LUA_DEBUG_NAME, true);
-      let name = "";
-      if (namePtr) {
-        let end = namePtr;
-        while (heap[end]) end++;
-        name = hookNames.decode(heap.subarray(namePtr, end));
-      }
+      const name = vm.cString(record.getUint32(ar + LUA_DEBUG_NAME, true)) ?? "";
       try {
         fn(names[event], record.getInt32(ar + LUA_DEBUG_CURRENTLINE, true), name);
       } catch (e) {

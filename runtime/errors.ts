@@ -37,3 +37,28 @@ export class LuaError extends Error {
     } else this.reason = luaMessage;
   }
 }
+
+/**
+ * A bad argument to a host function, as `luaL_argerror` words it. The
+ * function is named as the calling Lua code named it when the error is
+ * raised (`os.exit(x)`: 'exit'; `local e = os.exit; e(x)`: 'e'), else by
+ * `fname`, its qualified name ('os.exit' under `pcall(os.exit, x)`).
+ *
+ * ```ts
+ * import { strictEqual } from "node:assert";
+ * import { ArgumentError } from "./errors.ts";
+ * const e = new ArgumentError(1, "os.exit", "number expected, got table");
+ * strictEqual(e.message, "bad argument #1 to 'os.exit' (number expected, got table)");
+ * strictEqual(e.named("exit"), "bad argument #1 to 'exit' (number expected, got table)");
+ * ```
+ */
+export class ArgumentError extends Error {
+  constructor(readonly argument: number, readonly fname: string, readonly detail: string) {
+    super(`bad argument #${argument} to '${fname}' (${detail})`);
+  }
+
+  /** The message with the function called `name`. */
+  named(name: string): string {
+    return `bad argument #${this.argument} to '${name}' (${this.detail})`;
+  }
+}

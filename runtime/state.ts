@@ -18,7 +18,7 @@ import {
   type LuaModule,
   type LuaState,
 } from "./lua.ts";
-import { LuaError } from "./errors.ts";
+import { ArgumentError, LuaError } from "./errors.ts";
 
 /**
  * What a thrown value says, whatever it is: an Error's message, else its
@@ -55,6 +55,16 @@ export function errorLevel(e: unknown): number {
   // `throw undefined` or `throw null` has no properties to read: it is a Lua error like any other.
   return (e as { luaLevel?: number } | null | undefined)?.luaLevel ?? 1;
 }
+
+// lua_Debug on wasm32: int event; char *name, *namewhat, *what, *source; ...
+export const LUA_DEBUG_NAME = 4;
+export const LUA_DEBUG_SOURCE = 16;
+export const LUA_DEBUG_CURRENTLINE = 24;
+// sizeof(lua_Debug) in this 32-bit build is 124 bytes; room to spare.
+export const LUA_DEBUG_SIZE = 256;
+
+/** How the chunks of SolVM's own Lua are named (tracebacks and error positions leave them out). */
+export const INTERNAL_CHUNK_PREFIX = "=[solvm] ";
 
 /** A host function: reads its arguments from `L`, pushes results, returns their count. */
 export type HostFunction = (L: LuaState) => number;
@@ -122,6 +132,7 @@ export class LuaVM {
   readonly #lenPtr: number;
   readonly #cstrings = new Map<string, number>();
   readonly #functions: number[] = [];
+  #debugRecord = 0;
   /** Once set, every host function throws it as it returns: Lua must unwind at once (its state is being closed). */
   unwinding: LuaUnwind | undefined;
   /** What the protected call of {@linkcode protect} runs now (an outer one is kept by the inner). */
@@ -428,13 +439,36 @@ export class LuaVM {
         if (this.unwinding) throw this.unwinding;
         if (e === LONGJMP || e instanceof LuaUnwind) throw e; // a Lua error or yield in flight
 
-        message = thrownText(e);
         level = errorLevel(e);
+        message = e instanceof ArgumentError && level === 1 ? e.named(this.#calledName(L) ?? e.fname) : thrownText(e);
       }
       return this.raise(L, message, level);
     }, "ii");
     this.#functions.push(ptr);
     return ptr;
+  }
+
+  /**
+   * The name the calling Lua code gave the running C function (`os.exit(x)`:
+   * "exit"), as `luaL_argerror` finds it; undefined when C called it (`pcall`)
+   * or SolVM's own Lua did, whose helpers' names are not the script's.
+   */
+  #calledName(L: LuaState): string | undefined {
+    const { api } = this;
+    const ar = this.#debugRecord ||= api.malloc(LUA_DEBUG_SIZE);
+    if (!api.lua_getstack(L, 0, ar) || !api.lua_getinfo(L, this.cstr("n"), ar)) return undefined;
+    const name = this.cString(new DataView(this.lua.heap().buffer).getUint32(ar + LUA_DEBUG_NAME, true));
+    if (name === undefined || !api.lua_getstack(L, 1, ar) || !api.lua_getinfo(L, this.cstr("S"), ar)) return name;
+    const source = this.cString(new DataView(this.lua.heap().buffer).getUint32(ar + LUA_DEBUG_SOURCE, true));
+    return source?.startsWith(INTERNAL_CHUNK_PREFIX) ? undefined : name;
+  }
+
+  /** The NUL-terminated string at `ptr` in WebAssembly memory, or undefined for NULL. */
+  cString(ptr: number): string | undefined {
+    if (ptr === 0) return undefined;
+    const heap = this.lua.heap();
+    const end = heap.indexOf(0, ptr);
+    return decoder.decode(heap.subarray(ptr, end));
   }
 
   /**
@@ -511,6 +545,7 @@ export class LuaVM {
     for (const ptr of this.#functions) this.lua.removeFunction(ptr);
     for (const ptr of this.#cstrings.values()) this.api.free(ptr);
     if (this.#scratch) this.api.free(this.#scratch);
+    if (this.#debugRecord) this.api.free(this.#debugRecord);
     this.api.free(this.#lenPtr);
   }
 }

@@ -65,6 +65,34 @@ Deno.test('os.exit ends the run with its code, converted as lua5.4 does ("3", 3.
   );
 });
 
+Deno.test("a bad argument names the function as the calling code named it, as lua5.4's luaL_argerror does", async () => {
+  const r = await runLua(
+    `
+    print(pcall(function() os.exit("x") end))
+    local quit = os.exit
+    print(pcall(function() quit({}) end))
+    print(pcall(os.exit, {}))
+    print(pcall(function() return os.exit({}) end))
+    print(pcall(function() sleep("x") end))
+    print(pcall(sleep, "x"))
+    print(pcall(function() debug.traceback(coroutine.running(), "m", "x") end))
+    print(pcall(debug.traceback, coroutine.running(), "m", "x"))`,
+    "=t",
+  );
+  strictEqual(
+    r.stdout,
+    // Called from Lua code (a tail call too): the name it used; from C (pcall): the qualified name.
+    "false\tt:2: bad argument #1 to 'exit' (number expected, got string)\n" +
+      "false\tt:4: bad argument #1 to 'quit' (number expected, got table)\n" +
+      "false\tbad argument #1 to 'os.exit' (number expected, got table)\n" +
+      "false\tt:6: bad argument #1 to 'exit' (number expected, got table)\n" +
+      "false\tt:7: bad argument #1 to 'sleep' (number expected, got string)\n" +
+      "false\tbad argument #1 to 'sleep' (number expected, got string)\n" +
+      "false\tt:9: bad argument #3 to 'traceback' (number expected, got string)\n" +
+      "false\tbad argument #3 to 'debug.traceback' (number expected, got string)\n",
+  );
+});
+
 Deno.test("os.exit reads its integer exactly and refuses a float out of range, as lua5.4 does", async () => {
   // lua5.4 hands C's exit() an int: past 2^53 a double would round 2^53 + 1 to 2^53, a failure code to success.
   for (const [arg, code] of [["9007199254740993", 1], ["-9007199254740993", -1], ['"9007199254740993"', 1]] as const) {

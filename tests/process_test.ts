@@ -84,7 +84,7 @@ Deno.test("os.execute returns Lua 5.4's status triple: success, exit code, signa
       "nil\texit\t127\n" +
       "true\n" +
       "true\n" +
-      "false\tbad argument #1 to 'execute' (string expected, got table)\n",
+      "false\tbad argument #1 to 'os.execute' (string expected, got table)\n",
   );
 });
 
