@@ -709,10 +709,16 @@ local function chan(name, size)
     local got = kind == "string" and string_format("%q", size) or kind == "number" and tostring(size) or kind
     error("bad argument #2 to 'chan' (non-negative integer buffer size expected, got " .. got .. ")", 2)
   end
-  size = whole
   local ch = named and channels[name]
-  if ch and not ch.closed then return ch.handle end
-  return new_channel(name, size, named)
+  if ch and not ch.closed then
+    -- Two parts of a program that disagree on a channel's size would otherwise meet far from the cause (a deadlock).
+    if size ~= nil and whole ~= ch.cap then
+      error(string_format("bad argument #2 to 'chan' (channel '%s' is open with a buffer of %d, not %d)", name,
+        ch.cap, whole), 2)
+    end
+    return ch.handle
+  end
+  return new_channel(name, whole, named)
 end
 
 -- JavaScript is told host.channel_room(id) once the channel behind handle holds fewer than limit values (or closes).

@@ -260,6 +260,26 @@ Deno.test('chan\'s size is taken as luaL_checkinteger takes it (2.0 and "2"); a 
   );
 });
 
+Deno.test("chan(name, size) on an open channel returns it when the size agrees (or is left out), else raises", async () => {
+  const { stdout } = await runLua(`
+    local jobs = chan("jobs", 1)
+    print(chan("jobs") == jobs, chan("jobs", 1) == jobs, chan("jobs", "1") == jobs)
+    print(pcall(chan, "jobs", 100))
+    local plain = chan("plain")
+    print(chan("plain", 0) == plain)
+    print(pcall(function() chan("plain", 3) end))
+    close_channel(jobs)
+    print(chan("jobs", 5))`);
+  strictEqual(
+    stdout,
+    "true\ttrue\ttrue\n" +
+      "false\tbad argument #2 to 'chan' (channel 'jobs' is open with a buffer of 1, not 100)\n" +
+      "true\n" +
+      "false\ttest:7: bad argument #2 to 'chan' (channel 'plain' is open with a buffer of 0, not 3)\n" +
+      "channel 'jobs' (0/5 buffered)\n",
+  );
+});
+
 Deno.test("a sender blocked on a channel that gets closed raises an error in its goroutine", async () => {
   const { stdout, stderr } = await runLua(`
     chan("full")
