@@ -8,8 +8,10 @@
  *   {@linkcode ScriptModule}s (Lua) for `require`.
  * - {@linkcode Context}: one Lua state, with limits, selective libraries,
  *   GC control, bytecode, debug hooks and shared tables.
- * - {@linkcode Engine} and {@linkcode installGlobals}: the layer below, as
- *   the CLI uses it.
+ * - {@linkcode Engine}, {@linkcode installGlobals} and
+ *   {@linkcode runScriptFile}: the layer below, as the CLI uses it; an
+ *   engine sees the disk through Lua's `io` and `os` only when made with
+ *   `files: denoFileSystem()`.
  *
  * ```ts
  * import { strictEqual } from "node:assert";
@@ -56,5 +58,7 @@ export {
   type Pusher,
 } from "./runtime/engine.ts";
 export type { BufferMode } from "./runtime/output.ts";
-export { installGlobals, runScriptFile } from "./host/script.ts";
+export { installGlobals, runScriptFile, type ScriptFileOptions } from "./host/script.ts";
+export { denoFileSystem } from "./host/filesystem.ts";
+export type { LuaSystem } from "./runtime/lua.ts";
 export { type Family, installFamily } from "./runtime/family.ts";

@@ -118,7 +118,7 @@ export function reportOutcome(engine: Engine, outcome: Outcome): number {
 }
 
 /** How {@linkcode runScriptFile} runs. */
-export interface ScriptOptions {
+export interface ScriptFileOptions {
   /** Makes a fresh engine: the first run and every reload get a new Lua state. */
   newEngine: () => Promise<Engine>;
   /**
@@ -181,7 +181,7 @@ export class LoadedFiles extends Set<string> {
  * await Deno.remove(path);
  * ```
  */
-export async function runScriptFile(path: string, args: string[], options: ScriptOptions): Promise<number> {
+export async function runScriptFile(path: string, args: string[], options: ScriptFileOptions): Promise<number> {
   // Standard input can be read only once: a reload_script() runs the text read then again.
   let stdinSource: Uint8Array | undefined;
   for (let run = 1;; run++) {

@@ -2,7 +2,18 @@
 // examples, modules, the engine pool (concurrency, update, close), limits
 // per run, and worker threads.
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert";
-import { byRef, Context, LuaError, NativeModule, Script, ScriptModule } from "../mod.ts";
+import {
+  byRef,
+  Context,
+  denoFileSystem,
+  Engine,
+  LuaError,
+  NativeModule,
+  runScriptFile,
+  Script,
+  type ScriptFileOptions,
+  ScriptModule,
+} from "../mod.ts";
 import { runDeno, sleep, tempFiles, within } from "./_helpers.ts";
 import { failure, fnv32a, runProgram, thrown, timed } from "./_library.ts";
 
@@ -1005,4 +1016,19 @@ Deno.test("workers: an abort or a per-run timeout ends a main that never yields;
   } finally {
     s.close();
   }
+});
+
+Deno.test("mod.ts's layer below: runScriptFile runs a file on engines that see the disk through denoFileSystem", async () => {
+  const dir = await tempFiles({ "data.txt": "from the disk\n", "main.lua": "" });
+  await Deno.writeTextFile(
+    `${dir}/main.lua`,
+    `local f = assert(io.open("${dir}/data.txt")) print(f:read("l"), select("#", ...)) f:close()`,
+  );
+  const printed: string[] = [];
+  const stdout = { write: (bytes: Uint8Array) => void printed.push(new TextDecoder().decode(bytes)), flush() {} };
+  const options: ScriptFileOptions = {
+    newEngine: () => Engine.create({ files: denoFileSystem(), stdout }),
+  };
+  strictEqual(await runScriptFile(`${dir}/main.lua`, ["a", "b"], options), 0);
+  strictEqual(printed.join(""), "from the disk\t2\n");
 });
