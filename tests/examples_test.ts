@@ -58,3 +58,11 @@ Deno.test("the README's TCP, UDP and DNS block runs to its end under the default
   // The last line is the MX lookup's message: nothing answers on 127.0.0.1:5353.
   ok(r.stdout.startsWith("echo: hi\nping\n127.0.0.1\n"), r.stdout);
 });
+
+Deno.test("example reload.lua: a run stopped before its reload leaves the next run a first run", async () => {
+  const stopped = await solvm(["--timeout", "0.1s", "examples/reload.lua"], { cwd: `${dir}..` });
+  strictEqual(stopped.code, 124);
+  const next = await solvm(["examples/reload.lua"], { cwd: `${dir}..` });
+  strictEqual(next.stderr, "");
+  strictEqual(next.stdout, expected["reload.lua"]);
+});
