@@ -8,7 +8,7 @@
  */
 import type { Engine, Pusher } from "../runtime/engine.ts";
 import type { Family, RunContext } from "../runtime/family.ts";
-import { argError, checkInteger, checkString, checkTable } from "../runtime/args.ts";
+import { argError, checkInteger, checkOptions, checkString, checkTable } from "../runtime/args.ts";
 import {
   LUA_TBOOLEAN,
   LUA_TLIGHTUSERDATA,
@@ -246,6 +246,9 @@ interface Child {
 }
 
 const STRATEGIES = ["one_for_one", "one_for_all", "rest_for_one"] as const;
+/** The keys of a supervise{} spec, and of each of its children. */
+const SUPERVISE_OPTIONS = ["strategy", "max_restarts", "within", "children"];
+const CHILD_OPTIONS = ["name", "script", "args"];
 
 /** Restarts failed children per its strategy; past its restart intensity it fails itself. */
 class Supervisor {
@@ -440,13 +443,18 @@ export const actors = (engine: Engine, context: RunContext): Family => {
     const list = api.lua_gettop(L);
     const count = Number(api.lua_rawlen(L, list));
     if (count === 0) throw argError(1, "supervise", shape);
-    const children = [];
+    const children: { name: string; script: string; args: Packed[] }[] = [];
     for (let i = 1; i <= count; i++) {
       api.lua_checkstack(L, 4);
       if (api.lua_rawgeti(L, list, BigInt(i)) !== LUA_TTABLE) throw argError(1, "supervise", shape);
       const child = api.lua_gettop(L);
+      checkOptions(vm, L, child, 1, "supervise", CHILD_OPTIONS, `child ${i}: `);
       const nameType = getField(L, child, "name");
       const name = nameType === LUA_TSTRING || nameType === LUA_TNUMBER ? vm.toText(L, -1) : `child ${i}`;
+      // sup.children() and the failure messages tell children apart by name.
+      if (children.some((other) => other.name === name)) {
+        throw argError(1, "supervise", `child ${i}: the name '${name}' is taken by another child`);
+      }
       if (getField(L, child, "script") !== LUA_TSTRING) throw argError(1, "supervise", `child ${i} needs a script`);
       const script = resolveScript(vm.toText(L, -1), context);
       const args: Packed[] = [];
@@ -476,6 +484,7 @@ export const actors = (engine: Engine, context: RunContext): Family => {
   // supervise{...}: checks the spec, then starts the children; resolves with the supervisor's id.
   const startSupervisor = (L: LuaState): Promise<Pusher> => {
     checkTable(vm, L, 1, "supervise");
+    checkOptions(vm, L, 1, 1, "supervise", SUPERVISE_OPTIONS);
     const strategyType = getField(L, 1, "strategy");
     const strategy = strategyType === LUA_TNIL
       ? "one_for_one"

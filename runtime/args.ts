@@ -90,6 +90,34 @@ export function checkTable(vm: LuaVM, L: LuaState, i: number, fname: string): vo
   if (vm.api.lua_type(L, i) !== LUA_TTABLE) throw typeError(vm, L, i, fname, "table");
 }
 
+/**
+ * Raises for the first key of the table at stack index `t` that is not one
+ * of `options`: a misspelt option would otherwise be ignored without a word.
+ * The error is for argument `argument` of `fname`; `context` starts its
+ * detail (`"child 2: "`, for a table inside the argument).
+ */
+export function checkOptions(
+  vm: LuaVM,
+  L: LuaState,
+  t: number,
+  argument: number,
+  fname: string,
+  options: readonly string[],
+  context = "",
+): void {
+  const api = vm.api;
+  const table = api.lua_absindex(L, t);
+  api.lua_pushnil(L);
+  while (api.lua_next(L, table)) {
+    const key = api.lua_type(L, -2) === LUA_TSTRING ? vm.toText(L, -2) : undefined;
+    if (key === undefined || !options.includes(key)) {
+      const shown = key === undefined ? `a ${vm.typeName(L, -2)} key` : `'${key}'`;
+      throw argError(argument, fname, `${context}unknown option ${shown}; options are: ${options.join(", ")}`);
+    }
+    api.lua_settop(L, -2);
+  }
+}
+
 /** Checks that argument `i` is a function. */
 export function checkFunction(vm: LuaVM, L: LuaState, i: number, fname: string): void {
   if (vm.api.lua_type(L, i) !== LUA_TFUNCTION) throw typeError(vm, L, i, fname, "function");

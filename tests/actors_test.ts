@@ -671,6 +671,9 @@ print(pcall(supervise, { children = {} }))
 print(pcall(supervise, { children = { { name = "x" } } }))
 print(pcall(supervise, { max_restarts = -1, children = { { script = "flaky.lua" } } }))
 print(pcall(supervise, { children = { { script = "missing.lua" } } }))
+print(pcall(supervise, { max_restart = 100, children = { { script = "flaky.lua" } } }))
+print(pcall(supervise, { children = { { name = "w", script = "flaky.lua", arg = { "x" } } } }))
+print(pcall(supervise, { children = { { name = "w", script = "flaky.lua" }, { name = "w", script = "flaky.lua" } } }))
 `,
   });
   const [limit, window, bad] = await Promise.all(
@@ -694,7 +697,11 @@ print(pcall(supervise, { children = { { script = "missing.lua" } } }))
       `${arg} (children must be a list of { name = ..., script = ..., args = {...} })\n` +
       `${arg} (child 1 needs a script)\n` +
       `${arg} (max_restarts must be a number >= 0 and within a number of seconds > 0)\n` +
-      "false\tspawn: no script 'missing.lua' (looked in missing.lua)\n",
+      "false\tspawn: no script 'missing.lua' (looked in missing.lua)\n" +
+      // A misspelt key would be ignored without a word: the limit would stay 3, the arguments never arrive.
+      `${arg} (unknown option 'max_restart'; options are: strategy, max_restarts, within, children)\n` +
+      `${arg} (child 1: unknown option 'arg'; options are: name, script, args)\n` +
+      `${arg} (child 2: the name 'w' is taken by another child)\n`,
   );
 });
 
