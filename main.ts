@@ -29,10 +29,12 @@ const USAGE = `SolVM ${meta.version}: a Lua 5.4 runtime with goroutines, channel
 
 Usage:
   solvm [options] <script.lua> [args...]   run a script; args reach Lua in the arg table
-                                           (put -- before arguments that end in .lua; a -- right
-                                           after the script is always removed: write -- -- to pass one)
+                                           (when every one ends in .lua they run as scripts: put -- before
+                                           them; a -- right after the script is always removed: write
+                                           -- -- to pass one)
   solvm [options] - [args...]              run the script read from standard input
-  solvm [options] a.lua b.lua ...          run several scripts at once, each in its own thread; output
+  solvm [options] a.lua b.lua ...          run several scripts at once (every argument ends in .lua),
+                                           each in its own thread; output
                                            lines carry the script's name; the exit code is the first
                                            non-zero one, in the order given
   solvm [options]                          start the interactive REPL; with standard input not a
@@ -45,11 +47,12 @@ Usage:
 Options:
   -timeout, --timeout <duration>   stop the script after this long: 500ms, 10s, 2m, 1h30m
                                    (Go's durations, or bare seconds; default ${DEFAULT_TIMEOUT}; 0 = no limit).
-                                   The default limit is suspended while a server, listener,
-                                   interval or cron job is active, or while the script waits
-                                   for a line typed at a terminal; an explicit limit always applies.
-  --memory-limit <MB>              memory the Lua state may use (default 1024); past it an allocation
-                                   raises a catchable "not enough memory" error
+                                   The default limit is suspended while a server, a TCP listener, a
+                                   UDP receiver, an interval, a cron job or a file watch is active,
+                                   or while the script waits for a line typed at a terminal; an
+                                   explicit limit always applies.
+  --memory-limit <MB>              memory the Lua state may use (default 1024, at most 2048); past it
+                                   an allocation raises a catchable "not enough memory" error
   --max-goroutines <n>             goroutines started by go() that may be alive at once (default 100000);
                                    go() beyond it raises an error
   --max-instructions <n>           stop the script after n Lua VM instructions (counted per run, in steps
