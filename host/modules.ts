@@ -22,7 +22,7 @@ const FETCH_TIMEOUT_MS = 30_000;
 // Importers are goroutines: a coroutine a module's load resumes is part of that load.
 const IMPORT_LUA = `
 local helpers = ...
-local locate, load = helpers.locate, helpers.load
+local locate, load, can_wait = helpers.locate, helpers.load, helpers.can_wait
 local chan, receive, close_channel, running = helpers.scheduler()
 local cache, LOADING = {}, {}
 local loaded = {}  -- key -> channel closed once the goroutine loading it is done
@@ -81,6 +81,10 @@ local function importer()
   return "", 0
 end
 
+-- Raised at the importer's line before import waits (for another goroutine's load, or to read the module), as a
+-- waiting host function's refusal is: the wait itself would place it inside import, or nowhere through pcall.
+local CANNOT_WAIT = "import cannot wait here (not in a goroutine, or across a C call)"
+
 -- Calls a module's chunk unnamed (a vararg, not a local), so tracebacks say "in main chunk", as require's do.
 local function run_chunk(...)
   local value = (...)()
@@ -99,6 +103,7 @@ return function(name)
   while value == LOADING do
     local names = circle(key, shown)
     if names then error("import: circular import: " .. table.concat(names, " -> "), level) end
+    if not can_wait() then error(CANNOT_WAIT, level) end
     local co = running()
     waiting[co] = { key = key, shown = shown }
     receive(loaded[key]) -- another goroutine is loading it
@@ -106,6 +111,7 @@ return function(name)
     value = cache[key]
   end
   if value == nil then
+    if not can_wait() then error(CANNOT_WAIT, level) end
     cache[key] = LOADING
     loaded[key] = chan()
     loader[key] = running()
@@ -288,6 +294,10 @@ export const modules = (engine: Engine, context: RunContext): Family => {
           return 4;
         },
         load: engine.blocking("import", (L) => load(engine, context, L)),
+        can_wait: (L) => {
+          engine.vm.api.lua_pushboolean(L, engine.canPark(L) ? 1 : 0);
+          return 1;
+        },
       },
     },
   };

@@ -247,6 +247,20 @@ Deno.test("Script.fromString: a syntax error or a failing top level throws LuaEr
   thrown(() => Script.fromString("exit.lua", "os.exit(3)"), Error, "the script called os.exit(3)");
 });
 
+Deno.test("Script.fromString: a top level that would wait (sleep, import) throws LuaError at that line", async () => {
+  const dir = await tempFiles({ "helper.lua": `return {}` });
+  for (const call of ["sleep(0)", `import("helper")`]) {
+    const name = call.slice(0, call.indexOf("("));
+    const e = thrown(
+      () => Script.fromString("top.lua", `local x = 1\n${call}\n`, { scriptPath: `${dir}/top.lua` }),
+      LuaError,
+      `top.lua:2: ${name} cannot wait here (not in a goroutine, or across a C call)`,
+    );
+    strictEqual(e.file, "top.lua");
+    strictEqual(e.line, 2);
+  }
+});
+
 Deno.test("bad arguments to Script, NativeModule and ScriptModule are TypeErrors", () => {
   thrown(
     () => Script.fromString("x.lua", 42 as unknown as string),

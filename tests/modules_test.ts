@@ -370,6 +370,29 @@ Deno.test("import with a non-string argument: bad argument #1", async () => {
   ok(r.stderr.startsWith("app/main.lua:4: bad argument #1 to 'import' (string expected, got number)\n"), r.stderr);
 });
 
+Deno.test("import refused where it cannot wait names the importer's line, as sleep's refusal does", async () => {
+  const dir = await project({
+    "app/main.lua": `print(pcall(require, "uses_import"))
+chan("release", 1) go(function() import("held") end)
+while not HELD do sleep(0) end
+-- "held" is being loaded by the goroutine: waiting for it inside a sort comparator is refused too.
+table.sort({ 2, 1 }, function(a, b) print(pcall(import, "held")) return a < b end)
+send("release", true)
+wait()
+require("uses_import")
+`,
+    "app/uses_import.lua": `local x = 1\nimport("helper")\nreturn {}\n`,
+    "app/helper.lua": `return {}`,
+    "app/held.lua": `HELD = true\nreceive("release")\nreturn {}\n`,
+  });
+  const r = await runMain(dir);
+  strictEqual(r.code, 1);
+  const refusal = "import cannot wait here (not in a goroutine, or across a C call)";
+  strictEqual(r.stdout, `false\tapp/uses_import.lua:2: ${refusal}\nfalse\tapp/main.lua:5: ${refusal}\n`);
+  ok(r.stderr.startsWith(`app/uses_import.lua:2: ${refusal}\nstack traceback:\n`), r.stderr);
+  ok(!r.stderr.includes("[solvm]"), r.stderr);
+});
+
 // ---------------------------------------------------------------------------
 // import: URLs
 
