@@ -1,7 +1,7 @@
 /**
  * The modules family: `import(name)` (SolVM's module loader: the importing
- * script's folder, then the main script's folder, `modules/` in the working
- * directory and `modules/` beside the main script, then http(s) URLs) and the settings that make Lua's own
+ * script's folder, then the folders `require` searches, for `name.lua` and
+ * `name/init.lua` as `require` does; or an http(s) URL) and the settings that make Lua's own
  * `require` search the script's folder and `modules/` on the real disk.
  *
  * @module
@@ -137,7 +137,10 @@ end`;
 const dirname = (path: string) => path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".";
 const join = (dir: string, file: string) => dir === "." ? file : `${dir.replace(/\/$/, "")}/${file}`;
 
-/** The global a module sets: its file name without folders and `.lua`. */
+/** The files a module name may be in, in each search folder, as `package.path` patterns. */
+const MODULE_FILES = ["?.lua", "?/init.lua"];
+
+/** The global a module sets: the last part of its path or URL (pkg for pkg/init.lua, b for a.b), without `.lua`. */
 function globalName(name: string): string {
   const base = name.replace(/[?#].*$/, "").split("/").pop() ?? name;
   return base.replace(/\.lua$/, "");
@@ -163,26 +166,25 @@ function locate(engine: Engine, context: RunContext, L: LuaState): number {
   const vm = engine.vm;
   const name = checkStrictText(vm, L, 1, "import", "module name");
   const source = vm.toText(L, 2);
-  const push = (key: string, shown: string) => {
+  const push = (key: string, path: string, shown: string) => {
     vm.pushString(L, key);
-    vm.pushString(L, globalName(name));
+    vm.pushString(L, globalName(path));
     vm.pushString(L, shown);
     return 3;
   };
-  if (/^https?:\/\//i.test(name)) return push(name, name);
-  const file = name.endsWith(".lua") ? name : `${name}.lua`;
-  const main = context.mainScript ? dirname(context.mainScript) : undefined;
-  // After the importer's folder, require's places: a script named apart from its path (scriptPath) finds its neighbours.
-  const folders = [
-    source.startsWith("@") ? dirname(source.slice(1)) : ".",
-    ...(main ? [main, "modules", join(main, "modules")] : ["modules"]),
-  ];
-  const searched = file.startsWith("/") ? [file] : [...new Set(folders.map((folder) => join(folder, file)))];
+  if (/^https?:\/\//i.test(name)) return push(name, name, name);
+  // A name with a folder or .lua in it is a path; in any other, dots are folders, as in require's names.
+  const path = name.endsWith(".lua") || name.includes("/") ? name : name.replaceAll(".", "/");
+  const files = path.endsWith(".lua") ? [path] : MODULE_FILES.map((form) => form.replace("?", () => path));
+  const folders = [source.startsWith("@") ? dirname(source.slice(1)) : ".", ...searchFolders(context)];
+  const searched = path.startsWith("/")
+    ? files
+    : [...new Set(folders.flatMap((folder) => files.map((file) => join(folder, file))))];
   const refused = new Map<string, string>();
-  for (const path of searched) {
-    if (isFile(path, refused)) return push(Deno.realPathSync(path), path);
+  for (const place of searched) {
+    if (isFile(place, refused)) return push(Deno.realPathSync(place), path, place);
   }
-  const places = searched.map((path) => refused.has(path) ? `${path}: ${refused.get(path)}` : path);
+  const places = searched.map((place) => refused.has(place) ? `${place}: ${refused.get(place)}` : place);
   throw new Error(`import: module '${name}' not found; searched:\n\t${places.join("\n\t")}`);
 }
 
@@ -228,11 +230,19 @@ async function fetchModule(url: string): Promise<Uint8Array> {
   return new Uint8Array(await response.arrayBuffer());
 }
 
-/** Points Lua's `require` at the script's folder and `modules/`, then the usual places. */
-function configureRequire(engine: Engine, context: RunContext): void {
+/**
+ * The folders `require` searches before Lua's usual places, and `import` after the importing script's own: the main
+ * script's folder (a script named apart from its path, by scriptPath, finds its neighbours), `modules/` in the working
+ * directory and `modules/` beside the main script.
+ */
+function searchFolders(context: RunContext): string[] {
   const here = context.mainScript ? dirname(context.mainScript) : ".";
-  const folders = [...new Set([here, "modules", join(here, "modules")])];
-  const patterns = folders.flatMap((folder) => [join(folder, "?.lua"), join(folder, "?/init.lua")]);
+  return [...new Set([here, "modules", join(here, "modules")])];
+}
+
+/** Points Lua's `require` at the search folders, then the usual places. */
+function configureRequire(engine: Engine, context: RunContext): void {
+  const patterns = searchFolders(context).flatMap((folder) => MODULE_FILES.map((form) => join(folder, form)));
   const { vm, L } = engine;
   vm.api.lua_getglobal(L, vm.cstr("package"));
   vm.api.lua_getfield(L, -1, vm.cstr("path"));

@@ -98,6 +98,21 @@ Deno.test("import: a name may include folders; the global is the file name witho
   assertPrinted(await runMain(dir), "true\ttrue\ttools\tnil\tnil\n");
 });
 
+Deno.test("import finds name/init.lua and dotted names as require does; the global is the name's last part", async () => {
+  const dir = await project({
+    "app/main.lua": `print(import("pkg"), import("a.b"), import("both"), import("lib/tools"))\n` +
+      `print(pkg, b, both, tools, rawget(_G, "a.b"))\nprint(require("pkg"), (require("a.b")))\n`,
+    "modules/pkg/init.lua": `return "modules/pkg/init.lua"`,
+    "app/a/b.lua": `return "app/a/b.lua"`,
+    // In one folder name.lua comes before name/init.lua, as in package.path.
+    "app/both.lua": `return "app/both.lua"`,
+    "app/both/init.lua": `return "app/both/init.lua"`,
+    "app/lib/tools/init.lua": `return "app/lib/tools/init.lua"`,
+  });
+  const line = "modules/pkg/init.lua\tapp/a/b.lua\tapp/both.lua\tapp/lib/tools/init.lua\n";
+  assertPrinted(await runMain(dir), line + line.replace(/\n$/, "\tnil\n") + "modules/pkg/init.lua\tapp/a/b.lua\n");
+});
+
 // ---------------------------------------------------------------------------
 // import: what it gives
 
@@ -261,12 +276,14 @@ Deno.test("under --sandbox, run from another folder, import skips modules/ there
     "app/modules/util.lua": `return "util from app/modules/"`,
   });
   await Deno.mkdir(`${dir}/elsewhere/modules`, { recursive: true });
-  const refused = `permission denied: read access to "modules/absent.lua" (run with --allow-read=modules/absent.lua)`;
+  const refused = (path: string) =>
+    `${path}: permission denied: read access to "${path}" (run with --allow-read=${path})`;
   assertPrinted(
     await solvm(["--sandbox", "../app/main.lua"], { cwd: `${dir}/elsewhere` }),
     "util from app/modules/\n" +
       "false\t../app/main.lua:2: import: module 'absent' not found; searched:\n" +
-      `\t../app/absent.lua\n\tmodules/absent.lua: ${refused}\n\t../app/modules/absent.lua\n`,
+      `\t../app/absent.lua\n\t../app/absent/init.lua\n\t${refused("modules/absent.lua")}\n` +
+      `\t${refused("modules/absent/init.lua")}\n\t../app/modules/absent.lua\n\t../app/modules/absent/init.lua\n`,
   );
 });
 
@@ -281,20 +298,23 @@ Deno.test("a missing module: the caller's line and every place searched", async 
   strictEqual(r.code, 1);
   strictEqual(r.stdout, "before\n");
   const message = "app/main.lua:3: import: module 'missing' not found; searched:\n" +
-    "\tapp/missing.lua\n\tmodules/missing.lua\n\tapp/modules/missing.lua\n";
+    "\tapp/missing.lua\n\tapp/missing/init.lua\n\tmodules/missing.lua\n\tmodules/missing/init.lua\n" +
+    "\tapp/modules/missing.lua\n\tapp/modules/missing/init.lua\n";
   ok(r.stderr.startsWith(message), r.stderr);
   match(r.stderr, /stack traceback:/);
 });
 
-Deno.test("a missing module, caught: exact message; the same places with and without .lua", async () => {
+Deno.test("a missing module, caught: exact message; the same folders with and without .lua (which names the file)", async () => {
   const dir = await project({
     "app/main.lua": `local ok, e = pcall(function() local m = import("gone") return m end)\nprint(ok)\nprint(e)\n` +
       `local ok2, e2 = pcall(function() local m = import("gone.lua") return m end)\nprint(e2)\n`,
   });
   const places = "\tapp/gone.lua\n\tmodules/gone.lua\n\tapp/modules/gone.lua\n";
+  const withInit = "\tapp/gone.lua\n\tapp/gone/init.lua\n\tmodules/gone.lua\n\tmodules/gone/init.lua\n" +
+    "\tapp/modules/gone.lua\n\tapp/modules/gone/init.lua\n";
   assertPrinted(
     await runMain(dir),
-    "false\napp/main.lua:1: import: module 'gone' not found; searched:\n" + places +
+    "false\napp/main.lua:1: import: module 'gone' not found; searched:\n" + withInit +
       "app/main.lua:4: import: module 'gone.lua' not found; searched:\n" + places,
   );
 });
@@ -309,7 +329,8 @@ Deno.test("a missing module imported by a module: that module's line and folder 
   strictEqual(r.stdout, "");
   // app/modules/inner.lua is both "the importer's folder" and "modules/ beside the script": listed once.
   const message = "app/modules/outer.lua:2: import: module 'inner' not found; searched:\n" +
-    "\tapp/modules/inner.lua\n\tapp/inner.lua\n\tmodules/inner.lua\nstack traceback:";
+    "\tapp/modules/inner.lua\n\tapp/modules/inner/init.lua\n\tapp/inner.lua\n\tapp/inner/init.lua\n" +
+    "\tmodules/inner.lua\n\tmodules/inner/init.lua\nstack traceback:";
   ok(r.stderr.startsWith(message), r.stderr);
 });
 
