@@ -20,6 +20,7 @@ import {
   LUA_OK,
   LUA_TFUNCTION,
   LUA_TNUMBER,
+  LUA_TTABLE,
   type LuaState,
   type LuaSystem,
   NO_FILES,
@@ -607,13 +608,19 @@ export class Engine {
     // from its first call: made here, os.clock() is the time since the state started (as the README says).
     if (vm.load(L, `io.stdout:setvbuf("no") if os then os.clock() end`, "=boot")) throw new Error("boot failed");
     this.#call(0, 0);
-    // A limit kept by the count hook must not be lifted by the script: debug.sethook() would remove the hook.
+    // A limit kept by the count hook must not be lifted by the script: debug.sethook() would remove the hook. A host
+    // function refuses it, so the error is debug.sethook's own, as a C function's is, with no frame of SolVM's.
     if (this.#counting) {
-      const refuse =
-        `if debug then debug.sethook = function() error("debug.sethook: not allowed while an instruction ` +
-        `or time limit is kept (it would remove the limit's hook)", 2) end end`;
-      if (vm.load(L, refuse, "=boot")) throw new Error("boot failed");
-      this.#call(0, 0);
+      if (api.lua_getglobal(L, vm.cstr("debug")) === LUA_TTABLE) {
+        const refuse = vm.hostFunction(() => {
+          throw new Error(
+            "debug.sethook: not allowed while an instruction or time limit is kept (it would remove the limit's hook)",
+          );
+        });
+        api.lua_pushcclosure(L, refuse, 0);
+        api.lua_setfield(L, -2, vm.cstr("sethook"));
+      }
+      api.lua_settop(L, -2);
     }
     this.#armTierUp();
   }

@@ -721,6 +721,8 @@ Deno.test("--max-instructions stops a run that goes past it, in the main chunk o
     "small.lua": `local s = 0\nfor i = 1, 1000 do s = s + i end\nprint(s)\n`,
     // debug.sethook would remove the counting hook: it is refused, and the limit holds.
     "unhook.lua": `print(pcall(debug.sethook))\nlocal n = 0\nwhile true do n = n + 1 end\n`,
+    "refused.lua":
+      `print(xpcall(debug.sethook, debug.traceback, print, "l"))\nlocal x = 1\ndebug.sethook(print, "l")\n`,
   });
   const message = "instruction limit exceeded: the script ran more than 1000000 Lua instructions\n";
   const main = await solvm(["--max-instructions", "1000000", `${dir}/spin.lua`]);
@@ -740,6 +742,21 @@ Deno.test("--max-instructions stops a run that goes past it, in the main chunk o
   const small = await solvm(["--max-instructions", "100000", `${dir}/small.lua`]);
   strictEqual(small.code, 0);
   strictEqual(small.stdout, "500500\n");
+  // The refusal is debug.sethook's own error, as a C function's is in lua5.4: no frame of SolVM's shows.
+  const refused = await solvm(["--max-instructions", "1000000", `${dir}/refused.lua`]);
+  strictEqual(refused.code, 1);
+  const refusal =
+    "debug.sethook: not allowed while an instruction or time limit is kept (it would remove the limit's hook)";
+  strictEqual(
+    refused.stdout,
+    `false\t${refusal}\nstack traceback:\n\t[C]: in function 'debug.sethook'\n\t[C]: in function 'xpcall'\n` +
+      `\t${dir}/refused.lua:1: in main chunk\n`,
+  );
+  strictEqual(
+    refused.stderr,
+    `${dir}/refused.lua:3: ${refusal}\nstack traceback:\n\t[C]: in function 'debug.sethook'\n` +
+      `\t${dir}/refused.lua:3: in main chunk\n`,
+  );
   const bad = await solvm(["--max-instructions", "-5", `${dir}/small.lua`]);
   strictEqual(bad.code, 2);
   match(bad.stderr, /--max-instructions needs a positive whole number, got -5/);
