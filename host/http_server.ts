@@ -13,7 +13,7 @@
 import { CallStopped, type CancellableWait, type Engine, type Pusher } from "../runtime/engine.ts";
 import type { Family } from "../runtime/family.ts";
 import { argError, checkFunction, checkInteger, checkString, checkTable, isNone } from "../runtime/args.ts";
-import { LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, type LuaState } from "../runtime/lua.ts";
+import { LUA_TBOOLEAN, LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, type LuaState } from "../runtime/lua.ts";
 import { fileErrorReason } from "./filesystem.ts";
 import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
 import { headersMetatable } from "./_headers.ts";
@@ -488,7 +488,11 @@ class ServerTable {
       sockets: new Map(),
       unanswered: 0,
     };
-    if (vm.api.lua_type(L, 3) !== LUA_TTABLE && vm.api.lua_toboolean(L, 3)) {
+    const third = vm.api.lua_type(L, 3);
+    if (third > LUA_TBOOLEAN && third !== LUA_TTABLE) {
+      throw argError(3, "create_server", `boolean or options table expected, got ${vm.typeName(L, 3)}`);
+    }
+    if (third === LUA_TBOOLEAN && vm.api.lua_toboolean(L, 3)) {
       const certPath = checkString(vm, L, 4, "create_server");
       const keyPath = checkString(vm, L, 5, "create_server");
       const read = (path: string, what: string) => {
@@ -501,7 +505,7 @@ class ServerTable {
       };
       server.tls = { cert: read(certPath, "certificate"), key: read(keyPath, "key") };
     }
-    const optionsAt = vm.api.lua_type(L, 3) === LUA_TTABLE ? 3 : 6;
+    const optionsAt = third === LUA_TTABLE ? 3 : 6;
     if (!isNone(vm, L, optionsAt)) {
       checkTable(vm, L, optionsAt, "create_server");
       const bad = (why: string) => argError(optionsAt, "create_server", why);

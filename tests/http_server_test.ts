@@ -1087,6 +1087,30 @@ Deno.test("API errors: unknown server, duplicate name, bad port, bad path, start
   strictEqual(r.stderr, "");
 });
 
+Deno.test("create_server's 3rd argument must be a boolean, nil or the options table: a string is not taken for HTTPS", async () => {
+  const r = await within(
+    runLua(`
+      print(pcall(create_server, "a", 0, "false"))
+      print(pcall(create_server, "b", 0, 1))
+      print(pcall(create_server, "c", 0, print))
+      print(pcall(create_server, "d", 0, nil, nil, nil, ${LOCAL}))
+      print(pcall(create_server, "e", 0, false))
+      print(pcall(create_server, "f", 0, true))`),
+    10_000,
+    "the script",
+  );
+  finishedOk(r);
+  strictEqual(
+    r.stdout,
+    "false\tbad argument #3 to 'create_server' (boolean or options table expected, got string)\n" +
+      "false\tbad argument #3 to 'create_server' (boolean or options table expected, got number)\n" +
+      "false\tbad argument #3 to 'create_server' (boolean or options table expected, got function)\n" +
+      "true\ttrue\n" +
+      "true\ttrue\n" +
+      "false\tbad argument #4 to 'create_server' (string expected, got no value)\n",
+  );
+});
+
 Deno.test("the options table may be the 3rd argument when not https", async () => {
   const s = await start(`
     create_server("s", 0, { host = "127.0.0.1", max_body = 8 })
