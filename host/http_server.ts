@@ -193,6 +193,27 @@ function utf8Length(text: string): number {
   return bytes;
 }
 
+/**
+ * What is wrong with a route pattern outside the documented syntax (exact
+ * segments, `:name` segments, a `*` as the whole last segment), if anything:
+ * such a pattern could never match, or would match more than it says.
+ */
+function patternProblem(pattern: string): string | undefined {
+  if (pattern.includes("?")) return `path without a query string expected, got "${pattern}" (see req.query_params)`;
+  const star = pattern.indexOf("*");
+  if (star >= 0 && (star !== pattern.length - 1 || !pattern.endsWith("/*"))) {
+    return `path with '*' only as its whole last segment ("/files/*") expected, got "${pattern}"`;
+  }
+  const names = new Set<string>();
+  for (const segment of pattern.split("/")) {
+    if (!segment.startsWith(":")) continue;
+    const name = segment.slice(1);
+    if (name === "") return `a parameter name after ':' expected, got "${pattern}"`;
+    if (names.has(name)) return `parameter names used once expected, got ':${name}' twice in "${pattern}"`;
+    names.add(name);
+  }
+}
+
 function routeOf(pattern: string, kind: "http" | "ws", ref: number): Route {
   if (pattern.endsWith("*")) {
     const prefix = pattern.slice(0, -1);
@@ -205,7 +226,7 @@ function routeOf(pattern: string, kind: "http" | "ws", ref: number): Route {
 /**
  * Matches `parts` (a path split at "/") against a pattern's `segments`:
  * `:name` takes one non-empty segment. With `rest`, the last segment is
- * the text before a `*`, and `*` takes everything after it.
+ * where the `*` was, and `*` takes everything from there on.
  */
 function matchSegments(segments: string[], parts: string[], rest: boolean): Record<string, string> | undefined {
   const fixed = rest ? segments.length - 1 : segments.length;
@@ -218,12 +239,7 @@ function matchSegments(segments: string[], parts: string[], rest: boolean): Reco
       params[seg.slice(1)] = paramValue(parts[i]);
     } else if (seg !== parts[i]) return undefined;
   }
-  if (rest) {
-    const tail = parts.slice(fixed).join("/");
-    const before = segments[fixed];
-    if (!tail.startsWith(before)) return undefined;
-    params["*"] = paramValue(tail.slice(before.length));
-  }
+  if (rest) params["*"] = paramValue(parts.slice(fixed).join("/"));
   return params;
 }
 
@@ -247,8 +263,7 @@ function match(routes: Route[], path: string): { route: Route; params: Record<st
     let length: number;
     if (route.segments) {
       params = matchSegments(route.segments, parts, true);
-      const fixed = route.segments.length - 1;
-      length = parts.slice(0, fixed).join("/").length + 1 + route.segments[fixed].length;
+      length = parts.slice(0, route.segments.length - 1).join("/").length + 1;
     } else {
       if (path.startsWith(route.prefix)) params = { "*": paramValue(path.slice(route.prefix.length)) };
       length = route.prefix.length;
@@ -548,6 +563,8 @@ class ServerTable {
     const server = this.#server(L, fname);
     const path = checkString(vm, L, 2, fname);
     if (!path.startsWith("/")) throw argError(2, fname, `path starting with "/" expected, got "${path}"`);
+    const problem = patternProblem(path);
+    if (problem) throw argError(2, fname, problem);
     checkFunction(vm, L, 3, fname);
     const protocols = kind === "ws" && !isNone(vm, L, 4) ? this.#protocolsOption(L, 4) : undefined;
     vm.api.lua_pushvalue(L, 3);

@@ -236,6 +236,35 @@ Deno.test("routes: exact beats :param beats *, the longest * prefix wins, unknow
   strictEqual(r.stderr, "");
 });
 
+Deno.test("routes outside the documented syntax are refused: a query, a * not the whole last segment, a :param unnamed or named twice", async () => {
+  const r = await within(
+    runLua(`
+      create_server("s", 0, false, nil, nil, ${LOCAL})
+      local function route(path) print(pcall(handle_http, "s", path, function() end)) end
+      for _, path in ipairs({ "/search?q=1", "/mid/*/end", "/files*", "/*/x", "/a/**", "/a/:id/:id", "/x/:" }) do
+        route(path)
+      end
+      print(pcall(handle_ws, "s", "/ws*", function() end))
+      for _, path in ipairs({ "/*", "/users/:id/*", "/v1/items:batch", "/a/:id/b/:ID" }) do route(path) end`),
+    10_000,
+    "the script",
+  );
+  finishedOk(r);
+  const star = (path: string) =>
+    `false\tbad argument #2 to 'handle_http' (path with '*' only as its whole last segment ("/files/*") expected, ` +
+    `got "${path}")\n`;
+  strictEqual(
+    r.stdout,
+    `false\tbad argument #2 to 'handle_http' (path without a query string expected, got "/search?q=1" (see req.query_params))\n` +
+      star("/mid/*/end") + star("/files*") + star("/*/x") + star("/a/**") +
+      `false\tbad argument #2 to 'handle_http' (parameter names used once expected, got ':id' twice in "/a/:id/:id")\n` +
+      `false\tbad argument #2 to 'handle_http' (a parameter name after ':' expected, got "/x/:")\n` +
+      star("/ws*").replace("handle_http", "handle_ws") +
+      "true\n".repeat(4),
+  );
+  strictEqual(r.stderr, "");
+});
+
 Deno.test("routes: the more specific :param route wins whatever the order; a * route by the path it matched, not its text", async () => {
   const s = await start(`
     create_server("s", 0, false, nil, nil, ${LOCAL})
