@@ -79,6 +79,12 @@ const LAZY_FIELDS = new Set(["query", "query_params", "headers", "body", "params
 const SUPPORT_LUA = `
 local helpers = ...
 local send, receive, close = helpers.send, helpers.receive, helpers.close
+local getinfo = debug and debug.getinfo  -- a Context may be opened without the debug library
+-- Where a handler is defined ("file:line"), to name it when what it returned is wrong; nil for a C function.
+local function defined_at(fn)
+  local info = getinfo and getinfo(fn, "S")
+  if info and info.linedefined > 0 then return info.short_src .. ":" .. info.linedefined end
+end
 local function make_ws(id, protocol)
   local ws = { protocol = protocol }
   ws.send = function(a, b, c)
@@ -115,7 +121,7 @@ local function request_pairs(req)
   for i = 1, #LAZY do local _ = req[LAZY[i]] end
   return next, req, nil
 end
-return { make_ws = make_ws, request_pairs = request_pairs }`;
+return { make_ws = make_ws, request_pairs = request_pairs, defined_at = defined_at }`;
 
 /** Messages of one WebSocket, waiting for `ws.receive()`. */
 class Inbox {
@@ -442,6 +448,7 @@ class ServerTable {
   #support = 0;
   #headersMeta = 0;
   #makeWs = 0;
+  #definedAt = 0;
   /** The metatable every request table shares: its `__index` makes the fields made on first use. */
   #requestMeta = 0;
   // Requests whose handler runs, by the address of their table.
@@ -466,6 +473,8 @@ class ServerTable {
     vm.pushRef(engine.L, this.#support);
     vm.api.lua_getfield(engine.L, -1, vm.cstr("make_ws"));
     this.#makeWs = vm.ref(engine.L);
+    vm.api.lua_getfield(engine.L, -1, vm.cstr("defined_at"));
+    this.#definedAt = vm.ref(engine.L);
     vm.api.lua_createtable(engine.L, 0, 2);
     vm.api.lua_getfield(engine.L, -2, vm.cstr("request_pairs"));
     vm.api.lua_setfield(engine.L, -2, vm.cstr("__pairs"));
@@ -780,7 +789,7 @@ class ServerTable {
     const handle = (body: Uint8Array | undefined) => {
       if (body === undefined) return plain(413, "Payload Too Large");
       const pending: PendingRequest = { request, url, body, params: http.params, info, ref: 0, table: 0 };
-      const response = this.#handle(server, http.route.ref, url, (L) => this.#pushRequest(L, pending));
+      const response = this.#handle(server, http.route, url, (L) => this.#pushRequest(L, pending));
       if (!(response instanceof Promise)) {
         this.#answered(pending, this.engine.runPending);
         return response;
@@ -804,20 +813,23 @@ class ServerTable {
    * one that never waits answers without a coroutine switch. Its error goes
    * to on_error (or stderr), and the client gets a 500.
    */
-  #handle(server: Server, ref: number, url: RequestTarget, pushRequest: (L: LuaState) => number) {
+  #handle(server: Server, route: Route, url: RequestTarget, pushRequest: (L: LuaState) => number) {
     const { engine } = this;
     const name = `http ${server.name} ${url.pathname}`;
     try {
       const answer = engine.call(
         (T) => {
-          engine.vm.pushRef(T, ref);
+          engine.vm.pushRef(T, route.ref);
           return pushRequest(T);
         },
         (ok, L, at) => {
           if (ok) {
             const response = this.#response(L, at);
             if (response instanceof Response) return response;
-            engine.reportFailure(name, response, response);
+            // As a handler's error names its line: on_error has no other way to tell which handler it was.
+            const where = this.#whereDefined(L, route.ref);
+            const message = `${where}http handler (server '${server.name}', route ${route.pattern}) ${response}`;
+            engine.reportFailure(name, message, message);
           } else engine.reportFailure(name, engine.vm.toText(L, at), engine.vm.toText(L, at + 1));
           return plain(500, "Internal Server Error");
         },
@@ -953,6 +965,21 @@ class ServerTable {
     return true;
   }
 
+  /** "file:line: " where the handler held by `ref` is defined, or "" (a C function, no debug library). */
+  #whereDefined(L: LuaState, ref: number): string {
+    const vm = this.engine.vm;
+    vm.pushRef(L, this.#definedAt);
+    vm.pushRef(L, ref);
+    try {
+      return vm.protect(L, 2, 0, (L) => {
+        vm.api.lua_callk(L, 1, 1, 0, 0);
+        return vm.api.lua_type(L, -1) === LUA_TSTRING ? `${vm.toText(L, -1)}: ` : "";
+      });
+    } catch {
+      return ""; // out of memory, say: the report goes on without it
+    }
+  }
+
   /** A response body: as text when it is UTF-8 (Deno sends strings faster than bytes), else a copy of the bytes. */
   #responseBody(L: LuaState, index: number): string | Uint8Array<ArrayBuffer> {
     const vm = this.engine.vm;
@@ -961,7 +988,8 @@ class ServerTable {
 
   /**
    * The handler's result at `index`: a string (200, text/plain) or
-   * `{ status, headers, body }`, as a Response; or what is wrong with it.
+   * `{ status, headers, body }`, as a Response; or what is wrong with it
+   * ("returned a boolean; ...", said after the handler's name).
    */
   #response(L: LuaState, index: number): Response | string {
     const vm = this.engine.vm;
@@ -971,7 +999,7 @@ class ServerTable {
       return new Response(this.#responseBody(L, index), { headers: { "content-type": TEXT } });
     }
     if (type === LUA_TNIL) return new Response(null, { status: 200 });
-    if (type !== LUA_TTABLE) return `http handler returned a ${vm.typeName(L, index)}; expected a string or a table`;
+    if (type !== LUA_TTABLE) return `returned a ${vm.typeName(L, index)}; expected a string or a table`;
     // A metatable's __index may raise: outside a protected call that would abort the Lua state.
     if (api.lua_getmetatable(L, index)) {
       api.lua_settop(L, -2);
@@ -979,7 +1007,7 @@ class ServerTable {
       try {
         return vm.protect(L, 1, 0, (L) => this.#tableResponse(L, 1));
       } catch (e) {
-        return `http handler's result could not be read: ${e instanceof Error ? e.message : e}`;
+        return `returned a result that could not be read: ${e instanceof Error ? e.message : e}`;
       }
     }
     return this.#tableResponse(L, index);
@@ -1000,7 +1028,7 @@ class ServerTable {
         ? JSON.stringify(vm.toText(L, -1))
         : `a ${vm.typeName(L, -1)}`;
       api.lua_settop(L, -2);
-      return `http handler returned status ${shown}; expected a number 200-599`;
+      return `returned status ${shown}; expected a number 200-599`;
     }
     api.lua_getfield(L, index, vm.cstr("body"));
     const bodyType = api.lua_type(L, -1);
@@ -1008,7 +1036,7 @@ class ServerTable {
     if (body === null && bodyType !== LUA_TNIL) {
       const shown = vm.typeName(L, -1);
       api.lua_settop(L, -3);
-      return `http handler returned a ${shown} body; expected a string (json_encode a table)`;
+      return `returned a ${shown} body; expected a string (json_encode a table)`;
     }
     api.lua_settop(L, -3);
     const headers = this.#responseHeaders(L, index);
@@ -1029,7 +1057,7 @@ class ServerTable {
           return true;
         }
       });
-      return `http handler returned an invalid response header '${bad?.[0]}: ${bad?.[1]}'`;
+      return `returned an invalid response header '${bad?.[0]}: ${bad?.[1]}'`;
     }
   }
 
@@ -1059,17 +1087,17 @@ class ServerTable {
         api.lua_settop(L, -2);
         return text;
       }
-      problem ??= `http handler returned header '${name}' as a ${vm.typeName(L, at)}; ` +
+      problem ??= `returned header '${name}' as a ${vm.typeName(L, at)}; ` +
         "expected a string, a number or a list of them";
     };
     const headersType = api.lua_getfield(L, index, vm.cstr("headers"));
     if (headersType !== LUA_TTABLE && headersType !== LUA_TNIL) {
-      problem = `http handler returned headers as a ${vm.typeName(L, -1)}; expected a table of name = value`;
+      problem = `returned headers as a ${vm.typeName(L, -1)}; expected a table of name = value`;
     } else if (headersType === LUA_TTABLE) {
       api.lua_pushnil(L);
       while (api.lua_next(L, -2)) {
         if (api.lua_type(L, -2) !== LUA_TSTRING) {
-          problem ??= `http handler returned a header named by a ${vm.typeName(L, -2)}; ` +
+          problem ??= `returned a header named by a ${vm.typeName(L, -2)}; ` +
             "expected a table of name = value";
         } else {
           const name = vm.toByteString(L, -2);

@@ -485,6 +485,30 @@ Deno.test("a handler that returns a bad value (a function, a boolean, a bad stat
   match(r.stderr, /returned a header named by a number; expected a table of name = value/);
 });
 
+Deno.test("on_error gets a bad result's handler by its server, route and definition line, as stderr would", async () => {
+  const s = await start(`
+    on_error(function(err, traceback) print("on_error: " .. err) print(traceback == err) end)
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_http("s", "/users/:id", function(req)
+      return { body = { id = req.params.id } }
+    end)
+    handle_http("s", "/thread", coroutine.running)
+    serve("s")`);
+  const r = await session(s, async () => {
+    strictEqual((await request(s.url("/users/7"))).status, 500);
+    strictEqual((await request(s.url("/thread"))).status, 500);
+  });
+  finishedOk(r);
+  strictEqual(
+    r.stdout,
+    "on_error: test:5: http handler (server 's', route /users/:id) returned a table body; " +
+      "expected a string (json_encode a table)\ntrue\n" +
+      "on_error: http handler (server 's', route /thread) returned a thread; expected a string or a table\ntrue\n" +
+      "stopped\n",
+  );
+  strictEqual(r.stderr, "");
+});
+
 Deno.test("a result whose metatable supplies its fields is read through it; one whose __index raises answers 500, and the state survives", async () => {
   const s = await start(`
     create_server("s", 0, false, nil, nil, ${LOCAL})
@@ -504,7 +528,7 @@ Deno.test("a result whose metatable supplies its fields is read through it; one 
   finishedOk(r);
   strictEqual(r.stdout, "stopped\n");
   ok(!r.stderr.includes("PANIC"), r.stderr.slice(0, 300));
-  match(r.stderr, /http handler's result could not be read: .*no field status/);
+  match(r.stderr, /returned a result that could not be read: .*no field status/);
 });
 
 Deno.test("a response header with an invalid name or value answers 500 and the process survives", async () => {
