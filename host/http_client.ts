@@ -318,7 +318,7 @@ class HttpClient {
           redirect: "manual",
         });
         const location = REDIRECTS.has(response.status) ? response.headers.get("location") : null;
-        if (location === null) {
+        if (!location) { // an empty Location is none, as Go reads it: followed, it would name this URL again
           const received = new Uint8Array(await response.arrayBuffer());
           return {
             status: response.status,
