@@ -73,6 +73,8 @@ Options:
 Environment:
   SOLVM_LOG=error|warn|info|debug|trace    runtime logging to stderr (actors, restarts, servers);
                                            default: errors only
+  SOLVM_DNS_SERVER=ip[:port]               the DNS server resolve_dns asks for record types (MX, TXT, ...);
+                                           default: the system's; applies under --sandbox and --allow-* too
 
 Exit codes:
   0 success, 1 uncaught error, 2 deadlock or bad usage, 124 timeout,
@@ -494,7 +496,8 @@ function main(argv: string[]): void {
   }
   const options = parsed;
   const scripts = options.scripts.length > 0 ? options.scripts : [options.script];
-  const logLevel = logLevelFromEnvironment();
+  const logLevel = environmentVariable("SOLVM_LOG");
+  const dnsServer = environmentVariable("SOLVM_DNS_SERVER");
   const labels = options.scripts.length > 1 ? scriptLabels(options.scripts) : undefined;
   const labelOf = (index: number) => labels ? `[${labels[index]}] ` : undefined;
   const request = (script: string | undefined, index = 0): RunRequest => ({
@@ -507,6 +510,7 @@ function main(argv: string[]): void {
     maxInstructions: options.maxInstructions,
     deny: options.deny,
     logLevel,
+    dnsServer,
     label: labelOf(index),
   });
   const workerModule = new URL("./host/worker.ts", import.meta.url);
@@ -646,10 +650,10 @@ function scriptLabels(scripts: string[]): string[] {
   });
 }
 
-/** SOLVM_LOG as the CLI can read it (the script's worker may not read the environment). */
-function logLevelFromEnvironment(): string | undefined {
+/** A variable of SolVM's own as the CLI can read it (the script's worker may not read the environment). */
+function environmentVariable(name: string): string | undefined {
   try {
-    return Deno.env.get("SOLVM_LOG");
+    return Deno.env.get(name);
   } catch {
     return undefined;
   }

@@ -73,6 +73,8 @@ export interface ActorRules {
   maxMemory?: number;
   maxGoroutines?: number;
   maxInstructions?: number;
+  /** SOLVM_DNS_SERVER as the CLI read it (an actor's thread may not read the environment). */
+  dnsServer?: string;
 }
 
 /** Where an actor's standard output goes: a buffer the root can still drain after ending the actor by force. */

@@ -28,6 +28,7 @@ import { checkAccess, setDenied } from "./_permissions.ts";
 import { RunningCommands } from "./_process_group.ts";
 import { ResidentShare } from "./_resident.ts";
 import { watchCommands } from "./process.ts";
+import { setDnsServerVariable } from "./dns.ts";
 
 /** The first message to an actor's thread. */
 export interface ActorThreadStart {
@@ -64,6 +65,7 @@ scope.onmessage = ({ data }) => {
     actorLink = new ActorThreadLink(port, message.id, message.parent);
     setActorLink(actorLink);
     setDenied(message.rules.deny ?? {});
+    setDnsServerVariable(message.rules.dnsServer);
     const loaded = new LoadedFiles(data.watch ? (path) => scope.postMessage({ loaded: path }) : undefined);
     run(actorLink, message, resident, loaded).then((exit) => actorLink!.done(exit));
   };

@@ -11,8 +11,9 @@
  * ```
  *
  * Record lookups ask `options.server`, else the server named by the
- * environment variable `SOLVM_DNS_SERVER` (read only when `--allow-env`
- * grants it), else the system's name servers. The address forms (no type,
+ * environment variable `SOLVM_DNS_SERVER` (as the CLI read it, see
+ * {@linkcode setDnsServerVariable}; else read here only when env access is
+ * granted), else the system's name servers. The address forms (no type,
  * or "all") ask the system's resolver, unless `options.server` is given:
  * then they ask that server for A, then AAAA records. Failures return nil
  * and a message; bad arguments raise.
@@ -151,10 +152,31 @@ function parseServer(text: string): Deno.ResolveDnsOptions["nameServer"] | undef
   return { ipAddr, port: n };
 }
 
-/** The server named by SOLVM_DNS_SERVER, when the variable is set and readable without a prompt. */
+/** SOLVM_DNS_SERVER as the CLI read it: a confined script may not read the environment itself. */
+let serverVariable: string | undefined;
+
+/**
+ * Sets the value of SOLVM_DNS_SERVER for this thread's lookups, as the
+ * CLI's thread read it; undefined leaves it to be read here (when granted).
+ *
+ * ```ts
+ * import { setDnsServerVariable } from "./dns.ts";
+ * setDnsServerVariable("127.0.0.1:5353");
+ * setDnsServerVariable(undefined);
+ * ```
+ */
+export function setDnsServerVariable(text: string | undefined): void {
+  serverVariable = text;
+}
+
+/** The server named by SOLVM_DNS_SERVER, when the CLI gave it or it is set and readable without a prompt. */
 function serverFromEnvironment(): Deno.ResolveDnsOptions["nameServer"] | undefined {
-  if (Deno.permissions.querySync({ name: "env", variable: DNS_SERVER_VARIABLE }).state !== "granted") return undefined;
-  const text = Deno.env.get(DNS_SERVER_VARIABLE);
+  let text = serverVariable;
+  if (
+    text === undefined && Deno.permissions.querySync({ name: "env", variable: DNS_SERVER_VARIABLE }).state === "granted"
+  ) {
+    text = Deno.env.get(DNS_SERVER_VARIABLE);
+  }
   if (!text) return undefined;
   const server = parseServer(text);
   if (!server) throw new Error(`resolve_dns: ${DNS_SERVER_VARIABLE}="${text}" is not an address ("ip" or "ip:port")`);

@@ -12,6 +12,7 @@ import { denoFileSystem } from "./filesystem.ts";
 import { type DenyLists, setDenied } from "./_permissions.ts";
 import { configureActors } from "./actors.ts";
 import { watchCommands } from "./process.ts";
+import { setDnsServerVariable } from "./dns.ts";
 import type { ThreadMaker } from "./_actor_system.ts";
 import type { LineInterrupt } from "./_interrupt.ts";
 import { LOG_LEVELS, type LogLevel, setLogLevel } from "../runtime/log.ts";
@@ -38,6 +39,8 @@ export interface RunRequest {
   deny: DenyLists;
   /** SOLVM_LOG as the CLI read it. */
   logLevel?: string;
+  /** SOLVM_DNS_SERVER as the CLI read it (see host/dns.ts). */
+  dnsServer?: string;
   /** Put before each line of output, when several scripts run at once. */
   label?: string;
 }
@@ -81,6 +84,7 @@ export async function runRequest(request: RunRequest, hooks: RunHooks): Promise<
   setDenied(request.deny);
   watchCommands(hooks.onCommand);
   if (LOG_LEVELS.includes(request.logLevel as LogLevel)) setLogLevel(request.logLevel as LogLevel);
+  setDnsServerVariable(request.dnsServer);
   configureActors({
     threads: hooks.threads,
     label: request.label,
@@ -89,6 +93,7 @@ export async function runRequest(request: RunRequest, hooks: RunHooks): Promise<
       maxMemory: request.maxMemory,
       maxGoroutines: request.maxGoroutines,
       maxInstructions: request.maxInstructions,
+      dnsServer: request.dnsServer,
     },
   });
   const stdout = request.label ? prefixedOutput(hooks.stdout, request.label) : hooks.stdout;

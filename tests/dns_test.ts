@@ -1,6 +1,6 @@
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert";
 import dgram from "node:dgram";
-import { runLua, solvmUnder } from "./_helpers.ts";
+import { runLua, solvm, solvmUnder, tempFiles } from "./_helpers.ts";
 
 // A tiny DNS server on 127.0.0.1 speaking the wire format (RFC 1035) over UDP.
 
@@ -182,6 +182,29 @@ Deno.test("resolve_dns: SOLVM_DNS_SERVER chooses the server of record lookups, n
     match(bad.stdout, /^false\t.*SOLVM_DNS_SERVER="not an address" is not an address/);
   } finally {
     Deno.env.delete("SOLVM_DNS_SERVER");
+    await server.stop();
+  }
+});
+
+Deno.test("SOLVM_DNS_SERVER reaches a confined script and its actors: the CLI reads it for them", async () => {
+  const server = await startDnsServer();
+  const address = `127.0.0.1:${server.port}`;
+  const dir = await tempFiles({
+    "main.lua": `print(resolve_dns("example.test", "MX")[1].exchange)\nprint(spawn("actor.lua").wait())\n`,
+    "actor.lua": `return resolve_dns("example.test", "MX")[1].exchange`,
+    "refused.lua": `print(resolve_dns("example.test", "MX"))`,
+  });
+  const env = { SOLVM_DNS_SERVER: address };
+  try {
+    const allowed = await solvm([`--allow-net=${address}`, `${dir}/main.lua`], { env });
+    deepStrictEqual(allowed, { code: 0, stdout: "mail.example.test\nmail.example.test\n", stderr: "" });
+    const refused = await solvm(["--sandbox", `${dir}/refused.lua`], { env });
+    deepStrictEqual(refused, {
+      code: 0,
+      stdout: `nil\tpermission denied: net access to "${address}" (run with --allow-net=${address})\n`,
+      stderr: "",
+    });
+  } finally {
     await server.stop();
   }
 });
