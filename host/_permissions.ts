@@ -134,13 +134,16 @@ export function isPermissionError(e: unknown): boolean {
 /**
  * The reason a refused access gives the script, naming the flag that
  * grants it, or the `--deny-*` flag that refused it. For net, the target
- * Deno names in its own message wins over `target`.
+ * Deno names in its own message wins over `target`, and the flag for port 0
+ * names the host alone.
  *
  * ```ts
  * import { ok } from "node:assert";
  * import { accessReason } from "./_permissions.ts";
  * ok(accessReason(new Deno.errors.NotCapable("x"), "env", "HOME") ===
  *   'permission denied: env access to "HOME" (run with --allow-env=HOME)');
+ * ok(accessReason(undefined, "net", "127.0.0.1:0") ===
+ *   'permission denied: net access to "127.0.0.1:0" (run with --allow-net=127.0.0.1)');
  * ```
  */
 export function accessReason(e: unknown, kind: AccessKind, target: string): string {
@@ -150,5 +153,7 @@ export function accessReason(e: unknown, kind: AccessKind, target: string): stri
   // Deno names the access it refused, which may be another kind than the call's (a rename needs read too).
   const named = e instanceof Error ? /Requires (\w+) access to "([^"]+)"/.exec(e.message) : null;
   const [refused, subject] = named && (named[1] !== kind || kind === "net") ? [named[1], named[2]] : [kind, target];
-  return `permission denied: ${refused} access to "${subject}" (run with --allow-${refused}=${subject})`;
+  // Port 0 is whichever port the system picks, which no flag can name: a listener's clients need the host's every port.
+  const grant = refused === "net" ? subject.split(",").map((t) => t.replace(/:0$/, "")).join(",") : subject;
+  return `permission denied: ${refused} access to "${subject}" (run with --allow-${refused}=${grant})`;
 }

@@ -555,9 +555,10 @@ print("still running")
     strictEqual(
       stdout,
       'nil\tpermission denied: net access to "127.0.0.1:9" (run with --allow-net=127.0.0.1:9)\n' +
-        'nil\tpermission denied: net access to "127.0.0.1:0" (run with --allow-net=127.0.0.1:0)\n' +
-        'nil\tpermission denied: net access to "127.0.0.1:0,127.0.0.1:9" (run with --allow-net=127.0.0.1:0,127.0.0.1:9)\n' +
-        'nil\tpermission denied: net access to "127.0.0.1:0" (run with --allow-net=127.0.0.1:0)\n' +
+        // Port 0 is the port the system picks: the flag names the host, whose every port a listener's clients need.
+        'nil\tpermission denied: net access to "127.0.0.1:0" (run with --allow-net=127.0.0.1)\n' +
+        'nil\tpermission denied: net access to "127.0.0.1:0,127.0.0.1:9" (run with --allow-net=127.0.0.1,127.0.0.1:9)\n' +
+        'nil\tpermission denied: net access to "127.0.0.1:0" (run with --allow-net=127.0.0.1)\n' +
         "still running\n",
     );
     // Sending to a loopback address uses a loopback socket: --allow-net=127.0.0.1 is enough.
