@@ -307,7 +307,7 @@ class SocketTable {
     const real = listener.addr.port;
     this.#listeningOn.set(real, (this.#listeningOn.get(real) ?? 0) + 1);
     const name = `tcp_listen ${hostPort(host, real)}`;
-    const channel = engine.newChannel(name, () => this.#stopSource(id));
+    const channel = engine.newChannel(name, ACCEPT_QUEUE_LIMIT, () => this.#stopSource(id));
     const entry: Source = {
       channel,
       release: engine.hold(),
@@ -612,7 +612,8 @@ class SocketTable {
       }
       const id = ++this.#next;
       const real = socket.address().port;
-      const channel = engine.newChannel(`udp_recvfrom ${hostPort(address, real)}`, () => this.#stopSource(id));
+      const name = `udp_recvfrom ${hostPort(address, real)}`;
+      const channel = engine.newChannel(name, UDP_QUEUE_LIMIT, () => this.#stopSource(id));
       const done = new Promise((resolve) => socket.once("close", resolve));
       const entry: Source = {
         channel,

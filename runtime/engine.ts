@@ -1619,24 +1619,26 @@ export class Engine {
   /**
    * A channel fed from JavaScript (accepted connections, datagrams), named
    * `name`; returns a registry reference to its channel object. Its buffer
-   * is unbounded, so feeding it never waits: the feeder bounds it, asking
-   * {@linkcode channelLength}. `onClose` is told when the
+   * is unbounded, so feeding it never waits: the feeder bounds it to
+   * `limit` values, asking {@linkcode channelLength}, and `tostring` shows
+   * that bound as its size. `onClose` is told when the
    * channel is closed (by Lua's close_channel or by {@linkcode closeChannel}).
    * Closing it drops the values nobody took, calling the `close` of each
    * that has one (an accepted connection is reset as a listener's backlog is).
    * May be called from a host function as well as from the event loop.
    */
-  newChannel(name: string, onClose?: () => void): number {
+  newChannel(name: string, limit: number, onClose?: () => void): number {
     const { vm, L } = this;
     this.pushSchedulerField(L, "host_chan");
     vm.pushString(L, name);
     vm.api.lua_pushinteger(L, BigInt(HOST_CHANNEL_BUFFER));
+    vm.api.lua_pushinteger(L, BigInt(limit));
     if (onClose) {
       const id = ++this.#nextChannel;
       this.#channelClosers.set(id, onClose);
       vm.api.lua_pushinteger(L, BigInt(id));
     } else vm.api.lua_pushnil(L);
-    this.#call(3, 1);
+    this.#call(4, 1);
     return vm.ref(L);
   }
 

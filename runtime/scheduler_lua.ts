@@ -728,10 +728,10 @@ local function watch_room(handle, limit, id)
 end
 
 -- A channel fed from JavaScript: told to the host as id when closed. Its name is for messages only: scripts reach
--- it through its handle (a listener's), never by name.
-local function host_chan(name, size, id)
+-- it through its handle (a listener's), never by name. Its feeder holds it to limit values, which tostring shows.
+local function host_chan(name, size, limit, id)
   local handle = new_channel(name, size, false)
-  channels[handle].host_id = id
+  channels[handle].host_id, channels[handle].limit = id, limit
   return handle
 end
 
@@ -744,7 +744,7 @@ Channel.__name = "channel"
 Channel.__len = function(handle) return channels[handle].n end
 Channel.__tostring = function(handle)
   local ch = channels[handle]
-  return "channel '" .. ch.name .. "' (" .. ch.n .. "/" .. ch.cap .. " buffered" ..
+  return "channel '" .. ch.name .. "' (" .. ch.n .. "/" .. (ch.limit or ch.cap) .. " buffered" ..
     (ch.closed and ", closed)" or ")")
 end
 

@@ -404,13 +404,13 @@ Deno.test("a listener whose reader is behind can still be closed: close() return
   strictEqual(stdout, `${ACCEPT_QUEUE_LIMIT}\nclosed\tnil\n`);
 });
 
-Deno.test("a listener whose reader is behind leaves further clients in the system's backlog, then takes them", async () => {
+Deno.test("a listener whose reader is behind (tostring shows its bound) leaves further clients in the system's backlog, then takes them", async () => {
   const { outcome, stdout } = await runLuaWithin(`
     local server = assert(tcp_listen(0, "127.0.0.1"))
     local clients = {}
     for i = 1, 300 do clients[i] = assert(tcp_connect("127.0.0.1", server.port)) end
     sleep(0.2)
-    print(#server)
+    print(#server, (tostring(server):match("%(.*%)")))
     for _ = 1, 300 do
       local conn = receive(server)
       conn.write("hi")
@@ -423,7 +423,7 @@ Deno.test("a listener whose reader is behind leaves further clients in the syste
     print(answered)
     server.close()`);
   deepStrictEqual(outcome, { status: "ok" });
-  strictEqual(stdout, `${ACCEPT_QUEUE_LIMIT}\n300\n`);
+  strictEqual(stdout, `${ACCEPT_QUEUE_LIMIT}\t(${ACCEPT_QUEUE_LIMIT}/${ACCEPT_QUEUE_LIMIT} buffered)\n300\n`);
 });
 
 Deno.test("a listener stops at close() and at close_channel", async () => {
@@ -685,7 +685,7 @@ Deno.test("a UDP receiver's send() names bad arguments as the caller counts them
   );
 });
 
-Deno.test("a UDP receiver whose reader is behind holds a bounded queue and drops the datagrams past it", async () => {
+Deno.test("a UDP receiver whose reader is behind holds a bounded queue (tostring shows its bound) and drops the datagrams past it", async () => {
   const { outcome, stdout } = await runLuaWithin(`
     local inbox = assert(udp_recvfrom(0, "127.0.0.1"))
     for i = 1, ${UDP_QUEUE_LIMIT + 500} do
@@ -693,10 +693,10 @@ Deno.test("a UDP receiver whose reader is behind holds a bounded queue and drops
       if i % 50 == 0 then sleep(0.005) end  -- the system's own buffer never fills
     end
     sleep(0.1)
-    print(#inbox, inbox.receive().data)
+    print(#inbox, (tostring(inbox):match("%(.*%)")), inbox.receive().data)
     inbox.close()`);
   deepStrictEqual(outcome, { status: "ok" });
-  strictEqual(stdout, `${UDP_QUEUE_LIMIT}\t1\n`);
+  strictEqual(stdout, `${UDP_QUEUE_LIMIT}\t(${UDP_QUEUE_LIMIT}/${UDP_QUEUE_LIMIT} buffered)\t1\n`);
 });
 
 Deno.test("udp: a closed receiver frees its port; failures give nil and a message; bad arguments raise", async () => {
