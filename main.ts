@@ -15,6 +15,7 @@ import { RunningCommands } from "./host/_process_group.ts";
 import { ResidentShare } from "./host/_resident.ts";
 import { LineInterrupt } from "./host/_interrupt.ts";
 import { after } from "./runtime/_timer.ts";
+import { LOG_LEVELS, type LogLevel } from "./runtime/log.ts";
 import meta from "./deno.json" with { type: "json" };
 
 const DEFAULT_TIMEOUT = "5s";
@@ -249,7 +250,7 @@ const DURATION_UNITS: Record<string, number> = {
  * seconds: milliseconds, and the duration as messages show it ("2" is "2s").
  */
 function parseDuration(text: string): { ms: number; shown: string } {
-  const trimmed = text.trim();
+  const trimmed = text.trim().replace(/^\+/, ""); // Go's durations may carry a sign
   if (/^\d+(?:\.\d+)?$/.test(trimmed)) return { ms: Number(trimmed) * 1000, shown: `${trimmed}s` };
   const parts = [...trimmed.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/gy)];
   if (parts.length === 0 || parts.map(([part]) => part).join("") !== trimmed) {
@@ -496,7 +497,7 @@ function main(argv: string[]): void {
   }
   const options = parsed;
   const scripts = options.scripts.length > 0 ? options.scripts : [options.script];
-  const logLevel = environmentVariable("SOLVM_LOG");
+  const logLevel = logLevelFromEnvironment();
   const dnsServer = environmentVariable("SOLVM_DNS_SERVER");
   const labels = options.scripts.length > 1 ? scriptLabels(options.scripts) : undefined;
   const labelOf = (index: number) => labels ? `[${labels[index]}] ` : undefined;
@@ -650,13 +651,23 @@ function scriptLabels(scripts: string[]): string[] {
   });
 }
 
-/** A variable of SolVM's own as the CLI can read it (the script's worker may not read the environment). */
+/**
+ * A variable of SolVM's own as the CLI can read it (the script's worker may
+ * not read the environment); unread, without a prompt, where Deno was not
+ * given access to it.
+ */
 function environmentVariable(name: string): string | undefined {
-  try {
-    return Deno.env.get(name);
-  } catch {
-    return undefined;
-  }
+  if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") return undefined;
+  return Deno.env.get(name);
+}
+
+/** SOLVM_LOG's level, in any case; a value that names none is said once and left out (errors only are logged). */
+function logLevelFromEnvironment(): LogLevel | undefined {
+  const wanted = environmentVariable("SOLVM_LOG");
+  if (!wanted) return undefined;
+  const level = LOG_LEVELS.find((name) => name === wanted.toLowerCase());
+  if (!level) writeStderr(`solvm: SOLVM_LOG=${wanted} is none of ${LOG_LEVELS.join(", ")}: only errors are logged\n`);
+  return level;
 }
 
 /** Signals that end SolVM, with the exit code a shell reports for each (128 + its number). */

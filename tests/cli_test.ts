@@ -226,13 +226,13 @@ Deno.test("--timeout takes Go's compound durations, as time.ParseDuration does: 
   const compound = await solvm(["--timeout", "0m0.2s", `${dir}/slow.lua`]);
   strictEqual(compound.code, 124);
   strictEqual(compound.stderr, "timeout: script ran longer than 0m0.2s\n");
-  for (const duration of ["1h30m", "2m30s", "1m0.5s", "1s500ms"]) {
+  for (const duration of ["1h30m", "2m30s", "1m0.5s", "1s500ms", "+1s"]) {
     const long = await solvm(["--timeout", duration, `${dir}/slow.lua`]);
     strictEqual(long.stderr, "", duration);
     strictEqual(long.stdout, "done\n");
   }
-  // As Go's, every number needs its unit, and signs are not durations here.
-  for (const duration of ["2m30", "1h-1m", "m"]) {
+  // As Go's, every number needs its unit, and a sign goes only before the whole (a negative one is no limit here).
+  for (const duration of ["2m30", "1h-1m", "m", "-1s"]) {
     const bad = await solvm(["--timeout", duration, `${dir}/slow.lua`]);
     strictEqual(bad.code, 2, duration);
     strictEqual(bad.stderr, `solvm: invalid duration "${duration}" (examples: 500ms, 10s, 2m, 1h30m)\n`);
@@ -907,6 +907,15 @@ stop_server("s")
   match(logged.stderr, /\[solvm \S+ info\] server 's' stopped\n$/);
   const quiet = await solvm([`${dir}/log.lua`]);
   strictEqual(quiet.stderr.includes("[solvm"), false, quiet.stderr);
+  // A level in any case is one; a value that names none is said, not silently taken as the default.
+  const upper = await solvm([`${dir}/log.lua`], { env: { SOLVM_LOG: "INFO" } });
+  match(upper.stderr, /\[solvm \S+ info\] server 's' stopped\n$/);
+  const bogus = await solvm([`${dir}/log.lua`], { env: { SOLVM_LOG: "verbose" } });
+  strictEqual(
+    bogus.stderr.split("\n")[0],
+    "solvm: SOLVM_LOG=verbose is none of error, warn, info, debug, trace: only errors are logged",
+  );
+  strictEqual(bogus.stderr.includes("[solvm"), false, bogus.stderr);
 });
 
 /** Runs `solvm args...` under a pseudo-terminal (util-linux `script`), its output piped to the test as it comes. */
