@@ -109,6 +109,8 @@ export async function lookupAll(host: string): Promise<LookupAddress[]> {
   const { lookup } = await import("node:dns");
   return new Promise((resolve, reject) => {
     lookup(host, { all: true }, (err, addresses) => {
+      // An empty name resolves to no address, without an error.
+      if (!err && addresses.length === 0) return reject(new SoftFailure(`unknown host '${host}'`));
       if (!err) {
         const seen = new Set<string>();
         const unique = addresses.filter((a) => !seen.has(a.address) && seen.add(a.address));

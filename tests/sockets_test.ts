@@ -708,6 +708,10 @@ Deno.test("udp: a closed receiver frees its port; failures give nil and a messag
     local again = assert(udp_recvfrom(port, "127.0.0.1"))
     print(udp_sendto("127.0.0.1", port, string.rep("x", 70000)))
     print(udp_sendto("no-such-host.invalid", 9, "x"))
+    -- An empty host (an unset setting) resolves to no address: it was a JavaScript TypeError.
+    print(udp_sendto("", 9, "x"))
+    print(udp_recvfrom(0, ""))
+    print(again.send("", 9, "x"))
     local function try(f, ...) print((select(2, pcall(f, ...)):gsub("^test:%d+: ", ""))) end
     try(udp_sendto, "127.0.0.1", 0, "x")
     try(udp_sendto, "127.0.0.1", 9)
@@ -721,6 +725,7 @@ Deno.test("udp: a closed receiver frees its port; failures give nil and a messag
   strictEqual(
     stdout,
     "true\nnil\tdatagram too large (70000 bytes)\nnil\tunknown host 'no-such-host.invalid'\n" +
+      "nil\tunknown host ''\n".repeat(3) +
       "bad argument #2 to 'udp_sendto' (port 1-65535 expected, got 0)\n" +
       "bad argument #3 to 'udp_sendto' (string expected, got no value)\n" +
       "bad argument #3 to 'udp_sendto' (string expected, got table)\n" +
