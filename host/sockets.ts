@@ -131,6 +131,7 @@ function streamReason(e: unknown): string {
 
 function connectReason(e: unknown, host: string, port: number): string {
   if (e instanceof Deno.errors.ConnectionRefused) return `connection refused (${hostPort(host, port)})`;
+  if (e instanceof Deno.errors.ConnectionReset) return `connection reset (${hostPort(host, port)})`;
   if (isPermissionError(e)) return accessReason(e, "net", hostPort(host, port));
   if (e instanceof Deno.errors.TimedOut) return `connection timed out (${hostPort(host, port)})`;
   const message = e instanceof Error ? e.message : String(e);

@@ -459,6 +459,20 @@ Deno.test("a listener stops at close() and at close_channel", async () => {
   strictEqual(stdout, "accept loop got\tnil\tfalse\ntrue\ntrue\ntrue\ntrue\n");
 });
 
+Deno.test("a client that connects just as close_channel stops a listener is refused or reset, in tcp_connect's words", async () => {
+  const { outcome, stdout } = await runLuaWithin(`
+    for _ = 1, 3 do
+      local listener = assert(tcp_listen(0, "127.0.0.1"))
+      close_channel(listener)  -- returns at once: the port may still take the handshake, then reset it
+      local conn, message = tcp_connect("127.0.0.1", listener.port, { timeout = 2 })
+      print(conn, message:gsub("%d+%)$", "PORT)"))
+    end`);
+  deepStrictEqual(outcome, { status: "ok" });
+  for (const line of stdout.trim().split("\n")) {
+    match(line, /^nil\tconnection (refused|reset) \(127\.0\.0\.1:PORT\)\t1$/);
+  }
+});
+
 Deno.test("tcp_listen on a port the engine holds, or inside a C call, answers nil and a message at once", async () => {
   const { outcome, stdout } = await runLuaWithin(`
     local first = assert(tcp_listen(0, "127.0.0.1"))
