@@ -31,21 +31,22 @@ local port = start_server("demo")
 print("listening:", port > 0)
 local base = "http://127.0.0.1:" .. port
 
-local r = http_get(base .. "/hello?name=Lua")
+-- http_get returns nil and a message when the request fails (a refused permission, say): assert shows it.
+local r = assert(http_get(base .. "/hello?name=Lua"))
 print(r.status, r.body)
-r = http_get(base .. "/users/42")
+r = assert(http_get(base .. "/users/42"))
 print(r.status, r.headers["Content-Type"], r.body)
-r = http_get(base .. "/files/css/site.css")
+r = assert(http_get(base .. "/files/css/site.css"))
 print(r.status, r.body)
-r = http_post(base .. "/echo", "ping")
+r = assert(http_post(base .. "/echo", "ping"))
 print(r.status, r.body)
-r = http_get(base .. "/missing")
+r = assert(http_get(base .. "/missing"))
 print(r.status, r.body)
 
 -- Five slow requests at once: each handler runs in its own goroutine.
 local answers = chan("answers", 5)
 for n = 1, 5 do
-  go(function() send(answers, http_get(base .. "/slow?n=" .. n).body) end)
+  go(function() send(answers, assert(http_get(base .. "/slow?n=" .. n)).body) end)
 end
 local got = {}
 for _ = 1, 5 do got[#got + 1] = receive(answers) end
