@@ -208,8 +208,6 @@ local function stop_parked(g)
   if math_type(op) == "integer" then host.dropped(op) end
 end
 
--- After a resume that did not end g: parks it for the host operation it
--- yielded (JavaScript wakes it), or queues it again after a bare yield.
 -- co_resume(co, ...) refused to start co: its stack had no room for the nargs arguments (memory, or Lua's limit).
 -- co is closed, to fail with that reason: left suspended, it would be run later without them.
 local function refused_start(co, nargs)
@@ -217,6 +215,8 @@ local function refused_start(co, nargs)
   return string_format("cannot pass %d values (no room for them on Lua's stack)", nargs)
 end
 
+-- After a resume that did not end g: parks it for the host operation it
+-- yielded (JavaScript wakes it), or queues it again after a bare yield.
 local function suspended(g, r1, r2, r3)
   if r1 == PARK then
     if r2 ~= nil then
