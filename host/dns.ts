@@ -24,7 +24,7 @@
 import type { LookupAddress } from "node:dns";
 import type { Engine, Pusher } from "../runtime/engine.ts";
 import type { Family } from "../runtime/family.ts";
-import { argError, checkString, isNone } from "../runtime/args.ts";
+import { argError, checkOptions, checkString, isNone } from "../runtime/args.ts";
 import { LUA_TNIL, LUA_TNONE, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, type LuaState } from "../runtime/lua.ts";
 import type { LuaVM } from "../runtime/state.ts";
 import { after } from "../runtime/_timer.ts";
@@ -217,15 +217,7 @@ function readQuery(vm: LuaVM, L: LuaState): Query {
     throw argError(3, "resolve_dns", `table expected, got ${vm.typeName(L, 3)}`);
   }
   if (api.lua_type(L, optionsAt) === LUA_TTABLE) {
-    api.lua_pushnil(L);
-    while (api.lua_next(L, optionsAt)) {
-      const key = api.lua_type(L, -2) === LUA_TSTRING ? vm.toText(L, -2) : undefined;
-      if (key !== "server" && key !== "timeout") {
-        const shown = key === undefined ? `a ${vm.typeName(L, -2)} key` : `'${key}'`;
-        throw argError(optionsAt, "resolve_dns", `unknown option ${shown}; options are: server, timeout`);
-      }
-      api.lua_settop(L, -2);
-    }
+    checkOptions(vm, L, optionsAt, optionsAt, "resolve_dns", ["server", "timeout"]);
     api.lua_getfield(L, optionsAt, vm.cstr("server"));
     const serverType = api.lua_type(L, -1);
     if (serverType === LUA_TSTRING) {

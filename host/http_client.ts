@@ -17,7 +17,15 @@
  */
 import type { CancellableWait, Engine } from "../runtime/engine.ts";
 import type { Family } from "../runtime/family.ts";
-import { argError, checkBytes, checkStrictText, checkString, checkTable, isNone } from "../runtime/args.ts";
+import {
+  argError,
+  checkBytes,
+  checkOptions,
+  checkStrictText,
+  checkString,
+  checkTable,
+  isNone,
+} from "../runtime/args.ts";
 import { LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, type LuaState } from "../runtime/lua.ts";
 import type { LuaVM } from "../runtime/state.ts";
 import { headersMetatable } from "./_headers.ts";
@@ -86,16 +94,8 @@ function readHeaders(vm: LuaVM, L: LuaState, i: number, fname: string): Headers 
 export function readTimeout(vm: LuaVM, L: LuaState, i: number, fname: string): number {
   if (isNone(vm, L, i)) return DEFAULT_TIMEOUT;
   checkTable(vm, L, i, fname);
+  checkOptions(vm, L, i, i, fname, OPTIONS);
   const api = vm.api;
-  api.lua_pushnil(L);
-  while (api.lua_next(L, i)) {
-    const key = api.lua_type(L, -2) === LUA_TSTRING ? vm.toText(L, -2) : undefined;
-    if (key === undefined || !OPTIONS.includes(key)) {
-      const shown = key === undefined ? `a ${vm.typeName(L, -2)} key` : `'${key}'`;
-      throw argError(i, fname, `unknown option ${shown}; options are: ${OPTIONS.join(", ")}`);
-    }
-    api.lua_settop(L, -2);
-  }
   api.lua_getfield(L, i, vm.cstr("timeout"));
   const type = api.lua_type(L, -1);
   if (type !== LUA_TNIL && type !== LUA_TNUMBER) {

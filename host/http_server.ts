@@ -12,7 +12,15 @@
  */
 import { CallStopped, type CancellableWait, type Engine, type Pusher } from "../runtime/engine.ts";
 import type { Family } from "../runtime/family.ts";
-import { argError, checkFunction, checkInteger, checkString, checkTable, isNone } from "../runtime/args.ts";
+import {
+  argError,
+  checkFunction,
+  checkInteger,
+  checkOptions,
+  checkString,
+  checkTable,
+  isNone,
+} from "../runtime/args.ts";
 import { LUA_TBOOLEAN, LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, type LuaState } from "../runtime/lua.ts";
 import { fileErrorReason } from "./filesystem.ts";
 import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
@@ -532,24 +540,23 @@ class ServerTable {
     const optionsAt = third === LUA_TTABLE ? 3 : 6;
     if (!isNone(vm, L, optionsAt)) {
       checkTable(vm, L, optionsAt, "create_server");
+      checkOptions(vm, L, optionsAt, optionsAt, "create_server", ["host", "max_body"]);
       const bad = (why: string) => argError(optionsAt, "create_server", why);
-      vm.api.lua_pushnil(L);
-      while (vm.api.lua_next(L, optionsAt)) {
-        const key = vm.api.lua_type(L, -2) === LUA_TSTRING ? vm.toText(L, -2) : vm.typeName(L, -2);
-        const type = vm.api.lua_type(L, -1);
-        if (key === "max_body") {
-          const limit = type === LUA_TNUMBER ? Number(vm.api.lua_tonumberx(L, -1, 0)) : NaN;
-          if (!(limit >= 0 && (Number.isInteger(limit) || limit === Infinity))) {
-            const got = type !== LUA_TNUMBER ? vm.typeName(L, -1) : Number.isNaN(limit) ? "nan" : String(limit);
-            throw bad(`option max_body must be a whole number of bytes >= 0, got ${got}`);
-          }
-          server.maxBody = limit;
-        } else if (key === "host") {
-          if (type !== LUA_TSTRING) throw bad(`option host must be a string, got ${vm.typeName(L, -1)}`);
-          server.hostname = vm.toText(L, -1);
-        } else throw bad(`unknown option '${key}' (host, max_body)`);
-        vm.api.lua_settop(L, -2);
+      const bodyType = vm.api.lua_getfield(L, optionsAt, vm.cstr("max_body"));
+      if (bodyType !== LUA_TNIL) {
+        const limit = bodyType === LUA_TNUMBER ? Number(vm.api.lua_tonumberx(L, -1, 0)) : NaN;
+        if (!(limit >= 0 && (Number.isInteger(limit) || limit === Infinity))) {
+          const got = bodyType !== LUA_TNUMBER ? vm.typeName(L, -1) : Number.isNaN(limit) ? "nan" : String(limit);
+          throw bad(`option max_body must be a whole number of bytes >= 0, got ${got}`);
+        }
+        server.maxBody = limit;
       }
+      const hostType = vm.api.lua_getfield(L, optionsAt, vm.cstr("host"));
+      if (hostType !== LUA_TNIL) {
+        if (hostType !== LUA_TSTRING) throw bad(`option host must be a string, got ${vm.typeName(L, -1)}`);
+        server.hostname = vm.toText(L, -1);
+      }
+      vm.api.lua_settop(L, -3);
     }
     if (before) this.#forget(before);
     this.#servers.set(name, server);
@@ -589,29 +596,27 @@ class ServerTable {
     const vm = this.engine.vm;
     const api = vm.api;
     checkTable(vm, L, at, "handle_ws");
+    checkOptions(vm, L, at, at, "handle_ws", ["protocols"]);
     const bad = (why: string) => argError(at, "handle_ws", why);
-    let protocols: string[] | undefined;
-    api.lua_pushnil(L);
-    while (api.lua_next(L, at)) {
-      const key = api.lua_type(L, -2) === LUA_TSTRING ? vm.toText(L, -2) : vm.typeName(L, -2);
-      if (key !== "protocols") throw bad(`unknown option '${key}' (protocols)`);
-      if (api.lua_type(L, -1) !== LUA_TTABLE) {
-        throw bad(`option protocols must be a list of protocol names, got ${vm.typeName(L, -1)}`);
+    const type = api.lua_getfield(L, at, vm.cstr("protocols"));
+    if (type === LUA_TNIL) {
+      api.lua_settop(L, -2);
+      return undefined;
+    }
+    if (type !== LUA_TTABLE) throw bad(`option protocols must be a list of protocol names, got ${vm.typeName(L, -1)}`);
+    const protocols: string[] = [];
+    const n = Number(api.lua_rawlen(L, -1));
+    for (let i = 1; i <= n; i++) {
+      api.lua_rawgeti(L, -1, BigInt(i));
+      const name = api.lua_type(L, -1) === LUA_TSTRING ? vm.toText(L, -1) : undefined;
+      if (name === undefined || !TOKEN.test(name)) {
+        const got = name === undefined ? `a ${vm.typeName(L, -1)}` : JSON.stringify(name);
+        throw bad(`option protocols must list protocol names (HTTP tokens), got ${got} (item ${i})`);
       }
-      protocols = [];
-      const n = Number(api.lua_rawlen(L, -1));
-      for (let i = 1; i <= n; i++) {
-        api.lua_rawgeti(L, -1, BigInt(i));
-        const name = api.lua_type(L, -1) === LUA_TSTRING ? vm.toText(L, -1) : undefined;
-        if (name === undefined || !TOKEN.test(name)) {
-          const got = name === undefined ? `a ${vm.typeName(L, -1)}` : JSON.stringify(name);
-          throw bad(`option protocols must list protocol names (HTTP tokens), got ${got} (item ${i})`);
-        }
-        protocols.push(name);
-        api.lua_settop(L, -2);
-      }
+      protocols.push(name);
       api.lua_settop(L, -2);
     }
+    api.lua_settop(L, -2);
     return protocols;
   }
 

@@ -1115,7 +1115,7 @@ Deno.test("API errors: unknown server, duplicate name, bad port, bad path, start
     "false\tcreate_server: a server named 's' already exists\n" +
       "false\tbad argument #2 to 'create_server' (port 0-65535 expected, got 70000)\n" +
       "false\tbad argument #2 to 'create_server' (port 0-65535 expected, got -1)\n" +
-      "false\tbad argument #3 to 'create_server' (unknown option 'hots' (host, max_body))\n" +
+      "false\tbad argument #3 to 'create_server' (unknown option 'hots'; options are: host, max_body)\n" +
       "false\tbad argument #3 to 'create_server' (option max_body must be a whole number of bytes >= 0, got string)\n" +
       "false\tbad argument #3 to 'create_server' (option max_body must be a whole number of bytes >= 0, got -5)\n" +
       "false\tbad argument #3 to 'create_server' (option max_body must be a whole number of bytes >= 0, got 1.5)\n" +
@@ -1128,7 +1128,7 @@ Deno.test("API errors: unknown server, duplicate name, bad port, bad path, start
       `false\tbad argument #2 to 'handle_http' (path starting with "/" expected, got "relative")\n` +
       "false\tbad argument #3 to 'handle_http' (function expected, got string)\n" +
       "false\tbad argument #4 to 'handle_ws' (table expected, got number)\n" +
-      "false\tbad argument #4 to 'handle_ws' (unknown option 'protocol' (protocols))\n" +
+      "false\tbad argument #4 to 'handle_ws' (unknown option 'protocol'; options are: protocols)\n" +
       "false\tbad argument #4 to 'handle_ws' (option protocols must be a list of protocol names, got string)\n" +
       `false\tbad argument #4 to 'handle_ws' (option protocols must list protocol names (HTTP tokens), got "two words" (item 2))\n` +
       "false\tbad argument #4 to 'handle_ws' (option protocols must list protocol names (HTTP tokens), got a number (item 1))\n" +
