@@ -12,15 +12,7 @@
  */
 import { CallStopped, type CancellableWait, type Engine, type Pusher } from "../runtime/engine.ts";
 import type { Family } from "../runtime/family.ts";
-import {
-  argError,
-  checkFunction,
-  checkInteger,
-  checkOptions,
-  checkString,
-  checkTable,
-  isNone,
-} from "../runtime/args.ts";
+import { argError, checkFunction, checkOptions, checkPort, checkString, checkTable, isNone } from "../runtime/args.ts";
 import { LUA_TBOOLEAN, LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, type LuaState } from "../runtime/lua.ts";
 import { fileErrorReason } from "./filesystem.ts";
 import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
@@ -505,9 +497,7 @@ class ServerTable {
     const vm = this.engine.vm;
     const name = checkString(vm, L, 1, "create_server");
     if (name === "") throw argError(1, "create_server", "a server name expected, got an empty string");
-    const given = checkInteger(vm, L, 2, "create_server");
-    if (given < 0 || given > 65535) throw argError(2, "create_server", `port 0-65535 expected, got ${given}`);
-    const port = Number(given);
+    const port = checkPort(vm, L, 2, "create_server", 0);
     const before = this.#servers.get(name);
     // The name of a server that ran and was stopped may be taken again; a running or new one keeps it.
     if (before && !before.stopped) throw new Error(`create_server: a server named '${name}' already exists`);

@@ -47,7 +47,7 @@
 import type dgram from "node:dgram";
 import type { CancellableWait, Engine, Pusher } from "../runtime/engine.ts";
 import type { Family } from "../runtime/family.ts";
-import { argError, checkBytes, checkInteger, checkString, isNone } from "../runtime/args.ts";
+import { argError, checkBytes, checkPort, checkString, isNone } from "../runtime/args.ts";
 import { LUA_TNUMBER, LUA_TSTRING, type LuaState } from "../runtime/lua.ts";
 import { checkResolvedNet, hostPort, ipVersion, lookupAddress, pushFailure, SoftFailure } from "./dns.ts";
 import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
@@ -148,13 +148,6 @@ function listenReason(e: unknown, host: string, port: number): string {
   }
   if (isPermissionError(e)) return accessReason(e, "net", hostPort(host, port));
   return `cannot listen on ${hostPort(host, port)}: ${e instanceof Error ? e.message : e}`;
-}
-
-/** Argument `i` as a port number in `min`..65535. */
-function checkPort(table: SocketTable, L: LuaState, i: number, fname: string, min: number): number {
-  const port = checkInteger(table.engine.vm, L, i, fname);
-  if (port < min || port > 65535) throw argError(i, fname, `port ${min}-65535 expected, got ${port}`);
-  return Number(port);
 }
 
 /** The sockets of one engine, by id. */
@@ -280,7 +273,7 @@ class SocketTable {
   listen(L: LuaState): number | Promise<Pusher> {
     const { engine } = this;
     const vm = engine.vm;
-    const port = checkPort(this, L, 1, "tcp_listen", 0);
+    const port = checkPort(this.engine.vm, L, 1, "tcp_listen", 0);
     const host = isNone(vm, L, 2) ? "0.0.0.0" : checkString(vm, L, 2, "tcp_listen");
     // A port let go a moment ago is asked for again, but not when one of this engine's listeners holds it now, nor
     // inside a C call, which cannot wait.
@@ -376,7 +369,7 @@ class SocketTable {
   connect(L: LuaState): CancellableWait {
     const vm = this.engine.vm;
     const host = checkString(vm, L, 1, "tcp_connect");
-    const port = checkPort(this, L, 2, "tcp_connect", 1);
+    const port = checkPort(this.engine.vm, L, 2, "tcp_connect", 1);
     const timeout = readTimeout(vm, L, 3, "tcp_connect");
     // Aborted when the timeout passes, when the goroutine stops waiting, or when the engine closes.
     const controller = new AbortController();
@@ -577,7 +570,7 @@ class SocketTable {
   ): Promise<Pusher> {
     const vm = this.engine.vm;
     const host = checkString(vm, L, at, fname);
-    const port = checkPort(this, L, at + 1, fname, 1);
+    const port = checkPort(this.engine.vm, L, at + 1, fname, 1);
     const bytes = checkBytes(vm, L, at + 2, fname);
     const send = async () => {
       const address = await lookupAddress(host);
@@ -602,7 +595,7 @@ class SocketTable {
   recvfrom(L: LuaState): Promise<Pusher> {
     const { engine } = this;
     const vm = engine.vm;
-    const port = checkPort(this, L, 1, "udp_recvfrom", 0);
+    const port = checkPort(this.engine.vm, L, 1, "udp_recvfrom", 0);
     const host = isNone(vm, L, 2) ? "0.0.0.0" : checkString(vm, L, 2, "udp_recvfrom");
     const open = async (): Promise<Pusher> => {
       const address = await lookupAddress(host);

@@ -85,6 +85,13 @@ export function checkStrictText(vm: LuaVM, L: LuaState, i: number, fname: string
   return text;
 }
 
+/** Argument `i` as a port number in `min`..65535 (0 asks the system for a free one, where `min` allows it). */
+export function checkPort(vm: LuaVM, L: LuaState, i: number, fname: string, min: 0 | 1): number {
+  const port = checkInteger(vm, L, i, fname);
+  if (port < min || port > 65535) throw argError(i, fname, `port ${min}-65535 expected, got ${port}`);
+  return Number(port);
+}
+
 /** Checks that argument `i` is a table. */
 export function checkTable(vm: LuaVM, L: LuaState, i: number, fname: string): void {
   if (vm.api.lua_type(L, i) !== LUA_TTABLE) throw typeError(vm, L, i, fname, "table");
