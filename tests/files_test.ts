@@ -863,7 +863,8 @@ wait()
 print(count, bad)
 `,
     );
-    const r = await solvm([`${dir}/readers.lua`], {
+    // A limit of its own: under the parallel suite's load the default 5 s was once too short.
+    const r = await solvm(["--timeout", "30s", `${dir}/readers.lua`], {
       stdin: async (write) => {
         await sleep(200);
         // Lines cut across writes, so reads end in the middle of a line and wait for its rest.
