@@ -42,14 +42,16 @@ export class LuaError extends Error {
  * A bad argument to a host function, as `luaL_argerror` words it. The
  * function is named as the calling Lua code named it when the error is
  * raised (`os.exit(x)`: 'exit'; `local e = os.exit; e(x)`: 'e'), else by
- * `fname`, its qualified name ('os.exit' under `pcall(os.exit, x)`).
+ * `fname`, its qualified name ('os.exit' under `pcall(os.exit, x)`); called
+ * as a method, `self` is not counted, and a bad `self` is said so.
  *
  * ```ts
  * import { strictEqual } from "node:assert";
  * import { ArgumentError } from "./errors.ts";
  * const e = new ArgumentError(1, "os.exit", "number expected, got table");
  * strictEqual(e.message, "bad argument #1 to 'os.exit' (number expected, got table)");
- * strictEqual(e.named("exit"), "bad argument #1 to 'exit' (number expected, got table)");
+ * strictEqual(e.named({ name: "exit", method: false }), "bad argument #1 to 'exit' (number expected, got table)");
+ * strictEqual(e.named({ name: "quit", method: true }), "calling 'quit' on bad self (number expected, got table)");
  * ```
  */
 export class ArgumentError extends Error {
@@ -57,8 +59,11 @@ export class ArgumentError extends Error {
     super(`bad argument #${argument} to '${fname}' (${detail})`);
   }
 
-  /** The message with the function called `name`. */
-  named(name: string): string {
-    return `bad argument #${this.argument} to '${name}' (${this.detail})`;
+  /** The message for the function as it was called (undefined: by C, which gives no name). */
+  named(called: { name: string; method: boolean } | undefined): string {
+    if (!called) return this.message;
+    const argument = called.method ? this.argument - 1 : this.argument;
+    if (argument === 0) return `calling '${called.name}' on bad self (${this.detail})`;
+    return `bad argument #${argument} to '${called.name}' (${this.detail})`;
   }
 }

@@ -58,6 +58,7 @@ export function errorLevel(e: unknown): number {
 
 // lua_Debug on wasm32: int event; char *name, *namewhat, *what, *source; ...
 export const LUA_DEBUG_NAME = 4;
+export const LUA_DEBUG_NAMEWHAT = 8;
 export const LUA_DEBUG_SOURCE = 16;
 export const LUA_DEBUG_CURRENTLINE = 24;
 // sizeof(lua_Debug) in this 32-bit build is 124 bytes; room to spare.
@@ -440,7 +441,7 @@ export class LuaVM {
         if (e === LONGJMP || e instanceof LuaUnwind) throw e; // a Lua error or yield in flight
 
         level = errorLevel(e);
-        message = e instanceof ArgumentError && level === 1 ? e.named(this.#calledName(L) ?? e.fname) : thrownText(e);
+        message = e instanceof ArgumentError && level === 1 ? e.named(this.#calledAs(L)) : thrownText(e);
       }
       return this.raise(L, message, level);
     }, "ii");
@@ -449,18 +450,23 @@ export class LuaVM {
   }
 
   /**
-   * The name the calling Lua code gave the running C function (`os.exit(x)`:
-   * "exit"), as `luaL_argerror` finds it; undefined when C called it (`pcall`)
-   * or SolVM's own Lua did, whose helpers' names are not the script's.
+   * How the calling Lua code named the running C function (`os.exit(x)`:
+   * "exit"), and whether as a method (`obj:f(x)`), as `luaL_argerror` finds
+   * it; undefined when C called it (`pcall`) or SolVM's own Lua did, whose
+   * helpers' names are not the script's.
    */
-  #calledName(L: LuaState): string | undefined {
+  #calledAs(L: LuaState): { name: string; method: boolean } | undefined {
     const { api } = this;
     const ar = this.#debugRecord ||= api.malloc(LUA_DEBUG_SIZE);
     if (!api.lua_getstack(L, 0, ar) || !api.lua_getinfo(L, this.cstr("n"), ar)) return undefined;
-    const name = this.cString(new DataView(this.lua.heap().buffer).getUint32(ar + LUA_DEBUG_NAME, true));
-    if (name === undefined || !api.lua_getstack(L, 1, ar) || !api.lua_getinfo(L, this.cstr("S"), ar)) return name;
+    const record = new DataView(this.lua.heap().buffer);
+    const name = this.cString(record.getUint32(ar + LUA_DEBUG_NAME, true));
+    const method = this.cString(record.getUint32(ar + LUA_DEBUG_NAMEWHAT, true)) === "method";
+    if (name === undefined || !api.lua_getstack(L, 1, ar) || !api.lua_getinfo(L, this.cstr("S"), ar)) {
+      return name === undefined ? undefined : { name, method };
+    }
     const source = this.cString(new DataView(this.lua.heap().buffer).getUint32(ar + LUA_DEBUG_SOURCE, true));
-    return source?.startsWith(INTERNAL_CHUNK_PREFIX) ? undefined : name;
+    return source?.startsWith(INTERNAL_CHUNK_PREFIX) ? undefined : { name, method };
   }
 
   /** The NUL-terminated string at `ptr` in WebAssembly memory, or undefined for NULL. */

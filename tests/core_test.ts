@@ -76,7 +76,11 @@ Deno.test("a bad argument names the function as the calling code named it, as lu
     print(pcall(function() sleep("x") end))
     print(pcall(sleep, "x"))
     print(pcall(function() debug.traceback(coroutine.running(), "m", "x") end))
-    print(pcall(debug.traceback, coroutine.running(), "m", "x"))`,
+    print(pcall(debug.traceback, coroutine.running(), "m", "x"))
+    local obj = setmetatable({}, { __index = { exit = os.exit, nap = sleep } })
+    print(pcall(function() obj:exit() end))
+    print(pcall(function() obj.nap(obj, "x") end))
+    print(pcall(function() obj:nap("x") end))`,
     "=t",
   );
   strictEqual(
@@ -89,7 +93,11 @@ Deno.test("a bad argument names the function as the calling code named it, as lu
       "false\tt:7: bad argument #1 to 'sleep' (number expected, got string)\n" +
       "false\tbad argument #1 to 'sleep' (number expected, got string)\n" +
       "false\tt:9: bad argument #3 to 'traceback' (number expected, got string)\n" +
-      "false\tbad argument #3 to 'debug.traceback' (number expected, got string)\n",
+      "false\tbad argument #3 to 'debug.traceback' (number expected, got string)\n" +
+      // As a method (obj:f), self is not counted, and a bad self is said so.
+      "false\tt:12: calling 'exit' on bad self (number expected, got table)\n" +
+      "false\tt:13: bad argument #1 to 'nap' (number expected, got table)\n" +
+      "false\tt:14: calling 'nap' on bad self (number expected, got table)\n",
   );
 });
 
