@@ -492,7 +492,7 @@ class ServerTable {
     return server;
   }
 
-  /** `create_server(name, port, [https, cert, key], [options])`. */
+  /** `create_server(name, port, [options])`, `(name, port, false, [options])` or `(name, port, https, cert, key, [options])`. */
   create(L: LuaState): number {
     const vm = this.engine.vm;
     const name = checkString(vm, L, 1, "create_server");
@@ -514,7 +514,8 @@ class ServerTable {
     if (third > LUA_TBOOLEAN && third !== LUA_TTABLE) {
       throw argError(3, "create_server", `boolean or options table expected, got ${vm.typeName(L, 3)}`);
     }
-    if (third === LUA_TBOOLEAN && vm.api.lua_toboolean(L, 3)) {
+    const https = third === LUA_TBOOLEAN && vm.api.lua_toboolean(L, 3);
+    if (https) {
       const certPath = checkString(vm, L, 4, "create_server");
       const keyPath = checkString(vm, L, 5, "create_server");
       const read = (path: string, what: string) => {
@@ -527,7 +528,8 @@ class ServerTable {
       };
       server.tls = { cert: read(certPath, "certificate"), key: read(keyPath, "key") };
     }
-    const optionsAt = third === LUA_TTABLE ? 3 : 6;
+    // With HTTPS off, users write the options right after the spec's create_server(name, port, false).
+    const optionsAt = third === LUA_TTABLE ? 3 : !https && vm.api.lua_type(L, 4) === LUA_TTABLE ? 4 : 6;
     if (!isNone(vm, L, optionsAt)) {
       checkTable(vm, L, optionsAt, "create_server");
       checkOptions(vm, L, optionsAt, optionsAt, "create_server", ["host", "max_body"]);

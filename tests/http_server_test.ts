@@ -1148,7 +1148,9 @@ Deno.test("create_server's 3rd argument must be a boolean, nil or the options ta
       print(pcall(create_server, "c", 0, print))
       print(pcall(create_server, "d", 0, nil, nil, nil, ${LOCAL}))
       print(pcall(create_server, "e", 0, false))
-      print(pcall(create_server, "f", 0, true))`),
+      print(pcall(create_server, "f", 0, true))
+      print(pcall(create_server, "g", 0, false, { hots = "127.0.0.1" }))
+      print(pcall(create_server, "h", 0, nil, { max_body = -1 }))`),
     10_000,
     "the script",
   );
@@ -1160,7 +1162,9 @@ Deno.test("create_server's 3rd argument must be a boolean, nil or the options ta
       "false\tbad argument #3 to 'create_server' (boolean or options table expected, got function)\n" +
       "true\ttrue\n" +
       "true\ttrue\n" +
-      "false\tbad argument #4 to 'create_server' (string expected, got no value)\n",
+      "false\tbad argument #4 to 'create_server' (string expected, got no value)\n" +
+      "false\tbad argument #4 to 'create_server' (unknown option 'hots'; options are: host, max_body)\n" +
+      "false\tbad argument #4 to 'create_server' (option max_body must be a whole number of bytes >= 0, got -1)\n",
   );
 });
 
@@ -1172,6 +1176,28 @@ Deno.test("the options table may be the 3rd argument when not https", async () =
   const r = await session(s, async () => {
     strictEqual((await request(s.url("/upload"), { method: "POST", body: "12345678" })).text, "len=8");
     strictEqual((await request(s.url("/upload"), { method: "POST", body: "123456789" })).status, 413);
+  });
+  finishedOk(r);
+});
+
+Deno.test("the options table may follow https off (false or nil, as the spec writes it) as the 4th argument", async () => {
+  const s = await start(`
+    create_server("s", 0, ${LOCAL})
+    create_server("off", 0, false, { host = "127.0.0.2", max_body = 8 })
+    create_server("none", 0, nil, { host = "127.0.0.2" })
+    for _, name in ipairs{ "off", "none" } do
+      handle_http(name, "/upload", function(req) return name .. " len=" .. #req.body end)
+    end
+    serve("s", "off", "none")`);
+  const r = await session(s, async () => {
+    const at = (host: string, server: number) => `http://${host}:${s.ports[server]}/upload`;
+    strictEqual((await request(at("127.0.0.2", 1), { method: "POST", body: "12345678" })).text, "off len=8");
+    strictEqual((await request(at("127.0.0.2", 1), { method: "POST", body: "123456789" })).status, 413);
+    await expectText(at("127.0.0.2", 2), "none len=0");
+    for (const server of [1, 2]) {
+      const refused = await request(at("127.0.0.1", server)).then((r) => r.status, (e) => e.name);
+      strictEqual(refused, "TypeError", `server ${server} answered on 127.0.0.1, outside its host`);
+    }
   });
   finishedOk(r);
 });
