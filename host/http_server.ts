@@ -212,7 +212,16 @@ function patternProblem(pattern: string): string | undefined {
   }
   const names = new Set<string>();
   for (const segment of pattern.split("/")) {
-    if (!segment.startsWith(":")) continue;
+    if (segment === "." || segment === "..") {
+      return `path without "." or ".." segments expected, got "${pattern}" (requests' dot segments are resolved)`;
+    }
+    if (!segment.startsWith(":")) {
+      // Requests are decoded before matching; only an encoded "/" or "%" stays encoded (see decodePath).
+      if (/%(?!2F|25)/.test(segment)) {
+        return `path in its decoded form expected ("/café", "/a b"; only %2F and %25 stay encoded), got "${pattern}"`;
+      }
+      continue;
+    }
     const name = segment.slice(1);
     if (name === "") return `a parameter name after ':' expected, got "${pattern}"`;
     if (names.has(name)) return `parameter names used once expected, got ':${name}' twice in "${pattern}"`;

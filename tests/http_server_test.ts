@@ -236,7 +236,7 @@ Deno.test("routes: exact beats :param beats *, the longest * prefix wins, unknow
   strictEqual(r.stderr, "");
 });
 
-Deno.test("routes outside the documented syntax are refused: a query, a * not the whole last segment, a :param unnamed or named twice", async () => {
+Deno.test("routes outside the documented syntax are refused: a query, a * not the whole last segment, a :param unnamed or named twice, a dot segment, an escape", async () => {
   const r = await within(
     runLua(`
       create_server("s", 0, false, nil, nil, ${LOCAL})
@@ -245,7 +245,13 @@ Deno.test("routes outside the documented syntax are refused: a query, a * not th
         route(path)
       end
       print(pcall(handle_ws, "s", "/ws*", function() end))
-      for _, path in ipairs({ "/*", "/users/:id/*", "/v1/items:batch", "/a/:id/b/:ID" }) do route(path) end`),
+      for _, path in ipairs({ "/docs/../admin", "/./x", "/a/.", "/caf%C3%A9", "/a%20b/*", "/a%2fb", "/100%" }) do
+        route(path)
+      end
+      print(pcall(handle_ws, "s", "/ws/..", function() end))
+      for _, path in ipairs({ "/*", "/users/:id/*", "/v1/items:batch", "/a/:id/b/:ID", "/a%2Fb", "/100%25/*", "/.../x" }) do
+        route(path)
+      end`),
     10_000,
     "the script",
   );
@@ -253,6 +259,12 @@ Deno.test("routes outside the documented syntax are refused: a query, a * not th
   const star = (path: string) =>
     `false\tbad argument #2 to 'handle_http' (path with '*' only as its whole last segment ("/files/*") expected, ` +
     `got "${path}")\n`;
+  const dots = (path: string) =>
+    `false\tbad argument #2 to 'handle_http' (path without "." or ".." segments expected, got "${path}" ` +
+    `(requests' dot segments are resolved))\n`;
+  const escaped = (path: string) =>
+    `false\tbad argument #2 to 'handle_http' (path in its decoded form expected ("/café", "/a b"; ` +
+    `only %2F and %25 stay encoded), got "${path}")\n`;
   strictEqual(
     r.stdout,
     `false\tbad argument #2 to 'handle_http' (path without a query string expected, got "/search?q=1" (see req.query_params))\n` +
@@ -260,7 +272,10 @@ Deno.test("routes outside the documented syntax are refused: a query, a * not th
       `false\tbad argument #2 to 'handle_http' (parameter names used once expected, got ':id' twice in "/a/:id/:id")\n` +
       `false\tbad argument #2 to 'handle_http' (a parameter name after ':' expected, got "/x/:")\n` +
       star("/ws*").replace("handle_http", "handle_ws") +
-      "true\n".repeat(4),
+      dots("/docs/../admin") + dots("/./x") + dots("/a/.") +
+      escaped("/caf%C3%A9") + escaped("/a%20b/*") + escaped("/a%2fb") + escaped("/100%") +
+      dots("/ws/..").replace("handle_http", "handle_ws") +
+      "true\n".repeat(7),
   );
   strictEqual(r.stderr, "");
 });
