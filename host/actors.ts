@@ -450,7 +450,10 @@ export const actors = (engine: Engine, context: RunContext): Family => {
       const child = api.lua_gettop(L);
       checkOptions(vm, L, child, 1, "supervise", CHILD_OPTIONS, `child ${i}: `);
       const nameType = getField(L, child, "name");
-      const name = nameType === LUA_TSTRING || nameType === LUA_TNUMBER ? vm.toText(L, -1) : `child ${i}`;
+      if (nameType !== LUA_TNIL && nameType !== LUA_TSTRING && nameType !== LUA_TNUMBER) {
+        throw argError(1, "supervise", `child ${i}: name must be a string or a number, got ${vm.typeName(L, -1)}`);
+      }
+      const name = nameType === LUA_TNIL ? `child ${i}` : vm.toText(L, -1);
       // sup.children() and the failure messages tell children apart by name.
       if (children.some((other) => other.name === name)) {
         throw argError(1, "supervise", `child ${i}: the name '${name}' is taken by another child`);
@@ -458,7 +461,11 @@ export const actors = (engine: Engine, context: RunContext): Family => {
       if (getField(L, child, "script") !== LUA_TSTRING) throw argError(1, "supervise", `child ${i} needs a script`);
       const script = resolveScript(vm.toText(L, -1), context);
       const args: Packed[] = [];
-      if (getField(L, child, "args") === LUA_TTABLE) {
+      const argsType = getField(L, child, "args");
+      if (argsType !== LUA_TNIL && argsType !== LUA_TTABLE) {
+        throw argError(1, "supervise", `child ${i}: args must be a list of values, got ${vm.typeName(L, -1)}`);
+      }
+      if (argsType === LUA_TTABLE) {
         const n = Number(api.lua_rawlen(L, -1));
         for (let a = 1; a <= n; a++) {
           api.lua_rawgeti(L, -1, BigInt(a));

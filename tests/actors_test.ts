@@ -674,6 +674,9 @@ print(pcall(supervise, { children = { { script = "missing.lua" } } }))
 print(pcall(supervise, { max_restart = 100, children = { { script = "flaky.lua" } } }))
 print(pcall(supervise, { children = { { name = "w", script = "flaky.lua", arg = { "x" } } } }))
 print(pcall(supervise, { children = { { name = "w", script = "flaky.lua" }, { name = "w", script = "flaky.lua" } } }))
+print(pcall(supervise, { children = { { name = "w", script = "flaky.lua", args = "--verbose" } } }))
+print(pcall(supervise, { children = { { script = "flaky.lua" }, { script = "flaky.lua", args = 42 } } }))
+print(pcall(supervise, { children = { { name = true, script = "flaky.lua" } } }))
 `,
   });
   const [limit, window, bad] = await Promise.all(
@@ -701,7 +704,11 @@ print(pcall(supervise, { children = { { name = "w", script = "flaky.lua" }, { na
       // A misspelt key would be ignored without a word: the limit would stay 3, the arguments never arrive.
       `${arg} (unknown option 'max_restart'; options are: strategy, max_restarts, within, children)\n` +
       `${arg} (child 1: unknown option 'arg'; options are: name, script, args)\n` +
-      `${arg} (child 2: the name 'w' is taken by another child)\n`,
+      `${arg} (child 2: the name 'w' is taken by another child)\n` +
+      // A list given as one value would pass nothing; a name of another type would become "child N".
+      `${arg} (child 1: args must be a list of values, got string)\n` +
+      `${arg} (child 2: args must be a list of values, got number)\n` +
+      `${arg} (child 1: name must be a string or a number, got boolean)\n`,
   );
 });
 
