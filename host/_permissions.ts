@@ -131,10 +131,30 @@ export function isPermissionError(e: unknown): boolean {
   return e instanceof AccessDenied || e instanceof Deno.errors.NotCapable;
 }
 
+// Ports the system picked for this thread's listeners, receivers and servers (asked for port 0).
+const picked = new Set<number>();
+
+/**
+ * Notes that a listener asked for port `asked` got port `real`: when the
+ * system picked it (`asked` 0), a flag naming it would change every run,
+ * so refused clients of it are told to allow its host alone.
+ *
+ * ```ts
+ * import { ok } from "node:assert";
+ * import { accessReason, notePort } from "./_permissions.ts";
+ * notePort(0, 45679);
+ * ok(accessReason(undefined, "net", "127.0.0.1:45679").endsWith("(run with --allow-net=127.0.0.1)"));
+ * ```
+ */
+export function notePort(asked: number, real: number): void {
+  if (asked === 0) picked.add(real);
+}
+
 /**
  * The reason a refused access gives the script, naming the flag that
  * grants it, or the `--deny-*` flag that refused it. For net, the target
- * Deno names in its own message wins over `target`, and the flag for port 0
+ * Deno names in its own message wins over `target`, and the flag for port 0,
+ * or for a port the system picked for a listener (see {@linkcode notePort}),
  * names the host alone.
  *
  * ```ts
@@ -153,7 +173,8 @@ export function accessReason(e: unknown, kind: AccessKind, target: string): stri
   // Deno names the access it refused, which may be another kind than the call's (a rename needs read too).
   const named = e instanceof Error ? /Requires (\w+) access to "([^"]+)"/.exec(e.message) : null;
   const [refused, subject] = named && (named[1] !== kind || kind === "net") ? [named[1], named[2]] : [kind, target];
-  // Port 0 is whichever port the system picks, which no flag can name: a listener's clients need the host's every port.
-  const grant = refused === "net" ? subject.split(",").map((t) => t.replace(/:0$/, "")).join(",") : subject;
+  // No flag can name port 0 or a port the system picked for a listener: its clients need the host's every port (once).
+  const hostAlone = (t: string) => t.replace(/:(\d+)$/, (all, port) => port === "0" || picked.has(+port) ? "" : all);
+  const grant = refused === "net" ? [...new Set(subject.split(",").map(hostAlone))].join(",") : subject;
   return `permission denied: ${refused} access to "${subject}" (run with --allow-${refused}=${grant})`;
 }

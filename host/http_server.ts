@@ -15,7 +15,7 @@ import type { Family } from "../runtime/family.ts";
 import { argError, checkFunction, checkOptions, checkPort, checkString, checkTable, isNone } from "../runtime/args.ts";
 import { LUA_TBOOLEAN, LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, LUA_TTABLE, type LuaState } from "../runtime/lua.ts";
 import { fileErrorReason } from "./filesystem.ts";
-import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
+import { accessReason, checkAccess, isPermissionError, notePort } from "./_permissions.ts";
 import { headersMetatable } from "./_headers.ts";
 import { lettingGo, listenAgainIfLetGo, mayListenAgain, outOfDescriptors, SHORTAGE_RETRY_MS } from "./_ports.ts";
 import { delay } from "./core.ts";
@@ -656,6 +656,7 @@ class ServerTable {
 
   #listenOnce(server: Server): (L: LuaState) => number {
     const port = this.#serveOn(server, server.port);
+    notePort(server.port, port);
     server.listening = port;
     server.release = this.engine.hold();
     server.shortageReported = false;

@@ -50,7 +50,7 @@ import type { Family } from "../runtime/family.ts";
 import { argError, checkBytes, checkPort, checkString, isNone } from "../runtime/args.ts";
 import { LUA_TNUMBER, LUA_TSTRING, type LuaState } from "../runtime/lua.ts";
 import { checkResolvedNet, hostPort, ipVersion, lookupAddress, pushFailure, SoftFailure } from "./dns.ts";
-import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
+import { accessReason, checkAccess, isPermissionError, notePort } from "./_permissions.ts";
 import { lettingGo, listenAgainIfLetGo, outOfDescriptors, SHORTAGE_RETRY_MS } from "./_ports.ts";
 import { delay } from "./core.ts";
 import { readTimeout } from "./http_client.ts";
@@ -282,7 +282,9 @@ class SocketTable {
     try {
       listened = listenAgainIfLetGo(port, () => {
         checkAccess("net", hostPort(host, port));
-        return Deno.listen({ port, hostname: host, transport: "tcp" });
+        const listener = Deno.listen({ port, hostname: host, transport: "tcp" });
+        notePort(port, listener.addr.port);
+        return listener;
       }, mayRetry);
     } catch (e) {
       return pushFailure(vm, L, listenReason(e, host, port));
@@ -606,6 +608,7 @@ class SocketTable {
       }
       const id = ++this.#next;
       const real = socket.address().port;
+      notePort(port, real);
       const name = `udp_recvfrom ${hostPort(address, real)}`;
       const channel = engine.newChannel(name, UDP_QUEUE_LIMIT, () => this.#stopSource(id));
       const done = new Promise((resolve) => socket.once("close", resolve));

@@ -323,6 +323,36 @@ print(select(2, tcp_connect("localhost", 10)))`,
   );
 });
 
+Deno.test("a client refused a port the system picked for the script's own listener is told to allow the host alone", async () => {
+  const dir = await tempFiles({
+    "own.lua": `local tcp = assert(tcp_listen(0))
+go(function() local c = receive(tcp) if c then c.write("accepted") c.close() end end)
+local udp = assert(udp_recvfrom(0))
+create_server("s", 0)
+handle_http("s", "/", function() return "served" end)
+local http = start_server("s")
+local function show(port, ok, e) print(ok and tostring(ok) or (e:gsub(port, "PORT"))) end
+local c, e = tcp_connect("127.0.0.1", tcp.port)
+show(tcp.port, c and c.read(), e)
+show(udp.port, udp_sendto("127.0.0.1", udp.port, "sent"))
+local r, why = http_get("http://127.0.0.1:" .. http .. "/")
+show(http, r and r.body, why)
+tcp.close() udp.close() stop_server("s")`,
+  });
+  const refused = await solvm(["--sandbox", "--allow-net=0.0.0.0", `${dir}/own.lua`]);
+  strictEqual(refused.stderr, "");
+  // The refusal names the port; the flag does not, as the system picks another one each run.
+  strictEqual(
+    refused.stdout,
+    'permission denied: net access to "127.0.0.1:PORT" (run with --allow-net=127.0.0.1)\n' +
+      'permission denied: net access to "127.0.0.1:0,127.0.0.1:PORT" (run with --allow-net=127.0.0.1)\n' +
+      'http_get: cannot connect to http://127.0.0.1:PORT/: permission denied: net access to "127.0.0.1:PORT" ' +
+      "(run with --allow-net=127.0.0.1)\n",
+  );
+  const granted = await solvm(["--sandbox", "--allow-net=0.0.0.0,127.0.0.1", `${dir}/own.lua`]);
+  deepStrictEqual(granted, { code: 0, stdout: "accepted\ntrue\nserved\n", stderr: "" });
+});
+
 Deno.test("--deny-net takes a bare IPv6 address (::1) as [::1]; a value that is no host or host:port is bad usage", async () => {
   const dir = await tempFiles({ "v6.lua": `print(select(2, tcp_connect("::1", 9)))` });
   const r = await solvm(["--deny-net=::1", `${dir}/v6.lua`]);
