@@ -161,6 +161,14 @@ class Codec {
         this.pack(out, L, -1, path);
         api.lua_settop(L, -2);
         count++;
+        // A table shared in n places travels n times: { t, t } nested 30 deep would be 2^30 copies.
+        if (out.length > this.engine.memoryLimit) {
+          const mib = Math.round(this.engine.memoryLimit / 2 ** 20);
+          throw new Error(
+            `cannot send a message of more than ${mib} MiB, the memory this Lua state may use (a table that appears ` +
+              "in several places travels once for each)",
+          );
+        }
       }
     } catch (e) {
       api.lua_settop(L, top);

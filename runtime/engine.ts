@@ -23,6 +23,7 @@ import {
   LUA_TTABLE,
   type LuaState,
   type LuaSystem,
+  MAX_WASM_MEMORY,
   NO_FILES,
 } from "./lua.ts";
 import {
@@ -367,6 +368,8 @@ export class Engine {
   readonly vm: LuaVM;
   readonly stdout: OutputSink;
   readonly stderr: (text: string) => void;
+  /** Bytes the Lua state may use (its `maxMemory`, or all this build can hold). */
+  readonly memoryLimit: number;
   #sched = 0;
   readonly #schedulerFields = new Map<string, number>();
   #parkRef = 0;
@@ -454,6 +457,7 @@ export class Engine {
 
   private constructor(vm: LuaVM, options: EngineOptions) {
     this.vm = vm;
+    this.memoryLimit = Math.min(options.maxMemory ?? MAX_WASM_MEMORY, MAX_WASM_MEMORY);
     this.#files = options.files ?? NO_FILES;
     const sink = options.stdout ?? sharedOutput(newSharedOutput());
     // Once standard output's reader has gone, the run ends as lua5.4 does when SIGPIPE kills it (exit 141).

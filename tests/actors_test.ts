@@ -218,6 +218,30 @@ end
   );
 });
 
+Deno.test("a message that would grow past the memory limit in transit (a table shared many times) is refused at send", async () => {
+  const dir = await folder({
+    "main.lua": String.raw`
+local sink = spawn("sink.lua")
+local t = {} for _ = 1, 24 do t = { t, t } end  -- 24 tables here, 2^24 copies in a message
+print(pcall(sink.send, t))
+local shared = {} for i = 1, 100 do shared[i] = i end
+print(pcall(sink.send, { shared, shared, shared }))  -- within the limit: sent, each place a copy
+print(sink.wait())
+`,
+    "sink.lua": String.raw`
+local m = mailbox()
+return #m[1] + #m[2] + #m[3]
+`,
+  });
+  const r = await solvm(["--memory-limit", "16", "main.lua"], { cwd: dir });
+  strictEqual(r.stderr, "");
+  strictEqual(
+    r.stdout,
+    "false\tcannot send a message of more than 16 MiB, the memory this Lua state may use (a table that appears " +
+      "in several places travels once for each)\ntrue\n300\n",
+  );
+});
+
 Deno.test("a crash inside an actor: the spawner goes on, wait() gives nil and the message, on_error gets it", async () => {
   const dir = await folder({
     "main.lua": String.raw`
