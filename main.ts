@@ -178,9 +178,11 @@ function deniedKinds(options: Options): AccessKind[] {
 
 /** The Worker permissions for `script`: what was granted (or Deno's own), less what a bare `--deny-<kind>` refuses. */
 function confinement(options: Options, script: string | undefined): Deno.PermissionOptionsObject | undefined {
-  if (!options.permissions && deniedKinds(options).length === 0) return undefined;
-  const granted: Deno.PermissionOptionsObject = options.permissions
-    ? workerPermissions(options.permissions, script)
+  // -A is Deno's own permissions, which are more than every kind in full (/dev/stdin and /proc/self need them all).
+  const confined = options.permissions && !options.allowAll;
+  if (!confined && deniedKinds(options).length === 0) return undefined;
+  const granted: Deno.PermissionOptionsObject = confined
+    ? workerPermissions(options.permissions!, script)
     : Object.fromEntries(PERMISSION_KINDS.map((kind) => [kind, "inherit"]));
   for (const kind of deniedKinds(options)) granted[kind] = false;
   return granted;
@@ -298,7 +300,7 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
     scripts: [],
     repl: false,
   };
-  /** The first `--allow-<kind>=list` given: -A beside it is bad usage. */
+  /** The first `--allow-<kind>=list` or `--sandbox` given: -A beside it is bad usage. */
   let narrowing: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -342,6 +344,7 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
         break;
       case "--sandbox":
         options.permissions ??= noPermissions();
+        narrowing ??= arg;
         break;
       case "-A":
       case "--allow-all":
@@ -524,7 +527,9 @@ function main(argv: string[]): void {
     return;
   }
   for (const script of scripts) {
-    const refused = beyondDeno(options, confinement(options, script) ?? {});
+    // -A asks Deno for everything, though its worker then simply takes Deno's own.
+    const asked = options.allowAll ? workerPermissions(options.permissions!, script) : confinement(options, script);
+    const refused = beyondDeno(options, asked ?? {});
     if (refused) fail(refused, EXIT_USAGE);
   }
   const control = new SharedArrayBuffer(4);

@@ -270,6 +270,9 @@ Deno.test("bad flags and durations are usage errors", async () => {
   const cases: [string[], string, string][] = [
     [["-A", "--allow-net=127.0.0.1"], "-A", "--allow-net=127.0.0.1"],
     [["--allow-read=/tmp", "--allow-all"], "--allow-all", "--allow-read=/tmp"],
+    // --sandbox beside -A let the script do everything without a word.
+    [["--sandbox", "-A"], "-A", "--sandbox"],
+    [["-A", "--sandbox"], "-A", "--sandbox"],
   ];
   for (const [args, all, list] of cases) {
     const both = await solvm([...args, "x.lua"]);

@@ -784,6 +784,20 @@ print(pcall(function() for _ in io.lines("/dev/stdin", "x") do end end))
     );
   }));
 
+Deno.test("under -A a script reads /dev/stdin and /proc/self as without flags (Deno wants all its permissions for them)", () =>
+  inTempDir(async (dir) => {
+    await Deno.writeTextFile(
+      `${dir}/special.lua`,
+      `local f = assert(io.open("/dev/stdin")) print(f:read("l")) f:close()
+print(read_file("/proc/self/status"):match("^Name:") ~= nil)`,
+    );
+    for (const flags of [[], ["-A"], ["--allow-all"]]) {
+      const r = await solvm([...flags, `${dir}/special.lua`], { stdin: "typed\n" });
+      strictEqual(r.stderr, "", flags.join(" "));
+      strictEqual(r.stdout, "typed\ntrue\n", flags.join(" "));
+    }
+  }));
+
 Deno.test("stdin formats as lua5.4 reads them: numbers, counts, lines, *-formats, bad formats, inside a C call", () =>
   inTempDir(async (dir) => {
     await Deno.writeTextFile(
