@@ -173,8 +173,10 @@ function locate(engine: Engine, context: RunContext, L: LuaState): number {
     return 3;
   };
   if (/^https?:\/\//i.test(name)) return push(name, name, name);
-  // A name with a folder or .lua in it is a path; in any other, dots are folders, as in require's names.
-  const path = name.endsWith(".lua") || name.includes("/") ? name : name.replaceAll(".", "/");
+  // A name with a folder or .lua in it is a path; in a.b.c, dots are folders, as in require's names. Any other name
+  // (.config, a..b, "..") is kept whole: a leading dot must not become a path from the root.
+  const dotted = !name.endsWith(".lua") && /^[^./]+(\.[^./]+)*$/.test(name);
+  const path = dotted ? name.replaceAll(".", "/") : name;
   const files = path.endsWith(".lua") ? [path] : MODULE_FILES.map((form) => form.replace("?", () => path));
   const folders = [source.startsWith("@") ? dirname(source.slice(1)) : ".", ...searchFolders(context)];
   const searched = path.startsWith("/")

@@ -113,6 +113,27 @@ Deno.test("import finds name/init.lua and dotted names as require does; the glob
   assertPrinted(await runMain(dir), line + line.replace(/\n$/, "\tnil\n") + "modules/pkg/init.lua\tapp/a/b.lua\n");
 });
 
+Deno.test("import keeps a name whole unless it is dotted parts (a.b): .config is .config.lua, never a path from the root", async () => {
+  const dir = await project({
+    "app/main.lua": `print(import(".config"), rawget(_G, ".config"))\n` +
+      `for _, name in ipairs({ ".tmp.config", "a..b", "a.", ".." }) do print((select(2, pcall(import, name)))) end\n`,
+    "app/.config.lua": `return "app/.config.lua"`,
+    // Where dots as folders would have led these names (from the search folders, or from the root for .tmp.config).
+    "app/tmp/config.lua": `return "wrong"`,
+    "app/a/b.lua": `return "wrong"`,
+  });
+  const searched = (name: string) =>
+    `app/main.lua:2: import: module '${name}' not found; searched:\n` +
+    ["app/", "modules/", "app/modules/"].map((folder) => `\t${folder}${name}.lua\n\t${folder}${name}/init.lua\n`).join(
+      "",
+    );
+  assertPrinted(
+    await runMain(dir),
+    "app/.config.lua\tapp/.config.lua\n" + searched(".tmp.config") + searched("a..b") + searched("a.") +
+      searched(".."),
+  );
+});
+
 // ---------------------------------------------------------------------------
 // import: what it gives
 
