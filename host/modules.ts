@@ -10,6 +10,13 @@ import type { Engine } from "../runtime/engine.ts";
 import type { Family, RunContext } from "../runtime/family.ts";
 import { checkStrictText } from "../runtime/args.ts";
 import type { LuaState } from "../runtime/lua.ts";
+import {
+  INTERNAL_CHUNK_PREFIX,
+  LUA_DEBUG_CURRENTLINE,
+  LUA_DEBUG_SIZE,
+  LUA_DEBUG_SOURCE,
+  type LuaVM,
+} from "../runtime/state.ts";
 import { fileErrorReason } from "./filesystem.ts";
 import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
 
@@ -22,7 +29,7 @@ const FETCH_TIMEOUT_MS = 30_000;
 // Importers are goroutines: a coroutine a module's load resumes is part of that load.
 const IMPORT_LUA = `
 local helpers = ...
-local locate, load, can_wait = helpers.locate, helpers.load, helpers.can_wait
+local locate, load, can_wait, caller = helpers.locate, helpers.load, helpers.can_wait, helpers.caller
 local chan, receive, close_channel, running = helpers.scheduler()
 local cache, LOADING = {}, {}
 local loaded = {}  -- key -> channel closed once the goroutine loading it is done
@@ -65,20 +72,11 @@ local function circle(key, shown)
   return names
 end
 
--- The importing file and the error level that points at its line. Skips C
--- frames (pcall); a frame of import itself means a module tail-called us.
-local function importer()
-  for level = 2, 100 do
-    local info = debug.getinfo(level + 1, "S")
-    if not info then break end
-    if info.source == "=[solvm] import" then
-      local loading = chain()
-      local top = loading[#loading]
-      return top and ("@" .. top.shown) or "", 0
-    end
-    if info.source:sub(1, 1) == "@" then return info.source, level end
-  end
-  return "", 0
+-- The module that tail-called import (its frame is gone): the innermost one loading, shown with no position.
+local function tail_caller()
+  local loading = chain()
+  local top = loading[#loading]
+  return top and ("@" .. top.shown) or "", 0
 end
 
 -- Raised at the importer's line before import waits (for another goroutine's load, or to read the module), as a
@@ -95,7 +93,8 @@ return function(name)
   if type(name) ~= "string" then
     error("bad argument #1 to 'import' (string expected, got " .. type(name) .. ")", 2)
   end
-  local source, level = importer()
+  local source, level = caller() -- called here, in import itself: its levels are import's
+  if source == nil then source, level = tail_caller() end
   local found, key, global, shown = pcall(locate, name, source)
   if not found then error(key, level) end
   local loading = chain()
@@ -159,6 +158,38 @@ function isFile(path: string, refused: Map<string, string>): boolean {
     }
     throw new Error(`import: cannot read "${path}": ${fileErrorReason(e, "read", path)}`);
   }
+}
+
+/** The chunk of import's own Lua (a family's Lua is named after its global): met above import, a module tail-called it. */
+const IMPORT_CHUNKNAME = `${INTERNAL_CHUNK_PREFIX}import`;
+
+/**
+ * `caller()`, called by import -> the source of the chunk that called import and the error level that places an
+ * error at its line, found with the C API (a script may have no `debug`): the innermost frame with a line that is not
+ * SolVM's, whatever its chunk (a file, a `load`ed string, the REPL's line); "", 0 when there is none; nothing when
+ * import's own chunk comes first (a module tail-called import).
+ */
+function caller(vm: LuaVM, L: LuaState): number {
+  const api = vm.api;
+  const ar = api.malloc(LUA_DEBUG_SIZE);
+  try {
+    for (let level = 2; api.lua_getstack(L, level, ar); level++) {
+      api.lua_getinfo(L, vm.cstr("Sl"), ar);
+      const record = new DataView(vm.lua.heap().buffer);
+      const source = vm.cString(record.getUint32(ar + LUA_DEBUG_SOURCE, true)) ?? "";
+      if (source === IMPORT_CHUNKNAME) return 0;
+      // A C function (pcall) has no line: the Lua code that called it is the importer.
+      if (source.startsWith(INTERNAL_CHUNK_PREFIX) || record.getInt32(ar + LUA_DEBUG_CURRENTLINE, true) <= 0) continue;
+      vm.pushString(L, source);
+      api.lua_pushinteger(L, BigInt(level));
+      return 2;
+    }
+  } finally {
+    api.free(ar);
+  }
+  vm.pushString(L, "");
+  api.lua_pushinteger(L, 0n);
+  return 2;
 }
 
 /** `locate(name, caller_source)` -> cache key, global name, name shown in messages. */
@@ -299,6 +330,7 @@ export const modules = (engine: Engine, context: RunContext): Family => {
       lua: IMPORT_LUA,
       helpers: {
         locate: (L) => locate(engine, context, L),
+        caller: (L) => caller(engine.vm, L),
         scheduler: (L) => {
           for (const name of ["chan", "receive", "close_channel", "running_goroutine"]) {
             engine.pushSchedulerField(L, name);

@@ -763,6 +763,19 @@ Deno.test("maxMemory below the 16 MiB the WebAssembly memory starts with is enfo
   }
 });
 
+Deno.test("import in a context without the debug library: it loads, and its errors name the chunk's line", async () => {
+  const dir = await tempFiles({ "mod9.lua": "return { v = 9 }" });
+  const lua = new Context({ libraries: ["string", "table"], scriptPath: `${dir}/main.lua` });
+  try {
+    strictEqual(await lua.execute(`return import("mod9").v`), 9);
+    const e = await lua.execute(`local x = 1\nimport("missing")`).catch((e) => e);
+    ok(e instanceof LuaError, Deno.inspect(e));
+    ok(e.message.startsWith("chunk:2: import: module 'missing' not found; searched:\n"), e.message);
+  } finally {
+    lua.close();
+  }
+});
+
 Deno.test("libraries: only those asked for are open; package-less contexts refuse modules", async () => {
   const lua = new Context({ libraries: ["string"] });
   try {

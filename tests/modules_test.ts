@@ -397,6 +397,25 @@ Deno.test("a runtime error while a module loads propagates with the module's fil
   match(r.stderr, /app\/main\.lua:5: in main chunk/);
 });
 
+Deno.test("import needs no debug library, and places its errors at the calling chunk's line whatever the chunk", async () => {
+  const dir = await project({
+    "app/main.lua": `debug = nil\nprint(import("helper"))\n` +
+      `local plugin = load("local x = 1\\nimport('missing')", "=plugin")\nprint((select(2, pcall(plugin))))\n` +
+      `local unnamed = load("local x = 1\\nimport('missing')")\nprint((select(2, pcall(unnamed))))\n`,
+    "app/helper.lua": `return "helper beside the script"`,
+  });
+  // A chunk that is not a file searches from the working directory first.
+  const searched = " import: module 'missing' not found; searched:\n\tmissing.lua\n\tmissing/init.lua\n" +
+    "\tapp/missing.lua\n\tapp/missing/init.lua\n\tmodules/missing.lua\n\tmodules/missing/init.lua\n" +
+    "\tapp/modules/missing.lua\n\tapp/modules/missing/init.lua\n";
+  assertPrinted(
+    await runMain(dir),
+    "helper beside the script\n" + "plugin:2:" + searched + `[string "local x = 1..."]:2:` + searched,
+  );
+  const repl = await solvm(["-i"], { cwd: dir, stdin: `local m = import("missing")\n` });
+  ok(repl.stderr.startsWith("stdin:1: import: module 'missing' not found; searched:\n\tmissing.lua\n"), repl.stderr);
+});
+
 Deno.test("import with a non-string argument: bad argument #1", async () => {
   const dir = await project({
     "app/main.lua": `print(pcall(import, 5))\nprint(pcall(import))\nprint(pcall(import, {}))\nimport(42)\n`,
