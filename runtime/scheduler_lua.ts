@@ -215,6 +215,21 @@ local function refused_start(co, nargs)
   return string_format("cannot pass %d values (no room for them on Lua's stack)", nargs)
 end
 
+-- Lua gives every C function this many free stack slots (LUA_MINSTACK): unpack of no more values never needs memory.
+local ROOM_ON_CALL = 20
+
+local function resume_unpacked(co, args)
+  return co_resume(co, unpack(args, 1, args.n))
+end
+
+-- co_resume(co, the values in args) for more values than ROOM_ON_CALL: unpack may find no room for them (memory)
+-- before co_resume could refuse. co is then left suspended, and fails as refused_start says.
+local function start_with(co, args)
+  local unpacked, ok, r1, r2, r3 = pcall(resume_unpacked, co, args)
+  if unpacked then return ok, r1, r2, r3 end
+  return false
+end
+
 -- After a resume that did not end g: parks it for the host operation it
 -- yielded (JavaScript wakes it), or queues it again after a bare yield.
 local function suspended(g, r1, r2, r3)
@@ -289,7 +304,11 @@ local function run()
     local args = g.args
     if args then
       g.args = nil
-      ok, r1, r2, r3 = co_resume(g.co, unpack(args, 1, args.n))
+      if args.n <= ROOM_ON_CALL then
+        ok, r1, r2, r3 = co_resume(g.co, unpack(args, 1, args.n))
+      else
+        ok, r1, r2, r3 = start_with(g.co, args)
+      end
       if not ok and co_status(g.co) == "suspended" then r1 = refused_start(g.co, args.n) end
     elseif g.b ~= nil then
       local a, b = g.a, g.b

@@ -527,6 +527,24 @@ Deno.test("under maxMemory a call whose arguments find no room on the goroutine'
   }
 });
 
+Deno.test("under maxMemory a goroutine whose arguments find no room on the scheduler's stack fails alone; the context goes on", async () => {
+  const lua = new Context({ maxMemory: 10 * 1024 * 1024 });
+  try {
+    // go() packed them; unpacking them to start the goroutine failed inside the scheduler, which every later call hit.
+    const started = await lua.execute(`
+      local t = {} for i = 1, 100000 do t[i] = i end
+      local failed
+      on_error(function(e) failed = e end)
+      local ok = pcall(go, function(...) end, table.unpack(t))
+      wait()
+      return { ok, failed }`);
+    deepStrictEqual(started, [true, "cannot pass 100000 values (no room for them on Lua's stack)"]);
+    strictEqual(await lua.execute("return 1 + 1"), 2);
+  } finally {
+    lua.close();
+  }
+});
+
 Deno.test("calls ended where they wait on a quiet channel (time limit, signal, deadlock) leave nothing queued on it", async () => {
   const lua = new Context();
   try {
