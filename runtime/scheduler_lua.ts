@@ -215,8 +215,9 @@ local function refused_start(co, nargs)
   return string_format("cannot pass %d values (no room for them on Lua's stack)", nargs)
 end
 
--- Lua gives every C function this many free stack slots (LUA_MINSTACK): unpack of no more values never needs memory.
-local ROOM_ON_CALL = 20
+-- Lua gives every C function 20 free stack slots (LUA_MINSTACK), and lua_checkstack wants one more than it asks
+-- for: unpack of no more values than this never needs memory.
+local ROOM_ON_CALL = 19
 
 local function resume_unpacked(co, args)
   return co_resume(co, unpack(args, 1, args.n))
