@@ -70,9 +70,12 @@ function matches(kind: AccessKind, entry: string, target: string): boolean {
     case "read":
     case "write":
       return entry === "/" || target === entry || target.startsWith(`${entry}/`);
-    case "net":
-      // "host" denies every port of host; "host:port" that port only.
-      return target === entry || target.replace(/:\d+$/, "") === entry;
+    case "net": {
+      // "host" denies every port of host; "host:port" that port only. Host names compare in any case, with or
+      // without the root's dot.
+      const [name, denied] = [target, entry].map((t) => t.toLowerCase().replace(/\.(?=:\d+$|$)/, ""));
+      return name === denied || name.replace(/:\d+$/, "") === denied;
+    }
     case "env":
       return entry.endsWith("*") ? target.startsWith(entry.slice(0, -1)) : target === entry;
     case "run":

@@ -84,19 +84,59 @@ export function hostPort(host: string, port: number): string {
 }
 
 /**
- * Under a `--deny-net` list, refuses `host`:`port` also when an address
- * `host` resolves to is denied (`localhost` reaches a denied `127.0.0.1`).
- * A name that does not resolve is left to the connection, which fails.
+ * The spellings a connection to `address` (as the resolver gave it) may be
+ * denied under: itself, its canonical IPv6 form, the IPv4 address of an
+ * IPv4-mapped one (`::ffff:127.0.0.1`), and the loopback address that the
+ * unspecified one (`0.0.0.0`, `::`) reaches on Linux.
+ *
+ * ```ts
+ * import { deepStrictEqual } from "node:assert";
+ * import { deniableSpellings } from "./dns.ts";
+ * deepStrictEqual(deniableSpellings("::ffff:0.0.0.0"), ["::ffff:0.0.0.0", "::ffff:0:0", "0.0.0.0", "127.0.0.1"]);
+ * ```
  */
-export async function checkResolvedNet(host: string, port: number): Promise<void> {
-  if (!hasDenyList("net") || ipVersion(host)) return;
+export function deniableSpellings(address: string): string[] {
+  const spellings = [address];
+  if (ipVersion(address) === 6) {
+    const canonical = new URL(`http://[${address}]/`).hostname.slice(1, -1);
+    spellings.push(canonical);
+    const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
+    if (mapped) {
+      const [high, low] = [parseInt(mapped[1], 16), parseInt(mapped[2], 16)];
+      spellings.push([high >> 8, high & 255, low >> 8, low & 255].join("."));
+    }
+  }
+  const last = spellings.at(-1);
+  if (last === "0.0.0.0") spellings.push("127.0.0.1");
+  else if (last === "::") spellings.push("::1");
+  return [...new Set(spellings)];
+}
+
+/**
+ * The one `--deny-net` check of every connection, before Deno is asked:
+ * refuses `host`:`port` when a list names the host (in any case), or any
+ * spelling of an address the system resolves it to (see
+ * {@linkcode deniableSpellings}); IP literals are resolved too, as the system
+ * reads `127.000.000.001`. A name that does not resolve is left to the
+ * connection, which fails.
+ *
+ * ```ts
+ * import { checkNetAccess } from "./dns.ts";
+ * await checkNetAccess("localhost", 80); // nothing is denied by default
+ * ```
+ */
+export async function checkNetAccess(host: string, port: number): Promise<void> {
+  checkAccess("net", hostPort(host, port));
+  if (!hasDenyList("net")) return;
   let addresses: LookupAddress[];
   try {
     addresses = await lookupAll(host);
   } catch {
     return;
   }
-  for (const { address } of addresses) checkAccess("net", hostPort(address, port));
+  for (const { address } of addresses) {
+    for (const spelling of deniableSpellings(address)) checkAccess("net", hostPort(spelling, port));
+  }
 }
 
 /** Every address of `host` from the system's resolver, IPv4 first; fails with a {@linkcode SoftFailure}. */

@@ -29,9 +29,9 @@ import {
 import { LUA_TNIL, LUA_TNUMBER, LUA_TSTRING, type LuaState } from "../runtime/lua.ts";
 import type { LuaVM } from "../runtime/state.ts";
 import { headersMetatable } from "./_headers.ts";
-import { accessReason, checkAccess, hasDenyList, isPermissionError } from "./_permissions.ts";
+import { accessReason, isPermissionError } from "./_permissions.ts";
 import { after } from "../runtime/_timer.ts";
-import { checkResolvedNet } from "./dns.ts";
+import { checkNetAccess } from "./dns.ts";
 
 /** Seconds a request (or a `tcp_connect`) may take when the call gives no `timeout`. */
 export const DEFAULT_TIMEOUT = 30;
@@ -230,6 +230,74 @@ function withoutBodyHeaders(headers: Headers): Headers {
   return kept;
 }
 
+/** One hop of a request: `url` is where it is, and where it failed when it fails. */
+export interface Hop {
+  url: string;
+  method: string;
+  body?: Uint8Array<ArrayBuffer>;
+  headers: Headers;
+}
+
+/** Redirects that are not followed: too many, or to a URL that is not http or https. */
+export class RedirectFailure extends Error {}
+
+/**
+ * fetch of `hop`, following redirects as fetch does, with each hop checked
+ * by {@linkcode checkNetAccess} before it is asked (fetch's "follow" mode
+ * would reach a denied host, and drops the body of a 3xx without
+ * Location); `hop` is updated as it goes. The body is left to the caller.
+ *
+ * ```ts
+ * import { fetchFollowing, type Hop } from "./http_client.ts";
+ * const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => new Response("hi"));
+ * const hop: Hop = { url: `http://127.0.0.1:${server.addr.port}/`, method: "GET", headers: new Headers() };
+ * await (await fetchFollowing(hop, AbortSignal.timeout(5000))).text();
+ * await server.shutdown();
+ * ```
+ */
+export async function fetchFollowing(
+  hop: Hop,
+  signal: AbortSignal,
+  clientFor: (headers: Headers) => Deno.HttpClient | undefined = () => undefined,
+): Promise<Response> {
+  for (let count = 0;; count++) {
+    await checkNetAccess(new URL(hop.url).hostname.replace(/^\[|\]$/g, ""), netPort(hop.url));
+    const { url, method, body, headers } = hop;
+    const response = await fetch(url, {
+      method,
+      headers,
+      body,
+      client: clientFor(headers),
+      signal,
+      redirect: "manual",
+    });
+    const location = REDIRECTS.has(response.status) ? response.headers.get("location") : null;
+    // An empty Location is none, as Go reads it: followed, it would name this URL again.
+    if (!location) return response;
+    await response.body?.cancel();
+    if (count === MAX_REDIRECTS) throw new RedirectFailure(`more than ${MAX_REDIRECTS} redirects`);
+    const next = new URL(locationText(location), url);
+    if (next.protocol !== "http:" && next.protocol !== "https:") { // as fetch: a file: or data: target is refused
+      throw new RedirectFailure(`redirected to ${next.href}, which is not http or https`);
+    }
+    // As fetch does: 303 (and 301/302 after a POST) turn into a GET without a body.
+    if (
+      (response.status === 303 && method !== "HEAD" && method !== "GET") ||
+      (response.status <= 302 && method === "POST")
+    ) {
+      hop.method = "GET";
+      hop.body = undefined;
+      hop.headers = withoutBodyHeaders(hop.headers);
+    }
+    if (next.origin !== new URL(url).origin) {
+      hop.headers = new Headers(hop.headers);
+      for (const name of CREDENTIAL_HEADERS) hop.headers.delete(name);
+      hop.headers.delete("host"); // named the first server, not this one
+    }
+    hop.url = next.href;
+  }
+}
+
 /** The codings Deno's fetch decodes (measured on Deno 2.9): gzip and br, alone, in any case; not deflate nor zstd. */
 const DECODED_CODINGS = new Set(["gzip", "br"]);
 
@@ -298,70 +366,33 @@ class HttpClient {
       controller.abort();
     });
     this.#inFlight.add(controller);
-    // Redirects are followed here, not by fetch: its "follow" mode drops the body of a 3xx without Location, and
-    // under a --deny-net list each hop is checked.
-    const checkHops = hasDenyList("net");
-    let { url, method, body, headers } = call;
+    const { url, method, body, headers } = call;
+    const hop: Hop = { url, method, body, headers };
     try {
-      for (let hop = 0;; hop++) {
-        checkAccess("net", netTarget(url));
-        if (checkHops) await checkResolvedNet(new URL(url).hostname.replace(/^\[|\]$/g, ""), netPort(url));
-        const client = headers.has("host")
-          ? this.#hostClient ??= Deno.createHttpClient({ allowHost: true })
-          : undefined;
-        const response = await fetch(url, {
-          method,
-          headers,
-          body,
-          client,
-          signal: controller.signal,
-          redirect: "manual",
-        });
-        const location = REDIRECTS.has(response.status) ? response.headers.get("location") : null;
-        if (!location) { // an empty Location is none, as Go reads it: followed, it would name this URL again
-          const received = new Uint8Array(await response.arrayBuffer());
-          return {
-            status: response.status,
-            body: received,
-            headers: decodedHeaders(response.headers, headers),
-            url: response.url,
-          };
-        }
-        await response.body?.cancel();
-        if (hop === MAX_REDIRECTS) {
-          return `${call.fname}: request to ${call.url} failed: more than ${MAX_REDIRECTS} redirects`;
-        }
-        const next = new URL(locationText(location), url);
-        if (next.protocol !== "http:" && next.protocol !== "https:") { // as fetch: a file: or data: target is refused
-          return `${call.fname}: request to ${call.url} failed: redirected to ${next.href}, which is not http or https`;
-        }
-        // As fetch does: 303 (and 301/302 after a POST) turn into a GET without a body.
-        if (
-          (response.status === 303 && method !== "HEAD" && method !== "GET") ||
-          (response.status <= 302 && method === "POST")
-        ) {
-          method = "GET";
-          body = undefined;
-          headers = withoutBodyHeaders(headers);
-        }
-        if (next.origin !== new URL(url).origin) {
-          headers = new Headers(headers);
-          for (const name of CREDENTIAL_HEADERS) headers.delete(name);
-          headers.delete("host"); // named the first server, not this one
-        }
-        url = next.href;
-      }
+      const response = await fetchFollowing(
+        hop,
+        controller.signal,
+        (headers) => headers.has("host") ? this.#hostClient ??= Deno.createHttpClient({ allowHost: true }) : undefined,
+      );
+      const received = new Uint8Array(await response.arrayBuffer());
+      return {
+        status: response.status,
+        body: received,
+        headers: decodedHeaders(response.headers, hop.headers),
+        url: response.url,
+      };
     } catch (e) {
+      if (e instanceof RedirectFailure) return `${call.fname}: request to ${call.url} failed: ${e.message}`;
       // fetch refuses the browsers' "bad ports" before it connects, with no way around it (see README, Known limits).
       const blocked = e instanceof TypeError && /Requests to port (\d+) are blocked/.exec(e.message);
       if (blocked) {
-        return `${call.fname}: cannot request ${url}: Deno refuses HTTP requests to port ${blocked[1]}, ` +
+        return `${call.fname}: cannot request ${hop.url}: Deno refuses HTTP requests to port ${blocked[1]}, ` +
           "which browsers block (tcp_connect still reaches it)";
       }
-      if (url !== call.url && isPermissionError(e)) {
-        return `${call.fname}: cannot follow the redirect to ${url}: ${accessReason(e, "net", netTarget(url))}`;
+      if (hop.url !== call.url && isPermissionError(e)) {
+        return `${call.fname}: cannot follow the redirect to ${hop.url}: ${accessReason(e, "net", netTarget(hop.url))}`;
       }
-      return describeFailure(call, url, e, timedOut);
+      return describeFailure(call, hop.url, e, timedOut);
     } finally {
       stopTimer();
       this.#inFlight.delete(controller);

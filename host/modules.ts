@@ -19,6 +19,7 @@ import {
 } from "../runtime/state.ts";
 import { fileErrorReason } from "./filesystem.ts";
 import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
+import { fetchFollowing, type Hop } from "./http_client.ts";
 
 /** How long a remote module may take to arrive. */
 const FETCH_TIMEOUT_MS = 30_000;
@@ -247,14 +248,14 @@ async function readModule(path: string, shown: string, context: RunContext): Pro
 
 async function fetchModule(url: string): Promise<Uint8Array> {
   let response: Response;
-  const parsed = new URL(url);
-  const target = `${parsed.hostname}:${parsed.port || (parsed.protocol === "https:" ? 443 : 80)}`;
+  const hop: Hop = { url, method: "GET", headers: new Headers() };
   try {
-    checkAccess("net", target);
-    response = await fetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
+    response = await fetchFollowing(hop, AbortSignal.timeout(FETCH_TIMEOUT_MS));
   } catch (e) {
+    const parsed = new URL(hop.url);
+    const target = `${parsed.hostname}:${parsed.port || (parsed.protocol === "https:" ? 443 : 80)}`;
     const reason = isPermissionError(e) ? accessReason(e, "net", target) : e instanceof Error ? e.message : String(e);
-    throw new Error(`import: cannot fetch ${url}: ${reason}`);
+    throw new Error(`import: cannot fetch ${hop.url === url ? url : `${url} (redirected to ${hop.url})`}: ${reason}`);
   }
   if (!response.ok) {
     await response.body?.cancel();

@@ -49,7 +49,7 @@ import type { CancellableWait, Engine, Pusher } from "../runtime/engine.ts";
 import type { Family } from "../runtime/family.ts";
 import { argError, checkBytes, checkPort, checkString, isNone } from "../runtime/args.ts";
 import { LUA_TNUMBER, LUA_TSTRING, type LuaState } from "../runtime/lua.ts";
-import { checkResolvedNet, hostPort, ipVersion, lookupAddress, pushFailure, SoftFailure } from "./dns.ts";
+import { checkNetAccess, hostPort, ipVersion, lookupAddress, pushFailure, SoftFailure } from "./dns.ts";
 import { accessReason, checkAccess, isPermissionError, notePort } from "./_permissions.ts";
 import { lettingGo, listenAgainIfLetGo, outOfDescriptors, SHORTAGE_RETRY_MS } from "./_ports.ts";
 import { delay } from "./core.ts";
@@ -388,8 +388,7 @@ class SocketTable {
         timedOut ? `connection to ${hostPort(host, port)} timed out after ${timeout}s` : connectReason(e, host, port),
       );
     const wait = (async () => {
-      checkAccess("net", hostPort(host, port));
-      await checkResolvedNet(host, port);
+      await checkNetAccess(host, port);
       return await Deno.connect({ hostname: host, port, transport: "tcp", signal: controller.signal });
     })().then((conn) => {
       if (!controller.signal.aborted && !this.#closed) {
@@ -575,6 +574,12 @@ class SocketTable {
     const port = checkPort(this.engine.vm, L, at + 1, fname, 1);
     const bytes = checkBytes(vm, L, at + 2, fname);
     const send = async () => {
+      try {
+        await checkNetAccess(host, port);
+      } catch (e) {
+        if (!isPermissionError(e)) throw e;
+        throw new SoftFailure(accessReason(e, "net", hostPort(host, port)));
+      }
       const address = await lookupAddress(host);
       this.#checkNet([...binds(address), hostPort(address, port)]);
       const socket = await socketFor(address);

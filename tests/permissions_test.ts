@@ -433,3 +433,49 @@ print(http_get(base .. "/to-file"))
     await Promise.all([denied.shutdown(), allowed.shutdown()]);
   }
 });
+
+Deno.test("--deny-net refuses every spelling of a denied address, a name in any case, and import's names and hops", async () => {
+  let deniedHits = 0;
+  const denied = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+    deniedHits++;
+    return new Response('return "secret"');
+  });
+  const allowed = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () => new Response(null, { status: 302, headers: { location: `http://127.0.0.1:${denied.addr.port}/m.lua` } }),
+  );
+  try {
+    const [P, Q] = [denied.addr.port, allowed.addr.port];
+    const dir = await tempFiles({
+      "spellings.lua": `local P, Q = ${P}, ${Q}
+for _, host in ipairs{ "0.0.0.0", "::ffff:127.0.0.1", "127.000.000.001" } do
+  print(select(2, tcp_connect(host, P)))
+end
+print(select(2, http_get("http://0.0.0.0:" .. P .. "/")))
+print(select(2, http_get("http://[::ffff:127.0.0.1]:" .. P .. "/")))
+print(select(2, udp_sendto("0.0.0.0", P, "x")))
+print(select(2, tcp_connect("LOCALHOST", Q)))
+print(select(2, pcall(import, "http://localhost:" .. P .. "/m.lua")))
+print(select(2, pcall(import, "http://127.0.0.1:" .. Q .. "/hop.lua")))`,
+    });
+    const r = await solvm([`--deny-net=127.0.0.1:${P},localhost:${Q}`, `${dir}/spellings.lua`]);
+    strictEqual(r.stderr, "");
+    const refused = (target: string, entry: string) =>
+      `permission denied: net access to "${target}" (denied by --deny-net=${entry})`;
+    const denial = refused(`127.0.0.1:${P}`, `127.0.0.1:${P}`);
+    const at = (line: number) => `${dir}/spellings.lua:${line}: import: cannot fetch`;
+    strictEqual(
+      r.stdout,
+      `${denial}\n${denial}\n${denial}\n` +
+        `http_get: cannot connect to http://0.0.0.0:${P}/: ${denial}\n` +
+        `http_get: cannot connect to http://[::ffff:127.0.0.1]:${P}/: ${denial}\n` +
+        `${denial}\n` +
+        `${refused(`LOCALHOST:${Q}`, `localhost:${Q}`)}\n` +
+        `${at(9)} http://localhost:${P}/m.lua: ${denial}\n` +
+        `${at(10)} http://127.0.0.1:${Q}/hop.lua (redirected to http://127.0.0.1:${P}/m.lua): ${denial}\n`,
+    );
+    strictEqual(deniedHits, 0, "the denied server was reached");
+  } finally {
+    await Promise.all([denied.shutdown(), allowed.shutdown()]);
+  }
+});
