@@ -104,6 +104,30 @@ export function checkAccess(kind: AccessKind, target: string): void {
 }
 
 /**
+ * Refuses `kind` access to the whole tree at `path`, as a rename moves or
+ * replaces it: also when a `--deny-<kind>` entry lies inside it, which the
+ * rename would give a new name (where no entry names it) or replace.
+ *
+ * ```ts
+ * import { ok } from "node:assert";
+ * import { checkTree, setDenied } from "./_permissions.ts";
+ * setDenied({ read: ["/box/data/secret.txt"] });
+ * let refused = false;
+ * try { checkTree("read", "/box"); } catch { refused = true; }
+ * ok(refused);
+ * setDenied({});
+ * ```
+ */
+export function checkTree(kind: "read" | "write", path: string): void {
+  checkAccess(kind, path);
+  const entries = denied[kind];
+  if (!entries || entries === true) return;
+  const subject = absolute(path);
+  const entry = entries.find((e) => e.startsWith(subject === "/" ? "/" : `${subject}/`));
+  if (entry !== undefined) throw new AccessDenied(kind, path, entry);
+}
+
+/**
  * True when a `--deny-<kind>` list is in force.
  *
  * ```ts

@@ -17,7 +17,7 @@ import {
   O_TRUNC,
   O_WRONLY,
 } from "../runtime/lua.ts";
-import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
+import { accessReason, checkAccess, checkTree, isPermissionError } from "./_permissions.ts";
 
 // Reasons of the file accesses refused since the last takeDenials(): the C library
 // can only say "Permission denied", so the io/os wrappers (host/files.ts) add them.
@@ -167,10 +167,11 @@ export function denoFileSystem(): LuaSystem {
     rename: (from, to) =>
       attempt(
         () => {
-          // Deno's rename needs read access to the source too: else a denied file could be moved somewhere readable.
-          checkAccess("read", from);
-          checkAccess("write", from);
-          checkAccess("write", to);
+          // Both trees move or are replaced, with every denied entry inside them: each must be free to read and write.
+          checkTree("read", from);
+          checkTree("write", from);
+          checkTree("write", to);
+          checkTree("read", to);
           Deno.renameSync(from, to);
           return 0;
         },

@@ -210,6 +210,34 @@ end`,
   strictEqual(await Deno.readTextFile(`${dir}/secret/s.txt`), "s");
 });
 
+Deno.test("--deny-read and --deny-write refuse renaming a folder that holds a denied path, or onto one", async () => {
+  const dir = await tempFiles({});
+  await Deno.mkdir(`${dir}/data`);
+  await Deno.mkdir(`${dir}/spare`);
+  await Deno.writeTextFile(`${dir}/data/secret.txt`, "top secret");
+  await Deno.writeTextFile(`${dir}/data/protected.txt`, "kept");
+  await Deno.writeTextFile(
+    `${dir}/moves.lua`,
+    `print(os.rename("data", "moved"))
+print(os.rename(".", "../elsewhere"))
+print(os.rename("spare", "data"))
+print(pcall(read_file, "moved/secret.txt"))`,
+  );
+  const r = await solvm([`--deny-read=${dir}/data/secret.txt`, `--deny-write=${dir}/data/protected.txt`, "moves.lua"], {
+    cwd: dir,
+  });
+  strictEqual(r.stderr, "");
+  const refused = (kind: string, path: string, entry: string) =>
+    `nil\tpermission denied: ${kind} access to "${path}" (denied by --deny-${kind}=${dir}/data/${entry})\t13\n`;
+  strictEqual(
+    r.stdout,
+    refused("read", "data", "secret.txt") + refused("read", ".", "secret.txt") +
+      refused("write", "data", "protected.txt") +
+      `false\tread_file: cannot read "moved/secret.txt": no such file or directory\n`,
+  );
+  strictEqual(await Deno.readTextFile(`${dir}/data/protected.txt`), "kept");
+});
+
 Deno.test("a bare --deny-<kind> refuses the whole kind; --deny-* narrows an --allow-* list", async () => {
   const dir = await tempFiles({ "a.txt": "a", "b.txt": "b" });
   await Deno.writeTextFile(
