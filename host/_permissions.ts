@@ -200,6 +200,10 @@ export function accessReason(e: unknown, kind: AccessKind, target: string): stri
   // Deno names the access it refused, which may be another kind than the call's (a rename needs read too).
   const named = e instanceof Error ? /Requires (\w+) access to "([^"]+)"/.exec(e.message) : null;
   const [refused, subject] = named && (named[1] !== kind || kind === "net") ? [named[1], named[2]] : [kind, target];
+  // Deno gives some paths (/dev/stdin, /proc/self/...) only to a run with every permission: there is no list to name.
+  if (refused === "all") {
+    return `permission denied: ${kind} access to "${subject}" needs all permissions (run with -A alone, or no flag)`;
+  }
   // No flag can name port 0 or a port the system picked for a listener: its clients need the host's every port (once).
   const hostAlone = (t: string) => t.replace(/:(\d+)$/, (all, port) => port === "0" || picked.has(+port) ? "" : all);
   const grant = refused === "net" ? [...new Set(subject.split(",").map(hostAlone))].join(",") : subject;

@@ -4,7 +4,7 @@
  * host/filesystem.ts. Every test works in its own temporary folder and
  * removes it at the end.
  */
-import { deepStrictEqual, ok, strictEqual } from "node:assert";
+import { deepStrictEqual, match, ok, strictEqual } from "node:assert";
 import { runLua, sleep, solvm, solvmUnder } from "./_helpers.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -796,6 +796,13 @@ print(read_file("/proc/self/status"):match("^Name:") ~= nil)`,
       strictEqual(r.stderr, "", flags.join(" "));
       strictEqual(r.stdout, "typed\ntrue\n", flags.join(" "));
     }
+    // Confined, the refusal says what would grant it: no --allow-* list can.
+    const confined = await solvm(["--allow-read", `${dir}/special.lua`], { stdin: "typed\n" });
+    strictEqual(confined.code, 1);
+    match(
+      confined.stderr,
+      /^\S+special\.lua:1: \/dev\/stdin: permission denied: read access to "\/dev\/stdin" needs all permissions \(run with -A alone, or no flag\)\n/,
+    );
   }));
 
 Deno.test("stdin formats as lua5.4 reads them: numbers, counts, lines, *-formats, bad formats, inside a C call", () =>
