@@ -99,8 +99,11 @@ local function message_of(err)
   if t == "number" then return tostring(err) end  -- as lua.c reports error(12)
   local mt = getmetatable(err)
   if mt and rawget(mt, "__tostring") then
-    local ok, text = pcall(tostring, err)
-    if ok and type(text) == "string" then return text end
+    -- On a coroutine of its own, which inherits the count hook: a call's limits stop the script's __tostring there.
+    local ok, co = pcall(co_create, tostring)
+    local text
+    if ok then ok, text = co_resume(co, err) end
+    if ok and type(text) == "string" and co_status(co) == "dead" then return text end
     return "(error object is a " .. t .. " value whose __tostring failed)"
   end
   return "(error object is a " .. t .. " value)"

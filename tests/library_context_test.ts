@@ -20,6 +20,33 @@ Deno.test("maxInstructions stops a loop that never ends; pcall cannot catch it",
   }
 });
 
+Deno.test("an error object's __tostring runs under the call's limits: one that loops cannot outlast them", async () => {
+  // Finite but far past both limits: unbounded, it would end with its own text.
+  const source = `error(setmetatable({}, { __tostring = function() ` +
+    `local i = 0 while i < 3e7 do i = i + 1 end return "slow" end }))`;
+  const lua = new Context({ maxInstructions: 100_000 });
+  try {
+    await failure(lua.execute(source), LuaError, LIMIT_MESSAGE);
+    await failure(
+      lua.execute(`error(setmetatable({}, { __tostring = function() return "fine" end }))`),
+      LuaError,
+      "fine",
+    );
+  } finally {
+    lua.close();
+  }
+  const clocked = new Context({ timeout: 100 });
+  try {
+    const { ms } = await timed(() =>
+      failure(clocked.execute(source), Error, "timeout: the call ran longer than 100 ms")
+    );
+    ok(ms < 1000, `the __tostring stopped after ${ms} ms`);
+    strictEqual(await clocked.execute("return 'next call'"), "next call");
+  } finally {
+    clocked.close();
+  }
+});
+
 Deno.test("maxInstructions counts each call afresh", async () => {
   const lua = new Context({ maxInstructions: 100_000 });
   try {
