@@ -233,9 +233,9 @@ export class Context {
    * once: the result, or a Promise when the call waits. Throws at once.
    */
   invoke(name: string, options: CallOptions | undefined, args: unknown[], since?: number): unknown {
-    return this.#callWith(options, since, (T) => {
+    return this.#callWith(options, since, (T, limit) => {
       const api = this.engine.vm.api;
-      if (this.#pushGlobal(T, name) !== LUA_TFUNCTION) {
+      if (this.#pushGlobal(T, name, limit) !== LUA_TFUNCTION) {
         api.lua_settop(T, -2);
         throw new LuaError(`no function '${name}' to call (the script defines no global function ${name})`);
       }
@@ -260,8 +260,15 @@ export class Context {
     if (error !== undefined) throw new LuaError(error);
   }
 
-  /** The engine call behind `execute` and `call`, with limits armed and cleared; its time counts from `since` (default now). */
-  #callWith(given: CallOptions | undefined, since: number | undefined, pushCall: (T: number) => number): unknown {
+  /**
+   * The engine call behind `execute` and `call`, with limits armed and cleared; its time counts from `since` (default
+   * now). `pushCall` is given the call's time limit, for the Lua it may run itself (a metamethod of `_G`).
+   */
+  #callWith(
+    given: CallOptions | undefined,
+    since: number | undefined,
+    pushCall: (T: number, limit: CallLimit | undefined) => number,
+  ): unknown {
     const engine = this.#open();
     const options = callOptions(given);
     const timeout = options.timeout ?? this.#options.timeout;
@@ -270,12 +277,16 @@ export class Context {
     const deadline = timeout === undefined ? Infinity : (since ?? performance.now()) + timeout;
     if (deadline <= performance.now()) throw new Error(timeoutMessage(timeout!)); // spent waiting for an engine
     engine.resetInstructionCount();
+    const pushWithin = (T: number) =>
+      pushCall(T, timeout === undefined ? undefined : { at: deadline, message: timeoutMessage(timeout) });
     if (timeout === undefined && options.signal === undefined) {
       // The hot path of Script.run: nothing to arm, nothing to clear.
       let result: unknown;
       try {
         // Beside calls that have a limit, one without has its own, so that theirs never stops it.
-        result = engine.call(pushCall, this.#values.reader, { limit: this.#limits.size > 0 ? NO_LIMIT : undefined });
+        result = engine.call(pushWithin, this.#values.reader, {
+          limit: this.#limits.size > 0 ? NO_LIMIT : undefined,
+        });
       } catch (e) {
         throw flushedFailure(engine, e);
       }
@@ -308,7 +319,7 @@ export class Context {
     };
     let result: unknown;
     try {
-      result = engine.call(pushCall, this.#values.reader, {
+      result = engine.call(pushWithin, this.#values.reader, {
         stopWaiting: stopWaiting.signal,
         limit,
         released: release,
@@ -334,9 +345,10 @@ export class Context {
   /**
    * Pushes global `name` on `L` and returns its type. Only a metatable on
    * `_G` runs Lua here (a strict `_G`'s `__index` raises): then the lookup
-   * is protected, so its error is thrown as a LuaError, not a panic.
+   * is protected, so its error is thrown as a LuaError, not a panic, and
+   * bound by `limit` and `maxInstructions` (past them it throws CallStopped).
    */
-  #pushGlobal(L: LuaState, name: string): number {
+  #pushGlobal(L: LuaState, name: string, limit: CallLimit | undefined): number {
     const { vm } = this.engine;
     const api = vm.api;
     api.lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
@@ -344,7 +356,13 @@ export class Context {
     api.lua_settop(L, plain ? -2 : -3);
     return plain
       ? api.lua_getglobal(L, vm.cstr(name))
-      : vm.protect(L, 0, 1, (L) => api.lua_getglobal(L, vm.cstr(name)));
+      : this.engine.protectWithin(L, limit, 0, 1, (L) => api.lua_getglobal(L, vm.cstr(name)));
+  }
+
+  /** The time limit of a `getGlobal` or `setGlobal` that starts now: the context's `timeout`, as a call's. */
+  #ownLimit(): CallLimit | undefined {
+    const timeout = this.#options.timeout;
+    return timeout === undefined ? undefined : { at: performance.now() + timeout, message: timeoutMessage(timeout) };
   }
 
   /**
@@ -360,15 +378,26 @@ export class Context {
       vm.api.lua_settop(L, top); // a value refused halfway leaves the tables built so far
       throw e;
     }
-    // Protected: _G's __newindex may raise, and a new global may need memory.
-    vm.protect(L, 1, 0, (L) => vm.api.lua_setglobal(L, vm.cstr(name)));
+    // Protected: _G's __newindex may raise, and a new global may need memory; it runs under the context's limits.
+    try {
+      this.engine.protectWithin(L, this.#ownLimit(), 1, 0, (L) => vm.api.lua_setglobal(L, vm.cstr(name)));
+    } catch (e) {
+      throw explain(e);
+    }
   }
 
-  /** The value of global `name`; an error `_G`'s `__index` raises is thrown as a LuaError. */
+  /**
+   * The value of global `name`; an error `_G`'s `__index` raises is thrown as a LuaError, and one that runs past the
+   * context's `timeout` or `maxInstructions` is stopped with their error.
+   */
   getGlobal(name: string): unknown {
     const { vm, L } = this.#open();
     const top = vm.api.lua_gettop(L);
-    this.#pushGlobal(L, name);
+    try {
+      this.#pushGlobal(L, name, this.#ownLimit());
+    } catch (e) {
+      throw explain(e);
+    }
     try {
       return this.#values.read(L, -1);
     } finally {

@@ -300,6 +300,7 @@ interface TopLevelLimit {
   at: number;
   message: string;
   hit?: { hook: number; mask: number; step: number };
+  outcome?: Extract<Outcome, { status: "error" | "timeout" }>;
 }
 
 /** The least memory an engine may be given: its own start-up needs about a fifth of it. */
@@ -736,16 +737,44 @@ export class Engine {
    * instruction (no pcall can swallow it) until the top level has ended.
    */
   #checkTopLevel(top: TopLevelLimit, step: number, T: LuaState, hook: number): void {
-    let message: string | undefined;
+    let outcome: TopLevelLimit["outcome"];
     if (this.#instructionLimit > 0 && this.#instructionsUsed > this.#instructionLimit) {
-      message = `instruction limit exceeded: the script ran more than ${this.#instructionLimit} Lua instructions`;
-    } else if (performance.now() > top.at) message = top.message;
-    if (message === undefined) return;
+      const message = `instruction limit exceeded: the script ran more than ${this.#instructionLimit} Lua instructions`;
+      outcome = { status: "error", message, traceback: "" };
+    } else if (performance.now() > top.at) outcome = { status: "timeout", message: top.message };
+    if (outcome === undefined) return;
+    top.outcome ??= outcome;
     const api = this.vm.api;
     if (T === this.L) top.hit ??= { hook, mask: api.lua_gethookmask(T), step };
     api.lua_sethook(T, hook, api.lua_gethookmask(T) | LUA_MASKCOUNT, 1);
-    this.vm.pushString(T, message);
+    this.vm.pushString(T, outcome.message);
     api.lua_error(T);
+  }
+
+  /**
+   * {@linkcode LuaVM.protect} from outside any call: the Lua `body` runs (a
+   * metamethod the script set on `_G`) is bound by `limit` and the
+   * instruction limit (counted afresh), as a top level is; one it hits is
+   * thrown as a {@linkcode CallStopped}.
+   */
+  protectWithin<R>(
+    L: LuaState,
+    limit: CallLimit | undefined,
+    nargs: number,
+    nresults: number,
+    body: (L: LuaState) => R,
+  ): R {
+    if (!this.#counting || this.#inPump || this.#topLevel) return this.vm.protect(L, nargs, nresults, body);
+    const top: TopLevelLimit = { at: limit?.at ?? Infinity, message: limit?.message ?? "" };
+    this.#topLevel = top;
+    this.#instructionsUsed = 0;
+    try {
+      return this.vm.protect(L, nargs, nresults, body, true); // protect puts L's own hook back
+    } catch (e) {
+      throw top.outcome ? new CallStopped(top.outcome) : e;
+    } finally {
+      this.#topLevel = undefined;
+    }
   }
 
   #startedByCall(T: LuaState): boolean {

@@ -8,6 +8,7 @@
 import {
   LONGJMP,
   LUA_ERRMEM,
+  LUA_MASKCOUNT,
   LUA_OK,
   LUA_REGISTRYINDEX,
   LUA_TBOOLEAN,
@@ -485,7 +486,8 @@ export class LuaVM {
    * results. Returns what `body` returns; throws a Lua error as
    * {@linkcode LuaError} (running out of memory as an Error "not enough
    * memory", as passing a value in does) and a JavaScript one as itself.
-   * No hook sees the call: it is SolVM's, not the script's.
+   * No hook sees the call: it is SolVM's, not the script's; with `counted`
+   * the count hook goes on, so limits it keeps bind the Lua the call runs.
    *
    * ```ts
    * import { strictEqual } from "node:assert";
@@ -505,13 +507,13 @@ export class LuaVM {
    * vm.close();
    * ```
    */
-  protect<T>(L: LuaState, nargs: number, nresults: number, body: (L: LuaState) => T): T {
+  protect<T>(L: LuaState, nargs: number, nresults: number, body: (L: LuaState) => T, counted = false): T {
     const api = this.api;
     const outer = this.#protecting; // body may call into Lua, which may come back here
     const protecting: Protecting = { body, nresults };
     this.#protecting = protecting;
     const [hook, mask, count] = [api.lua_gethook(L), api.lua_gethookmask(L), api.lua_gethookcount(L)];
-    if (mask) api.lua_sethook(L, 0, 0, 0);
+    if (mask) api.lua_sethook(L, hook, counted ? mask & LUA_MASKCOUNT : 0, count);
     api.lua_pushcclosure(L, this.#protectedBody, 0);
     api.lua_rotate(L, -(nargs + 1), 1);
     const status = api.lua_pcallk(L, nargs, nresults, 0, 0, 0);

@@ -47,6 +47,37 @@ Deno.test("an error object's __tostring runs under the call's limits: one that l
   }
 });
 
+Deno.test("a metamethod the script set on _G runs under the context's limits for getGlobal, setGlobal and call", async () => {
+  // Finite but far past both limits: unbounded, each would end with what the metamethod gives.
+  const spin = "local i = 0 while i < 3e7 do i = i + 1 end";
+  const script = `setmetatable(_G, { __index = function(t, k) ${spin} return "slow" end, ` +
+    `__newindex = function(t, k, v) ${spin} rawset(t, k, v) end })`;
+  const lua = new Context({ maxInstructions: 100_000 });
+  try {
+    await lua.execute(script);
+    thrown(() => lua.getGlobal("config"), LuaError, LIMIT_MESSAGE);
+    thrown(() => lua.setGlobal("config", 1), LuaError, LIMIT_MESSAGE);
+    await failure(lua.call("main"), LuaError, LIMIT_MESSAGE);
+    strictEqual(await lua.execute("return rawget(_G, 'config')"), undefined);
+  } finally {
+    lua.close();
+  }
+  const clocked = new Context({ timeout: 100 });
+  try {
+    await clocked.execute(script);
+    const message = "timeout: the call ran longer than 100 ms";
+    const start = performance.now();
+    thrown(() => clocked.getGlobal("config"), Error, message);
+    const ms = performance.now() - start;
+    ok(ms < 1000, `the __index stopped after ${ms} ms`);
+    thrown(() => clocked.setGlobal("config", 1), Error, message);
+    await failure(clocked.call("main"), Error, message);
+    strictEqual(await clocked.execute("return 'next call'"), "next call");
+  } finally {
+    clocked.close();
+  }
+});
+
 Deno.test("maxInstructions counts each call afresh", async () => {
   const lua = new Context({ maxInstructions: 100_000 });
   try {
