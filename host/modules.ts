@@ -165,32 +165,42 @@ function isFile(path: string, refused: Map<string, string>): boolean {
 const IMPORT_CHUNKNAME = `${INTERNAL_CHUNK_PREFIX}import`;
 
 /**
- * `caller()`, called by import -> the source of the chunk that called import and the error level that places an
- * error at its line, found with the C API (a script may have no `debug`): the innermost frame with a line that is not
- * SolVM's, whatever its chunk (a file, a `load`ed string, the REPL's line); "", 0 when there is none; nothing when
- * import's own chunk comes first (a module tail-called import).
+ * `caller()`, called by import -> the source whose folder import searches first and the error level that places an
+ * error at the importer's line, found with the C API (a script may have no `debug`). The importer is the innermost
+ * frame with a line that is not SolVM's, whatever its chunk (a file, a `load`ed string, the REPL's line); the source
+ * is the nearest file chunk's from there on, else the importer's. "", 0 when there is none; nothing when import's own
+ * chunk comes first (a module tail-called import).
  */
 function caller(vm: LuaVM, L: LuaState): number {
   const api = vm.api;
   const ar = api.malloc(LUA_DEBUG_SIZE);
   try {
+    // The importer is the first chunk with a line; its folder is the nearest file chunk's, from the importer on: a
+    // module's load()ed string imports its neighbours.
+    let importer = 0;
+    let importerSource = "";
     for (let level = 2; api.lua_getstack(L, level, ar); level++) {
       api.lua_getinfo(L, vm.cstr("Sl"), ar);
       const record = new DataView(vm.lua.heap().buffer);
       const source = vm.cString(record.getUint32(ar + LUA_DEBUG_SOURCE, true)) ?? "";
-      if (source === IMPORT_CHUNKNAME) return 0;
+      if (source === IMPORT_CHUNKNAME) {
+        if (importer === 0) return 0;
+        break;
+      }
       // A C function (pcall) has no line: the Lua code that called it is the importer.
       if (source.startsWith(INTERNAL_CHUNK_PREFIX) || record.getInt32(ar + LUA_DEBUG_CURRENTLINE, true) <= 0) continue;
-      vm.pushString(L, source);
-      api.lua_pushinteger(L, BigInt(level));
-      return 2;
+      if (importer === 0) [importer, importerSource] = [level, source];
+      if (source.startsWith("@")) {
+        importerSource = source;
+        break;
+      }
     }
+    vm.pushString(L, importerSource);
+    api.lua_pushinteger(L, BigInt(importer));
+    return 2;
   } finally {
     api.free(ar);
   }
-  vm.pushString(L, "");
-  api.lua_pushinteger(L, 0n);
-  return 2;
 }
 
 /** `locate(name, caller_source)` -> cache key, global name, name shown in messages. */

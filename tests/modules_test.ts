@@ -401,16 +401,21 @@ Deno.test("import needs no debug library, and places its errors at the calling c
   const dir = await project({
     "app/main.lua": `debug = nil\nprint(import("helper"))\n` +
       `local plugin = load("local x = 1\\nimport('missing')", "=plugin")\nprint((select(2, pcall(plugin))))\n` +
-      `local unnamed = load("local x = 1\\nimport('missing')")\nprint((select(2, pcall(unnamed))))\n`,
+      `local unnamed = load("local x = 1\\nimport('missing')")\nprint((select(2, pcall(unnamed))))\n` +
+      `print(import("sub.mod").via_load())\n`,
     "app/helper.lua": `return "helper beside the script"`,
+    // A module's load()ed string imports the module's neighbours.
+    "app/sub/mod.lua":
+      `return { via_load = function() local m = load("local m = import('sibling') return m")() return m end }`,
+    "app/sub/sibling.lua": `return "sibling beside the module"`,
   });
-  // A chunk that is not a file searches from the working directory first.
-  const searched = " import: module 'missing' not found; searched:\n\tmissing.lua\n\tmissing/init.lua\n" +
-    "\tapp/missing.lua\n\tapp/missing/init.lua\n\tmodules/missing.lua\n\tmodules/missing/init.lua\n" +
-    "\tapp/modules/missing.lua\n\tapp/modules/missing/init.lua\n";
+  // A chunk that is not a file searches first the folder of the file whose code ran it (here main.lua's).
+  const searched = " import: module 'missing' not found; searched:\n\tapp/missing.lua\n\tapp/missing/init.lua\n" +
+    "\tmodules/missing.lua\n\tmodules/missing/init.lua\n\tapp/modules/missing.lua\n\tapp/modules/missing/init.lua\n";
   assertPrinted(
     await runMain(dir),
-    "helper beside the script\n" + "plugin:2:" + searched + `[string "local x = 1..."]:2:` + searched,
+    "helper beside the script\n" + "plugin:2:" + searched + `[string "local x = 1..."]:2:` + searched +
+      "sibling beside the module\n",
   );
   const repl = await solvm(["-i"], { cwd: dir, stdin: `local m = import("missing")\n` });
   ok(repl.stderr.startsWith("stdin:1: import: module 'missing' not found; searched:\n\tmissing.lua\n"), repl.stderr);
