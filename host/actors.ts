@@ -77,6 +77,12 @@ const NIL = 0, FALSE = 1, TRUE = 2, INTEGER = 3, BIG_INTEGER = 4, FLOAT = 5, STR
 const JSON_NULL = 9; // the same value in every state, as booleans are: json_decode's records travel as they are
 const SAFE = 2 ** 53;
 
+// What a message takes in Lua's memory, about (Lua 5.4 on wasm32): a table, a key and value pair in one, and the
+// longest string Lua keeps one copy of (LUAI_MAXSHORTLEN).
+const TABLE_COST = 56;
+const ENTRY_COST = 24;
+const MAX_SHORT_STRING = 40;
+
 /** A packed value being read. */
 interface Reader {
   bytes: Uint8Array;
@@ -90,10 +96,14 @@ interface Reader {
  * their subtype, handles travel as their actor id.
  */
 class Codec {
+  /** About what the message being packed takes in the receiver's memory, in bytes. */
+  #cost = 0;
+
   constructor(readonly engine: Engine, readonly libRef: number) {}
 
   /** Appends the value at `idx` to `out`; throws for what cannot travel. */
   pack(out: ByteWriter, L: LuaState, idx: number, path: number[] = []): void {
+    if (path.length === 0) this.#cost = 0; // a message begins
     const { vm } = this.engine;
     const api = vm.api;
     const at = api.lua_absindex(L, idx);
@@ -110,6 +120,8 @@ class Codec {
       }
       case LUA_TSTRING: {
         const bytes = vm.viewBytes(L, at);
+        // The receiver keeps one copy of each short string, and a copy per place of a long one.
+        if (bytes.length > MAX_SHORT_STRING) this.#cost += bytes.length;
         out.u8(STRING);
         out.u32(bytes.length);
         return out.raw(bytes);
@@ -149,6 +161,7 @@ class Codec {
     if (path.includes(pointer)) throw new Error("cannot send a table that contains itself (a cycle)");
     if (path.length >= MAX_DEPTH) throw new Error(`cannot send tables nested more than ${MAX_DEPTH} deep`);
     path.push(pointer);
+    this.#cost += TABLE_COST;
     out.u8(TABLE);
     const countAt = out.reserve(4);
     let count = 0;
@@ -161,12 +174,13 @@ class Codec {
         this.pack(out, L, -1, path);
         api.lua_settop(L, -2);
         count++;
+        this.#cost += ENTRY_COST;
         // A table shared in n places travels n times: { t, t } nested 30 deep would be 2^30 copies.
-        if (out.length > this.engine.memoryLimit) {
+        if (this.#cost > this.engine.memoryLimit) {
           const mib = Math.round(this.engine.memoryLimit / 2 ** 20);
           throw new Error(
-            `cannot send a message of more than ${mib} MiB, the memory this Lua state may use (a table that appears ` +
-              "in several places travels once for each)",
+            `cannot send a message that would take more than ${mib} MiB, the memory this Lua state may use (a table ` +
+              "or long string that appears in several places travels once for each)",
           );
         }
       }

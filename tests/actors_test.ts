@@ -224,6 +224,8 @@ Deno.test("a message that would grow past the memory limit in transit (a table s
 local sink = spawn("sink.lua")
 local t = {} for _ = 1, 24 do t = { t, t } end  -- 24 tables here, 2^24 copies in a message
 print(pcall(sink.send, t))
+local long = string.rep("x", 2 ^ 20)
+print(pcall(sink.send, { long, long, long, long, long, long, long, long, long, long, long, long, long, long, long, long }))
 local shared = {} for i = 1, 100 do shared[i] = i end
 print(pcall(sink.send, { shared, shared, shared }))  -- within the limit: sent, each place a copy
 print(sink.wait())
@@ -232,14 +234,23 @@ print(sink.wait())
 local m = mailbox()
 return #m[1] + #m[2] + #m[3]
 `,
+    // A short string is kept once by the receiver too: 57 MB packed, about 24 in the receiver's memory.
+    "short.lua": String.raw`
+local t = {} for i = 1, 1000000 do t[i] = string.rep("s", 40) end
+local h = spawn("count.lua")
+h.send(t)
+print(h.wait())
+`,
+    "count.lua": "return #mailbox()",
   });
   const r = await solvm(["--memory-limit", "16", "main.lua"], { cwd: dir });
   strictEqual(r.stderr, "");
-  strictEqual(
-    r.stdout,
-    "false\tcannot send a message of more than 16 MiB, the memory this Lua state may use (a table that appears " +
-      "in several places travels once for each)\ntrue\n300\n",
-  );
+  const refused = "false\tcannot send a message that would take more than 16 MiB, the memory this Lua state may use " +
+    "(a table or long string that appears in several places travels once for each)\n";
+  strictEqual(r.stdout, refused + refused + "true\n300\n");
+  const short = await solvm(["--memory-limit", "48", "short.lua"], { cwd: dir });
+  strictEqual(short.stderr, "");
+  strictEqual(short.stdout, "1000000\n");
 });
 
 Deno.test("a crash inside an actor: the spawner goes on, wait() gives nil and the message, on_error gets it", async () => {
