@@ -475,15 +475,13 @@ class SocketTable {
 
   // ---- UDP ----------------------------------------------------------------
 
-  /** Fails unless `--allow-net` grants every one of `hosts` (node:dgram would throw out of reach of a catch). */
-  #checkNet(hosts: string[]): void {
-    for (const host of hosts) {
-      try {
-        checkAccess("net", host);
-      } catch (e) {
-        throw new SoftFailure(accessReason(e, "net", host));
-      }
-    }
+  /**
+   * Fails unless Deno grants every one of `hosts` (node:dgram would throw
+   * out of reach of a catch). The `--deny-net` lists are the caller's to
+   * check: they refuse what the script asks for, not the address a socket
+   * that sends is bound to on its behalf.
+   */
+  #granted(hosts: string[]): void {
     const missing = hosts.filter((host) => Deno.permissions.querySync({ name: "net", host }).state !== "granted");
     if (missing.length > 0) throw new SoftFailure(accessReason(undefined, "net", missing.join(",")));
   }
@@ -504,7 +502,7 @@ class SocketTable {
 
   /** A socket bound to `host`:`port`; fails with a {@linkcode SoftFailure}. */
   async #bind(type: "udp4" | "udp6", port: number, host: string): Promise<dgram.Socket> {
-    this.#checkNet([hostPort(host, port)]);
+    this.#granted([hostPort(host, port)]);
     const { createSocket } = await import("node:dgram");
     return new Promise((resolve, reject) => {
       const socket = createSocket(type);
@@ -581,7 +579,7 @@ class SocketTable {
         throw new SoftFailure(accessReason(e, "net", hostPort(host, port)));
       }
       const address = await lookupAddress(host);
-      this.#checkNet([...binds(address), hostPort(address, port)]);
+      this.#granted([...binds(address), hostPort(address, port)]);
       const socket = await socketFor(address);
       await new Promise<void>((resolve, reject) => {
         socket.send(bytes, port, address, (e) => {
@@ -606,6 +604,11 @@ class SocketTable {
     const host = isNone(vm, L, 2) ? "0.0.0.0" : checkString(vm, L, 2, "udp_recvfrom");
     const open = async (): Promise<Pusher> => {
       const address = await lookupAddress(host);
+      try {
+        checkAccess("net", hostPort(address, port));
+      } catch (e) {
+        throw new SoftFailure(accessReason(e, "net", hostPort(address, port)));
+      }
       const socket = await this.#bind(ipVersion(address) === 6 ? "udp6" : "udp4", port, address);
       if (this.#closed) {
         socket.close();

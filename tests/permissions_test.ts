@@ -507,3 +507,24 @@ print(select(2, pcall(import, "http://127.0.0.1:" .. Q .. "/hop.lua")))`,
     await Promise.all([denied.shutdown(), allowed.shutdown()]);
   }
 });
+
+Deno.test("--deny-net refuses what the script sends to or binds, not the address SolVM's sending socket takes", async () => {
+  const dir = await tempFiles({
+    "udp.lua": `local inbox = assert(udp_recvfrom(0, "127.0.0.2"))
+print(udp_sendto("127.0.0.2", inbox.port, "ping"), (receive(inbox)).data)
+inbox.close()
+print(udp_recvfrom(0, "127.0.0.1"))
+print(udp_sendto("127.0.0.1", 9, "x"))
+`,
+  });
+  // An explicit limit: the receiver keeps the script alive, and a send refused would leave it waiting.
+  const r = await solvm(["--timeout", "5s", "--deny-net=127.0.0.1", `${dir}/udp.lua`]);
+  strictEqual(r.stderr, "");
+  strictEqual(
+    r.stdout,
+    // Sending to 127.0.0.2 binds a socket to 127.0.0.1:0, which the deny list refused.
+    "true\tping\n" +
+      'nil\tpermission denied: net access to "127.0.0.1:0" (denied by --deny-net=127.0.0.1)\n' +
+      'nil\tpermission denied: net access to "127.0.0.1:9" (denied by --deny-net=127.0.0.1)\n',
+  );
+});
