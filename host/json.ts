@@ -136,10 +136,17 @@ function byteOrder(text: string): string {
 }
 
 /** One `json_encode` call (state kept per call: a `__gc` metamethod may re-enter). */
+/** Tables json_encode writes before it remembers those it meets, to write one met again from its text. */
+const UNTRACKED_TABLES = 1 << 18;
+
 class Encoder {
-  readonly out: string[] = [];
+  out: string[] = [];
   readonly #path = new Set<number>();
   readonly #newlines: string[] = [];
+  /** Tables met so far, and the text of each met twice (by depth too when pretty-printing, which indents by it). */
+  readonly #seen = new Set<number>();
+  readonly #texts = new Map<number | string, string>();
+  #tables = 0;
 
   constructor(
     readonly vm: LuaVM,
@@ -147,6 +154,7 @@ class Encoder {
     readonly gap: string,
     readonly emptyArray: number,
     readonly channel: number,
+    readonly memoryLimit: number,
   ) {
   }
 
@@ -189,10 +197,50 @@ class Encoder {
   }
 
   #table(idx: number, depth: number): void {
+    const pointer = this.vm.api.lua_topointer(this.L, idx);
+    if (this.#path.has(pointer)) throw new Error("json_encode: cannot encode a cyclic table");
+    // Tables met are remembered only past the many a large text has anyway, which then pays nothing for it.
+    if (++this.#tables <= UNTRACKED_TABLES) return this.#write(idx, depth, pointer);
+    if (!this.#seen.has(pointer)) {
+      this.#seen.add(pointer);
+      return this.#write(idx, depth, pointer);
+    }
+    // Met before: written from its text, made once ({ t, t } nested 30 deep would be 2^30 tables to write).
+    const key = this.gap ? `${pointer} ${depth}` : pointer;
+    let text = this.#texts.get(key);
+    if (text === undefined) {
+      const outer = this.out;
+      this.out = [];
+      try {
+        this.#write(idx, depth, pointer);
+        text = this.text();
+      } finally {
+        this.out = outer;
+      }
+      this.#texts.set(key, text);
+    }
+    this.out.push(text);
+  }
+
+  /**
+   * What was written, joined; measured first, since the join of a text past
+   * what the Lua state may hold would take that memory before Lua refused it.
+   */
+  text(): string {
+    if (this.out.reduce((length, part) => length + part.length, 0) > this.memoryLimit) {
+      const mib = Math.round(this.memoryLimit / 2 ** 20);
+      throw new Error(
+        `json_encode: the text would take more than ${mib} MiB, the memory this Lua state may use (a table that ` +
+          "appears in several places is written once for each)",
+      );
+    }
+    return joinText(this.out);
+  }
+
+  /** Writes the table at `idx` (whose address is `pointer`) out. */
+  #write(idx: number, depth: number, pointer: number): void {
     const { vm, L } = this;
     const api = vm.api;
-    const pointer = api.lua_topointer(L, idx);
-    if (this.#path.has(pointer)) throw new Error("json_encode: cannot encode a cyclic table");
     if (this.#hasMetatable(idx, this.channel)) throw new Error("json_encode: cannot encode a channel");
     if (depth > MAX_DEPTH) throw new Error(`json_encode: nesting deeper than ${MAX_DEPTH} levels`);
     if (!api.lua_checkstack(L, 4)) throw new Error("json_encode: Lua stack overflow");
@@ -617,10 +665,12 @@ class Json {
   readonly #emptyArray: number;
   /** Address of the metatable of channel objects (the scheduler keeps it alive). */
   readonly #channel: number;
+  readonly #memoryLimit: number;
 
   constructor(engine: Engine) {
     const { vm, L } = engine;
     this.#vm = vm;
+    this.#memoryLimit = engine.memoryLimit;
     vm.api.lua_createtable(L, 0, 0);
     this.#emptyArray = vm.api.lua_topointer(L, -1); // tables never move; the ref keeps it alive
     this.#emptyArrayRef = vm.ref(L);
@@ -657,9 +707,9 @@ class Json {
         throw argError(2, "json_encode", `number or string expected, got ${vm.typeName(L, 2)}`);
       }
     }
-    const encoder = new Encoder(vm, L, gap, this.#emptyArray, this.#channel);
+    const encoder = new Encoder(vm, L, gap, this.#emptyArray, this.#channel, this.#memoryLimit);
     encoder.value(1, 0);
-    vm.pushString(L, joinText(encoder.out));
+    vm.pushString(L, encoder.text());
     return 1;
   }
 

@@ -9,6 +9,7 @@ import { installFamily } from "../runtime/family.ts";
 import { core } from "../host/core.ts";
 import { json } from "../host/json.ts";
 import { concurrency } from "../host/concurrency.ts";
+import { solvm, tempFiles } from "./_helpers.ts";
 
 interface Run {
   outcome: Outcome;
@@ -793,4 +794,26 @@ Deno.test("randomized numbers decode to the right kind and value", async () => {
     end
   `);
   deepStrictEqual(out, expected);
+});
+
+Deno.test("json_encode writes a table met in several places from one text, and refuses a text past the memory limit", async () => {
+  const dir = await tempFiles({
+    "shared.lua": `local t = {} for _ = 1, 20 do t = { t, t } end  -- 2^20 tables to write, 21 to read
+local u = {} for _ = 1, 16 do u = { u, u } end
+print(#json_encode(t), #json_encode(u, 1))
+local doc = { t = { x = 1 } }
+doc.again = { doc.t, { doc.t } }
+print(json_encode(doc, 1) == json_encode(json_decode(json_encode(doc)), 1))
+for _ = 1, 10 do t = { t, t } end
+print(pcall(json_encode, t))
+`,
+  });
+  const r = await solvm(["--memory-limit", "32", `${dir}/shared.lua`]);
+  strictEqual(r.stderr, "");
+  strictEqual(
+    r.stdout,
+    "5242877\t3407870\ntrue\n" +
+      "false\tjson_encode: the text would take more than 32 MiB, the memory this Lua state may use (a table that " +
+      "appears in several places is written once for each)\n",
+  );
 });
