@@ -10,13 +10,7 @@ import type { Engine } from "../runtime/engine.ts";
 import type { Family, RunContext } from "../runtime/family.ts";
 import { checkStrictText } from "../runtime/args.ts";
 import type { LuaState } from "../runtime/lua.ts";
-import {
-  INTERNAL_CHUNK_PREFIX,
-  LUA_DEBUG_CURRENTLINE,
-  LUA_DEBUG_SIZE,
-  LUA_DEBUG_SOURCE,
-  type LuaVM,
-} from "../runtime/state.ts";
+import { INTERNAL_CHUNK_PREFIX, type LuaVM } from "../runtime/state.ts";
 import { fileErrorReason } from "./filesystem.ts";
 import { accessReason, checkAccess, isPermissionError } from "./_permissions.ts";
 import { fetchFollowing, type Hop } from "./http_client.ts";
@@ -172,35 +166,26 @@ const IMPORT_CHUNKNAME = `${INTERNAL_CHUNK_PREFIX}import`;
  * chunk comes first (a module tail-called import).
  */
 function caller(vm: LuaVM, L: LuaState): number {
-  const api = vm.api;
-  const ar = api.malloc(LUA_DEBUG_SIZE);
-  try {
-    // The importer is the first chunk with a line; its folder is the nearest file chunk's, from the importer on: a
-    // module's load()ed string imports its neighbours.
-    let importer = 0;
-    let importerSource = "";
-    for (let level = 2; api.lua_getstack(L, level, ar); level++) {
-      api.lua_getinfo(L, vm.cstr("Sl"), ar);
-      const record = new DataView(vm.lua.heap().buffer);
-      const source = vm.cString(record.getUint32(ar + LUA_DEBUG_SOURCE, true)) ?? "";
-      if (source === IMPORT_CHUNKNAME) {
-        if (importer === 0) return 0;
-        break;
-      }
-      // A C function (pcall) has no line: the Lua code that called it is the importer.
-      if (source.startsWith(INTERNAL_CHUNK_PREFIX) || record.getInt32(ar + LUA_DEBUG_CURRENTLINE, true) <= 0) continue;
-      if (importer === 0) [importer, importerSource] = [level, source];
-      if (source.startsWith("@")) {
-        importerSource = source;
-        break;
-      }
+  // The importer is the first chunk with a line; its folder is the nearest file chunk's, from the importer on: a
+  // module's load()ed string imports its neighbours.
+  let importer = 0;
+  let importerSource = "";
+  for (let level = 2, frame; (frame = vm.frame(L, level)); level++) {
+    if (frame.source === IMPORT_CHUNKNAME) {
+      if (importer === 0) return 0;
+      break;
     }
-    vm.pushString(L, importerSource);
-    api.lua_pushinteger(L, BigInt(importer));
-    return 2;
-  } finally {
-    api.free(ar);
+    // A C function (pcall) has no line: the Lua code that called it is the importer.
+    if (frame.source.startsWith(INTERNAL_CHUNK_PREFIX) || frame.line <= 0) continue;
+    if (importer === 0) [importer, importerSource] = [level, frame.source];
+    if (frame.source.startsWith("@")) {
+      importerSource = frame.source;
+      break;
+    }
   }
+  vm.pushString(L, importerSource);
+  vm.api.lua_pushinteger(L, BigInt(importer));
+  return 2;
 }
 
 /** `locate(name, caller_source)` -> cache key, global name, name shown in messages. */

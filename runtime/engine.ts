@@ -1007,14 +1007,8 @@ export class Engine {
   /** Throws "what cannot wait here", placed at the script's own line (not at a SolVM helper's that called what). */
   #refuseWait(L: LuaState, what: string): never {
     const { vm } = this;
-    this.#callerInfo ||= vm.api.malloc(LUA_DEBUG_SIZE);
     let level = 1;
-    while (vm.api.lua_getstack(L, level, this.#callerInfo)) {
-      vm.api.lua_getinfo(L, vm.cstr("S"), this.#callerInfo);
-      const source = new DataView(vm.lua.heap().buffer).getUint32(this.#callerInfo + LUA_DEBUG_SOURCE, true);
-      if (!this.#startsWith(source, INTERNAL_CHUNK_PREFIX)) break;
-      level++;
-    }
+    while (vm.frame(L, level)?.source.startsWith(INTERNAL_CHUNK_PREFIX)) level++;
     throw Object.assign(new Error(`${what} cannot wait here (not in a goroutine, or across a C call)`), {
       luaLevel: level,
     });

@@ -457,17 +457,29 @@ export class LuaVM {
    * helpers' names are not the script's.
    */
   #calledAs(L: LuaState): { name: string; method: boolean } | undefined {
+    const running = this.frame(L, 0);
+    if (running?.name === undefined) return undefined;
+    if (this.frame(L, 1)?.source.startsWith(INTERNAL_CHUNK_PREFIX)) return undefined;
+    return { name: running.name, method: running.method };
+  }
+
+  /**
+   * What Lua knows of the function at `level` of `L`'s stack (0: the one
+   * running): its chunk's source, its current line (-1 for C), the name its
+   * caller gave it and whether as a method; undefined past the stack's end.
+   */
+  frame(L: LuaState, level: number): { source: string; line: number; name?: string; method: boolean } | undefined {
     const { api } = this;
     const ar = this.#debugRecord ||= api.malloc(LUA_DEBUG_SIZE);
-    if (!api.lua_getstack(L, 0, ar) || !api.lua_getinfo(L, this.cstr("n"), ar)) return undefined;
-    const record = new DataView(this.lua.heap().buffer);
-    const name = this.cString(record.getUint32(ar + LUA_DEBUG_NAME, true));
-    const method = this.cString(record.getUint32(ar + LUA_DEBUG_NAMEWHAT, true)) === "method";
-    if (name === undefined || !api.lua_getstack(L, 1, ar) || !api.lua_getinfo(L, this.cstr("S"), ar)) {
-      return name === undefined ? undefined : { name, method };
-    }
-    const source = this.cString(new DataView(this.lua.heap().buffer).getUint32(ar + LUA_DEBUG_SOURCE, true));
-    return source?.startsWith(INTERNAL_CHUNK_PREFIX) ? undefined : { name, method };
+    if (!api.lua_getstack(L, level, ar)) return undefined;
+    api.lua_getinfo(L, this.cstr("Sln"), ar);
+    const record = new DataView(this.lua.heap().buffer); // read after the call, which may grow memory
+    return {
+      source: this.cString(record.getUint32(ar + LUA_DEBUG_SOURCE, true)) ?? "",
+      line: record.getInt32(ar + LUA_DEBUG_CURRENTLINE, true),
+      name: this.cString(record.getUint32(ar + LUA_DEBUG_NAME, true)),
+      method: this.cString(record.getUint32(ar + LUA_DEBUG_NAMEWHAT, true)) === "method",
+    };
   }
 
   /** The NUL-terminated string at `ptr` in WebAssembly memory, or undefined for NULL. */
