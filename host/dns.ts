@@ -42,6 +42,26 @@ type RecordType = typeof RECORD_TYPES[number];
 /** A failure that comes back to Lua as nil and a message, not as an error. */
 export class SoftFailure extends Error {}
 
+/**
+ * Runs `check`, the access checks of a network call to `target`: a refusal
+ * becomes a {@linkcode SoftFailure}, which the call answers with nil and
+ * the reason.
+ *
+ * ```ts
+ * import { rejects } from "node:assert";
+ * import { SoftFailure, softlyRefused } from "./dns.ts";
+ * await rejects(softlyRefused("x:1", () => { throw new Deno.errors.NotCapable("no"); }), SoftFailure);
+ * ```
+ */
+export async function softlyRefused(target: string, check: () => void | Promise<void>): Promise<void> {
+  try {
+    await check();
+  } catch (e) {
+    if (!isPermissionError(e)) throw e;
+    throw new SoftFailure(accessReason(e, "net", target));
+  }
+}
+
 /** Pushes nil and `message`: how a network call reports a failure. */
 export function pushFailure(vm: LuaVM, L: LuaState, message: string): number {
   vm.api.lua_pushnil(L);
@@ -141,11 +161,7 @@ export async function checkNetAccess(host: string, port: number): Promise<void> 
 
 /** Every address of `host` from the system's resolver, IPv4 first; fails with a {@linkcode SoftFailure}. */
 export async function lookupAll(host: string): Promise<LookupAddress[]> {
-  try {
-    checkAccess("net", host);
-  } catch (e) {
-    throw new SoftFailure(accessReason(e, "net", host));
-  }
+  await softlyRefused(host, () => checkAccess("net", host));
   const { lookup } = await import("node:dns");
   return new Promise((resolve, reject) => {
     lookup(host, { all: true }, (err, addresses) => {

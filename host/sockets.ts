@@ -49,7 +49,7 @@ import type { CancellableWait, Engine, Pusher } from "../runtime/engine.ts";
 import type { Family } from "../runtime/family.ts";
 import { argError, checkBytes, checkPort, checkString, isNone } from "../runtime/args.ts";
 import { LUA_TNUMBER, LUA_TSTRING, type LuaState } from "../runtime/lua.ts";
-import { checkNetAccess, hostPort, ipVersion, lookupAddress, pushFailure, SoftFailure } from "./dns.ts";
+import { checkNetAccess, hostPort, ipVersion, lookupAddress, pushFailure, SoftFailure, softlyRefused } from "./dns.ts";
 import { accessReason, checkAccess, isPermissionError, notePort } from "./_permissions.ts";
 import { lettingGo, listenAgainIfLetGo, outOfDescriptors, SHORTAGE_RETRY_MS } from "./_ports.ts";
 import { delay } from "./core.ts";
@@ -572,12 +572,7 @@ class SocketTable {
     const port = checkPort(this.engine.vm, L, at + 1, fname, 1);
     const bytes = checkBytes(vm, L, at + 2, fname);
     const send = async () => {
-      try {
-        await checkNetAccess(host, port);
-      } catch (e) {
-        if (!isPermissionError(e)) throw e;
-        throw new SoftFailure(accessReason(e, "net", hostPort(host, port)));
-      }
+      await softlyRefused(hostPort(host, port), () => checkNetAccess(host, port));
       const address = await lookupAddress(host);
       this.#granted([...binds(address), hostPort(address, port)]);
       const socket = await socketFor(address);
@@ -604,11 +599,7 @@ class SocketTable {
     const host = isNone(vm, L, 2) ? "0.0.0.0" : checkString(vm, L, 2, "udp_recvfrom");
     const open = async (): Promise<Pusher> => {
       const address = await lookupAddress(host);
-      try {
-        checkAccess("net", hostPort(address, port));
-      } catch (e) {
-        throw new SoftFailure(accessReason(e, "net", hostPort(address, port)));
-      }
+      await softlyRefused(hostPort(address, port), () => checkAccess("net", hostPort(address, port)));
       const socket = await this.#bind(ipVersion(address) === 6 ? "udp6" : "udp4", port, address);
       if (this.#closed) {
         socket.close();
