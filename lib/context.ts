@@ -249,11 +249,8 @@ export class Context {
     const failure = engine.vm.load(engine.L, source, chunkname);
     if (failure) throw new LuaError(failure);
     let error: string | undefined;
-    const timeout = this.#options.timeout;
     try {
-      error = engine.runTopLevel(
-        timeout === undefined ? undefined : { at: performance.now() + timeout, message: timeoutMessage(timeout) },
-      );
+      error = engine.runTopLevel(this.#ownLimit());
     } catch (e) {
       throw explain(e);
     }
@@ -359,7 +356,7 @@ export class Context {
       : this.engine.protectWithin(L, limit, 0, 1, (L) => api.lua_getglobal(L, vm.cstr(name)));
   }
 
-  /** The time limit of a `getGlobal` or `setGlobal` that starts now: the context's `timeout`, as a call's. */
+  /** The time limit of a top level, `getGlobal` or `setGlobal` that starts now: the context's `timeout`, as a call's. */
   #ownLimit(): CallLimit | undefined {
     const timeout = this.#options.timeout;
     return timeout === undefined ? undefined : { at: performance.now() + timeout, message: timeoutMessage(timeout) };
