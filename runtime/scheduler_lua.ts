@@ -69,21 +69,26 @@ end
 -- "tracked" (errors go to on_error as usual, and JavaScript hears of the end).
 -- Everything that allocates comes first: a goroutine that could not be made ("not enough memory") is not counted
 -- (wait() would wait for it for ever). Until its state is "ready", run() skips it where it sits in the queue; by_go's
--- slot is made here so that go() marks it without allocating.
-local function spawn(fn, name, mode, ...)
+-- slot is made here so that go() marks it without allocating. args: the values fn starts with, packed (or nil).
+local function spawn_packed(fn, name, mode, args)
   local id = next_id + 1
   local g = { id = id, co = co_create(fn), seq = 0, state = false, by_go = false }
   if name then g.name = name end
   if mode then g.mode = mode end
   local owner = current and current.owner     -- a call from JavaScript, and what it started, own what they start
   if owner then g.owner = owner end
-  if lua_select("#", ...) > 0 then g.args = pack(...) end
+  if args then g.args = args end
   ready[rtail + 1] = g
   rtail = rtail + 1
   goroutines[id] = g
   next_id, live, g.state = id, live + 1, "ready"
   if owner then owner.n = owner.n + 1 end
   return id
+end
+
+-- spawn_packed with the values themselves (JavaScript's calls, on_error's handler).
+local function spawn(fn, name, mode, ...)
+  return spawn_packed(fn, name, mode, lua_select("#", ...) > 0 and pack(...) or nil)
 end
 
 local function name_of(g)
@@ -781,7 +786,8 @@ local function go(fn, ...)
     error("go: too many goroutines (limit " .. max_goroutines .. "; raise it with --max-goroutines)", 2)
   end
   local name = ...
-  local id = spawn(fn, type(name) == "string" and name or nil, nil, ...)
+  -- Packed here: passing them on to spawn would hold them on the stack twice more (a Lua call copies varargs).
+  local id = spawn_packed(fn, type(name) == "string" and name or nil, nil, lua_select("#", ...) > 0 and pack(...) or nil)
   goroutines[id].by_go = true
   started_by_go = started_by_go + 1
   return id

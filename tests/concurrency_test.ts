@@ -75,6 +75,17 @@ Deno.test("go returns an id and rejects a non-function", async () => {
   match(stdout, /^integer\nfalse\t.*bad argument #1 to 'go' \(function expected, got number\)\n$/);
 });
 
+Deno.test("go passes as many values as a plain call of a vararg function can take", async () => {
+  // 400,000 values fit Lua's stack twice (a vararg function that packs them), as under lua5.4; go held them three
+  // times ("[solvm] scheduler:66: stack overflow").
+  const { outcome, stdout } = await runLua(`
+    local t = {}
+    for i = 1, 400000 do t[i] = i end
+    go(function(...) local got = table.pack(...) print(got.n, got[1], got[400000]) end, table.unpack(t))`);
+  deepStrictEqual(outcome, { status: "ok" });
+  strictEqual(stdout, "400000\t1\t400000\n");
+});
+
 Deno.test("buffered channel: send blocks only when full, values keep order, any Lua value travels", async () => {
   const { stdout } = await runLua(`
     local ch = chan("jobs", 2)
