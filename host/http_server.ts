@@ -79,12 +79,6 @@ const LAZY_FIELDS = new Set(["query", "query_params", "headers", "body", "params
 const SUPPORT_LUA = `
 local helpers = ...
 local send, receive, close = helpers.send, helpers.receive, helpers.close
-local getinfo = debug and debug.getinfo  -- a Context may be opened without the debug library
--- Where a handler is defined ("file:line"), to name it when what it returned is wrong; nil for a C function.
-local function defined_at(fn)
-  local info = getinfo and getinfo(fn, "S")
-  if info and info.linedefined > 0 then return info.short_src .. ":" .. info.linedefined end
-end
 local function make_ws(id, protocol)
   local ws = { protocol = protocol }
   ws.send = function(a, b, c)
@@ -121,7 +115,7 @@ local function request_pairs(req)
   for i = 1, #LAZY do local _ = req[LAZY[i]] end
   return next, req, nil
 end
-return { make_ws = make_ws, request_pairs = request_pairs, defined_at = defined_at }`;
+return { make_ws = make_ws, request_pairs = request_pairs }`;
 
 /** Messages of one WebSocket, waiting for `ws.receive()`. */
 class Inbox {
@@ -457,7 +451,6 @@ class ServerTable {
   #support = 0;
   #headersMeta = 0;
   #makeWs = 0;
-  #definedAt = 0;
   /** The metatable every request table shares: its `__index` makes the fields made on first use. */
   #requestMeta = 0;
   // Requests whose handler runs, by the address of their table.
@@ -482,8 +475,6 @@ class ServerTable {
     vm.pushRef(engine.L, this.#support);
     vm.api.lua_getfield(engine.L, -1, vm.cstr("make_ws"));
     this.#makeWs = vm.ref(engine.L);
-    vm.api.lua_getfield(engine.L, -1, vm.cstr("defined_at"));
-    this.#definedAt = vm.ref(engine.L);
     vm.api.lua_createtable(engine.L, 0, 2);
     vm.api.lua_getfield(engine.L, -2, vm.cstr("request_pairs"));
     vm.api.lua_setfield(engine.L, -2, vm.cstr("__pairs"));
@@ -972,19 +963,13 @@ class ServerTable {
     return true;
   }
 
-  /** "file:line: " where the handler held by `ref` is defined, or "" (a C function, no debug library). */
+  /** "file:line: " where the handler held by `ref` is defined, or "" (a C function). */
   #whereDefined(L: LuaState, ref: number): string {
     const vm = this.engine.vm;
-    vm.pushRef(L, this.#definedAt);
     vm.pushRef(L, ref);
-    try {
-      return vm.protect(L, 2, 0, (L) => {
-        vm.api.lua_callk(L, 1, 1, 0, 0);
-        return vm.api.lua_type(L, -1) === LUA_TSTRING ? `${vm.toText(L, -1)}: ` : "";
-      });
-    } catch {
-      return ""; // out of memory, say: the report goes on without it
-    }
+    const where = vm.definedAt(L, -1);
+    vm.api.lua_settop(L, -2);
+    return where === undefined ? "" : `${where}: `;
   }
 
   /** A response body: as text when it is UTF-8 (Deno sends strings faster than bytes), else a copy of the bytes. */

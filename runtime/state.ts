@@ -62,6 +62,8 @@ export const LUA_DEBUG_NAME = 4;
 export const LUA_DEBUG_NAMEWHAT = 8;
 export const LUA_DEBUG_SOURCE = 16;
 export const LUA_DEBUG_CURRENTLINE = 24;
+const LUA_DEBUG_LINEDEFINED = 28;
+const LUA_DEBUG_SHORT_SRC = 44;
 // sizeof(lua_Debug) in this 32-bit build is 124 bytes; room to spare.
 export const LUA_DEBUG_SIZE = 256;
 
@@ -480,6 +482,20 @@ export class LuaVM {
       name: this.cString(record.getUint32(ar + LUA_DEBUG_NAME, true)),
       method: this.cString(record.getUint32(ar + LUA_DEBUG_NAMEWHAT, true)) === "method",
     };
+  }
+
+  /**
+   * Where the Lua function at `idx` is defined, as tracebacks name it
+   * (`script.lua:12`); undefined for a C function. Needs no debug library.
+   */
+  definedAt(L: LuaState, idx: number): string | undefined {
+    const { api } = this;
+    const ar = this.#debugRecord ||= api.malloc(LUA_DEBUG_SIZE);
+    api.lua_pushvalue(L, idx);
+    api.lua_getinfo(L, this.cstr(">S"), ar); // pops the function
+    const record = new DataView(this.lua.heap().buffer);
+    const line = record.getInt32(ar + LUA_DEBUG_LINEDEFINED, true);
+    return line > 0 ? `${this.cString(ar + LUA_DEBUG_SHORT_SRC)}:${line}` : undefined;
   }
 
   /** The NUL-terminated string at `ptr` in WebAssembly memory, or undefined for NULL. */

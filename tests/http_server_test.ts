@@ -524,6 +524,21 @@ Deno.test("on_error gets a bad result's handler by its server, route and definit
   strictEqual(r.stderr, "");
 });
 
+Deno.test("a bad result's handler is named by its definition line without the debug library too", async () => {
+  // The line was read with debug.getinfo, as found when the first server was made: a sandbox's debug = nil lost it.
+  const s = await start(`
+    debug = nil
+    on_error(function(err) print("on_error: " .. err) end)
+    create_server("s", 0, false, nil, nil, ${LOCAL})
+    handle_http("s", "/", function(req)
+      return { status = "ok" }
+    end)
+    serve("s")`);
+  const r = await session(s, async () => strictEqual((await request(s.url("/"))).status, 500));
+  finishedOk(r);
+  match(r.stdout, /^on_error: test:6: http handler \(server 's', route \/\) returned status "ok"/);
+});
+
 Deno.test("a result whose metatable supplies its fields is read through it; one whose __index raises answers 500, and the state survives", async () => {
   const s = await start(`
     create_server("s", 0, false, nil, nil, ${LOCAL})
