@@ -170,7 +170,7 @@ export class Context {
       turnLimit: options.timeout,
       textOnly: !options.allowBytecode,
     });
-    this.#values = new Values(this.engine);
+    this.#values = new Values(this.engine, (pushCall) => this.#callWith(undefined, undefined, pushCall));
     const { vm, L } = this.engine;
     vm.api.lua_getglobal(L, vm.cstr("collectgarbage"));
     this.#collectRef = vm.ref(L);

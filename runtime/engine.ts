@@ -1810,6 +1810,11 @@ export class Engine {
     return done;
   }
 
+  /** Whether Lua runs now (in a call, a pump or a top level): JavaScript asking is called from it, inside its limits. */
+  get luaRunning(): boolean {
+    return this.#inPump || this.#topLevel !== undefined;
+  }
+
   /** True once {@linkcode close} ran. */
   get closed(): boolean {
     return this.#closed || this.#closing;

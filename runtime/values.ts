@@ -152,12 +152,15 @@ export class Values {
   #nextObject = 0;
   readonly #callJs: number;
   readonly #referenceMeta: number;
+  // Runs a call JavaScript starts itself, not from inside Lua: the owner's call, bound by the limits its calls have.
+  readonly #callFromOutside: (pushCall: (T: LuaState) => number) => unknown;
   readonly #release = new FinalizationRegistry<number>((ref) => {
     if (!this.#engine.closed) this.#engine.vm.unref(ref);
   });
 
-  constructor(engine: Engine) {
+  constructor(engine: Engine, callFromOutside: (pushCall: (T: LuaState) => number) => unknown) {
     this.#engine = engine;
+    this.#callFromOutside = callFromOutside;
     const { vm, L } = engine;
     const api = vm.api;
     this.#callJs = vm.hostFunction((L) => this.#invoke(L));
@@ -493,17 +496,21 @@ export class Values {
    * The Lua function at `idx` as a JavaScript function. Calling it runs the
    * Lua function at once and returns its first result, or a Promise of it
    * when the function has to wait; a Lua error is thrown as {@linkcode LuaError}.
+   * Called from JavaScript that Lua called, it is part of that Lua's call;
+   * otherwise it is a call of its own (see the constructor's `callFromOutside`).
    */
   luaFunction(L: LuaState, idx: number): (...args: unknown[]) => unknown {
     const engine = this.#engine;
     const { vm } = engine;
     vm.api.lua_pushvalue(L, idx);
     const ref = vm.ref(L);
-    const fn = (...args: unknown[]) =>
-      engine.call((T) => {
+    const fn = (...args: unknown[]) => {
+      const pushCall = (T: LuaState) => {
         vm.pushRef(T, ref);
         return this.pushArgs(T, args);
-      }, this.reader);
+      };
+      return engine.luaRunning ? engine.call(pushCall, this.reader) : this.#callFromOutside(pushCall);
+    };
     this.#release.register(fn, ref);
     return fn;
   }

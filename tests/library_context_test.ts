@@ -93,6 +93,61 @@ Deno.test("maxInstructions counts each call afresh", async () => {
   }
 });
 
+Deno.test("a Lua function TypeScript holds is a call of its own: maxInstructions counts each call afresh, with execute's errors", async () => {
+  const lua = new Context({ maxInstructions: 100_000 });
+  try {
+    const handlers: ((n: number) => unknown)[] = [];
+    lua.setGlobal("on", (fn: (n: number) => unknown) => void handlers.push(fn));
+    lua.setGlobal("relay", (fn: (n: number) => unknown, n: number) => fn(n));
+    await lua.execute("function spin(n) local s = 0 for i = 1, n do s = s + i end return s end on(spin)");
+    const returned = await lua.execute("return spin") as (n: number) => unknown;
+    const global = lua.getGlobal("spin") as (n: number) => unknown;
+    // About 60k instructions a call: five calls pass the limit together, not one by one.
+    for (const spin of [returned, global, handlers[0]]) {
+      for (let i = 0; i < 5; i++) strictEqual(spin(30_000), 450015000);
+    }
+    thrown(() => global(1_000_000), LuaError, LIMIT_MESSAGE);
+    // Called from a function Lua called, it is part of that call: its calls add up against that call's limit.
+    strictEqual(await lua.execute("return relay(spin, 30000)"), 450015000);
+    await rejects(
+      lua.execute("for i = 1, 5 do relay(spin, 30000) end"),
+      (e) => e instanceof LuaError && e.message.endsWith(LIMIT_MESSAGE),
+    );
+    const exits = await lua.execute("return function() os.exit(3) end") as () => unknown;
+    thrown(exits, Error, "the script called os.exit(3)");
+  } finally {
+    lua.close();
+  }
+});
+
+Deno.test("a Lua function TypeScript holds runs under the context's timeout, busy or waiting; a Script's under the script's", async () => {
+  const lua = new Context({ timeout: 100 });
+  try {
+    const handlers: ((...args: unknown[]) => unknown)[] = [];
+    lua.setGlobal("on", (fn: (...args: unknown[]) => unknown) => void handlers.push(fn));
+    // Finite but far past the limit: unbounded, it would return "slow".
+    await lua.execute("on(function() local i = 0 while i < 3e7 do i = i + 1 end return 'slow' end)");
+    const start = performance.now();
+    thrown(() => handlers[0](), Error, "timeout: the call ran longer than 100 ms");
+    ok(performance.now() - start < 1000, `the handler stopped after ${performance.now() - start} ms`);
+    const nap = await lua.execute("return function(s) sleep(s) return 'woke' end") as (s: number) => Promise<unknown>;
+    const { ms } = await timed(() => failure(nap(3), Error, "timeout: the call ran longer than 100 ms"));
+    ok(ms < 1000, `the nap stopped after ${ms} ms`);
+    strictEqual(await nap(0.01), "woke");
+  } finally {
+    lua.close();
+  }
+  const script = Script.fromString("h.lua", "function main() return function(s) sleep(s) return 'woke' end end", {
+    timeout: 100,
+  });
+  try {
+    const nap = await script.run() as (s: number) => Promise<unknown>;
+    await failure(nap(3), Error, "timeout: the call ran longer than 100 ms");
+  } finally {
+    script.close();
+  }
+});
+
 Deno.test({
   name: "a context stays usable after a call hits its instruction limit or timeout",
   fn: async () => {

@@ -153,7 +153,7 @@ Deno.test("values: a Lua function returned to JavaScript is callable", async () 
       fromScript.close();
     }
     lua.close();
-    thrown(() => add(1, 2), Error, "the engine is closed");
+    thrown(() => add(1, 2), Error, "the context is closed"); // as execute says
   } finally {
     lua.close();
   }
