@@ -89,6 +89,8 @@ Deno.test("values: what Lua makes comes to JavaScript as expected", async () => 
     ["return {}", {}],
     ["return { 1, 2, { 3 } }", [1, 2, [3]]],
     ["return { x = 1, [1] = 'a', [2] = 'b' }", { 1: "a", 2: "b", x: 1 }],
+    // # is 4 and there are 4 keys, but a hole (3) is offset by a named key: not a list.
+    ["return { 1, 2, nil, 4, total = 7 }", { 1: 1, 2: 2, 4: 4, total: 7 }],
     ["return { [1.5] = 'f', [-2] = 'n', [2^63] = 'big' }", { "1.5": "f", "-2": "n", "9223372036854776000": "big" }],
     ["return 1, 2, 3", 1],
     ["return json_null", null],
