@@ -355,10 +355,24 @@ export class Values {
 
   /** The property of referenced `target` that Lua's key at `idx` names: a JavaScript array's items are 1 to n in Lua. */
   #property(L: LuaState, target: object, idx: number): string {
-    const key = this.read(L, idx);
-    if (key instanceof Uint8Array) throw new TypeError(BINARY_KEY);
+    const key = this.#key(L, idx);
     if (Array.isArray(target) && typeof key === "number" && Number.isInteger(key)) return String(key - 1);
     return String(key);
+  }
+
+  /** Lua's key at `idx` as a JavaScript property's name: only a string of UTF-8 text and a number can be one. */
+  #key(L: LuaState, idx: number): string | number | bigint {
+    const type = this.#engine.vm.api.lua_type(L, idx);
+    if (type !== LUA_TSTRING && type !== LUA_TNUMBER) {
+      throw new TypeError(
+        `a ${
+          this.#engine.vm.typeName(L, idx)
+        } table key cannot name a JavaScript property (only strings and numbers can)`,
+      );
+    }
+    const key = this.read(L, idx);
+    if (key instanceof Uint8Array) throw new TypeError(BINARY_KEY);
+    return key as string | number | bigint;
   }
 
   #index(L: LuaState): number {
@@ -474,18 +488,8 @@ export class Values {
     seen.set(pointer, object);
     api.lua_pushnil(L);
     while (api.lua_next(L, idx)) {
-      const keyType = api.lua_type(L, -2);
-      if (keyType !== LUA_TSTRING && keyType !== LUA_TNUMBER) {
-        throw new TypeError(
-          `a ${
-            this.#engine.vm.typeName(L, -2)
-          } table key cannot name a JavaScript property (only strings and numbers can)`,
-        );
-      }
       api.lua_pushvalue(L, -2); // lua_next needs the key unconverted
-      const key = this.read(L, -1);
-      if (key instanceof Uint8Array) throw new TypeError(BINARY_KEY);
-      const name = String(key);
+      const name = String(this.#key(L, -1));
       // Only a number and a string key can name the same property: one of the two values would be lost.
       if (Object.hasOwn(object, name)) {
         throw new TypeError(`the table keys ${name} and "${name}" would be one JavaScript property`);

@@ -364,7 +364,7 @@ Deno.test("values: a table key that is not UTF-8 is refused with a TypeError, ne
   }
 });
 
-Deno.test("values: table keys JavaScript cannot keep apart (1 and '1') or cannot hold (booleans, tables) are refused with a TypeError", async () => {
+Deno.test("values: table keys JavaScript cannot keep apart (1 and '1') or cannot hold (booleans, tables) are refused with a TypeError, and so is such a key indexing a byRef object", async () => {
   const lua = new Context();
   try {
     const same = 'the table keys 1 and "1" would be one JavaScript property';
@@ -379,6 +379,14 @@ Deno.test("values: table keys JavaScript cannot keep apart (1 and '1') or cannot
     const top = vm.api.lua_gettop(L);
     thrown(() => lua.getGlobal("t"), TypeError, `a boolean ${only}`);
     strictEqual(vm.api.lua_gettop(L), top, "a refused read leaves nothing on the stack");
+    // Not String(key): every table would be the property "[object Object]", a function the text of its wrapper.
+    const target = {};
+    lua.setGlobal("o", byRef(target));
+    await failure(lua.execute(`o[{}] = 1`), LuaError, `chunk:1: a table ${only}`);
+    await failure(lua.execute(`return o[{}]`), LuaError, `chunk:1: a table ${only}`);
+    await failure(lua.execute(`o[true] = 1`), LuaError, `chunk:1: a boolean ${only}`);
+    await failure(lua.execute(`o[print] = 1`), LuaError, `chunk:1: a function ${only}`);
+    deepStrictEqual(target, {});
     strictEqual(await lua.execute("return 1 + 1"), 2);
   } finally {
     lua.close();
