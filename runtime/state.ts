@@ -22,18 +22,26 @@ import {
 import { ArgumentError, LuaError } from "./errors.ts";
 
 /**
- * What a thrown value says, whatever it is: an Error's message, else its
- * text; a value whose text cannot be had (a null-prototype object, a
- * throwing getter) is named by its kind.
+ * What a thrown value says, whatever it is: an Error's message, else an
+ * object's string `message`, a plain object's JSON, or its text; a value
+ * whose text cannot be had (a null-prototype object, a throwing getter) is
+ * named by its kind.
  *
  * ```ts
  * import { thrownText } from "./state.ts";
+ * console.assert(thrownText({ code: "E_QTY", message: "too few" }) === "too few");
+ * console.assert(thrownText({ code: "E_QTY" }) === '{"code":"E_QTY"}');
  * console.assert(thrownText(Object.create(null)) === "[object Object]");
  * ```
  */
 export function thrownText(e: unknown): string {
   try {
-    return e instanceof Error ? String(e.message) : String(e);
+    if (e instanceof Error) return String(e.message);
+    const { message, toString } = (e ?? {}) as { message?: unknown; toString?: unknown };
+    if (typeof message === "string") return message;
+    // A plain object's text is "[object Object]": its JSON says what it holds.
+    if (typeof e === "object" && toString === Object.prototype.toString) return JSON.stringify(e);
+    return String(e);
   } catch {
     return Object.prototype.toString.call(e);
   }

@@ -229,6 +229,19 @@ function wrapped(f, ...) local args = { ... } return try(function() return f(tab
       throw null;
     });
     deepStrictEqual(await lua.execute("return try(failNull)"), { ok: false, e: "null" });
+    // Not Error objects, as TypeScript code bases throw them: their message, else a plain object's JSON, not "[object Object]".
+    deepStrictEqual(
+      await lua.execute("return try(failWith, { code = 'E_QTY', message = 'quantity must be at least 1' })"),
+      {
+        ok: false,
+        e: "quantity must be at least 1",
+      },
+    );
+    deepStrictEqual(await lua.execute("return try(failWith, { code = 'E_QTY' })"), {
+      ok: false,
+      e: '{"code":"E_QTY"}',
+    });
+    deepStrictEqual(await lua.execute("return try(failWith, { 1, 2 })"), { ok: false, e: "1,2" });
     // A number is not taken for the WebAssembly build's own unwinding, and a value without text is named by its kind.
     lua.setGlobal("failNumber", () => {
       throw 42;
