@@ -814,10 +814,12 @@ export class Engine {
       const record = new DataView(vm.lua.heap().buffer); // fetched after the calls into Lua, which may grow memory
       if (this.#isSchedulerSource(record.getUint32(ar + LUA_DEBUG_SOURCE, true))) return;
       const name = vm.cString(record.getUint32(ar + LUA_DEBUG_NAME, true)) ?? "";
+      const line = record.getInt32(ar + LUA_DEBUG_CURRENTLINE, true);
       try {
-        fn(names[event], record.getInt32(ar + LUA_DEBUG_CURRENTLINE, true), name);
+        fn(names[event], line, name);
       } catch (e) {
-        if (!vm.unwinding) vm.raise(T, thrownText(e));
+        // A hook runs in no frame of its own: level 0 is the hooked line's function (a C function's caller has the line).
+        if (!vm.unwinding) vm.raise(T, thrownText(e), line > 0 ? 0 : 1);
       }
       if (vm.unwinding) throw vm.unwinding;
     }, "vii");

@@ -1134,6 +1134,29 @@ Deno.test("setHook: line events carry the right line numbers", async () => {
   }
 });
 
+Deno.test("setHook: an error thrown by the hook carries the position of the line that triggered it", async () => {
+  const lua = new Context();
+  try {
+    lua.setHook((event, line) => {
+      if (event === "line" && line === 2) throw new Error("stepping into line 2 is not allowed");
+    }, { line: true });
+    const e = await failure(
+      lua.execute("local a = 1\nlocal b = 2\nreturn a + b", "@steps.lua"),
+      LuaError,
+      "steps.lua:2: stepping into line 2 is not allowed",
+    );
+    strictEqual(e.file, "steps.lua");
+    strictEqual(e.line, 2);
+    // A call to a C function has no line of its own: its caller's is given.
+    lua.setHook((event, line) => {
+      if (event === "call" && line < 0) throw new Error("no calls out");
+    }, { call: true });
+    await failure(lua.execute("local a = 1\nprint(a)", "@calls.lua"), LuaError, "calls.lua:2: no calls out");
+  } finally {
+    lua.close();
+  }
+});
+
 Deno.test("setHook: call and return events name the functions", async () => {
   const lua = new Context();
   try {
@@ -1184,12 +1207,12 @@ Deno.test("setHook: count events, removeHook, and a hook that throws", async () 
     const e = await failure(
       lua.execute("local a = 1\nlocal b = 2\nreturn a + b", "@h.lua"),
       LuaError,
-      "stopped at line 2",
+      "h.lua:2: stopped at line 2",
     );
-    strictEqual(e.traceback, "stopped at line 2\nstack traceback:\n\th.lua:2: in main chunk");
+    strictEqual(e.traceback, "h.lua:2: stopped at line 2\nstack traceback:\n\th.lua:2: in main chunk");
     deepStrictEqual(
       await lua.execute("return { pcall(function()\n  return 1\nend) }", "@h.lua"),
-      [false, "stopped at line 2"],
+      [false, "h.lua:2: stopped at line 2"],
     );
     lua.removeHook();
     strictEqual(await lua.execute("local a = 1\nlocal b = 2\nreturn a + b"), 3);
