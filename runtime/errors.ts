@@ -18,7 +18,7 @@
  * ```
  */
 export class LuaError extends Error {
-  /** The script's file or chunk name, when the message names a position. */
+  /** The script's file or chunk name, when the message begins with a position (any `text:digits: ` passes for one). */
   readonly file?: string;
   /** The line, when the message names a position. */
   readonly line?: number;
