@@ -265,6 +265,10 @@ interface Child {
   id?: number;
   state: "running" | "restarting" | "stopped" | "done" | "failed";
   restarts: number;
+  /** The restart that starts it again: a later one that takes it over starts it instead. */
+  restart?: object;
+  /** The end of its last instance, stopped for a restart. */
+  ending?: Promise<Exit>;
 }
 
 const STRATEGIES = ["one_for_one", "one_for_all", "rest_for_one"] as const;
@@ -333,16 +337,23 @@ class Supervisor {
       : this.strategy === "one_for_all"
       ? this.children
       : this.children.slice(at);
+    const restart = {};
     for (const c of affected) {
-      if (c !== child && c.id !== undefined && c.state === "running") this.link.stop(c.id);
+      if (c !== child && c.id !== undefined && c.state === "running") {
+        this.link.stop(c.id);
+        c.ending = this.link.exitOf(c.id);
+      }
       c.id = undefined;
       c.state = "restarting";
+      c.restart = restart;
     }
     child.restarts++;
     for (const c of affected) if (c !== child) c.restarts++;
     log("info", `${this.label}: restarting ${affected.map((c) => `'${c.name}'`).join(", ")} (${this.strategy})`);
     (async () => {
-      for (const c of affected) await this.#launch(c);
+      // As Erlang's supervisors do: no child starts again before the stopped ones have ended (and freed what they held).
+      await Promise.all(affected.map((c) => c.ending));
+      for (const c of affected) if (c.restart === restart) await this.#launch(c);
     })().catch((e) => this.engine.reportError(`${this.label}: cannot restart: ${e?.message ?? e}`));
   }
 

@@ -683,6 +683,54 @@ Deno.test("supervise restarts per strategy: one_for_one, one_for_all, rest_for_o
   }
 });
 
+Deno.test("one_for_all and rest_for_one start no child again before the siblings they stopped have ended", async () => {
+  const dir = await folder({
+    "main.lua": String.raw`
+local port, strategy = tonumber(arg[1]), arg[2]
+local web = { name = "web", script = "web.lua", args = { port } }
+local flaky = { name = "flaky", script = "child.lua", args = { "flaky" } }
+local sup = supervise{ strategy = strategy, max_restarts = 1, within = 10,
+  children = strategy == "one_for_all" and { web, flaky } or { flaky, web } }
+local function flaky_handle()
+  for _, c in ipairs(sup.children()) do if c.name == "flaky" then return c.actor end end
+end
+local up = {}
+for _ = 1, 2 do up[mailbox()] = true end
+flaky_handle().send("crash")
+for _ = 1, 2 do up[mailbox()] = true end
+for _, c in ipairs(sup.children()) do print(c.name, c.state, c.restarts) end
+local r = http_get("http://127.0.0.1:" .. port .. "/")
+print(r.body, r.status)
+sup.stop()
+`,
+    // A server that does not read its mailbox holds its port until stop()'s grace period ends it.
+    "web.lua": String.raw`
+local port = ...
+create_server("web", port, { host = "127.0.0.1" })
+handle_http("web", "/", function() return { status = 200, body = "ok" } end)
+start_server("web")
+parent().send("web")
+`,
+    "child.lua": CHILD,
+  });
+  const ports = [0, 0].map(() => {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    listener.close();
+    return listener.addr.port;
+  });
+  const runs = await Promise.all(
+    (["one_for_all", "rest_for_one"] as const).map((strategy, i) =>
+      solvm(["main.lua", String(ports[i]), strategy], { cwd: dir })
+    ),
+  );
+  for (const [i, r] of runs.entries()) {
+    strictEqual(r.stderr, "", String(i));
+    strictEqual(r.code, 0, String(i));
+    const [web, flaky] = ["web\trunning\t1\n", "flaky\trunning\t1\n"];
+    strictEqual(r.stdout, (i === 0 ? web + flaky : flaky + web) + "ok\t200\n", String(i));
+  }
+});
+
 Deno.test("restart limits: past max_restarts within `within` the supervisor fails and main exits 1; slower failures are restarted", async () => {
   const dir = await folder({
     "limit.lua": String.raw`
