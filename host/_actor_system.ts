@@ -464,6 +464,13 @@ export class RootSystem implements ActorLink {
       peer?.links.delete(record.id);
       if (peer && !peer.exit) peer.port.postMessage({ t: "unlinked", peer: record.id } satisfies ToActor);
     }
+    // One that failed or called os.exit leaves no orphans, which nothing could stop (supervisor restarts piled them up).
+    this.#stopChildren(record.id);
+  }
+
+  /** Asks the actors that actor `id` started to stop. */
+  #stopChildren(id: number): void {
+    for (const child of this.#actors.values()) if (child.parent === id) this.stop(child.id);
   }
 
   send(to: number, write: (out: ByteWriter) => void): void {
@@ -503,7 +510,7 @@ export class RootSystem implements ActorLink {
     this.#flush(); // what was sent before stop() arrives before it
     if (!told) record.port.postMessage({ t: "stop" } satisfies ToActor);
     // A spawner lives on while its actors run: they are asked to stop too, or it could never end.
-    for (const child of this.#actors.values()) if (child.parent === id) this.stop(child.id);
+    this.#stopChildren(id);
     record.stopTimer = setTimeout(() => {
       log("warn", `actor ${id} (${record.path}) did not end within ${STOP_GRACE_MS} ms of stop(); ended by force`);
       const unfinished = `stopped: the actor did not end within ${STOP_GRACE_MS / 1000} s of stop()`;

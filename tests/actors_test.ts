@@ -613,6 +613,34 @@ return "parent done"
   strictEqual(await cleanRun(dir), "child stopped too\nheeds:\tparent done\nignores:\tparent done\n");
 });
 
+Deno.test("an actor that fails or calls os.exit has the actors it started stopped with it, as stop() does", async () => {
+  const dir = await folder({
+    "main.lua": String.raw`
+on_error(function() end)
+for _, how in ipairs({ "error", "exit" }) do
+  local a = spawn("parent.lua", how)
+  local child = mailbox()
+  print(how, a.wait())
+  print("its child:", child.wait())
+end
+`,
+    "parent.lua": String.raw`
+local how = ...
+parent().send(spawn(how == "error" and "heeding.lua" or "ignoring.lua"))
+if how == "error" then error("parent failed", 0) end
+os.exit(3)
+`,
+    "heeding.lua": `while mailbox() ~= nil do end\nreturn "child stopped too"\n`,
+    "ignoring.lua": `while true do sleep(0.05) end\n`,
+  });
+  strictEqual(
+    await cleanRun(dir),
+    "error\tnil\tparent failed\nits child:\tchild stopped too\n" +
+      "exit\tnil\tthe actor called os.exit(3)\n" +
+      "its child:\tnil\tstopped: the actor did not end within 1 s of stop()\n",
+  );
+});
+
 const SUPERVISED = String.raw`
 local strategy, restarted = arg[1], tonumber(arg[2])
 local sup = supervise{ strategy = strategy, max_restarts = 5, within = 10, children = {
