@@ -595,7 +595,10 @@ export const actors = (engine: Engine, context: RunContext): Family => {
     },
     wait: engine.blocking("wait", (L) => {
       const id = Number(checkInteger(vm, L, 1, "wait"));
-      return linkOf().exitOf(id).then(pushExit);
+      const actors = linkOf();
+      // Its own end never comes while it waits (the main script, actor 0, has no end to wait for: "no actor 0").
+      if (id === actors.selfId && id !== 0) atCaller(new Error("an actor cannot wait for itself"));
+      return actors.exitOf(id).then(pushExit);
     }),
     // mailbox(): the next message; nil once the actor was asked to stop and its mail is read.
     mailbox: engine.blocking("mailbox", (L) => {

@@ -298,6 +298,26 @@ print("main goes on")
   match(unhandled.stderr, /stack traceback:\n/);
 });
 
+Deno.test("self():wait() in an actor fails at once: it would wait for its own end", async () => {
+  const dir = await folder({
+    "main.lua": String.raw`
+on_error(function() end)
+print("main:", self():wait())
+print("actor:", spawn("actor.lua").wait())
+`,
+    "actor.lua": String.raw`
+print(pcall(function() local r = self().wait() end))
+self():wait()
+`,
+  });
+  strictEqual(
+    await cleanRun(dir),
+    "main:\tnil\tno actor 0\n" +
+      `false\t${dir}/actor.lua:2: an actor cannot wait for itself\n` +
+      `actor:\tnil\t${dir}/actor.lua:3: an actor cannot wait for itself\n`,
+  );
+});
+
 Deno.test("an actor's goroutine failures name the actor, and get_goroutines() names its main chunk main", async () => {
   const dir = await folder({
     "main.lua": `spawn("worker.lua", "A").wait()\nspawn("worker.lua", "B").wait()\n`,
