@@ -640,7 +640,9 @@ export const actors = (engine: Engine, context: RunContext): Family => {
       }
     }),
     sup_children: (L: LuaState) => {
-      const supervisor = supervisors.get(Number(checkInteger(vm, L, 1, "children")))!;
+      const id = checkInteger(vm, L, 1, "children");
+      const supervisor = supervisors.get(Number(id));
+      if (!supervisor) atCaller(new Error(`no supervisor ${id}`)); // a handle whose id was changed
       vm.pushValue(
         L,
         supervisor.children.map((c) => ({

@@ -779,6 +779,22 @@ parent().send("web")
   }
 });
 
+Deno.test("a supervisor handle whose id was changed gives 'no supervisor N', as an actor handle gives 'no actor N'", async () => {
+  const dir = await folder({
+    "main.lua": String.raw`
+local sup = supervise{ children = { { name = "a", script = "child.lua", args = { "a" } } } }
+assert(mailbox() == "a")
+sup.id = 99
+print(pcall(function() local list = sup.children() end))
+sup.id = 1
+print(sup.children()[1].state)
+sup.stop()
+`,
+    "child.lua": CHILD,
+  });
+  strictEqual(await cleanRun(dir), "false\tmain.lua:5: no supervisor 99\nrunning\n");
+});
+
 Deno.test("restart limits: past max_restarts within `within` the supervisor fails and main exits 1; slower failures are restarted", async () => {
   const dir = await folder({
     "limit.lua": String.raw`
