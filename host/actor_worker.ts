@@ -113,13 +113,13 @@ async function run(
     await engine.idle();
     const stopped = engine.stopped;
     if (stopped) ending = stopped;
-    if (stopped && stopped.status !== "ok" && !(stopped.status === "exit" && stopped.code === 0)) {
+    if (stopped && stopped.status !== "ok" && !(stopped.status === "exit" && exitsZero(stopped.code))) {
       exit = failure(stopped);
     } else exit = { ok: true, value, stopped: link.inbox.stopped };
   } catch (e) {
     if (e instanceof CallStopped) {
       ending = e.outcome;
-      exit = e.outcome.status === "exit" && e.outcome.code === 0 ? { ok: true } : failure(e.outcome);
+      exit = e.outcome.status === "exit" && exitsZero(e.outcome.code) ? { ok: true } : failure(e.outcome);
     } else {
       const error = e instanceof Error ? e.message : String(e);
       ending = { status: "error", message: error, traceback: "" };
@@ -130,8 +130,11 @@ async function run(
   // os.exit(n) in a finalizer run as the state closes is the actor calling os.exit(n), as the main script's is.
   const code = await closeAfter(engine, ending);
   stderr?.end();
-  return code ? failure({ status: "exit", code }) : exit;
+  return code === undefined || exitsZero(code) ? exit : failure({ status: "exit", code });
 }
+
+/** Whether os.exit(code) is a clean end: the system keeps the low byte of the main script's code (256 exits 0). */
+const exitsZero = (code: number): boolean => (code & 255) === 0;
 
 /** How an engine that stopped early ended, as an actor's exit. */
 function failure(outcome: Outcome): Exit {

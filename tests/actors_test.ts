@@ -349,6 +349,23 @@ Deno.test("os.exit(n) in a finalizer run as an actor's state closes is the actor
   match(r.stderr, new RegExp(`^error in actor 1 \\(${dir}/gc_exit\\.lua\\): the actor called os\\.exit\\(9\\)\\n$`));
 });
 
+Deno.test("an actor's os.exit(n) counts by n's low byte, as the main script's exit status does: 256 is a clean end, 257 a failure", async () => {
+  const dir = await folder({
+    "main.lua": String.raw`
+on_error(function(e) print("on_error:", e) end)
+for _, code in ipairs({ 256, -256, 257 }) do print(code, spawn("exit.lua", code).wait()) end
+print("finalizer:", spawn("gc_exit.lua").wait())
+`,
+    "exit.lua": `os.exit((...))\n`,
+    "gc_exit.lua": `setmetatable({}, { __gc = function() os.exit(512) end })\nreturn "returned"\n`,
+  });
+  strictEqual(
+    await cleanRun(dir),
+    "256\tnil\n-256\tnil\non_error:\tthe actor called os.exit(257)\n257\tnil\tthe actor called os.exit(257)\n" +
+      "finalizer:\treturned\n",
+  );
+});
+
 Deno.test("an actor that prints after the reader of standard output has gone ends quietly; wait() says why", async () => {
   const dir = await folder({
     "main.lua": String.raw`
