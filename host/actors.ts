@@ -327,7 +327,7 @@ class Supervisor {
         `within ${this.withinMs / 1000} s (last error: ${exit.error})`;
       log("warn", message); // the run's own error report says it too
       this.stop();
-      if (this.embedded) this.engine.reportFailure(this.label, message, message);
+      if (this.embedded) this.engine.reportFailure(this.label, message, message, true);
       else this.engine.halt({ status: "error", message, traceback: "" });
       return;
     }
@@ -569,9 +569,9 @@ export const actors = (engine: Engine, context: RunContext): Family => {
         const release = engine.keepAlive();
         actors.exitOf(id).then((exit) => {
           release();
-          // A failure never takes the spawner down: it goes to on_error (or stderr), and to wait().
+          // A failure never takes the spawner down: it goes to on_error (or stderr), and to wait(); the root has logged it.
           if (!exit.ok) {
-            engine.reportFailure(`actor ${id} (${path})`, exit.error, exit.traceback || exit.error);
+            engine.reportFailure(`actor ${id} (${path})`, exit.error, exit.traceback || exit.error, true);
           }
         });
         return (L: LuaState) => (api.lua_pushinteger(L, BigInt(id)), 1);

@@ -1610,16 +1610,18 @@ export class Engine {
   /**
    * Reports a failure that happened outside this engine's goroutines (an
    * actor's) as a goroutine's is: to the `on_error` handler, else to stderr
-   * as "error in `name`: `trace`". Call it from the event loop.
+   * as "error in `name`: `trace`", and to SOLVM_LOG's warnings unless it
+   * was `logged` where it happened. Call it from the event loop.
    */
-  reportFailure(name: string, message: string, trace: string): void {
+  reportFailure(name: string, message: string, trace: string, logged = false): void {
     const { vm, L } = this;
     if (this.#closed || this.#stopped) return;
     this.pushSchedulerField(L, "report_failure");
     vm.pushString(L, name);
     vm.pushString(L, message);
     vm.pushString(L, trace);
-    this.#call(3, 0);
+    vm.api.lua_pushboolean(L, logged ? 1 : 0);
+    this.#call(4, 0);
     this.#kick();
   }
 

@@ -129,8 +129,8 @@ end
 
 -- err is the error value itself (what the handler gets), message its text
 -- and trace the text with a traceback (what stderr gets).
-local function dispatch_error(g, err, message, trace)
-  host.failed(name_of(g), message)
+local function dispatch_error(g, err, message, trace, logged)
+  if not logged then host.failed(name_of(g), message) end
   local report = "error in " .. reported_in .. name_of(g) .. ": " .. trace
   if error_handler and not g.handler then
     local handler = goroutines[spawn(error_handler, "on_error handler", nil, err, trace)]
@@ -143,8 +143,8 @@ local function dispatch_error(g, err, message, trace)
 end
 
 -- A failure that happened elsewhere (an actor), reported as a goroutine's would be.
-local function report_failure(name, message, trace)
-  dispatch_error({ name = name }, message, message, trace)
+local function report_failure(name, message, trace, logged)
+  dispatch_error({ name = name }, message, message, trace, logged)
 end
 
 -- Once every live goroutine is inside wait(), the youngest of them returns

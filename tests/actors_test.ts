@@ -1045,6 +1045,17 @@ Deno.test("SOLVM_LOG=info logs actor starts and ends on stderr; by default nothi
   strictEqual(quiet.stderr, "");
 });
 
+Deno.test("SOLVM_LOG=warn logs an actor's failure once, where the root sees it end, not again where its spawner reports it", async () => {
+  const dir = await folder({
+    "main.lua": `on_error(function() end)\nprint(spawn("fails.lua").wait())\n`,
+    "fails.lua": `error("x", 0)\n`,
+  });
+  const r = await solvm(["main.lua"], { cwd: dir, env: { SOLVM_LOG: "warn" } });
+  strictEqual(r.code, 0);
+  strictEqual(r.stdout, "nil\tx\n");
+  match(r.stderr, new RegExp(`^\\[solvm \\S+ warn\\] actor 1 \\(${RegExp.escape(`${dir}/fails.lua`)}\\) failed: x\n$`));
+});
+
 Deno.test("--sandbox: an actor from the script's folder starts, and it is confined too", async () => {
   const denied = 'permission denied: read access to "/etc/hostname" (run with --allow-read=/etc/hostname)';
   const dir = await folder({
