@@ -729,7 +729,10 @@ function startWorker(
   }
   // Process groups of commands still running, per thread: a thread ended at once cannot end them itself.
   const commands = new RunningCommands();
-  const actorThreads = new Map<number, { thread: Worker; commands: RunningCommands; resident: ResidentShare }>();
+  const actorThreads = new Map<
+    number,
+    { thread: Worker; commands: RunningCommands; resident: ResidentShare; output: SharedArrayBuffer }
+  >();
   const endActorThread = (id: number) => {
     const actor = actorThreads.get(id);
     actorThreads.delete(id);
@@ -741,8 +744,12 @@ function startWorker(
   const end = () => {
     ended = true;
     worker.terminate();
-    for (const id of [...actorThreads.keys()]) endActorThread(id);
     drainSharedOutput(output);
+    // Actors still running (a time limit, a signal) never wrote out what they printed.
+    for (const [id, actor] of [...actorThreads]) {
+      endActorThread(id);
+      drainSharedOutput(actor.output);
+    }
   };
   const stop = () => {
     commands.killAll();
@@ -761,6 +768,7 @@ function startWorker(
         thread: new Worker(new URL("./host/actor_worker.ts", import.meta.url), options),
         commands: new RunningCommands(),
         resident: new ResidentShare(request.control),
+        output: data.output,
       };
       const { total, share } = actor.resident;
       const start: ActorThreadStart = {

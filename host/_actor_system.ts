@@ -303,8 +303,12 @@ interface Channel {
   postMessage(message: unknown, transfer?: Transferable[]): void;
 }
 
-/** Makes the thread for a new actor and returns the port to talk to it, and how to end it by force. */
-export type ThreadMaker = (id: number) => { port: MessagePort; terminate: () => void };
+/**
+ * Makes the thread for a new actor, which prints into `output` (a thread's
+ * maker that ends it by force writes out what is left there), and returns
+ * the port to talk to it, and how to end it by force.
+ */
+export type ThreadMaker = (id: number, output: SharedArrayBuffer) => { port: MessagePort; terminate: () => void };
 
 /** The thread maker of the library: workers made here. */
 export const directThreads: ThreadMaker = () => {
@@ -367,9 +371,10 @@ export class RootSystem implements ActorLink {
 
   spawn(path: string, args: Packed[], parent = 0): Promise<number> {
     const id = ++this.#next;
+    const output: Output = { buffer: newSharedOutput(this.#label !== undefined), label: this.#label };
     let thread: ReturnType<ThreadMaker>;
     try {
-      thread = this.#makeThread(id);
+      thread = this.#makeThread(id, output.buffer);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -379,7 +384,7 @@ export class RootSystem implements ActorLink {
       parent,
       port: thread.port,
       terminate: thread.terminate,
-      output: { buffer: newSharedOutput(this.#label !== undefined), label: this.#label },
+      output,
       waiters: [],
       watchers: new Set(parent === 0 ? [] : [parent]),
       links: new Set(),

@@ -7,7 +7,7 @@
  * with `{ exit: code }` when the run is over. Before the CLI ends the worker
  * by force it may post {@linkcode FlushFiles}, answered once the script's
  * open files are written out (see host/files.ts). Meanwhile it may ask the CLI
- * for actor threads (`{ actorThread, port }`, `{ endActorThread }`): a
+ * for actor threads (`{ actorThread, port, output }`, `{ endActorThread }`): a
  * confined worker could not load their module itself. With `watch`, it
  * tells the CLI of each file the script loads (`{ loaded }`), which the
  * CLI watches to replace the worker on a change. It records each
@@ -46,7 +46,7 @@ export interface FlushFiles {
 export type WorkerReply =
   | { exit: number }
   | { filesFlushed: true }
-  | { actorThread: number; port: MessagePort }
+  | { actorThread: number; port: MessagePort; output: SharedArrayBuffer }
   | { endActorThread: number }
   | { loaded: string };
 
@@ -68,9 +68,9 @@ scope.onmessage = async ({ data }) => {
   const exit = await runRequest(data, {
     stdout: sharedOutput(data.output),
     onResidentChange: (n) => resident.set(n),
-    threads: (id) => {
+    threads: (id, output) => {
       const { port1, port2 } = new MessageChannel();
-      scope.postMessage({ actorThread: id, port: port2 }, [port2]);
+      scope.postMessage({ actorThread: id, port: port2, output }, [port2]);
       return { port: port1, terminate: () => scope.postMessage({ endActorThread: id }) };
     },
     onCommand: (group, running) => commands.record(group, running),

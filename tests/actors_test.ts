@@ -5,7 +5,7 @@
  * its actors report back to it, so every expected output is deterministic.
  */
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert";
-import { solvm, tempFiles, within } from "./_helpers.ts";
+import { sleep, solvm, tempFiles, within } from "./_helpers.ts";
 
 /** Runs `main.lua` of `dir`, which must end cleanly (exit 0, nothing on stderr); returns its standard output. */
 async function cleanRun(dir: string): Promise<string> {
@@ -584,6 +584,25 @@ return "got " .. table.concat(got, ",") .. " then nil"
         `spin:\tnil\t${STOPPED}\nsleeper:\tnil\t${STOPPED}\nended after the grace period:\ttrue\t[\\d.]+\n$`,
     ),
   );
+});
+
+Deno.test("the time limit, SIGTERM and Ctrl-C keep what a computing actor printed, as they keep the script's", async () => {
+  const dir = await folder({
+    "main.lua": `print("main: started the worker")\nspawn("worker.lua").wait()\n`,
+    // io.open, unlike write_file, does not wait: a wait would write out what the actor printed.
+    "worker.lua": `print("worker: step 1 done")\nio.open("printed", "w"):close()\nwhile true do end\n`,
+  });
+  const printed = async () => {
+    while (!(await Deno.stat(`${dir}/printed`).then(() => true, () => false))) await sleep(20);
+  };
+  for (const [stop, code] of [["--timeout", 124], ["SIGTERM", 143], ["SIGINT", 130]] as const) {
+    await Deno.remove(`${dir}/printed`).catch(() => {});
+    const r = stop === "--timeout"
+      ? await solvm(["--timeout", "2s", "main.lua"], { cwd: dir })
+      : await solvm(["main.lua"], { cwd: dir, whileRunning: (child) => printed().then(() => child.kill(stop)) });
+    strictEqual(r.code, code, r.stderr);
+    strictEqual(r.stdout, "main: started the worker\nworker: step 1 done\n", stop);
+  }
 });
 
 Deno.test("several goroutines wait in mailbox() at once: each message goes to one of them, and after stop() each gets nil", async () => {
