@@ -588,9 +588,15 @@ let stopping = false;
  * loop that never yields cannot answer); stopping kills their commands.
  */
 async function flushAndStop(runs: WorkerRun[]): Promise<void> {
-  const grace = new Promise<void>((resolve) => after(FLUSH_GRACE_MS, resolve));
-  await Promise.race([Promise.all(runs.map((run) => run.flushFiles())), grace]);
+  await withinFlushGrace(Promise.all(runs.map((run) => run.flushFiles())));
   for (const run of runs) run.stop();
+}
+
+/** Settles once `flushed` has, or after FLUSH_GRACE_MS (a thread in a loop that never yields cannot answer). */
+function withinFlushGrace(flushed: Promise<unknown>): Promise<void> {
+  let disarm = () => {};
+  const grace = new Promise<void>((resolve) => disarm = after(FLUSH_GRACE_MS, resolve));
+  return Promise.race([flushed, grace]).then(disarm);
 }
 
 /** Ends SolVM with `code` (and `message` on stderr), once the runs stopped (see flushAndStop). */
@@ -703,6 +709,14 @@ interface WorkerRun {
   stop(): void;
 }
 
+/** An actor's thread the CLI made for a script's worker: what its ending must kill, reset and write out. */
+interface ActorThread {
+  thread: Worker;
+  commands: RunningCommands;
+  resident: ResidentShare;
+  output: SharedArrayBuffer;
+}
+
 /**
  * Starts a worker for one script. Actor threads the script asks for are
  * made here too, with the same permissions (a confined worker could not
@@ -729,16 +743,24 @@ function startWorker(
   }
   // Process groups of commands still running, per thread: a thread ended at once cannot end them itself.
   const commands = new RunningCommands();
-  const actorThreads = new Map<
-    number,
-    { thread: Worker; commands: RunningCommands; resident: ResidentShare; output: SharedArrayBuffer }
-  >();
+  const actorThreads = new Map<number, ActorThread>();
+  const terminateActor = (actor: ActorThread) => {
+    actor.thread.terminate();
+    actor.commands.killAll();
+    actor.resident.set(0); // its servers and intervals ended with it
+  };
+  // Actor threads the root ended, each first asked to write out its open files (as lua5.4's exit() flushes them).
+  const endingActors = new Set<Promise<void>>();
   const endActorThread = (id: number) => {
     const actor = actorThreads.get(id);
-    actorThreads.delete(id);
-    actor?.thread.terminate();
-    actor?.commands.killAll();
-    actor?.resident.set(0); // its servers and intervals ended with it
+    if (!actor) return;
+    // Kept in actorThreads meanwhile: a time limit or a signal then ends it with the rest.
+    const ending = withinFlushGrace(askToFlush(actor.thread)).then(() => {
+      actorThreads.delete(id);
+      terminateActor(actor);
+    });
+    endingActors.add(ending);
+    ending.then(() => endingActors.delete(ending));
   };
   let ended = false;
   const end = () => {
@@ -746,10 +768,11 @@ function startWorker(
     worker.terminate();
     drainSharedOutput(output);
     // Actors still running (a time limit, a signal) never wrote out what they printed.
-    for (const [id, actor] of [...actorThreads]) {
-      endActorThread(id);
+    for (const actor of actorThreads.values()) {
+      terminateActor(actor);
       drainSharedOutput(actor.output);
     }
+    actorThreads.clear();
   };
   const stop = () => {
     commands.killAll();
@@ -758,8 +781,12 @@ function startWorker(
   const exit = new Promise<number>((resolve) => {
     worker.onmessage = ({ data }: MessageEvent<WorkerReply>) => {
       if ("exit" in data) {
-        end(); // the engine has closed, and ended its commands
-        return resolve(data.exit);
+        const { exit } = data;
+        // The engine has closed, and ended its commands; the actors it ended write out their files first.
+        return void Promise.all(endingActors).then(() => {
+          end();
+          resolve(exit);
+        });
       }
       if ("endActorThread" in data) return endActorThread(data.endActorThread);
       if ("filesFlushed" in data) return; // for askToFlush

@@ -1019,6 +1019,33 @@ loadfile(dir .. "/logger.lua")(dir .. "/main.log")
     }
   }));
 
+Deno.test("CLI: an actor ended by force (stop()'s grace period, the script's os.exit or error) writes out its open files first", () =>
+  inTempDir(async (dir) => {
+    await Deno.writeTextFile(
+      `${dir}/logger.lua`,
+      `local log = assert(io.open(..., "w"))
+log:write("started\\n")
+parent().send("logged")
+while true do sleep(0.1) end -- never reads its mailbox
+`,
+    );
+    await Deno.writeTextFile(
+      `${dir}/main.lua`,
+      `local dir, how = ...
+local a = spawn(dir .. "/logger.lua", dir .. "/" .. how .. ".log")
+assert(mailbox() == "logged")
+if how == "stop" then a.stop() print(a.wait())
+elseif how == "exit" then os.exit(0)
+else error("main fails") end
+`,
+    );
+    for (const [how, code] of [["stop", 0], ["exit", 0], ["error", 1]] as const) {
+      const r = await solvm([`${dir}/main.lua`, dir, how]);
+      strictEqual(r.code, code, r.stderr);
+      strictEqual(await Deno.readTextFile(`${dir}/${how}.log`), "started\n", how);
+    }
+  }));
+
 // ---------------------------------------------------------------------------
 // Lua's os library
 
