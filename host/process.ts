@@ -41,7 +41,7 @@
  */
 import type { CancellableWait, Engine, Pusher } from "../runtime/engine.ts";
 import type { Family, LuaDefinedFunction } from "../runtime/family.ts";
-import { checkString, isNone } from "../runtime/args.ts";
+import { checkBytes, isNone } from "../runtime/args.ts";
 import type { LuaState } from "../runtime/lua.ts";
 import type { HostFunction } from "../runtime/state.ts";
 import { delay } from "./core.ts";
@@ -54,6 +54,25 @@ const DRAIN_GRACE_MS = 100;
 const WRITE_HIGH_WATER = 64 * 1024;
 /** Linux's EPIPE, the third result of a write to a command that stopped reading. */
 const EPIPE = 32;
+
+/** Whether a command is UTF-8, which Deno's process API (taking strings) passes on unchanged. */
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+/** Rebuilds the command in $1 from its octal escapes ("x" keeps trailing newlines) and becomes `sh -c` of it. */
+const REBUILD_COMMAND = `set -- "$(printf %b "$1"; echo x)"; exec sh -c "\${1%x}"`;
+
+/** The arguments of `sh` that run `command`'s exact bytes as `sh -c command` does (Deno takes strings). */
+function shellArgs(command: Uint8Array): string[] {
+  try {
+    return ["-c", strictUtf8.decode(command)];
+  } catch {
+    // printf %b reads \0ooo; backslashes are escaped too, so that only the escapes are read.
+    const escaped = Array.from(
+      command,
+      (b) => b >= 0x80 || b === 0x5c ? `\\0${b.toString(8)}` : String.fromCharCode(b),
+    );
+    return ["-c", REBUILD_COMMAND, "sh", escaped.join("")];
+  }
+}
 
 /** Told of each command's process group as it starts and once it has exited (see {@linkcode watchCommands}). */
 let commandWatcher: ((group: number, running: boolean) => void) | undefined;
@@ -480,12 +499,12 @@ class ChildTable {
   }
 
   /** Starts `sh -c command`; "r" keeps its output for Lua, "w" its input, "execute" neither. */
-  #spawn(command: string, use: "r" | "w" | "execute"): [number, Child] {
+  #spawn(command: Uint8Array, use: "r" | "w" | "execute"): [number, Child] {
     let process: Deno.ChildProcess;
     try {
       checkAccess("run", "sh");
       process = new Deno.Command("sh", {
-        args: ["-c", command],
+        args: shellArgs(command),
         stdin: use === "w" ? "piped" : "inherit",
         stdout: "piped",
         stderr: "piped",
@@ -590,7 +609,7 @@ class ChildTable {
       vm.api.lua_pushboolean(L, shellAllowed() ? 1 : 0);
       return 1;
     }
-    const [id, child] = this.#spawn(checkString(vm, L, 1, "os.execute"), "execute");
+    const [id, child] = this.#spawn(checkBytes(vm, L, 1, "os.execute"), "execute");
     return {
       wait: this.#wait(id, child).then((status) => statusPusher(this.engine, status)),
       cancel: () => this.#end(child), // its call was stopped: the command goes too
@@ -601,7 +620,7 @@ class ChildTable {
   #spawnHelper(L: LuaState): number {
     const { vm } = this.engine;
     try {
-      vm.api.lua_pushinteger(L, BigInt(this.#spawn(vm.toText(L, 1), vm.toText(L, 2) as "r" | "w")[0]));
+      vm.api.lua_pushinteger(L, BigInt(this.#spawn(vm.toBytes(L, 1), vm.toText(L, 2) as "r" | "w")[0]));
       return 1;
     } catch (e) {
       vm.api.lua_pushnil(L);

@@ -106,6 +106,24 @@ Deno.test("os.execute: output is binary-safe and large output is whole", async (
   strictEqual(text, "x".repeat(300000) + "|end\n");
 });
 
+Deno.test("CLI: a command that is not UTF-8 reaches sh byte for byte, as in lua5.4 (it was read as U+FFFD)", async () => {
+  const dir = await tempFiles({
+    "latin1.lua": `local dir, word = ..., "caf\\233"
+      local p = io.popen("printf %s '" .. word .. "\\\\0101' | od -An -tx1")  -- a backslash sh must see as it is
+      print((p:read("a"):gsub("%s+", " ")), p:close())
+      print(os.execute("printf %s '" .. word .. "' > " .. dir .. "/out.txt; exit $((3 + $#))"))
+      -- Trailing newlines are part of the command: here, of the here-document's text.
+      print((io.popen("od -An -tx1 <<EOF\\n\\255\\n\\n\\n"):read("a"):gsub("%s+", " ")))
+      io.popen("cat > " .. dir .. "/in.txt; echo \\254 >> " .. dir .. "/in.txt", "w"):write("\\233"):close()`,
+  });
+  const r = await solvm([`${dir}/latin1.lua`, dir]);
+  strictEqual(r.stderr, "");
+  strictEqual(r.code, 0);
+  strictEqual(r.stdout, " 63 61 66 e9 5c 30 31 30 31 \ttrue\texit\t0\nnil\texit\t3\n ff 0a 0a 0a \n");
+  deepStrictEqual(await Deno.readFile(`${dir}/out.txt`), new Uint8Array([0x63, 0x61, 0x66, 0xe9]));
+  deepStrictEqual(await Deno.readFile(`${dir}/in.txt`), new Uint8Array([0xe9, 0xfe, 0x0a]));
+});
+
 Deno.test("os.execute parks only its goroutine: others keep running", async () => {
   const { outcome, text } = await transcript(`
     go(function()
