@@ -21,14 +21,28 @@ function dayOfYear(d: Date, utc: boolean): number {
   return Math.round((day(mon, utc ? d.getUTCDate() : d.getDate()) - day(0, 1)) / 86_400_000);
 }
 
-/** The local zone's offsets from UTC (minutes, as getTimezoneOffset) on January 1 and July 1 of `year`. */
-function yearOffsets(year: number): { jan: number; jul: number } {
-  return { jan: new Date(year, 0, 1).getTimezoneOffset(), jul: new Date(year, 6, 1).getTimezoneOffset() };
-}
+const DAY_MS = 86_400_000;
+/** isDst looks for lower offsets in steps of 30 days; a rise in the offset that lasts up to 12 of them is daylight saving. */
+const DST_STEP_MS = 30 * DAY_MS, DST_STEPS = 12;
 
+/**
+ * Whether `d` is in daylight saving time: its offset is above the zone's
+ * offsets both before and after it, within a year of each other. A change
+ * of the standard offset (Moscow's in 1992, Nuuk's in 2023) is not lowered
+ * again that soon; comparing with 1 January and 1 July misread such years.
+ */
 function isDst(d: Date): boolean {
-  const { jan, jul } = yearOffsets(d.getFullYear());
-  return jan !== jul && d.getTimezoneOffset() === Math.min(jan, jul);
+  const offset = d.getTimezoneOffset();
+  // Steps to the nearest lower offset that way (getTimezoneOffset counts minutes west: lower is larger).
+  const stepsToLower = (direction: number) => {
+    let step = 1;
+    while (step < DST_STEPS && new Date(d.getTime() + direction * step * DST_STEP_MS).getTimezoneOffset() <= offset) {
+      step++;
+    }
+    return step;
+  };
+  const before = stepsToLower(-1);
+  return before < DST_STEPS && before + stepsToLower(1) <= DST_STEPS;
 }
 
 function writeTm(mem: Memory32, ptr: number, d: Date, utc: boolean): void {
@@ -95,11 +109,39 @@ function localDate(year: number, mon: number, mday: number, hour: number, min: n
   return d;
 }
 
+/** The local zone's offset east of UTC at `ms`, to the second (getTimezoneOffset rounds it to minutes). */
+function offsetAt(ms: number): number {
+  const d = new Date(ms), wall = new Date(0);
+  wall.setUTCFullYear(d.getFullYear(), d.getMonth(), d.getDate());
+  wall.setUTCHours(d.getHours(), d.getMinutes(), d.getSeconds(), d.getMilliseconds());
+  return wall.getTime() - ms;
+}
+
 /**
- * The time a struct tm names, as C's mktime reads it: with tm_isdst 0 or 1,
- * in a zone that has daylight saving, the fields are a wall time in the
- * standard or the daylight offset (which picks one of the two 01:30s of a
- * fall-back night); with -1, the zone's rules decide.
+ * The instant (ms) whose local time is `wall` (the fields read as UTC) in
+ * daylight saving time or not, as `dst` asks; without one, glibc's way:
+ * the wall time in the offset of the nearest time, probed a week at a time
+ * up to a year away, that is. Undefined when none is.
+ */
+function instantOf(wall: number, dst: boolean): number | undefined {
+  // Every offset in force within a day of the wall time, each tried: one fits, two in a fall-back hour, none in a gap.
+  const offsets = new Set([wall - DAY_MS, wall, wall + DAY_MS].map(offsetAt));
+  const instants = [...offsets].map((offset) => wall - offset).filter((ms) => offsetAt(ms) === wall - ms);
+  const found = instants.sort((a, b) => a - b).find((ms) => isDst(new Date(ms)) === dst);
+  if (found !== undefined) return found;
+  for (let delta = 7 * DAY_MS; delta <= 366 * DAY_MS; delta += 7 * DAY_MS) {
+    for (const probe of [wall - delta, wall + delta]) {
+      if (isDst(new Date(probe)) === dst) return wall - offsetAt(probe);
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The time a struct tm names, as C's mktime reads it: with tm_isdst 0 or 1
+ * the fields are a wall time in standard or daylight saving time (which
+ * picks one of the two 01:30s of a fall-back night); with -1, or in a zone
+ * that has no such time near it, the zone's rules decide.
  */
 function readTm(mem: Memory32, ptr: number): Date {
   const t = mem.i32();
@@ -108,12 +150,11 @@ function readTm(mem: Memory32, ptr: number): Date {
   const hour = t[at + HOUR], min = t[at + MIN], sec = t[at + SEC];
   const d = localDate(year, mon, mday, hour, min, sec);
   if (t[at + ISDST] < 0 || Number.isNaN(d.getTime())) return d;
-  const { jan, jul } = yearOffsets(d.getFullYear());
-  if (jan === jul) return d;
   const wall = new Date(0);
   wall.setUTCFullYear(year, mon, mday);
   wall.setUTCHours(hour, min, sec);
-  return new Date(wall.getTime() + (t[at + ISDST] > 0 ? Math.min(jan, jul) : Math.max(jan, jul)) * 60_000);
+  const instant = instantOf(wall.getTime(), t[at + ISDST] > 0);
+  return instant === undefined ? d : new Date(instant);
 }
 
 /** Weeks in ISO 8601 week-numbering year `y`: 53 when it starts on a Thursday (or a Wednesday in a leap year). */

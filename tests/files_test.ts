@@ -1258,6 +1258,24 @@ print(os.time(t), t.hour, t.isdst)`,
   strictEqual(r.stdout, "1730611800\n1730615400\n1719853200\t13\ttrue\n");
 });
 
+Deno.test("os.time(os.date('*t', t)) is t where the zone changed its standard offset, or had one with seconds", async () => {
+  const cases: [string, number, string][] = [
+    ["Europe/Moscow", 695912936, "false"], // 1992: from +2 back to +3 as standard time
+    ["Asia/Tehran", 246250159, "false"], // 1977: standard time +4 for a year
+    ["Australia/Lord_Howe", 372923133, "true"], // 1981: daylight time +11:30 over a new standard +10:30
+    ["America/Nuuk", 1689422400, "false"], // 2023: standard time -2, no daylight saving
+    ["America/St_Johns", -1347038682, "false"], // 1927: local mean time -3:30:52
+  ];
+  for (const [zone, t, isdst] of cases) {
+    const r = await solvm(["/dev/stdin"], {
+      stdin: `local d = os.date("*t", ${t}) print(os.time(d) - ${t}, d.isdst)`,
+      env: { TZ: zone },
+    });
+    strictEqual(r.stderr, "");
+    strictEqual(r.stdout, `0\t${isdst}\n`, zone); // as lua5.4 prints it
+  }
+});
+
 Deno.test("os.time and os.date: years 0-99, ISO weeks (%G %g %V) and week numbers (%U %W), a year past Date's range", async () => {
   const out = await lua(`
     local t = os.time({ year = 50, month = 1, day = 1, hour = 12 })
