@@ -7,10 +7,11 @@
 import { parentPort } from "node:worker_threads";
 import { Script, ScriptModule } from "./script.ts";
 import type { Blueprint, PoolReply, PoolRequest } from "./_worker_pool.ts";
+import type { OutputSink } from "../runtime/output.ts";
 
 const scope = parentPort as unknown as {
   on(event: "message", listener: (data: PoolRequest) => void): void;
-  postMessage(message: PoolReply): void;
+  postMessage(message: PoolReply, transfer?: ArrayBuffer[]): void;
 };
 
 let blueprint: Blueprint;
@@ -20,12 +21,32 @@ let script: Script | undefined;
 const inFlight = new Map<Script, number>();
 const aborts = new Map<number, AbortController>();
 
-function build({ name, source, modules, options }: Blueprint): Script {
+function build({ name, source, modules, options, relayOutput }: Blueprint): Script {
   const attached = modules.map((m) =>
     new ScriptModule({ script: Script.fromString(m.scriptName, m.source), name: m.name })
   );
-  return Script.fromString(name, source, ...attached, options);
+  return Script.fromString(name, source, ...attached, relayOutput ? { ...options, stdout: relayedOutput } : options);
 }
+
+/** Output kept until the engine flushes it (before it waits, as a run ends) or it fills a buffer, then posted to the pool's stdout sink. */
+let pendingOutput: Uint8Array[] = [];
+let pendingBytes = 0;
+const RELAY_BUFFER = 1 << 16;
+const relayedOutput: OutputSink = {
+  write(bytes) {
+    pendingOutput.push(bytes.slice()); // a view of the Lua state's memory
+    if ((pendingBytes += bytes.length) >= RELAY_BUFFER) this.flush();
+  },
+  flush() {
+    if (pendingOutput.length === 0) return;
+    const output = new Uint8Array(pendingOutput.reduce((n, c) => n + c.length, 0));
+    let at = 0;
+    for (const c of pendingOutput) output.set(c, (at += c.length) - c.length);
+    pendingOutput = [];
+    pendingBytes = 0;
+    scope.postMessage({ output }, [output.buffer]);
+  },
+};
 
 /** Closes `old` unless runs use it or it is still the current script (closing at once would fail those queued in its pool). */
 function closeIfDone(old: Script): void {

@@ -13,6 +13,7 @@ import type { CallOptions } from "./context.ts";
 import type { ContextOptions } from "./context.ts";
 import { LuaError } from "../runtime/errors.ts";
 import { ByReference } from "../runtime/values.ts";
+import type { OutputSink } from "../runtime/output.ts";
 import { after } from "../runtime/_timer.ts";
 // Not the web Worker: only this one can be unreferenced, so idle workers let the program end.
 import { Worker } from "node:worker_threads";
@@ -27,6 +28,8 @@ export interface Blueprint {
   /** Script modules: the name `require` takes, and the name and source of the module's script. */
   modules: { name: string; scriptName: string; source: string }[];
   options: Omit<ContextOptions, "shared" | "stdout">;
+  /** Send what the script prints back here (a stdout sink was given: a function cannot cross to a worker). */
+  relayOutput: boolean;
 }
 
 /** Parent to worker. */
@@ -37,6 +40,7 @@ export type PoolRequest =
 
 /** Worker to parent. */
 export type PoolReply =
+  | { output: Uint8Array }
   | { id: number; ok: true; value: unknown }
   | { id: number; ok: false; error: { name: string; message: string; traceback?: string } };
 
@@ -60,9 +64,12 @@ export class WorkerPool {
   #next = 0;
   #closing = false;
   #blueprint: Blueprint;
+  readonly #stdout?: OutputSink;
 
-  constructor(size: number, blueprint: Blueprint) {
+  /** `stdout` receives what the workers print when the blueprint relays it. */
+  constructor(size: number, blueprint: Blueprint, stdout?: OutputSink) {
     this.#blueprint = blueprint;
+    this.#stdout = stdout;
     for (let i = 0; i < size; i++) this.#members.push(this.#start());
   }
 
@@ -101,6 +108,11 @@ export class WorkerPool {
   }
 
   #settle(reply: PoolReply): void {
+    if ("output" in reply) {
+      // The worker flushed: its engine waits or its run ends, so this side's sink writes out too.
+      this.#stdout?.write(reply.output);
+      return this.#stdout?.flush();
+    }
     const pending = this.#pending.get(reply.id);
     if (!pending) return;
     this.#pending.delete(reply.id);

@@ -128,7 +128,8 @@ export interface ScriptOptions extends Omit<ContextOptions, "shared"> {
   pool?: number;
   /**
    * Run in this many worker threads instead (CPU-bound mains in parallel);
-   * values are copied, so functions, byRef and NativeModules cannot go.
+   * values are copied, so functions, byRef and NativeModules cannot go;
+   * what they print comes back to this thread for a `stdout` sink.
    * Starting a worker needs read access to this library's files (`--allow-read`).
    */
   workers?: number;
@@ -206,8 +207,8 @@ export class Script {
       if (modules.some((m) => m instanceof NativeModule)) {
         throw new TypeError("a NativeModule cannot go to workers (its functions live in this thread)");
       }
-      this.#newContext().close(); // a syntax error throws here, not in a worker
-      this.#workers = new WorkerPool(options.workers, this.#blueprint());
+      checkSyntax(this.name, source, modules); // here, not in a worker; the top level runs only in the workers
+      this.#workers = new WorkerPool(options.workers, this.#blueprint(), options.stdout);
       return;
     }
     // The first engine is made now, so a syntax error throws here.
@@ -244,6 +245,7 @@ export class Script {
         return { name: m.name, scriptName: script.name, source: script.source };
       }),
       options,
+      relayOutput: this.options.stdout !== undefined,
     };
   }
 
@@ -390,6 +392,11 @@ export class Script {
    */
   update(source: string): void {
     if (this.#closed) throw new Error(`script ${this.name} is closed`);
+    if (this.#workers) {
+      checkSyntax(this.name, source, this.modules);
+      this.#source = source;
+      return this.#workers.update(this.#blueprint());
+    }
     const previous = this.#source;
     this.#source = source;
     let fresh: Context;
@@ -398,11 +405,6 @@ export class Script {
     } catch (e) {
       this.#source = previous;
       throw e;
-    }
-    if (this.#workers) {
-      fresh.close();
-      this.#workers.update(this.#blueprint());
-      return;
     }
     this.#version++;
     for (const entry of this.#idle.splice(0)) entry.context.close();
@@ -419,5 +421,16 @@ export class Script {
     // Runs still waiting for an engine never started: they fail as later runs do.
     for (const waiter of this.#queue.splice(0)) waiter.reject(new Error(`script ${this.name} is closed`));
     this.#workers?.close();
+  }
+}
+
+/** Compiles a script's source and its script modules' without running them: a syntax error throws {@linkcode LuaError}. */
+function checkSyntax(name: string, source: string, modules: readonly Module[]): void {
+  const compiler = new Context({ solvm: false });
+  try {
+    compiler.compile(source, `@${name}`);
+    for (const m of modules) if (m instanceof ScriptModule) compiler.compile(m.script.source, `@${m.script.name}`);
+  } finally {
+    compiler.close();
   }
 }

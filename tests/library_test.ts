@@ -766,6 +766,26 @@ function describe(t) return { sum = t.a + t.b, first = t.list[1], area = shapes.
   }
 });
 
+Deno.test("workers: the stdout sink gets what the workers print; the top level runs in the workers alone", async () => {
+  const log = `${await tempFiles({})}/top.log`;
+  let printed = "";
+  const stdout = { write: (bytes: Uint8Array) => void (printed += new TextDecoder().decode(bytes)), flush() {} };
+  const top = (v: string) =>
+    `local f = io.open(${JSON.stringify(log)}, "a") f:write("${v}\\n") f:close() print("top level ${v}")
+function main(n) print("main ${v} " .. n) sleep(0) print("woke") return n * 2 end`;
+  const s = Script.fromString("job.lua", top("v1"), { workers: 1, stdout });
+  try {
+    strictEqual(await s.run(21), 42);
+    strictEqual(printed, "top level v1\nmain v1 21\nwoke\n");
+    s.update(top("v2"));
+    strictEqual(await s.run(1), 2);
+    strictEqual(printed, "top level v1\nmain v1 21\nwoke\ntop level v2\nmain v2 1\nwoke\n");
+    strictEqual(await Deno.readTextFile(log), "v1\nv2\n");
+  } finally {
+    s.close();
+  }
+});
+
 Deno.test("workers: a script module's errors name its script, as in the engine pool", async () => {
   const helper = Script.fromString(
     "lib/helpers.lua",
