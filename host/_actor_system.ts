@@ -64,6 +64,8 @@ type ToRoot =
   | { t: "watch"; id: number }
   /** The script has returned `value`; the actor lives on while what it started (its own actors) runs. */
   | { t: "returned"; value: Packed }
+  /** What the actor printed, for the root's output (see Output.relay). */
+  | { t: "output"; bytes: Uint8Array }
   | { t: "done"; exit: Exit };
 
 /** The limits and refusals of the run, which every actor of it keeps too. */
@@ -82,6 +84,8 @@ export interface Output {
   buffer: SharedArrayBuffer;
   /** Put before each line when several scripts run at once. */
   label?: string;
+  /** Send it to the root, which writes it to its engine's output (a library's `stdout` sink), not to standard output. */
+  relay?: boolean;
 }
 
 /**
@@ -360,18 +364,33 @@ export class RootSystem implements ActorLink {
   readonly #logLevel: string;
   readonly #label?: string;
   readonly #rules: ActorRules;
+  readonly #output?: (bytes: Uint8Array) => void;
 
-  /** `label` goes before each line actors print (several scripts at once); `rules` bind every actor. */
-  constructor(makeThread: ThreadMaker, logLevel: string, label: string | undefined, rules: ActorRules) {
+  /**
+   * `label` goes before each line actors print (several scripts at once); `rules` bind every actor;
+   * `output`, when given, writes what actors print (else they write to standard output themselves).
+   */
+  constructor(
+    makeThread: ThreadMaker,
+    logLevel: string,
+    label: string | undefined,
+    rules: ActorRules,
+    output?: (bytes: Uint8Array) => void,
+  ) {
     this.#makeThread = makeThread;
     this.#logLevel = logLevel;
     this.#label = label;
     this.#rules = rules;
+    this.#output = output;
   }
 
   spawn(path: string, args: Packed[], parent = 0): Promise<number> {
     const id = ++this.#next;
-    const output: Output = { buffer: newSharedOutput(this.#label !== undefined), label: this.#label };
+    const output: Output = {
+      buffer: newSharedOutput(this.#label !== undefined),
+      label: this.#label,
+      relay: this.#output !== undefined,
+    };
     let thread: ReturnType<ThreadMaker>;
     try {
       thread = this.#makeThread(id, output.buffer);
@@ -427,6 +446,8 @@ export class RootSystem implements ActorLink {
       case "returned":
         record.returned = message.value;
         return;
+      case "output":
+        return this.#output?.(message.bytes);
       case "done":
         return this.#ended(record, message.exit);
     }
@@ -457,7 +478,7 @@ export class RootSystem implements ActorLink {
     clearTimeout(record.stopTimer);
     record.port.close();
     record.terminate();
-    drainSharedOutput(record.output.buffer); // what an actor ended by force had printed
+    drainSharedOutput(record.output.buffer, this.#output); // what an actor ended by force had printed
     if (exit.ok) log("info", `actor ${record.id} (${record.path}) ended${exit.stopped ? " (stopped)" : ""}`);
     else log("warn", `actor ${record.id} (${record.path}) failed: ${exit.error}`);
     for (const waiter of record.waiters.splice(0)) waiter(exit);
@@ -699,6 +720,11 @@ export class ActorThreadLink implements ActorLink {
   /** Tells the root what the script returned, while the actor lives on for what it started. */
   returned(value: Packed): void {
     this.#port.postMessage({ t: "returned", value } satisfies ToRoot);
+  }
+
+  /** Sends what the actor printed to the root (see Output.relay); `bytes` is given up. */
+  output(bytes: Uint8Array): void {
+    this.#port.postMessage({ t: "output", bytes } satisfies ToRoot, [bytes.buffer as ArrayBuffer]);
   }
 
   /** Tells the root this actor has ended (pending sends go first), and every peer that its port may close. */

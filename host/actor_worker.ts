@@ -78,7 +78,7 @@ async function run(
   loaded: LoadedFiles,
 ): Promise<Exit> {
   const { path, args, output, rules } = start;
-  const stdout = sharedOutput(output.buffer);
+  const stdout = sharedOutput(output.buffer, output.relay ? (bytes) => link.output(bytes) : undefined);
   const stderr = output.label ? prefixedText(output.label) : undefined;
   const engine = Engine.createSync({
     stdout: output.label ? prefixedOutput(stdout, output.label) : stdout,

@@ -60,8 +60,15 @@ export function setActorLink(actorLink: ActorLink): void {
  * the engine: its actors end with it. Each engine of a program (a Context,
  * a reloaded script) so has its own actors, ids and mailbox.
  */
-function newRoot(engine: Engine): RootSystem {
-  const root = new RootSystem(settings.threads ?? directThreads, logLevel(), settings.label, settings.rules ?? {});
+function newRoot(engine: Engine, ownOutput: boolean): RootSystem {
+  const output = ownOutput ? (bytes: Uint8Array) => (engine.stdout.write(bytes), engine.stdout.flush()) : undefined;
+  const root = new RootSystem(
+    settings.threads ?? directThreads,
+    logLevel(),
+    settings.label,
+    settings.rules ?? {},
+    output,
+  );
   engine.onClose(() => root.close());
   return root;
 }
@@ -452,7 +459,7 @@ export const actors = (engine: Engine, context: RunContext): Family => {
   let link: ActorLink | undefined;
   const linkOf = () => {
     if (link) return link;
-    link = threadLink ?? newRoot(engine);
+    link = threadLink ?? newRoot(engine, context.ownOutput === true);
     link.flushOutput = () => engine.stdout.flush();
     return link;
   };

@@ -59,7 +59,7 @@ export interface ContextOptions {
   allowBytecode?: boolean;
   /** Tables shared with other contexts, by global name (see {@linkcode createSharedTable}). */
   shared?: Record<string, SharedTable>;
-  /** Where `print` goes. Default: standard output. */
+  /** Where `print` goes, its actors' too. Default: standard output. */
   stdout?: OutputSink;
   /**
    * Path of the script file the context runs (`Script.fromFile` sets it): `require`, `import` and `spawn`
@@ -175,7 +175,12 @@ export class Context {
     vm.api.lua_getglobal(L, vm.cstr("collectgarbage"));
     this.#collectRef = vm.ref(L);
     if (options.solvm !== false) {
-      installGlobals(this.engine, { mainScript: options.scriptPath, loaded: new Set(), embedded: true });
+      installGlobals(this.engine, {
+        mainScript: options.scriptPath,
+        loaded: new Set(),
+        embedded: true,
+        ownOutput: options.stdout !== undefined,
+      });
     }
     const kept = new Set(options.libraries ?? ALL_LIBRARIES);
     const dropped = ALL_LIBRARIES.filter((library) => !kept.has(library));

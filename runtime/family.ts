@@ -19,6 +19,8 @@ export interface RunContext {
    * that would end the script (a supervisor's) is reported as an actor's is instead.
    */
   readonly embedded?: boolean;
+  /** The engine writes to a sink of the embedder's (a Context's `stdout`): its actors' output goes there too. */
+  readonly ownOutput?: boolean;
   /** The CLI runs the main script and can start it again in a fresh state (`reload_script`). */
   readonly reloadable?: boolean;
 }

@@ -90,8 +90,8 @@ function writeAll(bytes: Uint8Array): void {
 }
 
 /**
- * An output sink on standard output, buffered in `buffer` (the worker's
- * side when the CLI shares the buffer).
+ * An output sink on standard output (or what `out` writes to), buffered in
+ * `buffer` (the worker's side when the CLI shares the buffer).
  *
  * ```ts
  * import { newSharedOutput, sharedOutput } from "./output.ts";
@@ -100,11 +100,11 @@ function writeAll(bytes: Uint8Array): void {
  * out.flush();
  * ```
  */
-export function sharedOutput(buffer: SharedArrayBuffer): OutputSink {
+export function sharedOutput(buffer: SharedArrayBuffer, out: (bytes: Uint8Array) => void = writeAll): OutputSink {
   const { used, data, wholeLines } = views(buffer);
   // On a terminal each line shows as it ends, as C's stdout is line-buffered there; pipes and files keep the buffer.
   let mode: BufferMode = Deno.stdout.isTerminal() ? "line" : "full";
-  const flush = (partialLine = false) => writeOut(used, data, wholeLines && !partialLine);
+  const flush = (partialLine = false) => writeOut(used, data, wholeLines && !partialLine, out);
   return {
     write(bytes) {
       let n = Atomics.load(used, 0);
@@ -114,10 +114,10 @@ export function sharedOutput(buffer: SharedArrayBuffer): OutputSink {
       }
       // A line begun that still leaves no room grows a whole-lines buffer, or else goes out unfinished.
       if (n + bytes.length > data.length && !grow(buffer, n + bytes.length)) {
-        writeOut(used, data, false);
+        writeOut(used, data, false, out);
         n = 0;
       }
-      if (bytes.length > data.length) return writeAll(bytes);
+      if (bytes.length > data.length) return out(bytes.slice()); // a copy: bytes may be a view of the Lua state's memory
       data.set(bytes, n);
       Atomics.store(used, 0, n + bytes.length);
       if (mode === "no") flush(true); // unbuffered: a line begun goes out too, as a prompt would
@@ -141,8 +141,8 @@ function views(buffer: SharedArrayBuffer): { used: Int32Array; data: Uint8Array;
   return { used: header.subarray(0, 1), data: new Uint8Array(buffer, HEADER), wholeLines: header[1] === 1 };
 }
 
-/** Writes out what `data` holds: all of it, or with `wholeLines` up to its last line end. */
-function writeOut(used: Int32Array, data: Uint8Array, wholeLines: boolean): void {
+/** Writes out what `data` holds to `out`: all of it, or with `wholeLines` up to its last line end. */
+function writeOut(used: Int32Array, data: Uint8Array, wholeLines: boolean, out: (bytes: Uint8Array) => void): void {
   const n = Atomics.load(used, 0);
   if (n === 0) return;
   const end = wholeLines ? data.subarray(0, n).lastIndexOf(10) + 1 : n;
@@ -150,7 +150,7 @@ function writeOut(used: Int32Array, data: Uint8Array, wholeLines: boolean): void
   const pending = data.slice(0, end);
   data.copyWithin(0, end, n);
   Atomics.store(used, 0, n - end);
-  writeAll(pending);
+  out(pending);
 }
 
 /**
@@ -221,20 +221,20 @@ export function prefixedText(prefix: string): PrefixedText {
 }
 
 /**
- * The CLI's side: writes out whatever a stopped worker left buffered.
+ * The CLI's side: writes out whatever a stopped worker left buffered (to standard output, or to `out`).
  *
  * ```ts
  * import { drainSharedOutput, newSharedOutput } from "./output.ts";
  * drainSharedOutput(newSharedOutput());
  * ```
  */
-export function drainSharedOutput(buffer: SharedArrayBuffer): void {
+export function drainSharedOutput(buffer: SharedArrayBuffer, out: (bytes: Uint8Array) => void = writeAll): void {
   const { used, data, wholeLines } = views(buffer);
   const n = Atomics.load(used, 0);
   const unended = wholeLines && n > 0 && data[n - 1] !== 10;
-  writeOut(used, data, false);
+  writeOut(used, data, false, out);
   // A line left begun is ended, so that the next line another script prints starts on its own.
-  if (unended) writeAll(LINE_END);
+  if (unended) out(LINE_END.slice());
 }
 
 const LINE_END = new Uint8Array([10]);

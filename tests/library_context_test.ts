@@ -1472,6 +1472,33 @@ Deno.test("each context has its own actors and mailbox; closing it ends its acto
   strictEqual(code, 0);
 });
 
+Deno.test("a context's stdout sink gets what its actors print, theirs too, and none of it reaches standard output", async () => {
+  const dir = await tempFiles({
+    "child.lua": 'print("from the actor") print("grandchild:", spawn("grandchild.lua").wait()) return "child done"',
+    "grandchild.lua": 'io.write("from the grandchild\\n") return "ok"',
+  });
+  // A child process: its own standard output must not get the actors' lines.
+  const { code, stdout, stderr } = await runProgram(
+    `import { Context } from "MOD";
+let printed = "";
+const lua = new Context({
+  scriptPath: "${dir}/main.lua",
+  stdout: { write: (bytes) => void (printed += new TextDecoder().decode(bytes)), flush() {} },
+});
+await lua.execute('print("from the context") print("actor:", spawn("child.lua").wait())');
+lua.close();
+console.log(JSON.stringify(printed));`,
+    ["-A"],
+  );
+  strictEqual(stderr, "");
+  strictEqual(
+    stdout,
+    JSON.stringify("from the context\nfrom the actor\nfrom the grandchild\ngrandchild:\tok\nactor:\tchild done\n") +
+      "\n",
+  );
+  strictEqual(code, 0);
+});
+
 Deno.test("several calls wait in mailbox() at once: each message goes to one of them, and an aborted one takes none", async () => {
   const dir = await tempFiles({ "twice.lua": 'sleep(0.2) parent().send("first") parent().send("second")' });
   // Before, the mailbox kept one waiter: each new one replaced the last, which then never returned.
