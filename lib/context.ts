@@ -119,7 +119,7 @@ export class Context {
   readonly engine: Engine;
   readonly #values: Values;
   readonly #options: ContextOptions;
-  readonly #shared = new Map<SharedTable, string>();
+  readonly #shared = new Set<SharedTable>();
   /** The limits of this context's calls in progress. */
   readonly #limits = new Set<CallLimit>();
   // The base library's collectgarbage, kept before a script can replace the global.
@@ -558,13 +558,13 @@ export class Context {
 
   /** Frees the Lua state; later calls fail. */
   close(): void {
-    for (const table of this.#shared.keys()) table.detach(this);
+    for (const table of this.#shared) table.detach(this);
     this.engine.close();
   }
 
   /** @internal Sets a shared table's copy. */
   attachShared(table: SharedTable, name: string, value: unknown): void {
-    this.#shared.set(table, name);
+    this.#shared.add(table);
     this.setGlobal(name, value);
   }
 
@@ -694,7 +694,8 @@ function explain(e: unknown): unknown {
  */
 export class SharedTable {
   readonly #value: Record<string, unknown>;
-  readonly #contexts = new Map<Context, string>();
+  /** Each context's global names for the table (one table may go under several). */
+  readonly #contexts = new Map<Context, string[]>();
 
   /** A table holding a copy of `initial` (copied with `structuredClone`). */
   constructor(initial: Record<string, unknown>) {
@@ -706,21 +707,34 @@ export class SharedTable {
     return this.#value[key];
   }
 
-  /** Sets `key` in the table and in every context's copy. */
+  /** Sets `key` in the table and in every context's copy; a copy that refuses it (its `__newindex` raises) leaves all unchanged. */
   set(key: string, value: unknown): void {
     // The copies first: a value Lua cannot hold is refused before the table changes.
-    for (const [context, name] of this.#contexts) context.updateShared(name, key, value);
+    const updated: [Context, string][] = [];
+    try {
+      for (const [context, names] of this.#contexts) {
+        for (const name of names) {
+          context.updateShared(name, key, value);
+          updated.push([context, name]);
+        }
+      }
+    } catch (e) {
+      for (const [context, name] of updated) context.updateShared(name, key, this.#value[key]);
+      throw e;
+    }
     this.#value[key] = value;
   }
 
   /** Pushes the whole table to every context again. */
   sync(): void {
-    for (const [context, name] of this.#contexts) context.attachShared(this, name, this.#value);
+    for (const [context, names] of this.#contexts) {
+      for (const name of names) context.attachShared(this, name, this.#value);
+    }
   }
 
   /** @internal */
   attach(context: Context, name: string): void {
-    this.#contexts.set(context, name);
+    this.#contexts.set(context, [...this.#contexts.get(context) ?? [], name]);
     context.attachShared(this, name, this.#value);
   }
 

@@ -1309,6 +1309,31 @@ lua.close();
   strictEqual(code, 0);
 });
 
+Deno.test("shared tables: one table under two names gets set and sync in both; a set one copy refuses changes no copy", async () => {
+  const config = createSharedTable({ mode: "fast" });
+  const both = new Context({ shared: { config, settings: config } });
+  const a = new Context({ shared: { config } });
+  const guarded = new Context({ shared: { config } });
+  try {
+    config.set("mode", "slow");
+    strictEqual(await both.execute("return config.mode .. ' ' .. settings.mode"), "slow slow");
+    await both.execute("config.mode, settings.mode = 'x', 'y'");
+    config.sync();
+    strictEqual(await both.execute("return config.mode .. ' ' .. settings.mode"), "slow slow");
+    await guarded.execute("setmetatable(config, { __newindex = function() error('read-only here', 0) end })");
+    // The contexts before it in line had taken the new field already.
+    thrown(() => config.set("level", 3), LuaError, "read-only here");
+    strictEqual(config.get("level"), undefined);
+    strictEqual(config.get("mode"), "slow");
+    strictEqual(await a.execute("return tostring(config.level) .. ' ' .. config.mode"), "nil slow");
+    strictEqual(await both.execute("return tostring(settings.level) .. ' ' .. config.mode"), "nil slow");
+  } finally {
+    both.close();
+    a.close();
+    guarded.close();
+  }
+});
+
 Deno.test("shared tables: set and sync reach every context; other globals stay apart", async () => {
   const settings = createSharedTable({ config: { debug: true }, level: 1 });
   ok(settings instanceof SharedTable);
