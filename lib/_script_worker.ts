@@ -21,11 +21,15 @@ let script: Script | undefined;
 const inFlight = new Map<Script, number>();
 const aborts = new Map<number, AbortController>();
 
-function build({ name, source, modules, options, relayOutput }: Blueprint): Script {
+function build({ name, source, modules, options, relayOutput, relayErrors }: Blueprint): Script {
   const attached = modules.map((m) =>
     new ScriptModule({ script: Script.fromString(m.scriptName, m.source), name: m.name })
   );
-  return Script.fromString(name, source, ...attached, relayOutput ? { ...options, stdout: relayedOutput } : options);
+  return Script.fromString(name, source, ...attached, {
+    ...options,
+    stdout: relayOutput ? relayedOutput : undefined,
+    stderr: relayErrors ? (errors) => scope.postMessage({ errors }) : undefined,
+  });
 }
 
 /** Output kept until the engine flushes it (before it waits, as a run ends) or it fills a buffer, then posted to the pool's stdout sink. */

@@ -27,9 +27,11 @@ export interface Blueprint {
   source: string;
   /** Script modules: the name `require` takes, and the name and source of the module's script. */
   modules: { name: string; scriptName: string; source: string }[];
-  options: Omit<ContextOptions, "shared" | "stdout">;
+  options: Omit<ContextOptions, "shared" | "stdout" | "stderr">;
   /** Send what the script prints back here (a stdout sink was given: a function cannot cross to a worker). */
   relayOutput: boolean;
+  /** Send what it writes to stderr back here (a stderr function was given). */
+  relayErrors: boolean;
 }
 
 /** Parent to worker. */
@@ -41,6 +43,7 @@ export type PoolRequest =
 /** Worker to parent. */
 export type PoolReply =
   | { output: Uint8Array }
+  | { errors: string }
   | { id: number; ok: true; value: unknown }
   | { id: number; ok: false; error: { name: string; message: string; traceback?: string } };
 
@@ -65,11 +68,13 @@ export class WorkerPool {
   #closing = false;
   #blueprint: Blueprint;
   readonly #stdout?: OutputSink;
+  readonly #stderr?: (text: string) => void;
 
-  /** `stdout` receives what the workers print when the blueprint relays it. */
-  constructor(size: number, blueprint: Blueprint, stdout?: OutputSink) {
+  /** `sinks` receive what the workers print and write to stderr when the blueprint relays it. */
+  constructor(size: number, blueprint: Blueprint, sinks: Pick<ContextOptions, "stdout" | "stderr"> = {}) {
     this.#blueprint = blueprint;
-    this.#stdout = stdout;
+    this.#stdout = sinks.stdout;
+    this.#stderr = sinks.stderr;
     for (let i = 0; i < size; i++) this.#members.push(this.#start());
   }
 
@@ -113,6 +118,7 @@ export class WorkerPool {
       this.#stdout?.write(reply.output);
       return this.#stdout?.flush();
     }
+    if ("errors" in reply) return this.#stderr?.(reply.errors);
     const pending = this.#pending.get(reply.id);
     if (!pending) return;
     this.#pending.delete(reply.id);

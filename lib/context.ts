@@ -61,6 +61,8 @@ export interface ContextOptions {
   shared?: Record<string, SharedTable>;
   /** Where `print` goes, its actors' too. Default: standard output. */
   stdout?: OutputSink;
+  /** Where `io.stderr` output and reports of errors no call receives (a goroutine's) go. Default: standard error. */
+  stderr?: (text: string) => void;
   /**
    * Path of the script file the context runs (`Script.fromFile` sets it): `require`, `import` and `spawn`
    * look beside it, as the `solvm` command does for its main script.
@@ -160,9 +162,13 @@ export class Context {
       }
     }
     checkTimeout(options.timeout);
+    if (options.stderr !== undefined && typeof options.stderr !== "function") {
+      throw new TypeError(`stderr must be a function of text, got ${kindOf(options.stderr)}`);
+    }
     this.#options = options;
     this.engine = Engine.createSync({
       stdout: options.stdout,
+      stderr: options.stderr,
       files: denoFileSystem(),
       maxMemory: options.maxMemory ?? DEFAULT_MAX_MEMORY,
       maxInstructions: options.maxInstructions,

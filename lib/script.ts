@@ -129,7 +129,7 @@ export interface ScriptOptions extends Omit<ContextOptions, "shared"> {
   /**
    * Run in this many worker threads instead (CPU-bound mains in parallel);
    * values are copied, so functions, byRef and NativeModules cannot go;
-   * what they print comes back to this thread for a `stdout` sink.
+   * what they print comes back to this thread for a `stdout` sink, and for `stderr`.
    * Starting a worker needs read access to this library's files (`--allow-read`).
    */
   workers?: number;
@@ -208,7 +208,7 @@ export class Script {
         throw new TypeError("a NativeModule cannot go to workers (its functions live in this thread)");
       }
       checkSyntax(this.name, source, modules); // here, not in a worker; the top level runs only in the workers
-      this.#workers = new WorkerPool(options.workers, this.#blueprint(), options.stdout);
+      this.#workers = new WorkerPool(options.workers, this.#blueprint(), options);
       return;
     }
     // The first engine is made now, so a syntax error throws here.
@@ -236,7 +236,7 @@ export class Script {
 
   /** What a worker needs to build this script's engines. */
   #blueprint() {
-    const { pool: _pool, workers: _workers, stdout: _stdout, ...options } = this.options;
+    const { pool: _pool, workers: _workers, stdout: _stdout, stderr: _stderr, ...options } = this.options;
     return {
       name: this.name,
       source: this.#source,
@@ -246,6 +246,7 @@ export class Script {
       }),
       options,
       relayOutput: this.options.stdout !== undefined,
+      relayErrors: this.options.stderr !== undefined,
     };
   }
 

@@ -1309,6 +1309,34 @@ lua.close();
   strictEqual(code, 0);
 });
 
+Deno.test("the stderr option gets io.stderr and goroutines' error reports, from workers too; anything but a function is refused", async () => {
+  let reports = "";
+  const stderr = (text: string) => void (reports += text);
+  const lua = new Context({ stderr });
+  try {
+    await lua.execute(`io.stderr:write("to stderr\\n") go(function() error("failed", 0) end) sleep(0.01)`);
+    strictEqual(
+      reports,
+      "to stderr\nerror in goroutine 1: failed\nstack traceback:\n\t[C]: in function 'error'\n\tchunk:1: in function <chunk:1>\n",
+    );
+  } finally {
+    lua.close();
+  }
+  reports = "";
+  const s = Script.fromString("w.lua", 'function main() io.stderr:write("from a worker\\n") return 1 end', {
+    workers: 1,
+    stderr,
+  });
+  try {
+    strictEqual(await s.run(), 1);
+    strictEqual(reports, "from a worker\n");
+  } finally {
+    s.close();
+  }
+  // @ts-expect-error: a bad input, on purpose
+  thrown(() => new Context({ stderr: "log.txt" }), TypeError, "stderr must be a function of text, got string");
+});
+
 Deno.test("shared tables: one table under two names gets set and sync in both; a set one copy refuses changes no copy", async () => {
   const config = createSharedTable({ mode: "fast" });
   const both = new Context({ shared: { config, settings: config } });
