@@ -455,6 +455,8 @@ export class Engine {
   /** What may interrupt a watched goroutine now, and a reference to its coroutine (see spawnWatched). */
   #interrupting: { interruption: Interruption; thread: number } | undefined;
   #interruptHook = 0;
+  /** Output was written since the last flush. */
+  #outputPending = false;
 
   private constructor(vm: LuaVM, options: EngineOptions) {
     this.vm = vm;
@@ -464,10 +466,12 @@ export class Engine {
     // Once standard output's reader has gone, the run ends as lua5.4 does when SIGPIPE kills it (exit 141).
     this.stdout = {
       write: (bytes) => {
+        this.#outputPending = true;
         sink.write(bytes);
         if (stdoutClosed()) this.#outputClosed();
       },
       flush: (partialLine) => {
+        this.#outputPending = false;
         sink.flush(partialLine);
         if (stdoutClosed()) this.#outputClosed();
       },
@@ -475,6 +479,11 @@ export class Engine {
     };
     this.stderr = options.stderr ?? writeStderr;
     this.#onResidentChange = options.onResidentChange;
+  }
+
+  /** Flushes output written since the last flush, if any: before an embedder's function runs, lest its own output overtake it. */
+  flushPendingOutput(): void {
+    if (this.#outputPending) this.stdout.flush();
   }
 
   /** Loads Lua and the scheduler. */

@@ -310,6 +310,7 @@ export class Values {
     const n = api.lua_gettop(L);
     const args = new Array(n);
     for (let i = 0; i < n; i++) args[i] = this.read(L, i + 1);
+    engine.flushPendingOutput();
     const result = fn(...args);
     if (result instanceof Promise) {
       return engine.park(L, result.then((v) => (L: LuaState) => this.#pushResult(L, v)), fn.name || "function");

@@ -655,6 +655,25 @@ Deno.test("values: a value refused halfway by setGlobal or SharedTable.set leave
   }
 });
 
+Deno.test("values: what Lua printed goes out before a JavaScript function it calls writes, on a pipe too", async () => {
+  // A child process: its standard output is a pipe, where print is buffered.
+  const { code, stdout, stderr } = await runProgram(
+    `import { Context } from "MOD";
+const lua = new Context();
+lua.setGlobal("log", (s: string) => console.log(s));
+lua.registerModule("m", { later: async (s: string) => (await new Promise((r) => setTimeout(r, 10)), console.log(s)) });
+await lua.execute(\`print("1 print") log("2 log") require("m").later("3 later") print("4 print")
+go(function() print("5 goroutine") log("6 log") end) sleep(0.01)\`);
+console.log("7 after");
+lua.close();
+`,
+    ["-A"],
+  );
+  strictEqual(stderr, "");
+  strictEqual(stdout, "1 print\n2 log\n3 later\n4 print\n5 goroutine\n6 log\n7 after\n");
+  strictEqual(code, 0);
+});
+
 Deno.test("values: a JavaScript function Lua no longer holds is let go", async () => {
   // Needs the JavaScript collector on demand: a real child process with --expose-gc.
   const { code, stdout, stderr } = await runProgram(
