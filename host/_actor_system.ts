@@ -62,6 +62,10 @@ type ToRoot =
   /** Passed on to actor `id`: this actor now sends to it over their port only. */
   | { t: "cutover"; id: number }
   | { t: "watch"; id: number }
+  /** This actor packed a handle to actor `id` into a message: whoever gets it may ask for its end. */
+  | { t: "shared"; id: number }
+  /** This actor's Lua no longer holds the handle `spawn` gave it for actor `id` (collected). */
+  | { t: "dropped"; id: number }
   /** The script has returned `value`; the actor lives on while what it started (its own actors) runs. */
   | { t: "returned"; value: Packed }
   /** What the actor printed, for the root's output (see Output.relay). */
@@ -295,6 +299,10 @@ export interface ActorLink {
   stop(id: number): void;
   /** Resolves once actor `id` has ended. */
   exitOf(id: number): Promise<Exit>;
+  /** A handle to actor `id` was packed into a message: others may ask for its end from now on. */
+  shared(id: number): void;
+  /** This thread's Lua no longer holds a handle to actor `id`: an end nobody can ask for need not be kept. */
+  dropped(id: number): void;
   /** Writes out what this thread's script printed; called before its messages (or a stop) leave, lest they overtake it. */
   flushOutput: () => void;
 }
@@ -347,6 +355,10 @@ interface ActorRecord {
   stopTimer?: ReturnType<typeof setTimeout>;
   /** What its script returned, if it has: kept should the actor be ended by force. */
   returned?: Packed;
+  /** A handle to it travelled in a message: its end is kept for whoever may ask. */
+  shared?: boolean;
+  /** Its spawner's Lua holds no handle to it any more (collected, or the spawner has ended). */
+  dropped?: boolean;
 }
 
 /** The root: the directory of actors and the router of their messages. */
@@ -443,6 +455,10 @@ export class RootSystem implements ActorLink {
         return this.#alive(message.id)?.port.postMessage({ t: "cutover", peer: record.id } satisfies ToActor);
       case "watch":
         return this.#watch(message.id, record);
+      case "shared":
+        return this.shared(message.id);
+      case "dropped":
+        return this.#dropped(message.id, record.id);
       case "returned":
         record.returned = message.value;
         return;
@@ -492,6 +508,36 @@ export class RootSystem implements ActorLink {
     }
     // One that failed or called os.exit leaves no orphans, which nothing could stop (supervisor restarts piled them up).
     this.#stopChildren(record.id);
+    // Its Lua, which held the handles of the actors it started, is gone.
+    for (const child of this.#actors.values()) if (child.parent === record.id) this.#dropped(child.id, record.id);
+    this.#forgetIfUnasked(record);
+  }
+
+  shared(id: number): void {
+    const record = this.#actors.get(id);
+    if (record) record.shared = true;
+  }
+
+  dropped(id: number): void {
+    this.#dropped(id, 0);
+  }
+
+  /** Actor `by` no longer holds a handle to actor `id`; only its spawner's counts (another got it in a message). */
+  #dropped(id: number, by: number): void {
+    const record = this.#actors.get(id);
+    if (!record || record.parent !== by) return;
+    record.dropped = true;
+    this.#forgetIfUnasked(record);
+  }
+
+  /**
+   * Forgets an ended actor whose end nobody can ask for any more: its
+   * spawner dropped the only handle, which never travelled (ids are
+   * learnt from spawn or from a message). A service that runs an actor
+   * per job so keeps no result for ever.
+   */
+  #forgetIfUnasked(record: ActorRecord): void {
+    if (record.exit && record.dropped && !record.shared) this.#actors.delete(record.id);
   }
 
   /** Asks the actors that actor `id` started to stop. */
@@ -582,7 +628,11 @@ export class ActorThreadLink implements ActorLink {
   readonly inbox = new Inbox();
   readonly #port: MessagePort;
   readonly #spawns = new Map<number, { resolve: (id: number) => void; reject: (e: Error) => void }>();
-  readonly #exits = new Map<number, { exit?: Exit; waiters: ((exit: Exit) => void)[] }>();
+  /** Ends known or waited for; `dropped`: forgotten once it comes (no handle asks for it any more). */
+  readonly #exits = new Map<number, { exit?: Exit; waiters: ((exit: Exit) => void)[]; dropped?: boolean }>();
+  /** Actors this one started whose handle its Lua may still hold, and those whose handles it has packed. */
+  readonly #spawned = new Set<number>();
+  readonly #sharedIds = new Set<number>();
   readonly #peers = new Map<number, Peer>();
   #nextRequest = 0;
   /** What this actor sent this turn. */
@@ -611,6 +661,7 @@ export class ActorThreadLink implements ActorLink {
         entry.exit = message.exit;
         this.#exits.set(message.id, entry);
         for (const waiter of entry.waiters.splice(0)) waiter(message.exit);
+        if (entry.dropped) this.#exits.delete(message.id);
         return;
       }
       case "linked":
@@ -667,6 +718,7 @@ export class ActorThreadLink implements ActorLink {
     return new Promise((resolve, reject) => this.#spawns.set(req, { resolve, reject })).then((id) => {
       // A child's end comes back without asking: the root watches children for their spawner.
       if (!this.#exits.has(id as number)) this.#exits.set(id as number, { waiters: [] });
+      this.#spawned.add(id as number);
       return id as number;
     });
   }
@@ -715,6 +767,19 @@ export class ActorThreadLink implements ActorLink {
       this.#port.postMessage({ t: "watch", id } satisfies ToRoot);
     }
     return new Promise((resolve) => entry!.waiters.push(resolve));
+  }
+
+  shared(id: number): void {
+    if (this.#sharedIds.has(id)) return;
+    this.#sharedIds.add(id);
+    this.#port.postMessage({ t: "shared", id } satisfies ToRoot);
+  }
+
+  dropped(id: number): void {
+    const entry = this.#exits.get(id);
+    if (entry?.exit && entry.waiters.length === 0) this.#exits.delete(id);
+    else if (entry) entry.dropped = true;
+    if (this.#spawned.delete(id)) this.#port.postMessage({ t: "dropped", id } satisfies ToRoot);
   }
 
   /** Tells the root what the script returned, while the actor lives on for what it started. */

@@ -106,7 +106,8 @@ class Codec {
   /** About what the message being packed takes in the receiver's memory, in bytes. */
   #cost = 0;
 
-  constructor(readonly engine: Engine, readonly libRef: number) {}
+  /** `shared` is told of each handle packed: whoever gets it may ask for that actor's end. */
+  constructor(readonly engine: Engine, readonly libRef: number, readonly shared: (id: number) => void) {}
 
   /** Appends the value at `idx` to `out`; throws for what cannot travel. */
   pack(out: ByteWriter, L: LuaState, idx: number, path: number[] = []): void {
@@ -156,8 +157,10 @@ class Codec {
       api.lua_settop(L, -4);
       if (isHandle) {
         api.lua_getfield(L, at, vm.cstr("id"));
+        const id = api.lua_tonumberx(L, -1, 0);
         out.u8(HANDLE);
-        out.f64(api.lua_tonumberx(L, -1, 0));
+        out.f64(id);
+        this.shared(id);
         return api.lua_settop(L, -2);
       }
       if (this.engine.isChannel(L, at)) {
@@ -386,6 +389,9 @@ Handle.__tostring = function(a) return "actor " .. a.id end
 local Supervisor = { __name = "supervisor" }
 Supervisor.__tostring = function(s) return "supervisor " .. s.id end
 local handles = setmetatable({}, { __mode = "v" })
+-- Each handle's own id (its id field may be changed): once no handle is left, the root may forget an ended actor.
+local ids = setmetatable({}, { __mode = "k" })
+Handle.__gc = function(a) h.dropped(ids[a]) end
 -- h.send(msg) and h:send(msg) both work.
 local function method(self, fn)
   return function(...)
@@ -398,7 +404,7 @@ local function handle(id)
   if a == nil then
     a = setmetatable({ id = id }, Handle)
     a.send, a.stop, a.wait = method(a, h.send), method(a, h.stop), method(a, h.wait)
-    handles[id] = a
+    handles[id], ids[a] = a, id
   end
   return a
 end
@@ -633,6 +639,10 @@ export const actors = (engine: Engine, context: RunContext): Family => {
       return { wait: waitForMail(), cancel, holdsRun: linkOf().parentId !== undefined };
     }),
     self_id: (L: LuaState) => (api.lua_pushinteger(L, BigInt(linkOf().selfId)), 1),
+    dropped: (L: LuaState) => {
+      linkOf().dropped(api.lua_tonumberx(L, 1, 0));
+      return 0;
+    },
     parent_id: (L: LuaState) => {
       const parent = linkOf().parentId;
       if (parent === undefined) api.lua_pushnil(L);
@@ -667,7 +677,7 @@ export const actors = (engine: Engine, context: RunContext): Family => {
     },
   };
   const libRef = engine.compileLua("actors", ACTORS_LUA, helpers);
-  codecs.set(engine, new Codec(engine, libRef));
+  codecs.set(engine, new Codec(engine, libRef, (id) => linkOf().shared(id)));
   const fromLib = (name: string) => ({
     lua: `return (...).lib()["${name}"]`,
     helpers: { lib: (L: LuaState) => (vm.pushRef(L, libRef), 1) },

@@ -1176,3 +1176,53 @@ end, 1)
   strictEqual(stops.code, 124);
   ok(stops.elapsed > 5500 && stops.elapsed < 15000, `the stopping script took ${stops.elapsed} ms`);
 });
+
+Deno.test("an ended actor whose handle its spawner dropped, and which never travelled, is forgotten; one sent on is kept", async () => {
+  // The root kept every ended actor and its result for ever: an actor per job with a 1 MiB result grew by 2 MiB a job.
+  const dir = await folder({
+    "main.lua": String.raw`
+-- Asks for the end of actor id through a made-up handle: the only way left once the spawner dropped its own.
+local function ask(id)
+  local me = self()
+  me.id = id
+  local result, err = me.wait()
+  me.id = 0
+  return result, err
+end
+local h = spawn("job.lua", "one")
+local id = h.id
+print("main's own:", h.wait())
+h = nil
+collectgarbage() collectgarbage()
+print("then:", ask(id))
+print("an actor's own:", spawn("spawner.lua").wait())
+local kept = spawn("job.lua", "two")
+local keeper = spawn("keeper.lua")
+keeper.send(kept)
+print("sent on:", kept.wait())
+kept = nil
+collectgarbage() collectgarbage()
+keeper.send("wait now")
+print("keeper got:", keeper.wait())
+`,
+    "job.lua": `return "result " .. ...\n`,
+    "spawner.lua": String.raw`
+local h = spawn("job.lua", "three")
+local id = h.id
+local first = h.wait()
+h = nil
+collectgarbage() collectgarbage()
+local me = self()
+me.id = id
+local result, err = me.wait()
+return first .. " then " .. tostring(result) .. ", " .. tostring(err)
+`,
+    "keeper.lua": `local h = mailbox() mailbox() return h.wait()\n`,
+  });
+  strictEqual(
+    await cleanRun(dir),
+    "main's own:\tresult one\nthen:\tnil\tno actor 1\n" +
+      "an actor's own:\tresult three then nil, no actor 3\n" +
+      "sent on:\tresult two\nkeeper got:\tresult two\n",
+  );
+});
