@@ -24,6 +24,8 @@ export class AccessDenied extends Error {
 const denyFlag = (kind: AccessKind, entry?: string) => `--deny-${kind}${entry === undefined ? "" : `=${entry}`}`;
 
 let denied: DenyLists = {};
+/** The denied paths with their symbolic links resolved, per kind (where they differ from the paths as given). */
+let deniedReal: Partial<Record<"read" | "write", string[]>> = {};
 
 /**
  * Sets the `--deny-*` lists of this thread's script. Paths are made
@@ -41,8 +43,34 @@ let denied: DenyLists = {};
  */
 export function setDenied(lists: DenyLists): void {
   denied = {};
+  deniedReal = {};
   for (const [kind, entries] of Object.entries(lists) as [AccessKind, string[] | true][]) {
-    denied[kind] = entries !== true && (kind === "read" || kind === "write") ? entries.map(absolute) : entries;
+    if (entries === true || (kind !== "read" && kind !== "write")) {
+      denied[kind] = entries;
+      continue;
+    }
+    const paths = denied[kind] = entries.map(absolute);
+    deniedReal[kind] = paths.map((path) => resolvedPath(path) ?? path);
+  }
+}
+
+/**
+ * `path` (absolute) with the symbolic links on its way resolved, as far as
+ * it exists (a file about to be made is named by its folder's real path);
+ * undefined where Deno may not read it, or it cannot be resolved.
+ */
+function resolvedPath(path: string): string | undefined {
+  const rest: string[] = [];
+  for (let head = path;;) {
+    try {
+      const real = Deno.realPathSync(head);
+      return rest.length === 0 ? real : `${real === "/" ? "" : real}/${rest.join("/")}`;
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound) || head === "/") return undefined;
+      const slash = head.lastIndexOf("/");
+      rest.unshift(head.slice(slash + 1));
+      head = head.slice(0, slash) || "/";
+    }
   }
 }
 
@@ -99,7 +127,14 @@ export function checkAccess(kind: AccessKind, target: string): void {
   if (!entries) return;
   if (entries === true) throw new AccessDenied(kind, target);
   const subject = kind === "read" || kind === "write" ? absolute(target) : target;
-  const entry = entries.find((e) => matches(kind, e, subject));
+  let entry = entries.find((e) => matches(kind, e, subject));
+  if (entry === undefined && (kind === "read" || kind === "write")) {
+    // A symbolic link from elsewhere into a denied folder reaches the same file: where it leads is checked too.
+    const real = resolvedPath(subject);
+    const reals = deniedReal[kind]!;
+    const at = real === undefined ? -1 : reals.findIndex((e) => matches(kind, e, real));
+    if (at >= 0) entry = entries[at];
+  }
   if (entry !== undefined) throw new AccessDenied(kind, target, entry);
 }
 

@@ -143,6 +143,29 @@ print(os.rename(dir .. "/other/x.txt", dir .. "/other/../secret/moved.txt"))
   }
 });
 
+Deno.test("a --deny-read or --deny-write folder is refused through a symbolic link that leads into it", async () => {
+  // A link made outside the denied folder read and wrote its files (the paths were compared as written).
+  const dir = await tempFiles({});
+  await Deno.mkdir(`${dir}/secret`);
+  await Deno.writeTextFile(`${dir}/secret/key.txt`, "k");
+  await Deno.symlink(`${dir}/secret/key.txt`, `${dir}/key-link`);
+  await Deno.symlink(`${dir}/secret`, `${dir}/secret-link`);
+  await Deno.writeTextFile(
+    `${dir}/links.lua`,
+    `local dir = "${dir}"
+print((pcall(read_file, dir .. "/key-link")), io.open(dir .. "/key-link") == nil)
+print((pcall(write_file, dir .. "/secret-link/new.txt", "x")), io.open(dir .. "/secret-link/new2.txt", "w") == nil)
+print(pcall(write_file, dir .. "/elsewhere.txt", "fine"))
+`,
+  );
+  const r = await solvm([`--deny-read=${dir}/secret`, `--deny-write=${dir}/secret`, `${dir}/links.lua`]);
+  strictEqual(r.stderr, "");
+  strictEqual(r.stdout, "false\ttrue\nfalse\ttrue\ntrue\ttrue\n");
+  for (const name of ["new.txt", "new2.txt"]) {
+    strictEqual(await Deno.stat(`${dir}/secret/${name}`).then(() => "written", () => "refused"), "refused", name);
+  }
+});
+
 Deno.test("the system's own refusal (EACCES, EPERM) reads as lua5.4's, with no flag advice, with or without flags", async () => {
   // Root is refused too: writing a read-only sysfs file (EACCES), removing a process's /proc folder (EPERM).
   const dir = await tempFiles({});
