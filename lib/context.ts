@@ -124,6 +124,8 @@ export class Context {
   readonly #shared = new Set<SharedTable>();
   /** The limits of this context's calls in progress. */
   readonly #limits = new Set<CallLimit>();
+  /** Calls begun and not yet settled: while any is, they share one instruction count. */
+  #callsInProgress = 0;
   // The base library's collectgarbage, kept before a script can replace the global.
   readonly #collectRef: number;
 
@@ -278,13 +280,37 @@ export class Context {
     pushCall: (T: number, limit: CallLimit | undefined) => number,
   ): unknown {
     const engine = this.#open();
+    // A call begun while another waits (a callback the host runs for it) shares that one's count: a fresh count for
+    // each would let the waiting call run on for ever, each callback giving it maxInstructions more.
+    if (this.#callsInProgress === 0) engine.resetInstructionCount();
+    this.#callsInProgress++;
+    let result: unknown;
+    try {
+      result = this.#callArmed(engine, given, since, pushCall);
+    } catch (e) {
+      this.#callsInProgress--;
+      throw e;
+    }
+    if (!(result instanceof Promise)) {
+      this.#callsInProgress--;
+      return result;
+    }
+    return result.finally(() => this.#callsInProgress--);
+  }
+
+  /** {@linkcode #callWith}'s call, with its time limit and signal armed, and cleared once it settles. */
+  #callArmed(
+    engine: Engine,
+    given: CallOptions | undefined,
+    since: number | undefined,
+    pushCall: (T: number, limit: CallLimit | undefined) => number,
+  ): unknown {
     const options = callOptions(given);
     const timeout = options.timeout ?? this.#options.timeout;
     // Before the deadline is armed: a refused call must leave no timer behind.
     if (options.signal?.aborted) throw new Error("the call was aborted");
     const deadline = timeout === undefined ? Infinity : (since ?? performance.now()) + timeout;
     if (deadline <= performance.now()) throw new Error(timeoutMessage(timeout!)); // spent waiting for an engine
-    engine.resetInstructionCount();
     const pushWithin = (T: number) =>
       pushCall(T, timeout === undefined ? undefined : { at: deadline, message: timeoutMessage(timeout) });
     if (timeout === undefined && options.signal === undefined) {

@@ -120,6 +120,27 @@ Deno.test("a Lua function TypeScript holds is a call of its own: maxInstructions
   }
 });
 
+Deno.test("a callback the host runs while a call waits shares that call's instruction count: the call still stops", async () => {
+  // Each callback started a fresh count, so a loop that handed the host one per round ran on for ever.
+  const lua = new Context({ maxInstructions: 200_000 });
+  try {
+    lua.setGlobal("later", async (fn: () => unknown) => {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      return fn();
+    });
+    const { ms } = await timed(() =>
+      rejects(
+        lua.execute("n = 0 while true do later(function() n = n + 1 end) for i = 1, 20000 do end end"),
+        (e) => e instanceof LuaError && e.message.endsWith(LIMIT_MESSAGE.replace("100000", "200000")),
+      )
+    );
+    ok(ms < 3000, `stopped after ${ms} ms`);
+    strictEqual(await lua.execute("n = 0 for i = 1, 5 do later(function() n = n + 1 end) end return n"), 5);
+  } finally {
+    lua.close();
+  }
+});
+
 Deno.test("a Lua function TypeScript holds runs under the context's timeout, busy or waiting; a Script's under the script's", async () => {
   const lua = new Context({ timeout: 100 });
   try {
