@@ -22,27 +22,25 @@ function dayOfYear(d: Date, utc: boolean): number {
 }
 
 const DAY_MS = 86_400_000;
-/** isDst looks for lower offsets in steps of 30 days; a rise in the offset that lasts up to 12 of them is daylight saving. */
-const DST_STEP_MS = 30 * DAY_MS, DST_STEPS = 12;
+
+let zoneNames: Intl.DateTimeFormat | undefined;
 
 /**
- * Whether `d` is in daylight saving time: its offset is above the zone's
- * offsets both before and after it, within a year of each other. A change
- * of the standard offset (Moscow's in 1992, Nuuk's in 2023) is not lowered
- * again that soon; comparing with 1 January and 1 July misread such years.
+ * Whether `d` is in daylight saving time, as the zone's name then says
+ * ("Central European Summer Time", "Eastern Daylight Time"): offsets alone
+ * cannot tell a change of standard time (Moscow's in 1991, Nuuk's in 2023)
+ * from daylight saving. Where ICU knows no name ("GMT+01:00"), an offset
+ * above the lower of 1 January's and 1 July's that year is.
  */
 function isDst(d: Date): boolean {
-  const offset = d.getTimezoneOffset();
-  // Steps to the nearest lower offset that way (getTimezoneOffset counts minutes west: lower is larger).
-  const stepsToLower = (direction: number) => {
-    let step = 1;
-    while (step < DST_STEPS && new Date(d.getTime() + direction * step * DST_STEP_MS).getTimezoneOffset() <= offset) {
-      step++;
-    }
-    return step;
-  };
-  const before = stepsToLower(-1);
-  return before < DST_STEPS && before + stepsToLower(1) <= DST_STEPS;
+  zoneNames ??= new Intl.DateTimeFormat("en-US", { timeZoneName: "long" });
+  const name = zoneNames.formatToParts(d).find((part) => part.type === "timeZoneName")?.value ?? "";
+  if (/Daylight|Summer/.test(name)) return true;
+  if (!/^GMT([+-]|$)/.test(name)) return false;
+  const year = d.getFullYear();
+  const january = localDate(year, 0, 1, 0, 0, 0).getTimezoneOffset();
+  const july = localDate(year, 6, 1, 0, 0, 0).getTimezoneOffset();
+  return d.getTimezoneOffset() < Math.max(january, july); // minutes west: lower is further east
 }
 
 function writeTm(mem: Memory32, ptr: number, d: Date, utc: boolean): void {

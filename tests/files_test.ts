@@ -1276,6 +1276,26 @@ Deno.test("os.time(os.date('*t', t)) is t where the zone changed its standard of
   }
 });
 
+Deno.test("os.date's isdst is the zone's daylight saving time as lua5.4 has it, and os.time of a table honours it", async () => {
+  // Told apart by offsets alone, Casablanca's +01 (around a month of +00 each year) read as daylight time, and
+  // Santiago's daylight time kept through 2015 as standard time.
+  const cases: [string, number, string][] = [
+    ["Africa/Casablanca", 1736942400, "0\tfalse\t0"], // 2025-01-15 13:00 +01, standard time
+    ["America/Havana", 1689422400, "0\ttrue\t3600"], // 2023-07-15, daylight time
+    ["America/Santiago", 1420113600, "0\ttrue\t3600"], // 2015-01-01, daylight time kept all year
+  ];
+  for (const [zone, t, expected] of cases) {
+    const r = await solvm(["/dev/stdin"], {
+      stdin: `local d = os.date("*t", ${t})
+local w = { year = d.year, month = d.month, day = d.day, hour = d.hour, min = d.min, sec = d.sec, isdst = false }
+print(os.time(d) - ${t}, d.isdst, os.time(w) - ${t})`,
+      env: { TZ: zone },
+    });
+    strictEqual(r.stderr, "");
+    strictEqual(r.stdout, `${expected}\n`, zone); // as lua5.4 prints it
+  }
+});
+
 Deno.test("os.time and os.date: years 0-99, ISO weeks (%G %g %V) and week numbers (%U %W), a year past Date's range", async () => {
   const out = await lua(`
     local t = os.time({ year = 50, month = 1, day = 1, hour = 12 })
