@@ -120,10 +120,9 @@ local INTERNAL = "[solvm] "
 local gsub, str_sub = string.gsub, string.sub
 local function without_internal(text)
   if type(text) ~= "string" then return text end
-  -- A standard function written here (dofile, io.read) raises with error and reaches its inner part by a tail call:
-  -- neither is the script's own (lua5.4's C functions show neither).
+  -- A standard function written here (dofile, io.read) raises with error: that call is not the script's own. A tail
+  -- call marker stays (it may be the script's own, into such a function).
   text = gsub(text, "\n\t%[C%]: in function 'error'(\n\t%[solvm%] )", "%1")
-  text = gsub(text, "(\n\t%[solvm%] [^\n]*)\n\t%(%.%.%.tail calls%.%.%.%)", "%1")
   return (gsub(text, "\n\t%[solvm%] [^\n]*", ""))
 end
 
