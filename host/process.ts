@@ -57,8 +57,10 @@ const EPIPE = 32;
 
 /** Whether a command is UTF-8, which Deno's process API (taking strings) passes on unchanged. */
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-/** Rebuilds the command in $1 from its octal escapes ("x" keeps trailing newlines) and becomes `sh -c` of it. */
-const REBUILD_COMMAND = `set -- "$(printf %b "$1"; echo x)"; exec sh -c "\${1%x}"`;
+/** Rebuilds the command in $@ from its octal escapes ("x" keeps trailing newlines) and becomes `sh -c` of it. */
+const REBUILD_COMMAND = `set -- "$(printf %b "$@"; echo x)"; exec sh -c "\${1%x}"`;
+/** Characters of escaped command per argument: Linux takes at most 128 KiB in one. */
+const ESCAPED_PIECE = 64 * 1024;
 
 /** The arguments of `sh` that run `command`'s exact bytes as `sh -c command` does (Deno takes strings). */
 function shellArgs(command: Uint8Array): string[] {
@@ -70,7 +72,12 @@ function shellArgs(command: Uint8Array): string[] {
       command,
       (b) => b >= 0x80 || b === 0x5c ? `\\0${b.toString(8)}` : String.fromCharCode(b),
     );
-    return ["-c", REBUILD_COMMAND, "sh", escaped.join("")];
+    const pieces = [""];
+    for (const part of escaped) {
+      if (pieces[pieces.length - 1].length >= ESCAPED_PIECE) pieces.push("");
+      pieces[pieces.length - 1] += part;
+    }
+    return ["-c", REBUILD_COMMAND, "sh", ...pieces];
   }
 }
 
