@@ -695,7 +695,10 @@ function stopOnSignals(runs: WorkerRun[], interrupt: LineInterrupt | undefined):
   const signals = Deno.build.os === "windows" ? STOP_SIGNALS.filter(([name]) => name === "SIGINT") : STOP_SIGNALS;
   for (const [signal, code] of signals) {
     Deno.addSignalListener(signal, () => {
-      if (signal !== "SIGINT" || !interrupt?.request()) stopAndExit(runs, code);
+      if (signal === "SIGINT" && interrupt?.request()) return;
+      // Scripts that all chose their exit code (os.exit) and only wait for their actors' files keep it.
+      const chosen = runs.map((run) => run.exitCode);
+      stopAndExit(runs, chosen.every((c) => c !== undefined) ? firstNonZero(chosen as number[]) : code);
     });
   }
 }
@@ -703,6 +706,8 @@ function stopOnSignals(runs: WorkerRun[], interrupt: LineInterrupt | undefined):
 /** A script running in its worker: its exit code once it ends, and how to stop it at once. */
 interface WorkerRun {
   exit: Promise<number>;
+  /** Its exit code once its script has ended, while its actors write out their files. */
+  readonly exitCode?: number;
   /** Settles once the script's thread and its actor threads wrote out their open Lua files. */
   flushFiles(): Promise<void>;
   /** Stops the worker at once, and kills the commands its script left running. */
@@ -778,10 +783,12 @@ function startWorker(
     commands.killAll();
     end();
   };
+  const run: { exitCode?: number } = {};
   const exit = new Promise<number>((resolve) => {
     worker.onmessage = ({ data }: MessageEvent<WorkerReply>) => {
       if ("exit" in data) {
         const { exit } = data;
+        run.exitCode = exit;
         // The engine has closed, and ended its commands; the actors it ended write out their files first.
         return void Promise.all(endingActors).then(() => {
           end();
@@ -822,7 +829,7 @@ function startWorker(
   const flushFiles = async () => {
     if (!ended) await Promise.all([worker, ...[...actorThreads.values()].map((a) => a.thread)].map(askToFlush));
   };
-  return { exit, flushFiles, stop };
+  return Object.assign(run, { exit, flushFiles, stop });
 }
 
 /** Asks a Lua thread (the script's or an actor's) to write out its open files; settles once it has. */

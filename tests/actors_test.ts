@@ -605,6 +605,23 @@ Deno.test("the time limit, SIGTERM and Ctrl-C keep what a computing actor printe
   }
 });
 
+Deno.test("a signal while os.exit's run waits for its actors' files keeps the code os.exit chose", async () => {
+  // The CLI waits up to 0.2 s for a computing actor to write out its files; a SIGTERM then made the exit code 143.
+  const dir = await folder({
+    "main.lua": `spawn("busy.lua")\nmailbox()\nio.open("exiting", "w"):close()\nos.exit(3)\n`,
+    "busy.lua": `parent().send("ready")\nwhile true do end\n`,
+  });
+  const exiting = async () => {
+    while (!(await Deno.stat(`${dir}/exiting`).then(() => true, () => false))) await sleep(10);
+    await sleep(80); // os.exit has run: the CLI waits for the actor
+  };
+  const r = await solvm(["main.lua"], {
+    cwd: dir,
+    whileRunning: (child) => exiting().then(() => child.kill("SIGTERM")),
+  });
+  strictEqual(r.code, 3, r.stderr);
+});
+
 Deno.test("several goroutines wait in mailbox() at once: each message goes to one of them, and after stop() each gets nil", async () => {
   const dir = await folder({
     "main.lua": String.raw`
