@@ -223,6 +223,7 @@ export class Context {
   execute(source: string | Uint8Array, name = "=chunk", options: CallOptions = {}): Promise<unknown> {
     return settled(() => {
       checkSource("execute", source);
+      checkName("execute", name);
       return this.#callWith(options, undefined, (T) => {
         const failure = this.engine.vm.load(T, source, name);
         if (failure) throw new LuaError(failure);
@@ -518,6 +519,7 @@ export class Context {
   /** Compiles `source` to Lua bytecode without running it; a syntax error throws {@linkcode LuaError}. */
   compile(source: string | Uint8Array, name = "=chunk"): Uint8Array {
     checkSource("compile", source);
+    checkName("compile", name);
     const { vm, L } = this.#open();
     const api = vm.api;
     const failure = vm.load(L, source, name);
@@ -553,6 +555,7 @@ export class Context {
       if (!(bytes instanceof Uint8Array)) {
         throw new TypeError(`loadBytecode's bytes must be a Uint8Array, got ${kindOf(bytes)}`);
       }
+      checkName("loadBytecode", name);
       return this.#callWith({}, undefined, (T) => {
         const failure = this.engine.vm.load(T, bytes, name, "bt");
         if (failure) throw new LuaError(failure);
@@ -652,6 +655,13 @@ function checkSource(method: string, source: unknown): void {
   // vm.load would read anything else (an ArrayBuffer, a number) as zero bytes: an empty chunk that runs without error.
   if (typeof source === "string" || source instanceof Uint8Array) return;
   throw new TypeError(`${method}'s source must be a string or a Uint8Array, got ${kindOf(source)}`);
+}
+
+function checkName(method: string, name: unknown): void {
+  // An options object given second (execute(source, { timeout })) failed inside with "startsWith is not a function".
+  if (typeof name === "string") return;
+  const third = method === "execute" ? " (options go third: execute(source, name, options))" : "";
+  throw new TypeError(`${method}'s chunk name must be a string, got ${kindOf(name)}${third}`);
 }
 
 /** What `value` is, for a message: its type, `null`, or an object's class (`ArrayBuffer`). */

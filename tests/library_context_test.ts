@@ -1088,6 +1088,17 @@ Deno.test("a source that is neither text nor bytes is a TypeError naming it, nev
       TypeError,
       "loadBytecode's bytes must be a Uint8Array, got string",
     );
+    // Options given where the chunk name goes failed inside ("chunkname.startsWith is not a function").
+    await failure(
+      lua.execute("return 1", { timeout: 100 } as unknown as string),
+      TypeError,
+      "execute's chunk name must be a string, got Object (options go third: execute(source, name, options))",
+    );
+    thrown(
+      () => lua.compile("return 1", 7 as unknown as string),
+      TypeError,
+      "compile's chunk name must be a string, got number",
+    );
     strictEqual(lua.getGlobal("answer"), undefined, "nothing ran");
     strictEqual(await lua.execute(source), "ran");
   } finally {
