@@ -70,6 +70,8 @@ type ToRoot =
   | { t: "returned"; value: Packed }
   /** What the actor printed, for the root's output (see Output.relay). */
   | { t: "output"; bytes: Uint8Array }
+  /** What the actor wrote to standard error, for the root's (see Output.relayErrors). */
+  | { t: "errors"; text: string }
   | { t: "done"; exit: Exit };
 
 /** The limits and refusals of the run, which every actor of it keeps too. */
@@ -90,6 +92,8 @@ export interface Output {
   label?: string;
   /** Send it to the root, which writes it to its engine's output (a library's `stdout` sink), not to standard output. */
   relay?: boolean;
+  /** Send what it writes to standard error to the root too, for its engine's `stderr` (a library's sink). */
+  relayErrors?: boolean;
 }
 
 /**
@@ -377,10 +381,12 @@ export class RootSystem implements ActorLink {
   readonly #label?: string;
   readonly #rules: ActorRules;
   readonly #output?: (bytes: Uint8Array) => void;
+  readonly #errors?: (text: string) => void;
 
   /**
    * `label` goes before each line actors print (several scripts at once); `rules` bind every actor;
-   * `output`, when given, writes what actors print (else they write to standard output themselves).
+   * `output`, when given, writes what actors print (else they write to standard output themselves), and `errors`
+   * what they write to standard error.
    */
   constructor(
     makeThread: ThreadMaker,
@@ -388,12 +394,14 @@ export class RootSystem implements ActorLink {
     label: string | undefined,
     rules: ActorRules,
     output?: (bytes: Uint8Array) => void,
+    errors?: (text: string) => void,
   ) {
     this.#makeThread = makeThread;
     this.#logLevel = logLevel;
     this.#label = label;
     this.#rules = rules;
     this.#output = output;
+    this.#errors = errors;
   }
 
   spawn(path: string, args: Packed[], parent = 0): Promise<number> {
@@ -402,6 +410,7 @@ export class RootSystem implements ActorLink {
       buffer: newSharedOutput(this.#label !== undefined),
       label: this.#label,
       relay: this.#output !== undefined,
+      relayErrors: this.#errors !== undefined,
     };
     let thread: ReturnType<ThreadMaker>;
     try {
@@ -464,6 +473,8 @@ export class RootSystem implements ActorLink {
         return;
       case "output":
         return this.#output?.(message.bytes);
+      case "errors":
+        return this.#errors?.(message.text);
       case "done":
         return this.#ended(record, message.exit);
     }
@@ -785,6 +796,11 @@ export class ActorThreadLink implements ActorLink {
   /** Tells the root what the script returned, while the actor lives on for what it started. */
   returned(value: Packed): void {
     this.#port.postMessage({ t: "returned", value } satisfies ToRoot);
+  }
+
+  /** Sends what the actor wrote to standard error to the root (see Output.relayErrors). */
+  errors(text: string): void {
+    this.#port.postMessage({ t: "errors", text } satisfies ToRoot);
   }
 
   /** Sends what the actor printed to the root (see Output.relay); `bytes` is given up. */

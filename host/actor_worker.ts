@@ -82,7 +82,7 @@ async function run(
   const stderr = output.label ? prefixedText(output.label) : undefined;
   const engine = Engine.createSync({
     stdout: output.label ? prefixedOutput(stdout, output.label) : stdout,
-    stderr: stderr?.write,
+    stderr: output.relayErrors ? (text) => link.errors(text) : stderr?.write,
     files: denoFileSystem(),
     maxMemory: rules.maxMemory,
     maxGoroutines: rules.maxGoroutines,

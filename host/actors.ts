@@ -60,7 +60,7 @@ export function setActorLink(actorLink: ActorLink): void {
  * the engine: its actors end with it. Each engine of a program (a Context,
  * a reloaded script) so has its own actors, ids and mailbox.
  */
-function newRoot(engine: Engine, ownOutput: boolean): RootSystem {
+function newRoot(engine: Engine, ownOutput: boolean, ownErrors: boolean): RootSystem {
   const output = ownOutput ? (bytes: Uint8Array) => (engine.stdout.write(bytes), engine.stdout.flush()) : undefined;
   const root = new RootSystem(
     settings.threads ?? directThreads,
@@ -68,6 +68,7 @@ function newRoot(engine: Engine, ownOutput: boolean): RootSystem {
     settings.label,
     settings.rules ?? {},
     output,
+    ownErrors ? (text: string) => engine.stderr(text) : undefined,
   );
   engine.onClose(() => root.close());
   return root;
@@ -465,7 +466,7 @@ export const actors = (engine: Engine, context: RunContext): Family => {
   let link: ActorLink | undefined;
   const linkOf = () => {
     if (link) return link;
-    link = threadLink ?? newRoot(engine, context.ownOutput === true);
+    link = threadLink ?? newRoot(engine, context.ownOutput === true, context.ownErrors === true);
     link.flushOutput = () => engine.stdout.flush();
     return link;
   };

@@ -188,6 +188,7 @@ export class Context {
         loaded: new Set(),
         embedded: true,
         ownOutput: options.stdout !== undefined,
+        ownErrors: options.stderr !== undefined,
       });
     }
     const kept = new Set(options.libraries ?? ALL_LIBRARIES);

@@ -21,6 +21,8 @@ export interface RunContext {
   readonly embedded?: boolean;
   /** The engine writes to a sink of the embedder's (a Context's `stdout`): its actors' output goes there too. */
   readonly ownOutput?: boolean;
+  /** Likewise for standard error (a Context's `stderr`): its actors' error reports and `io.stderr` go there too. */
+  readonly ownErrors?: boolean;
   /** The CLI runs the main script and can start it again in a fresh state (`reload_script`). */
   readonly reloadable?: boolean;
 }

@@ -1584,6 +1584,31 @@ console.log(JSON.stringify(printed));`,
   strictEqual(code, 0);
 });
 
+Deno.test("a context's stderr sink gets what its actors write to io.stderr and their goroutines' error reports", async () => {
+  const dir = await tempFiles({
+    "child.lua": 'io.stderr:write("warning from the actor\\n") go(function() error("boom", 0) end) sleep(0.05)',
+  });
+  // A child process: its own standard error must not get the actors' lines (they went there, past the sink).
+  const { code, stdout, stderr } = await runProgram(
+    `import { Context } from "MOD";
+let errors = "";
+const lua = new Context({ scriptPath: "${dir}/main.lua", stderr: (text) => void (errors += text) });
+await lua.execute('spawn("child.lua").wait()');
+lua.close();
+console.log(JSON.stringify(errors));`,
+    ["-A"],
+  );
+  strictEqual(stderr, "");
+  strictEqual(
+    stdout,
+    JSON.stringify(
+      `warning from the actor\nerror in actor 1 (${dir}/child.lua), goroutine 1: boom\nstack traceback:\n` +
+        `\t[C]: in function 'error'\n\t${dir}/child.lua:1: in function <${dir}/child.lua:1>\n`,
+    ) + "\n",
+  );
+  strictEqual(code, 0);
+});
+
 Deno.test("several calls wait in mailbox() at once: each message goes to one of them, and an aborted one takes none", async () => {
   const dir = await tempFiles({ "twice.lua": 'sleep(0.2) parent().send("first") parent().send("second")' });
   // Before, the mailbox kept one waiter: each new one replaced the last, which then never returned.
