@@ -14,6 +14,7 @@ import type { AccessKind, DenyLists } from "./host/_permissions.ts";
 import { RunningCommands } from "./host/_process_group.ts";
 import { ResidentShare } from "./host/_resident.ts";
 import { LineInterrupt } from "./host/_interrupt.ts";
+import { DEFAULT_MAX_ACTORS } from "./host/_actor_system.ts";
 import { after } from "./runtime/_timer.ts";
 import { LOG_LEVELS, type LogLevel } from "./runtime/log.ts";
 import meta from "./deno.json" with { type: "json" };
@@ -56,6 +57,9 @@ Options:
                                    an allocation raises a catchable "not enough memory" error
   --max-goroutines <n>             goroutines started by go() that may be alive at once (default 100000);
                                    go() beyond it raises an error
+  --max-actors <n>                 actors (spawn, supervised children, nested ones too) alive at once
+                                   (default ${DEFAULT_MAX_ACTORS}; each is a thread, about 13 MB); spawn beyond it
+                                   raises an error
   --max-instructions <n>           stop the script after n Lua VM instructions (counted per run, in steps
                                    of 1000; counting makes Lua about 2x slower)
   --allow-read[=paths]             confine the script: allow reading (all, or these comma-separated paths);
@@ -95,6 +99,7 @@ interface Options {
   /** Megabytes. */
   memoryLimit: number;
   maxGoroutines: number;
+  maxActors: number;
   maxInstructions?: number;
   /** `-i`: the REPL even when standard input is not a terminal. */
   repl: boolean;
@@ -296,6 +301,7 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
     watch: false,
     memoryLimit: DEFAULT_MEMORY_LIMIT_MB,
     maxGoroutines: DEFAULT_MAX_GOROUTINES,
+    maxActors: DEFAULT_MAX_ACTORS,
     deny: {},
     scripts: [],
     repl: false,
@@ -362,6 +368,9 @@ function parseArgs(argv: string[]): Options | "help" | "version" {
       }
       case "--max-goroutines":
         options.maxGoroutines = positiveInteger(flag, inline ?? argv[++i]);
+        break;
+      case "--max-actors":
+        options.maxActors = positiveInteger(flag, inline ?? argv[++i]);
         break;
       case "--max-instructions":
         options.maxInstructions = positiveInteger(flag, inline ?? argv[++i]);
@@ -511,6 +520,7 @@ function main(argv: string[]): void {
     repl: options.repl,
     maxMemory: options.memoryLimit * 1024 * 1024,
     maxGoroutines: options.maxGoroutines,
+    maxActors: options.maxActors,
     maxInstructions: options.maxInstructions,
     deny: options.deny,
     logLevel,

@@ -81,9 +81,14 @@ export interface ActorRules {
   maxMemory?: number;
   maxGoroutines?: number;
   maxInstructions?: number;
+  /** Actors alive at once in the whole run, nested ones included (the root counts; default {@linkcode DEFAULT_MAX_ACTORS}). */
+  maxActors?: number;
   /** SOLVM_DNS_SERVER as the CLI read it (an actor's thread may not read the environment). */
   dnsServer?: string;
 }
+
+/** Actors alive at once unless the run says otherwise: each is a thread with its own V8 isolate, about 13 MB idle. */
+export const DEFAULT_MAX_ACTORS = 256;
 
 /** Where an actor's standard output goes: a buffer the root can still drain after ending the actor by force. */
 export interface Output {
@@ -374,6 +379,8 @@ export class RootSystem implements ActorLink {
   /** What the main script sent this turn. */
   readonly #batches = new Batches();
   #next = 0;
+  /** Actors started and not yet ended, checked against `maxActors`. */
+  #running = 0;
   #flushing = false;
   flushOutput = () => {};
   readonly #makeThread: ThreadMaker;
@@ -382,11 +389,12 @@ export class RootSystem implements ActorLink {
   readonly #rules: ActorRules;
   readonly #output?: (bytes: Uint8Array) => void;
   readonly #errors?: (text: string) => void;
+  readonly #raiseLimit: string;
 
   /**
    * `label` goes before each line actors print (several scripts at once); `rules` bind every actor;
    * `output`, when given, writes what actors print (else they write to standard output themselves), and `errors`
-   * what they write to standard error.
+   * what they write to standard error; `raiseLimit` tells how to raise `maxActors`, in the error past it.
    */
   constructor(
     makeThread: ThreadMaker,
@@ -395,6 +403,7 @@ export class RootSystem implements ActorLink {
     rules: ActorRules,
     output?: (bytes: Uint8Array) => void,
     errors?: (text: string) => void,
+    raiseLimit = "--max-actors",
   ) {
     this.#makeThread = makeThread;
     this.#logLevel = logLevel;
@@ -402,9 +411,20 @@ export class RootSystem implements ActorLink {
     this.#rules = rules;
     this.#output = output;
     this.#errors = errors;
+    this.#raiseLimit = raiseLimit;
   }
 
   spawn(path: string, args: Packed[], parent = 0): Promise<number> {
+    // Checked here, where every spawn arrives (an actor's own come as messages): threads past it would exhaust memory.
+    const limit = this.#rules.maxActors ?? DEFAULT_MAX_ACTORS;
+    if (this.#running >= limit) {
+      return Promise.reject(
+        new Error(
+          `spawn: too many actors alive at once (limit ${limit}; each runs in a thread of its own, about 13 MB; ` +
+            `raise it with ${this.#raiseLimit})`,
+        ),
+      );
+    }
     const id = ++this.#next;
     const output: Output = {
       buffer: newSharedOutput(this.#label !== undefined),
@@ -430,6 +450,7 @@ export class RootSystem implements ActorLink {
       links: new Set(),
     };
     this.#actors.set(id, record);
+    this.#running++;
     thread.port.onmessage = ({ data }: MessageEvent<ToRoot>) => this.#fromActor(record, data);
     const start: ToActor = {
       t: "start",
@@ -502,6 +523,7 @@ export class RootSystem implements ActorLink {
   #ended(record: ActorRecord, exit: Exit): void {
     if (record.exit) return;
     record.exit = exit;
+    this.#running--;
     clearTimeout(record.stopTimer);
     record.port.close();
     record.terminate();

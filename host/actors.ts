@@ -60,15 +60,19 @@ export function setActorLink(actorLink: ActorLink): void {
  * the engine: its actors end with it. Each engine of a program (a Context,
  * a reloaded script) so has its own actors, ids and mailbox.
  */
-function newRoot(engine: Engine, ownOutput: boolean, ownErrors: boolean): RootSystem {
-  const output = ownOutput ? (bytes: Uint8Array) => (engine.stdout.write(bytes), engine.stdout.flush()) : undefined;
+function newRoot(engine: Engine, context: RunContext): RootSystem {
+  const output = context.ownOutput
+    ? (bytes: Uint8Array) => (engine.stdout.write(bytes), engine.stdout.flush())
+    : undefined;
+  const rules = settings.rules ?? {};
   const root = new RootSystem(
     settings.threads ?? directThreads,
     logLevel(),
     settings.label,
-    settings.rules ?? {},
+    context.maxActors === undefined ? rules : { ...rules, maxActors: context.maxActors },
     output,
-    ownErrors ? (text: string) => engine.stderr(text) : undefined,
+    context.ownErrors ? (text: string) => engine.stderr(text) : undefined,
+    context.embedded ? "the maxActors option" : "--max-actors",
   );
   engine.onClose(() => root.close());
   return root;
@@ -334,13 +338,10 @@ class Supervisor {
     while (this.#restarts.length > 0 && this.#restarts[0] < now - this.withinMs) this.#restarts.shift();
     if (this.#restarts.length > this.maxRestarts) {
       child.state = "failed";
-      const message = `${this.label} failed: child '${child.name}' failed more than ${this.maxRestarts} times ` +
-        `within ${this.withinMs / 1000} s (last error: ${exit.error})`;
-      log("warn", message); // the run's own error report says it too
-      this.stop();
-      if (this.embedded) this.engine.reportFailure(this.label, message, message, true);
-      else this.engine.halt({ status: "error", message, traceback: "" });
-      return;
+      return this.#fail(
+        `${this.label} failed: child '${child.name}' failed more than ${this.maxRestarts} times ` +
+          `within ${this.withinMs / 1000} s (last error: ${exit.error})`,
+      );
     }
     const at = this.children.indexOf(child);
     const affected = this.strategy === "one_for_one"
@@ -365,7 +366,19 @@ class Supervisor {
       // As Erlang's supervisors do: no child starts again before the stopped ones have ended (and freed what they held).
       await Promise.all(affected.map((c) => c.ending));
       for (const c of affected) if (c.restart === restart) await this.#launch(c);
-    })().catch((e) => this.engine.reportError(`${this.label}: cannot restart: ${e?.message ?? e}`));
+    })().catch((e) => {
+      // A child it cannot start again (--max-actors) fails the supervisor, as one past its restart limit does.
+      for (const c of affected) if (c.state === "restarting") c.state = "failed";
+      this.#fail(`${this.label} failed: cannot restart: ${e?.message ?? e}`);
+    });
+  }
+
+  /** Stops every child and fails: the script ends with `message` (a library's context reports it as an actor's). */
+  #fail(message: string): void {
+    log("warn", message); // the run's own error report says it too
+    this.stop();
+    if (this.embedded) this.engine.reportFailure(this.label, message, message, true);
+    else this.engine.halt({ status: "error", message, traceback: "" });
   }
 
   /** Stops every child; the supervisor restarts nothing after. */
@@ -466,7 +479,7 @@ export const actors = (engine: Engine, context: RunContext): Family => {
   let link: ActorLink | undefined;
   const linkOf = () => {
     if (link) return link;
-    link = threadLink ?? newRoot(engine, context.ownOutput === true, context.ownErrors === true);
+    link = threadLink ?? newRoot(engine, context);
     link.flushOutput = () => engine.stdout.flush();
     return link;
   };
@@ -567,7 +580,15 @@ export const actors = (engine: Engine, context: RunContext): Family => {
       context.embedded === true,
     );
     supervisors.set(id, supervisor);
-    return supervisor.start().then(() => (L: LuaState) => (api.lua_pushinteger(L, BigInt(id)), 1));
+    return supervisor.start().then(
+      () => (L: LuaState) => (api.lua_pushinteger(L, BigInt(id)), 1),
+      (e) => {
+        // A child it cannot start (--max-actors): the children it started stop, and supervise raises at its caller.
+        supervisor.stop();
+        supervisors.delete(id);
+        return atCaller(e);
+      },
+    );
   };
   const helpers = {
     spawn: engine.blocking("spawn", (L) => {
@@ -579,7 +600,8 @@ export const actors = (engine: Engine, context: RunContext): Family => {
         atCaller(e);
       }
       const actors = linkOf();
-      return actors.spawn(path, args).then((id) => {
+      // A refusal (--max-actors, a thread that cannot start) is raised at the line that called spawn.
+      return actors.spawn(path, args).catch(atCaller).then((id) => {
         const release = engine.keepAlive();
         actors.exitOf(id).then((exit) => {
           release();

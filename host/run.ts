@@ -33,6 +33,8 @@ export interface RunRequest {
   maxMemory: number;
   /** Goroutines started by `go` that may be alive at once. */
   maxGoroutines: number;
+  /** Actors alive at once in the run (the root counts; see host/_actor_system.ts). */
+  maxActors?: number;
   /** Lua VM instructions a run may execute, or undefined for no limit. */
   maxInstructions?: number;
   /** What `--deny-<kind>=...` flags refuse (see host/_permissions.ts). */
@@ -92,6 +94,7 @@ export async function runRequest(request: RunRequest, hooks: RunHooks): Promise<
       deny: request.deny,
       maxMemory: request.maxMemory,
       maxGoroutines: request.maxGoroutines,
+      maxActors: request.maxActors,
       maxInstructions: request.maxInstructions,
       dnsServer: request.dnsServer,
     },

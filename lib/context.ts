@@ -49,6 +49,12 @@ export interface ContextOptions {
   maxMemory?: number;
   /** Lua instructions (a whole number, at least 1) each `execute` or `call` may run; checking makes Lua about 2x slower. */
   maxInstructions?: number;
+  /**
+   * Actors (`spawn`, `supervise`'s children, and those they start) alive at once (a whole number, at least 1;
+   * default 256, as the CLI's `--max-actors`). Each runs in a thread of its own, about 13 MB; past the limit
+   * `spawn` raises an error.
+   */
+  maxActors?: number;
   /** Milliseconds (above 0) each `execute` or `call` may take, even inside a loop that never yields. */
   timeout?: number;
   /** The standard libraries to open (default: all); the base library is always open. */
@@ -164,6 +170,7 @@ export class Context {
       }
     }
     checkTimeout(options.timeout);
+    checkMaxActors(options.maxActors);
     if (options.stderr !== undefined && typeof options.stderr !== "function") {
       throw new TypeError(`stderr must be a function of text, got ${kindOf(options.stderr)}`);
     }
@@ -189,6 +196,7 @@ export class Context {
         embedded: true,
         ownOutput: options.stdout !== undefined,
         ownErrors: options.stderr !== undefined,
+        maxActors: options.maxActors,
       });
     }
     const kept = new Set(options.libraries ?? ALL_LIBRARIES);
@@ -633,6 +641,15 @@ function checkTimeout(timeout: unknown): void {
     throw new TypeError(`timeout must be a number of milliseconds, got ${typeof timeout}`);
   }
   if (!(timeout > 0)) throw new RangeError(`timeout must be a number of milliseconds above 0, got ${timeout}`);
+}
+
+/** Throws unless `maxActors` is undefined or a whole number of at least 1 (0 would refuse every spawn). */
+function checkMaxActors(maxActors: unknown): void {
+  if (maxActors === undefined) return;
+  if (typeof maxActors !== "number") throw new TypeError(`maxActors must be a number, got ${typeof maxActors}`);
+  if (!Number.isInteger(maxActors) || maxActors < 1) {
+    throw new RangeError(`maxActors must be a whole number of at least 1, got ${maxActors}`);
+  }
 }
 
 /**

@@ -23,6 +23,8 @@ export interface RunContext {
   readonly ownOutput?: boolean;
   /** Likewise for standard error (a Context's `stderr`): its actors' error reports and `io.stderr` go there too. */
   readonly ownErrors?: boolean;
+  /** Actors alive at once that the engine's own root allows (a Context's `maxActors`); else the run's rules say. */
+  readonly maxActors?: number;
   /** The CLI runs the main script and can start it again in a fresh state (`reload_script`). */
   readonly reloadable?: boolean;
 }

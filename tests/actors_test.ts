@@ -1243,3 +1243,41 @@ return first .. " then " .. tostring(result) .. ", " .. tostring(err)
       "sent on:\tresult two\nkeeper got:\tresult two\n",
   );
 });
+
+Deno.test("--max-actors: spawn beyond it raises at the caller's line; an ended actor frees its place; nested spawns and supervise count", async () => {
+  const dir = await folder({
+    "main.lua": String.raw`
+local idle = {}
+for i = 1, 3 do idle[i] = spawn("idle.lua") end
+local ok, e = pcall(function() local h = spawn("idle.lua") end)
+print(ok, e)
+idle[1].stop()
+idle[1].wait()
+local nester = spawn("nester.lua")
+print("nested:", nester.wait())
+local ok2, e2 = pcall(function()
+  local s = supervise({ children = { { name = "x", script = "told.lua" }, { name = "y", script = "idle.lua" } } })
+end)
+print(ok2, e2)
+print(mailbox())
+idle[2].stop()
+idle[3].stop()
+`,
+    "idle.lua": "mailbox()\n",
+    "nester.lua": 'local ok, e = pcall(function() local h = spawn("idle.lua") end)\nreturn e\n',
+    "told.lua": 'mailbox()\nparent().send("x was stopped")\n',
+  });
+  const r = await solvm(["--max-actors", "3", "main.lua"], { cwd: dir });
+  strictEqual(r.stderr, "");
+  strictEqual(r.code, 0);
+  const refused = (at: string) =>
+    `${at}: spawn: too many actors alive at once (limit 3; each runs in a thread of its own, about 13 MB; ` +
+    "raise it with --max-actors)";
+  strictEqual(
+    r.stdout,
+    `false\t${refused("main.lua:4")}\n` +
+      `nested:\t${refused(`${dir}/nester.lua:1`)}\n` +
+      `false\t${refused("main.lua:11")}\n` +
+      "x was stopped\n",
+  );
+});

@@ -717,6 +717,19 @@ for i = 1, 2 do send("hold", 1) end
   match(bad.stderr, /--max-goroutines needs a positive whole number, got 0/);
 });
 
+Deno.test("--max-actors needs a positive whole number, as --max-goroutines does", async () => {
+  const dir = await tempFiles({ "idle.lua": "print('ran')" });
+  for (const value of ["0", "abc"]) {
+    const bad = await solvm(["--max-actors", value, `${dir}/idle.lua`]);
+    strictEqual(bad.code, 2);
+    strictEqual(bad.stdout, "");
+    match(bad.stderr, new RegExp(`--max-actors needs a positive whole number, got ${value}`));
+  }
+  const good = await solvm([`--max-actors=1`, `${dir}/idle.lua`]);
+  strictEqual(good.stderr, "");
+  strictEqual(good.stdout, "ran\n");
+});
+
 Deno.test("--max-instructions stops a run that goes past it, in the main chunk or a goroutine", async () => {
   const dir = await tempFiles({
     "spin.lua": `print("start")\nlocal n = 0\nwhile true do n = n + 1 end\n`,

@@ -885,6 +885,44 @@ Deno.test("maxInstructions that is not a whole number of at least 1 is refused, 
   );
 });
 
+Deno.test("maxActors bounds a context's actors alive at once; not a whole number of at least 1 is refused", async () => {
+  for (const maxActors of [0, -1, NaN, 1.5, Infinity]) {
+    thrown(
+      () => new Context({ maxActors }),
+      RangeError,
+      `maxActors must be a whole number of at least 1, got ${maxActors}`,
+    );
+  }
+  thrown(
+    () => new Context({ maxActors: "2" as unknown as number }),
+    TypeError,
+    "maxActors must be a number, got string",
+  );
+  const dir = await tempFiles({ "idle.lua": "mailbox()" });
+  const { code, stdout, stderr } = await within(
+    runProgram(
+      `import { Context } from "MOD";
+const lua = new Context({ maxActors: 2, scriptPath: "${dir}/main.lua" });
+console.log(await lua.execute(\`local a, b = spawn("idle.lua"), spawn("idle.lua")
+local ok, e = pcall(function() local c = spawn("idle.lua") end)
+a.stop() a.wait()
+local c = spawn("idle.lua")
+return e\`, "=limits"));
+lua.close();`,
+      ["-A"],
+    ),
+    20_000,
+    "the program with maxActors",
+  );
+  strictEqual(stderr, "");
+  strictEqual(
+    stdout,
+    "limits:2: spawn: too many actors alive at once (limit 2; each runs in a thread of its own, about 13 MB; " +
+      "raise it with the maxActors option)\n",
+  );
+  strictEqual(code, 0);
+});
+
 Deno.test("options of the wrong type are refused with a TypeError naming them: maxMemory as text, libraries as one string", () => {
   thrown(
     () => new Context({ maxMemory: "64MB" as unknown as number }),
