@@ -13,6 +13,7 @@ import { LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS, LUA_TFUNCTION, LUA_TTABLE, type Lu
 import { installGlobals } from "../host/script.ts";
 import { denoFileSystem } from "../host/filesystem.ts";
 import { after } from "../runtime/_timer.ts";
+import { checkCount } from "../runtime/args.ts";
 
 /** Lua's standard libraries that can be left out (the base library is always there); see {@linkcode ContextOptions.libraries}. */
 export type LuaLibrary = "coroutine" | "table" | "io" | "os" | "string" | "math" | "utf8" | "debug" | "package";
@@ -170,7 +171,7 @@ export class Context {
       }
     }
     checkTimeout(options.timeout);
-    checkMaxActors(options.maxActors);
+    checkCount("maxActors", options.maxActors); // 0 would refuse every spawn
     if (options.stderr !== undefined && typeof options.stderr !== "function") {
       throw new TypeError(`stderr must be a function of text, got ${kindOf(options.stderr)}`);
     }
@@ -641,15 +642,6 @@ function checkTimeout(timeout: unknown): void {
     throw new TypeError(`timeout must be a number of milliseconds, got ${typeof timeout}`);
   }
   if (!(timeout > 0)) throw new RangeError(`timeout must be a number of milliseconds above 0, got ${timeout}`);
-}
-
-/** Throws unless `maxActors` is undefined or a whole number of at least 1 (0 would refuse every spawn). */
-function checkMaxActors(maxActors: unknown): void {
-  if (maxActors === undefined) return;
-  if (typeof maxActors !== "number") throw new TypeError(`maxActors must be a number, got ${typeof maxActors}`);
-  if (!Number.isInteger(maxActors) || maxActors < 1) {
-    throw new RangeError(`maxActors must be a whole number of at least 1, got ${maxActors}`);
-  }
 }
 
 /**

@@ -8,6 +8,7 @@
 import { type CallOptions, callOptions, Context, type ContextOptions, timeoutMessage } from "./context.ts";
 import { WorkerPool } from "./_worker_pool.ts";
 import { after } from "../runtime/_timer.ts";
+import { checkCount } from "../runtime/args.ts";
 
 /** A function a {@linkcode NativeModule} offers Lua: it gets Lua's arguments as JavaScript values; a returned Promise makes it a blocking call. */
 // deno-lint-ignore no-explicit-any
@@ -197,13 +198,9 @@ export class Script {
     }
     this.modules = modules;
     this.options = options;
-    if (options.pool !== undefined && (!Number.isInteger(options.pool) || options.pool < 1)) {
-      throw new RangeError(`pool must be a whole number of at least 1, got ${options.pool}`);
-    }
+    checkCount("pool", options.pool);
+    checkCount("workers", options.workers);
     if (options.workers !== undefined) {
-      if (!Number.isInteger(options.workers) || options.workers < 1) {
-        throw new RangeError(`workers must be a whole number of at least 1, got ${options.workers}`);
-      }
       if (modules.some((m) => m instanceof NativeModule)) {
         throw new TypeError("a NativeModule cannot go to workers (its functions live in this thread)");
       }

@@ -9,6 +9,26 @@ import type { LuaVM } from "./state.ts";
 import { ArgumentError } from "./errors.ts";
 
 /**
+ * Throws unless `value`, the library option `name`, is undefined or a whole
+ * number of at least 1 (a computed 0, NaN or 1.5 must not pass for "no
+ * limit"): a TypeError for another type, a RangeError for another number.
+ *
+ * ```ts
+ * import { throws } from "node:assert";
+ * import { checkCount } from "./args.ts";
+ * checkCount("pool", 4);
+ * throws(() => checkCount("pool", 0), RangeError);
+ * ```
+ */
+export function checkCount(name: string, value: unknown): void {
+  if (value === undefined) return;
+  if (typeof value !== "number") throw new TypeError(`${name} must be a number, got ${typeof value}`);
+  if (!Number.isInteger(value) || value < 1) {
+    throw new RangeError(`${name} must be a whole number of at least 1, got ${value}`);
+  }
+}
+
+/**
  * Raises Lua's "bad argument" error for argument `i` of `fname`.
  *
  * ```ts

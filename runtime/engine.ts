@@ -49,6 +49,7 @@ import {
   writeStderr,
 } from "./output.ts";
 import { after } from "./_timer.ts";
+import { checkCount } from "./args.ts";
 
 export type { OutputSink };
 
@@ -500,13 +501,7 @@ export class Engine {
     if (maxMemory !== undefined && !(maxMemory >= MIN_MEMORY)) {
       throw new RangeError(`maxMemory must be at least ${MIN_MEMORY} bytes (1 MiB): the engine itself needs that much`);
     }
-    if (maxInstructions !== undefined && typeof maxInstructions !== "number") {
-      throw new TypeError(`maxInstructions must be a number, got ${typeof maxInstructions}`);
-    }
-    // 0 would mean no limit below: a computed limit of 0, -1 or NaN must not lift it unnoticed.
-    if (maxInstructions !== undefined && (!Number.isInteger(maxInstructions) || maxInstructions < 1)) {
-      throw new RangeError(`maxInstructions must be a whole number of at least 1, got ${maxInstructions}`);
-    }
+    checkCount("maxInstructions", maxInstructions); // 0 would mean no limit below
     const files = options.files ?? NO_FILES;
     const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
     let engine: Engine | undefined = undefined;
