@@ -539,10 +539,12 @@ export class RootSystem implements ActorLink {
       peer?.links.delete(record.id);
       if (peer && !peer.exit) peer.port.postMessage({ t: "unlinked", peer: record.id } satisfies ToActor);
     }
-    // One that failed or called os.exit leaves no orphans, which nothing could stop (supervisor restarts piled them up).
-    this.#stopChildren(record.id);
-    // Its Lua, which held the handles of the actors it started, is gone.
-    for (const child of this.#actors.values()) if (child.parent === record.id) this.#dropped(child.id, record.id);
+    for (const child of this.#children(record.id)) {
+      // One that failed or called os.exit leaves no orphans, which nothing could stop (supervisor restarts piled them up).
+      this.stop(child.id);
+      // Its Lua, which held the handles of the actors it started, is gone.
+      this.#dropped(child.id, record.id);
+    }
     this.#forgetIfUnasked(record);
   }
 
@@ -573,9 +575,9 @@ export class RootSystem implements ActorLink {
     if (record.exit && record.dropped && !record.shared) this.#actors.delete(record.id);
   }
 
-  /** Asks the actors that actor `id` started to stop. */
-  #stopChildren(id: number): void {
-    for (const child of this.#actors.values()) if (child.parent === id) this.stop(child.id);
+  /** The actors that actor `id` started (and the root has not forgotten). */
+  *#children(id: number): Generator<ActorRecord> {
+    for (const child of this.#actors.values()) if (child.parent === id) yield child;
   }
 
   send(to: number, write: (out: ByteWriter) => void): void {
@@ -615,7 +617,7 @@ export class RootSystem implements ActorLink {
     this.#flush(); // what was sent before stop() arrives before it
     if (!told) record.port.postMessage({ t: "stop" } satisfies ToActor);
     // A spawner lives on while its actors run: they are asked to stop too, or it could never end.
-    this.#stopChildren(id);
+    for (const child of this.#children(id)) this.stop(child.id);
     record.stopTimer = setTimeout(() => {
       log("warn", `actor ${id} (${record.path}) did not end within ${STOP_GRACE_MS} ms of stop(); ended by force`);
       const unfinished = `stopped: the actor did not end within ${STOP_GRACE_MS / 1000} s of stop()`;

@@ -246,27 +246,9 @@ class Encoder {
     if (!api.lua_checkstack(L, 4)) throw new Error("json_encode: Lua stack overflow");
     this.#path.add(pointer);
     const n = Number(api.lua_rawlen(L, idx));
-    if (n > 0 && this.#isArray(idx, n)) this.#array(idx, n, depth);
+    if (vm.isList(L, idx, n)) this.#array(idx, n, depth);
     else this.#object(idx, depth);
     this.#path.delete(pointer);
-  }
-
-  /** True when the keys are exactly the integers 1..n. */
-  #isArray(idx: number, n: number): boolean {
-    const { L } = this;
-    const api = this.vm.api;
-    let count = 0;
-    api.lua_pushnil(L);
-    while (api.lua_next(L, idx)) {
-      const k = api.lua_isinteger(L, -2) ? api.lua_tonumberx(L, -2, 0) : 0;
-      if (!(k >= 1 && k <= n)) {
-        api.lua_settop(L, -3);
-        return false;
-      }
-      count++;
-      api.lua_settop(L, -2);
-    }
-    return count === n;
   }
 
   #array(idx: number, n: number, depth: number): void {

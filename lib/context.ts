@@ -298,15 +298,10 @@ export class Context {
     let result: unknown;
     try {
       result = this.#callArmed(engine, given, since, pushCall);
-    } catch (e) {
-      this.#callsInProgress--;
-      throw e;
+    } finally {
+      if (!(result instanceof Promise)) this.#callsInProgress--; // it returned or threw
     }
-    if (!(result instanceof Promise)) {
-      this.#callsInProgress--;
-      return result;
-    }
-    return result.finally(() => this.#callsInProgress--);
+    return result instanceof Promise ? result.finally(() => this.#callsInProgress--) : result;
   }
 
   /** {@linkcode #callWith}'s call, with its time limit and signal armed, and cleared once it settles. */

@@ -506,6 +506,28 @@ export class LuaVM {
     return line > 0 ? `${this.cString(ar + LUA_DEBUG_SHORT_SRC)}:${line}` : undefined;
   }
 
+  /**
+   * True when the keys of the table at absolute index `idx` are exactly the
+   * integers 1 to `n` (its length): a list. Counting keys is not enough, a
+   * hole offset by a named key also gives n of them.
+   */
+  isList(L: LuaState, idx: number, n: number): boolean {
+    const { api } = this;
+    if (n <= 0) return false;
+    let count = 0;
+    api.lua_pushnil(L);
+    while (api.lua_next(L, idx)) {
+      const k = api.lua_isinteger(L, -2) ? api.lua_tonumberx(L, -2, 0) : 0;
+      if (!(k >= 1 && k <= n)) {
+        api.lua_settop(L, -3);
+        return false;
+      }
+      count++;
+      api.lua_settop(L, -2);
+    }
+    return count === n;
+  }
+
   /** The NUL-terminated string at `ptr` in WebAssembly memory, or undefined for NULL. */
   cString(ptr: number): string | undefined {
     if (ptr === 0) return undefined;

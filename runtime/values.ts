@@ -461,21 +461,7 @@ export class Values {
     // Its state is in the scheduler, out of reach: it would come as an empty object.
     if (this.#engine.isChannel(L, idx)) throw new TypeError("a channel cannot leave its Lua state");
     const n = Number(api.lua_rawlen(L, idx));
-    // A list's keys are exactly 1 to n: counting them is not enough, a hole offset by a named key also gives n keys.
-    let list = n > 0;
-    let count = 0;
-    api.lua_pushnil(L);
-    while (api.lua_next(L, idx)) {
-      const key = api.lua_isinteger(L, -2) ? Number(api.lua_tointegerx(L, -2, 0)) : 0;
-      count++;
-      if (key < 1 || key > n) {
-        list = false;
-        api.lua_settop(L, -3);
-        break;
-      }
-      api.lua_settop(L, -2);
-    }
-    if (list && count === n) {
+    if (this.#engine.vm.isList(L, idx, n)) {
       const list: unknown[] = new Array(n);
       seen.set(pointer, list);
       for (let i = 1; i <= n; i++) {
