@@ -459,6 +459,14 @@ Deno.test("pool: a size that is not a whole number of at least 1 is a RangeError
     RangeError,
     "pool must be a whole number of at least 1, got 1.5",
   );
+  // A count in a string (read from a config file) is a TypeError, as for maxInstructions; "4" was a RangeError.
+  for (const option of ["pool", "workers"]) {
+    thrown(
+      () => Script.fromString("p.lua", "function main() end", { [option]: "4" as unknown as number }),
+      TypeError,
+      `${option} must be a number, got string`,
+    );
+  }
 });
 
 Deno.test("pool: 1 makes a second run wait for the one engine", async () => {
